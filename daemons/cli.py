@@ -1,0 +1,61 @@
+"""`mdfd`: the daemon and its offline tools, one subcommand per module in `commands/`.
+
+Each module in `mdfd.daemons.commands` defines `register(subparsers)`; it is discovered here,
+so adding a command never means editing a central list.
+
+Exit codes shared by every subcommand: 0 ok, 1 failed, 2 bad input (nothing touched),
+3 interrupted (resumable).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+from collections.abc import Sequence
+
+from mdfd.recipes.located import InputError
+
+from . import commands
+from .logging import configure
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 3
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mdfd", description="Control and acquisition for Miniature Data Factories."
+    )
+    parser.add_argument(
+        "--log-level", default="info", choices=["debug", "info", "warning", "error"]
+    )
+    parser.add_argument(
+        "--log-json", action="store_true", default=None, help="JSON log lines even on a TTY"
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
+        module = importlib.import_module(f"{commands.__name__}.{info.name}")
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    configure(args.log_level, json=args.log_json)
+    try:
+        return int(args.handler(args) or 0)
+    except InputError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

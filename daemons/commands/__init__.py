@@ -1,0 +1,1 @@
+"""One module per `mdfd` subcommand; each defines `register(subparsers)`."""

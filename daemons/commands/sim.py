@@ -1,0 +1,49 @@
+"""`mdfd sim --config C`: the simulators of a config, until SIGINT / SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import signal
+import sys
+from pathlib import Path
+
+from ..config import load_config
+from ..simulation import running_simulators
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser("sim", help="run the simulators a config declares")
+    parser.add_argument("--config", required=True, type=Path)
+    parser.add_argument(
+        "--endpoints-file",
+        type=Path,
+        help="write {simulator: endpoints} as JSON here once all are listening",
+    )
+    parser.set_defaults(handler=handle)
+
+
+def handle(args: argparse.Namespace) -> int:
+    config = load_config(args.config).model
+    if not config.simulators:
+        print(f"{args.config}: simulators: this config declares no simulators", file=sys.stderr)
+        return 2
+    return asyncio.run(_serve(config, args.endpoints_file))
+
+
+async def _serve(config, endpoints_file: Path | None) -> int:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    async with running_simulators(config) as simulators:
+        endpoints = {name: sim.endpoints() for name, sim in simulators.items()}
+        text = json.dumps(endpoints)
+        if endpoints_file is not None:
+            tmp = endpoints_file.with_suffix(".tmp")
+            tmp.write_text(text)
+            tmp.replace(endpoints_file)
+        print(text, flush=True)
+        await stop.wait()
+    return 0

@@ -1,0 +1,266 @@
+"""The MDF configuration: one YAML file per Miniature Data Factory.
+
+Validated completely before anything is touched. Each instrument is checked against the config
+model of its own driver, each simulator against its own settings model, so a driver author
+defines their fields once and the located error messages come for free.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from mdfd.drivers import InstrumentConfig, UnknownDriver, driver_class
+from mdfd.recipes.located import InputError, LocatedDocument, Problem, load_located
+from mdfd.simulators.base import SimulatorSettings, UnknownSimulator, simulator_class
+
+ENV_PATTERN = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]*$"
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Domain(StrEnum):
+    CHEMISTRY = "chemistry"
+    METAL = "metal"
+    CERAMIC = "ceramic"
+    TEXTILE = "textile"
+
+
+class Identity(Strict):
+    id: str = Field(pattern=NAME_PATTERN)
+    domain: Domain
+    site: str
+    name: str = ""
+
+
+class Storage(Strict):
+    data_dir: Path
+    state_dir: Path
+    runtime_dir: Path | None = None
+
+    @property
+    def control_socket(self) -> Path:
+        return (self.runtime_dir or self.state_dir) / "control.sock"
+
+
+class Simulation(Strict):
+    time_scale: float = Field(default=1.0, gt=0, le=100_000)
+    seed: int = 0
+
+
+class Interlock(Strict):
+    channel: str = Field(pattern=r"^[^.]+\.[^.]+$")
+    above: float | None = None
+    below: float | None = None
+    message: str = ""
+
+    @field_validator("below")
+    @classmethod
+    def _one_bound(cls, below: float | None, info: Any) -> float | None:
+        if below is None and info.data.get("above") is None:
+            raise ValueError("an interlock needs `above` or `below`")
+        return below
+
+    def breached_by(self, value: float) -> str | None:
+        if self.above is not None and value > self.above:
+            return f"above {self.above}"
+        if self.below is not None and value < self.below:
+            return f"below {self.below}"
+        return None
+
+
+class Safety(Strict):
+    interlocks: list[Interlock] = []
+    safe_state: dict[str, float | int | bool | str] = Field(
+        default_factory=dict, description="channel (instrument.channel) -> value to apply"
+    )
+
+
+class FilePublisher(Strict):
+    type: Literal["file"]
+    name: str = "file"
+    directory: Path
+
+
+Publisher = Annotated[FilePublisher, Field(discriminator="type")]
+
+
+class Upstream(Strict):
+    publishers: list[Publisher] = []
+
+
+class MdfConfig(Strict):
+    """The whole file; `instruments` and `simulators` hold driver- and kind-specific models."""
+
+    mdf: Identity
+    storage: Storage
+    vocabulary: Path = Path("vocabulary.yaml")
+    simulation: Simulation | None = None
+    instruments: dict[Annotated[str, Field(pattern=NAME_PATTERN)], InstrumentConfig]
+    safety: Safety = Safety()
+    simulators: dict[Annotated[str, Field(pattern=NAME_PATTERN)], SimulatorSettings] = {}
+    upstream: Upstream = Upstream()
+
+    @property
+    def time_scale(self) -> float:
+        return self.simulation.time_scale if self.simulation else 1.0
+
+
+class LoadedConfig(BaseModel):
+    """A validated config together with where it came from (for snapshots and errors)."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True, frozen=True)
+
+    path: Path
+    text: str
+    model: MdfConfig
+
+    def channel(self, qualified: str) -> tuple[str, str] | None:
+        instrument, _, channel = qualified.partition(".")
+        config = self.model.instruments.get(instrument)
+        if config is None or channel not in config.channels:
+            return None
+        return instrument, channel
+
+
+def substitute_env(
+    value: Any, path: tuple[str | int, ...], doc: LocatedDocument, problems: list[Problem]
+) -> Any:
+    """Expand `${NAME}` and `${NAME:-default}` in strings; secrets stay out of the file."""
+    if isinstance(value, dict):
+        return {k: substitute_env(v, (*path, k), doc, problems) for k, v in value.items()}
+    if isinstance(value, list):
+        return [substitute_env(v, (*path, i), doc, problems) for i, v in enumerate(value)]
+    if not isinstance(value, str):
+        return value
+
+    def expand(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        found = os.environ.get(name)
+        if found is not None:
+            return found
+        if default is not None:
+            return default
+        problems.append(doc.problem(path, f"environment variable {name} is not set"))
+        return ""
+
+    return ENV_PATTERN.sub(expand, value)
+
+
+def load_config(path: Path | str) -> LoadedConfig:
+    """Load and validate an MDF config; raise InputError listing every located problem."""
+    doc = load_located(path)
+    if not isinstance(doc.data, dict):
+        raise InputError([doc.problem((), "an MDF config must be a mapping")])
+    problems: list[Problem] = []
+    data = substitute_env(doc.data, (), doc, problems)
+    instruments = _validate_section(doc, data, "instruments", _instrument_model, problems)
+    simulators = _validate_section(doc, data, "simulators", _simulator_model, problems)
+    base = {**data, "instruments": {}, "simulators": {}}
+    try:
+        model = MdfConfig.model_validate(base)
+    except ValidationError as exc:
+        problems.extend(
+            p for p in doc.problems_from(exc) if p.field not in ("instruments", "simulators")
+        )
+        model = None
+    if not data.get("instruments"):
+        problems.append(doc.problem(("instruments",), "at least one instrument is required"))
+    if model is not None and not problems:
+        model = model.model_copy(update={"instruments": instruments, "simulators": simulators})
+        problems.extend(_cross_check(doc, model))
+    if problems or model is None:
+        raise InputError(problems)
+    config_path = Path(path)
+    vocabulary = model.vocabulary
+    if not vocabulary.is_absolute():
+        vocabulary = config_path.parent / vocabulary
+    model = model.model_copy(update={"vocabulary": vocabulary})
+    return LoadedConfig(path=config_path, text=doc.text, model=model)
+
+
+def _instrument_model(spec: dict[str, Any]) -> type[BaseModel]:
+    return driver_class(str(spec.get("driver"))).config_model
+
+
+def _simulator_model(spec: dict[str, Any]) -> type[BaseModel]:
+    return simulator_class(str(spec.get("kind"))).settings_model
+
+
+def _validate_section(
+    doc: LocatedDocument,
+    data: dict[str, Any],
+    section: str,
+    model_for: Any,
+    problems: list[Problem],
+) -> dict[str, Any]:
+    raw = data.get(section) or {}
+    if not isinstance(raw, dict):
+        problems.append(doc.problem((section,), "must be a mapping of name -> settings"))
+        return {}
+    out: dict[str, Any] = {}
+    for name, spec in raw.items():
+        where = (section, name)
+        if not re.match(NAME_PATTERN, str(name)):
+            problems.append(doc.problem(where, "names start with a letter: letters, digits, _ -"))
+            continue
+        if not isinstance(spec, dict):
+            problems.append(doc.problem(where, "must be a mapping"))
+            continue
+        try:
+            model = model_for(spec)
+        except (UnknownDriver, UnknownSimulator) as exc:
+            key = "driver" if section == "instruments" else "kind"
+            problems.append(doc.problem((*where, key), str(exc.args[0])))
+            continue
+        except ImportError as exc:
+            problems.append(doc.problem(where, f"cannot load its implementation: {exc}"))
+            continue
+        try:
+            out[name] = model.model_validate(spec)
+        except ValidationError as exc:
+            problems.extend(doc.problems_from(exc, where))
+    return out
+
+
+def _cross_check(doc: LocatedDocument, model: MdfConfig) -> list[Problem]:
+    """References between sections: interlocks and safe state name real channels."""
+    problems: list[Problem] = []
+
+    def known(qualified: str) -> InstrumentConfig | None:
+        instrument, _, channel = qualified.partition(".")
+        config = model.instruments.get(instrument)
+        return config if config is not None and channel in config.channels else None
+
+    for index, interlock in enumerate(model.safety.interlocks):
+        if known(interlock.channel) is None:
+            problems.append(
+                doc.problem(
+                    ("safety", "interlocks", index, "channel"),
+                    f"unknown channel {interlock.channel!r}",
+                )
+            )
+    for qualified, value in model.safety.safe_state.items():
+        where = ("safety", "safe_state", qualified)
+        instrument = known(qualified)
+        if instrument is None:
+            problems.append(doc.problem(where, f"unknown channel {qualified!r}"))
+            continue
+        channel = instrument.channels[qualified.partition(".")[2]]
+        if not channel.writable:
+            problems.append(doc.problem(where, "safe state writes a channel that is not writable"))
+        elif (
+            channel.limits is not None
+            and isinstance(value, int | float)
+            and not channel.limits.contains(float(value))
+        ):
+            problems.append(doc.problem(where, f"safe value {value} outside the channel's limits"))
+    return problems

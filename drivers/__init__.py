@@ -1,0 +1,47 @@
+"""Instrument drivers: one async contract, many protocols."""
+
+from .base import (
+    ChannelConfig,
+    Driver,
+    DriverContext,
+    InstrumentConfig,
+    Limits,
+    Quality,
+    Reading,
+    StrictModel,
+    Subscribable,
+    Value,
+    check_writable,
+)
+from .errors import (
+    ChannelError,
+    InstrumentDisconnected,
+    InstrumentError,
+    InstrumentTimeout,
+    ProtocolError,
+    WriteOutcomeUnknown,
+)
+from .registry import UnknownDriver, available, driver_class
+
+__all__ = [
+    "ChannelConfig",
+    "ChannelError",
+    "Driver",
+    "DriverContext",
+    "InstrumentConfig",
+    "InstrumentDisconnected",
+    "InstrumentError",
+    "InstrumentTimeout",
+    "Limits",
+    "ProtocolError",
+    "Quality",
+    "Reading",
+    "StrictModel",
+    "Subscribable",
+    "UnknownDriver",
+    "Value",
+    "WriteOutcomeUnknown",
+    "available",
+    "check_writable",
+    "driver_class",
+]

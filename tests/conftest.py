@@ -1,0 +1,42 @@
+"""Shared fixtures. The leak guard fails any test that leaves tasks or threads running:
+a daemon that leaks tasks dies slowly, weeks into an unattended run."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+
+THREAD_GRACE_SECONDS = 3.0
+
+
+@pytest.fixture(autouse=True)
+def no_leaked_threads() -> Iterator[None]:
+    before = set(threading.enumerate())
+    yield
+    deadline = time.monotonic() + THREAD_GRACE_SECONDS
+    while True:
+        leaked = [t for t in threading.enumerate() if t not in before and t.is_alive()]
+        leaked = [t for t in leaked if not t.name.startswith(("asyncio_", "ThreadPoolExecutor"))]
+        if not leaked or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert not leaked, f"test left threads running: {[t.name for t in leaked]}"
+
+
+@pytest.fixture(autouse=True)
+async def no_leaked_tasks() -> AsyncIterator[None]:
+    yield
+    current = asyncio.current_task()
+    for _ in range(20):
+        pending = [t for t in asyncio.all_tasks() if t is not current and not t.done()]
+        if not pending:
+            return
+        await asyncio.sleep(0.05)
+    names = [t.get_coro().__qualname__ for t in pending]  # type: ignore[union-attr]
+    for task in pending:
+        task.cancel()
+    pytest.fail(f"test left asyncio tasks running: {names}")
