@@ -1,0 +1,1 @@
+"""Recipes: the data that says what to measure. Imports nothing else of mdfd."""

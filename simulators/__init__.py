@@ -1,0 +1,1 @@
+"""Simulated instruments speaking the real protocols around one shared world model."""

@@ -1,0 +1,88 @@
+"""Helpers shared by tests: free ports, waiting for listeners, running `mdfd` as a process."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+SIM_CONFIG = REPO / "config" / "sim.yaml"
+EXAMPLES = REPO / "recipes" / "examples"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_port(port: int, host: str = "127.0.0.1", timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"nothing listens on {host}:{port} after {timeout}s") from None
+            time.sleep(0.05)
+
+
+def sim_env(var_dir: Path, **extra: str) -> dict[str, str]:
+    """Environment for a `config/sim.yaml` process with private state and free ports."""
+    env = dict(os.environ)
+    env.update(
+        MDFD_VAR=str(var_dir),
+        MDFD_FURNACE_PORT=str(free_port()),
+        MDFD_REACTOR_PORT=str(free_port()),
+        MDFD_METER_PORT=str(free_port()),
+    )
+    env.update(extra)
+    return env
+
+
+def mdfd(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 120.0, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run the `mdfd` CLI as a separate process and wait for it."""
+    return subprocess.run(
+        [sys.executable, "-m", "mdfd.daemons.cli", *args],
+        env=env,
+        cwd=cwd or REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def start_mdfd(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.Popen[str]:
+    """Start the `mdfd` CLI as a background process; the caller stops it by its PID."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "mdfd.daemons.cli", *args],
+        env=env,
+        cwd=cwd or REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def stop_process(process: subprocess.Popen[str], timeout: float = 15.0) -> None:
+    """Terminate by PID, escalate to kill, and reap — never leave a child behind."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=timeout)
+    for stream in (process.stdout, process.stderr):
+        if stream is not None:
+            stream.close()
