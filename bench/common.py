@@ -17,7 +17,8 @@ from typing import Any
 
 
 def machine() -> str:
-    return f"{platform.node()} {platform.machine()} {os.cpu_count()} cpu python {platform.python_version()}"
+    cpus = os.cpu_count()
+    return f"{platform.node()} {platform.machine()} {cpus} cpu python {platform.python_version()}"
 
 
 @dataclass
