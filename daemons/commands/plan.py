@@ -1,0 +1,55 @@
+"""`mdfd plan RECIPE --config CONFIG [--json]`: points in order, count, estimated duration."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from mdfd.recipes.loader import load_recipe
+
+from ..config import load_config
+from ..planning import format_duration, make_plan
+from ..validation import validate
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser("plan", help="list a recipe's points and estimate its duration")
+    parser.add_argument("recipe", type=Path)
+    parser.add_argument("--config", required=True, type=Path)
+    parser.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    parser.set_defaults(handler=handle)
+
+
+def handle(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    recipe = load_recipe(args.recipe)
+    validate(recipe, config)
+    plan = make_plan(recipe, config)
+    if args.json:
+        print(json.dumps(plan.as_dict()))
+        return 0
+    console = Console()
+    table = Table(title=f"{plan.recipe} {plan.version} on {config.model.mdf.id}")
+    table.add_column("#", justify="right")
+    names = list(recipe.model.sweep.parameters)
+    for name in names:
+        unit = recipe.model.sweep.parameters[name].unit
+        table.add_column(f"{name} [{unit}]" if unit else name, justify="right")
+    table.add_column("estimate", justify="right")
+    for point in plan.points:
+        table.add_row(
+            str(point.index),
+            *(f"{point.parameters[n]:g}" for n in names),
+            format_duration(point.estimated_seconds),
+        )
+    console.print(table)
+    total = plan.estimated_seconds
+    line = f"{len(plan.points)} points, at least {format_duration(total)}"
+    if plan.time_scale != 1.0:
+        line += f" (≈ {format_duration(total / plan.time_scale)} at time scale {plan.time_scale:g})"
+    console.print(line + "; thermal lag and stabilisation may add to it.")
+    return 0

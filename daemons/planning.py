@@ -1,0 +1,114 @@
+"""`mdfd plan`: the points in execution order and an honest estimate of how long they take.
+
+The estimate follows the steps: a ramp takes |target - previous target| / rate, a
+wait-until-stable at least its hold time, a dwell its duration, an acquisition its duration (or
+count / rate). It cannot know thermal lag, so it is a lower bound; the plan says so.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mdfd.recipes.loader import LoadedRecipe
+from mdfd.recipes.model import AcquireStep, DwellStep, RampStep, SetStep, StableStep
+from mdfd.recipes.sweeps import Point
+
+from .config import LoadedConfig
+from .resolve import duration_for, rate_per_second, value_for
+
+
+@dataclass(frozen=True)
+class PlannedPoint:
+    index: int
+    parameters: Point
+    estimated_seconds: float
+
+
+@dataclass(frozen=True)
+class Plan:
+    recipe: str
+    version: str
+    points: list[PlannedPoint]
+    time_scale: float
+
+    @property
+    def estimated_seconds(self) -> float:
+        return sum(p.estimated_seconds for p in self.points)
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "recipe": self.recipe,
+            "version": self.version,
+            "count": len(self.points),
+            "estimated_seconds": self.estimated_seconds,
+            "time_scale": self.time_scale,
+            "estimated_wall_seconds": self.estimated_seconds / self.time_scale,
+            "points": [
+                {
+                    "index": p.index,
+                    "parameters": p.parameters,
+                    "estimated_seconds": p.estimated_seconds,
+                }
+                for p in self.points
+            ],
+        }
+
+
+def make_plan(recipe: LoadedRecipe, config: LoadedConfig) -> Plan:
+    model = recipe.model
+    last_written: dict[str, float] = {
+        k: float(v)
+        for k, v in config.model.safety.safe_state.items()
+        if isinstance(v, int | float) and not isinstance(v, bool)
+    }
+    planned = []
+    for index, point in enumerate(model.points()):
+        total = 0.0
+        for step in model.steps:
+            total += _step_seconds(step, point, recipe, config, last_written)
+        planned.append(PlannedPoint(index, point, total))
+    return Plan(model.recipe.name, model.recipe.version, planned, config.model.time_scale)
+
+
+def _step_seconds(
+    step: object,
+    point: Point,
+    recipe: LoadedRecipe,
+    config: LoadedConfig,
+    last_written: dict[str, float],
+) -> float:
+    model = recipe.model
+    if isinstance(step, SetStep):
+        for name, value in step.set.items():
+            resolved = value_for(value, point, model, _unit(config, name))
+            if isinstance(resolved, int | float) and not isinstance(resolved, bool):
+                last_written[name] = float(resolved)
+        return 0.0
+    if isinstance(step, RampStep):
+        unit = _unit(config, step.ramp.channel)
+        target = float(value_for(step.ramp.to, point, model, unit))
+        rate = rate_per_second(step.ramp.rate, point, model, unit)
+        start = last_written.get(step.ramp.channel, target)
+        last_written[step.ramp.channel] = target
+        return abs(target - start) / rate
+    if isinstance(step, StableStep):
+        return duration_for(step.wait_until_stable.hold, point, model)
+    if isinstance(step, DwellStep):
+        return duration_for(step.dwell, point, model)
+    if isinstance(step, AcquireStep):
+        spec = step.acquire
+        if spec.duration is not None:
+            return duration_for(spec.duration, point, model)
+        return (spec.count or 0) / spec.rate
+    return 0.0
+
+
+def _unit(config: LoadedConfig, qualified: str) -> str:
+    instrument, _, channel = qualified.partition(".")
+    return config.model.instruments[instrument].channels[channel].unit
+
+
+def format_duration(seconds: float) -> str:
+    minutes, secs = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m{secs:02d}s" if hours else f"{minutes}m{secs:02d}s"

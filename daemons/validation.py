@@ -1,0 +1,282 @@
+"""A recipe's fit to one MDF: channels, writability, limits at every point, vocabulary, units.
+
+Everything here runs offline and before any instrument is touched; each problem is located in
+the recipe file so the operator can go straight to the line.
+"""
+
+from __future__ import annotations
+
+import math
+
+from mdfd.drivers import ChannelConfig
+from mdfd.recipes.loader import LoadedRecipe
+from mdfd.recipes.located import InputError, LocatedDocument, Problem
+from mdfd.recipes.model import (
+    AcquireStep,
+    MaterialItem,
+    RampStep,
+    RecordItem,
+    SetStep,
+    StableStep,
+    StepValue,
+    is_parameter_ref,
+)
+from mdfd.recipes.units import UnitError, compatible, convert
+
+from .config import LoadedConfig
+from .resolve import rate_per_second, value_for
+from .vocabulary import Item, load_vocabulary
+
+MAX_PROBLEMS_PER_STEP = 3
+
+
+def validate(recipe: LoadedRecipe, config: LoadedConfig) -> None:
+    """Raise InputError listing every problem; return quietly when the recipe fits."""
+    problems = check(recipe, config)
+    if problems:
+        raise InputError(problems)
+
+
+def check(recipe: LoadedRecipe, config: LoadedConfig) -> list[Problem]:
+    doc = recipe.document
+    model = recipe.model
+    problems: list[Problem] = []
+    points = model.points()
+
+    def channel(name: str, where: tuple[str | int, ...]) -> ChannelConfig | None:
+        instrument, _, channel_name = name.partition(".")
+        instrument_config = config.model.instruments.get(instrument)
+        if instrument_config is None:
+            problems.append(doc.problem(where, f"unknown instrument {instrument!r} in {name!r}"))
+            return None
+        found = instrument_config.channels.get(channel_name)
+        if found is None:
+            problems.append(
+                doc.problem(where, f"instrument {instrument!r} has no channel {channel_name!r}")
+            )
+        return found
+
+    def writes(name: str, value: StepValue, where: tuple[str | int, ...]) -> None:
+        config_channel = channel(name, where)
+        if config_channel is None:
+            return
+        if not config_channel.writable:
+            problems.append(doc.problem(where, f"channel {name!r} is not writable"))
+            return
+        _check_limits(doc, where, name, value, config_channel, recipe, points, problems)
+
+    for index, step in enumerate(model.steps):
+        base: tuple[str | int, ...] = ("steps", index)
+        if isinstance(step, SetStep):
+            for name, value in step.set.items():
+                writes(name, value, (*base, "set", name))
+        elif isinstance(step, RampStep):
+            where = (*base, "ramp")
+            writes(step.ramp.channel, step.ramp.to, (*where, "to"))
+            ramp_channel = channel(step.ramp.channel, (*where, "channel"))
+            if ramp_channel is not None:
+                _check_rate(
+                    doc, (*where, "rate"), step.ramp.rate, ramp_channel, recipe, points, problems
+                )
+        elif isinstance(step, StableStep):
+            where = (*base, "wait_until_stable")
+            stable_channel = channel(step.wait_until_stable.channel, (*where, "channel"))
+            if stable_channel is not None:
+                _check_numeric(
+                    doc,
+                    (*where, "target"),
+                    step.wait_until_stable.target,
+                    stable_channel.unit,
+                    recipe,
+                    points,
+                    problems,
+                )
+        elif isinstance(step, AcquireStep):
+            for position, name in enumerate(step.acquire.channels):
+                channel(name, (*base, "acquire", "channels", position))
+    problems.extend(_check_vocabulary(recipe, config))
+    return problems
+
+
+def _check_limits(
+    doc: LocatedDocument,
+    where: tuple[str | int, ...],
+    name: str,
+    value: StepValue,
+    config_channel: ChannelConfig,
+    recipe: LoadedRecipe,
+    points: list,
+    problems: list[Problem],
+) -> None:
+    limits = config_channel.limits
+    found = 0
+    for point_index, point in enumerate(points):
+        try:
+            resolved = value_for(value, point, recipe.model, config_channel.unit)
+        except UnitError as exc:
+            problems.append(doc.problem(where, str(exc)))
+            return
+        if limits is None or isinstance(resolved, bool) or not isinstance(resolved, int | float):
+            continue
+        if not limits.contains(float(resolved)):
+            shown = ", ".join(f"{k}={v:g}" for k, v in point.items())
+            problems.append(
+                doc.problem(
+                    where,
+                    f"point {point_index} ({shown}) writes {resolved:g} to {name!r}, outside its "
+                    f"limits [{limits.min}, {limits.max}] {config_channel.unit}".rstrip(),
+                )
+            )
+            found += 1
+            if found >= MAX_PROBLEMS_PER_STEP:
+                return
+
+
+def _check_rate(
+    doc: LocatedDocument,
+    where: tuple[str | int, ...],
+    value: StepValue,
+    config_channel: ChannelConfig,
+    recipe: LoadedRecipe,
+    points: list,
+    problems: list[Problem],
+) -> None:
+    for point in points:
+        try:
+            rate = rate_per_second(value, point, recipe.model, config_channel.unit)
+        except UnitError as exc:
+            problems.append(doc.problem(where, f"{exc} (a ramp rate is channel units per time)"))
+            return
+        if not rate > 0 or math.isinf(rate):
+            problems.append(
+                doc.problem(where, f"ramp rate must be positive, got {rate * 60:g}/min")
+            )
+            return
+
+
+def _check_numeric(
+    doc: LocatedDocument,
+    where: tuple[str | int, ...],
+    value: StepValue,
+    unit: str,
+    recipe: LoadedRecipe,
+    points: list,
+    problems: list[Problem],
+) -> None:
+    for point in points[:1]:
+        try:
+            resolved = value_for(value, point, recipe.model, unit)
+        except UnitError as exc:
+            problems.append(doc.problem(where, str(exc)))
+            return
+        if isinstance(resolved, bool) or not isinstance(resolved, int | float):
+            problems.append(doc.problem(where, f"target must be a number, got {resolved!r}"))
+
+
+def _check_vocabulary(recipe: LoadedRecipe, config: LoadedConfig) -> list[Problem]:
+    doc = recipe.document
+    items = load_vocabulary(config.model.vocabulary).by_code()
+    problems: list[Problem] = []
+    model = recipe.model
+    for section in ("raw_materials", "composition"):
+        for index, material in enumerate(getattr(model.materials, section)):
+            where = ("materials", section, index)
+            problems.extend(_check_material(doc, where, section, material, items))
+    for section in ("process", "properties"):
+        for index, mapped in enumerate(getattr(model.record, section)):
+            where = ("record", section, index)
+            problems.extend(_check_mapped(doc, where, section, mapped, items, recipe, config))
+    return problems
+
+
+def _lookup(
+    doc: LocatedDocument,
+    where: tuple[str | int, ...],
+    code: str,
+    section: str,
+    items: dict[str, Item],
+) -> tuple[Item | None, list[Problem]]:
+    item = items.get(code)
+    if item is None:
+        return None, [doc.problem((*where, "code"), f"{code!r} is not in the vocabulary")]
+    if item.category.value != section:
+        return None, [
+            doc.problem((*where, "code"), f"{code} belongs to {item.category.value}, not {section}")
+        ]
+    return item, []
+
+
+def _unit_problem(
+    doc: LocatedDocument, where: tuple[str | int, ...], code: str, unit: str, item: Item
+) -> list[Problem]:
+    try:
+        ok = compatible(unit, item.unit)
+    except UnitError as exc:
+        return [doc.problem(where, str(exc))]
+    if ok:
+        return []
+    return [
+        doc.problem(
+            where,
+            f"unit {unit or 'dimensionless'!r} is not compatible with "
+            f"{code}'s unit {item.unit or 'dimensionless'!r}",
+        )
+    ]
+
+
+def _check_material(
+    doc: LocatedDocument,
+    where: tuple[str | int, ...],
+    section: str,
+    material: MaterialItem,
+    items: dict[str, Item],
+) -> list[Problem]:
+    item, problems = _lookup(doc, where, material.code, section, items)
+    if item is None:
+        return problems
+    if item.type == "string":
+        if not isinstance(material.value, str):
+            return [doc.problem((*where, "value"), f"{material.code} takes text")]
+        return []
+    if isinstance(material.value, str):
+        return [doc.problem((*where, "value"), f"{material.code} takes a number")]
+    problems = _unit_problem(doc, (*where, "unit"), material.code, material.unit, item)
+    if not problems and item.range is not None:
+        value = (
+            convert(float(material.value), material.unit, item.unit)
+            if item.unit
+            else float(material.value)
+        )
+        if not item.range[0] <= value <= item.range[1]:
+            problems.append(
+                doc.problem(
+                    (*where, "value"),
+                    f"{value:g} {item.unit} outside {material.code}'s range "
+                    f"[{item.range[0]:g}, {item.range[1]:g}]",
+                )
+            )
+    return problems
+
+
+def _check_mapped(
+    doc: LocatedDocument,
+    where: tuple[str | int, ...],
+    section: str,
+    mapped: RecordItem,
+    items: dict[str, Item],
+    recipe: LoadedRecipe,
+    config: LoadedConfig,
+) -> list[Problem]:
+    item, problems = _lookup(doc, where, mapped.code, section, items)
+    if item is None:
+        return problems
+    parameters = recipe.model.sweep.parameters
+    if is_parameter_ref(mapped.source) and mapped.source in parameters:
+        unit = parameters[mapped.source].unit
+    else:
+        located = config.channel(mapped.source)
+        if located is None:
+            return []  # reported once, at the acquire step that names it
+        instrument, channel_name = located
+        unit = config.model.instruments[instrument].channels[channel_name].unit
+    return _unit_problem(doc, (*where, "from"), mapped.code, unit, item)

@@ -1,0 +1,73 @@
+"""The standard data items (`config/vocabulary.yaml`): code, category, name, unit, type, range.
+
+A record item outside this list, in the wrong category or with an incompatible unit would be
+rejected upstream after the measurement is done; checking it here, at `mdfd validate`, moves
+that failure to before the run.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from mdfd.recipes.located import InputError, load_located
+from mdfd.recipes.model import Category
+from mdfd.recipes.units import UnitError, parse_unit
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Item(Strict):
+    code: str = Field(pattern=r"^[A-Z][A-Z0-9_]*$")
+    category: Category
+    name: str
+    unit: str = ""
+    type: Literal["float", "int", "string", "bool"] = "float"
+    range: tuple[float, float] | None = None
+    domains: list[Literal["chemistry", "metal", "ceramic", "textile"]] = []
+    description: str = ""
+
+    @field_validator("unit")
+    @classmethod
+    def _known_unit(cls, unit: str) -> str:
+        try:
+            parse_unit(unit)
+        except UnitError as exc:
+            raise ValueError(str(exc)) from exc
+        return unit
+
+
+class Header(Strict):
+    name: str
+    version: str
+
+
+class Vocabulary(Strict):
+    vocabulary: Header
+    items: list[Item] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique(self) -> Vocabulary:
+        seen: set[str] = set()
+        for item in self.items:
+            if item.code in seen:
+                raise ValueError(f"duplicate item code {item.code}")
+            seen.add(item.code)
+        return self
+
+    def by_code(self) -> dict[str, Item]:
+        return {item.code: item for item in self.items}
+
+
+@cache
+def load_vocabulary(path: Path) -> Vocabulary:
+    doc = load_located(path)
+    try:
+        return Vocabulary.model_validate(doc.data)
+    except ValidationError as exc:
+        raise InputError(doc.problems_from(exc)) from exc

@@ -1,0 +1,419 @@
+"""The recipe: data, validated before any instrument is touched.
+
+Parameters are referenced by name, never by code: a step value is a number, a quantity string
+("2 h", "5 degC/min") or the name of a sweep parameter. Nothing is evaluated.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    field_validator,
+    model_validator,
+)
+
+from . import sweeps
+from .units import UnitError, looks_like_quantity, parse_quantity, parse_unit, seconds
+
+NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
+CHANNEL = r"^[A-Za-z][A-Za-z0-9_-]*\.[A-Za-z_][A-Za-z0-9_]*$"
+MAX_POINTS = 100_000
+
+Number = float | int
+ChannelName = Annotated[str, Field(pattern=CHANNEL)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Category(StrEnum):
+    RAW_MATERIALS = "raw_materials"
+    COMPOSITION = "composition"
+    PROCESS = "process"
+    PROPERTIES = "properties"
+
+
+class Metadata(Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    version: str = Field(min_length=1)
+    description: str = ""
+    domain: Literal["chemistry", "metal", "ceramic", "textile"] | None = None
+    author: str = ""
+
+
+class MaterialItem(Strict):
+    code: str
+    value: Number | str
+    unit: str = ""
+
+
+class Materials(Strict):
+    raw_materials: list[MaterialItem] = []
+    composition: list[MaterialItem] = []
+
+
+class Linspace(Strict):
+    start: float
+    stop: float
+    num: int = Field(ge=1, le=MAX_POINTS)
+
+
+class Logspace(Strict):
+    start: float = Field(gt=0)
+    stop: float = Field(gt=0)
+    num: int = Field(ge=1, le=MAX_POINTS)
+
+
+class Range(Strict):
+    start: float
+    stop: float
+    step: float
+
+    @model_validator(mode="after")
+    def _direction(self) -> Range:
+        if self.step == 0 or (self.stop - self.start) / self.step < 0:
+            raise ValueError("step must be non-zero and point from start towards stop")
+        if (self.stop - self.start) / self.step > MAX_POINTS:
+            raise ValueError(f"range gives more than {MAX_POINTS} values")
+        return self
+
+
+class Parameter(Strict):
+    """One swept parameter: exactly one generator (for Latin hypercube: `between`)."""
+
+    unit: str = ""
+    values: list[float] | None = Field(default=None, min_length=1, max_length=MAX_POINTS)
+    linspace: Linspace | None = None
+    logspace: Logspace | None = None
+    range: Range | None = None
+    between: tuple[float, float] | None = None
+
+    @model_validator(mode="after")
+    def _one_generator(self) -> Parameter:
+        given = [
+            k
+            for k in ("values", "linspace", "logspace", "range", "between")
+            if getattr(self, k) is not None
+        ]
+        if len(given) != 1:
+            raise ValueError(
+                "give exactly one of values, linspace, logspace, range, between"
+                + (f" (got {', '.join(given)})" if given else "")
+            )
+        if self.between is not None and self.between[0] >= self.between[1]:
+            raise ValueError("between needs [low, high] with low < high")
+        return self
+
+    @field_validator("unit")
+    @classmethod
+    def _known_unit(cls, unit: str) -> str:
+        try:
+            parse_unit(unit)
+        except UnitError as exc:
+            raise ValueError(str(exc)) from exc
+        return unit
+
+    def axis(self) -> list[float]:
+        if self.values is not None:
+            return list(self.values)
+        if self.linspace is not None:
+            return sweeps.linspace(self.linspace.start, self.linspace.stop, self.linspace.num)
+        if self.logspace is not None:
+            return sweeps.logspace(self.logspace.start, self.logspace.stop, self.logspace.num)
+        if self.range is not None:
+            return sweeps.arange(self.range.start, self.range.stop, self.range.step)
+        raise ValueError("a `between` parameter has no axis; it belongs to a Latin hypercube")
+
+
+class SweepMode(StrEnum):
+    GRID = "grid"
+    ZIP = "zip"
+    LIST = "list"
+    LHS = "latin_hypercube"
+
+
+class Sweep(Strict):
+    mode: SweepMode = SweepMode.GRID
+    order: Literal["natural", "serpentine"] = "natural"
+    parameters: dict[Annotated[str, Field(pattern=NAME)], Parameter] = Field(min_length=1)
+    points: list[dict[str, float]] | None = None
+    samples: int | None = Field(default=None, ge=1, le=MAX_POINTS)
+    seed: int | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Sweep:
+        lhs = self.mode is SweepMode.LHS
+        for name, parameter in self.parameters.items():
+            if lhs != (parameter.between is not None):
+                need = "`between`" if lhs else "values/linspace/logspace/range"
+                raise ValueError(f"parameter {name!r}: mode {self.mode.value} needs {need}")
+        if lhs and (self.samples is None or self.seed is None):
+            raise ValueError("latin_hypercube needs `samples` and `seed`")
+        if self.mode is SweepMode.LIST:
+            if not self.points:
+                raise ValueError("list mode needs `points`")
+            for index, point in enumerate(self.points):
+                if set(point) != set(self.parameters):
+                    raise ValueError(
+                        f"points[{index}] sets {sorted(point)}, parameters are "
+                        f"{sorted(self.parameters)}"
+                    )
+        elif self.points is not None:
+            raise ValueError("`points` belongs to list mode")
+        if self.order == "serpentine" and self.mode is not SweepMode.GRID:
+            raise ValueError("serpentine order applies to grid sweeps")
+        count = self.count()
+        if count == 0:
+            raise ValueError("the sweep is empty")
+        if count > MAX_POINTS:
+            raise ValueError(f"the sweep has {count} points; at most {MAX_POINTS} are allowed")
+        return self
+
+    def count(self) -> int:
+        if self.mode is SweepMode.LIST:
+            return len(self.points or [])
+        if self.mode is SweepMode.LHS:
+            return self.samples or 0
+        lengths = [len(p.axis()) for p in self.parameters.values()]
+        if self.mode is SweepMode.ZIP:
+            return lengths[0] if len(set(lengths)) == 1 else 0
+        total = 1
+        for length in lengths:
+            total *= length
+        return total
+
+    def generate(self) -> list[sweeps.Point]:
+        if self.mode is SweepMode.LIST:
+            return [{k: float(v) for k, v in p.items()} for p in self.points or []]
+        if self.mode is SweepMode.LHS:
+            bounds = {n: p.between for n, p in self.parameters.items() if p.between is not None}
+            return sweeps.latin_hypercube(bounds, self.samples or 0, self.seed or 0)
+        axes = {n: p.axis() for n, p in self.parameters.items()}
+        if self.mode is SweepMode.ZIP:
+            return sweeps.zipped(axes)
+        return sweeps.grid(axes, serpentine=self.order == "serpentine")
+
+
+StepValue = Number | str
+
+
+def is_parameter_ref(value: StepValue) -> bool:
+    return isinstance(value, str) and re.match(NAME, value) is not None
+
+
+def literal_seconds(value: StepValue) -> float | None:
+    """Seconds for a literal duration; None for a parameter reference."""
+    if isinstance(value, int | float):
+        return float(value)
+    if is_parameter_ref(value):
+        return None
+    number, unit = parse_quantity(value, "s")
+    return seconds(number, unit)
+
+
+def _check_duration(value: StepValue) -> StepValue:
+    if isinstance(value, int | float):
+        if value < 0:
+            raise ValueError("a duration cannot be negative")
+        return value
+    if is_parameter_ref(value):
+        return value
+    if not looks_like_quantity(value):
+        raise ValueError(f"{value!r} is neither a duration (e.g. '30 min') nor a parameter name")
+    try:
+        literal = literal_seconds(value)
+    except UnitError as exc:
+        raise ValueError(str(exc)) from exc
+    if literal is None or literal < 0:
+        raise ValueError(f"{value!r} is not a non-negative duration")
+    return value
+
+
+DurationValue = Annotated[StepValue, Field(description="seconds, '30 min', or a parameter")]
+
+
+class SetStep(Strict):
+    set: dict[ChannelName, StepValue] = Field(min_length=1)
+
+
+class RampSpec(Strict):
+    channel: ChannelName
+    to: StepValue
+    rate: StepValue = Field(description="channel units per minute, e.g. 5 or '5 degC/min'")
+    increment: float | None = Field(default=None, gt=0, description="largest single write step")
+
+    @field_validator("rate")
+    @classmethod
+    def _positive_rate(cls, rate: StepValue) -> StepValue:
+        if isinstance(rate, int | float) and rate <= 0:
+            raise ValueError("rate must be positive")
+        return rate
+
+
+class RampStep(Strict):
+    ramp: RampSpec
+
+
+class StableSpec(Strict):
+    channel: ChannelName
+    target: StepValue
+    tolerance: float = Field(gt=0)
+    hold: DurationValue
+    timeout: DurationValue
+    on_timeout: Literal["fail", "skip"] = "fail"
+
+    @field_validator("hold", "timeout")
+    @classmethod
+    def _durations(cls, value: StepValue) -> StepValue:
+        return _check_duration(value)
+
+
+class StableStep(Strict):
+    wait_until_stable: StableSpec
+
+
+class DwellStep(Strict):
+    dwell: DurationValue
+
+    @field_validator("dwell")
+    @classmethod
+    def _duration(cls, value: StepValue) -> StepValue:
+        return _check_duration(value)
+
+
+class AcquireSpec(Strict):
+    channels: list[ChannelName] = Field(min_length=1)
+    rate: float = Field(gt=0, le=10_000, description="samples per second (simulated time)")
+    duration: DurationValue | None = None
+    count: int | None = Field(default=None, ge=1, le=10_000_000)
+
+    @field_validator("duration")
+    @classmethod
+    def _duration(cls, value: StepValue | None) -> StepValue | None:
+        return None if value is None else _check_duration(value)
+
+    @model_validator(mode="after")
+    def _one_length(self) -> AcquireSpec:
+        if (self.duration is None) == (self.count is None):
+            raise ValueError("give exactly one of duration or count")
+        if len(set(self.channels)) != len(self.channels):
+            raise ValueError("a channel is listed twice")
+        return self
+
+
+class AcquireStep(Strict):
+    acquire: AcquireSpec
+
+
+STEP_KINDS = ("set", "ramp", "wait_until_stable", "dwell", "acquire")
+
+
+def _step_kind(value: object) -> str | None:
+    """A step is a one-key mapping; its key says its kind (so errors name one kind, not five)."""
+    if isinstance(value, dict) and len(value) == 1:
+        key = next(iter(value))
+        return key if key in STEP_KINDS else None
+    return next((k for k in STEP_KINDS if hasattr(value, k)), None)
+
+
+Step = Annotated[
+    Annotated[SetStep, Tag("set")]
+    | Annotated[RampStep, Tag("ramp")]
+    | Annotated[StableStep, Tag("wait_until_stable")]
+    | Annotated[DwellStep, Tag("dwell")]
+    | Annotated[AcquireStep, Tag("acquire")],
+    Discriminator(
+        _step_kind,
+        custom_error_type="step_kind",
+        custom_error_message=f"a step is a mapping with exactly one of: {', '.join(STEP_KINDS)}",
+    ),
+]
+
+
+class RecordItem(Strict):
+    """One vocabulary item of the record: from a parameter, or a statistic of a channel."""
+
+    code: str
+    source: str = Field(alias="from")
+    stat: Literal["mean", "std", "min", "max", "last"] = "mean"
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class RecordMapping(Strict):
+    process: list[RecordItem] = []
+    properties: list[RecordItem] = []
+
+
+class ErrorPolicy(Strict):
+    retries: int = Field(default=2, ge=0, le=100)
+    backoff: DurationValue = 5
+    then: Literal["fail_point", "stop_run"] = "stop_run"
+
+    @field_validator("backoff")
+    @classmethod
+    def _duration(cls, value: StepValue) -> StepValue:
+        return _check_duration(value)
+
+
+class Recipe(Strict):
+    recipe: Metadata
+    materials: Materials = Materials()
+    sweep: Sweep
+    steps: list[Step] = Field(min_length=1)
+    record: RecordMapping = RecordMapping()
+    on_error: ErrorPolicy = ErrorPolicy()
+
+    def points(self) -> list[sweeps.Point]:
+        return self.sweep.generate()
+
+    def acquired_channels(self) -> list[str]:
+        seen: dict[str, None] = {}
+        for step in self.steps:
+            if isinstance(step, AcquireStep):
+                seen.update(dict.fromkeys(step.acquire.channels))
+        return list(seen)
+
+    def reference_problems(self) -> list[tuple[tuple[str | int, ...], str]]:
+        """Every parameter reference names a sweep parameter; every recorded channel is acquired."""
+        names = set(self.sweep.parameters)
+        problems: list[tuple[tuple[str | int, ...], str]] = []
+        for index, step in enumerate(self.steps):
+            for value in step_values(step):
+                if is_parameter_ref(value) and value not in names:
+                    problems.append((("steps", index), f"unknown parameter {value!r}"))
+        acquired = set(self.acquired_channels())
+        for section in ("process", "properties"):
+            for index, item in enumerate(getattr(self.record, section)):
+                if item.source not in names and item.source not in acquired:
+                    problems.append(
+                        (
+                            ("record", section, index, "from"),
+                            f"{item.source!r} is neither a sweep parameter nor an acquired channel",
+                        )
+                    )
+        return problems
+
+
+def step_values(step: Step) -> list[StepValue]:
+    if isinstance(step, SetStep):
+        return list(step.set.values())
+    if isinstance(step, RampStep):
+        return [step.ramp.to, step.ramp.rate]
+    if isinstance(step, StableStep):
+        spec = step.wait_until_stable
+        return [spec.target, spec.hold, spec.timeout]
+    if isinstance(step, DwellStep):
+        return [step.dwell]
+    if isinstance(step, AcquireStep):
+        return [step.acquire.duration] if step.acquire.duration is not None else []
+    return []

@@ -1,0 +1,79 @@
+"""Units and quantities, through pint.
+
+Recipes speak in the lab's units ("5 degC/min", "2 h", "30 min"); records speak in the
+vocabulary's. One registry, with the few units of materials testing that pint lacks, decides
+compatibility and converts.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+
+import pint
+
+NUMBER = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
+DURATION_PATTERN = re.compile(rf"^\s*{NUMBER}\s*[A-Za-z]+\s*$")
+QUANTITY_PATTERN = re.compile(rf"^\s*({NUMBER})\s*(.*?)\s*$")
+
+
+@cache
+def registry() -> pint.UnitRegistry:
+    units = pint.UnitRegistry(autoconvert_offset_to_baseunit=True)
+    units.define("vickers_hardness = [hardness] = HV")
+    units.define("colour_strength_unit = [] = KS")
+    units.define("ppm_mass = 1e-6 = ppmw")
+    return units
+
+
+class UnitError(ValueError):
+    pass
+
+
+def parse_unit(text: str) -> pint.Unit:
+    if text in ("", "1", "dimensionless"):
+        return registry().dimensionless
+    try:
+        return registry().Unit(text)
+    except (pint.UndefinedUnitError, pint.DefinitionSyntaxError, ValueError, TypeError) as exc:
+        raise UnitError(f"unknown unit {text!r}") from exc
+
+
+def compatible(a: str, b: str) -> bool:
+    return parse_unit(a).dimensionality == parse_unit(b).dimensionality
+
+
+def convert(value: float, source: str, target: str) -> float:
+    if source == target:
+        return value
+    quantity = registry().Quantity(value, parse_unit(source))
+    try:
+        return float(quantity.to(parse_unit(target)).magnitude)
+    except pint.DimensionalityError as exc:
+        raise UnitError(f"cannot convert {source!r} to {target!r}") from exc
+
+
+def looks_like_quantity(text: str) -> bool:
+    return bool(DURATION_PATTERN.match(text))
+
+
+def parse_quantity(text: str, default_unit: str = "") -> tuple[float, str]:
+    """'2 h' -> (2.0, 'h'); a bare number takes `default_unit`.
+
+    Number and unit are split before pint sees them: pint would turn '5 degC/min' into
+    278.15 K/min, reading the offset unit as an absolute temperature.
+    """
+    match = QUANTITY_PATTERN.match(text)
+    if match is None:
+        raise UnitError(f"cannot read {text!r} as a quantity")
+    number, unit = float(match.group(1)), match.group(2).strip()
+    if not unit:
+        return number, default_unit
+    parse_unit(unit)
+    return number, unit
+
+
+def seconds(value: float, unit: str) -> float:
+    if unit in ("", "s", "second"):
+        return value
+    return convert(value, unit, "second")
