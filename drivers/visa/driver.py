@@ -1,0 +1,169 @@
+"""The `visa` driver: SCPI instruments through pyvisa (pyvisa-py by default).
+
+Every pyvisa call runs on a worker thread; an asyncio lock per instrument queues callers on the
+event loop so at most one thread works the session at a time. A read queries its channels in
+order on one session within one thread hop, asking each distinct query once (channels that
+take different fields of `MEAS:ALL?` cost one round trip).
+
+Reconnects: a lost or stale session is reopened with exponential backoff (tenacity) before the
+next exchange. A read whose transport failed is repeated once on the new session, since a query
+changes nothing; a write is never repeated — if the link failed during a write or its error
+check, nobody can tell whether it landed, so it is reported as WriteOutcomeUnknown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from typing import ClassVar, TypeVar
+
+import structlog
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+
+from ..base import DriverContext, InstrumentConfig, Reading, Value, check_writable
+from ..errors import (
+    ChannelError,
+    InstrumentDisconnected,
+    InstrumentTimeout,
+    ProtocolError,
+    WriteOutcomeUnknown,
+)
+from .config import VisaChannel, VisaInstrument
+from .parse import ParseFailure, format_command, parse_reply
+from .session import VisaSession
+
+T = TypeVar("T")
+log = structlog.get_logger()
+
+
+class VisaDriver:
+    config_model: ClassVar[type[InstrumentConfig]] = VisaInstrument
+
+    def __init__(self, name: str, config: VisaInstrument, context: DriverContext) -> None:
+        self.name = name
+        self.config = config
+        self._context = context
+        self._session = VisaSession(name, config)
+        self._lock = asyncio.Lock()
+        self._identity: str | None = None
+        self._closed = True
+        self._log = log.bind(instrument=name, resource=config.resource)
+
+    async def connect(self) -> None:
+        async with self._lock:
+            self._closed = False
+            await self._reopen()
+
+    async def close(self) -> None:
+        async with self._lock:
+            self._closed = True
+            await asyncio.to_thread(self._session.close)
+
+    async def identify(self) -> str:
+        async with self._lock:
+            await self._ensure_open()
+            replies = await self._call(self._session.query, [self.config.identity_query])
+            self._identity = replies[0].strip()
+            return self._identity
+
+    async def read(self, channels: Sequence[str]) -> dict[str, Reading]:
+        configs = {name: self._readable(name) for name in channels}
+        queries = list(dict.fromkeys(c.query for c in configs.values() if c.query is not None))
+        async with self._lock:
+            await self._ensure_open()
+            try:
+                replies = await self._call(self._session.query, queries)
+            except InstrumentDisconnected as exc:
+                self._log.warning("read failed on a lost link; reconnecting", error=str(exc))
+                await self._reopen()
+                replies = await self._call(self._session.query, queries)
+        now = self._context.clock()
+        by_query = dict(zip(queries, replies, strict=True))
+        out: dict[str, Reading] = {}
+        for name, channel in configs.items():
+            assert channel.query is not None
+            reply = by_query[channel.query]
+            try:
+                value = parse_reply(reply, channel)
+            except ParseFailure as exc:
+                raise ProtocolError(
+                    self.name,
+                    f"reply to {channel.query!r}: {exc}",
+                    channel=name,
+                    address=self.config.resource,
+                    reply=reply,
+                ) from None
+            out[name] = Reading(value, channel.unit, now)
+        return out
+
+    async def write(self, channel: str, value: Value) -> None:
+        config = self._channel(channel)
+        check_writable(self.name, channel, config, value)
+        assert config.write is not None
+        try:
+            command = format_command(config.write, value)
+        except ParseFailure as exc:
+            raise ChannelError(self.name, str(exc), channel=channel) from None
+        async with self._lock:
+            await self._ensure_open()
+            try:
+                await self._call(self._session.write, command)
+            except (InstrumentDisconnected, InstrumentTimeout) as exc:
+                self._log.error(
+                    "write outcome unknown; not retried", channel=channel, command=command
+                )
+                raise WriteOutcomeUnknown(
+                    self.name,
+                    f"{command!r} may or may not have been applied: {exc.message}",
+                    channel=channel,
+                    address=self.config.resource,
+                ) from exc
+            except ProtocolError as exc:
+                raise ProtocolError(
+                    self.name,
+                    exc.message,
+                    channel=channel,
+                    address=self.config.resource,
+                    reply=exc.reply,
+                ) from exc
+
+    # --- helpers; the caller holds self._lock
+
+    async def _ensure_open(self) -> None:
+        if self._closed:
+            raise InstrumentDisconnected(self.name, "not connected", address=self.config.resource)
+        if self._session.stale:
+            await self._reopen()
+
+    async def _reopen(self) -> None:
+        backoff = self.config.reconnect
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(backoff.attempts),
+            wait=wait_exponential(multiplier=backoff.initial, max=backoff.maximum),
+            retry=retry_if_exception_type((InstrumentDisconnected, InstrumentTimeout)),
+            before_sleep=lambda state: self._log.warning(
+                "open failed; retrying",
+                attempt=state.attempt_number,
+                error=str(state.outcome.exception()) if state.outcome else None,
+            ),
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                self._identity = (await asyncio.to_thread(self._session.open)).strip()
+        self._log.info("session open", identity=self._identity)
+
+    async def _call(self, function: Callable[..., T], *args: object) -> T:
+        return await asyncio.to_thread(function, *args)
+
+    def _channel(self, name: str) -> VisaChannel:
+        try:
+            return self.config.channels[name]
+        except KeyError:
+            raise ChannelError(self.name, "no such channel", channel=name) from None
+
+    def _readable(self, name: str) -> VisaChannel:
+        channel = self._channel(name)
+        if channel.query is None:
+            raise ChannelError(self.name, "channel has no query (write-only)", channel=name)
+        return channel

@@ -1,0 +1,80 @@
+"""Turn a SCPI reply into a channel value, or say precisely why it cannot be done.
+
+Kept free of I/O so the rules are tested alone and a garbled reply is reported with the
+instrument, channel, command and the raw text, never as a bare ValueError.
+"""
+
+from __future__ import annotations
+
+from ..base import Value
+from .config import Parse, VisaChannel
+
+TRUE_WORDS = {"1", "ON", "TRUE"}
+FALSE_WORDS = {"0", "OFF", "FALSE"}
+
+
+class ParseFailure(ValueError):
+    """The reply does not fit the channel's rule; the caller wraps it in a ProtocolError."""
+
+
+def parse_reply(reply: str, channel: VisaChannel) -> Value:
+    text = reply.strip()
+    if channel.parse is Parse.FLOATS:
+        return [_float(part) for part in text.split(channel.separator)]
+    if channel.field is not None:
+        fields = text.split(channel.separator)
+        if channel.field >= len(fields):
+            raise ParseFailure(f"field {channel.field} requested, reply has {len(fields)}")
+        text = fields[channel.field].strip()
+    if channel.parse is Parse.FLOAT:
+        return _float(text)
+    if channel.parse is Parse.INT:
+        return _int(text)
+    if channel.parse is Parse.BOOL:
+        return _bool(text)
+    return text.strip("\"'")
+
+
+def _float(text: str) -> float:
+    try:
+        return float(text.strip())
+    except ValueError:
+        raise ParseFailure(f"not a number: {text!r}") from None
+
+
+def _int(text: str) -> int:
+    value = _float(text)
+    if not value.is_integer():
+        raise ParseFailure(f"not an integer: {text!r}")
+    return int(value)
+
+
+def _bool(text: str) -> bool:
+    word = text.strip().upper()
+    if word in TRUE_WORDS:
+        return True
+    if word in FALSE_WORDS:
+        return False
+    raise ParseFailure(f"not a boolean: {text!r}")
+
+
+def error_entry(reply: str) -> int:
+    """The code of one `SYST:ERR?` entry (`-113,"Undefined header"` -> -113)."""
+    head = reply.strip().split(",", 1)[0].strip()
+    try:
+        return int(head)
+    except ValueError:
+        raise ParseFailure(f"not an error-queue entry: {reply!r}") from None
+
+
+def format_command(template: str, value: Value) -> str:
+    """Fill a write template. Booleans go out as 1/0; an integral float (a recipe's `12.0`)
+    also fits an integer format such as `{value:d}`."""
+    if isinstance(value, bool):
+        value = int(value)
+    try:
+        return template.format(value=value)
+    except (ValueError, TypeError) as exc:
+        if isinstance(value, float) and value.is_integer():
+            return format_command(template, int(value))
+        raise ParseFailure(f"cannot format {value!r} into {template!r}: {exc}") from None
