@@ -17,6 +17,7 @@ class Stats:
     min: float
     max: float
     n: int
+    last: float = math.nan
 
 
 @dataclass(slots=True)
@@ -26,8 +27,10 @@ class RunningStats:
     _m2: float = 0.0
     min: float = math.inf
     max: float = -math.inf
+    last: float = math.nan
 
     def add(self, value: float) -> None:
+        self.last = value
         self.n += 1
         delta = value - self.mean
         self.mean += delta / self.n
@@ -40,4 +43,4 @@ class RunningStats:
             nan = math.nan
             return Stats(nan, nan, nan, nan, 0)
         std = math.sqrt(self._m2 / (self.n - 1)) if self.n > 1 else 0.0
-        return Stats(self.mean, std, self.min, self.max, self.n)
+        return Stats(self.mean, std, self.min, self.max, self.n, self.last)

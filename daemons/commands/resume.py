@@ -1,0 +1,59 @@
+"""`mdfd resume --config C RUN_ID [--simulate]`: continue an interrupted run where it stopped."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from mdfd.recipes.located import InputError, Problem
+
+from ..config import load_config
+from ..oneshot import EXIT_CODES, execute_once, print_summary, run_blocking, state_db
+from ..state import RunStatus
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser("resume", help="continue an interrupted run at its first open point")
+    parser.add_argument("run_id")
+    parser.add_argument("--config", required=True, type=Path)
+    parser.add_argument("--simulate", action="store_true")
+    parser.add_argument("--json", action="store_true")
+    parser.set_defaults(handler=handle)
+
+
+def handle(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+
+    async def body() -> int:
+        async with state_db(config) as state:
+            run = await state.run(args.run_id)
+            if run is None:
+                raise InputError(
+                    [
+                        Problem(
+                            str(args.config),
+                            None,
+                            "run",
+                            f"no run {args.run_id!r} in this MDF's state database",
+                        )
+                    ]
+                )
+            if run.status.finished:
+                raise InputError(
+                    [
+                        Problem(
+                            str(args.config),
+                            None,
+                            "run",
+                            f"run {run.id} is {run.status.value}; nothing to resume",
+                        )
+                    ]
+                )
+            if run.status is RunStatus.RUNNING:
+                # Left running by a process that died (kill -9, power loss): we hold the lock now.
+                await state.set_status(run.id, RunStatus.INTERRUPTED, "process died mid-run")
+            outcome = await execute_once(config, state, run, args.simulate)
+        print_summary(outcome, args.json)
+        return EXIT_CODES[outcome.status]
+
+    return run_blocking(config, body)

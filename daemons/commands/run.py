@@ -1,0 +1,56 @@
+"""`mdfd run --config C RECIPE [--simulate] [--json]`: run one recipe and exit with its status.
+
+Exit codes: 0 completed; 1 failed or aborted; 2 bad input (nothing touched); 3 interrupted
+(resumable with `mdfd resume`).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from mdfd.recipes.loader import load_recipe
+from mdfd.recipes.located import InputError, Problem
+
+from ..config import load_config
+from ..oneshot import EXIT_CODES, create_run, execute_once, print_summary, run_blocking, state_db
+from ..validation import validate
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser("run", help="run one recipe now and exit with its status")
+    parser.add_argument("recipe", type=Path)
+    parser.add_argument("--config", required=True, type=Path)
+    parser.add_argument(
+        "--simulate",
+        action="store_true",
+        help="start the config's simulators for the length of the run",
+    )
+    parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+    parser.set_defaults(handler=handle)
+
+
+def handle(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    recipe = load_recipe(args.recipe)
+    validate(recipe, config)
+    if args.simulate and not config.model.simulators:
+        raise InputError(
+            [
+                Problem(
+                    str(args.config),
+                    None,
+                    "simulators",
+                    "--simulate needs a config that declares simulators",
+                )
+            ]
+        )
+
+    async def body() -> int:
+        async with state_db(config) as state:
+            run = await create_run(state, config, recipe)
+            outcome = await execute_once(config, state, run, args.simulate)
+        print_summary(outcome, args.json)
+        return EXIT_CODES[outcome.status]
+
+    return run_blocking(config, body)

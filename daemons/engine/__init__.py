@@ -1,0 +1,1 @@
+"""The run engine: executes a recipe's points on an MDF's instruments, checkpointing each."""

@@ -1,0 +1,52 @@
+"""Operator control of a running run: pause between steps, resume, abort."""
+
+from __future__ import annotations
+
+import asyncio
+
+
+class RunAborted(Exception):
+    """The operator aborted the run."""
+
+
+class RunControl:
+    """Shared by the engine and whoever commands it (signal handlers, the control API).
+
+    `stop_requested` fires for both abort (final) and interrupt (SIGTERM: resumable); the
+    engine then stops the current step at once rather than at the next step boundary.
+    """
+
+    def __init__(self) -> None:
+        self._running = asyncio.Event()
+        self._running.set()
+        self.stop_requested = asyncio.Event()
+        self.abort_reason: str | None = None
+        self.interrupt_reason: str | None = None
+
+    def interrupt(self, reason: str = "interrupted") -> None:
+        self.interrupt_reason = reason
+        self._running.set()
+        self.stop_requested.set()
+
+    @property
+    def paused(self) -> bool:
+        return not self._running.is_set()
+
+    def pause(self) -> None:
+        self._running.clear()
+
+    def resume(self) -> None:
+        self._running.set()
+
+    def abort(self, reason: str = "aborted by operator") -> None:
+        self.abort_reason = reason
+        self._running.set()
+        self.stop_requested.set()
+
+    async def checkpoint(self) -> None:
+        """Between steps: wait while paused, stop if aborted."""
+        if self.abort_reason is not None:
+            raise RunAborted(self.abort_reason)
+        await self._running.wait()
+        if self.abort_reason is not None:
+            raise RunAborted(self.abort_reason)

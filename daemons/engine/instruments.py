@@ -1,0 +1,111 @@
+"""The MDF's instruments as the engine sees them: drivers by name, channels as `inst.channel`.
+
+Reads of many channels are grouped per instrument so each driver can batch them; instruments
+are read concurrently. Every reading passes the interlock guard before anyone else sees it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+
+import structlog
+
+from mdfd.drivers import (
+    Driver,
+    DriverContext,
+    InstrumentError,
+    Reading,
+    Subscribable,
+    Value,
+    driver_class,
+)
+
+from ..config import MdfConfig
+
+CONNECT_TIMEOUT = 30.0
+OPERATION_TIMEOUT = 60.0
+
+ReadingHook = Callable[[str, Reading], None]
+
+
+def split(qualified: str) -> tuple[str, str]:
+    instrument, _, channel = qualified.partition(".")
+    return instrument, channel
+
+
+class Instruments:
+    def __init__(self, config: MdfConfig, names: Iterable[str], clock: Callable[[], float]) -> None:
+        context = DriverContext(clock=clock)
+        self.drivers: dict[str, Driver] = {}
+        for name in sorted(set(names)):
+            instrument = config.instruments[name]
+            self.drivers[name] = driver_class(instrument.driver)(name, instrument, context)
+        self.identities: dict[str, str] = {}
+        self.errors = 0
+        self._hooks: list[ReadingHook] = []
+
+    def on_reading(self, hook: ReadingHook) -> None:
+        self._hooks.append(hook)
+
+    async def connect(self) -> None:
+        for name, driver in self.drivers.items():
+            log = structlog.get_logger().bind(instrument=name)
+            await asyncio.wait_for(driver.connect(), CONNECT_TIMEOUT)
+            self.identities[name] = await asyncio.wait_for(driver.identify(), OPERATION_TIMEOUT)
+            log.info("instrument connected", identity=self.identities[name])
+
+    async def close(self) -> None:
+        for name, driver in self.drivers.items():
+            try:
+                await asyncio.wait_for(driver.close(), CONNECT_TIMEOUT)
+            except (InstrumentError, OSError, TimeoutError) as exc:
+                structlog.get_logger().warning(
+                    "instrument close failed", instrument=name, error=str(exc)
+                )
+
+    async def read(self, channels: Iterable[str]) -> dict[str, Reading]:
+        grouped: dict[str, list[str]] = defaultdict(list)
+        for qualified in channels:
+            instrument, channel = split(qualified)
+            grouped[instrument].append(channel)
+        results = await asyncio.gather(
+            *(self._read_one(instrument, names) for instrument, names in grouped.items())
+        )
+        out: dict[str, Reading] = {}
+        for part in results:
+            out.update(part)
+        return out
+
+    async def _read_one(self, instrument: str, channels: list[str]) -> dict[str, Reading]:
+        try:
+            readings = await asyncio.wait_for(
+                self.drivers[instrument].read(channels), OPERATION_TIMEOUT
+            )
+        except InstrumentError:
+            self.errors += 1
+            raise
+        out = {f"{instrument}.{name}": reading for name, reading in readings.items()}
+        for qualified, reading in out.items():
+            for hook in self._hooks:
+                hook(qualified, reading)
+        return out
+
+    async def write(self, qualified: str, value: Value) -> None:
+        instrument, channel = split(qualified)
+        try:
+            await asyncio.wait_for(
+                self.drivers[instrument].write(channel, value), OPERATION_TIMEOUT
+            )
+        except InstrumentError:
+            self.errors += 1
+            raise
+
+    def subscribed(self, qualified: str) -> bool:
+        instrument, channel = split(qualified)
+        driver = self.drivers[instrument]
+        return isinstance(driver, Subscribable) and channel in driver.subscribed_channels()
+
+    def driver(self, instrument: str) -> Driver:
+        return self.drivers[instrument]

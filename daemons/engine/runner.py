@@ -1,0 +1,364 @@
+"""Execute one run: every not-yet-recorded point of its recipe, each checkpointed.
+
+The order of a run's end is deliberate: first the instruments go to the safe state (safety
+before data), then the data file is flushed and closed, then the status is committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from mdfd.drivers import InstrumentError
+from mdfd.recipes.loader import LoadedRecipe, load_recipe
+from mdfd.recipes.model import AcquireStep, RampStep, SetStep, StableStep
+
+from ..clock import EngineClock
+from ..config import LoadedConfig
+from ..state import PointRow, PointStatus, RunRow, RunStatus, StateDB
+from ..storage.hdf5_writer import ChannelSpec, RunFile
+from ..validation import validate
+from ..version import software_version
+from .acquisition import Acquisition
+from .control import RunAborted, RunControl
+from .events import EventBus
+from .instruments import Instruments
+from .interlocks import InterlockBreach, InterlockGuard
+from .results import PointResult, RunContext
+from .steps import StabilityTimeout, StepContext, run_step
+
+SAFE_STATE_TIMEOUT = 30.0
+
+RecordHook = Callable[[PointResult], Callable[[sqlite3.Connection], None] | None]
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    run_id: str
+    status: RunStatus
+    points_total: int
+    points_done: int
+    points_failed: int
+    wall_seconds: float
+    data_file: str
+    message: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**self.__dict__, "status": self.status.value}
+
+
+class PointFailed(Exception):
+    """The point cannot complete; the recipe's policy decides whether the run goes on."""
+
+    def __init__(self, message: str, stop_run: bool, status: PointStatus = PointStatus.FAILED):
+        self.stop_run = stop_run
+        self.status = status
+        super().__init__(message)
+
+
+def instruments_used(recipe: LoadedRecipe, config: LoadedConfig) -> set[str]:
+    channels: set[str] = set(config.model.safety.safe_state)
+    channels.update(i.channel for i in config.model.safety.interlocks)
+    for step in recipe.model.steps:
+        if isinstance(step, SetStep):
+            channels.update(step.set)
+        elif isinstance(step, RampStep):
+            channels.add(step.ramp.channel)
+        elif isinstance(step, StableStep):
+            channels.add(step.wait_until_stable.channel)
+        elif isinstance(step, AcquireStep):
+            channels.update(step.acquire.channels)
+    used = {c.partition(".")[0] for c in channels}
+    recipe_used = {c.partition(".")[0] for c in recipe.model.acquired_channels()}
+    return {name for name in used if name in config.model.instruments} | recipe_used
+
+
+class RunExecutor:
+    def __init__(
+        self,
+        config: LoadedConfig,
+        state: StateDB,
+        *,
+        events: EventBus | None = None,
+        control: RunControl | None = None,
+        record_hook: RecordHook | None = None,
+    ) -> None:
+        self.config = config
+        self.state = state
+        self.events = events or EventBus()
+        self.control = control or RunControl()
+        self.record_hook = record_hook
+        self.clock = EngineClock(config.model.time_scale)
+        self.acquisition: Acquisition | None = None
+        self.instruments: Instruments | None = None
+
+    async def execute(self, run: RunRow) -> RunOutcome:
+        loop = asyncio.get_running_loop()
+        wall_start = loop.time()
+        structlog.contextvars.bind_contextvars(mdf=self.config.model.mdf.id, run=run.id)
+        log = structlog.get_logger()
+        try:
+            recipe = load_recipe(run.recipe_path or f"run {run.id}", text=run.recipe_text)
+            validate(recipe, self.config)
+            done_points = await self.state.points(run.id)
+            status, message = await self._execute(run, recipe, done_points)
+        finally:
+            structlog.contextvars.unbind_contextvars("run", "point")
+        points = await self.state.points(run.id)
+        failed = sum(1 for p in points if p.status is not PointStatus.COMPLETED)
+        outcome = RunOutcome(
+            run.id,
+            status,
+            run.points_total,
+            len(points),
+            failed,
+            loop.time() - wall_start,
+            run.data_file,
+            message,
+        )
+        log.info("run ended", **{k: v for k, v in outcome.as_dict().items() if k != "run_id"})
+        self.events.publish("run_end", **outcome.as_dict())
+        return outcome
+
+    async def _execute(
+        self, run: RunRow, recipe: LoadedRecipe, done: list[PointRow]
+    ) -> tuple[RunStatus, str]:
+        log = structlog.get_logger()
+        instruments = Instruments(
+            self.config.model, instruments_used(recipe, self.config), self.clock.now
+        )
+        self.instruments = instruments
+        try:
+            await instruments.connect()
+        except (InstrumentError, OSError, TimeoutError) as exc:
+            await instruments.close()
+            message = f"instruments unavailable: {exc}"
+            log.error("run cannot start", error=message)
+            await self.state.set_status(run.id, RunStatus.INTERRUPTED, message)
+            return RunStatus.INTERRUPTED, message
+        guard = InterlockGuard(list(self.config.model.safety.interlocks), instruments)
+        run_file = self._run_file(run, recipe, instruments)
+        resume_rows = done[-1].rows if done else None
+        await run_file.open(resume_rows=resume_rows, resume_points=len(done) if done else None)
+        await self.state.set_status(run.id, RunStatus.RUNNING, identities=instruments.identities)
+        context = RunContext(
+            run.id,
+            recipe,
+            self.config,
+            instruments.identities,
+            run.data_file,
+            run_file.data_paths(),
+        )
+        self.acquisition = Acquisition(run_file, instruments, self.events)
+        status, message = RunStatus.FAILED, ""
+        try:
+            status, message = await self._supervise(context, run, guard, run_file, done)
+        finally:
+            await self._safe_state(instruments)
+            await run_file.close(status.value, {"message": message})
+            await instruments.close()
+            await self.state.set_status(run.id, status, message)
+        return status, message
+
+    def _run_file(self, run: RunRow, recipe: LoadedRecipe, instruments: Instruments) -> RunFile:
+        channels = []
+        for qualified in recipe.model.acquired_channels():
+            instrument, _, name = qualified.partition(".")
+            unit = self.config.model.instruments[instrument].channels[name].unit
+            channels.append(ChannelSpec(qualified, unit))
+        identity = self.config.model.mdf
+        metadata = {
+            "run_id": run.id,
+            "mdf_id": identity.id,
+            "mdf_domain": identity.domain.value,
+            "mdf_site": identity.site,
+            "recipe_name": recipe.model.recipe.name,
+            "recipe_version": recipe.model.recipe.version,
+            "recipe_sha256": recipe.sha256,
+            "recipe_text": recipe.text,
+            "config_text": self.config.text,
+            "instrument_identities": instruments.identities,
+            "software_version": software_version(),
+            "time_scale": self.config.model.time_scale,
+        }
+        return RunFile(
+            Path(run.data_file),
+            metadata=metadata,
+            channels=channels,
+            parameters=list(recipe.model.sweep.parameters),
+        )
+
+    async def _supervise(
+        self,
+        context: RunContext,
+        run: RunRow,
+        guard: InterlockGuard,
+        run_file: RunFile,
+        done: list[PointRow],
+    ) -> tuple[RunStatus, str]:
+        """Race the points against interlocks and stop requests; the loser is cancelled."""
+        points = asyncio.create_task(self._points(context, run, guard, run_file, done))
+        tripped = asyncio.create_task(guard.tripped())
+        stopped = asyncio.create_task(self.control.stop_requested.wait())
+        monitor = asyncio.create_task(guard.monitor())
+        tasks = {points, tripped, stopped, monitor}
+        try:
+            await asyncio.wait({points, tripped, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in tasks:
+                task.cancel()
+            results = await asyncio.gather(*tasks, return_exceptions=True)
+        outcome = results[0]
+        if guard.breach is not None:
+            return RunStatus.FAILED, str(guard.breach)
+        if self.control.abort_reason is not None:
+            return RunStatus.ABORTED, self.control.abort_reason
+        if self.control.interrupt_reason is not None:
+            return RunStatus.INTERRUPTED, self.control.interrupt_reason
+        if isinstance(outcome, RunAborted):
+            return RunStatus.ABORTED, str(outcome)
+        if isinstance(outcome, InterlockBreach):
+            return RunStatus.FAILED, str(outcome)
+        if isinstance(outcome, PointFailed):
+            return RunStatus.FAILED, str(outcome)
+        if isinstance(outcome, BaseException):
+            structlog.get_logger().error("run crashed", error=repr(outcome))
+            return RunStatus.FAILED, f"internal error: {outcome!r}"
+        return RunStatus.COMPLETED, ""
+
+    async def _points(
+        self,
+        context: RunContext,
+        run: RunRow,
+        guard: InterlockGuard,
+        run_file: RunFile,
+        done: list[PointRow],
+    ) -> None:
+        recipe = context.recipe
+        points = recipe.model.points()
+        finished = {p.point_index for p in done}
+        acquired = recipe.model.acquired_channels()
+        assert self.acquisition is not None
+        assert self.instruments is not None
+        run_began = self.clock.now()
+        completed_now = 0
+        for index, point in enumerate(points):
+            if index in finished:
+                continue
+            await self.control.checkpoint()
+            structlog.contextvars.bind_contextvars(point=index)
+            log = structlog.get_logger()
+            self.acquisition.begin_point(index, acquired)
+            self.events.publish(
+                "point_start",
+                run=run.id,
+                point=index,
+                parameters=point,
+                points_total=len(points),
+                points_done=len(finished),
+            )
+            log.info("point started", parameters=point)
+            started = self.clock.now()
+            ctx = StepContext(
+                recipe.model,
+                self.config.model,
+                self.instruments,
+                self.clock,
+                index,
+                point,
+                self.acquisition,
+                guard.raise_if_breached,
+                log,
+            )
+            status, message = PointStatus.COMPLETED, ""
+            try:
+                for step in recipe.model.steps:
+                    await self.control.checkpoint()
+                    await run_step(step, ctx)
+            except StabilityTimeout as exc:
+                status, message = self._point_failure(exc, skip=exc.skip, recipe=recipe)
+            except InstrumentError as exc:
+                status, message = self._point_failure(exc, skip=False, recipe=recipe)
+            ended = self.clock.now()
+            await self._checkpoint(context, run_file, index, point, status, message, started, ended)
+            finished.add(index)
+            completed_now += 1
+            elapsed = self.clock.now() - run_began
+            remaining = elapsed / completed_now * (len(points) - len(finished))
+            self.events.publish(
+                "point_end",
+                run=run.id,
+                point=index,
+                status=status.value,
+                parameters=point,
+                points_total=len(points),
+                points_done=len(finished),
+                elapsed=elapsed,
+                remaining=remaining,
+                remaining_wall=self.clock.wall_seconds(remaining),
+                message=message,
+            )
+            log.info("point ended", status=status.value, message=message or None)
+
+    def _point_failure(
+        self, exc: Exception, *, skip: bool, recipe: LoadedRecipe
+    ) -> tuple[PointStatus, str]:
+        if skip:
+            return PointStatus.SKIPPED, str(exc)
+        if recipe.model.on_error.then == "stop_run":
+            raise PointFailed(str(exc), stop_run=True) from exc
+        return PointStatus.FAILED, str(exc)
+
+    async def _checkpoint(
+        self,
+        context: RunContext,
+        run_file: RunFile,
+        index: int,
+        point: dict[str, float],
+        status: PointStatus,
+        message: str,
+        started: float,
+        ended: float,
+    ) -> None:
+        """Flush the point's data, then commit its completion and records in one transaction."""
+        assert self.acquisition is not None
+        stats = {channel: s.result() for channel, s in self.acquisition.stats.items()}
+        rows = await run_file.complete_point(index, point, stats, started, ended)
+        summary = {channel: _stats_dict(s) for channel, s in stats.items()}
+        result = PointResult(context, index, point, stats, started, ended, status)
+        extra = (
+            self.record_hook(result)
+            if self.record_hook and status is PointStatus.COMPLETED
+            else None
+        )
+        await self.state.complete_point(
+            PointRow(context.run_id, index, status, point, started, ended, rows, summary, message),
+            extra=extra,
+        )
+
+    async def _safe_state(self, instruments: Instruments) -> None:
+        """Best effort on every channel: one failing write must not skip the others."""
+        log = structlog.get_logger()
+        for channel, value in self.config.model.safety.safe_state.items():
+            if channel.partition(".")[0] not in instruments.drivers:
+                continue
+            try:
+                await asyncio.wait_for(instruments.write(channel, value), SAFE_STATE_TIMEOUT)
+                log.info("safe state applied", channel=channel, value=value)
+            except (InstrumentError, OSError, TimeoutError) as exc:
+                log.error("safe state write failed", channel=channel, value=value, error=str(exc))
+
+
+def _stats_dict(stats: Any) -> dict[str, Any]:
+    out = {}
+    for name in ("mean", "std", "min", "max", "n", "last"):
+        value = getattr(stats, name)
+        out[name] = None if isinstance(value, float) and math.isnan(value) else value
+    return out

@@ -1,0 +1,192 @@
+"""The per-point steps: set, ramp, wait-until-stable, dwell, acquire.
+
+Each step reads the clock the recipe is written in (EngineClock), so the same code runs a week
+on real hardware and a minute against scaled simulators.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+import structlog
+
+from mdfd.drivers import InstrumentError, Value, WriteOutcomeUnknown
+from mdfd.recipes.model import (
+    AcquireStep,
+    DwellStep,
+    ErrorPolicy,
+    RampStep,
+    Recipe,
+    SetStep,
+    StableStep,
+    Step,
+)
+from mdfd.recipes.sweeps import Point
+
+from ..clock import EngineClock
+from ..config import MdfConfig
+from ..resolve import duration_for, rate_per_second, value_for
+from .acquisition import Acquisition
+from .instruments import Instruments, split
+
+T = TypeVar("T")
+
+MIN_POLL_WALL_SECONDS = 0.05
+MIN_RAMP_WALL_SECONDS = 0.05
+
+
+class StabilityTimeout(Exception):
+    def __init__(self, channel: str, target: float, last: float, skip: bool) -> None:
+        self.skip = skip
+        super().__init__(f"{channel} did not settle at {target:g} (last {last:g}) in time")
+
+
+@dataclass
+class StepContext:
+    recipe: Recipe
+    config: MdfConfig
+    instruments: Instruments
+    clock: EngineClock
+    point_index: int
+    point: Point
+    acquisition: Acquisition
+    check_interlocks: Callable[[], None]
+    log: structlog.typing.FilteringBoundLogger = field(default_factory=structlog.get_logger)
+
+    def unit(self, qualified: str) -> str:
+        instrument, channel = split(qualified)
+        return self.config.instruments[instrument].channels[channel].unit
+
+    async def with_retries(self, what: str, operation: Callable[[], Awaitable[T]]) -> T:
+        """The recipe's error policy around one instrument operation."""
+        policy: ErrorPolicy = self.recipe.on_error
+        backoff = duration_for(policy.backoff, self.point, self.recipe)
+        attempt = 0
+        while True:
+            try:
+                return await operation()
+            except WriteOutcomeUnknown as exc:
+                self.log.warning(
+                    "write outcome unknown; re-sending the same absolute value",
+                    operation=what,
+                    error=str(exc),
+                )
+                error: InstrumentError = exc
+            except InstrumentError as exc:
+                error = exc
+            attempt += 1
+            if attempt > policy.retries:
+                raise error
+            self.log.warning(
+                "instrument error, retrying",
+                operation=what,
+                attempt=attempt,
+                retries=policy.retries,
+                error=str(error),
+            )
+            await self.clock.sleep(backoff)
+
+
+async def run_step(step: Step, ctx: StepContext) -> None:
+    if isinstance(step, SetStep):
+        await _set(step, ctx)
+    elif isinstance(step, RampStep):
+        await _ramp(step, ctx)
+    elif isinstance(step, StableStep):
+        await _wait_until_stable(step, ctx)
+    elif isinstance(step, DwellStep):
+        await _dwell(step, ctx)
+    elif isinstance(step, AcquireStep):
+        await ctx.acquisition.run(step.acquire, ctx)
+
+
+async def write(ctx: StepContext, channel: str, value: Value) -> None:
+    await ctx.with_retries(f"write {channel}", lambda: ctx.instruments.write(channel, value))
+
+
+async def read_value(ctx: StepContext, channel: str) -> float:
+    readings = await ctx.with_retries(f"read {channel}", lambda: ctx.instruments.read([channel]))
+    ctx.check_interlocks()
+    return float(readings[channel].value)  # type: ignore[arg-type]
+
+
+async def _set(step: SetStep, ctx: StepContext) -> None:
+    for channel, raw in step.set.items():
+        value = value_for(raw, ctx.point, ctx.recipe, ctx.unit(channel))
+        await write(ctx, channel, value)
+        ctx.log.debug("set", channel=channel, value=value)
+
+
+async def _ramp(step: RampStep, ctx: StepContext) -> None:
+    """Walk the channel from its current value to the target at the rate, drift-free.
+
+    With `increment`, no single write moves further than it (the instrument's accepted step);
+    without, the setpoint advances once a process second, or as often as the wall allows.
+    """
+    spec = step.ramp
+    unit = ctx.unit(spec.channel)
+    target = float(value_for(spec.to, ctx.point, ctx.recipe, unit))
+    rate = rate_per_second(spec.rate, ctx.point, ctx.recipe, unit)
+    start = await read_value(ctx, spec.channel)
+    distance = target - start
+    duration = abs(distance) / rate
+    if spec.increment:
+        period = spec.increment / rate
+    else:
+        period = max(1.0, ctx.clock.scale * MIN_RAMP_WALL_SECONDS)
+    ctx.log.info(
+        "ramp",
+        channel=spec.channel,
+        start=start,
+        target=target,
+        rate_per_min=rate * 60,
+        seconds=round(duration, 1),
+    )
+    began = ctx.clock.now()
+    while (elapsed := ctx.clock.now() - began) < duration:
+        next_tick = began + (math.floor(elapsed / period) + 1) * period
+        await ctx.clock.sleep_until(min(next_tick, began + duration))
+        ctx.check_interlocks()
+        fraction = min((ctx.clock.now() - began) / duration, 1.0)
+        await write(ctx, spec.channel, start + distance * fraction)
+    await write(ctx, spec.channel, target)
+
+
+async def _wait_until_stable(step: StableStep, ctx: StepContext) -> None:
+    spec = step.wait_until_stable
+    target = float(value_for(spec.target, ctx.point, ctx.recipe, ctx.unit(spec.channel)))
+    hold = duration_for(spec.hold, ctx.point, ctx.recipe)
+    timeout = duration_for(spec.timeout, ctx.point, ctx.recipe)
+    poll = max(min(hold / 10.0, 10.0), ctx.clock.scale * MIN_POLL_WALL_SECONDS)
+    began = ctx.clock.now()
+    inside_since: float | None = None
+    value = await read_value(ctx, spec.channel)
+    while True:
+        now = ctx.clock.now()
+        if abs(value - target) <= spec.tolerance:
+            inside_since = now if inside_since is None else inside_since
+            if now - inside_since >= hold:
+                ctx.log.info(
+                    "stable",
+                    channel=spec.channel,
+                    target=target,
+                    value=value,
+                    waited=round(now - began, 1),
+                )
+                return
+        else:
+            inside_since = None
+        if now - began > timeout:
+            raise StabilityTimeout(spec.channel, target, value, spec.on_timeout == "skip")
+        await ctx.clock.sleep(poll)
+        value = await read_value(ctx, spec.channel)
+
+
+async def _dwell(step: DwellStep, ctx: StepContext) -> None:
+    seconds = duration_for(step.dwell, ctx.point, ctx.recipe)
+    ctx.log.info("dwell", seconds=seconds)
+    await asyncio.sleep(ctx.clock.wall_seconds(seconds))

@@ -1,0 +1,311 @@
+"""The state database: runs, the queue and every point's checkpoint, in SQLite (WAL).
+
+A point is complete only when its data are flushed and one transaction here records it — with
+its upstream records, through `extra` — so after kill -9 or power loss the database says exactly
+which points exist, and a resumed run starts at the first point not recorded.
+
+SQLite connections are thread-bound and every call blocks, so one dedicated thread owns the
+connection and the event loop only ever awaits it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    id TEXT PRIMARY KEY,
+    recipe_name TEXT NOT NULL,
+    recipe_version TEXT NOT NULL,
+    recipe_sha256 TEXT NOT NULL,
+    recipe_text TEXT NOT NULL,
+    recipe_path TEXT NOT NULL DEFAULT '',
+    config_text TEXT NOT NULL,
+    status TEXT NOT NULL,
+    points_total INTEGER NOT NULL,
+    queue_position REAL,
+    created_at REAL NOT NULL,
+    started_at REAL,
+    ended_at REAL,
+    data_file TEXT NOT NULL DEFAULT '',
+    identities TEXT NOT NULL DEFAULT '{}',
+    message TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE IF NOT EXISTS points (
+    run_id TEXT NOT NULL REFERENCES runs(id),
+    point_index INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    parameters TEXT NOT NULL,
+    started_at REAL NOT NULL,
+    ended_at REAL NOT NULL,
+    rows TEXT NOT NULL,
+    summary TEXT NOT NULL,
+    message TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (run_id, point_index)
+);
+CREATE INDEX IF NOT EXISTS runs_by_status ON runs(status, queue_position);
+"""
+
+
+class RunStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    PAUSED = "paused"
+    COMPLETED = "completed"
+    ABORTED = "aborted"
+    FAILED = "failed"
+    INTERRUPTED = "interrupted"
+
+    @property
+    def finished(self) -> bool:
+        return self in (RunStatus.COMPLETED, RunStatus.ABORTED, RunStatus.FAILED)
+
+
+class PointStatus(StrEnum):
+    COMPLETED = "completed"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
+@dataclass(frozen=True)
+class RunRow:
+    id: str
+    recipe_name: str
+    recipe_version: str
+    recipe_sha256: str
+    recipe_text: str
+    recipe_path: str
+    config_text: str
+    status: RunStatus
+    points_total: int
+    points_done: int
+    queue_position: float | None
+    created_at: float
+    started_at: float | None
+    ended_at: float | None
+    data_file: str
+    identities: dict[str, str]
+    message: str
+
+    def as_dict(self, with_texts: bool = False) -> dict[str, Any]:
+        data = {k: v for k, v in self.__dict__.items() if with_texts or not k.endswith("_text")}
+        data["status"] = self.status.value
+        return data
+
+
+@dataclass(frozen=True)
+class PointRow:
+    run_id: str
+    point_index: int
+    status: PointStatus
+    parameters: dict[str, float]
+    started_at: float
+    ended_at: float
+    rows: dict[str, int]
+    summary: dict[str, Any]
+    message: str
+
+
+class StateDB:
+    """Async facade over one SQLite connection owned by one worker thread."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mdfd-state")
+        self._connection: sqlite3.Connection | None = None
+
+    async def open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        await self._call(self._open)
+
+    async def close(self) -> None:
+        if self._connection is not None:
+            await self._call(self._connection.close)
+            self._connection = None
+        self._executor.shutdown(wait=True)
+
+    async def __aenter__(self) -> StateDB:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    def _open(self) -> None:
+        connection = sqlite3.connect(self.path, isolation_level=None, timeout=30.0)
+        connection.execute("PRAGMA journal_mode=WAL")
+        connection.execute("PRAGMA synchronous=FULL")
+        connection.execute("PRAGMA foreign_keys=ON")
+        connection.executescript(SCHEMA)
+        self._connection = connection
+
+    async def _call(self, function: Callable[..., T], *args: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, function, *args)
+
+    async def transaction(self, body: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `body` inside BEGIN IMMEDIATE … COMMIT on the owner thread."""
+        return await self._call(self._transaction, body)
+
+    def _transaction(self, body: Callable[[sqlite3.Connection], T]) -> T:
+        connection = self._require()
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            result = body(connection)
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+        connection.execute("COMMIT")
+        return result
+
+    def _require(self) -> sqlite3.Connection:
+        if self._connection is None:
+            raise RuntimeError(f"state database {self.path} is not open")
+        return self._connection
+
+    async def create_run(
+        self,
+        *,
+        run_id: str,
+        recipe_name: str,
+        recipe_version: str,
+        recipe_sha256: str,
+        recipe_text: str,
+        recipe_path: str,
+        config_text: str,
+        points_total: int,
+        status: RunStatus,
+        data_file: str,
+    ) -> None:
+        def insert(connection: sqlite3.Connection) -> None:
+            position = connection.execute(
+                "SELECT COALESCE(MAX(queue_position), 0) + 1 FROM runs"
+            ).fetchone()[0]
+            connection.execute(
+                "INSERT INTO runs (id, recipe_name, recipe_version, recipe_sha256, recipe_text,"
+                " recipe_path, config_text, status, points_total, queue_position, created_at,"
+                " data_file) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    run_id,
+                    recipe_name,
+                    recipe_version,
+                    recipe_sha256,
+                    recipe_text,
+                    recipe_path,
+                    config_text,
+                    status.value,
+                    points_total,
+                    position,
+                    time.time(),
+                    data_file,
+                ),
+            )
+
+        await self.transaction(insert)
+
+    async def set_status(
+        self, run_id: str, status: RunStatus, message: str = "", **fields: Any
+    ) -> None:
+        columns = {"status": status.value, "message": message, **fields}
+        if status is RunStatus.RUNNING:
+            columns.setdefault("started_at", time.time())
+        if status.finished or status is RunStatus.INTERRUPTED:
+            columns.setdefault("ended_at", time.time())
+        if "identities" in columns:
+            columns["identities"] = json.dumps(columns["identities"])
+        assignments = ", ".join(f"{name} = ?" for name in columns)
+
+        def update(connection: sqlite3.Connection) -> None:
+            connection.execute(
+                f"UPDATE runs SET {assignments} WHERE id = ?", (*columns.values(), run_id)
+            )
+
+        await self.transaction(update)
+
+    async def complete_point(
+        self, point: PointRow, extra: Callable[[sqlite3.Connection], None] | None = None
+    ) -> None:
+        """The checkpoint: the point row and what `extra` writes commit together or not at all."""
+
+        def insert(connection: sqlite3.Connection) -> None:
+            connection.execute(
+                "INSERT INTO points (run_id, point_index, status, parameters, started_at,"
+                " ended_at, rows, summary, message) VALUES (?,?,?,?,?,?,?,?,?)",
+                (
+                    point.run_id,
+                    point.point_index,
+                    point.status.value,
+                    json.dumps(point.parameters),
+                    point.started_at,
+                    point.ended_at,
+                    json.dumps(point.rows),
+                    json.dumps(point.summary),
+                    point.message,
+                ),
+            )
+            if extra is not None:
+                extra(connection)
+
+        await self.transaction(insert)
+
+    async def points(self, run_id: str) -> list[PointRow]:
+        def select(connection: sqlite3.Connection) -> list[PointRow]:
+            rows = connection.execute(
+                "SELECT run_id, point_index, status, parameters, started_at, ended_at, rows,"
+                " summary, message FROM points WHERE run_id = ? ORDER BY point_index",
+                (run_id,),
+            ).fetchall()
+            return [
+                PointRow(
+                    r[0],
+                    r[1],
+                    PointStatus(r[2]),
+                    json.loads(r[3]),
+                    r[4],
+                    r[5],
+                    json.loads(r[6]),
+                    json.loads(r[7]),
+                    r[8],
+                )
+                for r in rows
+            ]
+
+        return await self._call(lambda: select(self._require()))
+
+    async def run(self, run_id: str) -> RunRow | None:
+        found = await self.runs(where="r.id = ?", args=(run_id,))
+        return found[0] if found else None
+
+    async def runs(
+        self, where: str = "1", args: tuple[Any, ...] = (), order: str = "r.created_at"
+    ) -> list[RunRow]:
+        query = (
+            "SELECT r.id, r.recipe_name, r.recipe_version, r.recipe_sha256, r.recipe_text,"
+            " r.recipe_path, r.config_text, r.status, r.points_total,"
+            " (SELECT COUNT(*) FROM points p WHERE p.run_id = r.id), r.queue_position,"
+            " r.created_at, r.started_at, r.ended_at, r.data_file, r.identities, r.message"
+            f" FROM runs r WHERE {where} ORDER BY {order}"
+        )
+
+        def select(connection: sqlite3.Connection) -> list[RunRow]:
+            return [
+                RunRow(*r[:7], RunStatus(r[7]), *r[8:15], json.loads(r[15]), r[16])
+                for r in connection.execute(query, args).fetchall()
+            ]
+
+        return await self._call(lambda: select(self._require()))
+
+    async def execute(self, statement: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        """A single statement for callers that own their tables (the upstream outbox)."""
+        return await self._call(lambda: self._require().execute(statement, args).fetchall())
