@@ -1,0 +1,87 @@
+"""The visa driver against the meter simulator over a real TCP socket and a real pty."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from mdfd.drivers import ChannelError, ProtocolError, driver_class
+from mdfd.drivers.visa import VisaDriver
+from mdfd.simulators.meter import MeterSimulator
+
+
+async def test_identify(driver: VisaDriver) -> None:
+    assert await driver.identify() == "MDFD,SIM-LCR-3000,SN0001,1.0"
+
+
+def test_registered_under_visa() -> None:
+    assert driver_class("visa") is VisaDriver
+
+
+async def test_reads_follow_the_specimen(driver: VisaDriver, meter: MeterSimulator) -> None:
+    names = ["capacitance", "loss", "resistivity", "hardness", "colour_strength"]
+    readings = await driver.read(names)
+    specimen = meter.meter.world.specimen
+    truth = [
+        specimen.capacitance_nf(),
+        specimen.dissipation_factor(),
+        specimen.resistivity_uohm_cm(),
+        specimen.hardness_hv(),
+        specimen.colour_strength(),
+    ]
+    for name, expected in zip(names, truth, strict=True):
+        value = readings[name].value
+        assert isinstance(value, float)
+        assert math.isclose(value, expected, rel_tol=0.02), (name, value, expected)
+    assert readings["capacitance"].unit == "nF"
+    assert readings["resistivity"].unit == "microohm*cm"
+
+
+async def test_parse_rules(driver: VisaDriver) -> None:
+    readings = await driver.read(["all", "hardness_of_all", "identity_model", "specimen"])
+    everything = readings["all"].value
+    assert isinstance(everything, list)
+    assert len(everything) == 5
+    # One MEAS:ALL? answers both channels, so the field is the very same number.
+    assert readings["hardness_of_all"].value == everything[3]
+    assert readings["identity_model"].value == "SIM-LCR-3000"
+    assert readings["specimen"].value == 0
+
+
+async def test_write_then_read_back(driver: VisaDriver, meter: MeterSimulator) -> None:
+    await driver.write("specimen", 42.0)
+    assert meter.meter.specimen_id == 42
+    assert (await driver.read(["specimen"]))["specimen"].value == 42
+    await driver.write("averaging", 16)
+    assert (await driver.read(["averaging"]))["averaging"].value == 16
+
+
+async def test_instrument_rejection_is_an_error(driver: VisaDriver) -> None:
+    with pytest.raises(ProtocolError) as caught:
+        await driver.write("averaging", 1000)
+    error = caught.value
+    assert error.instrument == "meter"
+    assert error.channel == "averaging"
+    assert "SENS:AVER:COUN 1000" in error.message
+    assert str(error.reply).startswith("-222,")
+    # The queue was drained by the check: the next write is clean.
+    await driver.write("averaging", 4)
+
+
+async def test_undefined_header_is_an_error(driver: VisaDriver) -> None:
+    with pytest.raises(ProtocolError) as caught:
+        await driver.write("bogus", 1)
+    assert str(caught.value.reply).startswith("-113,")
+
+
+async def test_limits_refuse_before_the_wire(driver: VisaDriver, meter: MeterSimulator) -> None:
+    with pytest.raises(ChannelError):
+        await driver.write("specimen", 2_000_000)
+    with pytest.raises(ChannelError):
+        await driver.write("capacitance", 1.0)
+    with pytest.raises(ChannelError):
+        await driver.read(["no_such_channel"])
+    with pytest.raises(ChannelError):
+        await driver.read(["bogus"])
+    assert meter.meter.specimen_id == 0

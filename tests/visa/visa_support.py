@@ -1,0 +1,65 @@
+"""Helpers of the visa driver tests: channel set, configs, resource strings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from mdfd.drivers.visa import VisaInstrument
+from mdfd.simulators.meter import MeterSettings, MeterSimulator
+
+CHANNELS: dict[str, dict[str, Any]] = {
+    "capacitance": {"unit": "nF", "query": "MEAS:CAP?"},
+    "loss": {"unit": "dimensionless", "query": "MEAS:LOSS?"},
+    "resistivity": {"unit": "microohm*cm", "query": "MEAS:RES?"},
+    "hardness": {"unit": "HV", "query": "MEAS:HARD?"},
+    "colour_strength": {"unit": "dimensionless", "query": "MEAS:KS?"},
+    "hardness_of_all": {"unit": "HV", "query": "MEAS:ALL?", "field": 3},
+    "all": {"query": "MEAS:ALL?", "parse": "floats"},
+    "identity_model": {"query": "*IDN?", "field": 1, "parse": "string"},
+    "specimen": {
+        "writable": True,
+        "limits": {"min": 0, "max": 1_000_000},
+        "query": "SPEC?",
+        "parse": "int",
+        "write": "SPEC:NEW {value:d}",
+    },
+    # No driver-side limits: the instrument itself refuses out-of-range values (1..100).
+    "averaging": {
+        "writable": True,
+        "query": "SENS:AVER:COUN?",
+        "parse": "int",
+        "write": "SENS:AVER:COUN {value}",
+    },
+    "bogus": {"writable": True, "write": "FROB {value}"},
+}
+
+
+def instrument(resource: str, **overrides: Any) -> VisaInstrument:
+    spec: dict[str, Any] = {
+        "driver": "visa",
+        "resource": resource,
+        "timeout": 0.5,
+        "init": ["*RST", "*CLS"],
+        "reconnect": {"attempts": 4, "initial": 0.02, "maximum": 0.1},
+        "channels": CHANNELS,
+    }
+    spec.update(overrides)
+    return VisaInstrument.model_validate(spec)
+
+
+def meter_settings(link: Path, port: int = 0) -> MeterSettings:
+    return MeterSettings(kind="meter", port=port, link=link)
+
+
+def resource_of(meter: MeterSimulator, transport: str) -> str:
+    return meter.endpoints()["visa" if transport == "tcp" else "visa_serial"]
+
+
+SERIAL_LINE = {"baud_rate": 115200, "parity": "none", "stop_bits": 1, "flow_control": "none"}
+
+
+def driver_config(meter: MeterSimulator, transport: str, **overrides: Any) -> VisaInstrument:
+    if transport == "serial":
+        overrides.setdefault("serial", SERIAL_LINE)
+    return instrument(resource_of(meter, transport), **overrides)
