@@ -1,0 +1,80 @@
+"""Configuration of an OPC-UA instrument: endpoint, security, login and the channel map."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from ..base import ChannelConfig, InstrumentConfig, StrictModel
+from .nodeids import parse_node
+
+
+class SecurityConfig(StrictModel):
+    """The secure channel. Basic256Sha256 needs the client's certificate and private key."""
+
+    policy: Literal["None", "Basic256Sha256"] = "None"
+    mode: Literal["Sign", "SignAndEncrypt"] = "SignAndEncrypt"
+    certificate: Path | None = Field(default=None, description="client certificate (DER or PEM)")
+    private_key: Path | None = Field(default=None, description="client private key (PEM)")
+    server_certificate: Path | None = Field(
+        default=None, description="pin the server's certificate; unset takes it from its endpoint"
+    )
+
+    @model_validator(mode="after")
+    def _keys_for_policy(self) -> SecurityConfig:
+        if self.policy != "None" and (self.certificate is None or self.private_key is None):
+            raise ValueError(f"security policy {self.policy} needs certificate and private_key")
+        return self
+
+
+class ReconnectConfig(StrictModel):
+    """Exponential backoff between connection attempts (seconds)."""
+
+    initial_delay: float = Field(default=0.5, gt=0)
+    max_delay: float = Field(default=10.0, gt=0)
+    connect_attempts: int = Field(
+        default=3, ge=1, description="attempts of the first connect before it fails"
+    )
+
+
+class OpcUaChannel(ChannelConfig):
+    node: str = Field(description="node id, e.g. nsu=urn:x;s=Reactor.Temperature or ns=2;i=7")
+    subscribe: bool = Field(default=False, description="deliver by subscription, not polling")
+    sampling_interval: float | None = Field(
+        default=None, ge=0, description="ms; default: the instrument's sampling_interval"
+    )
+
+    @field_validator("node")
+    @classmethod
+    def _parses(cls, node: str) -> str:
+        parse_node(node)
+        return node
+
+
+class OpcUaInstrument(InstrumentConfig):
+    driver: Literal["opcua"]
+    endpoint: str = Field(pattern=r"^opc\.tcp://[^/\s]+", description="opc.tcp://host:port/path")
+    namespace: str | None = Field(
+        default=None, description="namespace URI for node ids that name no namespace"
+    )
+    timeout: float = Field(default=4.0, gt=0, description="seconds per request")
+    watchdog_interval: float = Field(
+        default=1.0, gt=0, description="seconds between liveness probes of the server"
+    )
+    security: SecurityConfig = SecurityConfig()
+    username: str | None = None
+    password_env: str | None = Field(
+        default=None, description="environment variable holding the password"
+    )
+    publishing_interval: float = Field(default=100.0, gt=0, description="ms")
+    sampling_interval: float = Field(default=50.0, ge=0, description="ms")
+    reconnect: ReconnectConfig = ReconnectConfig()
+    channels: dict[str, OpcUaChannel] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _password_needs_user(self) -> OpcUaInstrument:
+        if self.password_env is not None and self.username is None:
+            raise ValueError("password_env is set but username is not")
+        return self

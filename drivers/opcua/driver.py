@@ -1,0 +1,510 @@
+"""The `opcua` driver: batched reads, typed writes and subscriptions over asyncua.
+
+One session per instrument. A scan of many channels is one Read service call; channels marked
+`subscribe` are delivered by one subscription into the same `Reading` stream the engine consumes
+and `read` answers them from the latest notification. When the server goes away (restart,
+network loss, liveness probe timing out) a supervisor task reconnects with exponential backoff,
+resolves namespaces again, re-creates the session and the subscription, and logs both events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import math
+import os
+from collections.abc import AsyncIterator, Sequence
+from typing import ClassVar
+
+import structlog
+from asyncua import Client, ua
+from asyncua.common.subscription import DataChangeEvent, StatusChangeEvent, Subscription
+from asyncua.common.ua_utils import data_type_to_variant_type
+from asyncua.crypto import uacrypto
+from asyncua.crypto.security_policies import SecurityPolicyBasic256Sha256
+from cryptography import x509
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential,
+)
+
+from ..base import DriverContext, InstrumentConfig, Quality, Reading, Value, check_writable
+from ..errors import (
+    ChannelError,
+    InstrumentDisconnected,
+    InstrumentError,
+    InstrumentTimeout,
+    ProtocolError,
+    WriteOutcomeUnknown,
+)
+from .browse import BrowseEntry, browse
+from .config import OpcUaChannel, OpcUaInstrument
+from .nodeids import NodeRef, parse_node
+from .streams import Fanout
+from .values import encode, status_name, to_python
+
+LOGIN_REFUSED = ("BadUserAccessDenied", "BadIdentityToken")
+SECURITY_REFUSED = ("BadCertificate", "BadSecurity", "BadNonce", "BadApplicationSignature")
+BUILD_INFO = (
+    ua.ObjectIds.Server_ServerStatus_BuildInfo_ManufacturerName,
+    ua.ObjectIds.Server_ServerStatus_BuildInfo_ProductName,
+    ua.ObjectIds.Server_ServerStatus_BuildInfo_ProductUri,
+    ua.ObjectIds.Server_ServerStatus_BuildInfo_SoftwareVersion,
+)
+ABSTRACT_TYPES = (24, 26, 27, 28, 29)
+TRANSPORT_ERRORS = (ConnectionError, OSError, asyncio.IncompleteReadError)
+
+
+class OpcUaDriver:
+    config_model: ClassVar[type[InstrumentConfig]] = OpcUaInstrument
+
+    def __init__(self, name: str, config: OpcUaInstrument, context: DriverContext) -> None:
+        self.name = name
+        self.config = config
+        self._context = context
+        self._refs: dict[str, NodeRef] = {
+            channel: parse_node(spec.node) for channel, spec in config.channels.items()
+        }
+        self._client: Client | None = None
+        self._nodes: dict[str, ua.NodeId] = {}
+        self._types: dict[str, ua.VariantType] = {}
+        self._by_node: dict[ua.NodeId, list[str]] = {}
+        self._namespaces: list[str] = []
+        self._fanout = Fanout(name)
+        self._ready = asyncio.Event()
+        self._lost = asyncio.Event()
+        self._lost_reason = ""
+        self._supervisor: asyncio.Task[None] | None = None
+        self._pump: asyncio.Task[None] | None = None
+        self._bad_status: dict[str, str] = {}
+        self._log = structlog.get_logger().bind(instrument=name, endpoint=config.endpoint)
+
+    # -- the Driver contract ---------------------------------------------------------------
+
+    async def connect(self) -> None:
+        if self._supervisor is not None:
+            return
+        policy = self.config.reconnect
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(policy.connect_attempts),
+            wait=wait_exponential(multiplier=policy.initial_delay, max=policy.max_delay),
+            retry=retry_if_exception_type((InstrumentDisconnected, InstrumentTimeout)),
+            before_sleep=self._log_retry,
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                await self._open()
+        self._lost.clear()
+        self._ready.set()
+        self._supervisor = asyncio.create_task(self._supervise(), name=f"{self.name}-supervisor")
+        self._log.info("connected", subscribed=list(self.subscribed_channels()))
+
+    async def close(self) -> None:
+        task, self._supervisor = self._supervisor, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._ready.clear()
+        await self._teardown()
+        self._fanout.close()
+
+    async def identify(self) -> str:
+        client = self._require_client()
+        ids = [ua.NodeId(identifier) for identifier in BUILD_INFO]
+        values = await self._call(client.uaclient.read_attributes(ids, ua.AttributeIds.Value))
+        parts = [str(dv.Value.Value) if dv.Value is not None else "" for dv in values]
+        return ",".join(parts)
+
+    async def read(self, channels: Sequence[str]) -> dict[str, Reading]:
+        configs = {name: self._channel(name) for name in channels}
+        client = self._require_client()
+        out: dict[str, Reading] = {}
+        polled: list[str] = []
+        for name, config in configs.items():
+            latest = self._fanout.latest.get(name) if config.subscribe else None
+            if latest is None:
+                polled.append(name)
+            elif latest.quality is Quality.BAD:
+                raise ProtocolError(
+                    self.name,
+                    "bad status in the last notification",
+                    channel=name,
+                    address=config.node,
+                    reply=self._bad_status.get(name, "Bad"),
+                )
+            else:
+                out[name] = latest
+        if polled:
+            nodes = [self._nodes[name] for name in polled]
+            values = await self._call(client.uaclient.read_attributes(nodes, ua.AttributeIds.Value))
+            now = self._context.clock()
+            for name, dv in zip(polled, values, strict=True):
+                out[name] = self._checked(name, dv, now)
+        return {name: out[name] for name in channels}
+
+    async def write(self, channel: str, value: Value) -> None:
+        config = self._channel(channel)
+        check_writable(self.name, channel, config, value)
+        client = self._require_client()
+        variant_type = self._types[channel]
+        try:
+            variant = encode(value, variant_type)
+        except ValueError as exc:
+            raise ChannelError(self.name, str(exc), channel=channel, address=config.node) from None
+        node = self._nodes[channel]
+        try:
+            results = await client.uaclient.write_attributes(
+                [node], [ua.DataValue(variant)], ua.AttributeIds.Value
+            )
+        except (TimeoutError, *TRANSPORT_ERRORS) as exc:
+            if not isinstance(exc, TimeoutError):
+                self._mark_lost(exc)
+            self._log.warning(
+                "write outcome unknown; not retried", channel=channel, value=value, error=repr(exc)
+            )
+            raise WriteOutcomeUnknown(
+                self.name, f"no answer to the write ({exc!r})", channel=channel, address=config.node
+            ) from exc
+        except ua.UaStatusCodeError as exc:
+            raise ProtocolError(
+                self.name, "write refused", channel=channel, address=config.node, reply=_name(exc)
+            ) from exc
+        status = results[0]
+        if not status.is_good():
+            raise ProtocolError(
+                self.name,
+                f"write of {variant_type.name} {variant.Value!r} refused",
+                channel=channel,
+                address=config.node,
+                reply=status_name(status),
+            )
+
+    # -- Subscribable ------------------------------------------------------------------------
+
+    def subscribed_channels(self) -> Sequence[str]:
+        return [name for name, spec in self.config.channels.items() if spec.subscribe]
+
+    def stream(self, channels: Sequence[str]) -> AsyncIterator[tuple[str, Reading]]:
+        """Notifications of `channels` (all subscribed if empty); survives reconnects and ends
+        when the driver is closed."""
+        wanted = list(channels) or list(self.subscribed_channels())
+        for name in wanted:
+            if not self._channel(name).subscribe:
+                raise ChannelError(self.name, "channel is not subscribed", channel=name)
+        return self._fanout.stream(wanted)
+
+    # -- probing -----------------------------------------------------------------------------
+
+    async def browse(self, node: str | None = None) -> list[BrowseEntry]:
+        """Variables under `node` (default Objects) with node ids, data types and values."""
+        client = self._require_client()
+        start = None
+        if node is not None:
+            try:
+                start = parse_node(node).resolve(self._namespaces, self.config.namespace)
+            except (ValueError, LookupError) as exc:
+                raise ChannelError(self.name, str(exc), address=node) from None
+        return await self._call(browse(client, start))
+
+    # -- connection ----------------------------------------------------------------------------
+
+    async def _open(self) -> None:
+        """Connect a fresh client; resolve nodes and their types; create the subscription."""
+        client = Client(
+            self.config.endpoint,
+            timeout=self.config.timeout,
+            watchdog_intervall=self.config.watchdog_interval,
+        )
+        client.name = client.description = f"mdfd {self.name}"
+        client.application_uri = "urn:mdfd:client"
+        try:
+            await self._call(self._configure(client), connecting=True)
+            await self._call(client.connect(), connecting=True)
+            client.connection_lost_callback = functools.partial(self._on_lost, client)
+            self._client = client
+            await self._resolve(client)
+            await self._subscribe(client)
+        except BaseException:
+            self._client = None
+            await self._stop_pump()
+            await self._discard(client)
+            raise
+
+    async def _configure(self, client: Client) -> None:
+        security = self.config.security
+        if security.policy == "Basic256Sha256":
+            assert security.certificate is not None
+            assert security.private_key is not None
+            for path in (security.certificate, security.private_key, security.server_certificate):
+                if path is not None and not path.is_file():
+                    raise ProtocolError(self.name, f"security file {path} does not exist")
+            certificate = await uacrypto.load_certificate(str(security.certificate))
+            with contextlib.suppress(x509.ExtensionNotFound):
+                names = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+                uris = names.value.get_values_for_type(x509.UniformResourceIdentifier)
+                if uris:
+                    client.application_uri = uris[0]
+            server = security.server_certificate
+            await client.set_security(
+                SecurityPolicyBasic256Sha256,
+                certificate=str(security.certificate),
+                private_key=str(security.private_key),
+                server_certificate=str(server) if server is not None else None,
+                mode=getattr(ua.MessageSecurityMode, security.mode),
+            )
+        if self.config.username is not None:
+            client.set_user(self.config.username)
+            if self.config.password_env is not None:
+                password = os.environ.get(self.config.password_env)
+                if password is None:
+                    raise ProtocolError(
+                        self.name,
+                        f"environment variable {self.config.password_env} (password_env) is not "
+                        "set; cannot log in",
+                    )
+                client.set_password(password)
+
+    async def _resolve(self, client: Client) -> None:
+        self._namespaces = await self._call(client.get_namespace_array(), connecting=True)
+        nodes: dict[str, ua.NodeId] = {}
+        for channel, ref in self._refs.items():
+            try:
+                nodes[channel] = ref.resolve(self._namespaces, self.config.namespace)
+            except LookupError as exc:
+                raise ChannelError(self.name, str(exc), channel=channel, address=ref.text) from None
+        channels = list(nodes)
+        types = await self._call(
+            client.uaclient.read_attributes([nodes[c] for c in channels], ua.AttributeIds.DataType),
+            connecting=True,
+        )
+        variant_types: dict[str, ua.VariantType] = {}
+        for channel, dv in zip(channels, types, strict=True):
+            if dv.StatusCode is not None and not dv.StatusCode.is_good():
+                raise ChannelError(
+                    self.name,
+                    "node is not usable",
+                    channel=channel,
+                    address=self._refs[channel].text,
+                    reply=status_name(dv.StatusCode),
+                )
+            type_id: ua.NodeId = dv.Value.Value
+            if _builtin(type_id):
+                variant_types[channel] = ua.VariantType(type_id.Identifier)
+                continue
+            variant_types[channel] = await self._call(
+                data_type_to_variant_type(client.get_node(type_id)), connecting=True
+            )
+        self._nodes, self._types = nodes, variant_types
+        self._by_node = {}
+        for channel, node in nodes.items():
+            self._by_node.setdefault(node, []).append(channel)
+
+    async def _subscribe(self, client: Client) -> None:
+        subscribed = self.subscribed_channels()
+        if not subscribed:
+            return
+        subscription = await self._call(
+            client.create_subscription(
+                self.config.publishing_interval, handler=None, queue_maxsize=100_000
+            ),
+            connecting=True,
+        )
+        groups: dict[float, list[str]] = {}
+        for channel in subscribed:
+            interval = self.config.channels[channel].sampling_interval
+            groups.setdefault(
+                self.config.sampling_interval if interval is None else interval, []
+            ).append(channel)
+        for interval, channels in groups.items():
+            nodes = [client.get_node(self._nodes[channel]) for channel in channels]
+            results = await self._call(
+                subscription.subscribe_data_change(nodes, sampling_interval=interval),
+                connecting=True,
+            )
+            for channel, result in zip(channels, results, strict=True):
+                if isinstance(result, ua.StatusCode):
+                    raise ChannelError(
+                        self.name,
+                        "subscription refused",
+                        channel=channel,
+                        address=self._refs[channel].text,
+                        reply=status_name(result),
+                    )
+        self._pump = asyncio.create_task(self._run_pump(subscription), name=f"{self.name}-pump")
+
+    async def _run_pump(self, subscription: Subscription) -> None:
+        async for event in subscription:
+            if isinstance(event, DataChangeEvent):
+                value = event.data.monitored_item.Value
+                now = self._context.clock()
+                for channel in self._by_node.get(event.node.nodeid, ()):
+                    self._fanout.publish(channel, self._notified(channel, value, now))
+            elif isinstance(event, StatusChangeEvent):
+                self._log.warning(
+                    "subscription status changed", status=status_name(event.notification.Status)
+                )
+
+    def _notified(self, channel: str, dv: ua.DataValue, now: float) -> Reading:
+        unit = self.config.channels[channel].unit
+        status = dv.StatusCode
+        if status is not None and status.is_bad():
+            self._bad_status[channel] = status_name(status)
+            return Reading(math.nan, unit, now, Quality.BAD)
+        value = dv.Value.Value if dv.Value is not None else None
+        quality = _quality(status)
+        return Reading(to_python(value) if value is not None else math.nan, unit, now, quality)
+
+    async def _supervise(self) -> None:
+        """Wait for a loss; reconnect with backoff until it works or the driver is closed."""
+        policy = self.config.reconnect
+        while True:
+            await self._lost.wait()
+            self._ready.clear()
+            self._log.warning("connection lost; reconnecting", reason=self._lost_reason)
+            await self._teardown()
+            retrying = AsyncRetrying(
+                wait=wait_exponential(multiplier=policy.initial_delay, max=policy.max_delay),
+                retry=retry_if_exception_type(InstrumentError),
+                before_sleep=self._log_retry,
+            )
+            attempts = 0
+            async for attempt in retrying:
+                with attempt:
+                    attempts += 1
+                    self._lost.clear()
+                    await self._open()
+            self._ready.set()
+            self._log.info(
+                "reconnected; session and subscription re-created",
+                attempts=attempts,
+                subscribed=len(self.subscribed_channels()),
+            )
+
+    async def _on_lost(self, client: Client, exc: Exception) -> None:
+        if client is self._client:
+            self._mark_lost(exc)
+
+    def _mark_lost(self, exc: BaseException) -> None:
+        if not self._lost.is_set():
+            self._lost_reason = repr(exc)
+            self._lost.set()
+
+    async def _teardown(self) -> None:
+        await self._stop_pump()
+        client, self._client = self._client, None
+        if client is not None:
+            await self._discard(client)
+
+    async def _stop_pump(self) -> None:
+        task, self._pump = self._pump, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _discard(self, client: Client) -> None:
+        """Close a client whatever state it is in; a dead server must not block this."""
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(client.disconnect(), self.config.timeout)
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    async def _call(self, operation, *, connecting: bool = False):  # type: ignore[no-untyped-def]
+        """Await an asyncua operation; turn its failures into the driver's typed errors."""
+        try:
+            return await operation
+        except InstrumentError:
+            raise
+        except TimeoutError as exc:
+            raise InstrumentTimeout(
+                self.name, f"no answer within {self.config.timeout} s", address=self.config.endpoint
+            ) from exc
+        except TRANSPORT_ERRORS as exc:
+            if not connecting:
+                self._mark_lost(exc)
+            raise InstrumentDisconnected(
+                self.name, f"connection failed: {exc!r}", address=self.config.endpoint
+            ) from exc
+        except ua.UaStatusCodeError as exc:
+            raise ProtocolError(
+                self.name, self._refusal(_name(exc)), address=self.config.endpoint, reply=_name(exc)
+            ) from exc
+
+    def _refusal(self, status: str) -> str:
+        if status.startswith(LOGIN_REFUSED):
+            user = self.config.username or "anonymous"
+            env = self.config.password_env
+            source = f" (password from ${env})" if env else ""
+            return f"the server refused the login of user {user!r}{source}"
+        if status.startswith(SECURITY_REFUSED):
+            return (
+                f"the server refused the secure channel ({self.config.security.policy}/"
+                f"{self.config.security.mode}); is the client certificate trusted by the server?"
+            )
+        return "the server answered with a bad status"
+
+    def _checked(self, channel: str, dv: ua.DataValue, now: float) -> Reading:
+        status = dv.StatusCode
+        if status is not None and status.is_bad():
+            raise ProtocolError(
+                self.name,
+                "bad status",
+                channel=channel,
+                address=self._refs[channel].text,
+                reply=status_name(status),
+            )
+        value = dv.Value.Value if dv.Value is not None else None
+        if value is None:
+            raise ProtocolError(
+                self.name,
+                "the server returned no value",
+                channel=channel,
+                address=self._refs[channel].text,
+            )
+        quality = _quality(status)
+        return Reading(to_python(value), self.config.channels[channel].unit, now, quality)
+
+    def _channel(self, name: str) -> OpcUaChannel:
+        try:
+            return self.config.channels[name]
+        except KeyError:
+            raise ChannelError(self.name, "no such channel", channel=name) from None
+
+    def _require_client(self) -> Client:
+        if self._client is None or not self._ready.is_set():
+            state = "reconnecting" if self._supervisor is not None else "not connected"
+            raise InstrumentDisconnected(self.name, state, address=self.config.endpoint)
+        return self._client
+
+    def _log_retry(self, state: RetryCallState) -> None:
+        outcome = state.outcome
+        error = outcome.exception() if outcome is not None else None
+        delay = state.next_action.sleep if state.next_action is not None else 0.0
+        self._log.warning(
+            "connect attempt failed", attempt=state.attempt_number, retry_in=delay, error=str(error)
+        )
+
+
+def _name(exc: ua.UaStatusCodeError) -> str:
+    return status_name(exc.code)
+
+
+def _builtin(type_id: ua.NodeId) -> bool:
+    """A concrete built-in data type, whose number is its variant type."""
+    identifier = type_id.Identifier
+    return (
+        type_id.NamespaceIndex == 0
+        and isinstance(identifier, int)
+        and identifier < 26
+        and identifier not in ABSTRACT_TYPES
+    )
+
+
+def _quality(status: ua.StatusCode | None) -> Quality:
+    return Quality.UNCERTAIN if status is not None and status.is_uncertain() else Quality.GOOD

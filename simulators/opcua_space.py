@@ -1,0 +1,132 @@
+"""The reactor skid's OPC-UA address space: one folder per unit, typed variables with units.
+
+Real process servers publish EngineeringUnits and EURange on every analog item so that an
+engineer browsing the server can write a channel map without the P&ID at hand; we do the same,
+so `mdfd probe --browse` and third-party tools see what they would see on the plant.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from asyncua import Node, Server, ua
+
+UNECE_URI = "http://www.opcfoundation.org/UA/units/un/cefact"
+
+
+@dataclass(frozen=True)
+class Unit:
+    """A UNECE Recommendation 20 unit, as OPC-UA's EUInformation expects."""
+
+    code: str
+    symbol: str
+    description: str
+
+    def information(self) -> ua.EUInformation:
+        unit_id = 0
+        for char in self.code:
+            unit_id = (unit_id << 8) | ord(char)
+        return ua.EUInformation(
+            NamespaceUri=UNECE_URI,
+            UnitId=unit_id,
+            DisplayName=ua.LocalizedText(self.symbol),
+            Description=ua.LocalizedText(self.description),
+        )
+
+
+CELSIUS = Unit("CEL", "°C", "degree Celsius")
+BAR = Unit("BAR", "bar", "bar")
+LITRE_PER_MINUTE = Unit("L2", "L/min", "litre per minute")
+PERCENT = Unit("P1", "%", "percent")
+ONE = Unit("C62", "1", "dimensionless")
+RPM = Unit("RPM", "r/min", "revolutions per minute")
+SECOND = Unit("SEC", "s", "second")
+MILLISECOND = Unit("C26", "ms", "millisecond")
+
+
+@dataclass(frozen=True)
+class Tag:
+    """One variable: `key` ("Folder.Name") is also its string node id in our namespace."""
+
+    folder: str
+    name: str
+    variant: ua.VariantType
+    initial: object
+    unit: Unit | None = None
+    eu_range: tuple[float, float] | None = None
+    writable: bool = False
+    description: str = ""
+
+    @property
+    def key(self) -> str:
+        return f"{self.folder}.{self.name}"
+
+
+_D = ua.VariantType.Double
+TAGS: tuple[Tag, ...] = (
+    Tag("Reactor", "Temperature", _D, 25.0, CELSIUS, (0.0, 500.0), description="bed temperature"),
+    Tag("Reactor", "TemperatureSetpoint", _D, 25.0, CELSIUS, (20.0, 450.0), writable=True),
+    Tag("Reactor", "Pressure", _D, 1.0, BAR, (0.0, 60.0), description="reactor pressure"),
+    Tag("Reactor", "PressureSetpoint", _D, 1.0, BAR, (1.0, 50.0), writable=True),
+    Tag("Reactor", "AgitatorSpeed", ua.VariantType.Float, 300.0, RPM, (0.0, 1500.0), writable=True),
+    Tag("Feed", "Flow", _D, 0.0, LITRE_PER_MINUTE, (0.0, 12.0), description="feed flow"),
+    Tag("Feed", "FlowSetpoint", _D, 0.0, LITRE_PER_MINUTE, (0.0, 10.0), writable=True),
+    Tag("Feed", "ValvePosition", _D, 0.0, PERCENT, (0.0, 100.0), description="control valve"),
+    Tag("Feed", "PumpRunning", ua.VariantType.Boolean, True, writable=True),
+    Tag("Bath", "pH", _D, 7.0, ONE, (0.0, 14.0), description="dye-bath pH"),
+    Tag("Bath", "pHSetpoint", _D, 7.0, ONE, (2.0, 12.0), writable=True),
+    Tag("Analyser", "Conversion", _D, 0.0, PERCENT, (0.0, 100.0), description="online GC"),
+    Tag("Analyser", "Selectivity", _D, 0.0, PERCENT, (0.0, 100.0), description="online GC"),
+    Tag("Analyser", "SampleInterval", ua.VariantType.UInt16, 60, SECOND, (1, 3600), writable=True),
+    Tag("Analyser", "SampleCount", ua.VariantType.UInt32, 0, description="analyses done"),
+    Tag("Faults", "ResponseDelay", _D, 0.0, MILLISECOND, (0.0, 60000.0), writable=True),
+    Tag("Faults", "Stuck", ua.VariantType.String, "", writable=True, description="keys, comma"),
+    Tag("Faults", "Bad", ua.VariantType.String, "", writable=True, description="keys, comma"),
+    Tag("Faults", "Restart", ua.VariantType.Boolean, False, writable=True),
+)
+TAGS_BY_KEY = {tag.key: tag for tag in TAGS}
+
+
+def node_id(tag: Tag, namespace: int) -> ua.NodeId:
+    return ua.NodeId(tag.key, namespace)
+
+
+async def build_address_space(server: Server, namespace: int) -> dict[str, Node]:
+    """Create folders and variables under Objects; return the variables by key."""
+    folders: dict[str, Node] = {}
+    variables: dict[str, Node] = {}
+    for tag in TAGS:
+        folder = folders.get(tag.folder)
+        if folder is None:
+            folder_id = ua.NodeId(tag.folder, namespace)
+            folder = await server.nodes.objects.add_folder(folder_id, tag.folder)
+            folders[tag.folder] = folder
+        variable = await folder.add_variable(
+            node_id(tag, namespace),
+            ua.QualifiedName(tag.name, namespace),
+            ua.Variant(tag.initial, tag.variant),
+        )
+        if tag.writable:
+            await variable.set_writable()
+        if tag.description:
+            await variable.write_attribute(
+                ua.AttributeIds.Description,
+                ua.DataValue(ua.Variant(ua.LocalizedText(tag.description))),
+            )
+        if tag.unit is not None:
+            await variable.add_property(
+                ua.NodeId(f"{tag.key}.EngineeringUnits", namespace),
+                ua.QualifiedName("EngineeringUnits", 0),
+                tag.unit.information(),
+                datatype=ua.NodeId(ua.ObjectIds.EUInformation),
+            )
+        if tag.eu_range is not None:
+            low, high = tag.eu_range
+            await variable.add_property(
+                ua.NodeId(f"{tag.key}.EURange", namespace),
+                ua.QualifiedName("EURange", 0),
+                ua.Range(Low=low, High=high),
+                datatype=ua.NodeId(ua.ObjectIds.Range),
+            )
+        variables[tag.key] = variable
+    return variables
