@@ -97,6 +97,25 @@ class Upstream(Strict):
     publishers: list[Publisher] = []
 
 
+class ControlTcp(Strict):
+    """TCP listener for remote operators; every request must carry the bearer token."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(ge=1, le=65535)
+    token_env: str = Field(
+        default="MDFD_CONTROL_TOKEN",
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description="environment variable holding the token (never the token itself)",
+    )
+
+
+class Control(Strict):
+    """The daemon's control API: always its UNIX socket, TCP only when configured."""
+
+    tcp: ControlTcp | None = None
+    max_request_bytes: int = Field(default=1_048_576, ge=4096, le=64 * 1024 * 1024)
+
+
 class MdfConfig(Strict):
     """The whole file; `instruments` and `simulators` hold driver- and kind-specific models."""
 
@@ -108,6 +127,7 @@ class MdfConfig(Strict):
     safety: Safety = Safety()
     simulators: dict[Annotated[str, Field(pattern=NAME_PATTERN)], SimulatorSettings] = {}
     upstream: Upstream = Upstream()
+    control: Control = Control()
 
     @property
     def time_scale(self) -> float:
