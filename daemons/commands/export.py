@@ -1,0 +1,33 @@
+"""`mdfd export --config C RUN_ID --csv PATH`: a run's per-point summary as CSV."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ..storage.errors import StorageError
+from ..storage.export import write_csv
+from ..storage.locate import locate_run
+from ..storage.reader import read_summary
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser(
+        "export", help="write a run's per-point summary table (CSV) for spreadsheets"
+    )
+    parser.add_argument("--config", required=True, type=Path)
+    parser.add_argument("run_id", metavar="RUN_ID")
+    parser.add_argument("--csv", required=True, type=Path, metavar="PATH")
+    parser.set_defaults(handler=handle)
+
+
+def handle(args: argparse.Namespace) -> int:
+    path = locate_run(args.config, args.run_id)
+    try:
+        rows = write_csv(read_summary(path), args.csv)
+    except (StorageError, OSError) as exc:
+        print(f"mdfd export: {exc}", file=sys.stderr)
+        return 1
+    print(f"{args.csv}: {rows} points of run {args.run_id}")
+    return 0

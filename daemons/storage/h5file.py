@@ -1,0 +1,343 @@
+"""The synchronous h5py half of a run file: create, resume, append, summarise, finish.
+
+Only the writer thread of `RunFile` calls this class: h5py blocks, and holds the GIL while it
+compresses, so it never runs on the event loop. Every structure (groups, datasets, attributes)
+is created before SWMR mode is switched on, because a SWMR writer may only grow datasets and
+rewrite existing attributes; that is also why the closing attributes exist from the start.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from importlib import metadata as importlib_metadata
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from .errors import StorageError
+from .layout import (
+    ENTRY,
+    INSTRUMENT,
+    LIBVER,
+    POINT_END,
+    POINT_INDEX,
+    POINT_START,
+    POINT_STATUS,
+    STATS,
+    STATUS_DTYPE,
+    SUMMARY,
+    ChannelSpec,
+    channel_group,
+    stat_column,
+)
+from .superblock import clear_status_flags
+
+EPOCH = "1970-01-01T00:00:00+00:00"
+SUMMARY_CHUNK = 64
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def software_version() -> str:
+    try:
+        return importlib_metadata.version("mdfd")
+    except importlib_metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def attribute_value(value: Any) -> Any:
+    """Strings and numbers as themselves; anything structured as JSON text."""
+    if isinstance(value, str | int | float) and not isinstance(value, bool):
+        return value
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+class H5RunFile:
+    """One run's HDF5 file, NeXus-minded (see `layout`), written by exactly one thread."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        metadata: Mapping[str, Any],
+        channels: list[ChannelSpec],
+        parameters: list[str],
+        parameter_units: Mapping[str, str],
+        chunk: int,
+        compression: str | None,
+        durable: bool,
+    ) -> None:
+        self.path = path
+        self.metadata = dict(metadata)
+        self.channels = channels
+        self.parameters = parameters
+        self.parameter_units = dict(parameter_units)
+        self.chunk = chunk
+        self.compression = compression
+        self.durable = durable
+        self.rows = [0] * len(channels)
+        self.points = 0
+        self._file: h5py.File | None = None
+        self._series: list[tuple[h5py.Dataset, h5py.Dataset, h5py.Dataset]] = []
+        self._summary: dict[str, h5py.Dataset] = {}
+
+    # -- opening -----------------------------------------------------------------------------
+
+    def summary_columns(self) -> dict[str, tuple[str, str]]:
+        """Summary column -> (dtype, units), in table order."""
+        columns = {POINT_INDEX: ("i8", "")}
+        for name in self.parameters:
+            columns[name] = ("f8", self.parameter_units.get(name, ""))
+        for spec in self.channels:
+            for stat in STATS:
+                kind = ("i8", "") if stat == "n" else ("f8", spec.unit)
+                columns[stat_column(spec.name, stat)] = kind
+        columns[POINT_START] = ("f8", "s")
+        columns[POINT_END] = ("f8", "s")
+        columns[POINT_STATUS] = (STATUS_DTYPE, "")
+        return columns
+
+    def create(self) -> None:
+        """A new file; never overwrites one that holds a completed point.
+
+        A file of this same run without any summary row is left by a process that died before
+        its first checkpoint; it is taken over as a resume from zero.
+        """
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            handle = h5py.File(self.path, "w-", libver=LIBVER)
+        except FileExistsError as exc:
+            if self._unfinished_start():
+                self.resume({}, 0)
+                return
+            raise StorageError(f"{self.path}: already exists; a new run never overwrites") from exc
+        try:
+            self._build(handle)
+        except BaseException:
+            handle.close()
+            raise
+        self._start_swmr(handle)
+
+    def resume(self, rows: Mapping[str, int], points: int) -> None:
+        """Reopen after a crash and cut every dataset back to the checkpoint's counts.
+
+        With nothing checkpointed yet, a missing or unreadable file (the process died while
+        creating it) is simply created afresh: it held no completed point.
+        """
+        nothing_kept = points == 0 and not any(rows.values())
+        if not self.path.exists():
+            if not nothing_kept:
+                raise StorageError(f"{self.path}: missing; the checkpoint counts {points} points")
+            self.create()
+            return
+        try:
+            clear_status_flags(self.path)
+            handle = h5py.File(self.path, "r+", libver=LIBVER)
+        except (OSError, ValueError) as exc:
+            if "lock" in str(exc):
+                raise StorageError(
+                    f"{self.path}: open in another process (a reader?); close it and resume again"
+                ) from exc
+            if not nothing_kept:
+                raise StorageError(f"{self.path}: cannot reopen to resume: {exc}") from exc
+            self.path.unlink()
+            self.create()
+            return
+        try:
+            self._check_run(handle)
+            self._truncate(handle, rows, points)
+            entry = handle[ENTRY]
+            entry.attrs["status"] = "running"
+            entry.attrs["resume_count"] = int(entry.attrs.get("resume_count", 0)) + 1
+            entry.attrs["last_resumed"] = now_iso()
+        except BaseException:
+            handle.close()
+            raise
+        self._start_swmr(handle)
+
+    def _unfinished_start(self) -> bool:
+        run_id = self.metadata.get("run_id")
+        try:
+            with h5py.File(self.path, "r", libver=LIBVER, swmr=True) as handle:
+                found = handle[ENTRY].attrs.get("run_id")
+                points = handle[f"{SUMMARY}/{POINT_INDEX}"].shape[0]
+        except (OSError, KeyError, ValueError):
+            return False
+        return run_id is not None and found == run_id and points == 0
+
+    def _build(self, handle: h5py.File) -> None:
+        version = software_version()
+        handle.attrs.update(
+            NX_class="NXroot",
+            default=ENTRY,
+            file_name=self.path.name,
+            file_time=now_iso(),
+            creator=f"mdfd {version}",
+            HDF5_Version=h5py.version.hdf5_version,
+            h5py_version=h5py.version.version,
+        )
+        entry = handle.create_group(ENTRY)
+        attrs: dict[str, Any] = {"software_version": version, "start_time": now_iso()}
+        attrs.update(self.metadata)
+        if "recipe_text" in attrs and "recipe_sha256" not in attrs:
+            attrs["recipe_sha256"] = hashlib.sha256(str(attrs["recipe_text"]).encode()).hexdigest()
+        attrs.update(NX_class="NXentry", default="summary", status="running")
+        attrs.update(end_time="", close_metadata="{}", resume_count=0, last_resumed="")
+        for key, value in attrs.items():
+            entry.attrs[key] = attribute_value(value)
+        instrument = handle.create_group(INSTRUMENT)
+        instrument.attrs["NX_class"] = "NXinstrument"
+        identities = self.metadata.get("instrument_identities")
+        for spec in self.channels:
+            self._build_log(handle, spec, identities if isinstance(identities, dict) else {})
+        self._build_summary(handle)
+
+    def _dataset(self, group: h5py.Group, name: str, dtype: str, chunk: int, **kw: Any) -> None:
+        options: dict[str, Any] = {}
+        if kw.pop("compress", False) and self.compression:
+            options = {"compression": self.compression, "shuffle": True}
+            if self.compression == "gzip":
+                options["compression_opts"] = 1
+        dataset = group.create_dataset(
+            name, shape=(0,), maxshape=(None,), chunks=(chunk,), dtype=dtype, **options
+        )
+        for key, value in kw.items():
+            dataset.attrs[key] = value
+
+    def _build_log(self, handle: h5py.File, spec: ChannelSpec, identities: dict) -> None:
+        owner = handle.require_group(f"{INSTRUMENT}/{spec.instrument}")
+        if "NX_class" not in owner.attrs:
+            owner.attrs["NX_class"] = "NXcollection"
+            if spec.instrument in identities:
+                owner.attrs["identity"] = str(identities[spec.instrument])
+        log = handle.create_group(channel_group(spec.name))
+        log.attrs.update(NX_class="NXlog", channel=spec.name, units=spec.unit)
+        self._dataset(log, "time", "f8", self.chunk, compress=True, units="s", start=EPOCH)
+        self._dataset(log, "value", "f8", self.chunk, compress=True, units=spec.unit)
+        self._dataset(log, POINT_INDEX, "i8", self.chunk, compress=True)
+
+    def _build_summary(self, handle: h5py.File) -> None:
+        summary = handle.create_group(SUMMARY)
+        for name, (dtype, units) in self.summary_columns().items():
+            extra = {"units": units} if units else {}
+            if units == "s":
+                extra["start"] = EPOCH
+            self._dataset(summary, name, dtype, SUMMARY_CHUNK, **extra)
+        axis = self.parameters[0] if self.parameters else POINT_INDEX
+        means = [stat_column(spec.name, "mean") for spec in self.channels]
+        for spec, mean in zip(self.channels, means, strict=True):
+            summary[f"{mean}_errors"] = summary[stat_column(spec.name, "std")]
+        summary.attrs.update(
+            NX_class="NXdata",
+            axes=axis,
+            channels=json.dumps([{"name": c.name, "unit": c.unit} for c in self.channels]),
+            parameters=json.dumps(
+                [{"name": p, "unit": self.parameter_units.get(p, "")} for p in self.parameters]
+            ),
+        )
+        summary.attrs[f"{axis}_indices"] = 0
+        if means:
+            summary.attrs["signal"] = means[0]
+        if len(means) > 1:
+            summary.attrs["auxiliary_signals"] = means[1:]
+
+    def _check_run(self, handle: h5py.File) -> None:
+        run_id = self.metadata.get("run_id")
+        found = handle[ENTRY].attrs.get("run_id") if ENTRY in handle else None
+        if run_id is not None and found != run_id:
+            raise StorageError(f"{self.path}: holds run {found!r}, not {run_id!r}")
+        missing = [c.name for c in self.channels if channel_group(c.name) not in handle]
+        missing += [n for n in self.summary_columns() if f"{SUMMARY}/{n}" not in handle]
+        if missing:
+            raise StorageError(f"{self.path}: lacks {', '.join(missing)}; not this run's layout")
+
+    def _truncate(self, handle: h5py.File, rows: Mapping[str, int], points: int) -> None:
+        for spec in self.channels:
+            keep = int(rows.get(spec.name, 0))
+            group = handle[channel_group(spec.name)]
+            for name in ("time", "value", POINT_INDEX):
+                dataset = group[name]
+                if dataset.shape[0] < keep:
+                    raise StorageError(
+                        f"{self.path}: {spec.name}/{name} has {dataset.shape[0]} rows but the"
+                        f" checkpoint counts {keep}; the file lost data the state database has"
+                    )
+                dataset.resize((keep,))
+        for name in self.summary_columns():
+            dataset = handle[f"{SUMMARY}/{name}"]
+            if dataset.shape[0] < points:
+                raise StorageError(
+                    f"{self.path}: summary/{name} has {dataset.shape[0]} rows but the checkpoint"
+                    f" counts {points} points"
+                )
+            dataset.resize((points,))
+
+    def _start_swmr(self, handle: h5py.File) -> None:
+        handle.flush()
+        handle.swmr_mode = True
+        self._file = handle
+        self._series = [
+            tuple(handle[f"{channel_group(c.name)}/{n}"] for n in ("time", "value", POINT_INDEX))
+            for c in self.channels
+        ]  # type: ignore[misc]
+        self._summary = {n: handle[f"{SUMMARY}/{n}"] for n in self.summary_columns()}
+        self.rows = [series[0].shape[0] for series in self._series]
+        self.points = self._summary[POINT_INDEX].shape[0]
+        self._sync()
+
+    # -- writing -----------------------------------------------------------------------------
+
+    def append(self, channel: int, time: np.ndarray, value: np.ndarray, point: np.ndarray) -> None:
+        start = self.rows[channel]
+        end = start + time.shape[0]
+        for dataset, data in zip(self._series[channel], (time, value, point), strict=True):
+            dataset.resize((end,))
+            dataset[start:end] = data
+        self.rows[channel] = end
+
+    def write_point(self, row: Mapping[str, float | int | bytes]) -> dict[str, int]:
+        """Append one summary row, flush everything, return rows per channel on disk."""
+        index = self.points
+        for name, dataset in self._summary.items():
+            dataset.resize((index + 1,))
+            dataset[index] = row[name]
+        self.points = index + 1
+        self._sync()
+        return {spec.name: self.rows[i] for i, spec in enumerate(self.channels)}
+
+    def finish(self, status: str, extra: Mapping[str, Any] | None) -> None:
+        """Record how the run ended and close; existing attributes only (SWMR forbids new)."""
+        handle = self._require()
+        entry = handle[ENTRY]
+        entry.attrs.modify("status", status)
+        entry.attrs.modify("end_time", now_iso())
+        entry.attrs.modify("close_metadata", json.dumps(dict(extra or {}), default=str))
+        self._sync()
+        self.abandon()
+
+    def abandon(self) -> None:
+        """Close the handle whatever state it is in (the last act, even after an error)."""
+        handle, self._file = self._file, None
+        self._series, self._summary = [], {}
+        if handle is not None:
+            handle.close()
+
+    def _require(self) -> h5py.File:
+        if self._file is None:
+            raise StorageError(f"{self.path}: not open")
+        return self._file
+
+    def _sync(self) -> None:
+        """Flush HDF5's caches; with `durable`, also fsync so a power cut keeps the point."""
+        handle = self._require()
+        handle.flush()
+        if self.durable:
+            os.fsync(handle.id.get_vfd_handle())

@@ -1,0 +1,349 @@
+"""`RunFile`: stream a run's samples into its HDF5 file without blocking the event loop.
+
+The engine calls `add_sample` per reading (cheap: three appends to per-channel buffers). Every
+`block_size` samples of a channel become one block handed to a single writer thread through a
+queue bounded at `queue_blocks` blocks in flight; beyond that, blocks wait in a backlog until the
+engine awaits `drain()`, which is the back-pressure: the producer is suspended until the disk
+has caught up, so memory stays bounded by (queue_blocks + blocks added between drains) blocks
+whatever the run's length. `complete_point` pushes the point's remaining samples and its summary
+row, flushes (and fsyncs), and returns the rows per channel now on disk — the counts the engine
+stores in its checkpoint and hands back to `open(resume_rows=..., resume_points=...)` after a
+crash, so that the samples of a half-measured point vanish.
+
+Scalars only: a channel's value is one float per sample. Array-valued readings (spectra,
+waveforms) are not stored by this writer; the engine must skip them or reduce them to scalars.
+Sample times `t` and point start/end times are seconds since the Unix epoch (UTC).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import math
+import queue
+import threading
+from array import array
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..logging import get_logger
+from ..stats import Stats
+from .errors import StorageError
+from .h5file import H5RunFile
+from .layout import (
+    POINT_END,
+    POINT_INDEX,
+    POINT_START,
+    POINT_STATUS,
+    RESERVED,
+    ChannelSpec,
+    channel_group,
+    check_channel_name,
+    stat_column,
+)
+
+__all__ = ["ChannelSpec", "RunFile", "StorageError"]
+
+_NO_STATS = Stats(math.nan, math.nan, math.nan, math.nan, 0)
+
+
+@dataclass(slots=True)
+class _Block:
+    channel: int
+    time: np.ndarray
+    value: np.ndarray
+    point: np.ndarray
+
+
+@dataclass(slots=True)
+class _Call:
+    func: Callable[[], Any]
+    future: concurrent.futures.Future[Any]
+    always: bool
+
+
+class RunFile:
+    """One run's HDF5 file, fed from the event loop, written by its own thread."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        metadata: dict[str, Any],
+        channels: list[ChannelSpec],
+        parameters: list[str],
+        block_size: int = 4096,
+        queue_blocks: int = 64,
+        parameter_units: Mapping[str, str] | None = None,
+        compression: str | None = "gzip",
+        durable: bool = True,
+        io_timeout: float = 120.0,
+    ) -> None:
+        """`metadata` becomes attributes of /entry (see README: run_id, mdf_id, mdf_domain,
+        recipe_name, recipe_version, recipe_text, config_text, instruments {name: identity},
+        software_version; structured values are stored as JSON text). `durable` fsyncs at each
+        point so a power cut cannot lose a checkpointed point; `io_timeout` bounds every wait
+        on the writer, so a stalled disk surfaces as a StorageError instead of a hang."""
+        if block_size < 1 or queue_blocks < 1:
+            raise ValueError("block_size and queue_blocks must be at least 1")
+        names = [spec.name for spec in channels]
+        for name in names:
+            check_channel_name(name)
+        if len(set(names)) != len(names) or len(set(parameters)) != len(parameters):
+            raise ValueError("channel and parameter names must be unique")
+        clashes = [p for p in parameters if p in RESERVED or "/" in p or "." in p]
+        if clashes:
+            raise ValueError(f"parameter names {clashes} clash with summary columns")
+        self.path = Path(path)
+        self.channels = list(channels)
+        self.parameters = list(parameters)
+        self._index = {name: i for i, name in enumerate(names)}
+        self._buffers = [(array("d"), array("d"), array("q")) for _ in channels]
+        self._by_name = {name: (*self._buffers[i], i) for name, i in self._index.items()}
+        self._block_size = block_size
+        self._queue_blocks = queue_blocks
+        self._io_timeout = io_timeout
+        self._file = H5RunFile(
+            self.path,
+            metadata=metadata,
+            channels=self.channels,
+            parameters=self.parameters,
+            parameter_units=parameter_units or {},
+            chunk=block_size,
+            compression=compression,
+            durable=durable,
+        )
+        self._jobs: queue.SimpleQueue[_Block | _Call | None] = queue.SimpleQueue()
+        self._inflight = 0
+        self._backlog: deque[_Block] = deque()
+        self._space = asyncio.Event()
+        self._error: BaseException | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._closed = False
+        self._log = get_logger(component="storage", file=str(self.path))
+
+    # -- the engine's API --------------------------------------------------------------------
+
+    async def open(
+        self, resume_rows: dict[str, int] | None = None, resume_points: int | None = None
+    ) -> None:
+        """Create the file, or (with resume counts) reopen it and cut it back to them."""
+        if self._thread is not None:
+            raise StorageError(f"{self.path}: already opened")
+        unknown = set(resume_rows or {}) - set(self._index)
+        if unknown:
+            raise ValueError(f"resume_rows names unknown channels {sorted(unknown)}")
+        self._loop = asyncio.get_running_loop()
+        self._thread = threading.Thread(
+            target=self._run, name=f"mdfd-hdf5-writer {self.path.name}", daemon=True
+        )
+        self._thread.start()
+        resuming = resume_rows is not None or resume_points is not None
+        action: Callable[[], Any] = self._file.create
+        if resuming:
+            action = partial(self._file.resume, dict(resume_rows or {}), int(resume_points or 0))
+        try:
+            await self._call(action)
+        except BaseException:
+            self._closed = True
+            await self._stop_thread()
+            raise
+        self._log.info("data file open", resumed=resuming)
+
+    def add_sample(self, channel: str, t: float, value: float, point_index: int) -> None:
+        """Buffer one sample; a full block goes to the writer (or the backlog, see drain)."""
+        try:
+            times, values, points, index = self._by_name[channel]
+        except KeyError:
+            raise ValueError(f"{self.path}: channel {channel!r} was not declared") from None
+        times.append(t)
+        values.append(value)
+        points.append(point_index)
+        if len(times) >= self._block_size:
+            self._hand_off(index)
+
+    async def drain(self) -> None:
+        """Wait until every block handed off so far is in the writer's bounded queue."""
+        while self._backlog and self._error is None:
+            self._space.clear()
+            try:
+                await asyncio.wait_for(self._space.wait(), self._io_timeout)
+            except TimeoutError:
+                raise StorageError(
+                    f"{self.path}: the writer took no block for {self._io_timeout}s (disk stalled?)"
+                ) from None
+        self._raise_if_failed()
+
+    async def complete_point(
+        self,
+        point_index: int,
+        parameters: dict[str, float],
+        stats: dict[str, Stats],
+        started: float,
+        ended: float,
+        status: str = "completed",
+    ) -> dict[str, int]:
+        """Write the point's remaining samples and summary row, flush; rows per channel.
+
+        `status` ("completed", "failed", "skipped") goes into the summary's status column, so
+        a table reader can tell a measured point from one whose statistics are partial.
+        """
+        row = self._summary_row(point_index, parameters, stats, started, ended)
+        row[POINT_STATUS] = status.encode("ascii", "replace")[:16]
+        for channel in range(len(self.channels)):
+            self._hand_off(channel)
+        await self.drain()
+        rows: dict[str, int] = await self._call(partial(self._file.write_point, row))
+        return rows
+
+    async def close(self, status: str, extra_metadata: dict[str, Any] | None = None) -> None:
+        """Write what is buffered, record the final status and stop the writer thread.
+
+        Samples of an unfinished point are kept (useful to see why a run failed); a resume
+        cuts them off again. Closing twice is harmless.
+        """
+        if self._closed or self._thread is None:
+            return
+        self._closed = True
+        try:
+            for channel in range(len(self.channels)):
+                self._hand_off(channel)
+            await self.drain()
+        finally:
+            try:
+                await self._call(partial(self._finish, status, extra_metadata), always=True)
+            finally:
+                await self._stop_thread()
+        self._log.info("data file closed", status=status)
+
+    def data_paths(self) -> dict[str, str]:
+        """Channel -> its NXlog group in the file, for the links in upstream records."""
+        return {spec.name: "/" + channel_group(spec.name) for spec in self.channels}
+
+    # -- the loop side of the hand-off -------------------------------------------------------
+
+    def _summary_row(
+        self,
+        point_index: int,
+        parameters: Mapping[str, float],
+        stats: Mapping[str, Stats],
+        started: float,
+        ended: float,
+    ) -> dict[str, float | int | bytes]:
+        unknown = (set(parameters) - set(self.parameters)) | (set(stats) - set(self._index))
+        if unknown:
+            raise ValueError(f"{self.path}: point {point_index}: unknown names {sorted(unknown)}")
+        row: dict[str, float | int | bytes] = {POINT_INDEX: int(point_index)}
+        for name in self.parameters:
+            row[name] = float(parameters.get(name, math.nan))
+        for spec in self.channels:
+            result = stats.get(spec.name, _NO_STATS)
+            for stat in ("mean", "std", "min", "max"):
+                row[stat_column(spec.name, stat)] = float(getattr(result, stat))
+            row[stat_column(spec.name, "n")] = int(result.n)
+        row[POINT_START] = float(started)
+        row[POINT_END] = float(ended)
+        return row
+
+    def _hand_off(self, channel: int) -> None:
+        times, values, points = self._buffers[channel]
+        if not times:
+            return
+        self._raise_if_failed()
+        block = _Block(
+            channel,
+            np.frombuffer(times, dtype=np.float64).copy(),
+            np.frombuffer(values, dtype=np.float64).copy(),
+            np.frombuffer(points, dtype=np.int64).copy(),
+        )
+        del times[:], values[:], points[:]
+        if self._backlog or self._inflight >= self._queue_blocks:
+            self._backlog.append(block)
+        else:
+            self._inflight += 1
+            self._jobs.put(block)
+
+    def _block_written(self) -> None:
+        """On the loop, once per block the writer finished: refill the queue from the backlog."""
+        self._inflight -= 1
+        while self._backlog and self._inflight < self._queue_blocks:
+            self._inflight += 1
+            self._jobs.put(self._backlog.popleft())
+        if not self._backlog:
+            self._space.set()
+
+    def _raise_if_failed(self) -> None:
+        if self._error is not None:
+            raise StorageError(f"{self.path}: the writer failed: {self._error}") from self._error
+
+    async def _call(self, func: Callable[[], Any], *, always: bool = False) -> Any:
+        """Run `func` on the writer thread after everything queued before it."""
+        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        self._jobs.put(_Call(func, future, always))
+        try:
+            return await asyncio.wait_for(asyncio.wrap_future(future), self._io_timeout)
+        except TimeoutError:
+            raise StorageError(
+                f"{self.path}: the writer did not answer within {self._io_timeout}s"
+            ) from None
+        except OSError as exc:
+            raise StorageError(f"{self.path}: {exc}") from exc
+
+    async def _stop_thread(self) -> None:
+        thread, self._thread = self._thread, None
+        self._jobs.put(None)
+        if thread is not None:
+            await asyncio.to_thread(thread.join, self._io_timeout)
+
+    # -- the writer thread -------------------------------------------------------------------
+
+    def _finish(self, status: str, extra: dict[str, Any] | None) -> None:
+        if self._error is None:
+            self._file.finish(status, extra)
+        else:
+            self._file.abandon()
+
+    def _run(self) -> None:
+        """The writer thread: blocks and calls in the order they were queued."""
+        while (job := self._jobs.get()) is not None:
+            if isinstance(job, _Block):
+                if self._error is None:
+                    try:
+                        self._file.append(job.channel, job.time, job.value, job.point)
+                    except Exception as exc:
+                        self._fail(exc)
+                self._notify(self._block_written)
+                continue
+            wanted = job.future.set_running_or_notify_cancel()
+            try:
+                if self._error is not None and not job.always:
+                    raise StorageError(f"{self.path}: the writer failed: {self._error}")
+                result = job.func()
+            except Exception as exc:
+                self._fail(exc)
+                if wanted:
+                    job.future.set_exception(exc)
+            else:
+                if wanted:
+                    job.future.set_result(result)
+
+    def _fail(self, exc: BaseException) -> None:
+        if self._error is None:
+            self._error = exc
+            self._log.error("data file write failed", error=str(exc))
+        self._notify(self._space.set)
+
+    def _notify(self, callback: Callable[[], None]) -> None:
+        loop = self._loop
+        if loop is None:
+            return
+        with contextlib.suppress(RuntimeError):  # the loop is gone: nobody is left to wake
+            loop.call_soon_threadsafe(callback)

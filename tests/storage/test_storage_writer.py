@@ -1,0 +1,191 @@
+"""RunFile against real h5py and real files: values exact, layout readable, limits enforced."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from storage_helpers import CHANNELS, T0, make_run_file, parameters, sample, write_point
+
+from mdfd.daemons.stats import RunningStats
+from mdfd.daemons.storage import (
+    ChannelSpec,
+    RunFile,
+    StorageError,
+    read_channel,
+    read_metadata,
+    read_summary,
+)
+from mdfd.daemons.storage.layout import channel_group
+
+
+def expected_channel(number: int, points: range, samples: int) -> tuple[list, list, list]:
+    times, values, indices = [], [], []
+    for point in points:
+        for i in range(samples):
+            t, v = sample(number, point, i)
+            times.append(t)
+            values.append(v)
+            indices.append(point)
+    return times, values, indices
+
+
+async def test_points_are_written_exactly(tmp_path: Path) -> None:
+    path = tmp_path / "run-1.h5"
+    run = make_run_file(path)
+    await run.open()
+    counts = [await write_point(run, point, samples=13) for point in range(5)]
+    await run.close("completed", {"message": "all good"})
+
+    assert counts == [
+        {"furnace.temperature": 13 * k, "meter.capacitance": 13 * k} for k in range(1, 6)
+    ]
+    for number, spec in enumerate(CHANNELS):
+        data = read_channel(path, spec.name)
+        times, values, indices = expected_channel(number, range(5), 13)
+        assert data.time.tolist() == times
+        assert data.value.tolist() == values
+        assert data.point_index.tolist() == indices
+
+    summary = read_summary(path)
+    assert summary.rows == 5
+    assert summary.columns["point_index"].tolist() == [0, 1, 2, 3, 4]
+    assert summary.columns["temperature"].tolist() == [
+        parameters(p)["temperature"] for p in range(5)
+    ]
+    assert summary.columns["dwell"].tolist() == [0.0, 0.0, 0.0, 0.0, 10.0]
+    for number, spec in enumerate(CHANNELS):
+        for point in range(5):
+            stats = RunningStats()
+            for i in range(13):
+                stats.add(sample(number, point, i)[1])
+            want = stats.result()
+            for stat in ("mean", "std", "min", "max", "n"):
+                assert summary.columns[f"{spec.name}_{stat}"][point] == getattr(want, stat)
+    assert summary.columns["start_time"].tolist() == [T0 + p * 100 for p in range(5)]
+    assert summary.columns["status"].tolist() == ["completed"] * 5
+
+
+async def test_entry_metadata_and_nexus_attributes(tmp_path: Path) -> None:
+    path = tmp_path / "run-1.h5"
+    run = make_run_file(path)
+    await run.open()
+    assert read_metadata(path)["status"] == "running"
+    await write_point(run, 0, samples=3)
+    await run.close("aborted", {"message": "operator abort"})
+
+    meta = read_metadata(path)
+    assert meta["NX_class"] == "NXentry"
+    assert meta["run_id"] == "run-1"
+    assert meta["mdf_domain"] == "ceramic"
+    assert meta["status"] == "aborted"
+    assert meta["recipe_sha256"] == hashlib.sha256(meta["recipe_text"].encode()).hexdigest()
+    assert json.loads(meta["instrument_identities"])["meter"] == "ACME,LCR,002"
+    assert json.loads(meta["close_metadata"]) == {"message": "operator abort"}
+    assert meta["end_time"] > meta["start_time"]
+    with h5py.File(path, "r") as handle:
+        assert handle.attrs["default"] == "entry"
+        summary = handle["entry/summary"]
+        assert summary.attrs["NX_class"] == "NXdata"
+        assert summary.attrs["signal"] == "furnace.temperature_mean"
+        assert summary.attrs["axes"] == "temperature"
+        assert summary.attrs["temperature_indices"] == 0
+        errors = summary["furnace.temperature_mean_errors"]
+        assert errors.id == summary["furnace.temperature_std"].id  # one dataset, two names
+        log = handle[channel_group("meter.capacitance")]
+        assert log.attrs["NX_class"] == "NXlog"
+        assert log["value"].attrs["units"] == "nF"
+        assert handle["entry/instrument/furnace"].attrs["identity"] == "ACME,F1,001"
+    assert run.data_paths() == {
+        "furnace.temperature": "/entry/instrument/furnace/temperature",
+        "meter.capacitance": "/entry/instrument/meter/capacitance",
+    }
+
+
+async def test_tiny_queue_back_pressure_loses_nothing(tmp_path: Path) -> None:
+    """One block in flight, one-sample blocks: almost every sample waits in the backlog."""
+    path = tmp_path / "run-1.h5"
+    run = make_run_file(path, block_size=1, queue_blocks=1, compression=None)
+    await run.open()
+    await write_point(run, 0, samples=600)  # all 1200 samples before a single drain
+    for point in (1, 2):
+        for i in range(200):
+            for number, spec in enumerate(CHANNELS):
+                t, value = sample(number, point, i)
+                run.add_sample(spec.name, t, value, point)
+            if i % 7 == 0:
+                await run.drain()
+        await run.complete_point(point, parameters(point), {}, 0.0, 1.0)
+    await run.close("completed")
+    times, values, _ = expected_channel(1, range(1), 600)
+    more_times, more_values, _ = expected_channel(1, range(1, 3), 200)
+    data = read_channel(path, "meter.capacitance")
+    assert data.time.tolist() == times + more_times
+    assert data.value.tolist() == values + more_values
+    summary = read_summary(path)
+    assert summary.columns["meter.capacitance_n"].tolist() == [600, 0, 0]
+    assert np.isnan(summary.columns["meter.capacitance_mean"][1])
+
+
+async def test_point_status_is_recorded(tmp_path: Path) -> None:
+    path = tmp_path / "run-1.h5"
+    run = make_run_file(path)
+    await run.open()
+    await write_point(run, 0, samples=2)
+    await run.complete_point(1, parameters(1), {}, T0, T0, status="skipped")
+    await run.close("completed")
+    assert read_summary(path).columns["status"].tolist() == ["completed", "skipped"]
+    assert read_summary(path).completed().tolist() == [0]
+
+
+async def test_a_new_run_never_overwrites_completed_points(tmp_path: Path) -> None:
+    path = tmp_path / "run-1.h5"
+    run = make_run_file(path)
+    await run.open()
+    await write_point(run, 0, samples=2)
+    await run.close("completed")
+    with pytest.raises(StorageError, match="already exists"):
+        await make_run_file(path).open()
+    assert read_summary(path).rows == 1
+
+
+async def test_a_file_without_points_of_the_same_run_is_taken_over(tmp_path: Path) -> None:
+    """A process that died before its first checkpoint leaves such a file; the run restarts."""
+    path = tmp_path / "run-1.h5"
+    first = make_run_file(path)
+    await first.open()
+    await first.close("interrupted")
+    run = make_run_file(path)
+    await run.open()
+    await write_point(run, 0, samples=4)
+    await run.close("completed")
+    assert read_summary(path).rows == 1
+    assert read_metadata(path)["resume_count"] == 1
+
+
+async def test_bad_names_are_refused_before_anything_is_written(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="expected"):
+        RunFile(tmp_path / "x.h5", metadata={}, channels=[ChannelSpec("nodot", "V")], parameters=[])
+    with pytest.raises(ValueError, match="clash"):
+        RunFile(tmp_path / "x.h5", metadata={}, channels=CHANNELS, parameters=["status"])
+    path = tmp_path / "run-1.h5"
+    run = make_run_file(path)
+    await run.open()
+    with pytest.raises(ValueError, match="not declared"):
+        run.add_sample("furnace.nope", 0.0, 1.0, 0)
+    with pytest.raises(ValueError, match="unknown names"):
+        await run.complete_point(0, {"pressure": 1.0}, {}, 0.0, 1.0)
+    await run.close("failed")
+
+
+async def test_an_unwritable_location_is_a_storage_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    run = make_run_file(blocker / "run-1.h5")
+    with pytest.raises(StorageError, match="not-a-directory"):
+        await run.open()
+    await run.close("failed")  # harmless after a failed open; no thread is left behind
