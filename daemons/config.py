@@ -13,7 +13,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from mdfd.drivers import InstrumentConfig, UnknownDriver, driver_class
 from mdfd.recipes.located import InputError, LocatedDocument, Problem, load_located
@@ -84,17 +84,79 @@ class Safety(Strict):
     )
 
 
-class FilePublisher(Strict):
+PUBLISHER_NAME = r"^[A-Za-z][A-Za-z0-9_-]*$"
+
+
+class PublisherBase(Strict):
+    """What every publisher shares: its name (its cursor in the outbox) and its retry policy."""
+
+    name: str = Field(pattern=PUBLISHER_NAME)
+    batch_size: int = Field(default=100, ge=1, le=10_000, description="records per delivery")
+    retry_initial: float = Field(default=1.0, gt=0, le=3600, description="first backoff, s")
+    retry_max: float = Field(default=60.0, gt=0, le=86_400, description="backoff cap, s")
+
+
+class FilePublisher(PublisherBase):
+    """JSON Lines spool: one file per run, appended and fsynced batch by batch."""
+
     type: Literal["file"]
-    name: str = "file"
+    name: str = Field(default="file", pattern=PUBLISHER_NAME)
     directory: Path
 
 
-Publisher = Annotated[FilePublisher, Field(discriminator="type")]
+class HttpPublisher(PublisherBase):
+    """POST batches of records to the platform's ingest endpoint."""
+
+    type: Literal["http"]
+    name: str = Field(default="http", pattern=PUBLISHER_NAME)
+    url: str = Field(pattern=r"^https?://")
+    token_env: str | None = Field(
+        default=None, description="environment variable holding the bearer token"
+    )
+    verify_tls: bool = True
+    ca_file: Path | None = Field(default=None, description="CA bundle for a private PKI")
+    timeout: float = Field(default=30.0, gt=0, le=600, description="seconds per request")
+
+
+class MqttPublisher(PublisherBase):
+    """QoS 1 to `{prefix}/{site}/{mdf_id}/records`, retained status online/offline."""
+
+    type: Literal["mqtt"]
+    name: str = Field(default="mqtt", pattern=PUBLISHER_NAME)
+    host: str
+    port: int = Field(default=1883, ge=1, le=65535)
+    prefix: str = Field(default="mdf", pattern=r"^[^#+]+$")
+    client_id: str | None = Field(default=None, description="default: mdfd-{mdf_id}-{name}")
+    username: str | None = None
+    password_env: str | None = Field(
+        default=None, description="environment variable holding the password"
+    )
+    tls: bool = False
+    ca_file: Path | None = None
+    keepalive: int = Field(default=30, ge=5, le=3600)
+    timeout: float = Field(default=30.0, gt=0, le=600, description="seconds for acks")
+    max_inflight: int = Field(default=20, ge=1, le=65535)
+
+
+Publisher = Annotated[FilePublisher | HttpPublisher | MqttPublisher, Field(discriminator="type")]
 
 
 class Upstream(Strict):
     publishers: list[Publisher] = []
+    exit_drain_timeout: float = Field(
+        default=10.0,
+        ge=0,
+        le=3600,
+        description="seconds `mdfd run` spends delivering before it exits (the rest waits)",
+    )
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> Upstream:
+        names = [publisher.name for publisher in self.publishers]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"publisher names must be unique: {', '.join(duplicates)}")
+        return self
 
 
 class ControlTcp(Strict):
