@@ -1,9 +1,10 @@
 """The `visa` driver: SCPI instruments through pyvisa (pyvisa-py by default).
 
-Every pyvisa call runs on a worker thread; an asyncio lock per instrument queues callers on the
-event loop so at most one thread works the session at a time. A read queries its channels in
-order on one session within one thread hop, asking each distinct query once (channels that
-take different fields of `MEAS:ALL?` cost one round trip).
+Every pyvisa call runs on the instrument's own worker thread (a one-thread executor: the
+connection owner, so a VISA library never sees one session from two threads); an asyncio lock
+per instrument queues callers on the event loop so each exchange runs whole. A read queries
+its channels in order on one session within one thread hop, asking each distinct query once
+(channels that take different fields of `MEAS:ALL?` cost one round trip).
 
 Reconnects: a lost or stale session is reopened with exponential backoff (tenacity) before the
 next exchange. A read whose transport failed is repeated once on the new session, since a query
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import ClassVar, TypeVar
 
 import structlog
@@ -45,6 +47,7 @@ class VisaDriver:
         self._context = context
         self._session = VisaSession(name, config)
         self._lock = asyncio.Lock()
+        self._worker: ThreadPoolExecutor | None = None
         self._identity: str | None = None
         self._closed = True
         self._log = log.bind(instrument=name, resource=config.resource)
@@ -52,12 +55,25 @@ class VisaDriver:
     async def connect(self) -> None:
         async with self._lock:
             self._closed = False
-            await self._reopen()
+            try:
+                await self._reopen()
+            except BaseException:
+                self._closed = True
+                try:
+                    await self._call(self._session.close)
+                finally:
+                    self._stop_worker()
+                raise
 
     async def close(self) -> None:
         async with self._lock:
             self._closed = True
-            await asyncio.to_thread(self._session.close)
+            if self._worker is None:
+                return
+            try:
+                await self._call(self._session.close)
+            finally:
+                self._stop_worker()
 
     async def identify(self) -> str:
         async with self._lock:
@@ -150,11 +166,20 @@ class VisaDriver:
         )
         async for attempt in retrying:
             with attempt:
-                self._identity = (await asyncio.to_thread(self._session.open)).strip()
+                self._identity = (await self._call(self._session.open)).strip()
         self._log.info("session open", identity=self._identity)
 
     async def _call(self, function: Callable[..., T], *args: object) -> T:
-        return await asyncio.to_thread(function, *args)
+        if self._worker is None:
+            self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"visa-{self.name}")
+        return await asyncio.get_running_loop().run_in_executor(self._worker, function, *args)
+
+    def _stop_worker(self) -> None:
+        """The idle thread exits at once; one still blocked in a cancelled exchange exits
+        when its VISA timeout expires."""
+        if self._worker is not None:
+            self._worker.shutdown(wait=False)
+            self._worker = None
 
     def _channel(self, name: str) -> VisaChannel:
         try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from visa_support import driver_config, meter_settings, resource_of
+from visa_support import driver_config, instrument, meter_settings, resource_of
 
 from mdfd.drivers import (
     DriverContext,
@@ -130,3 +130,16 @@ async def test_reconnect_after_simulator_restart(meter: MeterSimulator, transpor
             await replacement.stop()
     finally:
         await driver.close()
+
+
+async def test_connect_to_nothing_fails_typed(meter: MeterSimulator) -> None:
+    port = int(meter.endpoints()["tcp"].rsplit(":", 1)[1])
+    await meter.stop()
+    config = instrument(f"TCPIP::127.0.0.1::{port}::SOCKET")
+    driver = VisaDriver("meter", config, DriverContext())
+    with pytest.raises(InstrumentDisconnected) as caught:
+        await driver.connect()
+    assert caught.value.address == config.resource
+    with pytest.raises(InstrumentDisconnected):
+        await driver.read(["capacitance"])
+    await driver.close()
