@@ -1,0 +1,120 @@
+"""`mdfd probe` as an engineer runs it: a separate process against a running `mdfd sim`."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support import free_port, mdfd, start_mdfd, stop_process
+
+pytestmark = pytest.mark.slow
+
+CONFIG = """
+mdf: {{id: probe-mdf, domain: metal, site: KR-TEST}}
+storage: {{data_dir: {var}/data, state_dir: {var}/state}}
+simulation: {{time_scale: 60}}
+instruments:
+  furnace:
+    driver: modbus
+    link: {{type: tcp, host: 127.0.0.1, port: {port}}}
+    channels:
+      temperature: {{unit: degC, table: input_register, address: 10, type: float32}}
+      setpoint: {{unit: degC, address: 10, type: float32, writable: true,
+                 limits: {{min: 0, max: 1400}}}}
+      running: {{table: coil, address: 0, type: bool, writable: true}}
+  furnace_rtu:
+    driver: modbus
+    link: {{type: rtu, device: {var}/run/furnace.pty}}
+    channels:
+      temperature: {{unit: degC, table: input_register, address: 0, type: int16, scale: 0.1}}
+  dead:
+    driver: modbus
+    link: {{type: tcp, host: 127.0.0.1, port: {dead}}}
+    timeout: 0.3
+    reconnect_attempts: 1
+    channels:
+      temperature: {{unit: degC, table: input_register, address: 10, type: float32}}
+simulators:
+  furnace: {{kind: furnace, port: {port}, rtu: {{link: {var}/run/furnace.pty}}}}
+"""
+
+
+@pytest.fixture(scope="module")
+def config(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    var = tmp_path_factory.mktemp("probe")
+    path = var / "mdf.yaml"
+    path.write_text(CONFIG.format(var=var, port=free_port(), dead=free_port()))
+    endpoints = var / "endpoints.json"
+    process = start_mdfd("sim", "--config", str(path), "--endpoints-file", str(endpoints))
+    try:
+        deadline = time.monotonic() + 30
+        while not endpoints.exists():
+            assert process.poll() is None, process.stderr.read() if process.stderr else ""
+            assert time.monotonic() < deadline, "simulator did not start"
+            time.sleep(0.05)
+        yield path
+    finally:
+        stop_process(process)
+
+
+def test_table_of_every_channel(config: Path) -> None:
+    result = mdfd("probe", "--config", str(config), "furnace")
+    assert result.returncode == 0, result.stderr
+    assert "mdfd-sim,FC-1400 furnace controller,1.0" in result.stdout
+    for text in ("temperature", "setpoint", "running", "degC", "True"):
+        assert text in result.stdout
+
+
+def test_write_then_json(config: Path) -> None:
+    result = mdfd(
+        "probe",
+        "--config",
+        str(config),
+        "furnace",
+        "setpoint",
+        "--write",
+        "setpoint=321.5",
+        "--json",
+    )
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["instrument"] == "furnace"
+    assert data["identity"] == "mdfd-sim,FC-1400 furnace controller,1.0"
+    assert data["channels"]["setpoint"]["value"] == 321.5
+    assert data["channels"]["setpoint"]["unit"] == "degC"
+    assert list(data["channels"]) == ["setpoint"]
+
+
+def test_rtu_instrument_over_the_pty(config: Path) -> None:
+    result = mdfd("probe", "--config", str(config), "furnace_rtu", "--json")
+    assert result.returncode == 0, result.stderr
+    temperature = json.loads(result.stdout)["channels"]["temperature"]
+    assert 0.0 < temperature["value"] < 1500.0
+    assert temperature["unit"] == "degC"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["oven"], "no instrument 'oven'"),
+        (["furnace", "colour"], "no channel 'colour'"),
+        (["furnace", "--write", "setpoint=5000"], "outside limits"),
+        (["furnace", "--write", "temperature=20"], "not writable"),
+        (["furnace", "--write", "setpoint"], "expected CHANNEL=VALUE"),
+    ],
+)
+def test_bad_input_exits_2(config: Path, args: list[str], message: str) -> None:
+    result = mdfd("probe", "--config", str(config), *args)
+    assert result.returncode == 2
+    assert message in result.stderr
+
+
+def test_unreachable_instrument_exits_1(config: Path) -> None:
+    result = mdfd("probe", "--config", str(config), "dead")
+    assert result.returncode == 1
+    assert "instrument 'dead' unreachable" in result.stderr
+    assert "cannot connect to tcp 127.0.0.1" in result.stderr
