@@ -13,10 +13,11 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from mdfd.drivers import InstrumentConfig, UnknownDriver, driver_class
 from mdfd.recipes.located import InputError, LocatedDocument, Problem, load_located
+from mdfd.recipes.units import UnitError, parse_unit
 from mdfd.simulators.base import SimulatorSettings, UnknownSimulator, simulator_class
 
 ENV_PATTERN = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -62,12 +63,12 @@ class Interlock(Strict):
     below: float | None = None
     message: str = ""
 
-    @field_validator("below")
-    @classmethod
-    def _one_bound(cls, below: float | None, info: Any) -> float | None:
-        if below is None and info.data.get("above") is None:
+    @model_validator(mode="after")
+    def _one_bound(self) -> Interlock:
+        # A model validator: a field validator on `below` never runs when `below` is omitted.
+        if self.above is None and self.below is None:
             raise ValueError("an interlock needs `above` or `below`")
-        return below
+        return self
 
     def breached_by(self, value: float) -> str | None:
         if self.above is not None and value > self.above:
@@ -316,6 +317,13 @@ def _validate_section(
 def _cross_check(doc: LocatedDocument, model: MdfConfig) -> list[Problem]:
     """References between sections: interlocks and safe state name real channels."""
     problems: list[Problem] = []
+    for instrument_name, instrument in model.instruments.items():
+        for channel_name, channel in instrument.channels.items():
+            try:
+                parse_unit(channel.unit)
+            except UnitError as exc:
+                where = ("instruments", instrument_name, "channels", channel_name, "unit")
+                problems.append(doc.problem(where, str(exc)))
 
     def known(qualified: str) -> InstrumentConfig | None:
         instrument, _, channel = qualified.partition(".")

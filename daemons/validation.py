@@ -56,14 +56,23 @@ def check(recipe: LoadedRecipe, config: LoadedConfig) -> list[Problem]:
             )
         return found
 
-    def writes(name: str, value: StepValue, where: tuple[str | int, ...]) -> None:
+    def writes(
+        name: str,
+        value: StepValue,
+        where: tuple[str | int, ...],
+        value_where: tuple[str | int, ...] | None = None,
+    ) -> ChannelConfig | None:
+        """The channel is located at `where`, the written value at `value_where` (a ramp's
+        `channel` and `to` are different lines); each problem is reported once."""
         config_channel = channel(name, where)
         if config_channel is None:
-            return
+            return None
         if not config_channel.writable:
             problems.append(doc.problem(where, f"channel {name!r} is not writable"))
-            return
-        _check_limits(doc, where, name, value, config_channel, recipe, points, problems)
+            return None
+        value_where = value_where or where
+        _check_limits(doc, value_where, name, value, config_channel, recipe, points, problems)
+        return config_channel
 
     for index, step in enumerate(model.steps):
         base: tuple[str | int, ...] = ("steps", index)
@@ -72,8 +81,8 @@ def check(recipe: LoadedRecipe, config: LoadedConfig) -> list[Problem]:
                 writes(name, value, (*base, "set", name))
         elif isinstance(step, RampStep):
             where = (*base, "ramp")
-            writes(step.ramp.channel, step.ramp.to, (*where, "to"))
-            ramp_channel = channel(step.ramp.channel, (*where, "channel"))
+            ramp = step.ramp
+            ramp_channel = writes(ramp.channel, ramp.to, (*where, "channel"), (*where, "to"))
             if ramp_channel is not None:
                 _check_rate(
                     doc, (*where, "rate"), step.ramp.rate, ramp_channel, recipe, points, problems
@@ -110,7 +119,8 @@ def _check_limits(
 ) -> None:
     limits = config_channel.limits
     found = 0
-    for point_index, point in enumerate(points):
+    # A literal is the same at every point: check (and report) it once.
+    for point_index, point in enumerate(points if is_parameter_ref(value) else points[:1]):
         try:
             resolved = value_for(value, point, recipe.model, config_channel.unit)
         except UnitError as exc:

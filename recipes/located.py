@@ -59,9 +59,18 @@ class LocatedDocument:
     def problems_from(self, error: ValidationError, prefix: PathKey = ()) -> list[Problem]:
         problems = []
         for item in error.errors():
-            path = prefix + tuple(part for part in item["loc"] if not _is_union_tag(part))
+            path: PathKey = prefix
+            for part in item["loc"]:
+                if _is_union_tag(part) or self._is_repeated_tag(path, part):
+                    continue
+                path = (*path, part)
             problems.append(self.problem(path, _clean_message(item)))
         return problems
+
+    def _is_repeated_tag(self, path: PathKey, part: str | int) -> bool:
+        """A tagged union named after its one key (`- ramp: {...}`) repeats that key in `loc`
+        (steps.0.ramp.ramp.rate); drop the repeat unless the document really nests it."""
+        return bool(path) and part == path[-1] and (*path, part) not in self.lines
 
 
 def format_path(path: PathKey) -> str:

@@ -88,7 +88,8 @@ class Range(Strict):
 
 
 class Parameter(Strict):
-    """One swept parameter: exactly one generator (for Latin hypercube: `between`)."""
+    """One swept parameter: at most one generator (for Latin hypercube: `between`; in list
+    mode none, since the values come from the sweep's `points`)."""
 
     unit: str = ""
     values: list[float] | None = Field(default=None, min_length=1, max_length=MAX_POINTS)
@@ -99,15 +100,11 @@ class Parameter(Strict):
 
     @model_validator(mode="after")
     def _one_generator(self) -> Parameter:
-        given = [
-            k
-            for k in ("values", "linspace", "logspace", "range", "between")
-            if getattr(self, k) is not None
-        ]
-        if len(given) != 1:
+        given = self.generators()
+        if len(given) > 1:
             raise ValueError(
-                "give exactly one of values, linspace, logspace, range, between"
-                + (f" (got {', '.join(given)})" if given else "")
+                "give only one of values, linspace, logspace, range, between"
+                f" (got {', '.join(given)})"
             )
         if self.between is not None and self.between[0] >= self.between[1]:
             raise ValueError("between needs [low, high] with low < high")
@@ -121,6 +118,10 @@ class Parameter(Strict):
         except UnitError as exc:
             raise ValueError(str(exc)) from exc
         return unit
+
+    def generators(self) -> list[str]:
+        keys = ("values", "linspace", "logspace", "range", "between")
+        return [k for k in keys if getattr(self, k) is not None]
 
     def axis(self) -> list[float]:
         if self.values is not None:
@@ -153,8 +154,15 @@ class Sweep(Strict):
     def _consistent(self) -> Sweep:
         lhs = self.mode is SweepMode.LHS
         for name, parameter in self.parameters.items():
-            if lhs != (parameter.between is not None):
-                need = "`between`" if lhs else "values/linspace/logspace/range"
+            given = parameter.generators()
+            if self.mode is SweepMode.LIST:
+                if given:
+                    raise ValueError(
+                        f"parameter {name!r}: in list mode the values come from `points`, "
+                        f"drop its {given[0]}"
+                    )
+            elif lhs != (given == ["between"]) or not given:
+                need = "`between`" if lhs else "one of values/linspace/logspace/range"
                 raise ValueError(f"parameter {name!r}: mode {self.mode.value} needs {need}")
         if lhs and (self.samples is None or self.seed is None):
             raise ValueError("latin_hypercube needs `samples` and `seed`")
@@ -169,6 +177,11 @@ class Sweep(Strict):
                     )
         elif self.points is not None:
             raise ValueError("`points` belongs to list mode")
+        if self.mode is SweepMode.ZIP:
+            lengths = {name: len(p.axis()) for name, p in self.parameters.items()}
+            if len(set(lengths.values())) > 1:
+                shown = ", ".join(f"{name} has {length}" for name, length in lengths.items())
+                raise ValueError(f"zip needs parameters with equally many values ({shown})")
         if self.order == "serpentine" and self.mode is not SweepMode.GRID:
             raise ValueError("serpentine order applies to grid sweeps")
         count = self.count()
@@ -241,8 +254,12 @@ def _check_duration(value: StepValue) -> StepValue:
 DurationValue = Annotated[StepValue, Field(description="seconds, '30 min', or a parameter")]
 
 
+# bool first: pydantic's smart union would otherwise turn `running: true` into 1.0.
+SetValue = bool | Number | str
+
+
 class SetStep(Strict):
-    set: dict[ChannelName, StepValue] = Field(min_length=1)
+    set: dict[ChannelName, SetValue] = Field(min_length=1)
 
 
 class RampSpec(Strict):
@@ -388,9 +405,9 @@ class Recipe(Strict):
         names = set(self.sweep.parameters)
         problems: list[tuple[tuple[str | int, ...], str]] = []
         for index, step in enumerate(self.steps):
-            for value in step_values(step):
+            for field, value in step_fields(step):
                 if is_parameter_ref(value) and value not in names:
-                    problems.append((("steps", index), f"unknown parameter {value!r}"))
+                    problems.append((("steps", index, *field), f"unknown parameter {value!r}"))
         acquired = set(self.acquired_channels())
         for section in ("process", "properties"):
             for index, item in enumerate(getattr(self.record, section)):
@@ -404,16 +421,18 @@ class Recipe(Strict):
         return problems
 
 
-def step_values(step: Step) -> list[StepValue]:
+def step_fields(step: Step) -> list[tuple[tuple[str, ...], StepValue]]:
+    """Each value of a step that may name a parameter, with its field path inside the step."""
     if isinstance(step, SetStep):
-        return list(step.set.values())
+        return [(("set", name), value) for name, value in step.set.items()]
     if isinstance(step, RampStep):
-        return [step.ramp.to, step.ramp.rate]
+        return [(("ramp", "to"), step.ramp.to), (("ramp", "rate"), step.ramp.rate)]
     if isinstance(step, StableStep):
         spec = step.wait_until_stable
-        return [spec.target, spec.hold, spec.timeout]
+        keys = ("target", "hold", "timeout")
+        return [(("wait_until_stable", key), getattr(spec, key)) for key in keys]
     if isinstance(step, DwellStep):
-        return [step.dwell]
-    if isinstance(step, AcquireStep):
-        return [step.acquire.duration] if step.acquire.duration is not None else []
+        return [(("dwell",), step.dwell)]
+    if isinstance(step, AcquireStep) and step.acquire.duration is not None:
+        return [(("acquire", "duration"), step.acquire.duration)]
     return []

@@ -4,20 +4,75 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
+from typing import Any, Union
 
+from pydantic import BaseModel, create_model
+
+from mdfd.drivers import available as available_drivers
+from mdfd.drivers import driver_class
 from mdfd.recipes.model import Recipe
+from mdfd.simulators.base import available as available_simulators
+from mdfd.simulators.base import simulator_class
 
-from ..config import MdfConfig
+from ..config import ENV_PATTERN, MdfConfig
 
-SCHEMAS = {"recipe": Recipe, "config": MdfConfig}
+DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser("schema", help="print the JSON Schema of a file kind")
-    parser.add_argument("kind", choices=sorted(SCHEMAS))
+    parser.add_argument("kind", choices=["config", "recipe"])
     parser.set_defaults(handler=handle)
 
 
 def handle(args: argparse.Namespace) -> int:
-    print(json.dumps(SCHEMAS[args.kind].model_json_schema(), indent=2))
+    if args.kind == "recipe":
+        schema = Recipe.model_json_schema()
+    else:
+        schema = allow_env_references(config_model().model_json_schema())
+    schema = {"$schema": DIALECT, **schema}
+    print(json.dumps(schema, indent=2))
     return 0
+
+
+def config_model() -> type[BaseModel]:
+    """MdfConfig with each instrument and simulator typed by the installed drivers' and kinds'
+    own models: the base models forbid the driver-specific fields a real config is made of."""
+    drivers = _loadable(available_drivers(), driver_class)
+    kinds = _loadable(available_simulators(), simulator_class)
+    instrument = _union([cls.config_model for cls in drivers])
+    simulator = _union([cls.settings_model for cls in kinds])
+    fields: dict[str, Any] = {
+        "instruments": (dict[str, instrument], ...),
+        "simulators": (dict[str, simulator], {}),
+    }
+    return create_model("MdfConfig", __base__=MdfConfig, __doc__=MdfConfig.__doc__, **fields)
+
+
+def _loadable(names: list[str], load: Callable[[str], Any]) -> list[Any]:
+    """The classes whose entry points load; a broken third-party plugin must not hide the rest."""
+    out = []
+    for name in names:
+        try:
+            out.append(load(name))
+        except (ImportError, AttributeError):
+            continue
+    return out
+
+
+def _union(models: list[type[BaseModel]]) -> Any:
+    return Union[tuple(models)] if len(models) > 1 else models[0]  # noqa: UP007
+
+
+def allow_env_references(schema: Any) -> Any:
+    """A config may write any scalar as `${NAME:-default}` (expanded before validation), so
+    an editor must accept that string wherever a number or boolean is expected."""
+    if isinstance(schema, list):
+        return [allow_env_references(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {key: allow_env_references(value) for key, value in schema.items()}
+    if out.get("type") in ("integer", "number", "boolean"):
+        return {"anyOf": [out, {"type": "string", "pattern": ENV_PATTERN.pattern}]}
+    return out
