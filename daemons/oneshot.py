@@ -24,6 +24,7 @@ from .lock import StateLock
 from .progress import progress_display
 from .simulation import running_simulators
 from .state import RunRow, RunStatus, StateDB
+from .upstream.service import UpstreamService
 
 EXIT_CODES = {
     RunStatus.COMPLETED: 0,
@@ -85,10 +86,16 @@ async def execute_once(
         )
     events = EventBus()
     try:
-        async with _maybe_simulators(config, simulate):
-            executor = RunExecutor(config, state, events=events, control=control)
+        async with _maybe_simulators(config, simulate), UpstreamService(config, state) as upstream:
+            executor = RunExecutor(
+                config, state, events=events, control=control, record_hook=upstream.record_hook
+            )
             async with progress_display(events, run.points_total, run.points_done):
-                return await executor.execute(run)
+                outcome = await executor.execute(run)
+            if not control.stop_requested.is_set():
+                # Deliver what can be delivered now; the outbox keeps the rest for the next start.
+                await upstream.drain_until_idle(config.model.upstream.exit_drain_timeout)
+            return outcome
     finally:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)

@@ -1,0 +1,1 @@
+"""Upstream: standardized records, the durable outbox, and the publishers that drain it."""

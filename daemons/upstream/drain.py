@@ -1,0 +1,163 @@
+"""One drain task per publisher: read past its cursor, deliver, then commit the new cursor.
+
+Delivery is at-least-once by construction (deliver, then commit), and harmless to repeat:
+record ids are deterministic and the file spool skips ids it already holds. Transient failures
+are retried with tenacity — exponential backoff with jitter, capped — for as long as it takes:
+no record is dropped while it is retryable. A permanent rejection of a batch is narrowed down
+by halving until the records at fault are found; only those become dead letters.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential_jitter
+
+from ..logging import get_logger
+from ..state import StateDB
+from . import outbox
+from .outbox import Entry
+from .publishers.base import Blocked, Publisher, Rejected, Retryable
+
+
+@dataclass
+class DrainStatus:
+    """What an operator needs to see about one publisher beyond its queue depth."""
+
+    state: str = "stopped"
+    last_error: str | None = None
+    last_error_at: float | None = None
+    failures: int = 0
+    blocked: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+class Drain:
+    def __init__(
+        self,
+        publisher: Publisher,
+        state: StateDB,
+        *,
+        configured: Sequence[str],
+        retry_initial: float,
+        retry_max: float,
+        poll_interval: float,
+    ) -> None:
+        self.publisher = publisher
+        self.name = publisher.name
+        self.state = state
+        self.configured = tuple(configured)
+        self.retry_initial = retry_initial
+        self.retry_max = max(retry_max, retry_initial)
+        self.poll_interval = poll_interval
+        self.status = DrainStatus()
+        self.idle = asyncio.Event()
+        self._wake = asyncio.Event()
+        self.log = get_logger(component="upstream", publisher=self.name)
+
+    def wake(self) -> None:
+        """New work may exist: look now, and do not claim idleness until looked."""
+        self.idle.clear()
+        self._wake.set()
+
+    async def run(self) -> None:
+        try:
+            self.status.state = "starting"
+            await self._retrying(self.publisher.start)
+            while True:
+                self._wake.clear()
+                await self._drain_available()
+                if not self._wake.is_set():
+                    self.status.state = "idle"
+                    self.idle.set()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self.poll_interval):
+                        await self._wake.wait()
+        finally:
+            self.status.state = "stopped"
+            await self.publisher.close()
+
+    async def _drain_available(self) -> None:
+        size = self.publisher.batch_size
+        while True:
+            again = await self.state.transaction(
+                lambda c: outbox.fetch_requeued(c, self.name, size)
+            )
+            if again:
+                await self._send(again, from_dead=True)
+                continue
+            batch = await self.state.transaction(lambda c: outbox.fetch(c, self.name, size))
+            if not batch:
+                return
+            self.idle.clear()
+            await self._send(batch, from_dead=False)
+
+    async def _send(self, batch: list[Entry], *, from_dead: bool) -> None:
+        self.status.state = "delivering"
+        delivered, rejected = await self._attempt(batch)
+        await self.state.transaction(
+            lambda c: outbox.settle(
+                c, self.name, delivered, rejected, from_dead=from_dead, configured=self.configured
+            )
+        )
+        for entry, reason in rejected:
+            self.log.error("record dead-lettered", record=entry.record_id, reason=reason)
+        self.log.debug("batch settled", delivered=len(delivered), rejected=len(rejected))
+
+    async def _attempt(self, batch: Sequence[Entry]) -> tuple[list[Entry], list[tuple[Entry, str]]]:
+        try:
+            await self._retrying(self.publisher.deliver, batch)
+        except Rejected as exc:
+            if len(batch) == 1:
+                return [], [(batch[0], str(exc))]
+            half = len(batch) // 2
+            first, first_rejected = await self._attempt(batch[:half])
+            second, second_rejected = await self._attempt(batch[half:])
+            return first + second, first_rejected + second_rejected
+        return list(batch), []
+
+    async def _retrying(self, action: Any, *args: Any) -> None:
+        retrying = AsyncRetrying(
+            retry=retry_if_exception_type(Retryable),
+            wait=wait_exponential_jitter(
+                initial=self.retry_initial, max=self.retry_max, jitter=self.retry_initial
+            ),
+            before_sleep=self._failed,
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                await action(*args)
+        if self.status.failures:
+            self.log.info("upstream reachable again", after_failures=self.status.failures)
+        self.status.failures = 0
+        self.status.blocked = False
+
+    def _failed(self, retry_state: RetryCallState) -> None:
+        outcome = retry_state.outcome
+        exc = outcome.exception() if outcome is not None else None
+        blocked = isinstance(exc, Blocked)
+        self.status.failures += 1
+        self.status.blocked = blocked
+        self.status.state = "blocked" if blocked else "retrying"
+        self.status.last_error = str(exc)
+        self.status.last_error_at = time.time()
+        wait = retry_state.upcoming_sleep
+        if blocked:
+            self.log.error(
+                "upstream refuses us; records stay queued", error=str(exc), retry_in=wait
+            )
+        elif self.status.failures == 1 or self.status.failures % 10 == 0:
+            self.log.warning(
+                "delivery failed; will retry",
+                error=str(exc),
+                failures=self.status.failures,
+                retry_in=round(wait, 2),
+            )

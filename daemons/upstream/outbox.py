@@ -1,0 +1,238 @@
+"""The durable outbox: tables of the state database, and the statements that move records.
+
+A record enters `outbox` in the same transaction that marks its point complete. Each publisher
+has its own cursor (the highest `seq` it has delivered or dead-lettered), so one that is down
+holds back only itself. `seq` is AUTOINCREMENT: pruning never lets a number come back below a
+cursor, which would make a publisher skip a record. A record leaves the table once every
+configured publisher is past it and none holds it as a dead letter.
+
+Every function here takes the connection and runs on the state database's own thread (inside
+`StateDB.transaction`), never on the event loop.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS outbox (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    record_id TEXT NOT NULL UNIQUE,
+    run_id TEXT NOT NULL,
+    point_index INTEGER NOT NULL,
+    created_at REAL NOT NULL,
+    body TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS outbox_cursors (
+    publisher TEXT PRIMARY KEY,
+    position INTEGER NOT NULL DEFAULT 0,
+    delivered INTEGER NOT NULL DEFAULT 0,
+    last_delivery_at REAL
+);
+CREATE TABLE IF NOT EXISTS outbox_dead (
+    publisher TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    record_id TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    failed_at REAL NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 1,
+    requeued INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (publisher, seq)
+);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One queued record as a publisher sees it: the JSON text is sent as stored."""
+
+    seq: int
+    record_id: str
+    run_id: str
+    body: str
+
+
+@dataclass(frozen=True)
+class Depth:
+    publisher: str
+    pending: int
+    oldest_age: float | None
+    dead_letters: int
+    requeued: int
+    delivered: int
+    last_delivery_at: float | None
+
+    def as_dict(self) -> dict[str, object]:
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    publisher: str
+    seq: int
+    record_id: str
+    run_id: str
+    reason: str
+    failed_at: float
+    attempts: int
+    requeued: bool
+
+    def as_dict(self) -> dict[str, object]:
+        return dict(self.__dict__)
+
+
+def ensure_schema(connection: sqlite3.Connection) -> None:
+    """CREATE … IF NOT EXISTS one statement at a time: valid inside an open transaction."""
+    for statement in SCHEMA.split(";"):
+        if statement.strip():
+            connection.execute(statement)
+
+
+def enqueue(connection: sqlite3.Connection, record_id: str, run_id: str, point: int, body: str):
+    ensure_schema(connection)
+    connection.execute(
+        "INSERT OR IGNORE INTO outbox (record_id, run_id, point_index, created_at, body)"
+        " VALUES (?,?,?,?,?)",
+        (record_id, run_id, point, time.time(), body),
+    )
+
+
+def register(connection: sqlite3.Connection, publishers: Sequence[str]) -> None:
+    ensure_schema(connection)
+    connection.executemany(
+        "INSERT OR IGNORE INTO outbox_cursors (publisher) VALUES (?)", [(p,) for p in publishers]
+    )
+
+
+def fetch(connection: sqlite3.Connection, publisher: str, limit: int) -> list[Entry]:
+    rows = connection.execute(
+        "SELECT seq, record_id, run_id, body FROM outbox WHERE seq > (SELECT position FROM"
+        " outbox_cursors WHERE publisher = ?) ORDER BY seq LIMIT ?",
+        (publisher, limit),
+    ).fetchall()
+    return [Entry(*row) for row in rows]
+
+
+def fetch_requeued(connection: sqlite3.Connection, publisher: str, limit: int) -> list[Entry]:
+    rows = connection.execute(
+        "SELECT o.seq, o.record_id, o.run_id, o.body FROM outbox_dead d JOIN outbox o"
+        " ON o.seq = d.seq WHERE d.publisher = ? AND d.requeued = 1 ORDER BY d.seq LIMIT ?",
+        (publisher, limit),
+    ).fetchall()
+    return [Entry(*row) for row in rows]
+
+
+def settle(
+    connection: sqlite3.Connection,
+    publisher: str,
+    delivered: Sequence[Entry],
+    rejected: Sequence[tuple[Entry, str]],
+    *,
+    from_dead: bool,
+    configured: Sequence[str],
+) -> None:
+    """Record one batch's outcome: move the cursor (or clear re-queued dead letters), file new
+    dead letters, and prune what every configured publisher is done with."""
+    now = time.time()
+    if from_dead:
+        connection.executemany(
+            "DELETE FROM outbox_dead WHERE publisher = ? AND seq = ?",
+            [(publisher, e.seq) for e in delivered],
+        )
+        connection.executemany(
+            "UPDATE outbox_dead SET requeued = 0, reason = ?, failed_at = ?,"
+            " attempts = attempts + 1 WHERE publisher = ? AND seq = ?",
+            [(reason, now, publisher, e.seq) for e, reason in rejected],
+        )
+    else:
+        connection.executemany(
+            "INSERT OR REPLACE INTO outbox_dead (publisher, seq, record_id, reason, failed_at)"
+            " VALUES (?,?,?,?,?)",
+            [(publisher, e.seq, e.record_id, reason, now) for e, reason in rejected],
+        )
+        last = max([e.seq for e in delivered] + [e.seq for e, _ in rejected], default=None)
+        if last is not None:
+            connection.execute(
+                "UPDATE outbox_cursors SET position = MAX(position, ?) WHERE publisher = ?",
+                (last, publisher),
+            )
+    if delivered:
+        connection.execute(
+            "UPDATE outbox_cursors SET delivered = delivered + ?, last_delivery_at = ?"
+            " WHERE publisher = ?",
+            (len(delivered), now, publisher),
+        )
+    _prune(connection, configured)
+
+
+def _prune(connection: sqlite3.Connection, configured: Sequence[str]) -> None:
+    if not configured:
+        return
+    marks = ",".join("?" * len(configured))
+    (floor,) = connection.execute(
+        f"SELECT MIN(position) FROM outbox_cursors WHERE publisher IN ({marks})", tuple(configured)
+    ).fetchone()
+    if floor:
+        connection.execute(
+            "DELETE FROM outbox WHERE seq <= ? AND seq NOT IN (SELECT seq FROM outbox_dead)",
+            (floor,),
+        )
+
+
+def depths(connection: sqlite3.Connection, publishers: Sequence[str]) -> list[Depth]:
+    ensure_schema(connection)
+    now = time.time()
+    out = []
+    for name in publishers:
+        cursor = connection.execute(
+            "SELECT position, delivered, last_delivery_at FROM outbox_cursors WHERE publisher = ?",
+            (name,),
+        ).fetchone()
+        position, delivered, last = cursor if cursor else (0, 0, None)
+        pending, oldest = connection.execute(
+            "SELECT COUNT(*), MIN(created_at) FROM outbox WHERE seq > ?", (position,)
+        ).fetchone()
+        dead, requeued, oldest_requeued = connection.execute(
+            "SELECT COUNT(*), COALESCE(SUM(d.requeued), 0),"
+            " MIN(CASE WHEN d.requeued THEN o.created_at END)"
+            " FROM outbox_dead d JOIN outbox o ON o.seq = d.seq WHERE d.publisher = ?",
+            (name,),
+        ).fetchone()
+        stamps = [s for s in (oldest, oldest_requeued) if s is not None]
+        out.append(
+            Depth(
+                publisher=name,
+                pending=pending + requeued,
+                oldest_age=now - min(stamps) if stamps else None,
+                dead_letters=dead - requeued,
+                requeued=requeued,
+                delivered=delivered,
+                last_delivery_at=last,
+            )
+        )
+    return out
+
+
+def dead_letters(
+    connection: sqlite3.Connection, publisher: str | None = None, limit: int = 100
+) -> list[DeadLetter]:
+    ensure_schema(connection)
+    rows = connection.execute(
+        "SELECT d.publisher, d.seq, d.record_id, o.run_id, d.reason, d.failed_at, d.attempts,"
+        " d.requeued FROM outbox_dead d JOIN outbox o ON o.seq = d.seq"
+        " WHERE ? IS NULL OR d.publisher = ? ORDER BY d.failed_at DESC LIMIT ?",
+        (publisher, publisher, limit),
+    ).fetchall()
+    return [DeadLetter(*row[:7], bool(row[7])) for row in rows]
+
+
+def requeue(connection: sqlite3.Connection, publisher: str | None = None) -> int:
+    """Mark dead letters for another attempt; their publisher's drain picks them up first."""
+    ensure_schema(connection)
+    return connection.execute(
+        "UPDATE outbox_dead SET requeued = 1 WHERE requeued = 0 AND (? IS NULL OR publisher = ?)",
+        (publisher, publisher),
+    ).rowcount

@@ -1,0 +1,1 @@
+"""Publishers: file (JSON Lines spool), HTTP (batched POST), MQTT (QoS 1)."""
