@@ -1,0 +1,82 @@
+"""Run a command under the system-call filter and W^X rule a unit file declares.
+
+Usage: python sandbox.py UNIT_FILE COMMAND [ARG...]
+
+Tests cannot start the unit under systemd (a test machine or container has no systemd as PID 1),
+so this applies the two settings of the unit most likely to break a Python process in the
+field, the way systemd does: `SystemCallFilter=` (allow list from the positive lines, minus the
+`~` lines, groups expanded by `systemd-analyze syscall-filter`, other calls fail with
+`SystemCallErrorNumber=`) through libseccomp, and `MemoryDenyWriteExecute=` through the
+kernel's PR_SET_MDWE. Then it execs COMMAND, which inherits both.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+PR_SET_MDWE = 65
+PR_MDWE_REFUSE_EXEC_GAIN = 1
+SCMP_ACT_ALLOW = 0x7FFF0000
+SCMP_ACT_ERRNO = 0x00050000
+
+
+def filter_groups() -> dict[str, list[str]]:
+    text = subprocess.run(
+        ["systemd-analyze", "syscall-filter"], capture_output=True, text=True, check=True
+    ).stdout
+    groups: dict[str, list[str]] = {}
+    current: list[str] = []
+    for line in text.splitlines():
+        if line.startswith("@"):
+            current = groups.setdefault(line.split()[0], [])
+        elif line.strip() and not line.strip().startswith("#"):
+            current.append(line.strip())
+    return groups
+
+
+def expand(items: list[str], groups: dict[str, list[str]]) -> set[str]:
+    out: set[str] = set()
+    for item in items:
+        out |= expand(groups[item], groups) if item.startswith("@") else {item}
+    return out
+
+
+def unit_settings(unit: Path) -> tuple[set[str], set[str], int, bool]:
+    text = unit.read_text()
+    allow: list[str] = []
+    deny: list[str] = []
+    for value in re.findall(r"^SystemCallFilter=(.*)$", text, re.MULTILINE):
+        (deny if value.startswith("~") else allow).extend(value.lstrip("~").split())
+    number = re.search(r"^SystemCallErrorNumber=(\w+)$", text, re.MULTILINE)
+    error = getattr(errno, number.group(1)) if number else errno.EPERM
+    mdwe = re.search(r"^MemoryDenyWriteExecute=yes$", text, re.MULTILINE) is not None
+    groups = filter_groups()
+    return expand(allow, groups), expand(deny, groups), error, mdwe
+
+
+def main(argv: list[str]) -> None:
+    allow, deny, error, mdwe = unit_settings(Path(argv[0]))
+    libc = ctypes.CDLL(None, use_errno=True)
+    if mdwe and libc.prctl(PR_SET_MDWE, PR_MDWE_REFUSE_EXEC_GAIN, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_MDWE)")
+    if allow:
+        seccomp = ctypes.CDLL("libseccomp.so.2")
+        seccomp.seccomp_init.restype = ctypes.c_void_p
+        ctx = ctypes.c_void_p(seccomp.seccomp_init(ctypes.c_uint32(SCMP_ACT_ERRNO | error)))
+        for name in sorted(allow - deny):
+            number = seccomp.seccomp_syscall_resolve_name(name.encode())
+            if number >= 0:  # names this architecture does not have
+                seccomp.seccomp_rule_add(ctx, ctypes.c_uint32(SCMP_ACT_ALLOW), number, 0)
+        if seccomp.seccomp_load(ctx) != 0:  # also sets no_new_privs, like NoNewPrivileges=
+            raise OSError("seccomp_load failed")
+    os.execvp(argv[1], argv[1:])
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
