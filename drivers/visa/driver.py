@@ -31,7 +31,7 @@ from ..errors import (
     WriteOutcomeUnknown,
 )
 from .config import VisaChannel, VisaInstrument
-from .parse import ParseFailure, format_command, parse_reply
+from .parse import ParseFailure, decode_reply, format_command, parse_reply
 from .session import VisaSession
 
 T = TypeVar("T")
@@ -78,9 +78,10 @@ class VisaDriver:
     async def identify(self) -> str:
         async with self._lock:
             await self._ensure_open()
-            replies = await self._call(self._session.query, [self.config.identity_query])
-            self._identity = replies[0].strip()
-            return self._identity
+            query = self.config.identity_query
+            replies = await self._call(self._session.query, [query])
+        self._identity = self._decode(replies[0], query, None).strip()
+        return self._identity
 
     async def read(self, channels: Sequence[str]) -> dict[str, Reading]:
         configs = {name: self._readable(name) for name in channels}
@@ -98,17 +99,12 @@ class VisaDriver:
         out: dict[str, Reading] = {}
         for name, channel in configs.items():
             assert channel.query is not None
-            reply = by_query[channel.query]
+            raw = by_query[channel.query]
+            reply = self._decode(raw, channel.query, name)
             try:
                 value = parse_reply(reply, channel)
             except ParseFailure as exc:
-                raise ProtocolError(
-                    self.name,
-                    f"reply to {channel.query!r}: {exc}",
-                    channel=name,
-                    address=self.config.resource,
-                    reply=reply,
-                ) from None
+                raise self._garbled(channel.query, name, exc, reply) from None
             out[name] = Reading(value, channel.unit, now)
         return out
 
@@ -173,6 +169,23 @@ class VisaDriver:
         if self._worker is None:
             self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"visa-{self.name}")
         return await asyncio.get_running_loop().run_in_executor(self._worker, function, *args)
+
+    def _decode(self, raw: bytes, query: str, channel: str | None) -> str:
+        try:
+            return decode_reply(raw, self.config.encoding)
+        except ParseFailure as exc:
+            raise self._garbled(query, channel, exc, raw) from None
+
+    def _garbled(
+        self, query: str, channel: str | None, exc: ParseFailure, reply: object
+    ) -> ProtocolError:
+        return ProtocolError(
+            self.name,
+            f"reply to {query!r}: {exc}",
+            channel=channel,
+            address=self.config.resource,
+            reply=reply,
+        )
 
     def _stop_worker(self) -> None:
         """The idle thread exits at once; one still blocked in a cancelled exchange exits

@@ -17,6 +17,13 @@ class ParseFailure(ValueError):
     """The reply does not fit the channel's rule; the caller wraps it in a ProtocolError."""
 
 
+def decode_reply(raw: bytes, encoding: str) -> str:
+    try:
+        return raw.decode(encoding)
+    except UnicodeDecodeError as exc:
+        raise ParseFailure(f"undecodable as {encoding}: {exc.reason} at byte {exc.start}") from None
+
+
 def parse_reply(reply: str, channel: VisaChannel) -> Value:
     text = reply.strip()
     if channel.parse is Parse.FLOATS:

@@ -29,7 +29,7 @@ from ..errors import (
     ProtocolError,
 )
 from .config import VisaInstrument
-from .parse import ParseFailure, error_entry
+from .parse import ParseFailure, decode_reply, error_entry
 
 STOP_BITS = {
     1: constants.StopBits.one,
@@ -70,11 +70,12 @@ class VisaSession:
             self.stale = False
             return identity
 
-    def query(self, commands: Sequence[str]) -> list[str]:
-        """Send each query in order, on this one session, and return the raw replies."""
+    def query(self, commands: Sequence[str]) -> list[bytes]:
+        """Send each query in order, on this one session; return the raw replies (without the
+        read termination) for the caller to decode and parse, channel by channel."""
         with self._lock:
             self._check_peer(commands[0] if commands else "")
-            return [self._query(command) for command in commands]
+            return [self._query_raw(command) for command in commands]
 
     def write(self, command: str) -> None:
         """Write a command, then read the error queue so a rejection is an error."""
@@ -135,22 +136,23 @@ class VisaSession:
         return resource
 
     def _query(self, command: str) -> str:
+        """A query whose reply this module reads itself (error queue, identity)."""
+        raw = self._query_raw(command)
+        try:
+            return decode_reply(raw, self._config.encoding)
+        except ParseFailure as exc:
+            raise ProtocolError(
+                self._name, f"reply to {command!r}: {exc}", address=self._config.resource, reply=raw
+            ) from None
+
+    def _query_raw(self, command: str) -> bytes:
         self._write(command)
         resource = self._require()
         try:
             raw = resource.read_raw()
         except (VisaIOError, OSError) as exc:
             raise self._failed(command, exc) from exc
-        try:
-            text = raw.decode(self._config.encoding)
-        except UnicodeDecodeError:
-            raise ProtocolError(
-                self._name,
-                f"undecodable reply to {command!r}",
-                address=self._config.resource,
-                reply=raw,
-            ) from None
-        return text.removesuffix(self._config.read_termination)
+        return raw.removesuffix(self._config.read_termination.encode(self._config.encoding))
 
     def _write(self, command: str) -> None:
         resource = self._require()

@@ -5,8 +5,9 @@ from __future__ import annotations
 import math
 
 import pytest
+from visa_support import instrument
 
-from mdfd.drivers import ChannelError, ProtocolError, driver_class
+from mdfd.drivers import ChannelError, DriverContext, ProtocolError, driver_class
 from mdfd.drivers.visa import VisaDriver
 from mdfd.simulators.meter import MeterSimulator
 
@@ -85,3 +86,29 @@ async def test_limits_refuse_before_the_wire(driver: VisaDriver, meter: MeterSim
     with pytest.raises(ChannelError):
         await driver.read(["bogus"])
     assert meter.meter.specimen_id == 0
+
+
+async def test_unparsable_reply_names_channel_and_reply(meter: MeterSimulator) -> None:
+    config = instrument(
+        meter.endpoints()["visa"], channels={"model": {"query": "*IDN?", "field": 1}}
+    )
+    driver = VisaDriver("meter", config, DriverContext())
+    await driver.connect()
+    try:
+        with pytest.raises(ProtocolError) as caught:
+            await driver.read(["model"])
+        assert caught.value.channel == "model"
+        assert caught.value.reply == "MDFD,SIM-LCR-3000,SN0001,1.0"
+        assert "*IDN?" in caught.value.message
+    finally:
+        await driver.close()
+
+
+async def test_rejected_init_sequence_fails_connect(meter: MeterSimulator) -> None:
+    config = instrument(meter.endpoints()["visa"], init=["*CLS", "SENS:AVER:COUN 0"])
+    driver = VisaDriver("meter", config, DriverContext())
+    with pytest.raises(ProtocolError) as caught:
+        await driver.connect()
+    assert "SENS:AVER:COUN 0" in caught.value.message
+    assert str(caught.value.reply).startswith("-222,")
+    await driver.close()

@@ -39,7 +39,7 @@ def instrument(resource: str, **overrides: Any) -> VisaInstrument:
     spec: dict[str, Any] = {
         "driver": "visa",
         "resource": resource,
-        "timeout": 0.5,
+        "timeout": 1.0,
         "init": ["*RST", "*CLS"],
         "reconnect": {"attempts": 4, "initial": 0.02, "maximum": 0.1},
         "channels": CHANNELS,
