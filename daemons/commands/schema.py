@@ -1,4 +1,5 @@
-"""`mdfd schema recipe|config`: JSON Schema for editors (YAML language servers read it)."""
+"""`mdfd schema recipe|config|record`: JSON Schema for editors (YAML language servers read it)
+and for the data platform (what an upstream record looks like)."""
 
 from __future__ import annotations
 
@@ -16,19 +17,22 @@ from mdfd.simulators.base import available as available_simulators
 from mdfd.simulators.base import simulator_class
 
 from ..config import ENV_PATTERN, MdfConfig
+from ..upstream.record import Record
 
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser("schema", help="print the JSON Schema of a file kind")
-    parser.add_argument("kind", choices=["config", "recipe"])
+    parser.add_argument("kind", choices=["config", "recipe", "record"])
     parser.set_defaults(handler=handle)
 
 
 def handle(args: argparse.Namespace) -> int:
     if args.kind == "recipe":
         schema = Recipe.model_json_schema()
+    elif args.kind == "record":
+        schema = Record.model_json_schema(by_alias=True)
     else:
         schema = allow_env_references(config_model().model_json_schema())
     schema = {"$schema": DIALECT, **schema}

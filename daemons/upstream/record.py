@@ -96,7 +96,7 @@ class Record(Frozen):
         frozen=True,
         populate_by_name=True,
         title="mdfd.record/1",
-        json_schema_extra={"$id": "https://mdfd.invalid/schema/record/1"},
+        json_schema_extra={"$id": "urn:mdfd:record:1"},
     )
 
     def to_json(self) -> str:
