@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from mdfd.recipes.loader import load_recipe
@@ -38,7 +39,7 @@ def handle(args: argparse.Namespace) -> int:
     names = list(recipe.model.sweep.parameters)
     for name in names:
         unit = recipe.model.sweep.parameters[name].unit
-        table.add_column(f"{name} [{unit}]" if unit else name, justify="right")
+        table.add_column(escape(f"{name} [{unit}]") if unit else name, justify="right")
     table.add_column("estimate", justify="right")
     for point in plan.points:
         table.add_row(
