@@ -15,11 +15,13 @@ check, nobody can tell whether it landed, so it is reported as WriteOutcomeUnkno
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import ClassVar, TypeVar
 
 import structlog
+from pyvisa import rname
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from ..base import DriverContext, InstrumentConfig, Reading, Value, check_writable
@@ -37,6 +39,10 @@ from .session import VisaSession
 T = TypeVar("T")
 log = structlog.get_logger()
 
+# Serial ports held by a driver of this process. RS-232 is point to point: two sessions on one
+# port would read each other's replies, so the port has one owner (the first to connect).
+_serial_owners: dict[str, VisaDriver] = {}
+
 
 class VisaDriver:
     config_model: ClassVar[type[InstrumentConfig]] = VisaInstrument
@@ -50,30 +56,22 @@ class VisaDriver:
         self._worker: ThreadPoolExecutor | None = None
         self._identity: str | None = None
         self._closed = True
+        self._port: str | None = None
         self._log = log.bind(instrument=name, resource=config.resource)
 
     async def connect(self) -> None:
         async with self._lock:
+            self._claim_port()
             self._closed = False
             try:
                 await self._reopen()
             except BaseException:
-                self._closed = True
-                try:
-                    await self._call(self._session.close)
-                finally:
-                    self._stop_worker()
+                await self._shut()
                 raise
 
     async def close(self) -> None:
         async with self._lock:
-            self._closed = True
-            if self._worker is None:
-                return
-            try:
-                await self._call(self._session.close)
-            finally:
-                self._stop_worker()
+            await self._shut()
 
     async def identify(self) -> str:
         async with self._lock:
@@ -187,12 +185,31 @@ class VisaDriver:
             reply=reply,
         )
 
-    def _stop_worker(self) -> None:
-        """The idle thread exits at once; one still blocked in a cancelled exchange exits
-        when its VISA timeout expires."""
-        if self._worker is not None:
-            self._worker.shutdown(wait=False)
-            self._worker = None
+    async def _shut(self) -> None:
+        self._closed = True
+        try:
+            if self._worker is not None:
+                await self._call(self._session.close)
+        finally:
+            if self._worker is not None:
+                # The idle thread exits at once; one still blocked in a cancelled exchange
+                # exits when its VISA timeout expires.
+                self._worker.shutdown(wait=False)
+                self._worker = None
+            if self._port is not None and _serial_owners.get(self._port) is self:
+                del _serial_owners[self._port]
+
+    def _claim_port(self) -> None:
+        self._port = _serial_port(self.config)
+        if self._port is None:
+            return
+        owner = _serial_owners.setdefault(self._port, self)
+        if owner is not self:
+            raise InstrumentDisconnected(
+                self.name,
+                f"serial port {self._port} is owned by instrument {owner.name!r}",
+                address=self.config.resource,
+            )
 
     def _channel(self, name: str) -> VisaChannel:
         try:
@@ -205,3 +222,11 @@ class VisaDriver:
         if channel.query is None:
             raise ChannelError(self.name, "channel has no query (write-only)", channel=name)
         return channel
+
+
+def _serial_port(config: VisaInstrument) -> str | None:
+    """The device a serial resource names, symlinks resolved (two names, one port)."""
+    if not config.is_serial:
+        return None
+    board = str(rname.parse_resource_name(config.resource).board)
+    return os.path.realpath(board) if board.startswith("/") else board

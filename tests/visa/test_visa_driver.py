@@ -7,7 +7,13 @@ import math
 import pytest
 from visa_support import instrument
 
-from mdfd.drivers import ChannelError, DriverContext, ProtocolError, driver_class
+from mdfd.drivers import (
+    ChannelError,
+    DriverContext,
+    InstrumentDisconnected,
+    ProtocolError,
+    driver_class,
+)
 from mdfd.drivers.visa import VisaDriver
 from mdfd.simulators.meter import MeterSimulator
 
@@ -112,3 +118,20 @@ async def test_rejected_init_sequence_fails_connect(meter: MeterSimulator) -> No
     assert "SENS:AVER:COUN 0" in caught.value.message
     assert str(caught.value.reply).startswith("-222,")
     await driver.close()
+
+
+async def test_a_serial_port_has_one_owner(meter: MeterSimulator) -> None:
+    by_link = VisaDriver("first", instrument(meter.endpoints()["visa_serial"]), DriverContext())
+    by_device = instrument(f"ASRL{meter.endpoints()['serial']}::INSTR")
+    second = VisaDriver("second", by_device, DriverContext())
+    await by_link.connect()
+    try:
+        with pytest.raises(InstrumentDisconnected, match="owned by instrument 'first'"):
+            await second.connect()
+    finally:
+        await by_link.close()
+    await second.connect()
+    try:
+        assert await second.identify() == "MDFD,SIM-LCR-3000,SN0001,1.0"
+    finally:
+        await second.close()
