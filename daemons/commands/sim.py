@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from ..config import load_config
+from ..notify import Notifier
 from ..simulation import running_simulators
 
 
@@ -45,5 +46,8 @@ async def _serve(config, endpoints_file: Path | None) -> int:
             tmp.write_text(text)
             tmp.replace(endpoints_file)
         print(text, flush=True)
-        await stop.wait()
+        with Notifier() as notifier:  # under systemd (mdfd-sim.service): ready = listening
+            notifier.ready(status=f"simulating {', '.join(simulators)}")
+            await stop.wait()
+            notifier.stopping()
     return 0

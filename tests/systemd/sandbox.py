@@ -16,14 +16,34 @@ import ctypes
 import errno
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 PR_SET_MDWE = 65
+PR_GET_MDWE = 66
 PR_MDWE_REFUSE_EXEC_GAIN = 1
 SCMP_ACT_ALLOW = 0x7FFF0000
 SCMP_ACT_ERRNO = 0x00050000
+
+
+def unavailable() -> str | None:
+    """Why this machine cannot apply the sandbox, or None when it can."""
+    if shutil.which("systemd-analyze") is None:
+        return "systemd-analyze is not installed (it lists the system-call groups)"
+    try:
+        ctypes.CDLL("libseccomp.so.2")
+    except OSError:
+        return "libseccomp.so.2 is not installed (apt-get install libseccomp2)"
+    if ctypes.CDLL(None).prctl(PR_GET_MDWE, 0, 0, 0, 0) < 0:
+        return "this kernel has no PR_SET_MDWE (Linux >= 6.3) to stand in for systemd's MDWE"
+    return None
+
+
+def command(unit: Path, *argv: str) -> list[str]:
+    """`argv` wrapped so that it runs inside `unit`'s sandbox."""
+    return [sys.executable, str(Path(__file__).resolve()), str(unit), *argv]
 
 
 def filter_groups() -> dict[str, list[str]]:

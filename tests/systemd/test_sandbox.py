@@ -8,44 +8,23 @@ TCP sockets, a pty through pyserial, and worker threads. The controls prove the 
 
 from __future__ import annotations
 
-import ctypes
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from sandbox import command, unavailable
 
 HERE = Path(__file__).resolve().parent
 UNITS = HERE.parents[1] / "systemd"
-PR_GET_MDWE = 66
 
 
-def _unavailable() -> str | None:
-    if shutil.which("systemd-analyze") is None:
-        return "systemd-analyze is not installed (it lists the system-call groups)"
-    try:
-        ctypes.CDLL("libseccomp.so.2")
-    except OSError:
-        return "libseccomp.so.2 is not installed (apt-get install libseccomp2)"
-    if ctypes.CDLL(None).prctl(PR_GET_MDWE, 0, 0, 0, 0) < 0:
-        return "this kernel has no PR_SET_MDWE (Linux >= 6.3) to stand in for systemd's MDWE"
-    return None
-
-
-pytestmark = pytest.mark.skipif(_unavailable() is not None, reason=str(_unavailable()))
+pytestmark = pytest.mark.skipif(unavailable() is not None, reason=str(unavailable()))
 
 
 def _sandboxed(unit: str, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [
-            sys.executable,
-            str(HERE / "sandbox.py"),
-            str(UNITS / unit),
-            sys.executable,
-            str(HERE / "sandbox_workload.py"),
-            *args,
-        ],
+        command(UNITS / unit, sys.executable, str(HERE / "sandbox_workload.py"), *args),
         capture_output=True,
         text=True,
         timeout=100,
