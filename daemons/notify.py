@@ -9,7 +9,18 @@ every call is a no-op, so the daemon needs no "am I under systemd?" branches.
 
 The watchdog's point is to prove the *work* still progresses, not merely that a timer fires:
 `Watchdog` pings only when the work loop called `alive()` since the previous ping, so a loop
-stuck on an instrument or a lock stops the pings and systemd restarts the service.
+stuck on an instrument or a lock stops the pings and systemd restarts the service. Call it
+from a loop that turns over at least once per interval even when idle (the scan / supervision
+loop), never from one that waits for hours by design (a dwell): that would be a false alarm.
+
+    with Notifier() as notifier:
+        async with Watchdog(notifier, watchdog_interval()) as watchdog:
+            ...                                   # bind the control socket, resume runs
+            notifier.ready(status="idle, queue empty")
+            while not stopping:
+                watchdog.alive()
+                ...                               # one scan / supervision step
+            notifier.stopping(status="safe state, flush, checkpoint")
 """
 
 from __future__ import annotations
