@@ -208,7 +208,7 @@ class RunExecutor:
         tripped = asyncio.create_task(guard.tripped())
         stopped = asyncio.create_task(self.control.stop_requested.wait())
         monitor = asyncio.create_task(guard.monitor())
-        tasks = {points, tripped, stopped, monitor}
+        tasks = [points, tripped, stopped, monitor]
         try:
             await asyncio.wait({points, tripped, stopped}, return_when=asyncio.FIRST_COMPLETED)
         finally:

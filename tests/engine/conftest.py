@@ -1,0 +1,103 @@
+"""An MDF of memory-driver instruments on a fast clock, for exercising the engine itself."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from tests.support import REPO
+
+MEMORY_CONFIG = """
+mdf: {{id: mem-mdf, domain: metal, site: TEST}}
+storage: {{data_dir: {root}/data, state_dir: {root}/state, runtime_dir: {root}/run}}
+vocabulary: {vocabulary}
+simulation: {{time_scale: {scale}}}
+instruments:
+  furnace:
+    driver: memory
+    channels:
+      temperature: {{unit: degC, follows: setpoint, tau: 30, initial: 25}}
+      setpoint: {{unit: degC, writable: true, limits: {{min: 0, max: 1400}}, initial: 25}}
+      running: {{writable: true, initial: true}}
+  meter:
+    driver: memory
+    channels:
+      resistivity: {{unit: microohm*cm, initial: 1.8}}
+      hardness: {{unit: HV, initial: 60}}
+      specimen: {{writable: true}}
+safety:
+  interlocks: [{{channel: furnace.temperature, above: {trip}, message: over-temperature}}]
+  safe_state: {{furnace.setpoint: 25}}
+"""
+
+RECIPE = """
+recipe: {{name: engine-test, version: "1"}}
+sweep:
+  mode: grid
+  order: serpentine
+  parameters:
+    temperature: {{unit: degC, values: {temperatures}}}
+    time: {{unit: min, values: [1, 2]}}
+steps:
+  - set: {{meter.specimen: 1}}
+  - ramp: {{channel: furnace.setpoint, to: temperature, rate: 50 degC/min, increment: 10}}
+  - wait_until_stable:
+      {{channel: furnace.temperature, target: temperature, tolerance: 1, hold: {hold},
+       timeout: {timeout}, on_timeout: {on_timeout}}}
+  - dwell: time
+  - acquire: {{channels: [meter.resistivity, furnace.temperature], rate: {rate}, count: {count}}}
+record:
+  process:
+    - {{code: PRC_ANNEAL_TEMP, from: temperature}}
+  properties:
+    - {{code: PRP_ELECTRICAL_RESISTIVITY, from: meter.resistivity}}
+on_error: {{retries: 1, backoff: 1 s, then: {then}}}
+"""
+
+
+def write_config(tmp_path: Path, scale: float = 3000.0, trip: float = 1450.0) -> Path:
+    path = tmp_path / "mdf.yaml"
+    path.write_text(
+        MEMORY_CONFIG.format(
+            root=tmp_path / "var",
+            scale=scale,
+            trip=trip,
+            vocabulary=REPO / "config" / "vocabulary.yaml",
+        )
+    )
+    return path
+
+
+def write_recipe(
+    tmp_path: Path,
+    temperatures: str = "[200, 300]",
+    rate: float = 2.0,
+    count: int = 10,
+    timeout: str = "1 h",
+    on_timeout: str = "fail",
+    then: str = "stop_run",
+    name: str = "recipe.yaml",
+    hold: str = "30 s",
+) -> Path:
+    path = tmp_path / name
+    path.write_text(
+        textwrap.dedent(
+            RECIPE.format(
+                temperatures=temperatures,
+                rate=rate,
+                count=count,
+                timeout=timeout,
+                on_timeout=on_timeout,
+                then=then,
+                hold=hold,
+            )
+        )
+    )
+    return path
+
+
+@pytest.fixture
+def memory_config(tmp_path: Path) -> Path:
+    return write_config(tmp_path)
