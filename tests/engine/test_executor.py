@@ -69,7 +69,7 @@ async def test_drift_free_acquisition_gives_rate_times_duration(tmp_path: Path) 
         "sweep: {parameters: {x: {values: [1]}}}\n"
         "steps:\n  - acquire: {channels: [furnace.temperature], rate: 10, duration: 60 s}\n"
     )
-    outcome, points, run, executor = await execute(write_config(tmp_path, scale=100), recipe)
+    outcome, points, run, _executor = await execute(write_config(tmp_path, scale=100), recipe)
     assert outcome.status is RunStatus.COMPLETED
     assert points[0].summary["furnace.temperature"]["n"] == 600
     with h5py.File(run.data_file, "r") as handle:
@@ -80,7 +80,7 @@ async def test_drift_free_acquisition_gives_rate_times_duration(tmp_path: Path) 
 
 async def test_interlock_breach_fails_run_and_applies_safe_state(tmp_path: Path) -> None:
     config = write_config(tmp_path, trip=250.0)
-    outcome, points, run, executor = await execute(config, write_recipe(tmp_path))
+    outcome, points, _run, executor = await execute(config, write_recipe(tmp_path))
     assert outcome.status is RunStatus.FAILED
     assert "furnace.temperature" in outcome.message
     assert "above 250" in outcome.message
