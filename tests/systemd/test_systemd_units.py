@@ -155,6 +155,8 @@ def test_sysusers_and_tmpfiles_create_the_account_and_directories(tmp_path: Path
     for tool in ("systemd-sysusers", "systemd-tmpfiles"):
         if shutil.which(tool) is None:
             pytest.skip(f"{tool} is not installed")
+    if os.geteuid() != 0:
+        pytest.skip("systemd-sysusers and systemd-tmpfiles keep files root-owned: needs root")
     root = tmp_path / "root"
     (root / "etc").mkdir(parents=True)
     (root / "etc/group").write_text("root:x:0:\ndialout:x:20:\n")
@@ -171,8 +173,6 @@ def test_sysusers_and_tmpfiles_create_the_account_and_directories(tmp_path: Path
     assert groups["dialout"][2] == "20"
     assert "mdfd" in groups["dialout"][3].split(",")
 
-    if os.geteuid() != 0:
-        pytest.skip("creating root-owned directories with systemd-tmpfiles needs root")
     tmpfiles = run("systemd-tmpfiles", f"--root={root}", "--create", "mdfd.conf")
     assert tmpfiles.returncode == 0, tmpfiles.stderr
     mdfd_gid = int(groups["mdfd"][2])
