@@ -129,6 +129,11 @@ class Notifier:
         """Shutdown began: systemd now waits up to TimeoutStopSec= instead of assuming a hang."""
         return self.send(STOPPING=1, **({"STATUS": status} if status is not None else {}))
 
+    def extend_timeout(self, seconds: float) -> bool:
+        """Ask for `seconds` more before systemd gives up on the current start, stop or
+        reload (e.g. flushing a large run on SIGTERM); repeat it while progress continues."""
+        return self.send(EXTEND_TIMEOUT_USEC=round(seconds * 1_000_000))
+
     def close(self) -> None:
         if self._socket is not None:
             self._socket.close()

@@ -171,6 +171,11 @@ async def test_reloading_carries_the_monotonic_timestamp(
     assert ready == {"READY": "1", "STATUS": "config reloaded"}
 
 
+async def test_extend_timeout_is_in_microseconds(receiver: Receiver, notifier: Notifier) -> None:
+    assert notifier.extend_timeout(90.5)
+    assert await receiver.next() == {"EXTEND_TIMEOUT_USEC": "90500000"}
+
+
 async def test_status_text_cannot_inject_assignments(
     receiver: Receiver, notifier: Notifier
 ) -> None:
