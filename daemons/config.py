@@ -217,7 +217,11 @@ class LoadedConfig(BaseModel):
 def substitute_env(
     value: Any, path: tuple[str | int, ...], doc: LocatedDocument, problems: list[Problem]
 ) -> Any:
-    """Expand `${NAME}` and `${NAME:-default}` in strings; secrets stay out of the file."""
+    """Expand `${NAME}` and `${NAME:-default}` in strings; secrets stay out of the file.
+
+    As in the shell, `:-` takes the default when NAME is unset *or empty*: an empty
+    `MDFD_VAR=` in an environment file must not turn `${MDFD_VAR:-var}/state` into `/state`.
+    """
     if isinstance(value, dict):
         return {k: substitute_env(v, (*path, k), doc, problems) for k, v in value.items()}
     if isinstance(value, list):
@@ -228,10 +232,10 @@ def substitute_env(
     def expand(match: re.Match[str]) -> str:
         name, default = match.group(1), match.group(2)
         found = os.environ.get(name)
+        if default is not None:
+            return found or default
         if found is not None:
             return found
-        if default is not None:
-            return default
         problems.append(doc.problem(path, f"environment variable {name} is not set"))
         return ""
 

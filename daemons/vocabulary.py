@@ -13,7 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from mdfd.recipes.located import InputError, load_located
+from mdfd.recipes.located import InputError, LocatedDocument, Problem, load_located
 from mdfd.recipes.model import Category
 from mdfd.recipes.units import UnitError, parse_unit
 
@@ -67,7 +67,30 @@ class Vocabulary(Strict):
 @cache
 def load_vocabulary(path: Path) -> Vocabulary:
     doc = load_located(path)
+    duplicates = _duplicate_codes(doc)
+    if duplicates:
+        raise InputError(duplicates)
     try:
         return Vocabulary.model_validate(doc.data)
     except ValidationError as exc:
         raise InputError(doc.problems_from(exc)) from exc
+
+
+def _duplicate_codes(doc: LocatedDocument) -> list[Problem]:
+    """Each repeated code, at its own line (the model's check could only name the file)."""
+    items = doc.data.get("items") if isinstance(doc.data, dict) else None
+    if not isinstance(items, list):
+        return []
+    first: dict[str, int] = {}
+    problems = []
+    for index, item in enumerate(items):
+        code = item.get("code") if isinstance(item, dict) else None
+        if not isinstance(code, str):
+            continue
+        if code in first:
+            where = ("items", index, "code")
+            problems.append(
+                doc.problem(where, f"duplicate item code {code} (first: items[{first[code]}])")
+            )
+        first.setdefault(code, index)
+    return problems
