@@ -16,7 +16,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential_jitter
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception_type,
+    wait_exponential,
+    wait_random,
+)
 
 from ..logging import get_logger
 from ..state import StateDB
@@ -68,21 +74,34 @@ class Drain:
         self._wake.set()
 
     async def run(self) -> None:
+        """Until cancelled. An unexpected error (a bug, a broken disk) is logged and the
+        publisher restarted after the backoff cap: deliveries must not stop silently for months."""
         try:
-            self.status.state = "starting"
-            await self._retrying(self.publisher.start)
             while True:
-                self._wake.clear()
-                await self._drain_available()
-                if not self._wake.is_set():
-                    self.status.state = "idle"
-                    self.idle.set()
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(self.poll_interval):
-                        await self._wake.wait()
+                try:
+                    await self._serve()
+                except Exception as exc:
+                    self.log.exception("publisher failed; restarting", error=repr(exc))
+                    self._note(exc, state="error")
+                    self.idle.clear()
+                    await self.publisher.close()
+                    await asyncio.sleep(self.retry_max)
         finally:
             self.status.state = "stopped"
             await self.publisher.close()
+
+    async def _serve(self) -> None:
+        self.status.state = "starting"
+        await self._retrying(self.publisher.start)
+        while True:
+            self._wake.clear()
+            await self._drain_available()
+            if not self._wake.is_set():
+                self.status.state = "idle"
+                self.idle.set()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.poll_interval):
+                    await self._wake.wait()
 
     async def _drain_available(self) -> None:
         size = self.publisher.batch_size
@@ -126,9 +145,8 @@ class Drain:
     async def _retrying(self, action: Any, *args: Any) -> None:
         retrying = AsyncRetrying(
             retry=retry_if_exception_type(Retryable),
-            wait=wait_exponential_jitter(
-                initial=self.retry_initial, max=self.retry_max, jitter=self.retry_initial
-            ),
+            wait=wait_exponential(multiplier=self.retry_initial, max=self.retry_max)
+            + wait_random(0, self.retry_initial),
             before_sleep=self._failed,
             reraise=True,
         )
@@ -140,16 +158,19 @@ class Drain:
         self.status.failures = 0
         self.status.blocked = False
 
+    def _note(self, exc: BaseException | None, state: str) -> None:
+        self.status.failures += 1
+        self.status.blocked = state == "blocked"
+        self.status.state = state
+        self.status.last_error = str(exc)
+        self.status.last_error_at = time.time()
+
     def _failed(self, retry_state: RetryCallState) -> None:
         outcome = retry_state.outcome
         exc = outcome.exception() if outcome is not None else None
         blocked = isinstance(exc, Blocked)
-        self.status.failures += 1
-        self.status.blocked = blocked
-        self.status.state = "blocked" if blocked else "retrying"
-        self.status.last_error = str(exc)
-        self.status.last_error_at = time.time()
-        wait = retry_state.upcoming_sleep
+        self._note(exc, "blocked" if blocked else "retrying")
+        wait = round(retry_state.upcoming_sleep, 2)
         if blocked:
             self.log.error(
                 "upstream refuses us; records stay queued", error=str(exc), retry_in=wait
@@ -159,5 +180,5 @@ class Drain:
                 "delivery failed; will retry",
                 error=str(exc),
                 failures=self.status.failures,
-                retry_in=round(wait, 2),
+                retry_in=wait,
             )
