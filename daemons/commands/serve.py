@@ -1,0 +1,49 @@
+"""`mdfd serve --config C [--simulate]`: the daemon of one MDF (systemd `Type=notify`).
+
+Exit codes: 0 stopped cleanly (SIGTERM/SIGINT; an executing run is left interrupted and resumes
+on the next start), 1 the work loop failed, 2 bad input — an invalid config, or another mdfd
+process already holds this MDF's state directory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from pathlib import Path
+
+from mdfd.recipes.located import InputError, Problem
+
+from ..config import load_config
+from ..lock import StateLock
+from ..serve.daemon import Daemon
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser(
+        "serve", help="run the MDF's daemon: queue, instruments, control API (systemd notify)"
+    )
+    parser.add_argument("--config", required=True, type=Path)
+    parser.add_argument(
+        "--simulate",
+        action="store_true",
+        help="start the config's simulators for the daemon's lifetime",
+    )
+    parser.set_defaults(handler=handle)
+
+
+def handle(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    if args.simulate and not config.model.simulators:
+        raise InputError(
+            [
+                Problem(
+                    str(args.config),
+                    None,
+                    "simulators",
+                    "--simulate needs a config that declares simulators",
+                )
+            ]
+        )
+    config.model.storage.data_dir.mkdir(parents=True, exist_ok=True)
+    with StateLock(config.model.storage.state_dir):
+        return asyncio.run(Daemon(config, args.simulate).run())

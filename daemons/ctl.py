@@ -1,0 +1,288 @@
+"""`mdfctl`: the operator's client of a running `mdfd serve`.
+
+    mdfctl [--socket PATH | --config CONFIG | --url URL [--token-env NAME]] COMMAND
+
+Where the daemon is: `--socket`, else the control socket named by `--config` (the MDF's config
+file), else `$MDFD_SOCKET`, else the only `/run/mdfd/*/control.sock` on this host. `submit`
+sends the recipe's text — the daemon never opens a path a client names.
+
+Exit codes: 0 ok, 1 refused or failed (or the watched run did not complete), 2 bad input
+(invalid recipe, unknown run), 4 daemon unreachable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from rich.console import Console
+from rich.table import Table
+
+from mdfd.recipes.located import InputError
+
+from .config import load_config
+from .ctlclient import (
+    EXIT_BAD_INPUT,
+    EXIT_FAILED,
+    EXIT_OK,
+    Client,
+    CtlError,
+    Target,
+)
+from .ctlwatch import watch
+
+RUNTIME_GLOB = "/run/mdfd"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mdfctl", description="Operate a running mdfd daemon.")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--socket", type=Path, help="the daemon's control socket")
+    where.add_argument("--config", type=Path, help="the MDF config (its control socket is used)")
+    where.add_argument("--url", help="TCP control URL, e.g. http://mdf-host:8470")
+    parser.add_argument(
+        "--token-env",
+        default="MDFD_CONTROL_TOKEN",
+        metavar="NAME",
+        help="environment variable holding the bearer token for --url",
+    )
+    parser.add_argument("--timeout", type=float, default=30.0, help="seconds per request")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, help_text: str, json_flag: bool = False) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text)
+        if json_flag:
+            p.add_argument("--json", action="store_true", help="machine-readable output")
+        return p
+
+    command("status", "the MDF, its instruments, the current run and the queue", True)
+    p = command("submit", "queue a recipe (its text is sent)", True)
+    p.add_argument("recipe", type=Path)
+    p.add_argument("--watch", action="store_true", help="then watch the run until it ends")
+    p = command("runs", "every run this MDF knows", True)
+    p.add_argument("--status", help="only runs with this status")
+    p = command("show", "one run: progress, points, files", True)
+    p.add_argument("run")
+    p = command("watch", "follow a run live until it ends (default: the current run)", True)
+    p.add_argument("run", nargs="?")
+    for name, verb in (("pause", "pause at the next step"), ("resume", "resume a paused run")):
+        p = command(name, f"{verb} (default: the current run)", True)
+        p.add_argument("run", nargs="?")
+    p = command("abort", "abort the current run, or a waiting one by id", True)
+    p.add_argument("run", nargs="?")
+    p.add_argument("--reason", default="aborted by operator")
+    command("queue", "the waiting runs, in execution order", True)
+    p = command("reorder", "move queued runs to the head of the queue, in the order given", True)
+    p.add_argument("runs", nargs="+")
+    p = command("drop", "remove a queued run that has not started", True)
+    p.add_argument("run")
+    command("metrics", "the Prometheus metrics, as text")
+    return parser
+
+
+def resolve_target(args: argparse.Namespace) -> Target:
+    if args.url:
+        token = os.environ.get(args.token_env)
+        if not token:
+            raise CtlError(
+                EXIT_BAD_INPUT,
+                f"--url needs a token: environment variable {args.token_env} is unset",
+            )
+        return Target(url=args.url, token=token)
+    if args.socket:
+        return Target(socket=args.socket)
+    if args.config:
+        try:
+            return Target(socket=load_config(args.config).model.storage.control_socket)
+        except InputError as exc:
+            raise CtlError(
+                EXIT_BAD_INPUT, "invalid config", [str(p) for p in exc.problems]
+            ) from None
+    if os.environ.get("MDFD_SOCKET"):
+        return Target(socket=Path(os.environ["MDFD_SOCKET"]))
+    found = sorted(Path(RUNTIME_GLOB).glob("*/control.sock"))
+    if len(found) == 1:
+        return Target(socket=found[0])
+    tried = ", ".join(map(str, found)) or f"nothing under {RUNTIME_GLOB}"
+    raise CtlError(EXIT_BAD_INPUT, f"which daemon? give --socket or --config (found: {tried})")
+
+
+def _print_json(data: Any) -> None:
+    print(json.dumps(data, indent=2, default=str))
+
+
+def _time(stamp: float | None) -> str:
+    if stamp is None:
+        return "-"
+    return dt.datetime.fromtimestamp(stamp, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _runs_table(title: str, runs: list[dict[str, Any]]) -> Table:
+    table = Table(title=title)
+    for column in ("run", "recipe", "status", "points", "created"):
+        table.add_column(column, overflow="fold")
+    for run in runs:
+        table.add_row(
+            run["id"],
+            f"{run.get('recipe', run.get('recipe_name'))} "
+            f"{run.get('version', run.get('recipe_version', ''))}",
+            run["status"],
+            f"{run['points_done']}/{run['points_total']}",
+            _time(run.get("created_at")),
+        )
+    return table
+
+
+def _show_status(data: dict[str, Any], console: Console) -> None:
+    mdf = data["mdf"]
+    daemon = data["daemon"]
+    console.print(
+        f"[bold]{mdf['id']}[/bold] ({mdf['domain']}, {mdf['site']}) — daemon pid "
+        f"{daemon['pid']}, {daemon['version']}: {daemon['status']}"
+    )
+    table = Table(title="instruments")
+    for column in ("instrument", "driver", "state", "identity / error", "errors"):
+        table.add_column(column, overflow="fold")
+    colours = {"ok": "green", "in_run": "cyan", "connecting": "yellow"}
+    for name, health in data["instruments"].items():
+        colour = colours.get(health["state"], "red")
+        table.add_row(
+            name,
+            health["driver"],
+            f"[{colour}]{health['state']}[/{colour}]",
+            health["error"] or health["identity"],
+            str(health["errors"]),
+        )
+    console.print(table)
+    current = data["current"]
+    if current:
+        point = current["point"] + 1 if current["point"] is not None else "-"
+        params = " ".join(f"{k}={v:g}" for k, v in current["parameters"].items())
+        console.print(
+            f"current: {current['id']} ({current['state']}) point {point}/"
+            f"{current['points_total']}, {current['points_done']} done {params}",
+            highlight=False,
+        )
+    else:
+        console.print("current: none")
+    if data["queue"]:
+        console.print(_runs_table("queue", data["queue"]))
+    else:
+        console.print("queue: empty")
+
+
+def _show_run(run: dict[str, Any], console: Console) -> None:
+    console.print(
+        f"[bold]{run['id']}[/bold]: {run['recipe_name']} {run['recipe_version']} — "
+        f"{run['status']}, {run['points_done']}/{run['points_total']} points",
+        highlight=False,
+    )
+    if run.get("message"):
+        console.print(f"message: {run['message']}", highlight=False)
+    console.print(f"started {_time(run['started_at'])}, ended {_time(run['ended_at'])}")
+    for file in run["files"]:
+        size = f"{file['bytes']} bytes" if file["exists"] else "not written yet"
+        console.print(f"{file['kind']}: {file['path']} ({size})", highlight=False)
+    if run["points"]:
+        table = Table(title="points")
+        for column in ("point", "status", "parameters", "summary (mean)"):
+            table.add_column(column, overflow="fold")
+        for point in run["points"]:
+            means = " ".join(
+                f"{k}={v['mean']:.5g}"
+                for k, v in point["summary"].items()
+                if v.get("mean") is not None
+            )
+            table.add_row(
+                str(point["index"]),
+                point["status"],
+                " ".join(f"{k}={v:g}" for k, v in point["parameters"].items()),
+                means,
+            )
+        console.print(table)
+
+
+async def _dispatch(args: argparse.Namespace, client: Client) -> int:
+    console = Console()
+    as_json = getattr(args, "json", False)
+    command = args.command
+
+    def show(data: Any, human: Any) -> None:
+        if as_json:
+            _print_json(data)
+        else:
+            human()
+
+    if command == "status":
+        data = await client.request("GET", "/status")
+        show(data, lambda: _show_status(data, console))
+    elif command == "submit":
+        try:
+            text = args.recipe.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise CtlError(EXIT_BAD_INPUT, f"cannot read {args.recipe}: {exc}") from None
+        run = await client.request(
+            "POST", "/runs", data=text.encode(), headers={"X-Recipe-Name": str(args.recipe)}
+        )
+        if as_json:
+            _print_json(run)
+        else:
+            console.print(f"queued {run['id']} ({run['points_total']} points)", highlight=False)
+        if args.watch:
+            return await watch(client, run["id"], as_json)
+    elif command == "runs":
+        query = f"?status={args.status}" if args.status else ""
+        runs = await client.request("GET", f"/runs{query}")
+        show(runs, lambda: console.print(_runs_table("runs", runs)))
+    elif command == "show":
+        run = await client.request("GET", f"/runs/{quote(args.run)}")
+        show(run, lambda: _show_run(run, console))
+    elif command == "watch":
+        return await watch(client, args.run, as_json)
+    elif command in ("pause", "resume", "abort"):
+        target = args.run or "current"
+        query = f"?reason={quote(args.reason)}" if command == "abort" else ""
+        reply = await client.request("POST", f"/runs/{quote(target)}/{command}{query}")
+        show(reply, lambda: console.print(f"{command}: {next(iter(reply.values()))}"))
+    elif command == "queue":
+        runs = await client.request("GET", "/queue")
+        show(runs, lambda: console.print(_runs_table("queue", runs)))
+    elif command == "reorder":
+        reply = await client.request("POST", "/queue", json_body={"order": args.runs})
+        show(reply, lambda: console.print("queue: " + " ".join(reply["queue"])))
+    elif command == "drop":
+        reply = await client.request("DELETE", f"/runs/{quote(args.run)}")
+        show(reply, lambda: console.print(f"dropped {reply['dropped']}"))
+    elif command == "metrics":
+        sys.stdout.write(await client.request("GET", "/metrics"))
+    return EXIT_OK
+
+
+async def _main(args: argparse.Namespace) -> int:
+    async with Client(resolve_target(args), timeout=args.timeout) as client:
+        return await _dispatch(args, client)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return asyncio.run(_main(args))
+    except CtlError as exc:
+        print(f"mdfctl: {exc}", file=sys.stderr)
+        for detail in exc.details:
+            print(detail, file=sys.stderr)
+        return exc.code
+    except KeyboardInterrupt:
+        return EXIT_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

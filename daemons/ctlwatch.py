@@ -1,0 +1,127 @@
+"""`mdfctl watch`: follow one run live until it ends — a rich progress bar on a terminal,
+one line per point otherwise, NDJSON events with --json.
+
+The event stream is opened *before* the run's state is read, so a run that ends between the
+two is still seen ending. The exit code is the run's: 0 completed, 1 anything else.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import quote
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from .ctlclient import EXIT_FAILED, EXIT_OK, EXIT_UNREACHABLE, Client, CtlError
+
+FINISHED = {"completed", "aborted", "failed"}
+
+
+def _values(values: dict[str, float]) -> str:
+    return "  ".join(f"{k}={v:.5g}" for k, v in values.items())
+
+
+def _parameters(parameters: dict[str, float]) -> str:
+    return " ".join(f"{k}={v:g}" for k, v in parameters.items())
+
+
+class _Display:
+    """Progress bar and latest values on a TTY; plain lines elsewhere (logs, pipes, tests)."""
+
+    def __init__(self, run: dict[str, Any], as_json: bool) -> None:
+        self.as_json = as_json
+        self.console = Console()
+        self.live = not as_json and self.console.is_terminal
+        self.run_id = run["id"]
+        self.total = run["points_total"]
+        self.params = ""
+        self.progress = Progress(
+            TextColumn("[bold]point"),
+            MofNCompleteColumn(),
+            BarColumn(),
+            TimeElapsedColumn(),
+            TextColumn("{task.fields[state]}"),
+            TextColumn("{task.fields[detail]}"),
+            console=self.console,
+        )
+        self.task = self.progress.add_task(
+            "run", total=self.total, completed=run["points_done"], state="", detail=""
+        )
+
+    @contextlib.contextmanager
+    def shown(self) -> Iterator[None]:
+        if self.live:
+            with self.progress:
+                yield
+        else:
+            yield
+
+    def event(self, event: dict[str, Any]) -> None:
+        if self.as_json:
+            print(json.dumps(event), flush=True)
+            return
+        kind = event["event"]
+        if kind == "point_start":
+            self.params = _parameters(event["parameters"])
+            self._update(detail=self.params)
+        elif kind == "point_end":
+            self._update(completed=event["points_done"])
+            if not self.live:
+                print(
+                    f"point {event['point'] + 1}/{self.total} {event['status']}"
+                    f" ({event['points_done']} done) {self.params}".rstrip(),
+                    flush=True,
+                )
+        elif kind == "readings":
+            self._update(detail=f"{self.params} | {_values(event['values'])}")
+        elif kind == "run_state":
+            self._update(state=event["state"])
+            if not self.live:
+                print(f"run {self.run_id}: {event['state']}", flush=True)
+        elif kind == "run_start" and not self.live:
+            print(f"run {self.run_id}: started", flush=True)
+
+    def _update(self, **fields: Any) -> None:
+        if self.live:
+            self.progress.update(self.task, **fields)
+
+    def end(self, status: str, message: str) -> None:
+        if self.as_json:
+            return
+        note = f": {message}" if message else ""
+        self.console.print(f"run {self.run_id} {status}{note}", highlight=False)
+
+
+async def watch(client: Client, run_id: str | None, as_json: bool) -> int:
+    if run_id is None:
+        status = await client.request("GET", "/status")
+        if status["current"] is None:
+            raise CtlError(EXIT_FAILED, "no run is executing (give a run id to wait for one)")
+        run_id = status["current"]["id"]
+    stream = client.stream(f"/events?run={quote(run_id)}")
+    try:
+        await anext(stream)  # "subscribed": from here on no event of the run is missed
+        run = await client.request("GET", f"/runs/{quote(run_id)}")
+        display = _Display(run, as_json)
+        if run["status"] in FINISHED:
+            display.end(run["status"], run.get("message", ""))
+            return EXIT_OK if run["status"] == "completed" else EXIT_FAILED
+        with display.shown():
+            async for event in stream:
+                if event["event"] == "run_end":
+                    final = event.get("status", "")
+                    display.end(final, event.get("message") or "")
+                    return EXIT_OK if final == "completed" else EXIT_FAILED
+                display.event(event)
+    except StopAsyncIteration:
+        pass
+    finally:
+        await stream.aclose()
+    raise CtlError(
+        EXIT_UNREACHABLE,
+        f"the daemon at {client.target.describe()} closed the event stream (stopping?)",
+    )

@@ -1,0 +1,1 @@
+"""`mdfd serve`: the unattended daemon — run queue, instrument health, control API, systemd."""

@@ -1,0 +1,336 @@
+"""The control API: HTTP+JSON for `mdfctl`, dashboards and Prometheus.
+
+Served on the daemon's UNIX socket (access = the socket's group) and, when configured, on TCP
+where every request must carry `Authorization: Bearer <token>`. A recipe is submitted as its
+TEXT in the request body: the daemon validates it exactly like `mdfd validate` (422 with the
+same located messages) and never opens a path a client names. Bodies are limited in size
+(413); malformed requests get a 4xx; no request can stop the daemon serving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import json
+import os
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from mdfd.recipes.loader import load_recipe
+from mdfd.recipes.located import InputError
+
+from ..logging import get_logger
+from ..oneshot import create_run
+from ..validation import validate
+from . import runqueue
+from .metrics import render
+from .scheduler import Refused
+
+if TYPE_CHECKING:
+    from .daemon import Daemon
+
+HEARTBEAT_SECONDS = 10.0
+CLOSE_CHECK_SECONDS = 0.5
+MAX_NAME_CHARS = 200
+CURRENT = "current"
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+DAEMON = web.AppKey("daemon", object)
+
+
+def _json(data: Any, status: int = 200) -> web.Response:
+    return web.json_response(data, status=status, dumps=lambda d: json.dumps(d, default=str))
+
+
+def _error(status: int, message: str, **extra: Any) -> web.Response:
+    return _json({"error": message, **extra}, status=status)
+
+
+def _daemon(request: web.Request) -> Daemon:
+    return request.app[DAEMON]  # type: ignore[return-value]
+
+
+@web.middleware
+async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Map refusals and bad input to 4xx; an unexpected error is a 500, never a dead daemon."""
+    try:
+        return await handler(request)
+    except Refused as exc:
+        return _error(409, str(exc))
+    except web.HTTPException:
+        raise
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        return _error(400, f"malformed request body: {exc}")
+    except Exception as exc:
+        get_logger(component="api").exception("request failed", path=request.path)
+        return _error(500, f"internal error: {exc!r}")
+
+
+def _token_guard(token: str) -> Any:
+    expected = f"Bearer {token}".encode()
+
+    @web.middleware
+    async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+        given = request.headers.get("Authorization", "").encode()
+        if not hmac.compare_digest(given, expected):
+            response = _error(401, "missing or wrong bearer token")
+            response.headers["WWW-Authenticate"] = 'Bearer realm="mdfd"'
+            return response
+        return await handler(request)
+
+    return guard
+
+
+def build_app(daemon: Daemon, token: str | None = None) -> web.Application:
+    """One app per listener: the TCP one checks the token before anything else runs."""
+    middlewares = [_token_guard(token)] if token is not None else []
+    app = web.Application(
+        client_max_size=daemon.config.model.control.max_request_bytes,
+        middlewares=[*middlewares, _errors],
+    )
+    app[DAEMON] = daemon
+    app.add_routes(
+        [
+            web.get("/status", status),
+            web.get("/runs", list_runs),
+            web.post("/runs", submit),
+            web.get("/runs/{id}", show_run),
+            web.delete("/runs/{id}", drop_run),
+            web.post("/runs/{id}/pause", pause),
+            web.post("/runs/{id}/resume", resume),
+            web.post("/runs/{id}/abort", abort),
+            web.get("/queue", queue),
+            web.post("/queue", reorder),
+            web.get("/events", events),
+            web.get("/metrics", metrics),
+        ]
+    )
+    return app
+
+
+async def status(request: web.Request) -> web.Response:
+    daemon = _daemon(request)
+    model = daemon.config.model
+    scheduler = daemon.scheduler
+    waiting = await runqueue.pending(daemon.state)
+    return _json(
+        {
+            "mdf": model.mdf.model_dump(mode="json"),
+            "daemon": {
+                "pid": os.getpid(),
+                "version": daemon.version,
+                "started_at": daemon.started,
+                "state": scheduler.phase,
+                "status": scheduler.status_line(),
+                "simulate": daemon.simulate,
+                "config": str(daemon.config.path),
+            },
+            "instruments": {n: h.as_dict() for n, h in daemon.health.health.items()},
+            "current": scheduler.active.as_dict() if scheduler.active else None,
+            "queue": [_brief(r) for r in waiting],
+            "upstream": await daemon.upstream.status(),
+        }
+    )
+
+
+def _brief(run: Any) -> dict[str, Any]:
+    return {
+        "id": run.id,
+        "recipe": run.recipe_name,
+        "version": run.recipe_version,
+        "status": run.status.value,
+        "points_done": run.points_done,
+        "points_total": run.points_total,
+        "queue_position": run.queue_position,
+        "created_at": run.created_at,
+    }
+
+
+async def list_runs(request: web.Request) -> web.Response:
+    daemon = _daemon(request)
+    runs = await daemon.state.runs()
+    wanted = request.query.get("status")
+    return _json([r.as_dict() for r in runs if wanted in (None, r.status.value)])
+
+
+def _run_id(request: web.Request) -> str | None:
+    """The run a request names; `current` means the executing run (None if there is none)."""
+    run_id = request.match_info["id"]
+    if run_id == CURRENT:
+        active = _daemon(request).scheduler.active
+        return active.run.id if active else None
+    return run_id
+
+
+async def show_run(request: web.Request) -> web.Response:
+    daemon = _daemon(request)
+    run_id = _run_id(request)
+    run = await daemon.state.run(run_id) if run_id else None
+    if run is None:
+        return _error(404, f"no run {request.match_info['id']!r}")
+    points = await daemon.state.points(run.id)
+    data = run.as_dict(with_texts=request.query.get("recipe") == "1")
+    active = daemon.scheduler.active
+    data["progress"] = active.as_dict() if active and active.run.id == run.id else None
+    data["points"] = [
+        {
+            "index": p.point_index,
+            "status": p.status.value,
+            "parameters": p.parameters,
+            "started_at": p.started_at,
+            "ended_at": p.ended_at,
+            "summary": p.summary,
+            "message": p.message,
+        }
+        for p in points
+    ]
+    data["files"] = [await asyncio.to_thread(_file_info, Path(run.data_file))]
+    return _json(data)
+
+
+def _file_info(path: Path) -> dict[str, Any]:
+    """Off the event loop: a stat on a busy or network disk can take a while."""
+    exists = path.exists()
+    return {
+        "kind": "hdf5",
+        "path": str(path.resolve()),
+        "exists": exists,
+        "bytes": path.stat().st_size if exists else None,
+    }
+
+
+async def submit(request: web.Request) -> web.Response:
+    daemon = _daemon(request)
+    name = request.headers.get("X-Recipe-Name", "submitted.yaml")[:MAX_NAME_CHARS]
+    text = (await request.read()).decode("utf-8")
+    if not text.strip():
+        return _error(400, "empty body: send the recipe's YAML text")
+    config = daemon.config
+    try:
+        recipe = load_recipe(name, text=text)
+        validate(recipe, config)
+    except InputError as exc:
+        return _error(422, "recipe rejected", problems=[str(p) for p in exc.problems])
+    run = await create_run(daemon.state, config, recipe)
+    get_logger(run=run.id).info(
+        "run queued", recipe=run.recipe_name, points=run.points_total, source=name
+    )
+    daemon.events.publish("queued", run=run.id, recipe=run.recipe_name)
+    daemon.scheduler.wake()
+    return _json(_brief(run), status=201)
+
+
+async def drop_run(request: web.Request) -> web.Response:
+    daemon = _daemon(request)
+    run_id = request.match_info["id"]
+    if await runqueue.drop(daemon.state, run_id):
+        get_logger(run=run_id).info("queued run dropped by operator")
+        daemon.events.publish("dropped", run=run_id)
+        return _json({"dropped": run_id})
+    if await daemon.state.run(run_id) is None:
+        return _error(404, f"no run {run_id!r}")
+    raise Refused(f"run {run_id} is not queued (only queued runs can be dropped; abort the others)")
+
+
+async def pause(request: web.Request) -> web.Response:
+    run = await _daemon(request).scheduler.pause(_explicit(request))
+    return _json({"paused": run})
+
+
+async def resume(request: web.Request) -> web.Response:
+    run = await _daemon(request).scheduler.resume(_explicit(request))
+    return _json({"resumed": run})
+
+
+async def abort(request: web.Request) -> web.Response:
+    reason = request.query.get("reason", "aborted by operator")[:MAX_NAME_CHARS]
+    run = await _daemon(request).scheduler.abort(_explicit(request), reason)
+    return _json({"aborted": run})
+
+
+def _explicit(request: web.Request) -> str | None:
+    run_id = request.match_info["id"]
+    return None if run_id == CURRENT else run_id
+
+
+async def queue(request: web.Request) -> web.Response:
+    return _json([_brief(r) for r in await runqueue.pending(_daemon(request).state)])
+
+
+async def reorder(request: web.Request) -> web.Response:
+    daemon = _daemon(request)
+    body = json.loads(await request.read() or b"null")
+    order = body.get("order") if isinstance(body, dict) else body
+    if not isinstance(order, list) or not all(isinstance(i, str) for i in order):
+        return _error(400, 'body must be {"order": ["run id", ...]}')
+    try:
+        new = await runqueue.reorder(daemon.state, order)
+    except runqueue.ReorderError as exc:
+        raise Refused(str(exc)) from None
+    get_logger(component="api").info("queue reordered", order=new)
+    daemon.events.publish("queue", order=new)
+    daemon.scheduler.wake()
+    return _json({"queue": new})
+
+
+async def events(request: web.Request) -> web.StreamResponse:
+    """NDJSON: one event per line until the client leaves or the daemon stops.
+
+    `?run=ID` keeps that run's events (and the readings while it executes). A heartbeat line
+    every few seconds lets a client tell a quiet daemon from a dead connection.
+    """
+    daemon = _daemon(request)
+    only = request.query.get("run")
+    response = web.StreamResponse(
+        headers={"Content-Type": "application/x-ndjson", "Cache-Control": "no-cache"}
+    )
+    await response.prepare(request)
+    loop = asyncio.get_running_loop()
+    with daemon.events.watch() as watched:
+        # Tells the client it is subscribed: it may now read state without missing events.
+        await response.write(b'{"event": "subscribed"}\n')
+        quiet_since = loop.time()
+        while not daemon.closing.is_set():
+            try:
+                event = await asyncio.wait_for(watched.get(), CLOSE_CHECK_SECONDS)
+            except TimeoutError:
+                if loop.time() - quiet_since < HEARTBEAT_SECONDS:
+                    continue
+                event = {"event": "heartbeat", "state": daemon.scheduler.phase}
+            if only is not None and not _concerns(event, only, daemon):
+                continue
+            quiet_since = loop.time()
+            try:
+                await response.write(json.dumps(event, default=str).encode() + b"\n")
+            except (ConnectionError, RuntimeError):
+                return response
+    with contextlib.suppress(ConnectionError, RuntimeError):
+        await response.write_eof()
+    return response
+
+
+def _concerns(event: dict[str, Any], run_id: str, daemon: Daemon) -> bool:
+    owner = event.get("run", event.get("run_id"))
+    if owner is not None:
+        return owner == run_id
+    active = daemon.scheduler.active
+    return event["event"] == "heartbeat" or (active is not None and active.run.id == run_id)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    daemon = _daemon(request)
+    text = await render(
+        daemon.state,
+        daemon.scheduler,
+        daemon.health,
+        daemon.lag,
+        daemon.started,
+        daemon.upstream,
+    )
+    return web.Response(
+        body=text.encode(), headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"}
+    )

@@ -1,0 +1,175 @@
+"""Instrument health while no run holds an instrument: connect, probe, reconnect with backoff.
+
+The daemon must tell an operator that the furnace is unplugged before a run is started on it,
+and must notice when it comes back. One task per instrument owns its own driver: it connects,
+identifies, then reads one channel every `PROBE_SECONDS`; on any failure it closes the driver,
+reports the instrument unavailable with the error, and retries with exponential backoff.
+
+A run opens its own connections (the engine's `Instruments`), so before a run starts the
+instruments it uses are *lent* to it: their monitor tasks stop and close their drivers — a
+serial port has one owner — and restart when the run ends. Meanwhile the health reports the
+instrument as `in_run`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from mdfd.drivers import DriverContext, InstrumentError, driver_class
+
+from ..config import MdfConfig
+from ..engine.events import EventBus
+from ..logging import get_logger
+
+PROBE_SECONDS = 5.0
+CONNECT_TIMEOUT = 15.0
+CLOSE_TIMEOUT = 5.0
+BACKOFF_FIRST = 0.5
+BACKOFF_MAX = 10.0
+
+OK = "ok"
+CONNECTING = "connecting"
+UNAVAILABLE = "unavailable"
+IN_RUN = "in_run"
+
+
+@dataclass
+class InstrumentHealth:
+    """What `/status` shows for one instrument; `errors` counts failed connects and probes."""
+
+    name: str
+    driver: str
+    state: str = CONNECTING
+    identity: str = ""
+    error: str = ""
+    since: float = field(default_factory=time.time)
+    errors: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+class HealthMonitor:
+    """Owns one monitor task per instrument not lent to a run; see the module docstring."""
+
+    def __init__(self, config: MdfConfig, clock: Callable[[], float], events: EventBus) -> None:
+        self._config = config
+        self._clock = clock
+        self._events = events
+        self.health: dict[str, InstrumentHealth] = {
+            name: InstrumentHealth(name, instrument.driver)
+            for name, instrument in config.instruments.items()
+        }
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._changed = asyncio.Event()
+        self._lock = asyncio.Lock()  # lending and replacing never interleave
+
+    async def __aenter__(self) -> HealthMonitor:
+        for name in self.health:
+            self._start(name)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._stop(list(self._tasks))
+
+    def unavailable(self, names: Iterable[str]) -> list[str]:
+        """The instruments among `names` that are not known to be healthy."""
+        return [n for n in names if self.health[n].state not in (OK, IN_RUN)]
+
+    async def changed(self, within: float) -> None:
+        """Wait (bounded) for any health change; callers re-check what they wait for."""
+        self._changed.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._changed.wait(), within)
+
+    @contextlib.asynccontextmanager
+    async def lent(self, names: Iterable[str]) -> AsyncIterator[None]:
+        """Stop monitoring `names` (closing their drivers) for the length of a run."""
+        async with self._lock:
+            lent = [n for n in names if n in self.health]
+            await self._stop(lent)
+            for name in lent:
+                self._set(name, IN_RUN)
+        try:
+            yield
+        finally:
+            async with self._lock:
+                for name in lent:
+                    if name in self.health and name not in self._tasks:
+                        self._set(name, CONNECTING)
+                        self._start(name)
+
+    async def replace(self, config: MdfConfig) -> None:
+        """Adopt a reloaded config: restart every monitor on the new instrument definitions."""
+        async with self._lock:
+            await self._stop(list(self._tasks))
+            self._config = config
+            self.health = {
+                name: InstrumentHealth(name, instrument.driver)
+                for name, instrument in config.instruments.items()
+            }
+            for name in self.health:
+                self._start(name)
+
+    def _start(self, name: str) -> None:
+        self._tasks[name] = asyncio.create_task(self._monitor(name), name=f"health-{name}")
+
+    async def _stop(self, names: list[str]) -> None:
+        tasks = [self._tasks.pop(n) for n in names if n in self._tasks]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _set(self, name: str, state: str, identity: str | None = None, error: str = "") -> None:
+        health = self.health[name]
+        if identity is not None:
+            health.identity = identity
+        changed = health.state != state or health.error != error
+        health.error = error
+        if health.state != state:
+            health.state = state
+            health.since = time.time()
+        if changed:
+            self._changed.set()
+            self._events.publish("instrument", **health.as_dict())
+
+    async def _monitor(self, name: str) -> None:
+        config = self._config.instruments[name]
+        log = get_logger(instrument=name)
+        probe = [next(iter(config.channels))]
+        backoff = BACKOFF_FIRST
+        while True:
+            driver = driver_class(config.driver)(name, config, DriverContext(clock=self._clock))
+            try:
+                await asyncio.wait_for(driver.connect(), CONNECT_TIMEOUT)
+                identity = await asyncio.wait_for(driver.identify(), CONNECT_TIMEOUT)
+                await asyncio.wait_for(driver.read(probe), CONNECT_TIMEOUT)
+                if self.health[name].state != OK:
+                    log.info("instrument available", identity=identity)
+                self._set(name, OK, identity)
+                backoff = BACKOFF_FIRST
+                while True:
+                    await asyncio.sleep(PROBE_SECONDS)
+                    await asyncio.wait_for(driver.read(probe), CONNECT_TIMEOUT)
+            except (InstrumentError, OSError, TimeoutError) as exc:
+                self.health[name].errors += 1
+                if self.health[name].state != UNAVAILABLE:
+                    log.warning("instrument unavailable", error=str(exc), retry_in_s=backoff)
+                self._set(name, UNAVAILABLE, error=str(exc) or type(exc).__name__)
+            finally:
+                await _close(driver, log)
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, BACKOFF_MAX)
+
+
+async def _close(driver: Any, log: Any) -> None:
+    """Close without letting a wedged transport or a cancellation skip the next cleanup."""
+    try:
+        await asyncio.wait_for(asyncio.shield(driver.close()), CLOSE_TIMEOUT)
+    except (InstrumentError, OSError, TimeoutError) as exc:
+        log.debug("close after failure failed", error=str(exc))

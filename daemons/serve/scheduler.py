@@ -1,0 +1,339 @@
+"""The daemon's work loop: execute waiting runs one after another, day and night.
+
+One loop, one run at a time. Each turn it proves progress to the systemd watchdog, so a loop
+that wedges (a blocking call on the event loop, a deadlock) stops the pings and gets the
+service restarted. Before a run starts, the instruments it uses must be healthy; the queue
+waits (head of line, order is the operator's) rather than burning a run on an unplugged
+instrument. A run whose instruments fail at connect comes back as interrupted and is retried
+after a short backoff once they are healthy again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from mdfd.recipes.loader import load_recipe
+from mdfd.recipes.located import InputError
+
+from ..config import LoadedConfig
+from ..engine.control import RunControl
+from ..engine.events import EventBus
+from ..engine.runner import RecordHook, RunExecutor, RunOutcome, instruments_used
+from ..logging import get_logger
+from ..notify import Notifier, Watchdog
+from ..state import RunRow, RunStatus, StateDB
+from ..validation import validate
+from . import runqueue
+from .health import HealthMonitor
+
+TICK_SECONDS = 1.0
+RETRY_SECONDS = 5.0
+
+IDLE = "idle"
+WAITING = "waiting for instruments"
+RUNNING = "running"
+PAUSED = "paused"
+STOPPING = "stopping"
+
+
+@dataclass
+class ActiveRun:
+    """The executing run as watchers see it, kept current from the event bus."""
+
+    run: RunRow
+    control: RunControl
+    executor: RunExecutor
+    point: int | None = None
+    parameters: dict[str, float] = field(default_factory=dict)
+    points_done: int = 0
+    latest: dict[str, float] = field(default_factory=dict)
+    remaining_wall: float | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.run.id,
+            "recipe": self.run.recipe_name,
+            "state": PAUSED if self.control.paused else RUNNING,
+            "point": self.point,
+            "parameters": self.parameters,
+            "points_done": self.points_done,
+            "points_total": self.run.points_total,
+            "latest": self.latest,
+            "remaining_wall_s": self.remaining_wall,
+            "data_file": self.run.data_file,
+        }
+
+
+class Refused(Exception):
+    """An operator request that does not apply now (HTTP 409, mdfctl exit 1)."""
+
+
+class Scheduler:
+    def __init__(
+        self,
+        config: LoadedConfig,
+        state: StateDB,
+        events: EventBus,
+        health: HealthMonitor,
+        notifier: Notifier,
+        watchdog: Watchdog,
+        record_hook: RecordHook | None = None,
+    ) -> None:
+        self.config = config
+        self.state = state
+        self.events = events
+        self.health = health
+        self.notifier = notifier
+        self.watchdog = watchdog
+        self.record_hook = record_hook
+        self.phase = IDLE
+        self.waiting_for: list[str] = []
+        self.active: ActiveRun | None = None
+        self.samples_written = 0
+        self.run_instrument_errors = 0
+        self.runs_executed = 0
+        self._stopping: str | None = None
+        self._wake = asyncio.Event()
+        self._status_text = ""
+        self._tick = TICK_SECONDS
+        if watchdog.interval is not None:
+            self._tick = min(TICK_SECONDS, watchdog.interval / 4)
+
+    # --- operator requests -------------------------------------------------------------
+
+    def wake(self) -> None:
+        """Something changed (submit, reorder, reload): look at the queue again now."""
+        self._wake.set()
+
+    def stop(self, reason: str) -> None:
+        """Stop the current step, leave the run interrupted (resumable), run nothing else."""
+        self._stopping = reason
+        self.phase = STOPPING
+        if self.active is not None:
+            self.active.control.interrupt(reason)
+        self._wake.set()
+
+    def _require_active(self, run_id: str | None) -> ActiveRun:
+        active = self.active
+        if active is None:
+            raise Refused("no run is executing")
+        if run_id is not None and run_id != active.run.id:
+            raise Refused(f"run {run_id} is not the executing run ({active.run.id})")
+        return active
+
+    async def pause(self, run_id: str | None) -> str:
+        active = self._require_active(run_id)
+        if active.control.paused:
+            raise Refused(f"run {active.run.id} is already paused")
+        active.control.pause()
+        await runqueue.mark_paused(self.state, active.run.id, True)
+        get_logger(run=active.run.id).info("run paused by operator (at the next step boundary)")
+        self.events.publish("run_state", run=active.run.id, state=PAUSED)
+        self._update_status()
+        return active.run.id
+
+    async def resume(self, run_id: str | None) -> str:
+        active = self._require_active(run_id)
+        if not active.control.paused:
+            raise Refused(f"run {active.run.id} is not paused")
+        active.control.resume()
+        await runqueue.mark_paused(self.state, active.run.id, False)
+        get_logger(run=active.run.id).info("run resumed by operator")
+        self.events.publish("run_state", run=active.run.id, state=RUNNING)
+        self._update_status()
+        return active.run.id
+
+    async def abort(self, run_id: str | None, reason: str = "aborted by operator") -> str:
+        active = self.active
+        if active is not None and run_id in (None, active.run.id):
+            active.control.abort(reason)
+            get_logger(run=active.run.id).warning("run abort requested by operator")
+            self.events.publish("run_state", run=active.run.id, state="aborting")
+            return active.run.id
+        if run_id is None:
+            raise Refused("no run is executing")
+        if await runqueue.abort_waiting(self.state, run_id, reason):
+            get_logger(run=run_id).warning("waiting run aborted by operator")
+            self.events.publish("run_end", run_id=run_id, status=RunStatus.ABORTED.value)
+            return run_id
+        raise Refused(f"run {run_id} is neither executing nor waiting")
+
+    # --- the loop ------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Until `stop()`: execute the next waiting run, or wait for one."""
+        log = get_logger(mdf=self.config.model.mdf.id)
+        recovered = await runqueue.recover(self.state)
+        if recovered:
+            log.warning("runs left running by a dead process are interrupted", runs=recovered)
+        while self._stopping is None:
+            self.watchdog.alive()
+            waiting = await runqueue.pending(self.state)
+            if not waiting:
+                self._set_phase(IDLE)
+                await self._pause_loop(self._tick * 5, wake=True)
+                continue
+            await self._attempt(waiting[0])
+        log.info("scheduler stopped", reason=self._stopping)
+
+    async def _attempt(self, run: RunRow) -> None:
+        config = self.config
+        log = get_logger(run=run.id)
+        try:
+            recipe = load_recipe(run.recipe_path or f"run {run.id}", text=run.recipe_text)
+            validate(recipe, config)
+        except InputError as exc:
+            message = "recipe no longer fits this MDF: " + "; ".join(map(str, exc.problems))
+            log.error("run cannot start", error=message)
+            await self.state.set_status(run.id, RunStatus.FAILED, message)
+            self.events.publish("run_end", run_id=run.id, status="failed", message=message)
+            return
+        used = sorted(instruments_used(recipe, config))
+        missing = self.health.unavailable(used)
+        if missing:
+            if self.waiting_for != missing:
+                log.warning("run waits for instruments", instruments=missing)
+            self.waiting_for = missing
+            self._set_phase(WAITING)
+            await self._pause_loop(self._tick * 5, wake=True, health=True)
+            return
+        self.waiting_for = []
+        if not await runqueue.claim(self.state, run.id):
+            return
+        outcome = await self._execute(run, used)
+        if outcome is not None and outcome.status is RunStatus.INTERRUPTED and not self._stopping:
+            # Not our shutdown: its instruments failed at connect. Let health catch up.
+            await self._pause_loop(RETRY_SECONDS, wake=False)
+
+    async def _execute(self, run: RunRow, used: list[str]) -> RunOutcome | None:
+        control = RunControl()
+        if self._stopping is not None:
+            control.interrupt(self._stopping)
+        executor = RunExecutor(
+            self.config,
+            self.state,
+            events=self.events,
+            control=control,
+            record_hook=self.record_hook,
+        )
+        done = len(await self.state.points(run.id))
+        self.active = ActiveRun(run, control, executor, points_done=done)
+        self._set_phase(RUNNING)
+        self.events.publish(
+            "run_start",
+            run=run.id,
+            recipe=run.recipe_name,
+            points_total=run.points_total,
+            points_done=done,
+        )
+        log = get_logger(run=run.id)
+        log.info("run starting", resumed_at_point=done if done else None)
+        outcome: RunOutcome | None = None
+        try:
+            with self.events.watch() as queue:
+                tracker = asyncio.create_task(self._track(queue), name="run-tracker")
+                try:
+                    async with self.health.lent(used):
+                        outcome = await self._await_run(executor.execute(run))
+                finally:
+                    tracker.cancel()
+                    await asyncio.gather(tracker, return_exceptions=True)
+        except Exception as exc:  # the engine raised instead of ending the run: record it
+            message = f"internal error: {exc!r}"
+            log.exception("run crashed")
+            await self.state.set_status(run.id, RunStatus.FAILED, message)
+            self.events.publish("run_end", run_id=run.id, status="failed", message=message)
+        finally:
+            if executor.acquisition is not None:
+                self.samples_written += executor.acquisition.samples_written
+            if executor.instruments is not None:
+                self.run_instrument_errors += executor.instruments.errors
+            self.runs_executed += 1
+            self.active = None
+        if outcome is not None and outcome.status is RunStatus.FAILED:
+            self.events.publish("alarm", run=run.id, message=outcome.message)
+        return outcome
+
+    async def _await_run(self, work: Any) -> RunOutcome:
+        """Await the run while pinging the watchdog; on cancellation the run still cleans up."""
+        task = asyncio.create_task(work, name="run")
+        try:
+            while not task.done():
+                self.watchdog.alive()
+                await asyncio.wait({task}, timeout=self._tick)
+            return task.result()
+        finally:
+            if not task.done():
+                if self.active is not None:
+                    self.active.control.interrupt("daemon cancelled")
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+
+    async def _track(self, queue: asyncio.Queue[dict[str, Any]]) -> None:
+        while True:
+            event = await queue.get()
+            active = self.active
+            if active is None:
+                continue
+            kind = event["event"]
+            if kind == "point_start":
+                active.point = event["point"]
+                active.parameters = event["parameters"]
+                self._update_status()
+            elif kind == "point_end":
+                active.points_done = event["points_done"]
+                active.remaining_wall = event.get("remaining_wall")
+            elif kind == "readings":
+                active.latest = event["values"]
+
+    async def _pause_loop(self, seconds: float, *, wake: bool, health: bool = False) -> None:
+        """Wait up to `seconds` in watchdog-sized ticks; a wake-up or health change ends it."""
+        if wake:
+            self._wake.clear()
+        deadline = time.monotonic() + seconds
+        while self._stopping is None and time.monotonic() < deadline:
+            self.watchdog.alive()
+            if health:
+                await self.health.changed(self._tick)
+                return
+            if wake:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self._tick)
+                if self._wake.is_set():
+                    return
+            else:
+                await asyncio.sleep(self._tick)
+
+    # --- what systemd and operators see -----------------------------------------------
+
+    def _set_phase(self, phase: str) -> None:
+        if self._stopping is not None:
+            phase = STOPPING
+        if phase != self.phase or phase == WAITING:
+            self.phase = phase
+            self._update_status()
+
+    def status_line(self) -> str:
+        active = self.active
+        if active is not None:
+            where = (
+                f"point {active.point + 1}/{active.run.points_total}"
+                if active.point is not None
+                else "starting"
+            )
+            params = " ".join(f"{k}={v:g}" for k, v in active.parameters.items())
+            state = " (paused)" if active.control.paused else ""
+            return f"run {active.run.id}: {where}{state} {params}".rstrip()
+        if self.phase == WAITING:
+            return f"waiting for instruments: {', '.join(self.waiting_for)}"
+        return self.phase
+
+    def _update_status(self) -> None:
+        text = self.status_line()
+        if text != self._status_text:
+            self._status_text = text
+            self.notifier.status(text)
