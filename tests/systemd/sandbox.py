@@ -3,11 +3,12 @@
 Usage: python sandbox.py UNIT_FILE COMMAND [ARG...]
 
 Tests cannot start the unit under systemd (a test machine or container has no systemd as PID 1),
-so this applies the two settings of the unit most likely to break a Python process in the
-field, the way systemd does: `SystemCallFilter=` (allow list from the positive lines, minus the
-`~` lines, groups expanded by `systemd-analyze syscall-filter`, other calls fail with
-`SystemCallErrorNumber=`) through libseccomp, and `MemoryDenyWriteExecute=` through the
-kernel's PR_SET_MDWE. Then it execs COMMAND, which inherits both.
+so this applies the settings of the unit most likely to break a Python process in the field,
+the way systemd does: `SystemCallFilter=` (allow list from the positive lines, minus the `~`
+lines, groups expanded by `systemd-analyze syscall-filter`, other calls fail with
+`SystemCallErrorNumber=`) and `RestrictAddressFamilies=` (socket() of another family fails;
+with EPERM here, EAFNOSUPPORT under systemd) through libseccomp, and `MemoryDenyWriteExecute=`
+through the kernel's PR_SET_MDWE. Then it execs COMMAND, which inherits all of them.
 """
 
 from __future__ import annotations
@@ -17,8 +18,10 @@ import errno
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 PR_SET_MDWE = 65
@@ -26,6 +29,27 @@ PR_GET_MDWE = 66
 PR_MDWE_REFUSE_EXEC_GAIN = 1
 SCMP_ACT_ALLOW = 0x7FFF0000
 SCMP_ACT_ERRNO = 0x00050000
+SCMP_CMP_EQ = 4
+
+
+class ArgCompare(ctypes.Structure):
+    """libseccomp's `struct scmp_arg_cmp`."""
+
+    _fields_ = [
+        ("arg", ctypes.c_uint),
+        ("op", ctypes.c_int),
+        ("datum_a", ctypes.c_uint64),
+        ("datum_b", ctypes.c_uint64),
+    ]
+
+
+@dataclass(frozen=True)
+class Settings:
+    allow: set[str]
+    deny: set[str]
+    error: int
+    families: list[int]
+    mdwe: bool
 
 
 def unavailable() -> str | None:
@@ -67,32 +91,45 @@ def expand(items: list[str], groups: dict[str, list[str]]) -> set[str]:
     return out
 
 
-def unit_settings(unit: Path) -> tuple[set[str], set[str], int, bool]:
+def unit_settings(unit: Path) -> Settings:
     text = unit.read_text()
     allow: list[str] = []
     deny: list[str] = []
     for value in re.findall(r"^SystemCallFilter=(.*)$", text, re.MULTILINE):
         (deny if value.startswith("~") else allow).extend(value.lstrip("~").split())
     number = re.search(r"^SystemCallErrorNumber=(\w+)$", text, re.MULTILINE)
-    error = getattr(errno, number.group(1)) if number else errno.EPERM
-    mdwe = re.search(r"^MemoryDenyWriteExecute=yes$", text, re.MULTILINE) is not None
+    families = re.search(r"^RestrictAddressFamilies=(.*)$", text, re.MULTILINE)
     groups = filter_groups()
-    return expand(allow, groups), expand(deny, groups), error, mdwe
+    return Settings(
+        allow=expand(allow, groups),
+        deny=expand(deny, groups),
+        error=getattr(errno, number.group(1)) if number else errno.EPERM,
+        families=[getattr(socket, name) for name in families.group(1).split()] if families else [],
+        mdwe=re.search(r"^MemoryDenyWriteExecute=yes$", text, re.MULTILINE) is not None,
+    )
 
 
 def main(argv: list[str]) -> None:
-    allow, deny, error, mdwe = unit_settings(Path(argv[0]))
+    settings = unit_settings(Path(argv[0]))
     libc = ctypes.CDLL(None, use_errno=True)
-    if mdwe and libc.prctl(PR_SET_MDWE, PR_MDWE_REFUSE_EXEC_GAIN, 0, 0, 0) != 0:
+    if settings.mdwe and libc.prctl(PR_SET_MDWE, PR_MDWE_REFUSE_EXEC_GAIN, 0, 0, 0) != 0:
         raise OSError(ctypes.get_errno(), "prctl(PR_SET_MDWE)")
-    if allow:
+    if settings.allow:
         seccomp = ctypes.CDLL("libseccomp.so.2")
         seccomp.seccomp_init.restype = ctypes.c_void_p
-        ctx = ctypes.c_void_p(seccomp.seccomp_init(ctypes.c_uint32(SCMP_ACT_ERRNO | error)))
-        for name in sorted(allow - deny):
+        action = ctypes.c_uint32(SCMP_ACT_ERRNO | settings.error)
+        ctx = ctypes.c_void_p(seccomp.seccomp_init(action))
+        allow = ctypes.c_uint32(SCMP_ACT_ALLOW)
+        for name in sorted(settings.allow - settings.deny):
             number = seccomp.seccomp_syscall_resolve_name(name.encode())
-            if number >= 0:  # names this architecture does not have
-                seccomp.seccomp_rule_add(ctx, ctypes.c_uint32(SCMP_ACT_ALLOW), number, 0)
+            if number < 0:  # a name this architecture does not have
+                continue
+            if name == "socket" and settings.families:
+                for family in settings.families:
+                    compare = ArgCompare(0, SCMP_CMP_EQ, family, 0)
+                    seccomp.seccomp_rule_add_array(ctx, allow, number, 1, ctypes.byref(compare))
+            else:
+                seccomp.seccomp_rule_add(ctx, allow, number, 0)
         if seccomp.seccomp_load(ctx) != 0:  # also sets no_new_privs, like NoNewPrivileges=
             raise OSError("seccomp_load failed")
     os.execvp(argv[1], argv[1:])

@@ -11,6 +11,7 @@ import asyncio
 import ctypes
 import mmap
 import os
+import socket
 import sqlite3
 import sys
 import tempfile
@@ -25,6 +26,12 @@ def controls() -> None:
         pass
     else:
         raise SystemExit("setresuid was allowed: no system-call filter")
+    try:
+        socket.socket(socket.AF_NETLINK, socket.SOCK_RAW)  # RestrictAddressFamilies=
+    except OSError:
+        pass
+    else:
+        raise SystemExit("a netlink socket was allowed: no address-family restriction")
     try:
         mmap.mmap(-1, 4096, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)
     except OSError:
@@ -85,6 +92,12 @@ async def sockets_and_ptys(directory: Path) -> None:
         writer.close()
         await writer.wait_closed()
 
+    # Name resolution as aiohttp does it (AI_ADDRCONFIG asks glibc about interfaces, which it
+    # would do over netlink, a family the unit forbids: glibc must cope).
+    found = await asyncio.get_running_loop().getaddrinfo(
+        "localhost", 80, type=socket.SOCK_STREAM, flags=socket.AI_ADDRCONFIG
+    )
+    assert found
     unix = await asyncio.start_unix_server(echo, path=str(directory / "control.sock"))
     tcp = await asyncio.start_server(echo, "127.0.0.1", 0)
     async with unix, tcp:
