@@ -125,14 +125,14 @@ class Specimen:
 
     def step(self, dt: float, temperature: float, ph: float) -> None:
         kelvin = temperature + 273.15
-        k_dense = 3.0e9 * math.exp(-320_000.0 / (GAS_CONSTANT * kelvin))
+        k_dense = 6.7e4 * math.exp(-234_000.0 / (GAS_CONSTANT * kelvin))
         self.densification += (1.0 - self.densification) * (1.0 - math.exp(-k_dense * dt))
-        k_grain = 1.0e10 * math.exp(-380_000.0 / (GAS_CONSTANT * kelvin))
+        k_grain = 0.73 * math.exp(-110_000.0 / (GAS_CONSTANT * kelvin))
         self.grain_growth += k_grain * dt
-        k_recovery = 5.0e8 * math.exp(-170_000.0 / (GAS_CONSTANT * kelvin))
+        k_recovery = 86.0 * math.exp(-58_500.0 / (GAS_CONSTANT * kelvin))
         self.recovery += (1.0 - self.recovery) * (1.0 - math.exp(-k_recovery * dt))
-        equilibrium_uptake = 1.0 / (1.0 + math.exp((ph - 4.5) * 1.2))
-        k_dye = 4.0e4 * math.exp(-45_000.0 / (GAS_CONSTANT * kelvin))
+        equilibrium_uptake = 1.0 / (1.0 + math.exp(-(ph - 6.0) * 1.2))
+        k_dye = 1.28e3 * math.exp(-40_000.0 / (GAS_CONSTANT * kelvin))
         self.dye_uptake += (equilibrium_uptake - self.dye_uptake) * (1.0 - math.exp(-k_dye * dt))
 
     def reset(self) -> None:
