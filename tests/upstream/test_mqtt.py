@@ -1,0 +1,70 @@
+"""The MQTT publisher against a real Mosquitto broker and a real subscriber."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from .conftest import (
+    MDF_ID,
+    SITE,
+    MakeMdf,
+    Mosquitto,
+    Subscriber,
+    expected_ids,
+    mqtt_publisher,
+    until,
+)
+
+RECORDS_TOPIC = f"mdf/{SITE}/{MDF_ID}/records"
+STATUS_TOPIC = f"mdf/{SITE}/{MDF_ID}/status"
+
+
+async def test_subscriber_receives_every_record_as_published(
+    mdf: MakeMdf, mosquitto: Mosquitto
+) -> None:
+    async with Subscriber(mosquitto.port, [RECORDS_TOPIC, STATUS_TOPIC]) as subscriber:
+        service, points = await mdf(mqtt_publisher(mosquitto.port))
+        for index in range(50):
+            await points.complete(index, service.record_hook)
+        assert await service.drain_until_idle(30)
+        await until(lambda: set(subscriber.ids) == expected_ids(points.run_id, 50))
+
+        first = json.loads(subscriber.messages[RECORDS_TOPIC][0])
+        assert first["schema"] == "mdfd.record/1"
+        assert first["provenance"]["mdf"] == {"id": MDF_ID, "domain": "metal", "site": SITE}
+        await until(lambda: subscriber.messages.get(STATUS_TOPIC, [])[-1:] == [b"online"])
+
+
+async def test_broker_restart_mid_stream_loses_nothing(
+    mdf: MakeMdf, mosquitto: Mosquitto
+) -> None:
+    async with Subscriber(mosquitto.port, [RECORDS_TOPIC]) as subscriber:
+        service, points = await mdf(mqtt_publisher(mosquitto.port))
+        for index in range(200):
+            await points.complete(index, service.record_hook)
+            if index == 60:
+                await until(lambda: len(subscriber.ids) > 20, what="records before the restart")
+                await asyncio.to_thread(mosquitto.stop)
+            if index == 140:
+                await until(lambda: service.drains[0].status.failures > 0, what="a failure")
+                await asyncio.to_thread(mosquitto.start)
+            if index % 20 == 0:
+                await asyncio.sleep(0.01)
+        assert await service.drain_until_idle(60)
+        await until(lambda: set(subscriber.ids) == expected_ids(points.run_id, 200), timeout=60)
+        [status] = (await service.status())["publishers"]
+        assert (status["pending"], status["dead_letters"]) == (0, 0)
+
+
+async def test_status_is_retained_online_then_offline_on_close(
+    mdf: MakeMdf, mosquitto: Mosquitto
+) -> None:
+    service, points = await mdf(mqtt_publisher(mosquitto.port))
+    await points.complete(0, service.record_hook)
+    assert await service.drain_until_idle(30)
+    # A dashboard subscribing later still sees the retained state.
+    async with Subscriber(mosquitto.port, [f"mdf/+/+/status"]) as dashboard:
+        await until(lambda: dashboard.messages.get(STATUS_TOPIC) == [b"online"])
+        await service.stop()
+        await until(lambda: dashboard.messages[STATUS_TOPIC][-1] == b"offline")

@@ -1,0 +1,148 @@
+"""`mdfd run` / `resume` / `outbox` / `schema record` as processes: the file spool end to end,
+and kill -9 between completing points and publishing them."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import sqlite3
+import sys
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from tests.support import REPO, mdfd
+
+from .conftest import (
+    MDF_ID,
+    SITE,
+    Mosquitto,
+    Receiver,
+    Subscriber,
+    expected_ids,
+    http_publisher,
+    mqtt_publisher,
+    until,
+    write_config,
+    write_recipe,
+)
+
+
+def test_run_spools_one_line_per_completed_point(tmp_path: Path) -> None:
+    spool = tmp_path / "spool"
+    config = write_config(tmp_path, [f'{{type: file, name: spool, directory: "{spool}"}}'])
+    result = mdfd("run", str(write_recipe(tmp_path, "[200, 250, 300]")), "--config", str(config),
+                  "--json")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    run_id = summary["run_id"]
+
+    lines = (spool / f"{run_id}.jsonl").read_text().splitlines()
+    records = [json.loads(line) for line in lines]
+    assert len(records) == summary["points_done"] == 3
+    assert {r["id"] for r in records} == expected_ids(run_id, 3)
+
+    schema = json.loads(mdfd("schema", "record").stdout)
+    for record in records:
+        jsonschema.validate(record, schema)
+    first = records[0]
+    provenance = first["provenance"]
+    assert provenance["mdf"] == {"id": MDF_ID, "domain": "metal", "site": SITE}
+    assert provenance["recipe"]["name"] == "upstream-test"
+    assert provenance["recipe"]["version"] == "2.1"
+    assert len(provenance["recipe"]["sha256"]) == 64
+    assert provenance["run_id"] == run_id
+    assert provenance["point"] == {"index": 0, "parameters": {"temperature": 200.0, "time": 0.5}}
+    assert provenance["instruments"] == {"furnace": "mdfd,memory,0,1.0",
+                                         "meter": "mdfd,memory,0,1.0"}
+    assert provenance["software"].startswith("mdfd ")
+    assert provenance["started_at"] < provenance["ended_at"]
+    items = {i["code"]: i for s in ("raw_materials", "composition", "process", "properties")
+             for i in first[s]}
+    assert items["RM_ALLOY_GRADE"] == {"code": "RM_ALLOY_GRADE", "value": "C11000", "unit": ""}
+    assert items["RM_WIRE_DIAMETER"] == {"code": "RM_WIRE_DIAMETER", "value": 1.0, "unit": "mm"}
+    assert items["CMP_CU"]["value"] == 99.92
+    assert items["PRC_ANNEAL_TEMP"] == {"code": "PRC_ANNEAL_TEMP", "value": 200.0, "unit": "degC"}
+    assert items["PRC_ANNEAL_TIME"] == {"code": "PRC_ANNEAL_TIME", "value": 30.0, "unit": "min"}
+    furnace = items["PRC_FURNACE_TEMP_MEAN"]
+    assert furnace["value"] == pytest.approx(200.0, abs=1.0)
+    assert furnace["n"] == 5
+    assert furnace["std"] >= 0
+    assert items["PRP_ELECTRICAL_RESISTIVITY"]["value"] == pytest.approx(1.8)
+    assert first["data"]["file"] == Path(summary["data_file"]).name
+    assert first["data"]["point_index"] == 0
+    assert first["data"]["summary"] == "/entry/summary"
+    assert set(first["data"]["channels"]) == {"meter.resistivity", "furnace.temperature"}
+
+    status = mdfd("outbox", "--config", str(config), "--json")
+    assert status.returncode == 0, status.stderr
+    [spool_status] = json.loads(status.stdout)["publishers"]
+    assert (spool_status["pending"], spool_status["delivered"]) == (0, 3)
+
+
+async def _mdfd(*args: str) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "mdfd.daemons.cli", *args, cwd=REPO,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+
+
+def _completed_points(state: Path) -> int:
+    try:
+        with sqlite3.connect(state) as connection:
+            return connection.execute(
+                "SELECT COUNT(*) FROM points WHERE status = 'completed'").fetchone()[0]
+    except sqlite3.OperationalError:
+        return 0
+
+
+async def test_kill_9_before_publishing_then_every_record_is_delivered(
+    tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    receiver = Receiver(0)
+    from tests.support import free_port
+
+    receiver.port = free_port()  # nothing listens yet: records cannot leave
+    config = write_config(tmp_path, [http_publisher(receiver.port), mqtt_publisher(mosquitto.port)])
+    recipe = write_recipe(tmp_path, str(list(range(200, 320, 10))))
+    state = tmp_path / "var" / "state" / "state.sqlite3"
+    status_topic = f"mdf/{SITE}/{MDF_ID}/status"
+
+    async with Subscriber(mosquitto.port, [f"mdf/{SITE}/{MDF_ID}/#"]) as subscriber:
+        process = await _mdfd("run", str(recipe), "--config", str(config), "--json")
+        try:
+            async with asyncio.timeout(60):
+                while await asyncio.to_thread(_completed_points, state) < 3:
+                    assert process.returncode is None
+                    await asyncio.sleep(0.02)
+            process.send_signal(signal.SIGKILL)
+        finally:
+            if process.returncode is None:
+                process.kill()
+            await process.communicate()
+        assert process.returncode == -signal.SIGKILL
+        # The broker publishes the daemon's last will: dashboards see it go.
+        await until(lambda: subscriber.messages.get(status_topic, [])[-1:] == [b"offline"])
+
+        done = await asyncio.to_thread(_completed_points, state)
+        with sqlite3.connect(state) as connection:
+            [(run_id,)] = connection.execute("SELECT id FROM runs").fetchall()
+        status = await _mdfd("outbox", "--config", str(config), "--json")
+        out, err = await status.communicate()
+        assert status.returncode == 0, err.decode()
+        platform, _fleet = json.loads(out)["publishers"]
+        assert platform["pending"] == done >= 3
+        assert not receiver.ids
+
+        await receiver.start()
+        try:
+            resume = await _mdfd("resume", run_id, "--config", str(config), "--json")
+            out, err = await resume.communicate()
+            assert resume.returncode == 0, err.decode()
+            assert json.loads(out.decode().strip().splitlines()[-1])["points_done"] == 12
+            assert set(receiver.ids) == expected_ids(run_id, 12)
+        finally:
+            await receiver.stop()
+        await until(lambda: set(subscriber.ids) == expected_ids(run_id, 12))
