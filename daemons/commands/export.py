@@ -6,11 +6,6 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..storage.errors import StorageError
-from ..storage.export import write_csv
-from ..storage.locate import locate_run
-from ..storage.reader import read_summary
-
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser(
@@ -23,6 +18,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
+    # Imported here: h5py and matplotlib would slow every other `mdfd` command's start.
+    from ..storage.errors import StorageError
+    from ..storage.export import write_csv
+    from ..storage.locate import locate_run
+    from ..storage.reader import read_summary
+
     path = locate_run(args.config, args.run_id)
     try:
         rows = write_csv(read_summary(path), args.csv)

@@ -142,7 +142,7 @@ class H5RunFile:
             clear_status_flags(self.path)
             handle = h5py.File(self.path, "r+", libver=LIBVER)
         except (OSError, ValueError) as exc:
-            if "lock" in str(exc):
+            if "unable to lock" in str(exc):
                 raise StorageError(
                     f"{self.path}: open in another process (a reader?); close it and resume again"
                 ) from exc
