@@ -140,9 +140,10 @@ def expected_ids(run_id: str, count: int) -> set[str]:
     return {str(record_id(MDF_ID, run_id, i)) for i in range(count)}
 
 
-async def until(predicate: Callable[[], bool], timeout: float = 30.0, what: str = "") -> None:
-    async with asyncio.timeout(timeout):
-        while not predicate():
+async def until(predicate: Callable[[], bool], within: float = 30.0, what: str = "") -> None:
+    """Poll a condition owned by another party (a receiver, a subscriber, a drain)."""
+    async with asyncio.timeout(within):
+        while not predicate():  # noqa: ASYNC110 - nothing to wait on but the observed state
             await asyncio.sleep(0.02)
     assert predicate(), what
 

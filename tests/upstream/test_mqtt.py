@@ -36,9 +36,7 @@ async def test_subscriber_receives_every_record_as_published(
         await until(lambda: subscriber.messages.get(STATUS_TOPIC, [])[-1:] == [b"online"])
 
 
-async def test_broker_restart_mid_stream_loses_nothing(
-    mdf: MakeMdf, mosquitto: Mosquitto
-) -> None:
+async def test_broker_restart_mid_stream_loses_nothing(mdf: MakeMdf, mosquitto: Mosquitto) -> None:
     async with Subscriber(mosquitto.port, [RECORDS_TOPIC]) as subscriber:
         service, points = await mdf(mqtt_publisher(mosquitto.port))
         for index in range(200):
@@ -52,7 +50,7 @@ async def test_broker_restart_mid_stream_loses_nothing(
             if index % 20 == 0:
                 await asyncio.sleep(0.01)
         assert await service.drain_until_idle(60)
-        await until(lambda: set(subscriber.ids) == expected_ids(points.run_id, 200), timeout=60)
+        await until(lambda: set(subscriber.ids) == expected_ids(points.run_id, 200), within=60)
         [status] = (await service.status())["publishers"]
         assert (status["pending"], status["dead_letters"]) == (0, 0)
 
@@ -64,7 +62,7 @@ async def test_status_is_retained_online_then_offline_on_close(
     await points.complete(0, service.record_hook)
     assert await service.drain_until_idle(30)
     # A dashboard subscribing later still sees the retained state.
-    async with Subscriber(mosquitto.port, [f"mdf/+/+/status"]) as dashboard:
+    async with Subscriber(mosquitto.port, ["mdf/+/+/status"]) as dashboard:
         await until(lambda: dashboard.messages.get(STATUS_TOPIC) == [b"online"])
         await service.stop()
         await until(lambda: dashboard.messages[STATUS_TOPIC][-1] == b"offline")

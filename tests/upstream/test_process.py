@@ -33,8 +33,9 @@ from .conftest import (
 def test_run_spools_one_line_per_completed_point(tmp_path: Path) -> None:
     spool = tmp_path / "spool"
     config = write_config(tmp_path, [f'{{type: file, name: spool, directory: "{spool}"}}'])
-    result = mdfd("run", str(write_recipe(tmp_path, "[200, 250, 300]")), "--config", str(config),
-                  "--json")
+    result = mdfd(
+        "run", str(write_recipe(tmp_path, "[200, 250, 300]")), "--config", str(config), "--json"
+    )
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     run_id = summary["run_id"]
@@ -55,12 +56,17 @@ def test_run_spools_one_line_per_completed_point(tmp_path: Path) -> None:
     assert len(provenance["recipe"]["sha256"]) == 64
     assert provenance["run_id"] == run_id
     assert provenance["point"] == {"index": 0, "parameters": {"temperature": 200.0, "time": 0.5}}
-    assert provenance["instruments"] == {"furnace": "mdfd,memory,0,1.0",
-                                         "meter": "mdfd,memory,0,1.0"}
+    assert provenance["instruments"] == {
+        "furnace": "mdfd,memory,0,1.0",
+        "meter": "mdfd,memory,0,1.0",
+    }
     assert provenance["software"].startswith("mdfd ")
     assert provenance["started_at"] < provenance["ended_at"]
-    items = {i["code"]: i for s in ("raw_materials", "composition", "process", "properties")
-             for i in first[s]}
+    items = {
+        i["code"]: i
+        for s in ("raw_materials", "composition", "process", "properties")
+        for i in first[s]
+    }
     assert items["RM_ALLOY_GRADE"] == {"code": "RM_ALLOY_GRADE", "value": "C11000", "unit": ""}
     assert items["RM_WIRE_DIAMETER"] == {"code": "RM_WIRE_DIAMETER", "value": 1.0, "unit": "mm"}
     assert items["CMP_CU"]["value"] == 99.92
@@ -84,8 +90,13 @@ def test_run_spools_one_line_per_completed_point(tmp_path: Path) -> None:
 
 async def _mdfd(*args: str) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "mdfd.daemons.cli", *args, cwd=REPO,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "mdfd.daemons.cli",
+        *args,
+        cwd=REPO,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
 
 
@@ -93,7 +104,8 @@ def _completed_points(state: Path) -> int:
     try:
         with sqlite3.connect(state) as connection:
             return connection.execute(
-                "SELECT COUNT(*) FROM points WHERE status = 'completed'").fetchone()[0]
+                "SELECT COUNT(*) FROM points WHERE status = 'completed'"
+            ).fetchone()[0]
     except sqlite3.OperationalError:
         return 0
 
