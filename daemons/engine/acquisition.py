@@ -68,6 +68,7 @@ class Acquisition:
         polled = [c for c in spec.channels if not self._instruments.subscribed(c)]
         pushed = [c for c in spec.channels if c not in polled]
         ctx.log.info("acquire", channels=spec.channels, rate=spec.rate, samples=count)
+        before = {channel: self._count(channel) for channel in pushed}
         async with self._streaming(pushed):
             began = clock.now()
             for index in range(count):
@@ -82,7 +83,18 @@ class Acquisition:
                 else:
                     ctx.check_interlocks()
             await clock.sleep_until(began + count / spec.rate)
+        quiet = [c for c in pushed if self._count(c) == before[c]]
+        if quiet:
+            # A pushed channel that did not change in the window still has a value: take the
+            # driver's latest so the point's statistics are never empty.
+            readings = await ctx.with_retries("acquire", lambda: self._instruments.read(quiet))
+            for channel in quiet:
+                self.record(channel, readings[channel])
         await self._sink.drain()
+
+    def _count(self, channel: str) -> int:
+        stats = self.stats.get(channel)
+        return stats.n if stats is not None else 0
 
     @contextlib.asynccontextmanager
     async def _streaming(self, channels: list[str]):
