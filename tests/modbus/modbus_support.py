@@ -86,7 +86,7 @@ def instrument(
     data: dict[str, Any] = {
         "driver": "modbus",
         "link": link_for(furnace, transport),
-        "timeout": 0.5,
+        "timeout": 1.0,
         "retries": 0,
         "reconnect_attempts": 2,
         "reconnect_backoff": 0.05,
