@@ -50,13 +50,15 @@ def column(rows: list[dict[str, str]], name: str) -> np.ndarray:
     return np.array([float(r[name]) for r in rows])
 
 
-def check_file_matches_export(summary: dict, rows: list[dict[str, str]], channel: str) -> None:
+def check_file_matches_export(
+    summary: dict, rows: list[dict[str, str]], channel: str, unit: str
+) -> None:
     """Each exported mean is the mean of that point's raw samples in the HDF5 file."""
     instrument, _, name = channel.partition(".")
     with h5py.File(summary["data_file"], "r") as handle:
         group = handle[f"entry/instrument/{instrument}/{name}"]
         values, points = group["value"][()], group["point_index"][()]
-        assert group.attrs["units"] if "units" in group.attrs else True
+        assert group["value"].attrs["units"] == unit
     for row in rows:
         index = int(float(row["point_index"]))
         samples = values[points == index]
@@ -88,7 +90,7 @@ def test_metal_annealing_recovers_with_temperature_and_time(tmp_path: Path) -> N
     for t in (250.0, 300.0, 350.0):
         at = temperature == t
         assert resistivity[at & (time == 60.0)][0] < resistivity[at & (time == 15.0)][0]
-    check_file_matches_export(summary, rows, "meter.resistivity")
+    check_file_matches_export(summary, rows, "meter.resistivity", "microohm*cm")
     check_records(var, summary, len(rows))
 
 
@@ -104,7 +106,7 @@ def test_ceramic_sintering_capacitance_peaks_and_loss_falls(tmp_path: Path) -> N
     assert at(1180, 60, loss) > at(1300, 60, loss)
     assert at(1240, 180, capacitance) > at(1180, 60, capacitance)
     assert at(1240, 180, capacitance) > at(1300, 180, capacitance)  # over-firing
-    check_file_matches_export(summary, rows, "meter.capacitance")
+    check_file_matches_export(summary, rows, "meter.capacitance", "nF")
     check_records(var, summary, len(rows))
 
 
@@ -145,5 +147,5 @@ def test_textile_colour_strength_follows_temperature_and_ph(tmp_path: Path) -> N
     assert coefficients[1] > 0  # hotter baths dye faster
     assert coefficients[2] > 0  # reactive dyes fix under alkaline conditions
     np.testing.assert_allclose(column(rows, "reactor.ph_mean"), column(rows, "ph"), atol=0.3)
-    check_file_matches_export(summary, rows, "meter.colour_strength")
+    check_file_matches_export(summary, rows, "meter.colour_strength", "dimensionless")
     check_records(var, summary, len(rows))
