@@ -8,7 +8,7 @@ the way systemd does: `SystemCallFilter=` (allow list from the positive lines, m
 lines, groups expanded by `systemd-analyze syscall-filter`, other calls fail with
 `SystemCallErrorNumber=`) and `RestrictAddressFamilies=` (socket() of another family fails;
 with EPERM here, EAFNOSUPPORT under systemd) through libseccomp, and `MemoryDenyWriteExecute=`
-through the kernel's PR_SET_MDWE. Then it execs COMMAND, which inherits all of them.
+through the kernel's PR_SET_MDWE; and `UMask=`. Then it execs COMMAND, which inherits them.
 """
 
 from __future__ import annotations
@@ -50,6 +50,7 @@ class Settings:
     error: int
     families: list[int]
     mdwe: bool
+    umask: int | None
 
 
 def unavailable() -> str | None:
@@ -99,6 +100,7 @@ def unit_settings(unit: Path) -> Settings:
         (deny if value.startswith("~") else allow).extend(value.lstrip("~").split())
     number = re.search(r"^SystemCallErrorNumber=(\w+)$", text, re.MULTILINE)
     families = re.search(r"^RestrictAddressFamilies=(.*)$", text, re.MULTILINE)
+    umask = re.search(r"^UMask=([0-7]+)$", text, re.MULTILINE)
     groups = filter_groups()
     return Settings(
         allow=expand(allow, groups),
@@ -106,11 +108,14 @@ def unit_settings(unit: Path) -> Settings:
         error=getattr(errno, number.group(1)) if number else errno.EPERM,
         families=[getattr(socket, name) for name in families.group(1).split()] if families else [],
         mdwe=re.search(r"^MemoryDenyWriteExecute=yes$", text, re.MULTILINE) is not None,
+        umask=int(umask.group(1), 8) if umask else None,
     )
 
 
 def main(argv: list[str]) -> None:
     settings = unit_settings(Path(argv[0]))
+    if settings.umask is not None:
+        os.umask(settings.umask)
     libc = ctypes.CDLL(None, use_errno=True)
     if settings.mdwe and libc.prctl(PR_SET_MDWE, PR_MDWE_REFUSE_EXEC_GAIN, 0, 0, 0) != 0:
         raise OSError(ctypes.get_errno(), "prctl(PR_SET_MDWE)")
