@@ -17,18 +17,17 @@ import asyncio
 import datetime as dt
 import json
 import os
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import yaml
 from rich.console import Console
 from rich.table import Table
 
-from mdfd.recipes.located import InputError
-
-from .config import load_config
 from .ctlclient import (
     EXIT_BAD_INPUT,
     EXIT_FAILED,
@@ -40,6 +39,7 @@ from .ctlclient import (
 from .ctlwatch import watch
 
 RUNTIME_GLOB = "/run/mdfd"
+ENV_PATTERN = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -100,12 +100,7 @@ def resolve_target(args: argparse.Namespace) -> Target:
     if args.socket:
         return Target(socket=args.socket)
     if args.config:
-        try:
-            return Target(socket=load_config(args.config).model.storage.control_socket)
-        except InputError as exc:
-            raise CtlError(
-                EXIT_BAD_INPUT, "invalid config", [str(p) for p in exc.problems]
-            ) from None
+        return Target(socket=socket_from_config(args.config))
     if os.environ.get("MDFD_SOCKET"):
         return Target(socket=Path(os.environ["MDFD_SOCKET"]))
     found = sorted(Path(RUNTIME_GLOB).glob("*/control.sock"))
@@ -113,6 +108,27 @@ def resolve_target(args: argparse.Namespace) -> Target:
         return Target(socket=found[0])
     tried = ", ".join(map(str, found)) or f"nothing under {RUNTIME_GLOB}"
     raise CtlError(EXIT_BAD_INPUT, f"which daemon? give --socket or --config (found: {tried})")
+
+
+def socket_from_config(path: Path) -> Path:
+    """The control socket a config names, read without validating the whole config.
+
+    Full validation imports every driver and unit registry (seconds); an operator's client
+    only needs `storage`, with the same `${VAR:-default}` expansion the daemon applies.
+    """
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        storage = data["storage"]
+        directory = storage.get("runtime_dir") or storage["state_dir"]
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, KeyError, TypeError) as exc:
+        raise CtlError(
+            EXIT_BAD_INPUT, f"{path}: cannot find storage.runtime_dir or state_dir: {exc}"
+        ) from None
+
+    def expand(match: re.Match[str]) -> str:
+        return os.environ.get(match.group(1), match.group(2) or "")
+
+    return Path(ENV_PATTERN.sub(expand, str(directory))) / "control.sock"
 
 
 def _print_json(data: Any) -> None:
