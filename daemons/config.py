@@ -308,7 +308,7 @@ def _validate_section(
             key = "driver" if section == "instruments" else "kind"
             problems.append(doc.problem((*where, key), str(exc.args[0])))
             continue
-        except ImportError as exc:
+        except (ImportError, AttributeError) as exc:
             problems.append(doc.problem(where, f"cannot load its implementation: {exc}"))
             continue
         try:
