@@ -1,17 +1,23 @@
 """`mdfd probe`: talk to one instrument directly — the engineer's bring-up tool for any driver.
 
     mdfd probe --config C INSTRUMENT [CHANNEL ...] [--write CHANNEL=VALUE ...] [--json]
+    mdfd probe --config C INSTRUMENT --browse [NODE] [--json]
 
 Connects through the instrument's configured driver (no daemon, no simulator), applies the
 writes in order (configured limits apply), then identifies the instrument and reads the channels
 (all of them when none are named). Exit 2: bad instrument, channel or value — checked before
 anything is sent. Exit 1: the instrument is unreachable or failed.
+
+`--browse` (drivers that can browse, e.g. opcua) lists the variables under NODE (default: the
+server's Objects folder) with node ids, data types, units and values, so an engineer can write
+the channel map of a new server.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import sys
 import time
@@ -64,6 +70,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     parser.add_argument("--json", action="store_true", help="one JSON object on stdout")
     parser.add_argument(
+        "--browse",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="NODE",
+        help="list the variables under NODE (default: Objects) instead of reading channels",
+    )
+    parser.add_argument(
         "--timeout", type=float, default=30.0, help="give up after this many seconds (default 30)"
     )
     parser.set_defaults(handler=handle)
@@ -78,15 +92,17 @@ def handle(args: argparse.Namespace) -> int:
             raise ProbeInputError(f"no instrument {args.instrument!r} in {args.config} ({known})")
         channels = _channels(args.instrument, instrument, args.channels)
         writes = [_parse_write(args.instrument, instrument, text) for text in args.write]
+        if args.browse is not None and not hasattr(driver_class(instrument.driver), "browse"):
+            raise ProbeInputError(f"driver {instrument.driver!r} cannot browse")
     except (ProbeInputError, ChannelError) as exc:
         print(f"mdfd probe: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    if args.browse is not None:
+        operation = _browse(args.instrument, instrument, args.browse or None)
+    else:
+        operation = _probe(args.instrument, instrument, channels, writes)
     try:
-        result = asyncio.run(
-            asyncio.wait_for(
-                _probe(args.instrument, instrument, channels, writes), timeout=args.timeout
-            )
-        )
+        result = asyncio.run(asyncio.wait_for(operation, timeout=args.timeout))
     except ChannelError as exc:
         print(f"mdfd probe: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -102,6 +118,9 @@ def handle(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_FAILED
+    if args.browse is not None:
+        _print_browse(args.instrument, args.browse or "Objects", result, as_json=args.json)
+        return 0
     identity, readings = result
     if args.json:
         print(json.dumps(_as_json(args.instrument, identity, readings)))
@@ -166,6 +185,35 @@ async def _probe(
         identity = await driver.identify()
         readings = await driver.read(channels)
     return identity, {channel: readings[channel] for channel in channels}
+
+
+async def _browse(name: str, instrument: InstrumentConfig, node: str | None) -> list[Any]:
+    async with _connected(name, instrument) as driver:
+        return list(await driver.browse(node))  # type: ignore[attr-defined]
+
+
+def _print_browse(name: str, node: str, entries: list[Any], *, as_json: bool) -> None:
+    rows = [dataclasses.asdict(entry) for entry in entries]
+    if as_json:
+        print(json.dumps({"instrument": name, "node": node, "variables": rows}))
+        return
+    table = Table(title=f"{name}: variables under {node}", title_justify="left")
+    for column in ("path", "node", "type", "value", "unit", "access"):
+        table.add_column(column, justify="right" if column == "value" else "left")
+    for row in rows:
+        value = row["value"]
+        if row["status"] != "Good":
+            text = row["status"]
+        elif isinstance(value, float):
+            text = f"{value:.6g}"
+        else:
+            text = "" if value is None else str(value)
+        access = "rw" if row["writable"] else "r"
+        table.add_row(row["path"], row["node"], row["data_type"], text, row["unit"], access)
+    console = Console(soft_wrap=True)
+    if not console.is_terminal:
+        console.width = 240  # node ids are long; a pipe or file gets them whole
+    console.print(table)
 
 
 def _as_json(name: str, identity: str, readings: dict[str, Reading]) -> dict[str, Any]:
