@@ -42,7 +42,8 @@ class DrainStatus:
     blocked: bool = False
 
     def as_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        """Fields left unset do not hide what the outbox remembers from an earlier process."""
+        return {k: v for k, v in self.__dict__.items() if v is not None}
 
 
 class Drain:
@@ -64,6 +65,7 @@ class Drain:
         self.retry_max = max(retry_max, retry_initial)
         self.poll_interval = poll_interval
         self.status = DrainStatus()
+        self._persisted_error: str | None = None
         self.idle = asyncio.Event()
         self._wake = asyncio.Event()
         self.log = get_logger(component="upstream", publisher=self.name)
@@ -153,10 +155,19 @@ class Drain:
         async for attempt in retrying:
             with attempt:
                 await action(*args)
+            outcome = attempt.retry_state.outcome
+            failure = outcome.exception() if outcome is not None and outcome.failed else None
+            if isinstance(failure, Retryable) and str(failure) != self._persisted_error:
+                await self._persist_error(str(failure))
         if self.status.failures:
             self.log.info("upstream reachable again", after_failures=self.status.failures)
         self.status.failures = 0
         self.status.blocked = False
+
+    async def _persist_error(self, error: str) -> None:
+        """The last failure outlives this process: `mdfd outbox` shows it after a one-shot run."""
+        await self.state.transaction(lambda c: outbox.note_error(c, self.name, error))
+        self._persisted_error = error
 
     def _note(self, exc: BaseException | None, state: str) -> None:
         self.status.failures += 1

@@ -30,7 +30,9 @@ CREATE TABLE IF NOT EXISTS outbox_cursors (
     publisher TEXT PRIMARY KEY,
     position INTEGER NOT NULL DEFAULT 0,
     delivered INTEGER NOT NULL DEFAULT 0,
-    last_delivery_at REAL
+    last_delivery_at REAL,
+    last_error TEXT,
+    last_error_at REAL
 );
 CREATE TABLE IF NOT EXISTS outbox_dead (
     publisher TEXT NOT NULL,
@@ -64,6 +66,8 @@ class Depth:
     requeued: int
     delivered: int
     last_delivery_at: float | None
+    last_error: str | None
+    last_error_at: float | None
 
     def as_dict(self) -> dict[str, object]:
         return dict(self.__dict__)
@@ -188,10 +192,11 @@ def depths(connection: sqlite3.Connection, publishers: Sequence[str]) -> list[De
     out = []
     for name in publishers:
         cursor = connection.execute(
-            "SELECT position, delivered, last_delivery_at FROM outbox_cursors WHERE publisher = ?",
+            "SELECT position, delivered, last_delivery_at, last_error, last_error_at"
+            " FROM outbox_cursors WHERE publisher = ?",
             (name,),
         ).fetchone()
-        position, delivered, last = cursor if cursor else (0, 0, None)
+        position, delivered, last, error, error_at = cursor if cursor else (0, 0, None, None, None)
         pending, oldest = connection.execute(
             "SELECT COUNT(*), MIN(created_at) FROM outbox WHERE seq > ?", (position,)
         ).fetchone()
@@ -211,9 +216,18 @@ def depths(connection: sqlite3.Connection, publishers: Sequence[str]) -> list[De
                 requeued=requeued,
                 delivered=delivered,
                 last_delivery_at=last,
+                last_error=error,
+                last_error_at=error_at,
             )
         )
     return out
+
+
+def note_error(connection: sqlite3.Connection, publisher: str, error: str) -> None:
+    connection.execute(
+        "UPDATE outbox_cursors SET last_error = ?, last_error_at = ? WHERE publisher = ?",
+        (error, time.time(), publisher),
+    )
 
 
 def dead_letters(

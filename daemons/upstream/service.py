@@ -55,6 +55,7 @@ class UpstreamService:
         upstream = config.model.upstream
         names = [p.name for p in upstream.publishers]
         self.names = names
+        self.kinds = {p.name: p.type for p in upstream.publishers}
         self.drains = [
             Drain(
                 make_publisher(p, config.model.mdf),
@@ -141,7 +142,7 @@ class UpstreamService:
             publishers.append(
                 {
                     "name": drain.name,
-                    "type": type(drain.publisher).__name__,
+                    "type": self.kinds[drain.name],
                     **depths[drain.name].as_dict(),
                     **drain.status.as_dict(),
                 }

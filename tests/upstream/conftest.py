@@ -28,6 +28,7 @@ from mdfd.recipes.loader import LoadedRecipe, load_recipe
 from tests.support import REPO, free_port, wait_for_port
 
 MOSQUITTO = "/usr/sbin/mosquitto"
+MOSQUITTO_PASSWD = "/usr/bin/mosquitto_passwd"
 MDF_ID = "up-mdf"
 SITE = "KR-TEST"
 
@@ -307,13 +308,30 @@ async def receiver() -> AsyncIterator[Receiver]:
 class Mosquitto:
     """A real broker on a loopback port, with persistence so a restart keeps sessions."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, users: dict[str, str] | None = None) -> None:
         self.port = free_port()
         self.root = root
         root.mkdir(parents=True, exist_ok=True)
         self.conf = root / "mosquitto.conf"
+        access = "allow_anonymous true\n"
+        if users:
+            passwords = root / "passwords"
+            for name, password in users.items():
+                subprocess.run(
+                    [
+                        MOSQUITTO_PASSWD,
+                        "-b",
+                        *(["-c"] if not passwords.exists() else []),
+                        str(passwords),
+                        name,
+                        password,
+                    ],
+                    check=True,
+                    capture_output=True,
+                )
+            access = f"allow_anonymous false\npassword_file {passwords}\n"
         self.conf.write_text(
-            f"listener {self.port} 127.0.0.1\nallow_anonymous true\n"
+            f"listener {self.port} 127.0.0.1\n{access}"
             f"persistence true\npersistence_location {root}/\nuser root\n"
         )
         self.process: subprocess.Popen[bytes] | None = None

@@ -96,6 +96,8 @@ async def test_wrong_token_is_reported_and_records_stay_queued(
     assert (status["pending"], status["dead_letters"]) == (5, 0)
     assert receiver.statuses[401] >= 1
     assert not receiver.ids
+    [persisted] = await service.depth()  # what `mdfd outbox` shows after the process
+    assert "HTTP 401" in (persisted.last_error or "")
 
 
 async def test_token_is_sent_as_bearer(

@@ -66,3 +66,28 @@ async def test_status_is_retained_online_then_offline_on_close(
         await until(lambda: dashboard.messages.get(STATUS_TOPIC) == [b"online"])
         await service.stop()
         await until(lambda: dashboard.messages[STATUS_TOPIC][-1] == b"offline")
+
+
+async def test_broker_credentials_from_the_environment(mdf: MakeMdf, tmp_path, monkeypatch) -> None:
+    broker = Mosquitto(tmp_path / "secured", users={"mdf-01": "right-password"})
+    await asyncio.to_thread(broker.start)
+    try:
+        monkeypatch.setenv("UPSTREAM_MQTT_PASSWORD", "wrong-password")
+        service, points = await mdf(
+            mqtt_publisher(broker.port, username="mdf-01", password_env="UPSTREAM_MQTT_PASSWORD")
+        )
+        await points.complete(0, service.record_hook)
+        assert not await service.drain_until_idle(1.0)
+        [status] = (await service.status())["publishers"]
+        assert status["state"] == "blocked"
+        assert "refuses our credentials" in status["last_error"]
+        assert status["pending"] == 1
+        await service.stop()
+
+        monkeypatch.setenv("UPSTREAM_MQTT_PASSWORD", "right-password")
+        await service.start()
+        assert await service.drain_until_idle(30)
+        [status] = (await service.status())["publishers"]
+        assert (status["pending"], status["delivered"]) == (0, 1)
+    finally:
+        await asyncio.to_thread(broker.stop)

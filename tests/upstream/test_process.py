@@ -146,6 +146,7 @@ async def test_kill_9_before_publishing_then_every_record_is_delivered(
         assert status.returncode == 0, err.decode()
         platform, _fleet = json.loads(out)["publishers"]
         assert platform["pending"] == done >= 3
+        assert f"POST http://127.0.0.1:{receiver.port}/records" in platform["last_error"]
         assert not receiver.ids
 
         await receiver.start()
