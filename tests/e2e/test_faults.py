@@ -1,0 +1,156 @@
+"""The engine against simulators in a separate process: safety and failure behaviour.
+
+The simulators outlive the run here, so what the run left the instruments in — the safe
+state — can be read back from them afterwards, through the wire like any client would.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support import EXAMPLES, REPO, SIM_CONFIG, mdfd, sim_env, start_mdfd, stop_process
+
+METAL = EXAMPLES / "metal-annealing.yaml"
+
+
+class Rig:
+    def __init__(self, config: Path, env: dict[str, str], process: subprocess.Popen[str]):
+        self.config = config
+        self.env = env
+        self.process = process
+
+    def probe(self, instrument: str, channel: str) -> float:
+        result = mdfd(
+            "probe", "--config", str(self.config), instrument, channel, "--json", env=self.env
+        )
+        assert result.returncode == 0, result.stderr
+        return float(json.loads(result.stdout)["channels"][channel]["value"])
+
+    def scpi(self, command: str) -> None:
+        port = int(self.env["MDFD_METER_PORT"])
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as connection:
+            connection.sendall(command.encode() + b"\n")
+
+
+def rig_config(tmp_path: Path, interlock_above: float = 1450) -> Path:
+    text = SIM_CONFIG.read_text()
+    text = text.replace(
+        "vocabulary: vocabulary.yaml", f"vocabulary: {REPO / 'config' / 'vocabulary.yaml'}"
+    )
+    text = text.replace(
+        "{channel: furnace.temperature, above: 1450,",
+        f"{{channel: furnace.temperature, above: {interlock_above},",
+    )
+    path = tmp_path / "rig.yaml"
+    path.write_text(text)
+    return path
+
+
+@pytest.fixture
+def rig(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Rig]:
+    interlock = getattr(request, "param", 1450)
+    config = rig_config(tmp_path, interlock)
+    env = sim_env(tmp_path / "var", MDFD_TIME_SCALE="1500")
+    endpoints = tmp_path / "endpoints.json"
+    process = start_mdfd(
+        "sim", "--config", str(config), "--endpoints-file", str(endpoints), env=env
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not endpoints.exists():
+            assert process.poll() is None, process.stderr.read() if process.stderr else ""
+            assert time.monotonic() < deadline, "simulators did not start"
+            time.sleep(0.1)
+        yield Rig(config, env, process)
+    finally:
+        stop_process(process)
+
+
+def start_run(rig: Rig, recipe: Path = METAL) -> subprocess.Popen[str]:
+    return start_mdfd("run", "--json", "--config", str(rig.config), str(recipe), env=rig.env)
+
+
+def wait_for_first_point(rig: Rig, run: subprocess.Popen[str], timeout: float = 90) -> None:
+    import sqlite3
+
+    state = Path(rig.env["MDFD_VAR"]) / "sim-mdf-01" / "state" / "state.sqlite3"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert run.poll() is None, run.stderr.read() if run.stderr else ""
+        if state.exists():
+            connection = sqlite3.connect(state)
+            try:
+                if connection.execute("SELECT COUNT(*) FROM points").fetchone()[0]:
+                    return
+            except sqlite3.OperationalError:
+                pass
+            finally:
+                connection.close()
+        time.sleep(0.1)
+    raise TimeoutError("no point completed")
+
+
+def finish(run: subprocess.Popen[str], timeout: float = 120) -> tuple[int, dict, str]:
+    try:
+        out, err = run.communicate(timeout=timeout)
+    finally:
+        stop_process(run)
+    lines = out.strip().splitlines()
+    return run.returncode, (json.loads(lines[-1]) if lines else {}), err
+
+
+def test_sigterm_stops_in_the_safe_state_read_back_from_the_furnace(rig: Rig) -> None:
+    run = start_run(rig)
+    wait_for_first_point(rig, run)
+    assert rig.probe("furnace", "setpoint") > 100
+    run.send_signal(signal.SIGTERM)
+    code, summary, err = finish(run)
+    assert code == 3, err[-2000:]
+    assert summary["status"] == "interrupted"
+    assert rig.probe("furnace", "setpoint") == pytest.approx(25.0)
+
+
+@pytest.mark.parametrize("rig", [280.0], indirect=True)
+def test_interlock_breach_fails_the_run_and_drives_the_safe_state(rig: Rig) -> None:
+    code, summary, err = finish(start_run(rig))
+    assert code == 1, err[-2000:]
+    assert summary["status"] == "failed"
+    assert "furnace.temperature" in summary["message"]
+    assert "above 280" in summary["message"]
+    assert summary["points_done"] >= 2  # the 200 and 250 degC points completed
+    assert rig.probe("furnace", "setpoint") == pytest.approx(25.0)
+    assert "interlock breached" in err
+
+
+def test_meter_fault_outlasting_the_retry_policy_stops_the_run(rig: Rig) -> None:
+    run = start_run(rig)
+    wait_for_first_point(rig, run)
+    rig.scpi("SIM:FAULT:MUTE 100000")
+    code, summary, err = finish(run)
+    assert code == 1, err[-2000:]
+    assert summary["status"] == "failed"
+    assert "meter" in summary["message"]
+    assert "retrying" in err
+    rig.scpi("SIM:FAULT:MUTE 0")
+    assert rig.probe("furnace", "setpoint") == pytest.approx(25.0)
+
+
+def test_simulators_vanishing_mid_run_fail_the_run_without_hanging(rig: Rig) -> None:
+    run = start_run(rig)
+    wait_for_first_point(rig, run)
+    os.kill(rig.process.pid, signal.SIGKILL)
+    rig.process.wait(timeout=10)
+    code, summary, err = finish(run, timeout=180)
+    assert code == 1, err[-2000:]
+    assert summary["status"] == "failed"
+    assert summary["points_done"] >= 1
+    assert "safe state write failed" in err
