@@ -158,8 +158,12 @@ class RunFile:
             raise
         self._log.info("data file open", resumed=resuming)
 
-    def add_sample(self, channel: str, t: float, value: float, point_index: int) -> None:
-        """Buffer one sample; a full block goes to the writer (or the backlog, see drain)."""
+    def add_sample(self, channel: str, t: float, value: float, point_index: int) -> bool:
+        """Buffer one sample; a full block goes to the writer (or the backlog, see drain).
+
+        Returns `needs_drain`'s answer whenever a block was handed off (False otherwise), so a
+        fast producer can write `if run.add_sample(...): await run.drain()` at no extra cost.
+        """
         try:
             times, values, points, index = self._by_name[channel]
         except KeyError:
@@ -169,6 +173,17 @@ class RunFile:
         points.append(point_index)
         if len(times) >= self._block_size:
             self._hand_off(index)
+            return bool(self._backlog)
+        return False
+
+    @property
+    def needs_drain(self) -> bool:
+        """True once blocks wait beyond the bounded queue: await `drain()` soon.
+
+        Cheap enough to test after every sample; a long acquisition that checks it keeps
+        memory bounded by `queue_blocks` blocks however long it runs.
+        """
+        return bool(self._backlog)
 
     async def drain(self) -> None:
         """Wait until every block handed off so far is in the writer's bounded queue."""
