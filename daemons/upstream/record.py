@@ -12,9 +12,15 @@ import datetime as dt
 import math
 import uuid
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+)
 
 from mdfd.recipes.model import MaterialItem, RecordItem
 from mdfd.recipes.units import convert
@@ -42,6 +48,15 @@ class ItemValue(Frozen):
     unit: str = Field(description="the vocabulary's unit for this code ('' = dimensionless)")
     std: float | None = Field(default=None, description="sample standard deviation (aggregates)")
     n: int | None = Field(default=None, description="samples aggregated")
+
+    @model_serializer(mode="wrap")
+    def _omit_absent_spread(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """`std` and `n` appear only for aggregates; `value` always (null = no finite value)."""
+        data = handler(self)
+        for key in ("std", "n"):
+            if data.get(key) is None:
+                data.pop(key, None)
+        return data
 
 
 class MdfRef(Frozen):
@@ -100,7 +115,7 @@ class Record(Frozen):
     )
 
     def to_json(self) -> str:
-        return self.model_dump_json(by_alias=True, exclude_none=True)
+        return self.model_dump_json(by_alias=True)
 
 
 def record_id(mdf_id: str, run_id: str, point_index: int) -> uuid.UUID:
