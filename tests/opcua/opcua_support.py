@@ -1,0 +1,151 @@
+"""Shared pieces of the OPC-UA tests: the reactor's channel map, configs, client certificates."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import subprocess
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from asyncua.crypto.cert_gen import (
+    dump_private_key_as_pem,
+    generate_private_key,
+    generate_self_signed_app_certificate,
+)
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.x509.oid import ExtendedKeyUsageOID
+
+from mdfd.drivers.opcua import OpcUaInstrument
+from tests.support import start_mdfd, stop_process
+
+NAMESPACE = "urn:mdfd:sim:reactor"
+T = TypeVar("T")
+
+# The channel map of config/sim.yaml plus typed extras and the fault switches.
+CHANNELS: dict[str, dict[str, Any]] = {
+    "temperature": {"unit": "degC", "node": "s=Reactor.Temperature", "subscribe": True},
+    "temperature_sp": {
+        "unit": "degC",
+        "node": "s=Reactor.TemperatureSetpoint",
+        "writable": True,
+        "limits": {"min": 20, "max": 450},
+    },
+    "pressure": {"unit": "bar", "node": "s=Reactor.Pressure"},
+    "pressure_sp": {"unit": "bar", "node": "s=Reactor.PressureSetpoint", "writable": True},
+    "feed_flow": {"unit": "L/min", "node": "s=Feed.Flow"},
+    "feed_flow_sp": {"unit": "L/min", "node": "s=Feed.FlowSetpoint", "writable": True},
+    "valve": {"unit": "percent", "node": "s=Feed.ValvePosition"},
+    "ph": {"unit": "dimensionless", "node": "s=Bath.pH"},
+    "ph_sp": {"unit": "dimensionless", "node": "s=Bath.pHSetpoint", "writable": True},
+    "conversion": {"unit": "percent", "node": f"nsu={NAMESPACE};s=Analyser.Conversion"},
+    "selectivity": {"unit": "percent", "node": "s=Analyser.Selectivity", "subscribe": True},
+    "agitator": {"unit": "rpm", "node": "s=Reactor.AgitatorSpeed", "writable": True},
+    "pump": {"node": "s=Feed.PumpRunning", "writable": True},
+    "sample_interval": {"unit": "s", "node": "s=Analyser.SampleInterval", "writable": True},
+    "fault_bad": {"node": "s=Faults.Bad", "writable": True},
+    "fault_stuck": {"node": "s=Faults.Stuck", "writable": True},
+}
+
+
+MDF_CONFIG = """
+mdf: {{id: opcua-test, domain: chemistry, site: KR-TEST}}
+storage: {{data_dir: {var}/data, state_dir: {var}/state}}
+simulation: {{time_scale: 600, seed: 11}}
+instruments:
+  reactor:
+    driver: opcua
+    endpoint: opc.tcp://127.0.0.1:{port}/mdfd/reactor
+    namespace: urn:mdfd:sim:reactor
+    channels:
+      temperature: {{unit: degC, node: "s=Reactor.Temperature", subscribe: true}}
+      temperature_sp: {{unit: degC, node: "s=Reactor.TemperatureSetpoint", writable: true}}
+simulators:
+  reactor:
+    kind: reactor
+    port: {port}
+    update_interval: 0.05
+    restart_downtime: 0.3
+{extra}
+"""
+
+
+def write_config(var: Path, port: int, extra: str = "") -> Path:
+    """An MDF config whose only simulator is the reactor; `extra` adds indented settings."""
+    var.mkdir(parents=True, exist_ok=True)
+    path = var / "mdf.yaml"
+    path.write_text(MDF_CONFIG.format(var=var, port=port, extra=extra))
+    return path
+
+
+def start_simulator(config: Path, timeout: float = 60.0) -> tuple[subprocess.Popen[str], str]:
+    """`mdfd sim` as its own process; returns it and the reactor's endpoint URL."""
+    endpoints = config.parent / "endpoints.json"
+    endpoints.unlink(missing_ok=True)
+    process = start_mdfd("sim", "--config", str(config), "--endpoints-file", str(endpoints))
+    deadline = time.monotonic() + timeout
+    while not endpoints.exists():
+        if process.poll() is not None or time.monotonic() > deadline:
+            stop_process(process)
+            raise AssertionError(f"simulator did not start: {process.stderr}")
+        time.sleep(0.05)
+    return process, json.loads(endpoints.read_text())["reactor"]["opcua"]
+
+
+def instrument(url: str, **overrides: Any) -> OpcUaInstrument:
+    spec: dict[str, Any] = {
+        "driver": "opcua",
+        "endpoint": url,
+        "namespace": NAMESPACE,
+        "timeout": 3.0,
+        "publishing_interval": 50,
+        "sampling_interval": 0,
+        "reconnect": {"initial_delay": 0.2, "max_delay": 1.0, "connect_attempts": 2},
+        "channels": CHANNELS,
+    }
+    spec.update(overrides)
+    return OpcUaInstrument.model_validate(spec)
+
+
+def client_certificate(directory: Path, name: str) -> tuple[Path, Path]:
+    """A client application certificate (DER) and key (PEM), as an engineer would make one."""
+    directory.mkdir(parents=True, exist_ok=True)
+    key = generate_private_key()
+    uri = f"urn:mdfd:test:{name}"
+    certificate = generate_self_signed_app_certificate(
+        key,
+        uri,
+        {"organizationName": "mdfd tests"},
+        [x509.UniformResourceIdentifier(uri), x509.DNSName(socket.gethostname())],
+        extended=[ExtendedKeyUsageOID.CLIENT_AUTH],
+    )
+    cert_path, key_path = directory / f"{name}.der", directory / f"{name}.pem"
+    cert_path.write_bytes(certificate.public_bytes(Encoding.DER))
+    key_path.write_bytes(dump_private_key_as_pem(key))
+    return cert_path, key_path
+
+
+async def eventually(
+    probe: Callable[[], Awaitable[T]],
+    accept: Callable[[T], bool] = lambda _: True,
+    within: float = 20.0,
+    interval: float = 0.05,
+) -> T:
+    """Call `probe` until it returns a value `accept` likes (errors count as not yet)."""
+    last: object = None
+    async with asyncio.timeout(within):
+        while True:
+            try:
+                value = await probe()
+            except Exception as exc:
+                last = exc
+            else:
+                if accept(value):
+                    return value
+                last = value
+            await asyncio.sleep(interval)
+    raise AssertionError(f"never accepted; last: {last!r}")
