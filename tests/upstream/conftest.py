@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import ssl
 import subprocess
 import textwrap
 import time
@@ -242,9 +243,12 @@ async def mdf(tmp_path: Path) -> AsyncIterator[MakeMdf]:
 class Receiver:
     """The platform's ingest endpoint, in this process: counts every record id it accepts."""
 
-    def __init__(self, port: int, token: str | None = None) -> None:
+    def __init__(
+        self, port: int, token: str | None = None, tls: ssl.SSLContext | None = None
+    ) -> None:
         self.port = port
         self.token = token
+        self.tls = tls
         self.ids: Counter[str] = Counter()
         self.keys: list[str] = []
         self.statuses: Counter[int] = Counter()
@@ -254,14 +258,18 @@ class Receiver:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/records"
+        scheme = "https" if self.tls else "http"
+        return f"{scheme}://127.0.0.1:{self.port}/records"
 
     async def start(self) -> None:
         app = web.Application()
         app.router.add_post("/records", self._handle)
         self._runner = web.AppRunner(app)
         await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", self.port, reuse_address=True).start()
+        site = web.TCPSite(
+            self._runner, "127.0.0.1", self.port, reuse_address=True, ssl_context=self.tls
+        )
+        await site.start()
 
     async def stop(self) -> None:
         if self._runner is not None:
@@ -302,13 +310,73 @@ async def receiver() -> AsyncIterator[Receiver]:
     await server.stop()
 
 
+# -- TLS -----------------------------------------------------------------------------------------
+
+
+class Pki:
+    """A throwaway CA and a server certificate for 127.0.0.1, made by the openssl CLI."""
+
+    def __init__(self, root: Path) -> None:
+        root.mkdir(parents=True, exist_ok=True)
+        self.ca, self.cert, self.key = root / "ca.pem", root / "server.pem", root / "server.key"
+        ca_key, csr, ext = root / "ca.key", root / "server.csr", root / "san.cnf"
+        ext.write_text("subjectAltName=IP:127.0.0.1\n")
+        ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+        for command in (
+            [
+                "req",
+                "-x509",
+                *ec,
+                "-keyout",
+                ca_key,
+                "-out",
+                self.ca,
+                "-days",
+                "1",
+                "-subj",
+                "/CN=mdfd test CA",
+            ],
+            ["req", *ec, "-keyout", self.key, "-out", csr, "-subj", "/CN=127.0.0.1"],
+            [
+                "x509",
+                "-req",
+                "-in",
+                csr,
+                "-CA",
+                self.ca,
+                "-CAkey",
+                ca_key,
+                "-CAcreateserial",
+                "-out",
+                self.cert,
+                "-days",
+                "1",
+                "-extfile",
+                ext,
+            ],
+        ):
+            subprocess.run(["openssl", *map(str, command)], check=True, capture_output=True)
+
+    def server_context(self) -> ssl.SSLContext:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(self.cert, self.key)
+        return context
+
+
+@pytest.fixture
+def pki(tmp_path: Path) -> Pki:
+    return Pki(tmp_path / "pki")
+
+
 # -- Mosquitto -----------------------------------------------------------------------------------
 
 
 class Mosquitto:
     """A real broker on a loopback port, with persistence so a restart keeps sessions."""
 
-    def __init__(self, root: Path, users: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, root: Path, users: dict[str, str] | None = None, pki: Pki | None = None
+    ) -> None:
         self.port = free_port()
         self.root = root
         root.mkdir(parents=True, exist_ok=True)
@@ -330,8 +398,9 @@ class Mosquitto:
                     capture_output=True,
                 )
             access = f"allow_anonymous false\npassword_file {passwords}\n"
+        tls = f"cafile {pki.ca}\ncertfile {pki.cert}\nkeyfile {pki.key}\n" if pki else ""
         self.conf.write_text(
-            f"listener {self.port} 127.0.0.1\n{access}"
+            f"listener {self.port} 127.0.0.1\n{tls}{access}"
             f"persistence true\npersistence_location {root}/\nuser root\n"
         )
         self.process: subprocess.Popen[bytes] | None = None
