@@ -31,7 +31,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="mdfd", description="Control and acquisition for Miniature Data Factories."
     )
     parser.add_argument(
-        "--log-level", default="info", choices=["debug", "info", "warning", "error"]
+        "--log-level",
+        choices=["debug", "info", "warning", "error"],
+        help="default: info (warning while a progress bar is shown on a terminal)",
     )
     parser.add_argument(
         "--log-json", action="store_true", default=None, help="JSON log lines even on a TTY"

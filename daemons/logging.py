@@ -14,10 +14,16 @@ from typing import TextIO
 import structlog
 
 _configured = False
+_explicit_level = False
 
 
-def configure(level: str = "info", stream: TextIO | None = None, json: bool | None = None) -> None:
-    global _configured
+def configure(
+    level: str | None = None, stream: TextIO | None = None, json: bool | None = None
+) -> None:
+    """`level=None` means the default (info) and lets a progress display quieten it."""
+    global _configured, _explicit_level
+    _explicit_level = level is not None
+    level = level or "info"
     stream = stream or sys.stderr
     as_json = (not stream.isatty()) if json is None else json
     renderer: structlog.typing.Processor = (
@@ -38,7 +44,17 @@ def configure(level: str = "info", stream: TextIO | None = None, json: bool | No
         logger_factory=structlog.PrintLoggerFactory(file=stream),
         cache_logger_on_first_use=False,
     )
+    logging.getLogger("asyncua").setLevel(logging.ERROR)
     _configured = True
+
+
+def quiet_for_progress() -> None:
+    """On a TTY a live progress bar replaces the info lines; warnings and alarms still print.
+
+    Called before anything binds a logger: a bound logger keeps the level it was made with.
+    """
+    if not _explicit_level and sys.stderr.isatty():
+        structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
 
 
 def get_logger(**bound: object) -> structlog.typing.FilteringBoundLogger:

@@ -394,7 +394,7 @@ class FurnaceSimulator:
         if function_code in (5, 15):
             if address <= COIL_RUN < address + len(values):
                 self.world.zone.running = bool(values[COIL_RUN - address])
-                self._log.info("furnace run state", running=self.world.zone.running)
+                self._log.debug("furnace run state", running=self.world.zone.running)
             return None
         self._refresh_holding(registers, start)
         image = list(registers)
@@ -420,7 +420,7 @@ class FurnaceSimulator:
             return ExcCodes.ILLEGAL_VALUE
         if setpoint is not None:
             zone.setpoint = setpoint
-            self._log.info("furnace setpoint", setpoint=setpoint)
+            self._log.debug("furnace setpoint", setpoint=setpoint)
         if ramp is not None:
             zone.ramp_rate_per_min = ramp if ramp > 0 else math.inf
         if touched(HR_HIGH):

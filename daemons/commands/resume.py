@@ -8,6 +8,7 @@ from pathlib import Path
 from mdfd.recipes.located import InputError, Problem
 
 from ..config import load_config
+from ..logging import quiet_for_progress
 from ..oneshot import EXIT_CODES, execute_once, print_summary, run_blocking, state_db
 from ..state import RunStatus
 
@@ -22,6 +23,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
+    quiet_for_progress()
     config = load_config(args.config)
 
     async def body() -> int:

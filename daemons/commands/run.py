@@ -13,6 +13,7 @@ from mdfd.recipes.loader import load_recipe
 from mdfd.recipes.located import InputError, Problem
 
 from ..config import load_config
+from ..logging import quiet_for_progress
 from ..oneshot import EXIT_CODES, create_run, execute_once, print_summary, run_blocking, state_db
 from ..validation import validate
 
@@ -31,6 +32,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
+    quiet_for_progress()
     config = load_config(args.config)
     recipe = load_recipe(args.recipe)
     validate(recipe, config)
