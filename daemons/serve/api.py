@@ -296,7 +296,8 @@ async def events(request: web.Request) -> web.StreamResponse:
         quiet_since = loop.time()
         while not daemon.closing.is_set():
             try:
-                event = await asyncio.wait_for(watched.get(), CLOSE_CHECK_SECONDS)
+                async with asyncio.timeout(CLOSE_CHECK_SECONDS):
+                    event = await watched.get()
             except TimeoutError:
                 if loop.time() - quiet_since < HEARTBEAT_SECONDS:
                     continue

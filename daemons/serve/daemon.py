@@ -131,7 +131,8 @@ class Daemon:
         log.info("daemon stopping", reason=reason)
         self.scheduler.stop(f"daemon stopping ({reason})")
         try:
-            await asyncio.wait_for(asyncio.shield(work), STOP_TIMEOUT)
+            async with asyncio.timeout(STOP_TIMEOUT):
+                await asyncio.shield(work)
         except TimeoutError:
             log.error("work loop did not stop in time, cancelling it", timeout_s=STOP_TIMEOUT)
             work.cancel()

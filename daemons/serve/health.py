@@ -29,6 +29,7 @@ from ..logging import get_logger
 PROBE_SECONDS = 5.0
 CONNECT_TIMEOUT = 15.0
 CLOSE_TIMEOUT = 5.0
+STOP_RETRY_SECONDS = 1.0
 BACKOFF_FIRST = 0.5
 BACKOFF_MAX = 10.0
 
@@ -85,7 +86,8 @@ class HealthMonitor:
         """Wait (bounded) for any health change; callers re-check what they wait for."""
         self._changed.clear()
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._changed.wait(), within)
+            async with asyncio.timeout(within):
+                await self._changed.wait()
 
     @contextlib.asynccontextmanager
     async def lent(self, names: Iterable[str]) -> AsyncIterator[None]:
@@ -120,10 +122,13 @@ class HealthMonitor:
         self._tasks[name] = asyncio.create_task(self._monitor(name), name=f"health-{name}")
 
     async def _stop(self, names: list[str]) -> None:
-        tasks = [self._tasks.pop(n) for n in names if n in self._tasks]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        pending = {self._tasks.pop(n) for n in names if n in self._tasks}
+        while pending:
+            # Cancel again while any survives: a driver that swallows a cancellation (e.g.
+            # through wait_for on 3.11) must not keep the daemon from stopping.
+            for task in pending:
+                task.cancel()
+            _, pending = await asyncio.wait(pending, timeout=STOP_RETRY_SECONDS)
 
     def _set(self, name: str, state: str, identity: str | None = None, error: str = "") -> None:
         health = self.health[name]
@@ -146,16 +151,20 @@ class HealthMonitor:
         while True:
             driver = driver_class(config.driver)(name, config, DriverContext(clock=self._clock))
             try:
-                await asyncio.wait_for(driver.connect(), CONNECT_TIMEOUT)
-                identity = await asyncio.wait_for(driver.identify(), CONNECT_TIMEOUT)
-                await asyncio.wait_for(driver.read(probe), CONNECT_TIMEOUT)
+                # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
+                # that arrives as the inner call completes, and the monitor would never stop.
+                async with asyncio.timeout(CONNECT_TIMEOUT):
+                    await driver.connect()
+                    identity = await driver.identify()
+                    await driver.read(probe)
                 if self.health[name].state != OK:
                     log.info("instrument available", identity=identity)
                 self._set(name, OK, identity)
                 backoff = BACKOFF_FIRST
                 while True:
                     await asyncio.sleep(PROBE_SECONDS)
-                    await asyncio.wait_for(driver.read(probe), CONNECT_TIMEOUT)
+                    async with asyncio.timeout(CONNECT_TIMEOUT):
+                        await driver.read(probe)
             except (InstrumentError, OSError, TimeoutError) as exc:
                 self.health[name].errors += 1
                 if self.health[name].state != UNAVAILABLE:
@@ -170,6 +179,7 @@ class HealthMonitor:
 async def _close(driver: Any, log: Any) -> None:
     """Close without letting a wedged transport or a cancellation skip the next cleanup."""
     try:
-        await asyncio.wait_for(asyncio.shield(driver.close()), CLOSE_TIMEOUT)
+        async with asyncio.timeout(CLOSE_TIMEOUT):
+            await asyncio.shield(driver.close())
     except (InstrumentError, OSError, TimeoutError) as exc:
         log.debug("close after failure failed", error=str(exc))

@@ -302,7 +302,8 @@ class Scheduler:
                 return
             if wake:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self._tick)
+                    async with asyncio.timeout(self._tick):
+                        await self._wake.wait()
                 if self._wake.is_set():
                     return
             else:
