@@ -8,8 +8,9 @@ its channels in order on one session within one thread hop, asking each distinct
 
 Reconnects: a lost or stale session is reopened with exponential backoff (tenacity) before the
 next exchange. A read whose transport failed is repeated once on the new session, since a query
-changes nothing; a write is never repeated — if the link failed during a write or its error
-check, nobody can tell whether it landed, so it is reported as WriteOutcomeUnknown.
+changes nothing. A write is sent again only when the link was found down before anything was
+sent; if it failed during the write or its error check, nobody can tell whether it landed, so
+it is reported as WriteOutcomeUnknown and never repeated.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from ..errors import (
 )
 from .config import VisaChannel, VisaInstrument
 from .parse import ParseFailure, decode_reply, format_command, parse_reply
-from .session import VisaSession
+from .session import LinkDown, VisaSession
 
 T = TypeVar("T")
 log = structlog.get_logger()
@@ -117,7 +118,12 @@ class VisaDriver:
         async with self._lock:
             await self._ensure_open()
             try:
-                await self._call(self._session.write, command)
+                try:
+                    await self._call(self._session.write, command)
+                except LinkDown as exc:
+                    self._log.warning("link down before a write; reconnecting", error=str(exc))
+                    await self._reopen()
+                    await self._call(self._session.write, command)
             except (InstrumentDisconnected, InstrumentTimeout) as exc:
                 self._log.error(
                     "write outcome unknown; not retried", channel=channel, command=command

@@ -39,6 +39,11 @@ STOP_BITS = {
 log = structlog.get_logger()
 
 
+class LinkDown(InstrumentDisconnected):
+    """The link was found down before anything was sent: a write may safely be sent again
+    on a new session."""
+
+
 class VisaSession:
     def __init__(self, instrument: str, config: VisaInstrument) -> None:
         self._name = instrument
@@ -209,7 +214,12 @@ class VisaSession:
         except OSError:
             closed = True
         if closed:
-            raise self._failed(command, ConnectionResetError("the peer closed the connection"))
+            self.stale = True
+            raise LinkDown(
+                self._name,
+                f"the peer closed the connection; {command!r} not sent",
+                address=self._config.resource,
+            )
 
     def _failed(self, command: str, exc: Exception) -> InstrumentError:
         self.stale = True
@@ -226,7 +236,7 @@ class VisaSession:
     def _require(self) -> MessageBasedResource:
         if self._resource is None:
             self.stale = True
-            raise InstrumentDisconnected(self._name, "not open", address=self._config.resource)
+            raise LinkDown(self._name, "not open", address=self._config.resource)
         return self._resource
 
     def _close(self) -> None:

@@ -101,6 +101,18 @@ async def test_dropped_connection_reconnects(meter: MeterSimulator) -> None:
         await driver.close()
 
 
+async def test_write_after_a_drop_is_sent_on_a_new_connection(meter: MeterSimulator) -> None:
+    driver = VisaDriver("meter", driver_config(meter, "tcp"), DriverContext())
+    await driver.connect()
+    try:
+        meter.drop_connections()
+        await asyncio.sleep(0.05)
+        await driver.write("specimen", 11)  # nothing was sent on the dead link: safe to send
+        assert meter.meter.specimen_id == 11
+    finally:
+        await driver.close()
+
+
 async def test_write_on_a_dead_link_is_not_retried(meter: MeterSimulator) -> None:
     driver = VisaDriver("meter", driver_config(meter, "tcp"), DriverContext())
     await driver.connect()
