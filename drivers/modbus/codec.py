@@ -55,6 +55,7 @@ class Codec:
         "little_bytes",
         "little_words",
         "offset",
+        "plain",
         "scale",
     )
 
@@ -70,6 +71,8 @@ class Codec:
         self._scaled = self.scale != 1.0 or self.offset != 0.0
         fmt = FORMATS.get(self.dtype)
         self._struct = struct.Struct(">" + fmt) if fmt else None
+        # plain: the raw big-endian value is the engineering value (one struct can batch it)
+        self.plain = self._native and not self._scaled and self._struct is not None
 
     def decode(self, block: bytes, registers: Sequence[int], index: int) -> float | int | bool:
         """The value starting at register `index` of a block read in one request.

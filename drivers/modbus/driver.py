@@ -16,9 +16,10 @@ from pymodbus.pdu import ModbusPDU
 
 from ..base import DriverContext, InstrumentConfig, Reading, Value, check_writable
 from ..errors import ChannelError, InstrumentDisconnected, InstrumentError, InstrumentTimeout
-from .codec import Codec, EncodeError, words_to_bytes
+from .codec import Codec, EncodeError
 from .config import ModbusChannel, ModbusInstrument, Table
 from .plan import ReadRequest, plan_reads
+from .readings import build_readings
 from .transport import Backoff, GarbledReply, Link, Target, acquire, release
 
 RETRYABLE = (InstrumentTimeout, InstrumentDisconnected, GarbledReply)
@@ -32,7 +33,7 @@ class ModbusDriver:
         self.config = config
         self._clock = context.clock
         self._codecs = {ch: Codec(cfg) for ch, cfg in config.channels.items()}
-        self._plans: dict[tuple[str, ...], list[ReadRequest]] = {}
+        self._plans: dict[tuple[str, ...], list[tuple[ReadRequest, Target]]] = {}
         self._link: Link | None = None
         self._backoff = Backoff(
             config.reconnect_attempts, config.reconnect_backoff, config.reconnect_backoff_max
@@ -88,23 +89,11 @@ class ModbusDriver:
 
     async def read(self, channels: Sequence[str]) -> dict[str, Reading]:
         link = self._require_link()
-        plan = self._plan(channels)
         out: dict[str, Reading] = {}
-        for request in plan:
-            values = await self._read_request(link, request)
-            now = self._clock()
-            if request.table.is_bit:
-                for item in request.items:
-                    channel = self.config.channels[item.name]
-                    out[item.name] = Reading(bool(values[item.index]), channel.unit, now)
-            else:
-                block = words_to_bytes(values)
-                for item in request.items:
-                    out[item.name] = Reading(
-                        item.codec.decode(block, values, item.index),
-                        self.config.channels[item.name].unit,
-                        now,
-                    )
+        for request, target in self._plan(channels):
+            values = request.decode(*await self._read_request(link, request, target))
+            readings = build_readings(values, request.units, self._clock())
+            out.update(zip(request.names, readings, strict=True))
         return out
 
     async def write(self, channel: str, value: Value) -> None:
@@ -137,12 +126,11 @@ class ModbusDriver:
         await self._execute(link, target, call, write=True)
         self._log.debug("modbus write", channel=channel, value=value)
 
-    async def _read_request(self, link: Link, request: ReadRequest) -> list[Any]:
+    async def _read_request(
+        self, link: Link, request: ReadRequest, target: Target
+    ) -> tuple[list[Any], bytes | None]:
         unit = self.config.unit
         table = request.table
-        target = self._target(
-            ",".join(item.name for item in request.items), table, request.address, request.count
-        )
         if table is Table.COIL:
 
             def call(client: Any) -> Any:
@@ -185,7 +173,7 @@ class ModbusDriver:
                 address=target.address,
                 reply=values,
             )
-        return values
+        return values, getattr(response, "payload", None)
 
     async def _execute(self, link: Link, target: Target, call: Any, *, write: bool) -> ModbusPDU:
         self.requests += 1
@@ -193,17 +181,21 @@ class ModbusDriver:
             target, call, request_timeout=self.config.timeout, backoff=self._backoff, write=write
         )
 
-    def _plan(self, channels: Sequence[str]) -> list[ReadRequest]:
+    def _plan(self, channels: Sequence[str]) -> list[tuple[ReadRequest, Target]]:
+        """The requests (and their error labels) for this channel list, compiled once."""
         key = tuple(channels)
         plan = self._plans.get(key)
         if plan is None:
             entries = [(n, self._channel(n), self._codecs[n]) for n in dict.fromkeys(channels)]
-            plan = plan_reads(
+            requests = plan_reads(
                 entries,
                 max_gap=self.config.max_gap,
                 max_registers=self.config.max_registers,
                 max_bits=self.config.max_bits,
             )
+            plan = [
+                (r, self._target(",".join(r.names), r.table, r.address, r.count)) for r in requests
+            ]
             self._plans[key] = plan
         return plan
 

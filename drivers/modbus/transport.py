@@ -38,6 +38,7 @@ from ..errors import (
     WriteOutcomeUnknown,
 )
 from .config import RtuLink, TcpLink
+from .pdu import REPLY_CLASSES
 
 Call = Callable[[Any], Awaitable[ModbusPDU]]
 EXCEPTION_NAMES = {code.value: code.name for code in ExcCodes}
@@ -102,6 +103,8 @@ class Link:
                 bytesize=config.bytesize,
                 **common,
             )
+        for reply_class in REPLY_CLASSES:
+            self.client.register(reply_class)
 
     def describe(self) -> str:
         if isinstance(self.config, TcpLink):
@@ -124,7 +127,8 @@ class Link:
     ) -> ModbusPDU:
         """Run one request; return its (non-exception) response or raise a typed error."""
         async with self.lock:
-            await self._ensure_connected(target, backoff, request_timeout)
+            if not self.client.connected:
+                await self._ensure_connected(target, backoff, request_timeout)
             self.client.ctx.comm_params.timeout_connect = request_timeout
             self._received = b""
             self._lost = False
