@@ -49,6 +49,7 @@ CHANNELS: dict[str, dict[str, Any]] = {
     "sample_interval": {"unit": "s", "node": "s=Analyser.SampleInterval", "writable": True},
     "fault_bad": {"node": "s=Faults.Bad", "writable": True},
     "fault_stuck": {"node": "s=Faults.Stuck", "writable": True},
+    "fault_restart": {"node": "s=Faults.Restart", "writable": True},
 }
 
 
@@ -89,9 +90,13 @@ def start_simulator(config: Path, timeout: float = 60.0) -> tuple[subprocess.Pop
     process = start_mdfd("sim", "--config", str(config), "--endpoints-file", str(endpoints))
     deadline = time.monotonic() + timeout
     while not endpoints.exists():
-        if process.poll() is not None or time.monotonic() > deadline:
+        if process.poll() is not None:
+            errors = process.stderr.read() if process.stderr else ""
             stop_process(process)
-            raise AssertionError(f"simulator did not start: {process.stderr}")
+            raise AssertionError(f"simulator exited: {errors[-3000:]}")
+        if time.monotonic() > deadline:
+            stop_process(process)
+            raise AssertionError(f"simulator did not start within {timeout} s")
         time.sleep(0.05)
     return process, json.loads(endpoints.read_text())["reactor"]["opcua"]
 
@@ -137,15 +142,17 @@ async def eventually(
 ) -> T:
     """Call `probe` until it returns a value `accept` likes (errors count as not yet)."""
     last: object = None
-    async with asyncio.timeout(within):
-        while True:
-            try:
-                value = await probe()
-            except Exception as exc:
-                last = exc
-            else:
-                if accept(value):
-                    return value
-                last = value
-            await asyncio.sleep(interval)
-    raise AssertionError(f"never accepted; last: {last!r}")
+    try:
+        async with asyncio.timeout(within):
+            while True:
+                try:
+                    value = await probe()
+                except Exception as exc:
+                    last = exc
+                else:
+                    if accept(value):
+                        return value
+                    last = value
+                await asyncio.sleep(interval)
+    except TimeoutError:
+        raise AssertionError(f"not accepted within {within} s; last: {last!r}") from None
