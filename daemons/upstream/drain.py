@@ -70,6 +70,11 @@ class Drain:
         self._wake = asyncio.Event()
         self.log = get_logger(component="upstream", publisher=self.name)
 
+    def reset(self) -> None:
+        """Before (re)starting: a fresh status, and no claim of idleness from a past life."""
+        self.status = DrainStatus(state="starting")
+        self.idle.clear()
+
     def wake(self) -> None:
         """New work may exist: look now, and do not claim idleness until looked."""
         self.idle.clear()

@@ -34,6 +34,7 @@ from .record import RecordBuilder
 POLL_INTERVAL = 5.0
 """Fallback look at the outbox when no wake-up came (e.g. `mdfd outbox retry` from outside)."""
 STOP_TIMEOUT = 10.0
+IDLE_POLL = 0.05
 
 
 def make_publisher(
@@ -84,6 +85,8 @@ class UpstreamService:
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         await self.state.transaction(lambda c: outbox.register(c, self.names))
+        for drain in self.drains:
+            drain.reset()
         self._tasks = [
             asyncio.create_task(drain.run(), name=f"upstream-{drain.name}") for drain in self.drains
         ]
@@ -162,19 +165,22 @@ class UpstreamService:
         return count
 
     async def drain_until_idle(self, within: float) -> bool:
-        """Deliver what can be delivered within `within` seconds; True when all are idle."""
+        """Deliver what can be delivered within `within` seconds; True when all are idle.
+
+        Gives up early when every publisher still busy is blocked (credentials): waiting out
+        the deadline would only delay the exit of `mdfd run`; the records stay queued."""
         if not self._tasks:
             return not self.drains
         self.wake()
-        waits = [asyncio.create_task(d.idle.wait()) for d in self.drains]
-        try:
-            _, pending = await asyncio.wait(waits, timeout=within)
-        finally:
-            for task in waits:
-                task.cancel()
-            await asyncio.gather(*waits, return_exceptions=True)
-        idle = not pending
-        if not idle:
-            late = [d.name for d in self.drains if not d.idle.is_set()]
-            self.log.warning("records left queued for the next start", publishers=late)
-        return idle
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        while True:
+            busy = [d for d in self.drains if not d.idle.is_set()]
+            if not busy:
+                return True
+            if loop.time() >= deadline or all(d.status.blocked for d in busy):
+                self.log.warning(
+                    "records left queued for the next start", publishers=[d.name for d in busy]
+                )
+                return False
+            await asyncio.sleep(IDLE_POLL)
