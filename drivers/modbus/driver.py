@@ -164,7 +164,7 @@ class ModbusDriver:
                     raise
                 attempt += 1
                 self._log.warning("modbus read retried", attempt=attempt, error=str(exc))
-        values = response.bits if table.is_bit else response.registers
+        values = response.bits if request.bits else response.registers
         if len(values) < request.count:
             raise GarbledReply(
                 self.name,

@@ -35,6 +35,7 @@ class ReadRequest:
     address: int
     count: int
     items: tuple[Item, ...]
+    bits: bool = field(init=False)
     names: tuple[str, ...] = field(init=False)
     units: tuple[str, ...] = field(init=False)
     _bulk: struct.Struct | None = field(init=False)
@@ -44,6 +45,7 @@ class ReadRequest:
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
+        set_(self, "bits", self.table.is_bit)
         set_(self, "names", tuple(item.name for item in self.items))
         set_(self, "units", tuple(item.unit for item in self.items))
         bulk, slots, single = _compile(self.items, self.table)
@@ -60,7 +62,7 @@ class ReadRequest:
     ) -> list[float | int | bool]:
         """Every item's value, in item order, from the reply's registers (or bits); `payload`
         is the same registers as the big-endian bytes of the reply when the reply kept them."""
-        if self.table.is_bit:
+        if self.bits:
             return [bool(values[item.index]) for item in self.items]
         block = payload if payload is not None else words_to_bytes(values)  # type: ignore[arg-type]
         if self._bulk is not None and not self._single and self._bulk_slots == self._in_order:
