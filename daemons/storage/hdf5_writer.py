@@ -87,7 +87,7 @@ class RunFile:
         io_timeout: float = 120.0,
     ) -> None:
         """`metadata` becomes attributes of /entry (see README: run_id, mdf_id, mdf_domain,
-        recipe_name, recipe_version, recipe_text, config_text, instruments {name: identity},
+        recipe_name, recipe_version, recipe_text, config_text, instrument_identities {name: id},
         software_version; structured values are stored as JSON text). `durable` fsyncs at each
         point so a power cut cannot lose a checkpointed point; `io_timeout` bounds every wait
         on the writer, so a stalled disk surfaces as a StorageError instead of a hang."""
@@ -121,7 +121,9 @@ class RunFile:
             durable=durable,
         )
         self._jobs: queue.SimpleQueue[_Block | _Call | None] = queue.SimpleQueue()
-        self._inflight = 0
+        self._handed = 0  # blocks put in the queue (event loop side)
+        self._written = 0  # blocks the writer finished (writer side)
+        self._waiting = False  # a drain waits for the queue to fall to half
         self._backlog: deque[_Block] = deque()
         self._space = asyncio.Event()
         self._error: BaseException | None = None
@@ -136,8 +138,8 @@ class RunFile:
         self, resume_rows: dict[str, int] | None = None, resume_points: int | None = None
     ) -> None:
         """Create the file, or (with resume counts) reopen it and cut it back to them."""
-        if self._thread is not None:
-            raise StorageError(f"{self.path}: already opened")
+        if self._thread is not None or self._closed:
+            raise StorageError(f"{self.path}: a RunFile opens once")
         unknown = set(resume_rows or {}) - set(self._index)
         if unknown:
             raise ValueError(f"resume_rows names unknown channels {sorted(unknown)}")
@@ -186,15 +188,25 @@ class RunFile:
         return bool(self._backlog)
 
     async def drain(self) -> None:
-        """Wait until every block handed off so far is in the writer's bounded queue."""
+        """Wait until every block handed off so far is in the writer's bounded queue.
+
+        When it must wait, it waits until the queue is down to half: producer and writer then
+        each run in long stretches instead of handing the GIL to each other block by block.
+        """
+        self._refill()
         while self._backlog and self._error is None:
             self._space.clear()
+            self._waiting = True
             try:
-                await asyncio.wait_for(self._space.wait(), self._io_timeout)
+                if self._handed - self._written > self._queue_blocks // 2:
+                    await asyncio.wait_for(self._space.wait(), self._io_timeout)
             except TimeoutError:
                 raise StorageError(
                     f"{self.path}: the writer took no block for {self._io_timeout}s (disk stalled?)"
                 ) from None
+            finally:
+                self._waiting = False
+            self._refill()
         self._raise_if_failed()
 
     async def complete_point(
@@ -280,20 +292,17 @@ class RunFile:
             np.frombuffer(points, dtype=np.int64).copy(),
         )
         del times[:], values[:], points[:]
-        if self._backlog or self._inflight >= self._queue_blocks:
+        if self._backlog or self._handed - self._written >= self._queue_blocks:
             self._backlog.append(block)
         else:
-            self._inflight += 1
+            self._handed += 1
             self._jobs.put(block)
 
-    def _block_written(self) -> None:
-        """On the loop, once per block the writer finished: refill the queue from the backlog."""
-        self._inflight -= 1
-        while self._backlog and self._inflight < self._queue_blocks:
-            self._inflight += 1
+    def _refill(self) -> None:
+        """Move backlog blocks into the queue while it has room."""
+        while self._backlog and self._handed - self._written < self._queue_blocks:
+            self._handed += 1
             self._jobs.put(self._backlog.popleft())
-        if not self._backlog:
-            self._space.set()
 
     def _raise_if_failed(self) -> None:
         if self._error is not None:
@@ -335,7 +344,9 @@ class RunFile:
                         self._file.append(job.channel, job.time, job.value, job.point)
                     except Exception as exc:
                         self._fail(exc)
-                self._notify(self._block_written)
+                self._written += 1
+                if self._waiting and self._handed - self._written <= self._queue_blocks // 2:
+                    self._notify(self._space.set)
                 continue
             wanted = job.future.set_running_or_notify_cancel()
             try:
