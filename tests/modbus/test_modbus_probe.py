@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from mdfd.daemons import cli
 from tests.support import free_port, mdfd, start_mdfd, stop_process
 
 pytestmark = pytest.mark.slow
@@ -97,20 +98,28 @@ def test_rtu_instrument_over_the_pty(config: Path) -> None:
     assert temperature["unit"] == "degC"
 
 
+def test_bad_input_exits_2_as_a_process(config: Path) -> None:
+    result = mdfd("probe", "--config", str(config), "furnace", "--write", "setpoint=5000")
+    assert result.returncode == 2
+    assert "outside limits" in result.stderr
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
         (["oven"], "no instrument 'oven'"),
         (["furnace", "colour"], "no channel 'colour'"),
-        (["furnace", "--write", "setpoint=5000"], "outside limits"),
         (["furnace", "--write", "temperature=20"], "not writable"),
+        (["furnace", "--write", "running=maybe"], "not a boolean"),
         (["furnace", "--write", "setpoint"], "expected CHANNEL=VALUE"),
     ],
 )
-def test_bad_input_exits_2(config: Path, args: list[str], message: str) -> None:
-    result = mdfd("probe", "--config", str(config), *args)
-    assert result.returncode == 2
-    assert message in result.stderr
+def test_bad_input_exits_2_before_anything_is_sent(
+    config: Path, args: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # nothing reaches the wire on bad input, so the CLI can run in this process
+    assert cli.main(["probe", "--config", str(config), *args]) == 2
+    assert message in capsys.readouterr().err
 
 
 def test_unreachable_instrument_exits_1(config: Path) -> None:
