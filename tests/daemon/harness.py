@@ -244,8 +244,8 @@ def mdfctl(*args: str, env: dict[str, str] | None = None) -> subprocess.Complete
     )
 
 
-def submit(config: Path, recipe: Path) -> str:
-    done = mdfctl("--config", str(config), "submit", str(recipe), "--json")
+def submit(config: Path, recipe: Path, env: dict[str, str] | None = None) -> str:
+    done = mdfctl("--config", str(config), "submit", str(recipe), "--json", env=env)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)["id"]
 

@@ -1,0 +1,167 @@
+"""The daemon on the simulated MDF (config/sim.yaml: Modbus furnace, OPC-UA reactor, SCPI meter
+over real sockets), instruments that come and go, and SIGHUP reloads."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.support import REPO, SIM_CONFIG, sim_env, stop_process
+
+from .harness import (
+    Daemon,
+    environment,
+    mdfctl,
+    submit,
+    wait_until,
+    write_config,
+    write_recipe,
+)
+
+SIM_RECIPE = """\
+recipe: {name: sim-smoke, version: "1"}
+sweep:
+  parameters:
+    temperature: {unit: degC, values: [300, 600]}
+steps:
+  - set: {meter.specimen: 1, furnace.running: true}
+  - set: {furnace.setpoint: temperature}
+  - dwell: 10 min
+  - acquire: {channels: [meter.capacitance, furnace.temperature], rate: 0.1, count: 3}
+record:
+  process:
+    - {code: PRC_SINTER_TEMP, from: temperature}
+  properties:
+    - {code: PRP_CAPACITANCE, from: meter.capacitance, stat: mean}
+"""
+
+
+def _sim_daemon(tmp_path: Path, env: dict[str, str], *args: str) -> Daemon:
+    daemon = Daemon(SIM_CONFIG, *args, env=env, log=tmp_path / "serve.log")
+    daemon.socket = tmp_path / "var" / "sim-mdf-01" / "run" / "control.sock"
+    return daemon
+
+
+def _states(daemon: Daemon) -> dict[str, str]:
+    return {n: h["state"] for n, h in daemon.get("/status")["instruments"].items()}
+
+
+def test_simulated_mdf_end_to_end(tmp_path: Path) -> None:
+    env = sim_env(tmp_path / "var")
+    daemon = _sim_daemon(tmp_path, env, "--simulate").start()
+    try:
+        wait_until(lambda: set(_states(daemon).values()) == {"ok"}, "instruments healthy", daemon)
+        identities = {n: h["identity"] for n, h in daemon.get("/status")["instruments"].items()}
+        assert all(identities.values()), identities
+        recipe = tmp_path / "sim-smoke.yaml"
+        recipe.write_text(SIM_RECIPE)
+        watched = mdfctl("--socket", str(daemon.socket), "submit", str(recipe), "--watch", env=env)
+        assert watched.returncode == 0, watched.stderr + daemon.log_text()[-3000:]
+        run_id = watched.stdout.split()[1]
+        run = daemon.run(run_id)
+        assert run["status"] == "completed"
+        capacitance = [p["summary"]["meter.capacitance"]["mean"] for p in run["points"]]
+        assert all(c > 0 for c in capacitance), capacitance
+        furnace = [p["summary"]["furnace.temperature"]["mean"] for p in run["points"]]
+        assert furnace[1] > furnace[0]  # the simulated furnace heated towards 600 °C
+        assert set(run["identities"]) == {"furnace", "meter", "reactor"}
+    finally:
+        daemon.stop()
+
+
+def test_instruments_away_then_back(tmp_path: Path) -> None:
+    env = sim_env(tmp_path / "var")
+    daemon = _sim_daemon(tmp_path, env).start()
+    simulators: subprocess.Popen[str] | None = None
+    try:
+        wait_until(
+            lambda: set(_states(daemon).values()) == {"unavailable"}, "all unavailable", daemon
+        )
+        status = daemon.get("/status")
+        assert all(h["error"] for h in status["instruments"].values())
+        recipe = tmp_path / "sim-smoke.yaml"
+        recipe.write_text(SIM_RECIPE)
+        run_id = submit(SIM_CONFIG, recipe, env=env)
+        wait_until(
+            lambda: daemon.get("/status")["daemon"]["state"] == "waiting for instruments",
+            "the run to wait for its instruments",
+            daemon,
+        )
+        assert daemon.run(run_id)["status"] == "queued"
+        shown = mdfctl("--socket", str(daemon.socket), "status", env=env)
+        assert "waiting for instruments: furnace, meter, reactor" in " ".join(shown.stdout.split())
+
+        with (tmp_path / "sim.log").open("w") as log:
+            simulators = subprocess.Popen(
+                [sys.executable, "-m", "mdfd.daemons.cli", "sim", "--config", str(SIM_CONFIG)],
+                env=env,
+                cwd=REPO,
+                stdout=log,
+                stderr=log,
+                text=True,
+            )
+        # Reconnected in the background: the queued run starts by itself and completes.
+        final = daemon.wait_status(run_id, "completed")
+        assert final["points_done"] == 2
+        wait_until(lambda: set(_states(daemon).values()) == {"ok"}, "healthy again", daemon)
+        errors = [
+            line
+            for line in mdfctl(
+                "--socket", str(daemon.socket), "metrics", env=env
+            ).stdout.splitlines()
+            if line.startswith("mdfd_instrument_errors_total")
+        ]
+        assert any(
+            'instrument="furnace",source="monitor"' in e and not e.endswith(" 0.0") for e in errors
+        ), errors
+
+        stop_process(simulators)
+        wait_until(lambda: _states(daemon)["furnace"] == "unavailable", "furnace gone", daemon)
+    finally:
+        if simulators is not None:
+            stop_process(simulators)
+        daemon.stop()
+
+
+def test_sighup_applies_what_is_safe_and_refuses_the_rest(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    daemon = Daemon(config, env=environment()).start()
+    try:
+        original = config.read_text()
+        moved = original.replace(f"{tmp_path / 'var'}/spool", f"{tmp_path / 'var'}/spool2")
+        config.write_text(moved)
+        daemon.signal(signal.SIGHUP)
+        wait_until(lambda: "config reloaded" in daemon.log_text(), "reload applied", daemon)
+        assert "upstream publishers" in daemon.log_text()
+        first = submit(config, write_recipe(tmp_path, temperatures="[200]"))
+        daemon.wait_status(first, "completed")
+        wait_until(lambda: any((tmp_path / "var" / "spool2").glob("*.jsonl")), "new spool")
+
+        # A run holds the instruments: changing them now is refused, and nothing applies.
+        long = submit(config, write_recipe(tmp_path, name="long", temperatures="[1, 2, 3, 4]"))
+        daemon.wait_status(long, "running")
+        assert mdfctl("--config", str(config), "pause").returncode == 0
+        config.write_text(moved.replace("initial: 1.8", "initial: 2.5"))
+        daemon.signal(signal.SIGHUP)
+        wait_until(lambda: "instruments changed while run" in daemon.log_text(), "refusal")
+        # A config that does not validate is refused too; the daemon serves on.
+        config.write_text(moved.replace("domain: metal", "domain: plastics"))
+        daemon.signal(signal.SIGHUP)
+        wait_until(lambda: "invalid config" in daemon.log_text(), "invalid config refused")
+        assert mdfctl("--config", str(config), "resume").returncode == 0
+        assert daemon.wait_status(long, "completed")["points_done"] == 4
+        assert daemon.get("/status")["mdf"]["domain"] == "metal"
+    finally:
+        daemon.stop()
+
+
+def test_simulate_needs_simulators(tmp_path: Path) -> None:
+    daemon = Daemon(write_config(tmp_path), "--simulate", env=environment())
+    try:
+        daemon.start(wait=False)
+        assert daemon.wait_exit() == 2
+        assert "--simulate needs a config that declares simulators" in daemon.log_text()
+    finally:
+        daemon.stop()
