@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import faulthandler
 from pathlib import Path
 
 from mdfd.recipes.located import InputError, Problem
@@ -45,5 +46,7 @@ def handle(args: argparse.Namespace) -> int:
             ]
         )
     config.model.storage.data_dir.mkdir(parents=True, exist_ok=True)
+    # systemd's watchdog kills with SIGABRT: the journal then shows where every thread was stuck.
+    faulthandler.enable()
     with StateLock(config.model.storage.state_dir):
         return asyncio.run(Daemon(config, args.simulate).run())
