@@ -74,21 +74,13 @@ async def _retry(config: LoadedConfig, publisher: str | None) -> int:
 
 async def _report(config: LoadedConfig) -> dict[str, Any]:
     async with state_db(config) as state:
-        service = UpstreamService(config, state)
-        status = await service.status()
-        dead = await service.dead_letters(limit=DEAD_SHOWN)
-    return {
-        "mdf": config.model.mdf.id,
-        **status,
-        "dead_letters": [d.as_dict() for d in dead if not d.requeued],
-    }
+        return await UpstreamService(config, state).report(DEAD_SHOWN)
 
 
 async def _drain(config: LoadedConfig, args: argparse.Namespace) -> int:
     async with state_db(config) as state, UpstreamService(config, state) as service:
         idle = await service.drain_until_idle(args.within)
-        status = await service.status()
-    report = {"mdf": config.model.mdf.id, **status, "dead_letters": []}
+        report = await service.report(DEAD_SHOWN)
     _print(report, args.json)
     return 0 if idle else 1
 

@@ -88,11 +88,20 @@ class DeadLetter:
         return dict(self.__dict__)
 
 
+ADDED_COLUMNS = {"outbox_cursors": {"last_error": "TEXT", "last_error_at": "REAL"}}
+"""Columns added after the first release of a table: state databases in the field get them."""
+
+
 def ensure_schema(connection: sqlite3.Connection) -> None:
     """CREATE … IF NOT EXISTS one statement at a time: valid inside an open transaction."""
     for statement in SCHEMA.split(";"):
         if statement.strip():
             connection.execute(statement)
+    for table, columns in ADDED_COLUMNS.items():
+        present = {row[1] for row in connection.execute(f"PRAGMA table_info({table})")}
+        for name, kind in columns.items():
+            if name not in present:
+                connection.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
 
 
 def enqueue(connection: sqlite3.Connection, record_id: str, run_id: str, point: int, body: str):

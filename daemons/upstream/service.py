@@ -152,6 +152,15 @@ class UpstreamService:
             )
         return {"publishers": publishers}
 
+    async def report(self, dead_limit: int = 20) -> dict[str, Any]:
+        """What `mdfd outbox --json` prints (and what a control API should answer with)."""
+        dead = await self.dead_letters(limit=dead_limit)
+        return {
+            "mdf": self.config.model.mdf.id,
+            **await self.status(),
+            "dead_letters": [d.as_dict() for d in dead if not d.requeued],
+        }
+
     async def dead_letters(
         self, publisher: str | None = None, limit: int = 100
     ) -> list[DeadLetter]:

@@ -8,6 +8,7 @@ import uuid
 from pathlib import Path
 
 from mdfd.daemons.config import FilePublisher
+from mdfd.daemons.upstream import outbox
 from mdfd.daemons.upstream.outbox import Entry
 from mdfd.daemons.upstream.publishers.file import FileSpool
 from mdfd.daemons.upstream.record import record_id
@@ -73,3 +74,18 @@ async def test_spool_cuts_a_torn_line_and_never_writes_an_id_twice(tmp_path: Pat
 
     ids = [json.loads(line)["id"] for line in path.read_text().splitlines()]
     assert ids == ["a", "b", "c", "d"]
+
+
+def test_a_state_database_from_before_last_error_is_upgraded(tmp_path: Path) -> None:
+    connection = sqlite3.connect(tmp_path / "old.sqlite3", isolation_level=None)
+    connection.execute(
+        "CREATE TABLE outbox_cursors (publisher TEXT PRIMARY KEY, position INTEGER NOT NULL"
+        " DEFAULT 0, delivered INTEGER NOT NULL DEFAULT 0, last_delivery_at REAL)"
+    )
+    connection.execute("INSERT INTO outbox_cursors (publisher, delivered) VALUES ('spool', 3)")
+    [depth] = outbox.depths(connection, ["spool"])
+    assert (depth.delivered, depth.last_error) == (3, None)
+    outbox.note_error(connection, "spool", "POST …: HTTP 503")
+    [depth] = outbox.depths(connection, ["spool"])
+    assert depth.last_error == "POST …: HTTP 503"
+    connection.close()
