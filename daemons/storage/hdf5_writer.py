@@ -318,8 +318,6 @@ class RunFile:
             raise StorageError(
                 f"{self.path}: the writer did not answer within {self._io_timeout}s"
             ) from None
-        except OSError as exc:
-            raise StorageError(f"{self.path}: {exc}") from exc
 
     async def _stop_thread(self) -> None:
         thread, self._thread = self._thread, None
@@ -356,10 +354,18 @@ class RunFile:
             except Exception as exc:
                 self._fail(exc)
                 if wanted:
-                    job.future.set_exception(exc)
+                    job.future.set_exception(self._as_storage_error(exc))
             else:
                 if wanted:
                     job.future.set_result(result)
+
+    def _as_storage_error(self, exc: Exception) -> Exception:
+        """h5py reports disk trouble as OSError or RuntimeError; the engine sees one type."""
+        if isinstance(exc, StorageError | ValueError):
+            return exc
+        error = StorageError(f"{self.path}: {exc}")
+        error.__cause__ = exc
+        return error
 
     def _fail(self, exc: BaseException) -> None:
         if self._error is None:

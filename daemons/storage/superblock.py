@@ -5,8 +5,10 @@ process killed -9 never clears them, and every later open (h5py, h5dump, h5ls) r
 HDF5's own cure is `h5clear -s -m`, a command-line tool that operators may not have installed, so
 the same two edits are done here: clear the flags and raise the end-of-allocation address to the
 real file size (space the killed writer allocated after its last superblock write must not be
-handed out again while its chunk index still points there). The superblock is checksummed with
-Bob Jenkins' lookup3, which HDF5 uses for all its metadata checksums.
+handed out again while its chunk index still points there). One more case h5clear leaves alone:
+a writer that died of a full disk can leave a superblock recording an end beyond the file.
+The superblock is checksummed with Bob Jenkins' lookup3, which HDF5 uses for all its metadata
+checksums.
 """
 
 from __future__ import annotations
@@ -85,8 +87,13 @@ def clear_status_flags(path: Path) -> bool:
             raise ValueError(f"{path}: superblock checksum mismatch; the file is damaged")
         end = int.from_bytes(block[_EOF_AT], "little")
         size = os.fstat(handle.fileno()).st_size
-        if block[_FLAGS_AT] == 0 and end >= size:
+        if block[_FLAGS_AT] == 0 and end == size:
             return False
+        if end > size:
+            # The superblock landed but writes past it failed (a full disk): HDF5 refuses a
+            # file shorter than its recorded end, so the missing tail becomes zeros. Only
+            # blocks of the failed flush lived there; a resume cuts the data back before it.
+            os.ftruncate(handle.fileno(), end)
         block[_FLAGS_AT] = 0
         block[_EOF_AT] = max(end, size).to_bytes(8, "little")
         block[_CHECKSUM_AT:_LENGTH] = lookup3(bytes(block[:_CHECKSUM_AT])).to_bytes(4, "little")

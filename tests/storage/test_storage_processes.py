@@ -134,3 +134,28 @@ async def test_killed_writer_resumes_at_its_checkpoint(tmp_path: Path, mode: str
     values = tool("h5dump", "-d", "/entry/summary/point_index", str(path))
     assert values.returncode == 0, values.stderr
     assert f"(0): {', '.join(str(p) for p in range(total))}" in values.stdout
+
+
+async def test_a_full_disk_fails_cleanly_and_the_run_resumes_later(tmp_path: Path) -> None:
+    path = tmp_path / "run-1.h5"
+    writer = await spawn("full_disk_writer.py", str(path))
+    try:
+        outcome = json.loads(await line(writer))
+        await asyncio.wait_for(writer.wait(), TIMEOUT)
+    finally:
+        await finish(writer)
+    assert writer.returncode == 0  # no segmentation fault while giving the file up
+    assert 0 < outcome["done"] < 1000
+    assert "run-1.h5" in outcome["error"]
+    assert "File too large" in outcome["error"]
+    assert outcome["threads"] == []  # the writer thread ended although the disk is full
+
+    done = outcome["done"]  # space freed: resume at the checkpoint and finish the run
+    run = make_run_file(path, block_size=512, compression=None)
+    await run.open(resume_rows=outcome["rows"], resume_points=done)
+    await write_point(run, done, samples=2000)
+    await run.close("completed")
+    values = read_channel(path, "meter.capacitance").value.tolist()
+    assert values == [sample(1, p, i)[1] for p in range(done + 1) for i in range(2000)]
+    assert read_summary(path).columns["point_index"].tolist() == list(range(done + 1))
+    assert tool("h5dump", "-H", str(path)).returncode == 0
