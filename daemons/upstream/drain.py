@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sqlite3
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -112,30 +113,34 @@ class Drain:
 
     async def _drain_available(self) -> None:
         size = self.publisher.batch_size
-        while True:
-            again = await self.state.transaction(
-                lambda c: outbox.fetch_requeued(c, self.name, size)
-            )
-            if again:
-                await self._send(again, from_dead=True)
-                continue
-            batch = await self.state.transaction(lambda c: outbox.fetch(c, self.name, size))
-            if not batch:
-                return
+        batch, from_dead = await self.state.transaction(
+            lambda c: outbox.next_batch(c, self.name, size)
+        )
+        while batch:
             self.idle.clear()
-            await self._send(batch, from_dead=False)
+            batch, from_dead = await self._send(batch, from_dead=from_dead)
 
-    async def _send(self, batch: list[Entry], *, from_dead: bool) -> None:
+    async def _send(self, batch: list[Entry], *, from_dead: bool) -> tuple[list[Entry], bool]:
+        """Deliver one batch, then settle it and fetch the next in one transaction."""
         self.status.state = "delivering"
         delivered, rejected = await self._attempt(batch)
-        await self.state.transaction(
-            lambda c: outbox.settle(
-                c, self.name, delivered, rejected, from_dead=from_dead, configured=self.configured
+
+        def settle_then_next(connection: sqlite3.Connection) -> tuple[list[Entry], bool]:
+            outbox.settle(
+                connection,
+                self.name,
+                delivered,
+                rejected,
+                from_dead=from_dead,
+                configured=self.configured,
             )
-        )
+            return outbox.next_batch(connection, self.name, self.publisher.batch_size)
+
+        following = await self.state.transaction(settle_then_next)
         for entry, reason in rejected:
             self.log.error("record dead-lettered", record=entry.record_id, reason=reason)
         self.log.debug("batch settled", delivered=len(delivered), rejected=len(rejected))
+        return following
 
     async def _attempt(self, batch: Sequence[Entry]) -> tuple[list[Entry], list[tuple[Entry, str]]]:
         try:

@@ -138,6 +138,16 @@ def fetch_requeued(connection: sqlite3.Connection, publisher: str, limit: int) -
     return [Entry(*row) for row in rows]
 
 
+def next_batch(
+    connection: sqlite3.Connection, publisher: str, limit: int
+) -> tuple[list[Entry], bool]:
+    """Re-queued dead letters first (an operator asked for them), then past the cursor."""
+    again = fetch_requeued(connection, publisher, limit)
+    if again:
+        return again, True
+    return fetch(connection, publisher, limit), False
+
+
 def settle(
     connection: sqlite3.Connection,
     publisher: str,
