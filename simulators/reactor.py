@@ -177,8 +177,8 @@ class ReactorSimulator:
         server.subscribe_server_callback(CallbackType.PostWrite, self._written)
         self._flagged_bad = set()
         await self._scan(server)
+        self._server = server  # before start(), so a cancelled start is still stopped
         await server.start()
-        self._server = server
         self._scan_task = asyncio.create_task(self._scan_loop(server), name=f"{self.name}-scan")
 
     async def _shutdown(self) -> None:

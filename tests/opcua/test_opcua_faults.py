@@ -9,6 +9,7 @@ import contextlib
 from collections.abc import AsyncIterator
 
 import pytest
+import structlog.testing
 from asyncua import Client, ua
 from opcua_support import NAMESPACE, eventually, instrument
 
@@ -19,6 +20,7 @@ from mdfd.drivers import (
     ProtocolError,
     Quality,
     Reading,
+    WriteOutcomeUnknown,
 )
 from mdfd.drivers.opcua import OpcUaDriver
 
@@ -108,9 +110,14 @@ async def test_slow_responses_time_out_then_recover(reactor_url: str) -> None:
         try:
             with pytest.raises(InstrumentTimeout, match=r"no answer within 0.5 s"):
                 await opcua.read(["temperature_sp", "pressure"])
+            with pytest.raises(WriteOutcomeUnknown, match="no answer to the write"):
+                await opcua.write("ph_sp", 3.25)
         finally:
             await _set_fault(reactor_url, "ResponseDelay", ua.Variant(0.0, ua.VariantType.Double))
-        await eventually(lambda: opcua.read(["temperature_sp", "pressure"]))
+        # The unanswered write did land: that is why it is reported, never repeated.
+        late = await eventually(lambda: opcua.read(["ph_sp"]), lambda r: r["ph_sp"].value == 3.25)
+        assert late["ph_sp"].quality is Quality.GOOD
+        await opcua.write("ph_sp", 7.0)
     finally:
         await opcua.close()
 
@@ -118,19 +125,22 @@ async def test_slow_responses_time_out_then_recover(reactor_url: str) -> None:
 async def test_server_restart_reconnects_and_resumes_the_subscription(
     driver: OpcUaDriver,
 ) -> None:
+    async def state() -> str:
+        try:
+            await driver.read(["pressure"])
+        except InstrumentDisconnected:
+            return "down"
+        return "up"
+
     async with _collecting(driver, "temperature") as streamed:
         await eventually(lambda: asyncio.sleep(0, len(streamed)), lambda n: n >= 2)
-        await driver.write("fault_restart", True)
-
-        async def state() -> str:
-            try:
-                await driver.read(["pressure"])
-            except InstrumentDisconnected:
-                return "down"
-            return "up"
-
-        await eventually(state, lambda s: s == "down")
-        await eventually(state, lambda s: s == "up")
+        with structlog.testing.capture_logs() as logs:
+            await driver.write("fault_restart", True)
+            await eventually(state, lambda s: s == "down")
+            await eventually(state, lambda s: s == "up")
+        events = [entry["event"] for entry in logs]
+        assert "connection lost; reconnecting" in events
+        assert "reconnected; session and subscription re-created" in events
         after = len(streamed)
         await eventually(lambda: asyncio.sleep(0, len(streamed)), lambda n: n >= after + 2)
     readings = await driver.read(["temperature", "fault_restart"])
