@@ -132,7 +132,8 @@ def socket_from_config(path: Path) -> Path:
 
 
 def _print_json(data: Any) -> None:
-    print(json.dumps(data, indent=2, default=str))
+    """One line per document: `submit --json --watch` then reads as NDJSON throughout."""
+    print(json.dumps(data, default=str), flush=True)
 
 
 def _time(stamp: float | None) -> str:
@@ -297,6 +298,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(detail, file=sys.stderr)
         return exc.code
     except KeyboardInterrupt:
+        return EXIT_FAILED
+    except BrokenPipeError:
+        # The reader left (`| head`): not an error worth a traceback; keep exit quiet.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_FAILED
 
 

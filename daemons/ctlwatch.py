@@ -110,13 +110,17 @@ async def watch(client: Client, run_id: str | None, as_json: bool) -> int:
         if run["status"] in FINISHED:
             display.end(run["status"], run.get("message", ""))
             return EXIT_OK if run["status"] == "completed" else EXIT_FAILED
+        ended: dict[str, Any] | None = None
         with display.shown():
             async for event in stream:
                 if event["event"] == "run_end":
-                    final = event.get("status", "")
-                    display.end(final, event.get("message") or "")
-                    return EXIT_OK if final == "completed" else EXIT_FAILED
+                    ended = event
+                    break
                 display.event(event)
+        if ended is not None:
+            final = ended.get("status", "")
+            display.end(final, ended.get("message") or "")
+            return EXIT_OK if final == "completed" else EXIT_FAILED
     except StopAsyncIteration:
         pass
     finally:
