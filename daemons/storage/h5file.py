@@ -12,6 +12,7 @@ import contextlib
 import hashlib
 import json
 import os
+import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from importlib import metadata as importlib_metadata
@@ -22,6 +23,7 @@ import h5py
 import numpy as np
 from h5py import h5s
 
+from ..logging import get_logger
 from .errors import StorageError
 from .layout import (
     ENTRY,
@@ -125,16 +127,22 @@ class H5RunFile:
         """A new file; never overwrites one that holds a completed point.
 
         A file of this same run without any summary row is left by a process that died before
-        its first checkpoint; it is taken over as a resume from zero.
+        its first checkpoint: it is taken over as a resume from zero. One that cannot be read
+        as a run file (the process died while creating it) is renamed aside, never deleted.
         """
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             handle = h5py.File(self.path, "w-", libver=LIBVER, rdcc_nbytes=self._cache_bytes())
         except FileExistsError as exc:
-            if self._unfinished_start():
+            found = self._existing()
+            if found == "this run, no point":
                 self.resume({}, 0)
                 return
-            raise StorageError(f"{self.path}: already exists; a new run never overwrites") from exc
+            if found != "unreadable":
+                message = f"{self.path}: already exists ({found}); not overwritten"
+                raise StorageError(message) from exc
+            self._set_aside()
+            handle = h5py.File(self.path, "w-", libver=LIBVER, rdcc_nbytes=self._cache_bytes())
         try:
             self._build(handle)
         except BaseException:
@@ -164,10 +172,15 @@ class H5RunFile:
                 ) from exc
             if not nothing_kept:
                 raise StorageError(f"{self.path}: cannot reopen to resume: {exc}") from exc
-            self.path.unlink()
+            self._set_aside()
             self.create()
             return
         try:
+            if nothing_kept and not self._layout_complete(handle):
+                handle.close()
+                self._set_aside()
+                self.create()
+                return
             self._check_run(handle)
             self._truncate(handle, rows, points)
             entry = handle[ENTRY]
@@ -188,15 +201,32 @@ class H5RunFile:
         """
         return max(1 << 18, 2 * self.chunk * 8)
 
-    def _unfinished_start(self) -> bool:
-        run_id = self.metadata.get("run_id")
+    def _existing(self) -> str:
+        """What the file already at `path` holds, in words for the error message."""
         try:
             with h5py.File(self.path, "r", libver=LIBVER, swmr=True) as handle:
+                if not self._layout_complete(handle):
+                    return "unreadable"
                 found = handle[ENTRY].attrs.get("run_id")
                 points = handle[f"{SUMMARY}/{POINT_INDEX}"].shape[0]
         except (OSError, KeyError, ValueError):
-            return False
-        return run_id is not None and found == run_id and points == 0
+            return "unreadable"
+        if found != self.metadata.get("run_id"):
+            return f"run {found!r}"
+        return "this run, no point" if points == 0 else f"this run, {points} points"
+
+    def _layout_complete(self, handle: h5py.File) -> bool:
+        """Everything `_build` makes exists (its last act is the summary's attributes)."""
+        names = [channel_group(c.name) for c in self.channels]
+        names += [f"{SUMMARY}/{n}" for n in self.summary_columns()]
+        return all(n in handle for n in names) and "axes" in handle[SUMMARY].attrs
+
+    def _set_aside(self) -> None:
+        aside = self.path.with_name(f"{self.path.name}.unreadable-{int(time.time())}")
+        self.path.rename(aside)
+        get_logger(component="storage").warning(
+            "unreadable data file set aside", file=str(self.path), moved_to=str(aside)
+        )
 
     def _build(self, handle: h5py.File) -> None:
         version = software_version()

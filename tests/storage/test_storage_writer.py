@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 
 import h5py
@@ -189,3 +190,28 @@ async def test_an_unwritable_location_is_a_storage_error(tmp_path: Path) -> None
     with pytest.raises(StorageError, match="not-a-directory"):
         await run.open()
     await run.close("failed")  # harmless after a failed open; no thread is left behind
+
+
+@pytest.mark.parametrize("resume", [False, True])
+async def test_a_half_created_file_is_set_aside_not_deleted(tmp_path: Path, resume: bool) -> None:
+    """Killed while creating the file, before any checkpoint: start afresh, keep the remains."""
+    path = tmp_path / "run-1.h5"
+    with h5py.File(path, "w", libver=("v110", "v110")) as handle:
+        handle.create_group("entry").attrs["run_id"] = "run-1"  # _build got no further
+    run = make_run_file(path)
+    await (run.open(resume_rows={}, resume_points=0) if resume else run.open())
+    await write_point(run, 0, samples=3)
+    await run.close("completed")
+    assert read_summary(path).rows == 1
+    names = sorted(os.listdir(tmp_path))
+    assert len(names) == 2
+    assert names[1].startswith("run-1.h5.unreadable-")
+
+
+async def test_a_file_of_another_run_is_never_taken_over(tmp_path: Path) -> None:
+    path = tmp_path / "run-1.h5"
+    other = make_run_file(path, run_id="run-0")
+    await other.open()
+    await other.close("interrupted")
+    with pytest.raises(StorageError, match="run 'run-0'"):
+        await make_run_file(path).open()
