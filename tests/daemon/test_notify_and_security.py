@@ -199,3 +199,14 @@ def test_socket_is_0660_and_bad_requests_get_4xx_while_serving_on(
     run_id = submit(daemon.config, write_recipe(tmp_path, temperatures="[200]"))
     assert daemon.wait_status(run_id, "completed")["points_done"] == 1
     assert daemon.alive()
+
+
+def test_tcp_without_its_token_in_the_environment_refuses_to_start(tmp_path: Path) -> None:
+    extra = f"control:\n  tcp: {{port: {free_port()}, token_env: MDFD_UNSET_TOKEN}}\n"
+    daemon = Daemon(write_config(tmp_path, extra=extra), env=environment())
+    try:
+        daemon.start(wait=False)
+        assert daemon.wait_exit() == 2
+        assert "environment variable MDFD_UNSET_TOKEN is unset or empty" in daemon.log_text()
+    finally:
+        daemon.stop()
