@@ -73,6 +73,7 @@ class ModbusDriver:
                 link,
                 target,
                 lambda c: c.read_device_information(device_id=self.config.unit),
+                0x2B,
                 write=False,
             )
         except InstrumentError as exc:
@@ -109,6 +110,8 @@ class ModbusDriver:
 
             def call(client: Any) -> Any:
                 return client.write_coil(config.address, bit, device_id=unit)
+
+            function = 5
         else:
             try:
                 words = self._codecs[channel].encode(_number(value))
@@ -118,12 +121,16 @@ class ModbusDriver:
 
                 def call(client: Any) -> Any:
                     return client.write_register(config.address, words[0], device_id=unit)
+
+                function = 6
             else:
 
                 def call(client: Any) -> Any:
                     return client.write_registers(config.address, words, device_id=unit)
 
-        await self._execute(link, target, call, write=True)
+                function = 16
+
+        await self._execute(link, target, call, function, write=True)
         self._log.debug("modbus write", channel=channel, value=value)
 
     async def _read_request(
@@ -157,7 +164,7 @@ class ModbusDriver:
         attempt = 0
         while True:
             try:
-                response = await self._execute(link, target, call, write=False)
+                response = await self._execute(link, target, call, request.function, write=False)
                 break
             except RETRYABLE as exc:
                 if attempt >= self.config.retries:
@@ -175,10 +182,17 @@ class ModbusDriver:
             )
         return values, getattr(response, "payload", None)
 
-    async def _execute(self, link: Link, target: Target, call: Any, *, write: bool) -> ModbusPDU:
+    async def _execute(
+        self, link: Link, target: Target, call: Any, function: int, *, write: bool
+    ) -> ModbusPDU:
         self.requests += 1
         return await link.execute(
-            target, call, request_timeout=self.config.timeout, backoff=self._backoff, write=write
+            target,
+            call,
+            function,
+            request_timeout=self.config.timeout,
+            backoff=self._backoff,
+            write=write,
         )
 
     def _plan(self, channels: Sequence[str]) -> list[tuple[ReadRequest, Target]]:

@@ -18,6 +18,13 @@ from dataclasses import dataclass, field
 from .codec import FORMATS, Codec, words_to_bytes
 from .config import ModbusChannel, Table
 
+READ_FUNCTIONS = {
+    Table.COIL: 1,
+    Table.DISCRETE_INPUT: 2,
+    Table.HOLDING_REGISTER: 3,
+    Table.INPUT_REGISTER: 4,
+}
+
 
 @dataclass(frozen=True, slots=True)
 class Item:
@@ -36,6 +43,7 @@ class ReadRequest:
     count: int
     items: tuple[Item, ...]
     bits: bool = field(init=False)
+    function: int = field(init=False)
     names: tuple[str, ...] = field(init=False)
     units: tuple[str, ...] = field(init=False)
     _bulk: struct.Struct | None = field(init=False)
@@ -46,6 +54,7 @@ class ReadRequest:
     def __post_init__(self) -> None:
         set_ = object.__setattr__
         set_(self, "bits", self.table.is_bit)
+        set_(self, "function", READ_FUNCTIONS[self.table])
         set_(self, "names", tuple(item.name for item in self.items))
         set_(self, "units", tuple(item.unit for item in self.items))
         bulk, slots, single = _compile(self.items, self.table)

@@ -123,9 +123,17 @@ class Link:
         self.client.close()
 
     async def execute(
-        self, target: Target, call: Call, *, request_timeout: float, backoff: Backoff, write: bool
+        self,
+        target: Target,
+        call: Call,
+        function: int,
+        *,
+        request_timeout: float,
+        backoff: Backoff,
+        write: bool,
     ) -> ModbusPDU:
-        """Run one request; return its (non-exception) response or raise a typed error."""
+        """Run one request of Modbus `function`; return its (non-exception) response or raise a
+        typed error."""
         async with self.lock:
             if not self.client.connected:
                 await self._ensure_connected(target, backoff, request_timeout)
@@ -158,6 +166,22 @@ class Link:
                 channel=target.channel,
                 address=target.address,
                 reply=f"function 0x{response.function_code:02x} exception {code}",
+            )
+        if response.function_code != function:
+            # a late answer to an earlier request (RTU has no transaction ids)
+            message = f"unit {target.unit}: reply to function {response.function_code}"
+            if write:
+                raise WriteOutcomeUnknown(
+                    target.instrument,
+                    f"{message} while waiting for the write's; it was not repeated",
+                    channel=target.channel,
+                    address=target.address,
+                )
+            raise GarbledReply(
+                target.instrument,
+                f"{message}, expected {function}",
+                channel=target.channel,
+                address=target.address,
             )
         return response
 

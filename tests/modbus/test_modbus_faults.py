@@ -215,3 +215,20 @@ async def test_unreachable_instrument(furnace: FurnaceSimulator, tmp_path: Path)
     with pytest.raises(InstrumentDisconnected, match="after 2 attempts"):
         await driver.connect()
     assert driver.link is None
+
+
+async def test_a_late_read_reply_is_never_taken_for_a_writes_answer(
+    furnace: FurnaceSimulator,
+) -> None:
+    """RTU has no transaction ids: after a timeout, the late reply of the read arrives while
+    the next request waits. For a write that must be an unknown outcome, not a success."""
+    driver = await connected(furnace, "rtu")
+    try:
+        await driver.write("fault_latency", 1500)
+        with pytest.raises(InstrumentTimeout):
+            await driver.read(["temperature"])  # its reply comes 0.5 s after we gave up
+        with pytest.raises(WriteOutcomeUnknown, match="reply to function 4"):
+            await driver.write("setpoint", 100.0)
+        await driver.write("fault_latency", 0)
+    finally:
+        await driver.close()
