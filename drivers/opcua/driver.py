@@ -102,7 +102,7 @@ class OpcUaDriver:
         self._lost.clear()
         self._ready.set()
         self._supervisor = asyncio.create_task(self._supervise(), name=f"{self.name}-supervisor")
-        self._log.info("connected", subscribed=list(self.subscribed_channels()))
+        self._log.info("connected", subscribed=len(self.subscribed_channels()))
 
     async def close(self) -> None:
         task, self._supervisor = self._supervisor, None
@@ -397,6 +397,7 @@ class OpcUaDriver:
 
     async def _teardown(self) -> None:
         await self._stop_pump()
+        self._fanout.latest.clear()  # until the new subscription reports, reads poll
         client, self._client = self._client, None
         if client is not None:
             await self._discard(client)
