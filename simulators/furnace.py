@@ -456,8 +456,6 @@ class FurnaceSimulator:
             if transport == "tcp" and self._tcp is not None:
                 asyncio.get_running_loop().call_soon(self._drop_connections, self._tcp)
             return b""
-        if fate is Fate.SILENT:
-            return b""
         if fate is Fate.CORRUPT:
             return corrupt_tcp(data) if transport == "tcp" else corrupt_rtu(data)
         return data

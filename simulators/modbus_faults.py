@@ -20,7 +20,6 @@ from pymodbus.constants import ExcCodes
 
 class Fate(enum.Enum):
     REPLY = "reply"
-    SILENT = "silent"
     DROP = "drop"
     CORRUPT = "corrupt"
 

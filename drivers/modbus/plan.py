@@ -63,9 +63,6 @@ class ReadRequest:
         set_(self, "_single", single)
         set_(self, "_in_order", tuple(range(len(self.items))))
 
-    def describe(self) -> str:
-        return f"{self.table.value} {self.address}..{self.address + self.count - 1}"
-
     def decode(
         self, values: Sequence[int] | Sequence[bool], payload: bytes | None = None
     ) -> list[float | int | bool]:

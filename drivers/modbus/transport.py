@@ -323,7 +323,3 @@ def release(link: Link) -> None:
         link.close()
         if _links.get(link.key) is link:
             del _links[link.key]
-
-
-def active_links() -> list[Link]:
-    return list(_links.values())
