@@ -6,7 +6,7 @@ engine (which writes) and `mdfd export` / `mdfd plot` (which read).
 
 from __future__ import annotations
 
-from .errors import StorageError
+from .errors import DiskNearlyFull, StorageError
 from .hdf5_writer import RunFile
 from .layout import ChannelSpec, run_file_path
 from .reader import ChannelData, Summary, read_channel, read_metadata, read_summary
@@ -14,6 +14,7 @@ from .reader import ChannelData, Summary, read_channel, read_metadata, read_summ
 __all__ = [
     "ChannelData",
     "ChannelSpec",
+    "DiskNearlyFull",
     "RunFile",
     "StorageError",
     "Summary",

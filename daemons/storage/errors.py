@@ -5,3 +5,8 @@ from __future__ import annotations
 
 class StorageError(RuntimeError):
     """Disk, lock or consistency trouble with a run's data file; the message names the file."""
+
+
+class DiskNearlyFull(StorageError):
+    """Free space fell below the configured reserve; raised before HDF5 could hit a full disk,
+    so the file is still healthy and closes normally."""

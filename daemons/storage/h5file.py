@@ -24,7 +24,7 @@ import numpy as np
 from h5py import h5s
 
 from ..logging import get_logger
-from .errors import StorageError
+from .errors import DiskNearlyFull, StorageError
 from .layout import (
     ENTRY,
     INSTRUMENT,
@@ -92,6 +92,7 @@ class H5RunFile:
         chunk: int,
         compression: str | None,
         durable: bool,
+        min_free_bytes: int,
     ) -> None:
         self.path = path
         self.metadata = dict(metadata)
@@ -101,6 +102,7 @@ class H5RunFile:
         self.chunk = chunk
         self.compression = compression
         self.durable = durable
+        self.min_free_bytes = min_free_bytes
         self.rows = [0] * len(channels)
         self.points = 0
         self._file: h5py.File | None = None
@@ -123,6 +125,18 @@ class H5RunFile:
         columns[POINT_STATUS] = (STATUS_DTYPE, "")
         return columns
 
+    def check_free_space(self) -> None:
+        """Stop while there is still room to close the file properly (see DiskNearlyFull)."""
+        if self.min_free_bytes <= 0:
+            return
+        stats = os.statvfs(self.path.parent)
+        free = stats.f_bavail * stats.f_frsize
+        if free < self.min_free_bytes:
+            raise DiskNearlyFull(
+                f"{self.path}: only {free / 2**20:.0f} MiB free on its file system, below the"
+                f" {self.min_free_bytes / 2**20:.0f} MiB reserve; free space and resume the run"
+            )
+
     def create(self) -> None:
         """A new file; never overwrites one that holds a completed point.
 
@@ -131,6 +145,7 @@ class H5RunFile:
         as a run file (the process died while creating it) is renamed aside, never deleted.
         """
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.check_free_space()
         try:
             handle = h5py.File(self.path, "w-", libver=LIBVER, rdcc_nbytes=self._cache_bytes())
         except FileExistsError as exc:
@@ -157,6 +172,8 @@ class H5RunFile:
         creating it) is simply created afresh: it held no completed point.
         """
         nothing_kept = points == 0 and not any(rows.values())
+        if self.path.parent.is_dir():
+            self.check_free_space()
         if not self.path.exists():
             if not nothing_kept:
                 raise StorageError(f"{self.path}: missing; the checkpoint counts {points} points")
@@ -358,6 +375,7 @@ class H5RunFile:
 
     def write_point(self, row: Mapping[str, float | int | bytes]) -> dict[str, int]:
         """Append one summary row, flush everything, return rows per channel on disk."""
+        self.check_free_space()
         index = self.points
         for name, dataset in self._summary.items():
             write_at(dataset, index, np.asarray([row[name]], dtype=dataset.dtype))

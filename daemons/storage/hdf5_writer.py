@@ -35,7 +35,7 @@ import numpy as np
 
 from ..logging import get_logger
 from ..stats import Stats
-from .errors import StorageError
+from .errors import DiskNearlyFull, StorageError
 from .h5file import H5RunFile
 from .layout import (
     POINT_END,
@@ -85,12 +85,15 @@ class RunFile:
         compression: str | None = "gzip",
         durable: bool = True,
         io_timeout: float = 120.0,
+        min_free_bytes: int = 64 << 20,
     ) -> None:
         """`metadata` becomes attributes of /entry (see README: run_id, mdf_id, mdf_domain,
         recipe_name, recipe_version, recipe_text, config_text, instrument_identities {name: id},
         software_version; structured values are stored as JSON text). `durable` fsyncs at each
         point so a power cut cannot lose a checkpointed point; `io_timeout` bounds every wait
-        on the writer, so a stalled disk surfaces as a StorageError instead of a hang."""
+        on the writer, so a stalled disk surfaces as a StorageError instead of a hang.
+        `min_free_bytes` is the disk reserve checked at open and at every point: below it the
+        run stops with DiskNearlyFull while the file can still be closed properly."""
         if block_size < 1 or queue_blocks < 1:
             raise ValueError("block_size and queue_blocks must be at least 1")
         names = [spec.name for spec in channels]
@@ -119,6 +122,7 @@ class RunFile:
             chunk=block_size,
             compression=compression,
             durable=durable,
+            min_free_bytes=min_free_bytes,
         )
         self._jobs: queue.SimpleQueue[_Block | _Call | None] = queue.SimpleQueue()
         self._handed = 0  # blocks put in the queue (event loop side)
@@ -127,6 +131,7 @@ class RunFile:
         self._backlog: deque[_Block] = deque()
         self._space = asyncio.Event()
         self._error: BaseException | None = None
+        self._reported = False  # the caller has seen `_error` raised
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._closed = False
@@ -235,20 +240,25 @@ class RunFile:
         """Write what is buffered, record the final status and stop the writer thread.
 
         Samples of an unfinished point are kept (useful to see why a run failed); a resume
-        cuts them off again. Closing twice is harmless.
+        cuts them off again. Closing twice is harmless. A writer failure already raised to the
+        caller is not raised again here (the engine closes in `finally` and must go on to
+        record the run's status); one nobody has seen yet is.
         """
         if self._closed or self._thread is None:
             return
         self._closed = True
         try:
-            for channel in range(len(self.channels)):
-                self._hand_off(channel)
-            await self.drain()
+            if self._error is None:
+                for channel in range(len(self.channels)):
+                    self._hand_off(channel)
+                await self.drain()
         finally:
             try:
                 await self._call(partial(self._finish, status, extra_metadata), always=True)
             finally:
                 await self._stop_thread()
+        if not self._reported:
+            self._raise_if_failed()
         self._log.info("data file closed", status=status)
 
     def data_paths(self) -> dict[str, str]:
@@ -306,6 +316,7 @@ class RunFile:
 
     def _raise_if_failed(self) -> None:
         if self._error is not None:
+            self._reported = True
             raise StorageError(f"{self.path}: the writer failed: {self._error}") from self._error
 
     async def _call(self, func: Callable[[], Any], *, always: bool = False) -> Any:
@@ -314,6 +325,9 @@ class RunFile:
         self._jobs.put(_Call(func, future, always))
         try:
             return await asyncio.wait_for(asyncio.wrap_future(future), self._io_timeout)
+        except StorageError:
+            self._reported = True
+            raise
         except TimeoutError:
             raise StorageError(
                 f"{self.path}: the writer did not answer within {self._io_timeout}s"
@@ -328,7 +342,7 @@ class RunFile:
     # -- the writer thread -------------------------------------------------------------------
 
     def _finish(self, status: str, extra: dict[str, Any] | None) -> None:
-        if self._error is None:
+        if self._error is None or isinstance(self._error, DiskNearlyFull):
             self._file.finish(status, extra)
         else:
             self._file.abandon()

@@ -15,6 +15,7 @@ from storage_helpers import CHANNELS, T0, make_run_file, parameters, sample, wri
 from mdfd.daemons.stats import RunningStats
 from mdfd.daemons.storage import (
     ChannelSpec,
+    DiskNearlyFull,
     RunFile,
     StorageError,
     read_channel,
@@ -215,3 +216,28 @@ async def test_a_file_of_another_run_is_never_taken_over(tmp_path: Path) -> None
     await other.close("interrupted")
     with pytest.raises(StorageError, match="run 'run-0'"):
         await make_run_file(path).open()
+
+
+async def test_no_run_starts_on_a_disk_below_its_reserve(tmp_path: Path) -> None:
+    run = make_run_file(tmp_path / "run-1.h5", min_free_bytes=1 << 62)
+    with pytest.raises(DiskNearlyFull, match="reserve"):
+        await run.open()
+    assert not (tmp_path / "run-1.h5").exists()
+
+
+async def test_a_disk_reaching_its_reserve_stops_the_run_with_a_healthy_file(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "run-1.h5"
+    run = make_run_file(path)
+    await run.open()
+    await write_point(run, 0, samples=10)
+    run._file.min_free_bytes = 1 << 62  # the disk "fills" between two points
+    with pytest.raises(DiskNearlyFull):
+        await write_point(run, 1, samples=10)
+    await run.close("interrupted", {"message": "disk nearly full"})
+    # closed properly: no dead-writer flags, the status recorded, point 0 intact
+    assert read_metadata(path)["status"] == "interrupted"
+    assert read_summary(path).rows == 1
+    with h5py.File(path, "r") as handle:  # a plain (non-SWMR) open fails on dirty flags
+        assert handle["entry/summary/point_index"][()].tolist() == [0]
