@@ -16,9 +16,11 @@ from mdfd.drivers import (
     Driver,
     DriverContext,
     InstrumentError,
+    InstrumentTimeout,
     Reading,
     Subscribable,
     Value,
+    WriteOutcomeUnknown,
     driver_class,
 )
 
@@ -52,14 +54,17 @@ class Instruments:
     async def connect(self) -> None:
         for name, driver in self.drivers.items():
             log = structlog.get_logger().bind(instrument=name)
-            await asyncio.wait_for(driver.connect(), CONNECT_TIMEOUT)
-            self.identities[name] = await asyncio.wait_for(driver.identify(), OPERATION_TIMEOUT)
+            async with asyncio.timeout(CONNECT_TIMEOUT):
+                await driver.connect()
+            async with asyncio.timeout(OPERATION_TIMEOUT):
+                self.identities[name] = await driver.identify()
             log.info("instrument connected", identity=self.identities[name])
 
     async def close(self) -> None:
         for name, driver in self.drivers.items():
             try:
-                await asyncio.wait_for(driver.close(), CONNECT_TIMEOUT)
+                async with asyncio.timeout(CONNECT_TIMEOUT):
+                    await driver.close()
             except (InstrumentError, OSError, TimeoutError) as exc:
                 structlog.get_logger().warning(
                     "instrument close failed", instrument=name, error=str(exc)
@@ -80,9 +85,13 @@ class Instruments:
 
     async def _read_one(self, instrument: str, channels: list[str]) -> dict[str, Reading]:
         try:
-            readings = await asyncio.wait_for(
-                self.drivers[instrument].read(channels), OPERATION_TIMEOUT
-            )
+            async with asyncio.timeout(OPERATION_TIMEOUT):
+                readings = await self.drivers[instrument].read(channels)
+        except TimeoutError:
+            self.errors += 1
+            raise InstrumentTimeout(
+                instrument, f"read took over {OPERATION_TIMEOUT:g} s", channel=",".join(channels)
+            ) from None
         except InstrumentError:
             self.errors += 1
             raise
@@ -95,9 +104,13 @@ class Instruments:
     async def write(self, qualified: str, value: Value) -> None:
         instrument, channel = split(qualified)
         try:
-            await asyncio.wait_for(
-                self.drivers[instrument].write(channel, value), OPERATION_TIMEOUT
-            )
+            async with asyncio.timeout(OPERATION_TIMEOUT):
+                await self.drivers[instrument].write(channel, value)
+        except TimeoutError:
+            self.errors += 1
+            raise WriteOutcomeUnknown(
+                instrument, f"write took over {OPERATION_TIMEOUT:g} s", channel=channel
+            ) from None
         except InstrumentError:
             self.errors += 1
             raise

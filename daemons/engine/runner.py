@@ -350,7 +350,8 @@ class RunExecutor:
             if channel.partition(".")[0] not in instruments.drivers:
                 continue
             try:
-                await asyncio.wait_for(instruments.write(channel, value), SAFE_STATE_TIMEOUT)
+                async with asyncio.timeout(SAFE_STATE_TIMEOUT):
+                    await instruments.write(channel, value)
                 log.info("safe state applied", channel=channel, value=value)
             except (InstrumentError, OSError, TimeoutError) as exc:
                 log.error("safe state write failed", channel=channel, value=value, error=str(exc))
