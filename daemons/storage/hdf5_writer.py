@@ -204,7 +204,8 @@ class RunFile:
             self._waiting = True
             try:
                 if self._handed - self._written > self._queue_blocks // 2:
-                    await asyncio.wait_for(self._space.wait(), self._io_timeout)
+                    async with asyncio.timeout(self._io_timeout):
+                        await self._space.wait()
             except TimeoutError:
                 raise StorageError(
                     f"{self.path}: the writer took no block for {self._io_timeout}s (disk stalled?)"
@@ -323,8 +324,9 @@ class RunFile:
         """Run `func` on the writer thread after everything queued before it."""
         future: concurrent.futures.Future[Any] = concurrent.futures.Future()
         self._jobs.put(_Call(func, future, always))
-        try:
-            return await asyncio.wait_for(asyncio.wrap_future(future), self._io_timeout)
+        try:  # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancellation
+            async with asyncio.timeout(self._io_timeout):
+                return await asyncio.wrap_future(future)
         except StorageError:
             self._reported = True
             raise
