@@ -37,6 +37,7 @@ from .ctlclient import (
     Target,
 )
 from .ctlwatch import watch
+from .outboxview import print_outbox
 
 RUNTIME_GLOB = "/run/mdfd"
 ENV_PATTERN = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -85,6 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("drop", "remove a queued run that has not started", True)
     p.add_argument("run")
     command("metrics", "the Prometheus metrics, as text")
+    p = command("outbox", "upstream outbox: depth per publisher, dead letters; or retry them", True)
+    p.add_argument("action", nargs="?", choices=["status", "retry"], default="status")
+    p.add_argument("--publisher", help="retry: only this publisher's dead letters")
     return parser
 
 
@@ -280,6 +284,13 @@ async def _dispatch(args: argparse.Namespace, client: Client) -> int:
         show(reply, lambda: console.print(f"dropped {reply['dropped']}"))
     elif command == "metrics":
         sys.stdout.write(await client.request("GET", "/metrics"))
+    elif command == "outbox" and args.action == "retry":
+        query = f"?publisher={quote(args.publisher)}" if args.publisher else ""
+        reply = await client.request("POST", f"/outbox/retry{query}")
+        show(reply, lambda: console.print(f"re-queued {reply['requeued']} dead letter(s)"))
+    elif command == "outbox":
+        report = await client.request("GET", "/outbox")
+        print_outbox(report, as_json)
     return EXIT_OK
 
 

@@ -10,18 +10,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import datetime as dt
 import json
 from pathlib import Path
 from typing import Any
-
-from rich.console import Console
-from rich.table import Table
 
 from mdfd.recipes.located import InputError, Problem
 
 from ..config import LoadedConfig, load_config
 from ..oneshot import run_blocking, state_db
+from ..outboxview import print_outbox
 from ..upstream.service import UpstreamService
 
 DEAD_SHOWN = 20
@@ -63,7 +60,7 @@ def handle(args: argparse.Namespace) -> int:
             print(f"{count} dead letter(s) re-queued")
         return 0
     report = asyncio.run(_report(config))
-    _print(report, args.json)
+    print_outbox(report, args.json)
     return 0
 
 
@@ -81,51 +78,5 @@ async def _drain(config: LoadedConfig, args: argparse.Namespace) -> int:
     async with state_db(config) as state, UpstreamService(config, state) as service:
         idle = await service.drain_until_idle(args.within)
         report = await service.report(DEAD_SHOWN)
-    _print(report, args.json)
+    print_outbox(report, args.json)
     return 0 if idle else 1
-
-
-def _print(report: dict[str, Any], as_json: bool) -> None:
-    if as_json:
-        print(json.dumps(report))
-        return
-    console = Console()
-    table = Table(title=f"outbox of {report['mdf']}")
-    for column in ("publisher", "pending", "oldest", "delivered", "last delivery", "dead", "error"):
-        table.add_column(column)
-    for p in report["publishers"]:
-        table.add_row(
-            p["name"],
-            str(p["pending"]),
-            _age(p["oldest_age"]),
-            str(p["delivered"]),
-            _time(p["last_delivery_at"]),
-            str(p["dead_letters"]),
-            p["last_error"] or "",
-        )
-    console.print(table)
-    if not report["publishers"]:
-        console.print("no publishers configured (upstream.publishers)")
-    for dead in report["dead_letters"]:
-        console.print(
-            f"dead letter [{dead['publisher']}] {dead['record_id']} run {dead['run_id']}: "
-            f"{dead['reason']} ({dead['attempts']} attempt(s), {_time(dead['failed_at'])})"
-        )
-    if report["dead_letters"]:
-        console.print("re-queue with: mdfd outbox --config CONFIG retry", style="dim")
-
-
-def _age(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
-
-
-def _time(stamp: float | None) -> str:
-    if stamp is None:
-        return "-"
-    return dt.datetime.fromtimestamp(stamp, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")

@@ -107,6 +107,8 @@ def build_app(daemon: Daemon, token: str | None = None) -> web.Application:
             web.post("/queue", reorder),
             web.get("/events", events),
             web.get("/metrics", metrics),
+            web.get("/outbox", outbox),
+            web.post("/outbox/retry", outbox_retry),
         ]
     )
     return app
@@ -135,6 +137,17 @@ async def status(request: web.Request) -> web.Response:
             "upstream": await daemon.upstream.status(),
         }
     )
+
+
+async def outbox(request: web.Request) -> web.Response:
+    """Depth per publisher, oldest age, deliveries and dead letters: `mdfd outbox --json`."""
+    return _json(await _daemon(request).upstream.report())
+
+
+async def outbox_retry(request: web.Request) -> web.Response:
+    publisher = request.query.get("publisher") or None
+    count = await _daemon(request).upstream.retry_dead_letters(publisher)
+    return _json({"requeued": count, "publisher": publisher})
 
 
 def _brief(run: Any) -> dict[str, Any]:
