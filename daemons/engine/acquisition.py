@@ -80,6 +80,8 @@ class Acquisition:
                     ctx.check_interlocks()
                     for channel in polled:
                         self.record(channel, readings[channel])
+                    if self._sink.needs_drain:
+                        await self._sink.drain()
                 else:
                     ctx.check_interlocks()
             await clock.sleep_until(began + count / spec.rate)

@@ -23,6 +23,7 @@ from mdfd.recipes.model import AcquireStep, RampStep, SetStep, StableStep
 from ..clock import EngineClock
 from ..config import LoadedConfig
 from ..state import PointRow, PointStatus, RunRow, RunStatus, StateDB
+from ..storage.errors import DiskNearlyFull
 from ..storage.hdf5_writer import ChannelSpec, RunFile
 from ..validation import validate
 from ..version import software_version
@@ -188,11 +189,13 @@ class RunExecutor:
             "software_version": software_version(),
             "time_scale": self.config.model.time_scale,
         }
+        parameters = recipe.model.sweep.parameters
         return RunFile(
             Path(run.data_file),
             metadata=metadata,
             channels=channels,
-            parameters=list(recipe.model.sweep.parameters),
+            parameters=list(parameters),
+            parameter_units={name: p.unit for name, p in parameters.items()},
         )
 
     async def _supervise(
@@ -228,6 +231,9 @@ class RunExecutor:
             return RunStatus.FAILED, str(outcome)
         if isinstance(outcome, PointFailed):
             return RunStatus.FAILED, str(outcome)
+        if isinstance(outcome, DiskNearlyFull):
+            # The file is intact and resumable once space is freed.
+            return RunStatus.INTERRUPTED, str(outcome)
         if isinstance(outcome, BaseException):
             structlog.get_logger().error("run crashed", error=repr(outcome))
             return RunStatus.FAILED, f"internal error: {outcome!r}"
@@ -330,7 +336,7 @@ class RunExecutor:
         """Flush the point's data, then commit its completion and records in one transaction."""
         assert self.acquisition is not None
         stats = {channel: s.result() for channel, s in self.acquisition.stats.items()}
-        rows = await run_file.complete_point(index, point, stats, started, ended)
+        rows = await run_file.complete_point(index, point, stats, started, ended, status.value)
         summary = {channel: _stats_dict(s) for channel, s in stats.items()}
         result = PointResult(context, index, point, stats, started, ended, status)
         extra = (
