@@ -71,16 +71,31 @@ class Instruments:
                 )
 
     async def read(self, channels: Iterable[str]) -> dict[str, Reading]:
+        """Each instrument's channels in one driver call, instruments concurrently.
+
+        The first failure cancels the other instruments' reads: a read left running in the
+        background would pile up under the next poll and hold its driver's lock.
+        """
         grouped: dict[str, list[str]] = defaultdict(list)
         for qualified in channels:
             instrument, channel = split(qualified)
             grouped[instrument].append(channel)
-        results = await asyncio.gather(
-            *(self._read_one(instrument, names) for instrument, names in grouped.items())
-        )
+        if len(grouped) == 1:
+            [(instrument, names)] = grouped.items()
+            return await self._read_one(instrument, names)
+        tasks = [asyncio.create_task(self._read_one(i, names)) for i, names in grouped.items()]
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
         out: dict[str, Reading] = {}
-        for part in results:
-            out.update(part)
+        for task in tasks:
+            if task in done and not task.cancelled() and task.exception() is not None:
+                raise task.exception()  # type: ignore[misc]
+        for task in tasks:
+            out.update(task.result())
         return out
 
     async def _read_one(self, instrument: str, channels: list[str]) -> dict[str, Reading]:
