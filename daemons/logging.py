@@ -17,6 +17,17 @@ _configured = False
 _explicit_level = False
 
 
+class _CurrentStderr:
+    """Whatever `sys.stderr` is at the time of writing, not at configuration: a test's capture
+    file or a progress bar's redirect may replace (and close) the stream configured earlier."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
 def configure(
     level: str | None = None, stream: TextIO | None = None, json: bool | None = None
 ) -> None:
@@ -24,8 +35,7 @@ def configure(
     global _configured, _explicit_level
     _explicit_level = level is not None
     level = level or "info"
-    stream = stream or sys.stderr
-    as_json = (not stream.isatty()) if json is None else json
+    as_json = (not (stream or sys.stderr).isatty()) if json is None else json
     renderer: structlog.typing.Processor = (
         structlog.processors.JSONRenderer() if as_json else structlog.dev.ConsoleRenderer()
     )
@@ -41,7 +51,7 @@ def configure(
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.getLevelNamesMapping()[level.upper()]
         ),
-        logger_factory=structlog.PrintLoggerFactory(file=stream),
+        logger_factory=structlog.PrintLoggerFactory(file=stream or _CurrentStderr()),
         cache_logger_on_first_use=False,
     )
     logging.getLogger("asyncua").setLevel(logging.ERROR)
