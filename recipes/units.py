@@ -35,7 +35,9 @@ def parse_unit(text: str) -> pint.Unit:
         return registry().dimensionless
     try:
         return registry().Unit(text)
-    except (pint.UndefinedUnitError, pint.DefinitionSyntaxError, ValueError, TypeError) as exc:
+    except Exception as exc:
+        # pint parses with Python's tokenizer: text like "{" or "1/" raises whatever that
+        # raises (TokenError, SyntaxError, …), not only pint's own errors.
         raise UnitError(f"unknown unit {text!r}") from exc
 
 

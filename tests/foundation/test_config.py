@@ -60,6 +60,17 @@ def test_environment_moves_state_and_ports(clean_env: pytest.MonkeyPatch, tmp_pa
     assert "25025" in config.instruments["meter"].resource
 
 
+@pytest.mark.parametrize(
+    "path",
+    [p for p in sorted(SIM_CONFIG.parent.glob("*.yaml")) if p.name != "vocabulary.yaml"],
+    ids=lambda p: p.name,
+)
+def test_every_shipped_config_loads(path: Path, clean_env: pytest.MonkeyPatch) -> None:
+    config = load_config(path).model
+    assert config.instruments
+    assert load_vocabulary(config.vocabulary).items
+
+
 def write_config(tmp_path: Path, text: str, name: str = "mdf.yaml") -> Path:
     path = tmp_path / name
     path.write_text(textwrap.dedent(text).lstrip(), encoding="utf-8")

@@ -8,15 +8,24 @@ a separate process to prove the exit code and stderr end to end.
 
 from __future__ import annotations
 
+import functools
 import os
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from mdfd.daemons.cli import main
-from tests.support import SIM_CONFIG, mdfd
+from mdfd.daemons.config import LoadedConfig, load_config
+from mdfd.daemons.planning import make_plan
+from mdfd.daemons.validation import check
+from mdfd.recipes.loader import load_recipe
+from mdfd.recipes.located import InputError
+from tests.support import EXAMPLES, SIM_CONFIG, mdfd
 
 VOCABULARY = SIM_CONFIG.parent / "vocabulary.yaml"
 
@@ -431,6 +440,21 @@ RECIPES = [
           - dwell: 5
         """,
         (5, "sweep.parameters.temperature.unit", "unknown unit 'degCC'"),
+    ),
+    case(
+        "unparseable-unit",
+        """
+        recipe: {name: t, version: "1"}
+        materials:
+          raw_materials:
+            - {code: RM_CATALYST_MASS, value: 25, unit: "g/{"}
+        sweep:
+          parameters:
+            temperature: {unit: degC, values: [100, 200]}
+        steps:
+          - dwell: 5
+        """,
+        (4, "materials.raw_materials[0].unit", "unknown unit 'g/{'"),
     ),
     case(
         "material-outside-vocabulary-range",
@@ -1153,3 +1177,59 @@ def test_malformed_config_through_the_real_cli(c: Case, tmp_path: Path) -> None:
     assert done.returncode == 2
     assert done.stdout == ""
     assert_located(done.stderr, config, c)
+
+
+EXAMPLE_TEXTS = [path.read_text() for path in sorted(EXAMPLES.glob("*.yaml"))]
+SCALARS = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(10**6), 10**6),
+    st.floats(allow_nan=True),
+    st.text(max_size=8),
+    st.sampled_from(["5 min", "-1 s", "temperature", "meter.nope", "5 degC/min", "{", "1500 K"]),
+)
+VALUES = st.recursive(
+    SCALARS,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner),
+    max_leaves=5,
+)
+
+
+def _paths(value: object, prefix: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+    out = [prefix] if prefix else []
+    if isinstance(value, dict):
+        children = list(value.items())
+    elif isinstance(value, list):
+        children = list(enumerate(value))
+    else:
+        children = []
+    for key, child in children:
+        out.extend(_paths(child, (*prefix, key)))
+    return out
+
+
+@functools.cache
+def _sim_config() -> LoadedConfig:
+    return load_config(SIM_CONFIG)
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from(range(len(EXAMPLE_TEXTS))), st.data())
+def test_any_damage_to_an_example_is_accepted_or_located(which: int, data: st.DataObject) -> None:
+    """Whatever is written anywhere in a recipe, the tools answer with located problems —
+    never a traceback. (This found pint's tokenizer errors escaping on units like "{".)"""
+    document = yaml.safe_load(EXAMPLE_TEXTS[which])
+    path = data.draw(st.sampled_from(_paths(document)))
+    parent = document
+    for key in path[:-1]:
+        parent = parent[key]
+    parent[path[-1]] = data.draw(VALUES)
+    config = _sim_config()
+    try:
+        recipe = load_recipe("damaged.yaml", yaml.safe_dump(document))
+        problems = check(recipe, config)
+        if not problems:
+            assert make_plan(recipe, config).points
+    except InputError as exc:
+        problems = exc.problems
+    assert all(p.source == "damaged.yaml" and p.message for p in problems)
