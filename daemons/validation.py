@@ -250,6 +250,11 @@ def _check_material(
         return []
     if isinstance(material.value, str):
         return [doc.problem((*where, "value"), f"{material.code} takes a number")]
+    if not material.unit and item.unit not in ("", "dimensionless"):
+        # A bare 1.5 for a percent item would silently mean 150 %: the unit must be said.
+        return [
+            doc.problem(where, f"{material.code} needs a unit (the vocabulary's is {item.unit!r})")
+        ]
     problems = _unit_problem(doc, (*where, "unit"), material.code, material.unit, item)
     if not problems and item.range is not None:
         value = (

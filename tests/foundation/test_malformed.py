@@ -61,6 +61,21 @@ record:
 
 RECIPES = [
     case(
+        "material-without-its-unit",
+        """
+        recipe: {name: t, version: "1"}
+        materials:
+          composition:
+            - {code: CMP_CU, value: 99.9}
+        sweep:
+          parameters:
+            temperature: {unit: degC, values: [200]}
+        steps:
+          - dwell: 1 min
+        """,
+        (4, "materials.composition[0]", "needs a unit"),
+    ),
+    case(
         "yaml-unclosed-flow-sequence",
         """
         recipe: {name: t, version: "1"}
