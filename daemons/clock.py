@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import time
 
+SELECT_GRANULARITY = 0.001  # seconds: epoll waits in whole milliseconds
+
 
 class EngineClock:
     def __init__(self, scale: float = 1.0) -> None:
@@ -24,8 +26,21 @@ class EngineClock:
         return self._wall0 + (time.monotonic() - self._mono0) * self.scale
 
     async def sleep(self, seconds: float) -> None:
-        if seconds > 0:
-            await asyncio.sleep(seconds / self.scale)
+        """Sleep in process seconds; a wait under epoll's 1 ms granularity yields instead.
+
+        The selector rounds every timeout up to a whole millisecond, so a 100 us wait (one
+        sample at 10 kHz) would cost a full millisecond; below that the loop keeps running
+        other tasks with `sleep(0)` until the deadline, which is both shorter and on time.
+        """
+        if seconds <= 0:
+            return
+        wall = seconds / self.scale
+        if wall >= SELECT_GRANULARITY:
+            await asyncio.sleep(wall)
+            return
+        deadline = time.monotonic() + wall
+        while time.monotonic() < deadline:  # noqa: ASYNC110 - a deadline, not an event
+            await asyncio.sleep(0)
 
     async def sleep_until(self, when: float) -> None:
         await self.sleep(when - self.now())

@@ -47,6 +47,9 @@ class Instruments:
         self.identities: dict[str, str] = {}
         self.errors = 0
         self._hooks: list[ReadingHook] = []
+        # isinstance against a runtime Protocol inspects every member: asked once per driver,
+        # not once per acquired channel per point.
+        self._pushes = {n: isinstance(d, Subscribable) for n, d in self.drivers.items()}
 
     def on_reading(self, hook: ReadingHook) -> None:
         self._hooks.append(hook)
@@ -132,8 +135,10 @@ class Instruments:
 
     def subscribed(self, qualified: str) -> bool:
         instrument, channel = split(qualified)
+        if not self._pushes[instrument]:
+            return False
         driver = self.drivers[instrument]
-        return isinstance(driver, Subscribable) and channel in driver.subscribed_channels()
+        return channel in driver.subscribed_channels()  # type: ignore[attr-defined]
 
     def driver(self, instrument: str) -> Driver:
         return self.drivers[instrument]

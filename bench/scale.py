@@ -1,0 +1,161 @@
+"""Scale: one engine acquiring many instruments x channels at a rate while a sweep runs.
+
+Each size runs a real sweep through `RunExecutor` (set, then acquire every channel of every
+instrument at the rate for a fixed count per point, durable checkpoint per point) in real time
+(time scale 1), with `memory` instruments: the figures are the engine's own cost — scheduling,
+batching per instrument, interlock checks, statistics, HDF5 and SQLite — without a wire.
+Reported per size: the achieved sample rate (samples / wall), the CPU
+share (process CPU time / wall), the event loop's lag (a 10 ms ticker's overshoot, p50/p99),
+and CPU cost per point and per sample. The figure is wall time per point against the
+schedule's (count / rate): ratio ~1.0 means the engine kept up, lower means each point's
+sampling and checkpoint took longer than the schedule.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from bench.common import Figure, report
+from mdfd.daemons.logging import configure
+
+CONFIG = """
+mdf: {{id: bench, domain: metal, site: BENCH}}
+vocabulary: {vocabulary}
+storage: {{data_dir: {root}/data, state_dir: {root}/state, runtime_dir: {root}/run}}
+instruments:
+{instruments}
+"""
+
+RECIPE = """
+recipe: {{name: scale, version: "1"}}
+sweep: {{parameters: {{x: {{linspace: {{start: 0, stop: 1, num: {points}}}}}}}}}
+steps:
+  - set: {{i0.x: x}}
+  - acquire: {{channels: [{acquired}], rate: {rate}, count: {count}}}
+"""
+
+VOCABULARY = Path(__file__).resolve().parent.parent / "config" / "vocabulary.yaml"
+TICK = 0.01
+
+
+def write_mdf(root: Path, points: int, instruments: int, channels: int, rate: float, count: int):
+    blocks, acquired = [], []
+    for i in range(instruments):
+        lines = [f"  i{i}:", "    driver: memory", "    channels:"]
+        lines.append("      x: {writable: true, limits: {min: -1.0e9, max: 1.0e9}}")
+        for c in range(channels):
+            lines.append(f"      c{c}: {{initial: {c}.5}}")
+            acquired.append(f"i{i}.c{c}")
+        blocks.append("\n".join(lines))
+    config = root / "mdf.yaml"
+    config.write_text(
+        CONFIG.format(root=root, vocabulary=VOCABULARY, instruments="\n".join(blocks))
+    )
+    recipe = root / "recipe.yaml"
+    recipe.write_text(
+        RECIPE.format(points=points, acquired=", ".join(acquired), rate=rate, count=count)
+    )
+    return config, recipe
+
+
+async def _lag_monitor(lags: list[float]) -> None:
+    loop = asyncio.get_running_loop()
+    while True:
+        due = loop.time() + TICK
+        await asyncio.sleep(TICK)
+        lags.append(max(0.0, loop.time() - due))
+
+
+async def _measure(config_path: Path, recipe_path: Path) -> dict[str, float]:
+    from mdfd.daemons.config import load_config
+    from mdfd.daemons.engine.runner import RunExecutor
+    from mdfd.daemons.oneshot import create_run, state_db
+    from mdfd.daemons.state import RunStatus
+    from mdfd.recipes.loader import load_recipe
+
+    config = load_config(config_path)
+    recipe = load_recipe(recipe_path)
+    config.model.storage.data_dir.mkdir(parents=True, exist_ok=True)
+    lags: list[float] = []
+    async with state_db(config) as state:
+        run = await create_run(state, config, recipe)
+        executor = RunExecutor(config, state)
+        monitor = asyncio.create_task(_lag_monitor(lags))
+        wall, cpu = time.perf_counter(), time.process_time()
+        try:
+            outcome = await executor.execute(run)
+        finally:
+            monitor.cancel()
+            await asyncio.gather(monitor, return_exceptions=True)
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    if outcome.status is not RunStatus.COMPLETED:
+        raise RuntimeError(f"scale run ended {outcome.status}: {outcome.message}")
+    assert executor.acquisition is not None
+    lags.sort()
+    return {
+        "wall": wall,
+        "cpu": cpu,
+        "samples": executor.acquisition.samples_written,
+        "lag_p50": lags[len(lags) // 2] if lags else 0.0,
+        "lag_p99": lags[min(len(lags) - 1, int(len(lags) * 0.99))] if lags else 0.0,
+    }
+
+
+def measure(points: int, instruments: int, channels: int, rate: float, count: int) -> dict:
+    with tempfile.TemporaryDirectory(prefix="mdfd-bench-") as tmp:
+        config, recipe = write_mdf(Path(tmp), points, instruments, channels, rate, count)
+        return asyncio.run(_measure(config, recipe))
+
+
+def run(quick: bool = False) -> list[Figure]:
+    configure("warning")
+    points = 3 if quick else 10
+    count = 10  # samples per channel per point: one second per point at 10 Hz
+    sizes = [(1, 10, 10.0), (5, 50, 10.0), (20, 50, 10.0), (20, 50, 50.0)]
+    if quick:
+        sizes = sizes[:3]
+    figures = []
+    for instruments, channels, rate in sizes:
+        results = [measure(points, instruments, channels, rate, count) for _ in range(2)]
+        label = f"{points} points x {instruments}x{channels} channels @ {rate:g} Hz"
+        figures.append(
+            Figure(
+                f"scale {label}: wall time per point",
+                "s/point",
+                [r["wall"] / points for r in results],
+                f"schedule ({count} samples per channel at the rate)",
+                [count / rate for _ in results],
+                higher_is_better=False,
+                target_ratio=0.9,
+                note=(
+                    f"{statistics.median(r['samples'] / r['wall'] for r in results):.0f}"
+                    " samples/s, "
+                    f"CPU share {statistics.median(r['cpu'] / r['wall'] for r in results):.0%}, "
+                    f"loop lag p50 {statistics.median(r['lag_p50'] for r in results) * 1e3:.1f} ms"
+                    f" p99 {statistics.median(r['lag_p99'] for r in results) * 1e3:.1f} ms, "
+                    f"CPU {statistics.median(r['cpu'] / points for r in results) * 1e3:.1f} ms"
+                    f"/point, "
+                    f"{statistics.median(r['cpu'] / r['samples'] for r in results) * 1e6:.1f} us"
+                    f"/sample"
+                ),
+            )
+        )
+    return figures
+
+
+def main() -> None:
+    configure("warning")
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--json")
+    args = parser.parse_args()
+    report(run(quick=args.quick), args.json)
+
+
+if __name__ == "__main__":
+    main()
