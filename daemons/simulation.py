@@ -5,11 +5,12 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 
+from mdfd.recipes.located import InputError, Problem
 from mdfd.simulators.base import Simulator, simulator_class
 from mdfd.simulators.clock import ScaledClock
 from mdfd.simulators.world import World
 
-from .config import MdfConfig
+from .config import LoadedConfig, MdfConfig
 from .logging import get_logger
 
 
@@ -39,3 +40,18 @@ async def running_simulators(config: MdfConfig) -> AsyncIterator[dict[str, Simul
                 await simulator.stop()
             finally:
                 log.info("simulator stopped", simulator=name)
+
+
+def require_simulators(config: LoadedConfig) -> None:
+    """`--simulate` on a config without simulators is bad input, refused before anything runs."""
+    if not config.model.simulators:
+        raise InputError(
+            [
+                Problem(
+                    str(config.path),
+                    None,
+                    "simulators",
+                    "--simulate needs a config that declares simulators",
+                )
+            ]
+        )

@@ -11,11 +11,11 @@ from functools import cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from mdfd.recipes.located import InputError, LocatedDocument, Problem, load_located
 from mdfd.recipes.model import Category
-from mdfd.recipes.units import UnitError, parse_unit
+from mdfd.recipes.units import UnitText
 
 
 class Strict(BaseModel):
@@ -26,20 +26,11 @@ class Item(Strict):
     code: str = Field(pattern=r"^[A-Z][A-Z0-9_]*$")
     category: Category
     name: str
-    unit: str = ""
+    unit: UnitText = ""
     type: Literal["float", "int", "string", "bool"] = "float"
     range: tuple[float, float] | None = None
     domains: list[Literal["chemistry", "metal", "ceramic", "textile"]] = []
     description: str = ""
-
-    @field_validator("unit")
-    @classmethod
-    def _known_unit(cls, unit: str) -> str:
-        try:
-            parse_unit(unit)
-        except UnitError as exc:
-            raise ValueError(str(exc)) from exc
-        return unit
 
 
 class Header(Strict):

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import re
 from functools import cache
+from typing import Annotated
 
 import pint
+from pydantic import AfterValidator
 
 NUMBER = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
 DURATION_PATTERN = re.compile(rf"^\s*{NUMBER}\s*[A-Za-z]+\s*$")
@@ -79,3 +81,15 @@ def seconds(value: float, unit: str) -> float:
     if unit in ("", "s", "second"):
         return value
     return convert(value, unit, "second")
+
+
+def checked_unit(text: str) -> str:
+    """A pydantic validator: the unit must be one pint (with our additions) knows."""
+    try:
+        parse_unit(text)
+    except UnitError as exc:
+        raise ValueError(str(exc)) from exc
+    return text
+
+
+UnitText = Annotated[str, AfterValidator(checked_unit)]

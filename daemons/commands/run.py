@@ -10,11 +10,18 @@ import argparse
 from pathlib import Path
 
 from mdfd.recipes.loader import load_recipe
-from mdfd.recipes.located import InputError, Problem
 
 from ..config import load_config
 from ..logging import quiet_for_progress
-from ..oneshot import EXIT_CODES, create_run, execute_once, print_summary, run_blocking, state_db
+from ..oneshot import (
+    EXIT_CODES,
+    create_run,
+    execute_once,
+    print_summary,
+    run_blocking,
+    state_db,
+)
+from ..simulation import require_simulators
 from ..validation import validate
 
 
@@ -36,17 +43,8 @@ def handle(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     recipe = load_recipe(args.recipe)
     validate(recipe, config)
-    if args.simulate and not config.model.simulators:
-        raise InputError(
-            [
-                Problem(
-                    str(args.config),
-                    None,
-                    "simulators",
-                    "--simulate needs a config that declares simulators",
-                )
-            ]
-        )
+    if args.simulate:
+        require_simulators(config)
 
     async def body() -> int:
         async with state_db(config) as state:

@@ -12,11 +12,10 @@ import asyncio
 import faulthandler
 from pathlib import Path
 
-from mdfd.recipes.located import InputError, Problem
-
 from ..config import load_config
 from ..lock import StateLock
 from ..serve.daemon import Daemon
+from ..simulation import require_simulators
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -34,17 +33,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def handle(args: argparse.Namespace) -> int:
     config = load_config(args.config)
-    if args.simulate and not config.model.simulators:
-        raise InputError(
-            [
-                Problem(
-                    str(args.config),
-                    None,
-                    "simulators",
-                    "--simulate needs a config that declares simulators",
-                )
-            ]
-        )
+    if args.simulate:
+        require_simulators(config)
     config.model.storage.data_dir.mkdir(parents=True, exist_ok=True)
     # systemd's watchdog kills with SIGABRT: the journal then shows where every thread was stuck.
     faulthandler.enable()
