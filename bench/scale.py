@@ -114,7 +114,7 @@ def measure(points: int, instruments: int, channels: int, rate: float, count: in
 
 def run(quick: bool = False) -> list[Figure]:
     configure("warning")
-    points = 3 if quick else 10
+    points = 3 if quick else 5
     count = 10  # samples per channel per point: one second per point at 10 Hz
     sizes = [(1, 10, 10.0), (5, 50, 10.0), (20, 50, 10.0), (20, 50, 50.0)]
     if quick:
