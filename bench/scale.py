@@ -16,6 +16,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -41,6 +43,90 @@ steps:
 
 VOCABULARY = Path(__file__).resolve().parent.parent / "config" / "vocabulary.yaml"
 TICK = 0.01
+
+
+def modbus_instruments(ports: list[int], channels: int) -> tuple[str, list[str]]:
+    """One Modbus TCP instrument per server: `channels` neighbouring float32 registers."""
+    blocks, acquired = [], []
+    for i, port in enumerate(ports):
+        lines = [f"  m{i}:", "    driver: modbus", "    timeout: 2.0"]
+        lines.append(f"    link: {{type: tcp, host: 127.0.0.1, port: {port}}}")
+        lines.append("    channels:")
+        if i == 0:
+            lines.append("      x: {address: 1000, type: float32, writable: true}")
+        for c in range(channels):
+            lines.append(f"      c{c}: {{address: {2 * c}, type: float32}}")
+            acquired.append(f"m{i}.c{c}")
+        blocks.append("\n".join(lines))
+    return "\n".join(blocks), acquired
+
+
+def _serve(count: int, channels: int) -> None:
+    """Child process: `count` pymodbus servers (one per instrument, each its own port) with
+    `channels` float32 values from holding register 0 and a writable one at 1000; prints the
+    ports on one line, serves until stdin closes."""
+    import logging
+
+    from pymodbus.server import ModbusTcpServer
+    from pymodbus.simulator import DataType, SimData, SimDevice
+
+    logging.getLogger("pymodbus").setLevel(logging.WARNING)
+
+    async def serve() -> None:
+        servers = []
+        for _ in range(count):
+            values = [20.0 + 0.5 * i for i in range(channels)]
+            data = [
+                SimData(0, values=values, datatype=DataType.FLOAT32),
+                SimData(1000, values=[0.0], datatype=DataType.FLOAT32),
+            ]
+            server = ModbusTcpServer(SimDevice(1, simdata=data), address=("127.0.0.1", 0))
+            await server.serve_forever(background=True)
+            servers.append(server)
+        ports = [s.transport.sockets[0].getsockname()[1] for s in servers]  # type: ignore[attr-defined]
+        print(" ".join(map(str, ports)), flush=True)
+        try:
+            await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+        finally:
+            for server in servers:
+                await server.shutdown()
+
+    asyncio.run(serve())
+
+
+def measure_modbus(points: int, instruments: int, channels: int, rate: float, count: int) -> dict:
+    """The same sweep against `instruments` Modbus TCP servers in a child process."""
+    serve = f"from bench.scale import _serve; _serve({instruments}, {channels})"
+    child = subprocess.Popen(
+        [sys.executable, "-c", serve],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    try:
+        assert child.stdout is not None
+        ports = [int(p) for p in child.stdout.readline().split()]
+        if len(ports) != instruments:
+            raise RuntimeError("the Modbus servers did not start")
+        block, acquired = modbus_instruments(ports, channels)
+        with tempfile.TemporaryDirectory(prefix="mdfd-bench-") as tmp:
+            root = Path(tmp)
+            config = root / "mdf.yaml"
+            config.write_text(CONFIG.format(root=root, vocabulary=VOCABULARY, instruments=block))
+            recipe = root / "recipe.yaml"
+            names = ", ".join(acquired)
+            text = RECIPE.format(points=points, acquired=names, rate=rate, count=count)
+            recipe.write_text(text.replace("i0.x", "m0.x"))
+            return asyncio.run(_measure(config, recipe))
+    finally:
+        if child.stdin is not None:
+            child.stdin.close()
+        try:
+            child.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait(timeout=10)
 
 
 def write_mdf(root: Path, points: int, instruments: int, channels: int, rate: float, count: int):
@@ -119,33 +205,37 @@ def run(quick: bool = False) -> list[Figure]:
     sizes = [(1, 10, 10.0), (5, 50, 10.0), (20, 50, 10.0), (20, 50, 50.0)]
     if quick:
         sizes = sizes[:3]
-    figures = []
-    for instruments, channels, rate in sizes:
-        results = [measure(points, instruments, channels, rate, count) for _ in range(2)]
-        label = f"{points} points x {instruments}x{channels} channels @ {rate:g} Hz"
-        figures.append(
-            Figure(
-                f"scale {label}: wall time per point",
-                "s/point",
-                [r["wall"] / points for r in results],
-                f"schedule ({count} samples per channel at the rate)",
-                [count / rate for _ in results],
-                higher_is_better=False,
-                target_ratio=0.9,
-                note=(
-                    f"{statistics.median(r['samples'] / r['wall'] for r in results):.0f}"
-                    " samples/s, "
-                    f"CPU share {statistics.median(r['cpu'] / r['wall'] for r in results):.0%}, "
-                    f"loop lag p50 {statistics.median(r['lag_p50'] for r in results) * 1e3:.1f} ms"
-                    f" p99 {statistics.median(r['lag_p99'] for r in results) * 1e3:.1f} ms, "
-                    f"CPU {statistics.median(r['cpu'] / points for r in results) * 1e3:.1f} ms"
-                    f"/point, "
-                    f"{statistics.median(r['cpu'] / r['samples'] for r in results) * 1e6:.1f} us"
-                    f"/sample"
-                ),
-            )
-        )
-    return figures
+    runs = [("memory", measure, size) for size in sizes]
+    runs.append(("modbus", measure_modbus, (20, 50, 10.0)))
+    return [
+        _figure(kind, [how(points, *size, count) for _ in range(2)], points, size, count)
+        for kind, how, size in runs
+    ]
+
+
+def _figure(
+    kind: str, results: list[dict], points: int, size: tuple[int, int, float], count: int
+) -> Figure:
+    instruments, channels, rate = size
+    label = f"{kind} {points} points x {instruments}x{channels} channels @ {rate:g} Hz"
+    median = statistics.median
+    return Figure(
+        f"scale {label}: wall time per point",
+        "s/point",
+        [r["wall"] / points for r in results],
+        f"schedule ({count} samples per channel at the rate)",
+        [count / rate for _ in results],
+        higher_is_better=False,
+        target_ratio=0.9,
+        note=(
+            f"{median(r['samples'] / r['wall'] for r in results):.0f} samples/s, "
+            f"CPU share {median(r['cpu'] / r['wall'] for r in results):.0%}, "
+            f"loop lag p50 {median(r['lag_p50'] for r in results) * 1e3:.1f} ms"
+            f" p99 {median(r['lag_p99'] for r in results) * 1e3:.1f} ms, "
+            f"CPU {median(r['cpu'] / points for r in results) * 1e3:.1f} ms/point, "
+            f"{median(r['cpu'] / r['samples'] for r in results) * 1e6:.1f} us/sample"
+        ),
+    )
 
 
 def main() -> None:
