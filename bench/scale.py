@@ -2,13 +2,14 @@
 
 Each size runs a real sweep through `RunExecutor` (set, then acquire every channel of every
 instrument at the rate for a fixed count per point, durable checkpoint per point) in real time
-(time scale 1), with `memory` instruments: the figures are the engine's own cost — scheduling,
-batching per instrument, interlock checks, statistics, HDF5 and SQLite — without a wire.
-Reported per size: the achieved sample rate (samples / wall), the CPU
-share (process CPU time / wall), the event loop's lag (a 10 ms ticker's overshoot, p50/p99),
-and CPU cost per point and per sample. The figure is wall time per point against the
-schedule's (count / rate): ratio ~1.0 means the engine kept up, lower means each point's
-sampling and checkpoint took longer than the schedule.
+(time scale 1): with `memory` instruments the figures are the engine's own cost — scheduling,
+batching per instrument, interlock checks, statistics, HDF5 and SQLite — without a wire; one
+more size puts 20 Modbus TCP servers (pymodbus, in a child process) on the wire. Timed from the
+first point's start to the last point's end (setup and teardown reported apart). Reported per
+size: the achieved sample rate, the CPU share (process CPU time of all threads / wall), the
+event loop's lag (a 10 ms ticker's overshoot, p50/p99), CPU per point and per sample. The
+figure is wall time per point against the schedule's (count / rate): ratio ~1.0 means the
+engine kept up, lower means each point's sampling and checkpoint took longer than that.
 """
 
 from __future__ import annotations
@@ -21,8 +22,10 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from bench.common import Figure, report
+from mdfd.daemons.engine.events import EventBus
 from mdfd.daemons.logging import configure
 
 CONFIG = """
@@ -157,6 +160,23 @@ async def _lag_monitor(lags: list[float]) -> None:
         lags.append(max(0.0, loop.time() - due))
 
 
+class _PointClock(EventBus):
+    """Wall and CPU clocks at the first point's start and the last point's end: the sweep
+    itself, without the run's setup (connect, file creation) and teardown."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.first: tuple[float, float] | None = None
+        self.last: tuple[float, float] = (0.0, 0.0)
+
+    def publish(self, kind: str, **fields: Any) -> None:
+        if kind == "point_start" and self.first is None:
+            self.first = (time.perf_counter(), time.process_time())
+        elif kind == "point_end":
+            self.last = (time.perf_counter(), time.process_time())
+        super().publish(kind, **fields)
+
+
 async def _measure(config_path: Path, recipe_path: Path) -> dict[str, float]:
     from mdfd.daemons.config import load_config
     from mdfd.daemons.engine.runner import RunExecutor
@@ -170,7 +190,8 @@ async def _measure(config_path: Path, recipe_path: Path) -> dict[str, float]:
     lags: list[float] = []
     async with state_db(config) as state:
         run = await create_run(state, config, recipe)
-        executor = RunExecutor(config, state)
+        clock = _PointClock()
+        executor = RunExecutor(config, state, events=clock)
         monitor = asyncio.create_task(_lag_monitor(lags))
         wall, cpu = time.perf_counter(), time.process_time()
         try:
@@ -182,10 +203,13 @@ async def _measure(config_path: Path, recipe_path: Path) -> dict[str, float]:
     if outcome.status is not RunStatus.COMPLETED:
         raise RuntimeError(f"scale run ended {outcome.status}: {outcome.message}")
     assert executor.acquisition is not None
+    assert clock.first is not None
     lags.sort()
+    sweep_wall = clock.last[0] - clock.first[0]
     return {
-        "wall": wall,
-        "cpu": cpu,
+        "wall": sweep_wall,
+        "cpu": clock.last[1] - clock.first[1],
+        "setup": wall - sweep_wall,
         "samples": executor.acquisition.samples_written,
         "lag_p50": lags[len(lags) // 2] if lags else 0.0,
         "lag_p99": lags[min(len(lags) - 1, int(len(lags) * 0.99))] if lags else 0.0,
@@ -233,7 +257,8 @@ def _figure(
             f"loop lag p50 {median(r['lag_p50'] for r in results) * 1e3:.1f} ms"
             f" p99 {median(r['lag_p99'] for r in results) * 1e3:.1f} ms, "
             f"CPU {median(r['cpu'] / points for r in results) * 1e3:.1f} ms/point, "
-            f"{median(r['cpu'] / r['samples'] for r in results) * 1e6:.1f} us/sample"
+            f"{median(r['cpu'] / r['samples'] for r in results) * 1e6:.1f} us/sample; "
+            f"run setup + teardown {median(r['setup'] for r in results):.1f} s"
         ),
     )
 
