@@ -24,7 +24,6 @@ from .lock import StateLock
 from .progress import progress_display
 from .simulation import running_simulators
 from .state import RunRow, RunStatus, StateDB
-from .upstream.service import UpstreamService
 
 EXIT_CODES = {
     RunStatus.COMPLETED: 0,
@@ -78,6 +77,10 @@ async def execute_once(
     config: LoadedConfig, state: StateDB, run: RunRow, simulate: bool
 ) -> RunOutcome:
     """Run (or resume) `run` with SIGTERM/SIGINT meaning: stop now, safe state, resumable."""
+    # Imported here: the publishers pull in aiohttp, which every other `mdfd` command that
+    # only needs `state_db` would otherwise pay for at start-up.
+    from .upstream.service import UpstreamService
+
     control = RunControl()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):

@@ -19,7 +19,6 @@ from mdfd.recipes.located import InputError, Problem
 from ..config import LoadedConfig, load_config
 from ..oneshot import run_blocking, state_db
 from ..outboxview import print_outbox
-from ..upstream.service import UpstreamService
 
 DEAD_SHOWN = 20
 
@@ -65,16 +64,22 @@ def handle(args: argparse.Namespace) -> int:
 
 
 async def _retry(config: LoadedConfig, publisher: str | None) -> int:
+    from ..upstream.service import UpstreamService  # aiohttp: only when used
+
     async with state_db(config) as state:
         return await UpstreamService(config, state).retry_dead_letters(publisher)
 
 
 async def _report(config: LoadedConfig) -> dict[str, Any]:
+    from ..upstream.service import UpstreamService  # aiohttp: only when used
+
     async with state_db(config) as state:
         return await UpstreamService(config, state).report(DEAD_SHOWN)
 
 
 async def _drain(config: LoadedConfig, args: argparse.Namespace) -> int:
+    from ..upstream.service import UpstreamService  # aiohttp: only when used
+
     async with state_db(config) as state, UpstreamService(config, state) as service:
         idle = await service.drain_until_idle(args.within)
         report = await service.report(DEAD_SHOWN)

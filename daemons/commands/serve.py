@@ -14,7 +14,6 @@ from pathlib import Path
 
 from ..config import load_config
 from ..lock import StateLock
-from ..serve.daemon import Daemon
 from ..simulation import require_simulators
 
 
@@ -37,6 +36,10 @@ def handle(args: argparse.Namespace) -> int:
         require_simulators(config)
     config.model.storage.data_dir.mkdir(parents=True, exist_ok=True)
     # systemd's watchdog kills with SIGABRT: the journal then shows where every thread was stuck.
+    # Imported here: the daemon pulls in aiohttp (control API, HTTP publisher), which
+    # `mdfd --help` and every other subcommand would otherwise pay for at start-up.
+    from ..serve.daemon import Daemon
+
     faulthandler.enable()
     with StateLock(config.model.storage.state_dir):
         return asyncio.run(Daemon(config, args.simulate).run())
