@@ -15,7 +15,8 @@ writer appending the same layout (4 channels x time/value/point_index, 4096-samp
 gzip, flush + fsync per 100,000 samples). Target: >= 0.8.
 
 Memory: peak RSS (ru_maxrss) of a child process running the engine over 1M and over 10M
-samples (10 channels); a bounded pipeline gives the same peak for both (ratio ~1.0).
+samples (10 channels, two long points each, so growth within a point shows as well as
+growth across points); a bounded pipeline gives the same peak for both (ratio ~1.0).
 """
 
 from __future__ import annotations
@@ -181,10 +182,11 @@ def child_peak_rss_mb(samples: int) -> float:
 
 
 def rss_child(samples: int) -> None:
-    channels, per_point = 10, 100_000
-    points = max(1, samples // (channels * per_point))
+    """Two points of `samples / 2` each: memory must be flat across points and within one."""
+    channels = 10
+    per_point = max(1, samples // (2 * channels))
     with tempfile.TemporaryDirectory(prefix="mdfd-bench-") as tmp:
-        config, recipe = write_mdf(Path(tmp), points, channels, per_point, scale=100_000)
+        config, recipe = write_mdf(Path(tmp), 2, channels, per_point, scale=100_000)
         asyncio.run(run_engine(config, recipe))
     print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 

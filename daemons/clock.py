@@ -31,8 +31,13 @@ class EngineClock:
         The selector rounds every timeout up to a whole millisecond, so a 100 us wait (one
         sample at 10 kHz) would cost a full millisecond; below that the loop keeps running
         other tasks with `sleep(0)` until the deadline, which is both shorter and on time.
+        A wait already due still yields once: a schedule that has fallen behind (a fast clock,
+        a driver whose reads never suspend) must not starve the loop — the interlock monitor,
+        the control API, the watchdog — nor let the loop's heap of cancelled per-read timeout
+        handles grow, which asyncio only purges between iterations (150 MB over 3M samples).
         """
         if seconds <= 0:
+            await asyncio.sleep(0)
             return
         wall = seconds / self.scale
         if wall >= SELECT_GRANULARITY:
