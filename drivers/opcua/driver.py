@@ -45,7 +45,7 @@ from .browse import BrowseEntry, browse
 from .config import OpcUaChannel, OpcUaInstrument
 from .nodeids import NodeRef, parse_node
 from .streams import Fanout
-from .values import encode, status_name, to_python
+from .values import encode, is_builtin, quality_of, status_name, to_python
 
 LOGIN_REFUSED = ("BadUserAccessDenied", "BadIdentityToken")
 SECURITY_REFUSED = ("BadCertificate", "BadSecurity", "BadNonce", "BadApplicationSignature")
@@ -55,7 +55,6 @@ BUILD_INFO = (
     ua.ObjectIds.Server_ServerStatus_BuildInfo_ProductUri,
     ua.ObjectIds.Server_ServerStatus_BuildInfo_SoftwareVersion,
 )
-ABSTRACT_TYPES = (24, 26, 27, 28, 29)
 TRANSPORT_ERRORS = (ConnectionError, OSError, asyncio.IncompleteReadError)
 
 
@@ -173,7 +172,11 @@ class OpcUaDriver:
             ) from exc
         except ua.UaStatusCodeError as exc:
             raise ProtocolError(
-                self.name, "write refused", channel=channel, address=config.node, reply=_name(exc)
+                self.name,
+                "write refused",
+                channel=channel,
+                address=config.node,
+                reply=status_name(exc.code),
             ) from exc
         status = results[0]
         if not status.is_good():
@@ -294,7 +297,7 @@ class OpcUaDriver:
                     reply=status_name(dv.StatusCode),
                 )
             type_id: ua.NodeId = dv.Value.Value
-            if _builtin(type_id):
+            if is_builtin(type_id):
                 variant_types[channel] = ua.VariantType(type_id.Identifier)
                 continue
             variant_types[channel] = await self._call(
@@ -357,7 +360,7 @@ class OpcUaDriver:
             self._bad_status[channel] = status_name(status)
             return Reading(math.nan, unit, now, Quality.BAD)
         value = dv.Value.Value if dv.Value is not None else None
-        quality = _quality(status)
+        quality = quality_of(status)
         return Reading(to_python(value) if value is not None else math.nan, unit, now, quality)
 
     async def _supervise(self) -> None:
@@ -434,7 +437,10 @@ class OpcUaDriver:
             ) from exc
         except ua.UaStatusCodeError as exc:
             raise ProtocolError(
-                self.name, self._refusal(_name(exc)), address=self.config.endpoint, reply=_name(exc)
+                self.name,
+                self._refusal(status_name(exc.code)),
+                address=self.config.endpoint,
+                reply=status_name(exc.code),
             ) from exc
 
     def _refusal(self, status: str) -> str:
@@ -468,7 +474,7 @@ class OpcUaDriver:
                 channel=channel,
                 address=self._refs[channel].text,
             )
-        quality = _quality(status)
+        quality = quality_of(status)
         return Reading(to_python(value), self.config.channels[channel].unit, now, quality)
 
     def _channel(self, name: str) -> OpcUaChannel:
@@ -490,22 +496,3 @@ class OpcUaDriver:
         self._log.warning(
             "connect attempt failed", attempt=state.attempt_number, retry_in=delay, error=str(error)
         )
-
-
-def _name(exc: ua.UaStatusCodeError) -> str:
-    return status_name(exc.code)
-
-
-def _builtin(type_id: ua.NodeId) -> bool:
-    """A concrete built-in data type, whose number is its variant type."""
-    identifier = type_id.Identifier
-    return (
-        type_id.NamespaceIndex == 0
-        and isinstance(identifier, int)
-        and identifier < 26
-        and identifier not in ABSTRACT_TYPES
-    )
-
-
-def _quality(status: ua.StatusCode | None) -> Quality:
-    return Quality.UNCERTAIN if status is not None and status.is_uncertain() else Quality.GOOD

@@ -12,7 +12,7 @@ from datetime import datetime
 
 from asyncua import ua
 
-from ..base import Value
+from ..base import Quality, Value
 
 INTEGER_RANGES: dict[ua.VariantType, tuple[int, int]] = {
     ua.VariantType.SByte: (-(2**7), 2**7 - 1),
@@ -79,3 +79,21 @@ def encode(value: Value, variant: ua.VariantType) -> ua.Variant:
     if variant == ua.VariantType.Variant:
         return ua.Variant(value)
     raise ValueError(f"writing {variant.name} nodes is not supported")
+
+
+ABSTRACT_TYPES = (24, 26, 27, 28, 29)
+
+
+def is_builtin(type_id: ua.NodeId) -> bool:
+    """A concrete built-in data type, whose number is its variant type."""
+    identifier = type_id.Identifier
+    return (
+        type_id.NamespaceIndex == 0
+        and isinstance(identifier, int)
+        and identifier < 26
+        and identifier not in ABSTRACT_TYPES
+    )
+
+
+def quality_of(status: ua.StatusCode | None) -> Quality:
+    return Quality.UNCERTAIN if status is not None and status.is_uncertain() else Quality.GOOD
