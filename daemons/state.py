@@ -237,25 +237,39 @@ class StateDB:
         self, point: PointRow, extra: Callable[[sqlite3.Connection], None] | None = None
     ) -> None:
         """The checkpoint: the point row and what `extra` writes commit together or not at all."""
+        await self.complete_points([(point, extra)])
+
+    async def complete_points(
+        self, batch: list[tuple[PointRow, Callable[[sqlite3.Connection], None] | None]]
+    ) -> None:
+        """Checkpoint several points in one transaction (group commit: one fsync for all).
+
+        Each point's row commits together with what its `extra` writes (its upstream records),
+        so every point of the batch is either wholly recorded or not at all.
+        """
 
         def insert(connection: sqlite3.Connection) -> None:
-            connection.execute(
+            connection.executemany(
                 "INSERT INTO points (run_id, point_index, status, parameters, started_at,"
                 " ended_at, rows, summary, message) VALUES (?,?,?,?,?,?,?,?,?)",
-                (
-                    point.run_id,
-                    point.point_index,
-                    point.status.value,
-                    json.dumps(point.parameters),
-                    point.started_at,
-                    point.ended_at,
-                    json.dumps(point.rows),
-                    json.dumps(point.summary),
-                    point.message,
-                ),
+                [
+                    (
+                        point.run_id,
+                        point.point_index,
+                        point.status.value,
+                        json.dumps(point.parameters),
+                        point.started_at,
+                        point.ended_at,
+                        json.dumps(point.rows),
+                        json.dumps(point.summary),
+                        point.message,
+                    )
+                    for point, _ in batch
+                ],
             )
-            if extra is not None:
-                extra(connection)
+            for _, extra in batch:
+                if extra is not None:
+                    extra(connection)
 
         await self.transaction(insert)
 

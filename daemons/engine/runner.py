@@ -1,7 +1,8 @@
 """Execute one run: every not-yet-recorded point of its recipe, each checkpointed.
 
 The order of a run's end is deliberate: first the instruments go to the safe state (safety
-before data), then the data file is flushed and closed, then the status is committed.
+before data), then the points measured so far are committed (see `checkpoint`), the data file
+is closed, and the status is committed last.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from ..storage.hdf5_writer import ChannelSpec, RunFile
 from ..validation import validate
 from ..version import software_version
 from .acquisition import Acquisition
+from .checkpoint import Checkpointer, CheckpointFailed, EndedPoint
 from .control import RunAborted, RunControl
 from .events import EventBus
 from .instruments import Instruments
@@ -99,6 +101,7 @@ class RunExecutor:
         self.clock = EngineClock(config.model.time_scale)
         self.acquisition: Acquisition | None = None
         self.instruments: Instruments | None = None
+        self.run_file: RunFile | None = None
 
     async def execute(self, run: RunRow) -> RunOutcome:
         loop = asyncio.get_running_loop()
@@ -145,7 +148,7 @@ class RunExecutor:
             await self.state.set_status(run.id, RunStatus.INTERRUPTED, message)
             return RunStatus.INTERRUPTED, message
         guard = InterlockGuard(list(self.config.model.safety.interlocks), instruments)
-        run_file = self._run_file(run, recipe, instruments)
+        run_file = self.run_file = self._run_file(run, recipe, instruments)
         resume_rows = done[-1].rows if done else None
         await run_file.open(resume_rows=resume_rows, resume_points=len(done) if done else None)
         await self.state.set_status(run.id, RunStatus.RUNNING, identities=instruments.identities)
@@ -158,11 +161,13 @@ class RunExecutor:
             run_file.data_paths(),
         )
         self.acquisition = Acquisition(run_file, instruments, self.events)
+        checkpointer = Checkpointer(run_file, self.state, self.events)
         status, message = RunStatus.FAILED, ""
         try:
-            status, message = await self._supervise(context, run, guard, run_file, done)
+            status, message = await self._supervise(context, run, guard, checkpointer, done)
         finally:
             await self._safe_state(instruments)
+            await checkpointer.close()
             await run_file.close(status.value, {"message": message})
             await instruments.close()
             await self.state.set_status(run.id, status, message)
@@ -203,28 +208,39 @@ class RunExecutor:
         context: RunContext,
         run: RunRow,
         guard: InterlockGuard,
-        run_file: RunFile,
+        checkpointer: Checkpointer,
         done: list[PointRow],
     ) -> tuple[RunStatus, str]:
-        """Race the points against interlocks and stop requests; the loser is cancelled."""
-        points = asyncio.create_task(self._points(context, run, guard, run_file, done))
+        """Race the points against interlocks, stop requests and a failing commit.
+
+        The losers are cancelled — except the commit task: the points measured before the
+        end are committed by `_execute` once the instruments are safe.
+        """
+        commits = checkpointer.start()
+        points = asyncio.create_task(self._points(context, run, guard, checkpointer, done))
         tripped = asyncio.create_task(guard.tripped())
         stopped = asyncio.create_task(self.control.stop_requested.wait())
         monitor = asyncio.create_task(guard.monitor())
         tasks = [points, tripped, stopped, monitor]
         try:
-            await asyncio.wait({points, tripped, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(
+                {points, tripped, stopped, commits}, return_when=asyncio.FIRST_COMPLETED
+            )
         finally:
             for task in tasks:
                 task.cancel()
             results = await asyncio.gather(*tasks, return_exceptions=True)
         outcome = results[0]
+        if commits.done() and not commits.cancelled():
+            outcome = commits.exception() or outcome
         if guard.breach is not None:
             return RunStatus.FAILED, str(guard.breach)
         if self.control.abort_reason is not None:
             return RunStatus.ABORTED, self.control.abort_reason
         if self.control.interrupt_reason is not None:
             return RunStatus.INTERRUPTED, self.control.interrupt_reason
+        if isinstance(outcome, CheckpointFailed) and outcome.__cause__ is not None:
+            outcome = outcome.__cause__
         if isinstance(outcome, RunAborted):
             return RunStatus.ABORTED, str(outcome)
         if isinstance(outcome, InterlockBreach):
@@ -244,7 +260,7 @@ class RunExecutor:
         context: RunContext,
         run: RunRow,
         guard: InterlockGuard,
-        run_file: RunFile,
+        checkpointer: Checkpointer,
         done: list[PointRow],
     ) -> None:
         recipe = context.recipe
@@ -293,25 +309,27 @@ class RunExecutor:
             except InstrumentError as exc:
                 status, message = self._point_failure(exc, skip=False, recipe=recipe)
             ended = self.clock.now()
-            await self._checkpoint(context, run_file, index, point, status, message, started, ended)
             finished.add(index)
             completed_now += 1
             elapsed = self.clock.now() - run_began
             remaining = elapsed / completed_now * (len(points) - len(finished))
-            self.events.publish(
-                "point_end",
-                run=run.id,
-                point=index,
-                status=status.value,
-                parameters=point,
-                points_total=len(points),
-                points_done=len(finished),
-                elapsed=elapsed,
-                remaining=remaining,
-                remaining_wall=self.clock.wall_seconds(remaining),
-                message=message,
-            )
+            ended_event = {
+                "run": run.id,
+                "point": index,
+                "status": status.value,
+                "parameters": point,
+                "points_total": len(points),
+                "points_done": len(finished),
+                "elapsed": elapsed,
+                "remaining": remaining,
+                "remaining_wall": self.clock.wall_seconds(remaining),
+                "message": message,
+            }
+            await checkpointer.wait_for_room()
+            ended_point = self._ended_point(context, index, point, status, message, started, ended)
+            checkpointer.submit(EndedPoint(*ended_point, ended_event))
             log.info("point ended", status=status.value, message=message or None)
+        await checkpointer.flush()
 
     def _point_failure(
         self, exc: Exception, *, skip: bool, recipe: LoadedRecipe
@@ -322,32 +340,29 @@ class RunExecutor:
             raise PointFailed(str(exc), stop_run=True) from exc
         return PointStatus.FAILED, str(exc)
 
-    async def _checkpoint(
+    def _ended_point(
         self,
         context: RunContext,
-        run_file: RunFile,
         index: int,
         point: dict[str, float],
         status: PointStatus,
         message: str,
         started: float,
         ended: float,
-    ) -> None:
-        """Flush the point's data, then commit its completion and records in one transaction."""
+    ) -> tuple[PointRow, Callable[[sqlite3.Connection], None] | None]:
+        """The point's summary row queued in the file, its checkpoint row and its records."""
         assert self.acquisition is not None
+        assert self.run_file is not None
         stats = {channel: s.result() for channel, s in self.acquisition.stats.items()}
-        rows = await run_file.complete_point(index, point, stats, started, ended, status.value)
+        rows = self.run_file.mark_point(index, point, stats, started, ended, status.value)
         summary = {channel: _stats_dict(s) for channel, s in stats.items()}
-        result = PointResult(context, index, point, stats, started, ended, status)
-        extra = (
-            self.record_hook(result)
-            if self.record_hook and status is PointStatus.COMPLETED
-            else None
-        )
-        await self.state.complete_point(
-            PointRow(context.run_id, index, status, point, started, ended, rows, summary, message),
-            extra=extra,
-        )
+        records = None
+        if self.record_hook and status is PointStatus.COMPLETED:
+            records = self.record_hook(
+                PointResult(context, index, point, stats, started, ended, status)
+            )
+        row = PointRow(context.run_id, index, status, point, started, ended, rows, summary, message)
+        return row, records
 
     async def _safe_state(self, instruments: Instruments) -> None:
         """Best effort on every channel: one failing write must not skip the others."""

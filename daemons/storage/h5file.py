@@ -373,15 +373,20 @@ class H5RunFile:
             write_at(dataset, start, data)
         self.rows[channel] = start + time.shape[0]
 
-    def write_point(self, row: Mapping[str, float | int | bytes]) -> dict[str, int]:
-        """Append one summary row, flush everything, return rows per channel on disk."""
+    def write_points(self, rows: list[Mapping[str, float | int | bytes]]) -> None:
+        """Append summary rows (one write per column for all of them), flush, fsync.
+
+        The sample blocks of those points were queued before this call, so one flush makes
+        the whole batch durable; the cost per column is paid per batch, not per point.
+        """
         self.check_free_space()
-        index = self.points
-        for name, dataset in self._summary.items():
-            write_at(dataset, index, np.asarray([row[name]], dtype=dataset.dtype))
-        self.points = index + 1
+        if rows:
+            index = self.points
+            for name, dataset in self._summary.items():
+                column = np.asarray([row[name] for row in rows], dtype=dataset.dtype)
+                write_at(dataset, index, column)
+            self.points = index + len(rows)
         self._sync()
-        return {spec.name: self.rows[i] for i, spec in enumerate(self.channels)}
 
     def finish(self, status: str, extra: Mapping[str, Any] | None) -> None:
         """Record how the run ended and close; existing attributes only (SWMR forbids new)."""

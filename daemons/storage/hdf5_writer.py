@@ -5,10 +5,14 @@ The engine calls `add_sample` per reading (cheap: three appends to per-channel b
 queue bounded at `queue_blocks` blocks in flight; beyond that, blocks wait in a backlog until the
 engine awaits `drain()`, which is the back-pressure: the producer is suspended until the disk
 has caught up, so memory stays bounded by (queue_blocks + blocks added between drains) blocks
-whatever the run's length. `complete_point` pushes the point's remaining samples and its summary
-row, flushes (and fsyncs), and returns the rows per channel now on disk — the counts the engine
-stores in its checkpoint and hands back to `open(resume_rows=..., resume_points=...)` after a
-crash, so that the samples of a half-measured point vanish.
+whatever the run's length.
+
+A point ends in two halves so that checkpoints can be group-committed: `mark_point` (no I/O)
+queues the point's summary row and returns the rows per channel up to the point's end — the
+counts the engine stores in its checkpoint and hands back to `open(resume_rows=...,
+resume_points=...)` after a crash, so that samples beyond them vanish; `commit()` then pushes
+every buffered sample and queued summary row to the writer and flushes (and fsyncs) once for all
+of them. Points measured while one commit is on disk share the next one.
 
 Scalars only: a channel's value is one float per sample. Array-valued readings (spectra,
 waveforms) are not stored by this writer; the engine must skip them or reduce them to scalars.
@@ -127,7 +131,9 @@ class RunFile:
         self._jobs: queue.SimpleQueue[_Block | _Call | None] = queue.SimpleQueue()
         self._handed = 0  # blocks put in the queue (event loop side)
         self._written = 0  # blocks the writer finished (writer side)
-        self._waiting = False  # a drain waits for the queue to fall to half
+        self._waiters = 0  # drains waiting for the queue to fall to half (acquisition, commit)
+        self._rows_handed = [0] * len(channels)  # per channel: samples handed off so far
+        self._marked: list[dict[str, float | int | bytes]] = []  # summary rows not yet committed
         self._backlog: deque[_Block] = deque()
         self._space = asyncio.Event()
         self._error: BaseException | None = None
@@ -159,6 +165,7 @@ class RunFile:
             action = partial(self._file.resume, dict(resume_rows or {}), int(resume_points or 0))
         try:
             await self._call(action)
+            self._rows_handed = await self._call(lambda: list(self._file.rows))
         except BaseException:
             self._closed = True
             await self._stop_thread()
@@ -201,7 +208,7 @@ class RunFile:
         self._refill()
         while self._backlog and self._error is None:
             self._space.clear()
-            self._waiting = True
+            self._waiters += 1
             try:
                 if self._handed - self._written > self._queue_blocks // 2:
                     async with asyncio.timeout(self._io_timeout):
@@ -211,9 +218,47 @@ class RunFile:
                     f"{self.path}: the writer took no block for {self._io_timeout}s (disk stalled?)"
                 ) from None
             finally:
-                self._waiting = False
+                self._waiters -= 1
             self._refill()
         self._raise_if_failed()
+
+    def mark_point(
+        self,
+        point_index: int,
+        parameters: dict[str, float],
+        stats: dict[str, Stats],
+        started: float,
+        ended: float,
+        status: str = "completed",
+    ) -> dict[str, int]:
+        """Queue the point's summary row for the next `commit`; rows per channel at its end.
+
+        `status` ("completed", "failed", "skipped") goes into the summary's status column, so
+        a table reader can tell a measured point from one whose statistics are partial. Nothing
+        is on disk until `commit()` returns.
+        """
+        self._raise_if_failed()
+        row = self._summary_row(point_index, parameters, stats, started, ended)
+        row[POINT_STATUS] = status.encode("ascii", "replace")[:16]
+        self._marked.append(row)
+        return {
+            spec.name: self._rows_handed[i] + len(self._buffers[i][0])
+            for i, spec in enumerate(self.channels)
+        }
+
+    async def commit(self) -> int:
+        """Write every buffered sample and marked summary row, flush and fsync once.
+
+        Returns how many points this commit made durable. Samples taken after the last marked
+        point go along (a resume cuts them off again); that is what lets one flush serve many
+        points.
+        """
+        rows, self._marked = self._marked, []
+        for channel in range(len(self.channels)):
+            self._hand_off(channel)
+        await self.drain()
+        await self._call(partial(self._file.write_points, rows))
+        return len(rows)
 
     async def complete_point(
         self,
@@ -224,17 +269,9 @@ class RunFile:
         ended: float,
         status: str = "completed",
     ) -> dict[str, int]:
-        """Write the point's remaining samples and summary row, flush; rows per channel.
-
-        `status` ("completed", "failed", "skipped") goes into the summary's status column, so
-        a table reader can tell a measured point from one whose statistics are partial.
-        """
-        row = self._summary_row(point_index, parameters, stats, started, ended)
-        row[POINT_STATUS] = status.encode("ascii", "replace")[:16]
-        for channel in range(len(self.channels)):
-            self._hand_off(channel)
-        await self.drain()
-        rows: dict[str, int] = await self._call(partial(self._file.write_point, row))
+        """`mark_point` and `commit` in one: for writers that checkpoint point by point."""
+        rows = self.mark_point(point_index, parameters, stats, started, ended, status)
+        await self.commit()
         return rows
 
     async def close(self, status: str, extra_metadata: dict[str, Any] | None = None) -> None:
@@ -303,6 +340,7 @@ class RunFile:
             np.frombuffer(points, dtype=np.int64).copy(),
         )
         del times[:], values[:], points[:]
+        self._rows_handed[channel] += block.time.shape[0]
         if self._backlog or self._handed - self._written >= self._queue_blocks:
             self._backlog.append(block)
         else:
@@ -359,7 +397,7 @@ class RunFile:
                     except Exception as exc:
                         self._fail(exc)
                 self._written += 1
-                if self._waiting and self._handed - self._written <= self._queue_blocks // 2:
+                if self._waiters and self._handed - self._written <= self._queue_blocks // 2:
                     self._notify(self._space.set)
                 continue
             wanted = job.future.set_running_or_notify_cancel()

@@ -1,0 +1,170 @@
+"""Group commit: points that end while a commit is on disk share the next one, and a point is
+announced (`point_end`) only once its data and its checkpoint row are durable."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+
+import h5py
+import pytest
+
+from mdfd.daemons.engine.checkpoint import Checkpointer, CheckpointFailed, EndedPoint
+from mdfd.daemons.engine.events import EventBus
+from mdfd.daemons.state import PointRow, PointStatus, RunStatus, StateDB
+from mdfd.daemons.stats import RunningStats
+from mdfd.daemons.storage import ChannelSpec, RunFile
+
+RUN = "run-ckpt"
+CHANNEL = "meter.value"
+
+
+async def open_run(tmp_path: Path) -> tuple[StateDB, RunFile]:
+    state = StateDB(tmp_path / "state.db")
+    await state.open()
+    await state.create_run(
+        run_id=RUN,
+        recipe_name="r",
+        recipe_version="1",
+        recipe_sha256="0" * 64,
+        recipe_text="",
+        recipe_path="",
+        config_text="",
+        points_total=100,
+        status=RunStatus.RUNNING,
+        data_file=str(tmp_path / "run.h5"),
+    )
+    run_file = RunFile(
+        tmp_path / "run.h5",
+        metadata={"run_id": RUN},
+        channels=[ChannelSpec(CHANNEL, "V")],
+        parameters=["x"],
+        block_size=16,
+    )
+    await run_file.open()
+    return state, run_file
+
+
+def end_point(run_file: RunFile, index: int, records=None) -> EndedPoint:
+    """Three samples of value `index`, then the point's summary row queued in the file."""
+    stats = RunningStats()
+    for i in range(3):
+        run_file.add_sample(CHANNEL, 1000.0 + index + i / 10, float(index), index)
+        stats.add(float(index))
+    parameters = {"x": float(index)}
+    rows = run_file.mark_point(index, parameters, {CHANNEL: stats.result()}, 0.0, 1.0)
+    row = PointRow(RUN, index, PointStatus.COMPLETED, parameters, 0.0, 1.0, rows, {}, "")
+    return EndedPoint(row, records, {"point": index})
+
+
+async def test_points_ended_together_share_one_commit(tmp_path: Path) -> None:
+    state, run_file = await open_run(tmp_path)
+    events = EventBus()
+    checkpointer = Checkpointer(run_file, state, events)
+    checkpointer.start()
+    seen: list[tuple[int, int]] = []  # (point announced, points durable in SQLite then)
+
+    async def watch(queue: asyncio.Queue) -> None:
+        while len(seen) < 20:
+            event = await queue.get()
+            seen.append((event["point"], len(await state.points(RUN))))
+
+    with events.watch() as queue:
+        watcher = asyncio.create_task(watch(queue))
+        for index in range(20):
+            await checkpointer.wait_for_room()
+            checkpointer.submit(end_point(run_file, index))
+        await checkpointer.flush()
+        await asyncio.wait_for(watcher, 10)
+    await checkpointer.close()
+    await run_file.close("completed")
+    points = await state.points(RUN)
+    await state.close()
+
+    assert (checkpointer.committed, checkpointer.commits) == (20, 1)
+    assert [p.point_index for p in points] == list(range(20))
+    assert [p.rows[CHANNEL] for p in points] == [3 * (i + 1) for i in range(20)]
+    assert [point for point, _ in seen] == list(range(20))
+    assert all(durable == 20 for _, durable in seen)
+    with h5py.File(tmp_path / "run.h5", "r") as handle:
+        assert list(handle["entry/summary/point_index"][()]) == list(range(20))
+        assert list(handle["entry/summary/x"][()]) == [float(i) for i in range(20)]
+        assert list(handle["entry/summary/meter.value_n"][()]) == [3] * 20
+        values = handle["entry/instrument/meter/value/value"][()]
+        assert list(values) == [float(i) for i in range(20) for _ in range(3)]
+
+
+async def test_each_point_commits_alone_when_points_are_slower_than_the_disk(
+    tmp_path: Path,
+) -> None:
+    state, run_file = await open_run(tmp_path)
+    checkpointer = Checkpointer(run_file, state, EventBus())
+    checkpointer.start()
+    for index in range(3):
+        await checkpointer.wait_for_room()
+        checkpointer.submit(end_point(run_file, index))
+        await checkpointer.flush()
+        assert [p.point_index for p in await state.points(RUN)] == list(range(index + 1))
+    await checkpointer.close()
+    await run_file.close("completed")
+    await state.close()
+    assert (checkpointer.committed, checkpointer.commits) == (3, 3)
+
+
+async def test_close_commits_the_points_already_ended(tmp_path: Path) -> None:
+    state, run_file = await open_run(tmp_path)
+    checkpointer = Checkpointer(run_file, state, EventBus())
+    checkpointer.start()
+    for index in range(5):
+        checkpointer.submit(end_point(run_file, index))
+    await checkpointer.close()
+    await run_file.close("interrupted")
+    assert [p.point_index for p in await state.points(RUN)] == list(range(5))
+    await state.close()
+
+
+async def test_records_commit_in_the_points_transaction(tmp_path: Path) -> None:
+    state, run_file = await open_run(tmp_path)
+    await state.execute("CREATE TABLE records (point INTEGER)")
+
+    def record(index: int):
+        return lambda connection: connection.execute("INSERT INTO records VALUES (?)", (index,))
+
+    checkpointer = Checkpointer(run_file, state, EventBus())
+    checkpointer.start()
+    for index in range(4):
+        checkpointer.submit(end_point(run_file, index, record(index)))
+    await checkpointer.close()
+    await run_file.close("completed")
+    assert await state.execute("SELECT point FROM records ORDER BY point") == [
+        (0,),
+        (1,),
+        (2,),
+        (3,),
+    ]
+    await state.close()
+
+
+async def test_a_failed_commit_stops_the_run_with_its_cause(tmp_path: Path) -> None:
+    state, run_file = await open_run(tmp_path)
+    await state.execute(
+        "CREATE TRIGGER refuse BEFORE INSERT ON points"
+        " BEGIN SELECT RAISE(ABORT, 'the state disk says no'); END"
+    )
+    checkpointer = Checkpointer(run_file, state, EventBus())
+    commits = checkpointer.start()
+    checkpointer.submit(end_point(run_file, 0))
+    with pytest.raises(CheckpointFailed, match="the state disk says no") as failure:
+        await checkpointer.flush()
+    assert isinstance(failure.value.__cause__, sqlite3.IntegrityError)
+    assert commits.done()
+    assert isinstance(commits.exception(), sqlite3.IntegrityError)
+    with pytest.raises(CheckpointFailed):
+        await checkpointer.wait_for_room()
+    with pytest.raises(CheckpointFailed):
+        checkpointer.submit(end_point(run_file, 1))
+    await checkpointer.close()
+    await run_file.close("failed")
+    assert await state.points(RUN) == []
+    await state.close()
