@@ -102,6 +102,7 @@ class RunExecutor:
         self.acquisition: Acquisition | None = None
         self.instruments: Instruments | None = None
         self.run_file: RunFile | None = None
+        self.checkpointer: Checkpointer | None = None
 
     async def execute(self, run: RunRow) -> RunOutcome:
         loop = asyncio.get_running_loop()
@@ -161,7 +162,7 @@ class RunExecutor:
             run_file.data_paths(),
         )
         self.acquisition = Acquisition(run_file, instruments, self.events)
-        checkpointer = Checkpointer(run_file, self.state, self.events)
+        checkpointer = self.checkpointer = Checkpointer(run_file, self.state, self.events)
         status, message = RunStatus.FAILED, ""
         try:
             status, message = await self._supervise(context, run, guard, checkpointer, done)
