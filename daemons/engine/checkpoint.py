@@ -109,6 +109,8 @@ class Checkpointer:
             raise CheckpointFailed(f"checkpoint failed: {self._error}") from self._error
 
     async def _wait_until(self, ready: Callable[[], bool]) -> None:
+        if self._error is None and ready():
+            return  # the common case, without arming a timer
         try:
             async with asyncio.timeout(self._timeout):
                 while self._error is None and not ready():

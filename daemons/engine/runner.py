@@ -272,12 +272,14 @@ class RunExecutor:
         assert self.instruments is not None
         run_began = self.clock.now()
         completed_now = 0
+        # One bound logger for the run: the lazy proxy of `get_logger()` re-binds on every call.
+        # The point still appears in every line, merged from the context variable at log time.
+        log = structlog.get_logger().bind()
         for index, point in enumerate(points):
             if index in finished:
                 continue
             await self.control.checkpoint()
             structlog.contextvars.bind_contextvars(point=index)
-            log = structlog.get_logger()
             self.acquisition.begin_point(index, acquired)
             self.events.publish(
                 "point_start",
