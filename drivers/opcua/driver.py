@@ -44,6 +44,7 @@ from ..errors import (
 from .browse import BrowseEntry, browse
 from .config import OpcUaChannel, OpcUaInstrument
 from .nodeids import NodeRef, parse_node
+from .scan import Scan, prepare, read_plan, readings
 from .streams import Fanout
 from .values import encode, is_builtin, quality_of, status_name, to_python
 
@@ -56,6 +57,8 @@ BUILD_INFO = (
     ua.ObjectIds.Server_ServerStatus_BuildInfo_SoftwareVersion,
 )
 TRANSPORT_ERRORS = (ConnectionError, OSError, asyncio.IncompleteReadError)
+SCANS_KEPT = 64
+"""Channel sets whose prepared scan is kept; a recipe reads a handful, so more is a leak."""
 
 
 class OpcUaDriver:
@@ -72,6 +75,7 @@ class OpcUaDriver:
         self._nodes: dict[str, ua.NodeId] = {}
         self._types: dict[str, ua.VariantType] = {}
         self._by_node: dict[ua.NodeId, list[str]] = {}
+        self._scans: dict[tuple[str, ...], Scan] = {}
         self._namespaces: list[str] = []
         self._fanout = Fanout(name)
         self._ready = asyncio.Event()
@@ -121,31 +125,30 @@ class OpcUaDriver:
         return ",".join(parts)
 
     async def read(self, channels: Sequence[str]) -> dict[str, Reading]:
-        configs = {name: self._channel(name) for name in channels}
+        key = tuple(channels)
+        scan = self._scans.get(key)
+        if scan is None:
+            for name in key:
+                self._channel(name)
         client = self._require_client()
-        out: dict[str, Reading] = {}
-        polled: list[str] = []
-        for name, config in configs.items():
-            latest = self._fanout.latest.get(name) if config.subscribe else None
-            if latest is None:
-                polled.append(name)
-            elif latest.quality is Quality.BAD:
-                raise ProtocolError(
-                    self.name,
-                    "bad status in the last notification",
-                    channel=name,
-                    address=config.node,
-                    reply=self._bad_status.get(name, "Bad"),
-                )
-            else:
-                out[name] = latest
-        if polled:
-            nodes = [self._nodes[name] for name in polled]
-            values = await self._call(client.uaclient.read_attributes(nodes, ua.AttributeIds.Value))
-            now = self._context.clock()
-            for name, dv in zip(polled, values, strict=True):
-                out[name] = self._checked(name, dv, now)
-        return {name: out[name] for name in channels}
+        if scan is None:
+            if len(self._scans) >= SCANS_KEPT:
+                del self._scans[next(iter(self._scans))]
+            scan = self._scans[key] = prepare(key, self.config.channels, self._nodes, self._refs)
+        out = self._latest(scan.subscribed) if scan.subscribed else {}
+        plan = scan.polled
+        if len(out) < len(scan.subscribed):
+            waiting = [name for name in scan.subscribed if name not in out]
+            plan = read_plan(
+                [*plan.channels, *waiting], self.config.channels, self._nodes, self._refs
+            )
+        if plan.channels:
+            values = await self._call(client.uaclient.read(plan.parameters))
+            polled = readings(self.name, plan, values, self._context.clock())
+            if not scan.subscribed:
+                return polled
+            out.update(polled)
+        return {name: out[name] for name in scan.channels}
 
     async def write(self, channel: str, value: Value) -> None:
         config = self._channel(channel)
@@ -304,6 +307,7 @@ class OpcUaDriver:
                 data_type_to_variant_type(client.get_node(type_id)), connecting=True
             )
         self._nodes, self._types = nodes, variant_types
+        self._scans.clear()
         self._by_node = {}
         for channel, node in nodes.items():
             self._by_node.setdefault(node, []).append(channel)
@@ -456,26 +460,23 @@ class OpcUaDriver:
             )
         return "the server answered with a bad status"
 
-    def _checked(self, channel: str, dv: ua.DataValue, now: float) -> Reading:
-        status = dv.StatusCode
-        if status is not None and status.is_bad():
-            raise ProtocolError(
-                self.name,
-                "bad status",
-                channel=channel,
-                address=self._refs[channel].text,
-                reply=status_name(status),
-            )
-        value = dv.Value.Value if dv.Value is not None else None
-        if value is None:
-            raise ProtocolError(
-                self.name,
-                "the server returned no value",
-                channel=channel,
-                address=self._refs[channel].text,
-            )
-        quality = quality_of(status)
-        return Reading(to_python(value), self.config.channels[channel].unit, now, quality)
+    def _latest(self, channels: Sequence[str]) -> dict[str, Reading]:
+        """The last notification of each subscribed channel that has had one."""
+        out: dict[str, Reading] = {}
+        for name in channels:
+            latest = self._fanout.latest.get(name)
+            if latest is None:
+                continue
+            if latest.quality is Quality.BAD:
+                raise ProtocolError(
+                    self.name,
+                    "bad status in the last notification",
+                    channel=name,
+                    address=self.config.channels[name].node,
+                    reply=self._bad_status.get(name, "Bad"),
+                )
+            out[name] = latest
+        return out
 
     def _channel(self, name: str) -> OpcUaChannel:
         try:
