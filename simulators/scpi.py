@@ -5,8 +5,10 @@ alike, chain commands with `;`, and report every rejected command through `SYST:
 than on the wire. Clients (pyvisa scripts, our driver) are written against that behaviour, so
 the simulator implements it rather than matching literal strings.
 
-Simplification: every command after a `;` is taken as an absolute path (SCPI would resolve it
-relative to the previous header); no client here relies on relative headers.
+Within a program message a header after `;` is relative to the previous header's path, as
+SCPI-99 6.2.4 says (`MEAS:CAP?;LOSS?` is MEAS:CAP? then MEAS:LOSS?); a leading `:` roots it
+and common commands (`*IDN?`) neither use nor change the path. A client that joins
+`MEAS:CAP?;MEAS:LOSS?` gets -113 for MEAS:MEAS:LOSS?, as from a real instrument.
 """
 
 from __future__ import annotations
@@ -159,6 +161,15 @@ def split_unit(unit: str) -> tuple[str, list[str]]:
     return header.strip(), params
 
 
+def resolve(header: str, path: list[str]) -> tuple[str, list[str]]:
+    """The absolute header a unit names after `path`, and the path the next unit starts from."""
+    if header.startswith("*"):
+        return header, path
+    nodes = header.split(":")
+    nodes = nodes[1:] if header.startswith(":") else path + nodes
+    return ":".join(nodes), nodes[:-1]
+
+
 def execute(commands: CommandSet, errors: ErrorQueue, line: str) -> list[str]:
     """Run one program message; return the replies of its queries, in order.
 
@@ -167,11 +178,13 @@ def execute(commands: CommandSet, errors: ErrorQueue, line: str) -> list[str]:
     error queue).
     """
     replies: list[str] = []
+    path: list[str] = []
     for unit in split_message(line):
         header, params = split_unit(unit)
         if not re.fullmatch(r"\*?:?[A-Za-z0-9:]+\??", header):
             errors.push(-102, header)
             continue
+        header, path = resolve(header, path)
         handler = commands.find(header)
         if handler is None:
             errors.push(-113, header)

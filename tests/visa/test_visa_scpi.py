@@ -56,7 +56,19 @@ def test_common_commands(meter: Meter) -> None:
     replies = meter.execute("*IDN?;*OPC?;SENS:AVER:COUN?")
     assert replies == ["MDFD,SIM-LCR-3000,SN0001,1.0", "1", "8"]
     meter.execute("*RST;*CLS")
-    assert meter.execute("SENS:AVER:COUN?;SYST:ERR?") == ["1", '+0,"No error"']
+    assert meter.execute("SENS:AVER:COUN?;:SYST:ERR?") == ["1", '+0,"No error"']
+
+
+def test_headers_after_a_semicolon_are_relative(meter: Meter) -> None:
+    meter.execute("SENS:AVER:COUN 4")
+    assert meter.execute("SENS:AVER:COUN?;COUN?;*OPC?;COUN?") == ["4", "4", "1", "4"]
+    assert len(meter.execute("MEAS:CAP?;LOSS?;:MEAS:HARD?")) == 3
+    assert meter.execute("SYST:ERR?") == ['+0,"No error"']
+    # Not rooted, the second header is MEAS:MEAS:LOSS?, as on a real instrument.
+    assert len(meter.execute("MEAS:CAP?;MEAS:LOSS?")) == 1
+    assert meter.execute("SYST:ERR?")[0] == '-113,"Undefined header;MEAS:MEAS:LOSS?"'
+    # A new program message starts at the root again.
+    assert meter.execute("SYST:ERR?") == ['+0,"No error"']
 
 
 @pytest.mark.parametrize(
