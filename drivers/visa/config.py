@@ -120,6 +120,13 @@ class VisaInstrument(InstrumentConfig):
     error_queue: ErrorQueueCheck | None = ErrorQueueCheck()
     identity_query: str = "*IDN?"
     reconnect: Reconnect = Reconnect()
+    queries_per_message: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="channel queries joined into one program message ('MEAS:CAP?;:MEAS:LOSS?'),"
+        " answered in one round trip; 1 sends each query alone, for instruments that cannot",
+    )
     channels: dict[str, VisaChannel] = Field(min_length=1)
 
     @field_validator("resource")
@@ -135,6 +142,18 @@ class VisaInstrument(InstrumentConfig):
     def _serial_only_on_asrl(self) -> VisaInstrument:
         if self.serial is not None and not self.is_serial:
             raise ValueError("`serial` settings apply to ASRL resources only")
+        return self
+
+    @model_validator(mode="after")
+    def _single_units(self) -> VisaInstrument:
+        if self.queries_per_message > 1:
+            for name, channel in self.channels.items():
+                if channel.query is not None and ";" in channel.query:
+                    raise ValueError(
+                        f"channel {name!r}: a query that is itself a compound message cannot be"
+                        " joined with others (its reply splits into more units); use"
+                        " `queries_per_message: 1`"
+                    )
         return self
 
     @property

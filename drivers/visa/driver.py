@@ -1,10 +1,12 @@
 """The `visa` driver: SCPI instruments through pyvisa (pyvisa-py by default).
 
-Every pyvisa call runs on the instrument's own worker thread (a one-thread executor: the
-connection owner, so a VISA library never sees one session from two threads); an asyncio lock
+Every pyvisa call runs on the instrument's own worker thread (worker.py: the connection
+owner, so a VISA library never sees one session from two threads); an asyncio lock
 per instrument queues callers on the event loop so each exchange runs whole. A read queries
 its channels in order on one session within one thread hop, asking each distinct query once
-(channels that take different fields of `MEAS:ALL?` cost one round trip).
+(channels that take different fields of `MEAS:ALL?` cost one round trip). With
+`queries_per_message` > 1 the queries travel as IEEE 488.2 compound messages
+(`MEAS:CAP?;:MEAS:LOSS?`): a 5-channel scan is one round trip instead of five.
 
 Reconnects: a lost or stale session is reopened with exponential backoff (tenacity) before the
 next exchange. A read whose transport failed is repeated once on the new session, since a query
@@ -18,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import ClassVar, TypeVar
 
 import structlog
@@ -36,6 +37,7 @@ from ..errors import (
 from .config import VisaChannel, VisaInstrument
 from .parse import ParseFailure, decode_reply, format_command, parse_reply
 from .session import LinkDown, VisaSession
+from .worker import Worker
 
 T = TypeVar("T")
 log = structlog.get_logger()
@@ -54,7 +56,7 @@ class VisaDriver:
         self._context = context
         self._session = VisaSession(name, config)
         self._lock = asyncio.Lock()
-        self._worker: ThreadPoolExecutor | None = None
+        self._worker: Worker | None = None
         self._identity: str | None = None
         self._closed = True
         self._port: str | None = None
@@ -171,8 +173,8 @@ class VisaDriver:
 
     async def _call(self, function: Callable[..., T], *args: object) -> T:
         if self._worker is None:
-            self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"visa-{self.name}")
-        return await asyncio.get_running_loop().run_in_executor(self._worker, function, *args)
+            self._worker = Worker(f"visa-{self.name}")
+        return await self._worker.call(function, *args)
 
     def _decode(self, raw: bytes, query: str, channel: str | None) -> str:
         try:
@@ -200,7 +202,7 @@ class VisaDriver:
             if self._worker is not None:
                 # The idle thread exits at once; one still blocked in a cancelled exchange
                 # exits when its VISA timeout expires.
-                self._worker.shutdown(wait=False)
+                self._worker.stop()
                 self._worker = None
             if self._port is not None and _serial_owners.get(self._port) is self:
                 del _serial_owners[self._port]

@@ -6,6 +6,8 @@ instrument, channel, command and the raw text, never as a bare ValueError.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from ..base import Value
 from .config import Parse, VisaChannel
 
@@ -72,6 +74,40 @@ def error_entry(reply: str) -> int:
         return int(head)
     except ValueError:
         raise ParseFailure(f"not an error-queue entry: {reply!r}") from None
+
+
+def program_message(queries: Sequence[str]) -> str:
+    """Join queries into one IEEE 488.2 program message, so N channels cost one round trip.
+
+    After a `;` a SCPI header is relative to the previous one's path (`MEAS:CAP?;LOSS?` asks
+    for MEAS:LOSS?, and `MEAS:CAP?;MEAS:LOSS?` for the undefined MEAS:MEAS:LOSS?), so every
+    unit after the first is rooted with `:` unless it already is, or is a common command.
+    """
+    first, *rest = (query.strip() for query in queries)
+    return ";".join([first, *(q if q.startswith((":", "*")) else f":{q}" for q in rest)])
+
+
+def split_responses(raw: bytes, count: int) -> list[bytes]:
+    """The response units of one response message: split at `;` outside string data.
+
+    Strings come double-quoted with `""` for a quote (IEEE 488.2 8.7.8), so toggling on every
+    quote is exact. At most `count` units: arbitrary ASCII data (an `*IDN?` reply) may hold a
+    `;`, and 488.2 allows it only as the last unit. Fewer units than queries means a query
+    failed; the caller reports that.
+    """
+    if b'"' not in raw:
+        return raw.split(b";", count - 1)
+    units: list[bytes] = []
+    start = 0
+    quoted = False
+    for index, byte in enumerate(raw):
+        if byte == 0x22:  # '"'
+            quoted = not quoted
+        elif byte == 0x3B and not quoted and len(units) < count - 1:  # ';'
+            units.append(raw[start:index])
+            start = index + 1
+    units.append(raw[start:])
+    return units
 
 
 def format_command(template: str, value: Value) -> str:

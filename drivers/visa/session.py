@@ -29,7 +29,7 @@ from ..errors import (
     ProtocolError,
 )
 from .config import VisaInstrument
-from .parse import ParseFailure, decode_reply, error_entry
+from .parse import ParseFailure, decode_reply, error_entry, program_message, split_responses
 
 STOP_BITS = {
     1: constants.StopBits.one,
@@ -76,11 +76,18 @@ class VisaSession:
             return identity
 
     def query(self, commands: Sequence[str]) -> list[bytes]:
-        """Send each query in order, on this one session; return the raw replies (without the
-        read termination) for the caller to decode and parse, channel by channel."""
+        """Send the queries in order, on this one session, `queries_per_message` to a program
+        message; return the raw replies (without the read termination) for the caller to
+        decode and parse, channel by channel."""
         with self._lock:
             self._check_peer(commands[0] if commands else "")
-            return [self._query_raw(command) for command in commands]
+            size = self._config.queries_per_message
+            if size == 1:
+                return [self._query_raw(command) for command in commands]
+            replies: list[bytes] = []
+            for start in range(0, len(commands), size):
+                replies += self._query_message(commands[start : start + size])
+            return replies
 
     def write(self, command: str) -> None:
         """Write a command, then read the error queue so a rejection is an error."""
@@ -90,11 +97,12 @@ class VisaSession:
             self._raise_errors(command)
 
     def close(self) -> None:
+        """Close this session only. The ResourceManager is left open: pyvisa hands out one per
+        VISA library per process, so closing it would close every other instrument's session
+        on that backend (pyvisa closes it at exit)."""
         with self._lock:
             self._close()
-            if self._manager is not None:
-                self._manager.close()
-                self._manager = None
+            self._manager = None
 
     # --- under the lock
 
@@ -158,6 +166,25 @@ class VisaSession:
         except (VisaIOError, OSError) as exc:
             raise self._failed(command, exc) from exc
         return raw.removesuffix(self._config.read_termination.encode(self._config.encoding))
+
+    def _query_message(self, commands: Sequence[str]) -> list[bytes]:
+        if len(commands) == 1:
+            return [self._query_raw(commands[0])]
+        message = program_message(commands)
+        raw = self._query_raw(message)
+        replies = split_responses(raw, len(commands))
+        if len(replies) != len(commands):
+            # A query of the message failed (its error is in the queue, logged at reopen).
+            # An instrument may still send the rest on further lines, so the session is not
+            # trusted to be in step any more.
+            self.stale = True
+            raise ProtocolError(
+                self._name,
+                f"{len(commands)} queries in {message!r}, {len(replies)} responses",
+                address=self._config.resource,
+                reply=raw,
+            )
+        return replies
 
     def _write(self, command: str) -> None:
         resource = self._require()
