@@ -36,17 +36,17 @@ class InterlockGuard:
         self._instruments = instruments
         self.breach: InterlockBreach | None = None
         self._tripped = asyncio.Event()
-        instruments.on_reading(self.check)
+        instruments.on_reading(self.check, self._by_channel)
 
     @property
     def channels(self) -> list[str]:
         return list(self._by_channel)
 
     def check(self, channel: str, reading: Reading) -> None:
+        value = reading.value
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return
         for interlock in self._by_channel.get(channel, ()):
-            value = reading.value
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                continue
             bound = interlock.breached_by(float(value))
             if bound is not None and self.breach is None:
                 self.breach = InterlockBreach(interlock, float(value), bound)
