@@ -61,23 +61,36 @@ class StepContext:
         instrument, channel = split(qualified)
         return self.config.instruments[instrument].channels[channel].unit
 
+    def __post_init__(self) -> None:
+        # A lazy structlog proxy builds a new logger on every call, even a filtered-out
+        # debug; bound once here, a point's steps log for the price of a no-op when quiet.
+        self.log = self.log.bind()
+
     async def with_retries(self, what: str, operation: Callable[[], Awaitable[T]]) -> T:
         """The recipe's error policy around one instrument operation."""
+        try:
+            return await operation()
+        except InstrumentError as exc:
+            error = exc
+        return await self.retry(what, operation, error)
+
+    async def retry(
+        self, what: str, operation: Callable[[], Awaitable[T]], error: InstrumentError
+    ) -> T:
+        """The rest of `with_retries` once the first attempt has failed with `error`.
+
+        Split out so a loop that runs an operation many times (an acquisition's scans) pays
+        for the policy only when something fails.
+        """
         policy: ErrorPolicy = self.recipe.on_error
-        backoff = duration_for(policy.backoff, self.point, self.recipe)
         attempt = 0
         while True:
-            try:
-                return await operation()
-            except WriteOutcomeUnknown as exc:
+            if isinstance(error, WriteOutcomeUnknown):
                 self.log.warning(
                     "write outcome unknown; re-sending the same absolute value",
                     operation=what,
-                    error=str(exc),
+                    error=str(error),
                 )
-                error: InstrumentError = exc
-            except InstrumentError as exc:
-                error = exc
             attempt += 1
             if attempt > policy.retries:
                 raise error
@@ -88,7 +101,11 @@ class StepContext:
                 retries=policy.retries,
                 error=str(error),
             )
-            await self.clock.sleep(backoff)
+            await self.clock.sleep(duration_for(policy.backoff, self.point, self.recipe))
+            try:
+                return await operation()
+            except InstrumentError as exc:
+                error = exc
 
 
 async def run_step(step: Step, ctx: StepContext) -> None:
@@ -109,9 +126,9 @@ async def write(ctx: StepContext, channel: str, value: Value) -> None:
 
 
 async def read_value(ctx: StepContext, channel: str) -> float:
-    readings = await ctx.with_retries(f"read {channel}", lambda: ctx.instruments.read([channel]))
+    readings = await ctx.with_retries(f"read {channel}", ctx.instruments.reader([channel]).read)
     ctx.check_interlocks()
-    return float(readings[channel].value)  # type: ignore[arg-type]
+    return float(readings[0].value)  # type: ignore[arg-type]
 
 
 async def _set(step: SetStep, ctx: StepContext) -> None:
