@@ -3,11 +3,14 @@
 It is a real driver, not a protocol mock: dry runs of recipes, engine tests and engine
 benchmarks use it where the wire would only add noise. A channel may follow another channel
 with a first-order lag so that ramps and wait-until-stable steps have something to wait for.
+
+Its operations complete without suspending, as an in-process instrument's do: a write that
+yielded would only add a loop turn and an armed timeout to every set (half the engine's cost of
+a set step). The engine gives the loop its turns itself (see `EngineClock`).
 """
 
 from __future__ import annotations
 
-import asyncio
 import math
 from collections.abc import Sequence
 from typing import ClassVar, Literal
@@ -49,6 +52,13 @@ class MemoryDriver:
         self._values: dict[str, Value] = {}
         self._updated: dict[str, float] = {}
         self._connected = False
+        # Read per sample by the engine's fastest loop: looked up once, not per reading.
+        self._units = {name: ch.unit for name, ch in config.channels.items()}
+        self._lagging = {n: ch for n, ch in config.channels.items() if ch.follows is not None}
+        self._followers: dict[str, list[tuple[str, MemoryChannel]]] = {}
+        for name, channel in config.channels.items():
+            if channel.follows is not None:
+                self._followers.setdefault(channel.follows, []).append((name, channel))
 
     async def connect(self) -> None:
         now = self._now()
@@ -64,13 +74,19 @@ class MemoryDriver:
         return self.config.identity
 
     async def read(self, channels: Sequence[str]) -> dict[str, Reading]:
-        self._require_connected()
-        now = self._now()
+        if not self._connected:
+            raise InstrumentDisconnected(self.name, "not connected")
+        now = self._context.clock()
+        units, values, lagging = self._units, self._values, self._lagging
         out: dict[str, Reading] = {}
         for name in channels:
-            channel = self._channel(name)
-            value = self._advance(name, channel, now)
-            out[name] = Reading(value, channel.unit, now)
+            if name in lagging:
+                value = self._advance(name, lagging[name], now)
+            elif name in units:
+                value = values[name]
+            else:
+                raise ChannelError(self.name, "no such channel", channel=name)
+            out[name] = Reading(value, units[name], now)
         return out
 
     async def write(self, channel: str, value: Value) -> None:
@@ -78,12 +94,10 @@ class MemoryDriver:
         config = self._channel(channel)
         check_writable(self.name, channel, config, value)
         now = self._now()
-        for name, other in self.config.channels.items():
-            if other.follows == channel:
-                self._advance(name, other, now)
+        for name, other in self._followers.get(channel, ()):
+            self._advance(name, other, now)
         self._values[channel] = value
         self._updated[channel] = now
-        await asyncio.sleep(0)
 
     def _advance(self, name: str, channel: MemoryChannel, now: float) -> Value:
         if channel.follows is None:
