@@ -1,0 +1,344 @@
+"""The engine's per-read path keeps its guarantees when the fast path is taken.
+
+Reads that complete without suspending skip the timer and run their hooks inline; these tests
+pin what must not change: a stuck operation still times out, a cancellation still reaches the
+driver, every reading of an interlocked channel is still checked, the retry policy still
+applies to an acquisition, statistics folded in blocks equal those added one by one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import random
+import statistics
+import time
+from array import array
+from collections.abc import Sequence
+from pathlib import Path
+
+import h5py
+import pytest
+
+from mdfd.daemons.clock import EngineClock
+from mdfd.daemons.config import MdfConfig, load_config
+from mdfd.daemons.engine import instruments as instruments_module
+from mdfd.daemons.engine.acquisition import Acquisition
+from mdfd.daemons.engine.events import EventBus
+from mdfd.daemons.engine.instruments import Instruments
+from mdfd.daemons.engine.interlocks import InterlockBreach, InterlockGuard
+from mdfd.daemons.engine.steps import StepContext
+from mdfd.daemons.stats import SMALL_BLOCK, RunningStats
+from mdfd.daemons.storage.hdf5_writer import ChannelSpec, RunFile
+from mdfd.drivers import (
+    DriverContext,
+    InstrumentError,
+    InstrumentTimeout,
+    Reading,
+    Value,
+    WriteOutcomeUnknown,
+)
+from mdfd.drivers.memory import MemoryDriver
+from mdfd.recipes.loader import load_recipe
+from mdfd.recipes.model import AcquireSpec
+
+from .conftest import write_config, write_recipe
+
+
+class Stalled(MemoryDriver):
+    """An instrument that stopped answering: reads and writes wait forever."""
+
+    waiting = 0
+    cancelled = 0
+
+    async def read(self, channels: Sequence[str]) -> dict[str, Reading]:
+        self.waiting += 1
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            self.cancelled += 1
+            raise
+        raise AssertionError("unreachable")
+
+    async def write(self, channel: str, value: Value) -> None:
+        await asyncio.Event().wait()
+
+
+class Suspending(MemoryDriver):
+    """Like the memory driver, but every read goes through the event loop first."""
+
+    async def read(self, channels: Sequence[str]) -> dict[str, Reading]:
+        await asyncio.sleep(0)
+        return await super().read(channels)
+
+
+class Flaky(MemoryDriver):
+    """Times out on the reads whose (1-based) numbers are listed."""
+
+    def __init__(self, *args: object, failing: set[int]) -> None:
+        super().__init__(*args)  # type: ignore[arg-type]
+        self.failing = failing
+        self.reads = 0
+
+    async def read(self, channels: Sequence[str]) -> dict[str, Reading]:
+        self.reads += 1
+        if self.reads in self.failing:
+            raise InstrumentTimeout(self.name, "no reply")
+        return await super().read(channels)
+
+
+async def connected(tmp_path: Path, trip: float = 1450.0) -> tuple[Instruments, EngineClock]:
+    config = load_config(write_config(tmp_path, trip=trip))
+    clock = EngineClock(config.model.time_scale)
+    instruments = Instruments(config.model, ["furnace", "meter"], clock.now)
+    await instruments.connect()
+    return instruments, clock
+
+
+async def swap(instruments: Instruments, name: str, cls: type, **kwargs: object) -> MemoryDriver:
+    old = instruments.drivers[name]
+    assert isinstance(old, MemoryDriver)
+    driver = cls(name, old.config, DriverContext(clock=old._context.clock), **kwargs)
+    await driver.connect()
+    instruments.drivers[name] = driver
+    return driver
+
+
+async def test_a_read_stuck_after_suspending_is_an_instrument_timeout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(instruments_module, "OPERATION_TIMEOUT", 0.05)
+    instruments, _ = await connected(tmp_path)
+    driver = await swap(instruments, "meter", Stalled)
+    with pytest.raises(InstrumentTimeout, match="read took over"):
+        await instruments.read(["meter.resistivity", "meter.hardness"])
+    assert driver.cancelled == 1  # the driver's coroutine was unwound, not abandoned
+    assert instruments.errors == 1
+    with pytest.raises(InstrumentTimeout):  # the same read plan, again
+        await instruments.read(["furnace.temperature", "meter.resistivity", "meter.hardness"])
+    assert driver.cancelled == 2
+    assert instruments.errors == 2
+
+
+async def test_a_write_stuck_is_a_write_of_unknown_outcome(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(instruments_module, "OPERATION_TIMEOUT", 0.05)
+    instruments, _ = await connected(tmp_path)
+    await swap(instruments, "furnace", Stalled)
+    with pytest.raises(WriteOutcomeUnknown, match="write took over"):
+        await instruments.write("furnace.setpoint", 100.0)
+    assert instruments.errors == 1
+
+
+async def test_cancelling_a_suspended_read_cancels_the_driver_and_is_no_timeout(
+    tmp_path: Path,
+) -> None:
+    instruments, _ = await connected(tmp_path)
+    driver = await swap(instruments, "meter", Stalled)
+    task = asyncio.create_task(instruments.read(["meter.resistivity"]))
+    await asyncio.sleep(0)  # the task starts and the driver's read suspends
+    assert driver.waiting == 1
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert driver.cancelled == 1
+    assert instruments.errors == 0
+
+
+async def test_reads_that_suspend_or_not_give_the_same_readings(tmp_path: Path) -> None:
+    instruments, _ = await connected(tmp_path)
+    channels = ["meter.resistivity", "furnace.temperature", "meter.hardness"]
+    direct = await instruments.read(channels)
+    await swap(instruments, "meter", Suspending)
+    instruments._readers.clear()  # the swapped driver must be the one read
+    suspended = await instruments.read(channels)
+    expected = {"meter.resistivity": 1.8, "meter.hardness": 60, "furnace.temperature": 25}
+    assert {c: r.value for c, r in direct.items()} == expected
+    assert {c: r.value for c, r in suspended.items()} == expected
+    reader = instruments.reader(channels)
+    assert set(reader.channels) == set(channels)
+    values = [r.value for r in await reader.read()]
+    assert values == [expected[c] for c in reader.channels]
+
+
+async def test_hooks_see_every_reading_of_their_channels_and_only_those(tmp_path: Path) -> None:
+    instruments, _ = await connected(tmp_path)
+    seen: list[tuple[str, object]] = []
+    everything: list[str] = []
+    instruments.on_reading(lambda c, r: seen.append((c, r.value)), {"meter.hardness"})
+    instruments.on_reading(lambda c, r: everything.append(c))
+    reader = instruments.reader(["furnace.temperature", "meter.hardness"])
+    for _ in range(5):
+        await reader.read()
+    await instruments.read(["meter.hardness"])
+    assert seen == [("meter.hardness", 60)] * 6
+    assert sorted(everything) == sorted(["furnace.temperature"] * 5 + ["meter.hardness"] * 6)
+
+
+async def test_the_guard_trips_on_the_reading_that_crosses_the_bound(tmp_path: Path) -> None:
+    instruments, _ = await connected(tmp_path, trip=20.0)  # the furnace starts at 25 degC
+    guard = InterlockGuard(list(instruments_config(tmp_path).safety.interlocks), instruments)
+    await instruments.read(["meter.resistivity"])
+    guard.raise_if_breached()  # not an interlocked channel: nothing to trip on
+    await instruments.reader(["meter.resistivity", "furnace.temperature"]).read()
+    with pytest.raises(InterlockBreach, match=r"furnace.temperature = 25 is above 20"):
+        guard.raise_if_breached()
+
+
+async def test_a_breaching_reading_trips_even_if_another_instrument_fails(
+    tmp_path: Path,
+) -> None:
+    instruments, _ = await connected(tmp_path, trip=20.0)
+    guard = InterlockGuard(list(instruments_config(tmp_path).safety.interlocks), instruments)
+    await swap(instruments, "meter", Flaky, failing={1})
+    with pytest.raises(InstrumentTimeout):
+        await instruments.read(["meter.resistivity", "furnace.temperature"])
+    with pytest.raises(InterlockBreach):
+        guard.raise_if_breached()
+
+
+def instruments_config(tmp_path: Path) -> MdfConfig:
+    return load_config(tmp_path / "mdf.yaml").model
+
+
+async def acquire(
+    tmp_path: Path,
+    instruments: Instruments,
+    clock: EngineClock,
+    spec: AcquireSpec,
+    events: EventBus | None = None,
+) -> tuple[Acquisition, Path, BaseException | None]:
+    """One acquire step into a real data file; the error it ended with, if any."""
+    config = load_config(tmp_path / "mdf.yaml")
+    recipe = load_recipe(write_recipe(tmp_path))  # on_error: retries 1, backoff 1 s
+    path = tmp_path / "run.h5"
+    run_file = RunFile(
+        path, metadata={}, channels=[ChannelSpec(c, "") for c in spec.channels], parameters=[]
+    )
+    await run_file.open()
+    acquisition = Acquisition(run_file, instruments, events or EventBus())
+    acquisition.begin_point(0, list(spec.channels))
+    ctx = StepContext(
+        recipe.model, config.model, instruments, clock, 0, {}, acquisition, lambda: None
+    )
+    error: BaseException | None = None
+    try:
+        await acquisition.run(spec, ctx)
+    except InstrumentError as exc:
+        error = exc
+    await run_file.commit()
+    await run_file.close("completed")
+    return acquisition, path, error
+
+
+async def test_an_acquisition_retries_failed_reads_and_keeps_its_count(tmp_path: Path) -> None:
+    instruments, clock = await connected(tmp_path)
+    driver = await swap(instruments, "meter", Flaky, failing={3, 7, 40})
+    spec = AcquireSpec(channels=["meter.resistivity", "meter.hardness"], rate=1000, count=50)
+    acquisition, path, error = await acquire(tmp_path, instruments, clock, spec)
+    assert error is None
+    assert driver.reads == 53
+    assert acquisition.samples_written == 100
+    for channel, value in (("meter.resistivity", 1.8), ("meter.hardness", 60.0)):
+        result = acquisition.stats[channel].result()
+        assert (result.n, result.mean, result.std, result.min, result.max, result.last) == (
+            50,
+            value,
+            0.0,
+            value,
+            value,
+            value,
+        )
+    with h5py.File(path, "r") as handle:
+        assert len(handle["entry/instrument/meter/hardness/value"]) == 50
+
+
+async def test_an_acquisition_stops_when_retries_run_out_with_what_it_had(
+    tmp_path: Path,
+) -> None:
+    instruments, clock = await connected(tmp_path)
+    await swap(instruments, "meter", Flaky, failing={11, 12})  # retries: 1
+    spec = AcquireSpec(channels=["meter.resistivity"], rate=1000, count=50)
+    acquisition, path, error = await acquire(tmp_path, instruments, clock, spec)
+    assert isinstance(error, InstrumentTimeout)
+    assert acquisition.stats["meter.resistivity"].n == 10  # folded in despite the failure
+    assert acquisition.samples_written == 10
+    with h5py.File(path, "r") as handle:
+        assert len(handle["entry/instrument/meter/resistivity/value"]) == 10
+
+
+async def test_watchers_get_the_latest_values_of_a_fast_acquisition(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mdfd.daemons.engine import acquisition as acquisition_module
+
+    monkeypatch.setattr(acquisition_module, "EVENT_PERIOD_WALL_SECONDS", 0.0)
+    instruments, clock = await connected(tmp_path)
+    events = EventBus()
+    spec = AcquireSpec(channels=["meter.resistivity", "meter.hardness"], rate=1000, count=20)
+    with events.watch() as queue:
+        await acquire(tmp_path, instruments, clock, spec, events)
+    received = [queue.get_nowait() for _ in range(queue.qsize())]
+    assert len(received) == 20  # one per scan when the period allows it
+    assert all(e["event"] == "readings" and e["point"] == 0 for e in received)
+    assert received[-1]["values"] == {"meter.resistivity": 1.8, "meter.hardness": 60.0}
+
+
+def test_block_statistics_equal_one_by_one() -> None:
+    rng = random.Random(7)
+    sizes = (0, 1, 2, SMALL_BLOCK - 1, SMALL_BLOCK, SMALL_BLOCK + 1, 5000, 20_000)
+    for offset in (1e3, 1e9):  # a furnace's degC; a counter far from zero (Welford's worst)
+        for size in sizes:
+            values = [offset + rng.gauss(0.0, 3.0) for _ in range(size)]
+            one = RunningStats()
+            for value in values:
+                one.add(value)
+            blocks = RunningStats()
+            for start in range(0, size, 4096):
+                blocks.add_block(array("d", values[start : start + 4096]))
+            a, b = one.result(), blocks.result()
+            assert a.n == b.n == size
+            if size:
+                expected = (min(values), max(values), values[-1])
+                assert (a.min, a.max, a.last) == (b.min, b.max, b.last) == expected
+            if size > 1:
+                mean, std = statistics.fmean(values), statistics.stdev(values)
+                assert abs(b.mean - mean) <= abs(a.mean - mean) + 1e-15 * offset
+                assert abs(b.std - std) <= abs(a.std - std) + 1e-12 * std
+                if offset < 1e6:
+                    assert b.mean == pytest.approx(mean, rel=1e-15)
+                    assert b.std == pytest.approx(std, rel=1e-9)
+
+
+def test_block_statistics_skip_nan_in_min_and_max_like_add() -> None:
+    values = [math.nan, *([1.0, 2.0] * 40), math.nan]
+    one, blocks = RunningStats(), RunningStats()
+    for value in values:
+        one.add(value)
+    blocks.add_block(array("d", values))
+    a, b = one.result(), blocks.result()
+    assert (a.min, a.max, a.n) == (b.min, b.max, b.n) == (1.0, 2.0, 82)
+    assert math.isnan(b.mean)
+    assert math.isnan(b.last)
+
+
+async def test_a_clock_running_behind_still_gives_the_loop_turns() -> None:
+    clock = EngineClock(100_000.0)
+    turns = 0
+
+    async def other() -> None:
+        nonlocal turns
+        while True:
+            await asyncio.sleep(0)
+            turns += 1
+
+    task = asyncio.create_task(other())
+    try:
+        began, deadline = clock.now(), time.monotonic() + 30.0
+        while turns < 3 and time.monotonic() < deadline:
+            await clock.sleep_until(began)  # long due: the schedule is behind
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert turns >= 3
