@@ -104,6 +104,8 @@ class Acquisition:
         reader = self._instruments.reader(channels)
         read, add, point = reader.read, self._sink.add_sample, self._point
         slots = [(channel, array("d")) for channel in reader.channels]
+        names = reader.channels
+        keeps = [pending.append for _, pending in slots]
         width = len(slots)
         until_fold = STATS_BLOCK_SCANS
         began = clock.now()
@@ -117,7 +119,7 @@ class Acquisition:
                 check()
                 drain = False
                 written = width
-                for (channel, pending), reading in zip(slots, readings, strict=True):
+                for channel, reading, keep in zip(names, readings, keeps, strict=True):
                     value = reading.value
                     if type(value) is not float:
                         value = _scalar(value)
@@ -126,7 +128,7 @@ class Acquisition:
                             continue
                     if add(channel, reading.timestamp, value, point):
                         drain = True
-                    pending.append(value)
+                    keep(value)
                 self.samples_written += written
                 if drain or self._sink.needs_drain:
                     await self._sink.drain()

@@ -25,6 +25,7 @@ from collections.abc import (
     Sequence,
 )
 from dataclasses import dataclass
+from functools import partial
 from operator import itemgetter
 from typing import Any, TypeVar
 
@@ -142,12 +143,14 @@ class Reader:
             for instrument, names in grouped.items()
         ]
         self.channels = tuple(f"{g.instrument}.{name}" for g in self._groups for name in g.names)
+        # One instrument, the common case, is read without the frame of `_read_all` around it.
+        self.read: Callable[[], Awaitable[Sequence[Reading]]] = (
+            partial(self._read_group, self._groups[0]) if len(self._groups) == 1 else self._read_all
+        )
 
-    async def read(self) -> Sequence[Reading]:
+    async def _read_all(self) -> Sequence[Reading]:
         """The first failure cancels the other instruments' reads: a read left running in the
         background would pile up under the next poll and hold its driver's lock."""
-        if len(self._groups) == 1:
-            return await self._read_group(self._groups[0])
         tasks = [asyncio.create_task(self._read_group(group)) for group in self._groups]
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
