@@ -32,6 +32,15 @@ from .outbox import Entry
 from .publishers.base import Blocked, Publisher, Rejected, Retryable
 
 
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """A batch the receiver has answered for, waiting for its cursor to be committed."""
+
+    delivered: list[Entry]
+    rejected: list[tuple[Entry, str]]
+    from_dead: bool
+
+
 @dataclass
 class DrainStatus:
     """What an operator needs to see about one publisher beyond its queue depth."""
@@ -112,34 +121,62 @@ class Drain:
                     await self._wake.wait()
 
     async def _drain_available(self) -> None:
+        """Deliver until nothing is left past the cursor.
+
+        While a batch is on the wire, the previous batch's outcome is committed and the next
+        batch read, in one transaction on the state thread: its fsync overlaps the round trip
+        instead of adding to it. A cursor still moves only past a batch the receiver has
+        acknowledged. Re-queued dead letters stay listed until they are settled, so a batch of
+        them is settled before anything else is read."""
         size = self.publisher.batch_size
         batch, from_dead = await self.state.transaction(
             lambda c: outbox.next_batch(c, self.name, size)
         )
+        pending: list[Outcome] = []
         while batch:
             self.idle.clear()
-            batch, from_dead = await self._send(batch, from_dead=from_dead)
+            self.status.state = "delivering"
+            if from_dead:
+                pending.append(Outcome(*await self._attempt(batch), from_dead=True))
+                batch, from_dead = await self._commit(pending, fetch=True)
+                pending = []
+                continue
+            async with asyncio.TaskGroup() as group:
+                delivery = group.create_task(self._attempt(batch))
+                following = group.create_task(
+                    self._commit(pending, fetch=True, after=batch[-1].seq)
+                )
+            pending = [Outcome(*delivery.result(), from_dead=False)]
+            batch, from_dead = following.result()
+        if pending:
+            await self._commit(pending, fetch=False)
 
-    async def _send(self, batch: list[Entry], *, from_dead: bool) -> tuple[list[Entry], bool]:
-        """Deliver one batch, then settle it and fetch the next in one transaction."""
-        self.status.state = "delivering"
-        delivered, rejected = await self._attempt(batch)
+    async def _commit(
+        self, outcomes: Sequence[Outcome], *, fetch: bool, after: int | None = None
+    ) -> tuple[list[Entry], bool]:
+        """Settle answered batches (cursor, dead letters, pruning), then read the next batch
+        (past `after` when given), in one transaction."""
+        size = self.publisher.batch_size
 
         def settle_then_next(connection: sqlite3.Connection) -> tuple[list[Entry], bool]:
-            outbox.settle(
-                connection,
-                self.name,
-                delivered,
-                rejected,
-                from_dead=from_dead,
-                configured=self.configured,
-            )
-            return outbox.next_batch(connection, self.name, self.publisher.batch_size)
+            for outcome in outcomes:
+                outbox.settle(
+                    connection,
+                    self.name,
+                    outcome.delivered,
+                    outcome.rejected,
+                    from_dead=outcome.from_dead,
+                    configured=self.configured,
+                )
+            return outbox.next_batch(connection, self.name, size, after) if fetch else ([], False)
 
         following = await self.state.transaction(settle_then_next)
-        for entry, reason in rejected:
-            self.log.error("record dead-lettered", record=entry.record_id, reason=reason)
-        self.log.debug("batch settled", delivered=len(delivered), rejected=len(rejected))
+        for outcome in outcomes:
+            for entry, reason in outcome.rejected:
+                self.log.error("record dead-lettered", record=entry.record_id, reason=reason)
+            self.log.debug(
+                "batch settled", delivered=len(outcome.delivered), rejected=len(outcome.rejected)
+            )
         return following
 
     async def _attempt(self, batch: Sequence[Entry]) -> tuple[list[Entry], list[tuple[Entry, str]]]:

@@ -120,12 +120,22 @@ def register(connection: sqlite3.Connection, publishers: Sequence[str]) -> None:
     )
 
 
-def fetch(connection: sqlite3.Connection, publisher: str, limit: int) -> list[Entry]:
-    rows = connection.execute(
-        "SELECT seq, record_id, run_id, body FROM outbox WHERE seq > (SELECT position FROM"
-        " outbox_cursors WHERE publisher = ?) ORDER BY seq LIMIT ?",
-        (publisher, limit),
-    ).fetchall()
+def fetch(
+    connection: sqlite3.Connection, publisher: str, limit: int, after: int | None = None
+) -> list[Entry]:
+    """Past the publisher's cursor, or past `after`: the last record of a batch still in flight,
+    whose cursor is committed only once the receiver has acknowledged it."""
+    if after is None:
+        rows = connection.execute(
+            "SELECT seq, record_id, run_id, body FROM outbox WHERE seq > (SELECT position FROM"
+            " outbox_cursors WHERE publisher = ?) ORDER BY seq LIMIT ?",
+            (publisher, limit),
+        ).fetchall()
+    else:
+        rows = connection.execute(
+            "SELECT seq, record_id, run_id, body FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?",
+            (after, limit),
+        ).fetchall()
     return [Entry(*row) for row in rows]
 
 
@@ -139,13 +149,14 @@ def fetch_requeued(connection: sqlite3.Connection, publisher: str, limit: int) -
 
 
 def next_batch(
-    connection: sqlite3.Connection, publisher: str, limit: int
+    connection: sqlite3.Connection, publisher: str, limit: int, after: int | None = None
 ) -> tuple[list[Entry], bool]:
-    """Re-queued dead letters first (an operator asked for them), then past the cursor."""
+    """Re-queued dead letters first (an operator asked for them), then past the cursor (or
+    past `after`, see `fetch`)."""
     again = fetch_requeued(connection, publisher, limit)
     if again:
         return again, True
-    return fetch(connection, publisher, limit), False
+    return fetch(connection, publisher, limit, after), False
 
 
 def settle(

@@ -14,6 +14,7 @@ that is how `mdfd outbox` answers when no daemon runs.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 from collections.abc import Callable
 from typing import Any
@@ -192,4 +193,8 @@ class UpstreamService:
                     "records left queued for the next start", publishers=[d.name for d in busy]
                 )
                 return False
-            await asyncio.sleep(IDLE_POLL)
+            # Woken the moment the first busy drain goes idle; the short cap is for the rest
+            # (a drain turning blocked sets no event).
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout_at(min(loop.time() + IDLE_POLL, deadline)):
+                    await busy[0].idle.wait()
