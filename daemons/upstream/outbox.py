@@ -88,6 +88,11 @@ class DeadLetter:
         return dict(self.__dict__)
 
 
+ENQUEUE = (
+    "INSERT OR IGNORE INTO outbox (record_id, run_id, point_index, created_at, body)"
+    " VALUES (?,?,?,?,?)"
+)
+
 ADDED_COLUMNS = {"outbox_cursors": {"last_error": "TEXT", "last_error_at": "REAL"}}
 """Columns added after the first release of a table: state databases in the field get them."""
 
@@ -105,12 +110,16 @@ def ensure_schema(connection: sqlite3.Connection) -> None:
 
 
 def enqueue(connection: sqlite3.Connection, record_id: str, run_id: str, point: int, body: str):
-    ensure_schema(connection)
-    connection.execute(
-        "INSERT OR IGNORE INTO outbox (record_id, run_id, point_index, created_at, body)"
-        " VALUES (?,?,?,?,?)",
-        (record_id, run_id, point, time.time(), body),
-    )
+    """Creates the tables only when they are missing: the schema statements cost more than the
+    insert, and a checkpoint transaction may carry the records of several points."""
+    row = (record_id, run_id, point, time.time(), body)
+    try:
+        connection.execute(ENQUEUE, row)
+    except sqlite3.OperationalError as exc:
+        if "no such table" not in str(exc):
+            raise
+        ensure_schema(connection)
+        connection.execute(ENQUEUE, row)
 
 
 def register(connection: sqlite3.Connection, publishers: Sequence[str]) -> None:

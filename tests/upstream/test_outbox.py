@@ -89,3 +89,24 @@ def test_a_state_database_from_before_last_error_is_upgraded(tmp_path: Path) -> 
     [depth] = outbox.depths(connection, ["spool"])
     assert depth.last_error == "POST …: HTTP 503"
     connection.close()
+
+
+def test_first_record_creates_the_outbox_inside_the_checkpoint_transaction(
+    tmp_path: Path,
+) -> None:
+    connection = sqlite3.connect(tmp_path / "fresh.sqlite3", isolation_level=None)
+    connection.execute("CREATE TABLE points (point_index INTEGER)")
+    connection.execute("BEGIN IMMEDIATE")
+    connection.execute("INSERT INTO points VALUES (0)")
+    outbox.enqueue(connection, "rec-0", "run-1", 0, '{"id": "rec-0"}')
+    connection.execute("INSERT INTO points VALUES (1)")
+    outbox.enqueue(connection, "rec-1", "run-1", 1, '{"id": "rec-1"}')
+    outbox.enqueue(connection, "rec-1", "run-1", 1, '{"id": "rec-1"}')  # a resumed point
+    connection.execute("COMMIT")
+    assert connection.execute("SELECT COUNT(*) FROM points").fetchone() == (2,)
+    rows = connection.execute("SELECT seq, record_id, body FROM outbox ORDER BY seq").fetchall()
+    assert rows == [(1, "rec-0", '{"id": "rec-0"}'), (2, "rec-1", '{"id": "rec-1"}')]
+    outbox.register(connection, ["platform"])
+    assert [e.record_id for e in outbox.fetch(connection, "platform", 10)] == ["rec-0", "rec-1"]
+    assert [e.record_id for e in outbox.fetch(connection, "platform", 10, after=1)] == ["rec-1"]
+    connection.close()
