@@ -90,8 +90,8 @@ class Acquisition:
     async def _scan(self, channels: list[str], count: int, rate: float, ctx: StepContext) -> None:
         """`count` scans of the polled `channels` on the drift-free schedule.
 
-        Each scan's readings have passed the interlock hooks inside `read`, and the breach
-        check runs before the next scan's read, as before any sample of it is kept.
+        Each scan's readings pass the interlock hooks inside `read`; the breach check follows
+        before any of them is kept, and so before the next read.
         """
         clock, check = ctx.clock, ctx.check_interlocks
         if not channels:
