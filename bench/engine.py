@@ -18,9 +18,10 @@ drift-free schedule never waits) through the engine into HDF5, vs `bench.hdf5`'s
 writer appending the same layout (4 channels x time/value/point_index, 4096-sample blocks,
 gzip, flush + fsync per 100,000 samples). Target: >= 0.8.
 
-Memory: peak RSS (VmHWM) of a child process running the engine over 1M and over 10M
-samples (10 channels, two long points each, so growth within a point shows as well as
-growth across points); a bounded pipeline gives the same peak for both (ratio ~1.0).
+Memory: peak RSS (VmHWM) of fresh child processes running the engine over 1M and 10M samples
+in two points, and over sweeps of 2,000 and 20,000 short points; for each, also the long run's
+peak at the end against its own peak at half time (see `bench.engine_rss`). A bounded engine
+gives ratios ~1.0.
 """
 
 from __future__ import annotations
@@ -30,14 +31,13 @@ import asyncio
 import os
 import sqlite3
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import h5py
 
+from bench import engine_rss
 from bench.common import Figure, report
 from mdfd.daemons.logging import configure
 
@@ -174,33 +174,6 @@ def raw_samples_per_second(samples: int) -> float:
         return through_raw_h5py(Path(tmp) / "raw.h5", data)
 
 
-def child_peak_rss_mb(samples: int) -> float:
-    """Peak RSS of a fresh process streaming `samples` samples through the engine."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "bench.engine", "--rss-child", str(samples)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=True,
-        cwd=Path(__file__).resolve().parent.parent,
-    )
-    return float(proc.stdout.strip().splitlines()[-1])
-
-
-def rss_child(samples: int) -> None:
-    """Two points of `samples / 2` each: memory must be flat across points and within one."""
-    channels = 10
-    per_point = max(1, samples // (2 * channels))
-    with tempfile.TemporaryDirectory(prefix="mdfd-bench-") as tmp:
-        config, recipe = write_mdf(Path(tmp), 2, channels, per_point, scale=100_000)
-        asyncio.run(run_engine(config, recipe))
-    # VmHWM, not ru_maxrss: Linux carries ru_maxrss over fork + exec, so a child would
-    # report at least its parent's (the bench runner's) resident size.
-    from bench.hdf5 import peak_rss_mb
-
-    print(peak_rss_mb())
-
-
 def run(quick: bool = False) -> list[Figure]:
     configure("warning")
     points = 1_000 if quick else 10_000
@@ -251,19 +224,7 @@ def run(quick: bool = False) -> list[Figure]:
             target_ratio=0.8,
         )
     )
-    short, long = (200_000, 2_000_000) if quick else (1_000_000, 10_000_000)
-    figures.append(
-        Figure(
-            f"peak RSS, engine run of {long:,} samples",
-            "MB",
-            [child_peak_rss_mb(long)],
-            f"peak RSS, {short:,} samples",
-            [child_peak_rss_mb(short)],
-            higher_is_better=False,
-            target_ratio=0.9,
-            note="ratio ~1.0: memory does not grow with run length",
-        )
-    )
+    figures.extend(engine_rss.figures(quick))
     return figures
 
 
@@ -272,11 +233,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--json")
-    parser.add_argument("--rss-child", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.rss_child:
-        rss_child(args.rss_child)
-        return
     report(run(quick=args.quick), args.json)
 
 
