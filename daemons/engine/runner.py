@@ -23,7 +23,7 @@ from mdfd.recipes.model import AcquireStep, RampStep, SetStep, StableStep
 
 from ..clock import EngineClock
 from ..config import LoadedConfig
-from ..state import PointRow, PointStatus, RunRow, RunStatus, StateDB
+from ..state import PointRow, PointStatus, RecordedPoints, RunRow, RunStatus, StateDB
 from ..storage.errors import DiskNearlyFull
 from ..storage.hdf5_writer import ChannelSpec, RunFile
 from ..validation import validate
@@ -112,18 +112,17 @@ class RunExecutor:
         try:
             recipe = load_recipe(run.recipe_path or f"run {run.id}", text=run.recipe_text)
             validate(recipe, self.config)
-            done_points = await self.state.points(run.id)
-            status, message = await self._execute(run, recipe, done_points)
+            done = await self.state.recorded(run.id)
+            status, message = await self._execute(run, recipe, done)
         finally:
             structlog.contextvars.unbind_contextvars("run", "point")
-        points = await self.state.points(run.id)
-        failed = sum(1 for p in points if p.status is not PointStatus.COMPLETED)
+        recorded = await self.state.recorded(run.id)
         outcome = RunOutcome(
             run.id,
             status,
             run.points_total,
-            len(points),
-            failed,
+            len(recorded.indices),
+            recorded.not_completed,
             loop.time() - wall_start,
             run.data_file,
             message,
@@ -133,7 +132,7 @@ class RunExecutor:
         return outcome
 
     async def _execute(
-        self, run: RunRow, recipe: LoadedRecipe, done: list[PointRow]
+        self, run: RunRow, recipe: LoadedRecipe, done: RecordedPoints
     ) -> tuple[RunStatus, str]:
         log = structlog.get_logger()
         instruments = Instruments(
@@ -150,8 +149,10 @@ class RunExecutor:
             return RunStatus.INTERRUPTED, message
         guard = InterlockGuard(list(self.config.model.safety.interlocks), instruments)
         run_file = self.run_file = self._run_file(run, recipe, instruments)
-        resume_rows = done[-1].rows if done else None
-        await run_file.open(resume_rows=resume_rows, resume_points=len(done) if done else None)
+        resuming = bool(done.indices)
+        await run_file.open(
+            resume_rows=done.last_rows, resume_points=len(done.indices) if resuming else None
+        )
         await self.state.set_status(run.id, RunStatus.RUNNING, identities=instruments.identities)
         context = RunContext(
             run.id,
@@ -210,7 +211,7 @@ class RunExecutor:
         run: RunRow,
         guard: InterlockGuard,
         checkpointer: Checkpointer,
-        done: list[PointRow],
+        done: RecordedPoints,
     ) -> tuple[RunStatus, str]:
         """Race the points against interlocks, stop requests and a failing commit.
 
@@ -262,11 +263,11 @@ class RunExecutor:
         run: RunRow,
         guard: InterlockGuard,
         checkpointer: Checkpointer,
-        done: list[PointRow],
+        done: RecordedPoints,
     ) -> None:
         recipe = context.recipe
         points = recipe.model.points()
-        finished = {p.point_index for p in done}
+        finished = set(done.indices)
         acquired = recipe.model.acquired_channels()
         assert self.acquisition is not None
         assert self.instruments is not None

@@ -220,7 +220,7 @@ class Scheduler:
             control=control,
             record_hook=self.record_hook,
         )
-        done = len(await self.state.points(run.id))
+        done = len((await self.state.recorded(run.id)).indices)
         self.active = ActiveRun(run, control, executor, points_done=done)
         self._set_phase(RUNNING)
         self.events.publish(
