@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import math
 import threading
 from typing import Any
 
 import pytest
 from pydantic import ValidationError
-from visa_support import CHANNELS, driver_config, instrument
+from visa_support import CHANNELS, assert_follow_specimen, driver_config, instrument
 
 from mdfd.drivers import DriverContext, ProtocolError
 from mdfd.drivers.visa import VisaDriver
@@ -61,18 +60,7 @@ async def test_compound_scan_follows_the_specimen(
     compound: VisaDriver, meter: MeterSimulator
 ) -> None:
     readings = await compound.read(SCAN)
-    specimen = meter.meter.world.specimen
-    truth = [
-        specimen.capacitance_nf(),
-        specimen.dissipation_factor(),
-        specimen.resistivity_uohm_cm(),
-        specimen.hardness_hv(),
-        specimen.colour_strength(),
-    ]
-    for name, expected in zip(SCAN, truth, strict=True):
-        value = readings[name].value
-        assert isinstance(value, float)
-        assert math.isclose(value, expected, rel_tol=0.02), (name, value, expected)
+    assert_follow_specimen(readings, SCAN, meter)
 
 
 async def test_compound_parse_rules_in_chunks(compound: VisaDriver) -> None:

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import math
-
 import pytest
-from visa_support import instrument
+from visa_support import assert_follow_specimen, instrument
 
 from mdfd.drivers import (
     ChannelError,
@@ -29,18 +27,7 @@ def test_registered_under_visa() -> None:
 async def test_reads_follow_the_specimen(driver: VisaDriver, meter: MeterSimulator) -> None:
     names = ["capacitance", "loss", "resistivity", "hardness", "colour_strength"]
     readings = await driver.read(names)
-    specimen = meter.meter.world.specimen
-    truth = [
-        specimen.capacitance_nf(),
-        specimen.dissipation_factor(),
-        specimen.resistivity_uohm_cm(),
-        specimen.hardness_hv(),
-        specimen.colour_strength(),
-    ]
-    for name, expected in zip(names, truth, strict=True):
-        value = readings[name].value
-        assert isinstance(value, float)
-        assert math.isclose(value, expected, rel_tol=0.02), (name, value, expected)
+    assert_follow_specimen(readings, names, meter)
     assert readings["capacitance"].unit == "nF"
     assert readings["resistivity"].unit == "microohm*cm"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -63,3 +64,19 @@ def driver_config(meter: MeterSimulator, transport: str, **overrides: Any) -> Vi
     if transport == "serial":
         overrides.setdefault("serial", SERIAL_LINE)
     return instrument(resource_of(meter, transport), **overrides)
+
+
+def assert_follow_specimen(readings: dict, names: list[str], meter: object) -> None:
+    """The five measurement channels agree with the simulated specimen within noise."""
+    specimen = meter.meter.world.specimen  # type: ignore[attr-defined]
+    truth = [
+        specimen.capacitance_nf(),
+        specimen.dissipation_factor(),
+        specimen.resistivity_uohm_cm(),
+        specimen.hardness_hv(),
+        specimen.colour_strength(),
+    ]
+    for name, expected in zip(names, truth, strict=True):
+        value = readings[name].value
+        assert isinstance(value, float)
+        assert math.isclose(value, expected, rel_tol=0.02), (name, value, expected)
