@@ -6,6 +6,7 @@ here, as figures a person reads next to a baseline measured seconds earlier.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -84,3 +85,11 @@ def report(figures: list[Figure], json_path: str | None = None) -> None:
     if json_path:
         with open(json_path, "w", encoding="utf-8") as handle:
             json.dump([f.as_dict() for f in figures], handle, indent=2)
+
+
+def arguments(doc: str | None) -> argparse.ArgumentParser:
+    """Every module's command line: `--quick` for the small sizes, `--json` to keep figures."""
+    parser = argparse.ArgumentParser(description=(doc or "").strip().splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--json")
+    return parser

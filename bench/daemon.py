@@ -10,7 +10,6 @@ ratio says how many times the floor the whole start-up takes.
 
 from __future__ import annotations
 
-import argparse
 import os
 import signal
 import socket
@@ -20,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.common import Figure, report
+from bench.common import Figure, arguments, report
 
 REPO = Path(__file__).resolve().parent.parent
 READY_TIMEOUT = 60.0
@@ -122,9 +121,7 @@ def run(quick: bool = False) -> list[Figure]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--json")
+    parser = arguments(__doc__)
     args = parser.parse_args()
     report(run(quick=args.quick), args.json)
 

@@ -26,7 +26,6 @@ gives ratios ~1.0.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import os
 import sqlite3
@@ -38,7 +37,7 @@ from pathlib import Path
 import h5py
 
 from bench import engine_rss
-from bench.common import Figure, report
+from bench.common import Figure, arguments, report
 from mdfd.daemons.logging import configure
 
 CONFIG = """
@@ -230,9 +229,7 @@ def run(quick: bool = False) -> list[Figure]:
 
 def main() -> None:
     configure("warning")
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--json")
+    parser = arguments(__doc__)
     args = parser.parse_args()
     report(run(quick=args.quick), args.json)
 

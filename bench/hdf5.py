@@ -14,7 +14,6 @@ of it. A bounded pipeline has the same peak at both; ratio ~1.0 means it does no
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import concurrent.futures
 import multiprocessing
@@ -28,7 +27,7 @@ import h5py
 import numpy as np
 from h5py import h5s
 
-from bench.common import Figure, report
+from bench.common import Figure, arguments, report
 from mdfd.daemons.logging import configure
 from mdfd.daemons.stats import Stats
 from mdfd.daemons.storage import ChannelSpec, RunFile
@@ -220,9 +219,7 @@ def run(quick: bool = False) -> list[Figure]:
 
 def main() -> None:
     configure("warning")
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--json")
+    parser = arguments(__doc__)
     args = parser.parse_args()
     report(run(quick=args.quick), args.json)
 

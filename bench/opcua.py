@@ -25,7 +25,7 @@ import time
 
 from asyncua import Client, ua
 
-from bench.common import Figure, report
+from bench.common import Figure, arguments, report
 from mdfd.drivers import DriverContext
 from mdfd.drivers.opcua import OpcUaDriver, OpcUaInstrument
 
@@ -262,9 +262,7 @@ def run(quick: bool = False) -> list[Figure]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--json")
+    parser = arguments(__doc__)
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--updates", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()

@@ -14,7 +14,6 @@ engine kept up, lower means each point's sampling and checkpoint took longer tha
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import statistics
 import subprocess
@@ -24,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import Figure, report
+from bench.common import Figure, arguments, report
 from mdfd.daemons.engine.events import EventBus
 from mdfd.daemons.logging import configure
 
@@ -265,9 +264,7 @@ def _figure(
 
 def main() -> None:
     configure("warning")
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--json")
+    parser = arguments(__doc__)
     args = parser.parse_args()
     report(run(quick=args.quick), args.json)
 

@@ -25,7 +25,7 @@ import aiohttp
 import aiomqtt
 from aiohttp import web
 
-from bench.common import Figure, report
+from bench.common import Figure, arguments, report
 from mdfd.daemons.config import LoadedConfig, load_config
 from mdfd.daemons.engine.results import PointResult, RunContext
 from mdfd.daemons.logging import configure
@@ -356,9 +356,7 @@ def run(quick: bool = False) -> list[Figure]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--json", metavar="PATH")
+    parser = arguments(__doc__)
     parser.add_argument("--receiver", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.receiver:

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import pyvisa
 
-from bench.common import Figure, report
+from bench.common import Figure, arguments, report
 from mdfd.drivers import DriverContext
 from mdfd.drivers.visa import VisaDriver, VisaInstrument
 from mdfd.drivers.visa.worker import Worker
@@ -330,9 +330,7 @@ def run(quick: bool = False) -> list[Figure]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--json")
+    parser = arguments(__doc__)
     parser.add_argument("--serve", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve is not None:
