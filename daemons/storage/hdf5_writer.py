@@ -246,19 +246,17 @@ class RunFile:
             for i, spec in enumerate(self.channels)
         }
 
-    async def commit(self) -> int:
+    async def commit(self) -> None:
         """Write every buffered sample and marked summary row, flush and fsync once.
 
-        Returns how many points this commit made durable. Samples taken after the last marked
-        point go along (a resume cuts them off again); that is what lets one flush serve many
-        points.
+        Samples taken after the last marked point go along (a resume cuts them off again);
+        that is what lets one flush serve many points.
         """
         rows, self._marked = self._marked, []
         for channel in range(len(self.channels)):
             self._hand_off(channel)
         await self.drain()
         await self._call(partial(self._file.write_points, rows))
-        return len(rows)
 
     async def complete_point(
         self,
