@@ -29,15 +29,20 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
-    if args.kind == "recipe":
+    print(json.dumps(schema_for(args.kind), indent=2))
+    return 0
+
+
+def schema_for(kind: str) -> dict[str, Any]:
+    """The published JSON Schema of one file kind: what `mdfd schema KIND` prints and what the
+    documentation's reference pages are generated from."""
+    if kind == "recipe":
         schema = Recipe.model_json_schema()
-    elif args.kind == "record":
+    elif kind == "record":
         schema = Record.model_json_schema(by_alias=True)
     else:
         schema = allow_env_references(config_model().model_json_schema())
-    schema = {"$schema": DIALECT, **schema}
-    print(json.dumps(schema, indent=2))
-    return 0
+    return {"$schema": DIALECT, **schema}
 
 
 def config_model() -> type[BaseModel]:
