@@ -105,4 +105,24 @@ def render(kind: str, title: str, intro: str) -> str:
 def on_files(files: Files, config: MkDocsConfig) -> Files:
     for uri, (kind, title, intro) in PAGES.items():
         files.append(File.generated(config, uri, content=render(kind, title, intro)))
+    files.append(File.generated(config, "decisions/index.md", content=decisions_index(files)))
     return files
+
+
+def decisions_index(files: Files) -> str:
+    """The list of decision records, built from the records themselves (title = first line)."""
+    lines = [
+        "# Decision records",
+        "",
+        "One short record per decision that shaped the code: its context, the decision, and its",
+        "consequences, numbered in the order they were written down.",
+        "",
+    ]
+    records = sorted(
+        (f for f in files.documentation_pages() if f.src_uri.startswith("decisions/0")),
+        key=lambda f: f.src_uri,
+    )
+    for f in records:
+        title = f.content_string.splitlines()[0].lstrip("# ").strip()
+        lines.append(f"- [{title}]({f.src_uri.removeprefix('decisions/')})")
+    return "\n".join(lines) + "\n"
