@@ -13,12 +13,15 @@ class RunControl:
     """Shared by the engine and whoever commands it (signal handlers, the control API).
 
     `stop_requested` fires for both abort (final) and interrupt (SIGTERM: resumable); the
-    engine then stops the current step at once rather than at the next step boundary.
+    engine then stops the current step at once rather than at the next step boundary. A pause
+    takes effect at the next step boundary: `parked` is set while the engine actually waits
+    there, so "pause requested" and "nothing is moving" can be told apart.
     """
 
     def __init__(self) -> None:
         self._running = asyncio.Event()
         self._running.set()
+        self.parked = asyncio.Event()
         self.stop_requested = asyncio.Event()
         self.abort_reason: str | None = None
         self.interrupt_reason: str | None = None
@@ -47,6 +50,11 @@ class RunControl:
         """Between steps: wait while paused, stop if aborted."""
         if self.abort_reason is not None:
             raise RunAborted(self.abort_reason)
-        await self._running.wait()
+        if not self._running.is_set():
+            self.parked.set()
+            try:
+                await self._running.wait()
+            finally:
+                self.parked.clear()
         if self.abort_reason is not None:
             raise RunAborted(self.abort_reason)

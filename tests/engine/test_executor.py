@@ -138,20 +138,50 @@ async def test_interrupt_then_resume_measures_each_point_once(tmp_path: Path) ->
         assert [int((point_of_sample == i).sum()) for i in range(4)] == [10, 10, 10, 10]
 
 
-async def test_abort_and_pause(tmp_path: Path) -> None:
+async def test_pause_stops_the_run_and_resume_goes_on(tmp_path: Path) -> None:
+    """While paused nothing is measured or written; after resume every point completes."""
     control = RunControl()
+    during_pause: list[dict] = []
 
-    async def pause_then_abort(executor: RunExecutor) -> None:
+    async def pause_then_resume(executor: RunExecutor) -> None:
         with executor.events.watch() as queue:
             while (await asyncio.wait_for(queue.get(), 30))["event"] != "point_start":
                 pass
-        control.pause()
-        await asyncio.sleep(0.3)
-        assert control.paused
+            control.pause()
+            await asyncio.wait_for(control.parked.wait(), 30)
+            while not queue.empty():  # what the step in progress published before parking
+                queue.get_nowait()
+            # 1 s of wall time is 300 s of process time here: several steps' worth.
+            await asyncio.sleep(1.0)
+            while not queue.empty():
+                during_pause.append(queue.get_nowait())
+            assert control.parked.is_set()
+        control.resume()
+
+    outcome, points, run, _ = await execute(
+        write_config(tmp_path, scale=300), write_recipe(tmp_path), control, pause_then_resume
+    )
+    assert during_pause == []
+    assert outcome.status is RunStatus.COMPLETED
+    assert [p.status for p in points] == [PointStatus.COMPLETED] * 4
+    assert not control.parked.is_set()
+
+
+async def test_abort_stops_the_run_with_the_operators_reason(tmp_path: Path) -> None:
+    control = RunControl()
+
+    async def abort_at_second_point(executor: RunExecutor) -> None:
+        with executor.events.watch() as queue:
+            starts = 0
+            while starts < 2:
+                if (await asyncio.wait_for(queue.get(), 30))["event"] == "point_start":
+                    starts += 1
         control.abort("operator said stop")
 
-    outcome, _, run, _ = await execute(
-        write_config(tmp_path, scale=300), write_recipe(tmp_path), control, pause_then_abort
+    outcome, points, run, _ = await execute(
+        write_config(tmp_path, scale=300), write_recipe(tmp_path), control, abort_at_second_point
     )
     assert outcome.status is RunStatus.ABORTED
     assert run.message == "operator said stop"
+    done = [p.point_index for p in points if p.status is PointStatus.COMPLETED]
+    assert done == [0]
