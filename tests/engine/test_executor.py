@@ -158,7 +158,7 @@ async def test_pause_stops_the_run_and_resume_goes_on(tmp_path: Path) -> None:
             assert control.parked.is_set()
         control.resume()
 
-    outcome, points, run, _ = await execute(
+    outcome, points, _, _ = await execute(
         write_config(tmp_path, scale=300), write_recipe(tmp_path), control, pause_then_resume
     )
     assert during_pause == []
