@@ -1,0 +1,1 @@
+"""A template mdfd driver package: copy it, rename it, replace the protocol."""
