@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
+from mdfd_thermostat.driver import ThermostatDriver, ThermostatInstrument
+from mdfd_thermostat.simulator import ThermostatSimulator
 
 from mdfd.drivers import driver_class
 from mdfd.drivers.testing import ConformanceTarget, DriverConformance, WireProxy
-from mdfd_thermostat.driver import ThermostatDriver, ThermostatInstrument
-from mdfd_thermostat.simulator import ThermostatSimulator
 
 
 @pytest.fixture
