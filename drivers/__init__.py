@@ -1,6 +1,8 @@
 """Instrument drivers: one async contract, many protocols."""
 
 from .base import (
+    Browsable,
+    BrowseEntry,
     ChannelConfig,
     Driver,
     DriverContext,
@@ -24,6 +26,8 @@ from .errors import (
 from .registry import UnknownDriver, available, driver_class
 
 __all__ = [
+    "Browsable",
+    "BrowseEntry",
     "ChannelConfig",
     "ChannelError",
     "Driver",

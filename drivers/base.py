@@ -86,11 +86,46 @@ class DriverContext:
 
 @runtime_checkable
 class Driver(Protocol):
-    """One instrument. Implementations must be safe to call from concurrent tasks.
+    """One instrument: the contract every driver keeps, whoever wrote it.
 
-    Constructed as `cls(name, config, context)` where `config` is an instance of the class's
-    own `config_model`. `read` takes many channels so a protocol can batch them into few
-    requests; `identify` returns vendor/model/serial for the run's provenance.
+    **Construction.** `cls(name, config, context)`, where `config` is an instance of the class's
+    own `config_model` (validated before the driver exists) and `context` is the
+    `DriverContext`. Constructing touches nothing: no I/O before `connect`.
+
+    **Lifecycle.** `connect` and `close` are idempotent. After `close`, every call raises
+    `InstrumentDisconnected` until `connect` is called again; `close` leaves no task or thread
+    of the driver's running.
+
+    **Single attempts.** Each call makes one attempt, bounded by the instrument's configured
+    timeout, and raises a typed error when it fails. The engine owns retries and their backoff
+    (it knows the recipe's `on_error` policy and whether the run is being stopped). A link that
+    is lost is reopened lazily by the next call (with the driver's `reconnect` backoff between
+    attempts to open it); it is never silently reopened in the background while nobody asks.
+
+    **Errors** (`mdfd.drivers.errors`), each carrying instrument, channel, address and reply:
+    - `InstrumentTimeout`: no answer within the timeout; the link may still be up. The engine
+      may retry a read.
+    - `InstrumentDisconnected`: the transport is gone or could not be opened; nothing was
+      exchanged. The engine waits for the instrument and retries.
+    - `ProtocolError`: the instrument answered with an exception, a bad status or garbage.
+    - `ChannelError`: refused before the wire — unknown channel, not writable, value outside
+      its limits (`check_writable`). Never retried: the recipe or config is wrong.
+    - `WriteOutcomeUnknown`: a write was sent but its fate is unknown (the answer was lost or
+      the link dropped after sending). Never repeated blindly: the engine fails the point and
+      says so; the operator or the next setpoint decides.
+
+    **Concurrency.** Calls come from several tasks at once — the interlock monitor reads while
+    a step reads or writes — so a driver serialises what its wire needs serialised (one lock
+    per connection) and answers each call with its own reply.
+
+    **Readings.** `read` takes many channels so a protocol can batch them into few requests and
+    returns one `Reading` per channel asked, stamped with `context.clock()` (the engine's clock:
+    scaled on a simulated MDF) — not the instrument's or the host's own time. Values are
+    `Value`: numbers, booleans, strings, or a list of floats (stored as an array); a NaN from
+    the device is passed on with quality `BAD`, never replaced. Nothing blocks the event loop:
+    blocking libraries run on a thread the driver owns.
+
+    `identify` returns vendor/model/serial for the run's provenance.
     """
 
     config_model: ClassVar[type[InstrumentConfig]]
@@ -109,11 +144,43 @@ class Driver(Protocol):
 
 @runtime_checkable
 class Subscribable(Protocol):
-    """Drivers whose instruments push changes (OPC-UA) offer a stream instead of polling."""
+    """Drivers whose instruments push changes (OPC-UA) offer a stream instead of polling.
+
+    `subscribed_channels` are those configured to be pushed. `stream(channels)` yields
+    `(channel, reading)` as changes arrive, stamped with the injected clock. A stream survives
+    a reconnect (the driver re-creates its subscription and goes on yielding) and ends when the
+    driver is closed or the consumer stops iterating; a push missed while the link was down is
+    not invented afterwards.
+    """
 
     def subscribed_channels(self) -> Sequence[str]: ...
 
     def stream(self, channels: Sequence[str]) -> AsyncIterator[tuple[str, Reading]]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class BrowseEntry:
+    """One variable found by browsing: its address, where it sits, its type and value."""
+
+    node: str
+    path: str
+    data_type: str
+    value: Value | None
+    status: str
+    unit: str
+    writable: bool
+
+
+@runtime_checkable
+class Browsable(Protocol):
+    """Drivers whose instruments describe themselves (OPC-UA's address space) can list the
+    variables under a node, for `mdfd probe --browse` when an engineer writes a config.
+
+    `browse(None)` starts at the instrument's root. It reads, never writes, and needs a
+    connected driver; an unknown node is a `ChannelError`.
+    """
+
+    async def browse(self, node: str | None = None) -> Sequence[BrowseEntry]: ...
 
 
 def check_writable(instrument: str, name: str, channel: ChannelConfig, value: Value) -> None:

@@ -30,6 +30,8 @@ from rich.console import Console
 from rich.table import Table
 
 from mdfd.drivers import (
+    Browsable,
+    BrowseEntry,
     ChannelError,
     Driver,
     DriverContext,
@@ -92,7 +94,7 @@ def handle(args: argparse.Namespace) -> int:
             raise ProbeInputError(f"no instrument {args.instrument!r} in {args.config} ({known})")
         channels = _channels(args.instrument, instrument, args.channels)
         writes = [_parse_write(args.instrument, instrument, text) for text in args.write]
-        if args.browse is not None and not hasattr(driver_class(instrument.driver), "browse"):
+        if args.browse is not None and not issubclass(driver_class(instrument.driver), Browsable):
             raise ProbeInputError(f"driver {instrument.driver!r} cannot browse")
     except (ProbeInputError, ChannelError) as exc:
         print(f"mdfd probe: {exc}", file=sys.stderr)
@@ -187,12 +189,14 @@ async def _probe(
     return identity, {channel: readings[channel] for channel in channels}
 
 
-async def _browse(name: str, instrument: InstrumentConfig, node: str | None) -> list[Any]:
+async def _browse(name: str, instrument: InstrumentConfig, node: str | None) -> list[BrowseEntry]:
     async with _connected(name, instrument) as driver:
-        return list(await driver.browse(node))  # type: ignore[attr-defined]
+        if not isinstance(driver, Browsable):
+            raise ProbeInputError(f"driver {instrument.driver!r} cannot browse")
+        return list(await driver.browse(node))
 
 
-def _print_browse(name: str, node: str, entries: list[Any], *, as_json: bool) -> None:
+def _print_browse(name: str, node: str, entries: list[BrowseEntry], *, as_json: bool) -> None:
     rows = [dataclasses.asdict(entry) for entry in entries]
     if as_json:
         print(json.dumps({"instrument": name, "node": node, "variables": rows}))

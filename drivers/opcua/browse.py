@@ -6,30 +6,15 @@ server answers in a handful of round trips instead of one per node.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from asyncua import Client, ua
 
-from ..base import Value
+from ..base import BrowseEntry
 from .nodeids import format_node
 from .values import status_name, to_python
 
 HAS_PROPERTY = ua.NodeId(ua.ObjectIds.HasProperty)
 OBJECTS = ua.NodeId(ua.ObjectIds.ObjectsFolder)
 ENGINEERING_UNITS = "EngineeringUnits"
-
-
-@dataclass(frozen=True)
-class BrowseEntry:
-    """One variable: its node id (by namespace URI), where it sits, its type and value."""
-
-    node: str
-    path: str
-    data_type: str
-    value: Value | None
-    status: str
-    unit: str
-    writable: bool
 
 
 async def _children(
