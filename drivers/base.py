@@ -10,7 +10,7 @@ import enum
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import ClassVar, Protocol, runtime_checkable
+from typing import Any, ClassVar, Generic, Protocol, TypeVar, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -64,13 +64,17 @@ class ChannelConfig(StrictModel):
     description: str = ""
 
 
-class InstrumentConfig(StrictModel):
-    """Fields every instrument has; each driver extends it with transport fields and a
-    channel model of its own."""
+ChannelT = TypeVar("ChannelT", bound=ChannelConfig)
+
+
+class InstrumentConfig(StrictModel, Generic[ChannelT]):
+    """Fields every instrument has; each driver extends it with transport fields and names
+    its own channel model as the type parameter (`InstrumentConfig[ModbusChannel]`), so the
+    type checker knows every channel's protocol fields without narrowing an invariant dict."""
 
     driver: str
     description: str = ""
-    channels: dict[str, ChannelConfig] = Field(min_length=1)
+    channels: dict[str, ChannelT] = Field(min_length=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,7 +132,7 @@ class Driver(Protocol):
     `identify` returns vendor/model/serial for the run's provenance.
     """
 
-    config_model: ClassVar[type[InstrumentConfig]]
+    config_model: ClassVar[type[InstrumentConfig[Any]]]
     name: str
 
     async def connect(self) -> None: ...
@@ -140,6 +144,16 @@ class Driver(Protocol):
     async def write(self, channel: str, value: Value) -> None: ...
 
     async def identify(self) -> str: ...
+
+
+class DriverFactory(Protocol):
+    """What the registry hands out for a driver name: a driver class, seen by the type checker
+    as `(name, config, context) -> Driver` with the model its `config` must be an instance of.
+    A class satisfies it by having `config_model` and that constructor."""
+
+    config_model: type[InstrumentConfig[Any]]
+
+    def __call__(self, name: str, config: Any, context: DriverContext) -> Driver: ...
 
 
 @runtime_checkable

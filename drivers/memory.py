@@ -29,10 +29,9 @@ class MemoryChannel(ChannelConfig):
     tau: float = Field(default=0.0, ge=0.0, description="time constant in seconds")
 
 
-class MemoryInstrument(InstrumentConfig):
+class MemoryInstrument(InstrumentConfig[MemoryChannel]):
     driver: Literal["memory"]
     identity: str = "mdfd,memory,0,1.0"
-    channels: dict[str, MemoryChannel] = Field(min_length=1)
 
     @model_validator(mode="after")
     def _follows_known(self) -> MemoryInstrument:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from functools import cache
 from importlib.metadata import entry_points
 
-from .base import Driver
+from .base import DriverFactory
 
 GROUP = "mdfd.drivers"
 
@@ -23,8 +23,11 @@ def available() -> list[str]:
 
 
 @cache
-def driver_class(name: str) -> type[Driver]:
+def driver_class(name: str) -> DriverFactory:
+    """The driver registered as `name`: call it as `(name, config, context)` with a `config`
+    validated by its `config_model`."""
     matches = [ep for ep in entry_points(group=GROUP) if ep.name == name]
     if not matches:
         raise UnknownDriver(f"unknown driver {name!r}; installed: {', '.join(available())}")
-    return matches[0].load()
+    factory: DriverFactory = matches[0].load()
+    return factory

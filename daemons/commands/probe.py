@@ -94,7 +94,7 @@ def handle(args: argparse.Namespace) -> int:
             raise ProbeInputError(f"no instrument {args.instrument!r} in {args.config} ({known})")
         channels = _channels(args.instrument, instrument, args.channels)
         writes = [_parse_write(args.instrument, instrument, text) for text in args.write]
-        if args.browse is not None and not issubclass(driver_class(instrument.driver), Browsable):
+        if args.browse is not None and not _can_browse(instrument.driver):
             raise ProbeInputError(f"driver {instrument.driver!r} cannot browse")
     except (ProbeInputError, ChannelError) as exc:
         print(f"mdfd probe: {exc}", file=sys.stderr)
@@ -163,6 +163,12 @@ def _typed(raw: str) -> Value:
         except ValueError:
             continue
     return raw
+
+
+def _can_browse(driver: str) -> bool:
+    """Known before connecting: the driver class implements the `Browsable` capability."""
+    factory = driver_class(driver)
+    return isinstance(factory, type) and issubclass(factory, Browsable)
 
 
 @asynccontextmanager

@@ -119,7 +119,7 @@ class RtuLink(StrictModel):
 Link = Annotated[TcpLink | RtuLink, Field(discriminator="type")]
 
 
-class ModbusInstrument(InstrumentConfig):
+class ModbusInstrument(InstrumentConfig[ModbusChannel]):
     driver: Literal["modbus"]
     link: Link
     unit: int = Field(default=1, ge=0, le=247, description="unit / slave id")
@@ -144,4 +144,3 @@ class ModbusInstrument(InstrumentConfig):
         default=None,
         description="vendor,model,serial to report when the device offers no identification",
     )
-    channels: dict[str, ModbusChannel] = Field(min_length=1)

@@ -53,7 +53,7 @@ class OpcUaChannel(ChannelConfig):
         return node
 
 
-class OpcUaInstrument(InstrumentConfig):
+class OpcUaInstrument(InstrumentConfig[OpcUaChannel]):
     driver: Literal["opcua"]
     endpoint: str = Field(pattern=r"^opc\.tcp://[^/\s]+", description="opc.tcp://host:port/path")
     namespace: str | None = Field(
@@ -71,7 +71,6 @@ class OpcUaInstrument(InstrumentConfig):
     publishing_interval: float = Field(default=100.0, gt=0, description="ms")
     sampling_interval: float = Field(default=50.0, ge=0, description="ms")
     reconnect: ReconnectConfig = ReconnectConfig()
-    channels: dict[str, OpcUaChannel] = Field(min_length=1)
 
     @model_validator(mode="after")
     def _password_needs_user(self) -> OpcUaInstrument:

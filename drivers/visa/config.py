@@ -103,7 +103,7 @@ class VisaChannel(ChannelConfig):
         return self
 
 
-class VisaInstrument(InstrumentConfig):
+class VisaInstrument(InstrumentConfig[VisaChannel]):
     driver: Literal["visa"]
     resource: str = Field(description="VISA resource string, e.g. TCPIP::10.0.0.5::5025::SOCKET")
     backend: str = Field(
@@ -127,7 +127,6 @@ class VisaInstrument(InstrumentConfig):
         description="channel queries joined into one program message ('MEAS:CAP?;:MEAS:LOSS?'),"
         " answered in one round trip; 1 sends each query alone, for instruments that cannot",
     )
-    channels: dict[str, VisaChannel] = Field(min_length=1)
 
     @field_validator("resource")
     @classmethod

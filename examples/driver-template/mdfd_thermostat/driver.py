@@ -42,12 +42,11 @@ class ThermostatChannel(ChannelConfig):
     name: str | None = Field(default=None, description="instrument's name; default: the key")
 
 
-class ThermostatInstrument(InstrumentConfig):
+class ThermostatInstrument(InstrumentConfig[ThermostatChannel]):
     driver: Literal["thermostat"]
     host: str = "127.0.0.1"
     port: int = Field(ge=1, le=65535)
     timeout: float = Field(default=1.0, gt=0, le=60, description="seconds per command")
-    channels: dict[str, ThermostatChannel] = Field(min_length=1)  # type: ignore[assignment]
 
 
 class ThermostatDriver:
