@@ -93,11 +93,11 @@ async def test_entry_metadata_and_nexus_attributes(tmp_path: Path) -> None:
         assert handle.attrs["default"] == "entry"
         summary = handle["entry/summary"]
         assert summary.attrs["NX_class"] == "NXdata"
-        assert summary.attrs["signal"] == "furnace.temperature_mean"
+        assert summary.attrs["signal"] == "furnace__temperature_mean"
         assert summary.attrs["axes"] == "temperature"
         assert summary.attrs["temperature_indices"] == 0
-        errors = summary["furnace.temperature_mean_errors"]
-        assert errors.id == summary["furnace.temperature_std"].id  # one dataset, two names
+        errors = summary["furnace__temperature_mean_errors"]
+        assert errors.id == summary["furnace__temperature_std"].id  # one dataset, two names
         log = handle[channel_group("meter.capacitance")]
         assert log.attrs["NX_class"] == "NXlog"
         assert log["value"].attrs["units"] == "nF"
