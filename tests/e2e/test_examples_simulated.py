@@ -7,7 +7,6 @@ each other value by value.
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 
@@ -15,7 +14,7 @@ import h5py
 import numpy as np
 import pytest
 
-from tests.support import EXAMPLES, SIM_CONFIG, mdfd, sim_env
+from tests.support import EXAMPLES, SIM_CONFIG, mdfd, read_export, sim_env
 
 TIME_SCALE = "3000"
 
@@ -41,7 +40,7 @@ def run_example(tmp_path: Path, name: str) -> tuple[dict, list[dict[str, str]], 
         "export", "--config", str(SIM_CONFIG), summary["run_id"], "--csv", str(exported), env=env
     )
     assert done.returncode == 0, done.stderr
-    rows = list(csv.DictReader(exported.read_text().splitlines()))
+    rows = read_export(exported)
     assert len(rows) == summary["points_total"]
     return summary, rows, tmp_path / "var" / "sim-mdf-01"
 

@@ -83,7 +83,8 @@ async def test_entry_metadata_and_nexus_attributes(tmp_path: Path) -> None:
     meta = read_metadata(path)
     assert meta["NX_class"] == "NXentry"
     assert meta["run_id"] == "run-1"
-    assert meta["mdf_domain"] == "ceramic"
+    assert meta["material_domain"] == "ceramic"
+    assert json.loads(meta["mdf_domains"]) == ["metal", "ceramic"]
     assert meta["status"] == "aborted"
     assert meta["recipe_sha256"] == hashlib.sha256(meta["recipe_text"].encode()).hexdigest()
     assert json.loads(meta["instrument_identities"])["meter"] == "ACME,LCR,002"
