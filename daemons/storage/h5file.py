@@ -308,7 +308,7 @@ class H5RunFile:
             items = [m for m in self.materials if m.category == category]
             if not items:
                 continue
-            group = sample.create_group(category)
+            group = sample.create_group(category, track_order=True)  # the recipe's order
             group.attrs["NX_class"] = "NXcollection"
             for material in items:
                 value = material.value
