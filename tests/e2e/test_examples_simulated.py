@@ -91,6 +91,32 @@ def test_metal_annealing_recovers_with_temperature_and_time(tmp_path: Path) -> N
         assert resistivity[at & (time == 60.0)][0] < resistivity[at & (time == 15.0)][0]
     check_file_matches_export(summary, rows, "meter.resistivity", "microohm*cm")
     check_records(var, summary, len(rows))
+    check_copper_says_what_it_is(tmp_path, var, summary)
+
+
+def check_copper_says_what_it_is(tmp_path: Path, var: Path, summary: dict) -> None:
+    """A copper anneal on the four-domain sim MDF: file, CSV and records say metal for the
+    material, list the MDF's domains apart, name the simulated clock and hold the materials."""
+    served = ["chemistry", "metal", "ceramic", "textile"]
+    with h5py.File(summary["data_file"], "r") as handle:
+        entry = handle["entry"]
+        assert entry.attrs["material_domain"] == "metal"
+        assert json.loads(entry.attrs["mdf_domains"]) == served
+        assert entry.attrs["clock"] == "simulated"
+        diameter = entry["sample/raw_materials/RM_WIRE_DIAMETER"]
+        assert (diameter[()], diameter.attrs["units"]) == (1.0, "mm")
+        assert entry["sample/composition/CMP_CU"][()] == 99.92
+    exported = (tmp_path / "export.csv").read_text().splitlines()
+    assert "# material_domain: metal" in exported
+    assert "# sample.raw_materials.RM_ALLOY_GRADE: C11000 ETP copper" in exported
+    header = next(line for line in exported if not line.startswith("#"))
+    assert "meter.resistivity_mean [microohm*cm]" in header
+    assert '"point_start [UTC, simulated clock]"' in header
+    spool = var / "spool" / f"{summary['run_id']}.jsonl"
+    provenance = json.loads(spool.read_text().splitlines()[0])["provenance"]
+    assert provenance["recipe"]["domain"] == "metal"
+    assert provenance["mdf"]["domains"] == served
+    assert provenance["clock"] == "simulated"
 
 
 def test_ceramic_sintering_capacitance_peaks_and_loss_falls(tmp_path: Path) -> None:
