@@ -8,6 +8,7 @@ each other value by value.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import h5py
@@ -106,6 +107,9 @@ def check_copper_says_what_it_is(tmp_path: Path, var: Path, summary: dict) -> No
         diameter = entry["sample/raw_materials/RM_WIRE_DIAMETER"]
         assert (diameter[()], diameter.attrs["units"]) == (1.0, "mm")
         assert entry["sample/composition/CMP_CU"][()] == 99.92
+        names: list[str] = [*handle.attrs]
+        handle.visititems(lambda name, obj: names.extend([name.split("/")[-1], *obj.attrs]))
+        assert [n for n in names if not re.match(r"^[a-zA-Z0-9_]+$", n)] == []  # NeXus rule
     exported = (tmp_path / "export.csv").read_text().splitlines()
     assert "# material_domain: metal" in exported
     assert "# sample.raw_materials.RM_ALLOY_GRADE: C11000 ETP copper" in exported
