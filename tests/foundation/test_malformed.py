@@ -1151,8 +1151,15 @@ def test_a_recipe_of_a_domain_the_mdf_does_not_serve_is_refused(
     expected = Case("", text, 2, "recipe.domain", "MDF 'test-mdf' serves metal")
     assert_located(stderr, recipe, expected)
     served = text.replace("domain: ceramic", "domain: metal")
-    recipe = write(tmp_path, "served.yaml", served)
-    assert run_in_process(capsys, str(recipe), "--config", str(config)) == (0, "")
+    recipe_ok = write(tmp_path, "served.yaml", served)
+    assert run_in_process(capsys, str(recipe_ok), "--config", str(config)) == (0, "")
+    state = tmp_path / "state"
+    config.write_text(config.read_text().replace("/tmp/mdfd-test", str(tmp_path)))
+    done = mdfd("run", "--config", str(config), str(recipe))
+    assert done.returncode == 2, done.stderr
+    assert f"{recipe}:2: recipe.domain: a ceramic recipe" in done.stderr
+    assert not (tmp_path / "data").exists()  # refused before a run or its file existed
+    assert not state.exists() or not any(state.glob("*.sqlite3"))
 
 
 def test_every_problem_is_listed_not_just_the_first(
