@@ -14,6 +14,11 @@ SELECT_GRANULARITY = 0.001  # seconds: epoll waits in whole milliseconds
 BUSY_WALL_SECONDS = 0.001  # a schedule running behind gives the loop a turn this often
 
 
+def clock_kind(scale: float) -> str:
+    """What process time is, for files and records: "wall" at scale 1, else "simulated"."""
+    return "wall" if scale == 1.0 else "simulated"
+
+
 class EngineClock:
     def __init__(self, scale: float = 1.0) -> None:
         if scale <= 0:

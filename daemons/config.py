@@ -36,10 +36,27 @@ class Domain(StrEnum):
 
 
 class Identity(Strict):
+    """Who the MDF is. `domains` lists the material domains it serves (`domain: x` is the
+    one-domain shorthand of release 0.1); a recipe of another domain is refused (ADR 0042)."""
+
     id: str = Field(pattern=NAME_PATTERN)
-    domain: Domain
+    domain: Domain | None = None
+    domains: list[Domain] = []
     site: str
     name: str = ""
+
+    @model_validator(mode="after")
+    def _one_domain_key(self) -> Identity:
+        if self.domain is not None and self.domains:
+            raise ValueError("give `domains: [...]` or the shorthand `domain: x`, not both")
+        if self.domain is None and not self.domains:
+            raise ValueError("missing `domains: [...]` (the material domains this MDF serves)")
+        return self
+
+    @property
+    def served(self) -> list[Domain]:
+        """The material domains this MDF serves, in the order the config lists them."""
+        return list(self.domains) if self.domains else [self.domain] if self.domain else []
 
 
 class Storage(Strict):

@@ -165,8 +165,9 @@ def _runs_table(title: str, runs: list[dict[str, Any]]) -> Table:
 def _show_status(data: dict[str, Any], console: Console) -> None:
     mdf = data["mdf"]
     daemon = data["daemon"]
+    domains = ", ".join(mdf.get("domains") or [mdf["domain"]])  # `domain:` is the 1-domain form
     console.print(
-        f"[bold]{mdf['id']}[/bold] ({mdf['domain']}, {mdf['site']}) — daemon pid "
+        f"[bold]{mdf['id']}[/bold] ({domains}; {mdf['site']}) — daemon pid "
         f"{daemon['pid']}, {daemon['version']}: {daemon['status']}"
     )
     table = Table(title="instruments")

@@ -74,6 +74,15 @@ def check(recipe: LoadedRecipe, config: LoadedConfig) -> list[Problem]:
         _check_limits(doc, value_where, name, value, config_channel, recipe, points, problems)
         return config_channel
 
+    served = config.model.mdf.served
+    if model.recipe.domain is not None and model.recipe.domain not in served:
+        problems.append(
+            doc.problem(
+                ("recipe", "domain"),
+                f"a {model.recipe.domain} recipe; MDF {config.model.mdf.id!r} serves"
+                f" {', '.join(served)} (its config's mdf.domains)",
+            )
+        )
     for index, step in enumerate(model.steps):
         base: tuple[str | int, ...] = ("steps", index)
         if isinstance(step, SetStep):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import os
 import socket
 import subprocess
@@ -86,3 +87,12 @@ def stop_process(process: subprocess.Popen[str], timeout: float = 15.0) -> None:
     for stream in (process.stdout, process.stderr):
         if stream is not None:
             stream.close()
+
+
+def read_export(path: Path) -> list[dict[str, str]]:
+    """The rows of an `mdfd export` CSV keyed by bare column name: the `#` comment block is
+    skipped and the units are cut from the header (`furnace.temperature_mean [degC]`)."""
+    lines = [line for line in path.read_text().splitlines() if not line.startswith("#")]
+    reader = csv.reader(lines)
+    names = [name.partition(" [")[0] for name in next(reader)]
+    return [dict(zip(names, row, strict=True)) for row in reader]

@@ -21,11 +21,11 @@ from mdfd.drivers import InstrumentError
 from mdfd.recipes.loader import LoadedRecipe, load_recipe
 from mdfd.recipes.model import AcquireStep, RampStep, SetStep, StableStep
 
-from ..clock import EngineClock
+from ..clock import EngineClock, clock_kind
 from ..config import LoadedConfig
 from ..state import PointRow, PointStatus, RecordedPoints, RunRow, RunStatus, StateDB
 from ..storage.errors import DiskNearlyFull
-from ..storage.hdf5_writer import ChannelSpec, RunFile
+from ..storage.hdf5_writer import ChannelSpec, Material, RunFile
 from ..validation import validate
 from ..version import software_version
 from .acquisition import Acquisition
@@ -185,7 +185,8 @@ class RunExecutor:
         metadata = {
             "run_id": run.id,
             "mdf_id": identity.id,
-            "mdf_domain": identity.domain.value,
+            "mdf_domains": [domain.value for domain in identity.served],
+            "material_domain": recipe.model.recipe.domain or "",
             "mdf_site": identity.site,
             "recipe_name": recipe.model.recipe.name,
             "recipe_version": recipe.model.recipe.version,
@@ -203,6 +204,8 @@ class RunExecutor:
             channels=channels,
             parameters=list(parameters),
             parameter_units={name: p.unit for name, p in parameters.items()},
+            materials=_materials(recipe),
+            clock=clock_kind(self.config.model.time_scale),
         )
 
     async def _supervise(
@@ -388,3 +391,13 @@ def _stats_dict(stats: Any) -> dict[str, Any]:
         value = getattr(stats, name)
         out[name] = None if isinstance(value, float) and math.isnan(value) else value
     return out
+
+
+def _materials(recipe: LoadedRecipe) -> list[Material]:
+    """The recipe's materials for the file's NXsample, as the recipe states them."""
+    materials = recipe.model.materials
+    return [
+        Material(section, item.code, item.value, item.unit)
+        for section in ("raw_materials", "composition")
+        for item in getattr(materials, section)
+    ]

@@ -27,18 +27,24 @@ from ..logging import get_logger
 from .errors import DiskNearlyFull, StorageError
 from .layout import (
     ENTRY,
+    ENTRY_TIMES,
     INSTRUMENT,
+    LAYOUT_ATTR,
+    LAYOUT_VERSION,
     LIBVER,
     POINT_END,
     POINT_INDEX,
     POINT_START,
     POINT_STATUS,
+    SAMPLE,
     STATS,
     STATUS_DTYPE,
     SUMMARY,
+    TIME_TEXT_DTYPE,
     ChannelSpec,
+    Material,
     channel_group,
-    stat_column,
+    stat_dataset,
 )
 from .superblock import clear_status_flags
 
@@ -94,8 +100,12 @@ class H5RunFile:
         compression: str | None,
         durable: bool,
         min_free_bytes: int,
+        materials: list[Material],
+        clock: str,
     ) -> None:
         self.path = path
+        self.materials = materials
+        self.clock = clock
         self.metadata = dict(metadata)
         self.channels = channels
         self.parameters = parameters
@@ -120,7 +130,7 @@ class H5RunFile:
         for spec in self.channels:
             for stat in STATS:
                 kind = ("i8", "") if stat == "n" else ("f8", spec.unit)
-                columns[stat_column(spec.name, stat)] = kind
+                columns[stat_dataset(spec.name, stat)] = kind
         columns[POINT_START] = ("f8", "s")
         columns[POINT_END] = ("f8", "s")
         columns[POINT_STATUS] = (STATUS_DTYPE, "")
@@ -258,21 +268,54 @@ class H5RunFile:
             HDF5_Version=h5py.version.hdf5_version,
             h5py_version=h5py.version.version,
         )
+        handle.attrs[LAYOUT_ATTR] = LAYOUT_VERSION
         entry = handle.create_group(ENTRY)
-        attrs: dict[str, Any] = {"software_version": version, "start_time": now_iso()}
+        attrs: dict[str, Any] = {"software_version": version}
         attrs.update(self.metadata)
         if "recipe_text" in attrs and "recipe_sha256" not in attrs:
             attrs["recipe_sha256"] = hashlib.sha256(str(attrs["recipe_text"]).encode()).hexdigest()
-        attrs.update(NX_class="NXentry", default="summary", status="running")
-        attrs.update(end_time="", close_metadata="{}", resume_count=0, last_resumed="")
+        attrs.update(NX_class="NXentry", default="summary", status="running", clock=self.clock)
+        attrs.update(close_metadata="{}", resume_count=0, last_resumed="")
         for key, value in attrs.items():
             entry.attrs[key] = attribute_value(value)
+        self._build_times(entry)
+        self._build_sample(handle)
         instrument = handle.create_group(INSTRUMENT)
         instrument.attrs["NX_class"] = "NXinstrument"
         identities = self.metadata.get("instrument_identities")
         for spec in self.channels:
             self._build_log(handle, spec, identities if isinstance(identities, dict) else {})
         self._build_summary(handle)
+
+    @staticmethod
+    def _build_times(entry: h5py.Group) -> None:
+        """NXentry's start_time/end_time fields; end_time stays "" until the run closes.
+
+        Fixed-length text, because a SWMR writer may rewrite a dataset's bytes but not change
+        its size; these two are wall-clock times (when the file was opened and closed).
+        """
+        for name in ENTRY_TIMES:
+            text = now_iso() if name == "start_time" else ""
+            field = entry.create_dataset(name, data=np.bytes_(text), dtype=TIME_TEXT_DTYPE)
+            field.attrs["clock"] = "wall"
+
+    def _build_sample(self, handle: h5py.File) -> None:
+        """The recipe's materials as NXsample fields, one per vocabulary code (ADR 0041)."""
+        sample = handle.create_group(SAMPLE)
+        sample.attrs["NX_class"] = "NXsample"
+        sample["name"] = str(self.metadata.get("recipe_name", ""))
+        for category in ("raw_materials", "composition"):
+            items = [m for m in self.materials if m.category == category]
+            if not items:
+                continue
+            group = sample.create_group(category, track_order=True)  # the recipe's order
+            group.attrs["NX_class"] = "NXcollection"
+            for material in items:
+                value = material.value
+                field = group.create_dataset(
+                    material.code, data=value if isinstance(value, str) else float(value)
+                )
+                field.attrs.update(vocabulary_code=material.code, units=material.unit)
 
     def _dataset(self, group: h5py.Group, name: str, dtype: str, chunk: int, **kw: Any) -> None:
         options: dict[str, Any] = {}
@@ -294,21 +337,26 @@ class H5RunFile:
                 owner.attrs["identity"] = str(identities[spec.instrument])
         log = handle.create_group(channel_group(spec.name))
         log.attrs.update(NX_class="NXlog", channel=spec.name, units=spec.unit)
-        self._dataset(log, "time", "f8", self.chunk, compress=True, units="s", start=EPOCH)
+        self._dataset(
+            log, "time", "f8", self.chunk, compress=True, units="s", start=EPOCH, clock=self.clock
+        )
         self._dataset(log, "value", "f8", self.chunk, compress=True, units=spec.unit)
         self._dataset(log, POINT_INDEX, "i8", self.chunk, compress=True)
 
     def _build_summary(self, handle: h5py.File) -> None:
         summary = handle.create_group(SUMMARY)
+        labels = {stat_dataset(c.name, st): f"{c.name} {st}" for c in self.channels for st in STATS}
         for name, (dtype, units) in self.summary_columns().items():
             extra = {"units": units} if units else {}
+            if name in labels:
+                extra["long_name"] = labels[name]
             if units == "s":
-                extra["start"] = EPOCH
+                extra.update(start=EPOCH, clock=self.clock)
             self._dataset(summary, name, dtype, SUMMARY_CHUNK, **extra)
         axis = self.parameters[0] if self.parameters else POINT_INDEX
-        means = [stat_column(spec.name, "mean") for spec in self.channels]
+        means = [stat_dataset(spec.name, "mean") for spec in self.channels]
         for spec, mean in zip(self.channels, means, strict=True):
-            summary[f"{mean}_errors"] = summary[stat_column(spec.name, "std")]
+            summary[f"{mean}_errors"] = summary[stat_dataset(spec.name, "std")]
         summary.attrs.update(
             NX_class="NXdata",
             axes=axis,
@@ -407,7 +455,7 @@ class H5RunFile:
         handle = self._require()
         entry = handle[ENTRY]
         entry.attrs.modify("status", status)
-        entry.attrs.modify("end_time", now_iso())
+        entry["end_time"][()] = np.bytes_(now_iso())
         entry.attrs.modify("close_metadata", json.dumps(dict(extra or {}), default=str))
         self._sync()
         handle.close()

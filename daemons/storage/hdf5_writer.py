@@ -42,20 +42,45 @@ from ..stats import Stats
 from .errors import DiskNearlyFull, StorageError
 from .h5file import H5RunFile
 from .layout import (
+    CLOCKS,
     POINT_END,
     POINT_INDEX,
     POINT_START,
     POINT_STATUS,
     RESERVED,
+    STATS,
     ChannelSpec,
+    Material,
     channel_group,
     check_channel_name,
-    stat_column,
+    nexus_name,
+    stat_dataset,
 )
 
-__all__ = ["ChannelSpec", "RunFile", "StorageError"]
+__all__ = ["ChannelSpec", "Material", "RunFile", "StorageError"]
 
 _NO_STATS = Stats(math.nan, math.nan, math.nan, math.nan, 0)
+
+
+def _check_nexus_names(channels: list[ChannelSpec], parameters: list[str]) -> None:
+    """Refuse names that become the same NeXus name (`a-b` and `a_b`, `a.b__c` and `a__b.c`)."""
+    seen: dict[str, str] = {}
+    instruments: dict[str, str] = {}
+    for spec in channels:
+        group = nexus_name(spec.instrument)
+        if instruments.setdefault(group, spec.instrument) != spec.instrument:
+            raise ValueError(
+                f"instruments {instruments[group]!r} and {spec.instrument!r} are both"
+                f" {group!r} in the data file; rename one"
+            )
+    columns = [(p, p) for p in parameters]
+    for spec in channels:
+        columns += [(stat_dataset(spec.name, st), spec.name) for st in (*STATS, "mean_errors")]
+    for column, owner in columns:
+        if seen.setdefault(column, owner) != owner:
+            raise ValueError(
+                f"{seen[column]!r} and {owner!r} make the same column {column!r}; rename one"
+            )
 
 
 @dataclass(slots=True)
@@ -90,6 +115,8 @@ class RunFile:
         durable: bool = True,
         io_timeout: float = 120.0,
         min_free_bytes: int = 64 << 20,
+        materials: list[Material] | None = None,
+        clock: str = "wall",
     ) -> None:
         """`metadata` becomes attributes of /entry (see README: run_id, mdf_id, mdf_domain,
         recipe_name, recipe_version, recipe_text, config_text, instrument_identities {name: id},
@@ -97,7 +124,9 @@ class RunFile:
         point so a power cut cannot lose a checkpointed point; `io_timeout` bounds every wait
         on the writer, so a stalled disk surfaces as a StorageError instead of a hang.
         `min_free_bytes` is the disk reserve checked at open and at every point: below it the
-        run stops with DiskNearlyFull while the file can still be closed properly."""
+        run stops with DiskNearlyFull while the file can still be closed properly.
+        `materials` go to /entry/sample; `clock` ("wall" or "simulated", see `layout.CLOCKS`)
+        says what the sample and point times are."""
         if block_size < 1 or queue_blocks < 1:
             raise ValueError("block_size and queue_blocks must be at least 1")
         names = [spec.name for spec in channels]
@@ -108,6 +137,9 @@ class RunFile:
         clashes = [p for p in parameters if p in RESERVED or "/" in p or "." in p]
         if clashes:
             raise ValueError(f"parameter names {clashes} clash with summary columns")
+        _check_nexus_names(channels, parameters)
+        if clock not in CLOCKS:
+            raise ValueError(f"clock {clock!r}: expected one of {', '.join(CLOCKS)}")
         self.path = Path(path)
         self.channels = list(channels)
         self.parameters = list(parameters)
@@ -127,6 +159,8 @@ class RunFile:
             compression=compression,
             durable=durable,
             min_free_bytes=min_free_bytes,
+            materials=list(materials or []),
+            clock=clock,
         )
         self._jobs: queue.SimpleQueue[_Block | _Call | None] = queue.SimpleQueue()
         self._handed = 0  # blocks put in the queue (event loop side)
@@ -320,8 +354,8 @@ class RunFile:
         for spec in self.channels:
             result = stats.get(spec.name, _NO_STATS)
             for stat in ("mean", "std", "min", "max"):
-                row[stat_column(spec.name, stat)] = float(getattr(result, stat))
-            row[stat_column(spec.name, "n")] = int(result.n)
+                row[stat_dataset(spec.name, stat)] = float(getattr(result, stat))
+            row[stat_dataset(spec.name, "n")] = int(result.n)
         row[POINT_START] = float(started)
         row[POINT_END] = float(ended)
         return row

@@ -1,23 +1,38 @@
 """Where things live inside a run's HDF5 file: one place for the writer, reader and exporters.
 
 ```
-/                                   NXroot   default="entry"
+/                                   NXroot   default="entry", mdfd_layout=2
 /entry                              NXentry  run metadata as attributes, default="summary"
+/entry/start_time, /entry/end_time  NX_DATE_TIME fields (ISO 8601, wall clock; end "" while open)
+/entry/sample                       NXsample the recipe's materials, one field per vocabulary code
 /entry/instrument                   NXinstrument
 /entry/instrument/<instrument>      NXcollection  identity
 /entry/instrument/<instrument>/<channel>   NXlog  time, value, point_index (extendible)
 /entry/summary                      NXdata   one row per point, signal/axes set
 ```
+
+Every name in the file follows the NeXus naming rule `^[a-zA-Z0-9_]+$` (ADR 0040): a channel
+`furnace.temperature` becomes the summary column stem `furnace__temperature`, an instrument
+`my-furnace` the group `my_furnace`; the true names are kept in attributes. Files of layout 1
+(release 0.1: dotted column names, start/end times as attributes) have no `mdfd_layout`
+attribute; the reader still reads them.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 ENTRY = "entry"
 INSTRUMENT = f"{ENTRY}/instrument"
 SUMMARY = f"{ENTRY}/summary"
+SAMPLE = f"{ENTRY}/sample"
+LAYOUT_ATTR = "mdfd_layout"
+LAYOUT_VERSION = 2
+ENTRY_TIMES = ("start_time", "end_time")
+"""NXentry fields written as fixed-length ISO 8601 text (SWMR cannot grow a variable string)."""
+TIME_TEXT_DTYPE = "S40"
 
 LIBVER = ("v110", "v110")
 """Lowest format that allows SWMR, and highest that Debian's HDF5 1.10 tools can read."""
@@ -48,21 +63,58 @@ class ChannelSpec:
         return self.name.partition(".")[2]
 
 
+@dataclass(frozen=True)
+class Material:
+    """One item of the recipe's `materials`, stored in /entry/sample as written in the recipe."""
+
+    category: str  # "raw_materials" or "composition"
+    code: str  # the vocabulary code, e.g. RM_WIRE_DIAMETER (already a NeXus-valid name)
+    value: float | str
+    unit: str = ""
+
+
+CLOCKS = ("wall", "simulated")
+"""What point and sample times are: the wall clock (a real MDF), or the simulated process
+clock of a sim config, which runs `time_scale` times faster than the wall from the moment the
+engine started (both as seconds since the Unix epoch, UTC)."""
+
+
 def check_channel_name(name: str) -> None:
     instrument, dot, channel = name.partition(".")
     if not (instrument and dot and channel) or "/" in name or "." in channel:
         raise ValueError(f"channel {name!r}: expected 'instrument.channel'")
 
 
+NEXUS_NAME = re.compile(r"^[a-zA-Z0-9_]+$")
+
+
+def nexus_name(text: str) -> str:
+    """`text` as a NeXus-valid name: `.` becomes `__`, any other character outside
+    [a-zA-Z0-9_] (an instrument's `-`) becomes `_`. Collisions are refused by the writer."""
+    return re.sub(r"[^a-zA-Z0-9_]", "_", text.replace(".", "__"))
+
+
 def channel_group(channel: str) -> str:
     """Path of a channel's NXlog group, e.g. entry/instrument/furnace/temperature."""
+    instrument, _, name = channel.partition(".")
+    return f"{INSTRUMENT}/{nexus_name(instrument)}/{name}"
+
+
+def legacy_channel_group(channel: str) -> str:
+    """The NXlog path in a layout-1 file (the instrument's name as written in the config)."""
     instrument, _, name = channel.partition(".")
     return f"{INSTRUMENT}/{instrument}/{name}"
 
 
 def stat_column(channel: str, stat: str) -> str:
-    """Summary column of one statistic, e.g. `furnace.temperature_mean`."""
+    """A statistic's column as programs and the CSV name it, e.g. `furnace.temperature_mean`
+    (also its dataset name in a layout-1 file)."""
     return f"{channel}_{stat}"
+
+
+def stat_dataset(channel: str, stat: str) -> str:
+    """The same column's dataset in /entry/summary, e.g. `furnace__temperature_mean`."""
+    return f"{nexus_name(channel)}_{stat}"
 
 
 def run_file_path(data_dir: Path, run_id: str) -> Path:

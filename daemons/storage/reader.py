@@ -2,7 +2,8 @@
 
 Opened read-only in SWMR-read mode, which works for finished files too. Datasets of one table
 can differ in length for a moment while the writer appends, so a table is cut to its shortest
-column: a reader sees whole rows only.
+column: a reader sees whole rows only. Files of layout 1 (release 0.1, see `layout`) read
+the same: their dotted column names are mapped to today's, their attribute times to fields.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,16 +21,22 @@ import numpy as np
 from .errors import StorageError
 from .layout import (
     ENTRY,
+    ENTRY_TIMES,
+    LAYOUT_ATTR,
     LIBVER,
     POINT_END,
     POINT_INDEX,
     POINT_START,
     POINT_STATUS,
+    SAMPLE,
     STATS,
     SUMMARY,
     ChannelSpec,
+    Material,
     channel_group,
+    legacy_channel_group,
     stat_column,
+    stat_dataset,
 )
 
 
@@ -42,6 +49,18 @@ class Summary:
     channels: list[ChannelSpec]
     columns: dict[str, np.ndarray]
     metadata: dict[str, Any]
+    materials: list[Material] = field(default_factory=list)
+
+    @property
+    def clock(self) -> str:
+        """ "wall" or "simulated": what the point times are (see `layout.CLOCKS`).
+
+        A layout-1 file did not say; its `time_scale` tells (1 is the wall clock).
+        """
+        found = self.metadata.get("clock")
+        if found:
+            return str(found)
+        return "wall" if float(self.metadata.get("time_scale", 1.0)) == 1.0 else "simulated"
 
     @property
     def rows(self) -> int:
@@ -80,10 +99,33 @@ def _whole_rows(datasets: list[h5py.Dataset]) -> list[np.ndarray]:
     return [dataset[:rows] for dataset in datasets]
 
 
+def _entry_metadata(handle: h5py.File) -> dict[str, Any]:
+    """/entry's attributes, plus its start_time/end_time fields (attributes in layout 1)."""
+    entry = handle[ENTRY]
+    metadata = {key: _text(value) for key, value in entry.attrs.items()}
+    for name in ENTRY_TIMES:
+        if name in entry:
+            metadata[name] = _text(entry[name][()])
+    return metadata
+
+
+def _materials(handle: h5py.File) -> list[Material]:
+    if SAMPLE not in handle:
+        return []
+    found = []
+    for category in ("raw_materials", "composition"):
+        group = handle[SAMPLE].get(category)
+        for code, dataset in (group or {}).items():
+            value = _text(dataset[()])
+            value = value if isinstance(value, str) else float(value)
+            found.append(Material(category, code, value, _text(dataset.attrs.get("units", ""))))
+    return found
+
+
 def read_metadata(path: Path) -> dict[str, Any]:
-    """The /entry attributes (run metadata, status, times)."""
+    """The run metadata: /entry's attributes and its start/end times."""
     with open_run_file(path) as handle:
-        return {key: _text(value) for key, value in handle[ENTRY].attrs.items()}
+        return _entry_metadata(handle)
 
 
 def read_summary(path: Path) -> Summary:
@@ -93,27 +135,39 @@ def read_summary(path: Path) -> Summary:
             specs = json.loads(group.attrs["channels"])
             channels = [ChannelSpec(c["name"], c["unit"]) for c in specs]
             params = json.loads(group.attrs["parameters"])
-            metadata = {key: _text(value) for key, value in handle[ENTRY].attrs.items()}
+            metadata = _entry_metadata(handle)
         except (KeyError, ValueError) as exc:
             raise StorageError(f"{path}: not an mdfd run file ({exc})") from exc
+        legacy = LAYOUT_ATTR not in handle.attrs
+        stored = stat_column if legacy else stat_dataset
         names = [POINT_INDEX, *(p["name"] for p in params)]
         names += [stat_column(c.name, stat) for c in channels for stat in STATS]
         names += [POINT_START, POINT_END, POINT_STATUS]
-        data = _whole_rows([group[name] for name in names])
+        paths = [POINT_INDEX, *(p["name"] for p in params)]
+        paths += [stored(c.name, stat) for c in channels for stat in STATS]
+        paths += [POINT_START, POINT_END, POINT_STATUS]
+        try:
+            data = _whole_rows([group[name] for name in paths])
+        except KeyError as exc:
+            raise StorageError(f"{path}: not an mdfd run file ({exc})") from exc
         data[-1] = data[-1].astype(str)
+        materials = _materials(handle)
     return Summary(
         parameters=[p["name"] for p in params],
         parameter_units={p["name"]: p["unit"] for p in params},
         channels=channels,
         columns=dict(zip(names, data, strict=True)),
         metadata=metadata,
+        materials=materials,
     )
 
 
 def read_channel(path: Path, channel: str) -> ChannelData:
-    """Every sample of one channel: time (epoch s), value, point index."""
+    """Every sample of one channel: time (epoch s, see `Summary.clock`), value, point index."""
     with open_run_file(path) as handle:
         name = channel_group(channel)
+        if LAYOUT_ATTR not in handle.attrs:
+            name = legacy_channel_group(channel)
         if name not in handle:
             raise StorageError(f"{path}: no channel {channel!r}")
         group = handle[name]

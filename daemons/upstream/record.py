@@ -25,6 +25,7 @@ from pydantic import (
 from mdfd.recipes.model import MaterialItem, RecordItem
 from mdfd.recipes.units import convert
 
+from ..clock import clock_kind
 from ..engine.results import PointResult
 from ..version import software_version
 from ..vocabulary import Item, load_vocabulary
@@ -61,7 +62,7 @@ class ItemValue(Frozen):
 
 class MdfRef(Frozen):
     id: str
-    domain: str
+    domains: list[str] = Field(description="the material domains this MDF serves (its config)")
     site: str
 
 
@@ -69,6 +70,7 @@ class RecipeRef(Frozen):
     name: str
     version: str
     sha256: str
+    domain: str | None = Field(description="the material domain of the recipe; null if unsaid")
 
 
 class PointRef(Frozen):
@@ -83,6 +85,11 @@ class Provenance(Frozen):
     point: PointRef
     instruments: dict[str, str] = Field(description="instrument name -> identify() answer")
     software: str
+    clock: Literal["wall", "simulated"] = Field(
+        description="what started_at/ended_at are: the wall clock, or the simulated process"
+        " clock of a sim MDF (running time_scale times faster than the wall)"
+    )
+    time_scale: float = Field(description="process seconds per wall second (1 = wall clock)")
     started_at: dt.datetime
     ended_at: dt.datetime
 
@@ -160,16 +167,23 @@ class RecordBuilder:
         return Record(
             id=record_id(identity.id, run.run_id, result.point_index),
             provenance=Provenance(
-                mdf=MdfRef(id=identity.id, domain=identity.domain.value, site=identity.site),
+                mdf=MdfRef(
+                    id=identity.id,
+                    domains=[domain.value for domain in identity.served],
+                    site=identity.site,
+                ),
                 recipe=RecipeRef(
                     name=recipe.model.recipe.name,
                     version=recipe.model.recipe.version,
                     sha256=recipe.sha256,
+                    domain=recipe.model.recipe.domain,
                 ),
                 run_id=run.run_id,
                 point=PointRef(index=result.point_index, parameters=dict(result.parameters)),
                 instruments=dict(run.identities),
                 software=software_version(),
+                clock=clock_kind(run.config.model.time_scale),  # type: ignore[arg-type]
+                time_scale=run.config.model.time_scale,
                 started_at=_timestamp(result.started_at),
                 ended_at=_timestamp(result.ended_at),
             ),

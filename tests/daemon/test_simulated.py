@@ -92,6 +92,7 @@ def test_instruments_away_then_back(tmp_path: Path) -> None:
         assert daemon.run(run_id)["status"] == "queued"
         shown = mdfctl("--socket", str(daemon.socket), "status", env=env)
         assert "waiting for instruments: furnace, meter, reactor" in " ".join(shown.stdout.split())
+        assert "(chemistry, metal, ceramic, textile; KR-SIM)" in " ".join(shown.stdout.split())
 
         with (tmp_path / "sim.log").open("w") as log:
             simulators = subprocess.Popen(

@@ -7,15 +7,15 @@ each other value by value.
 
 from __future__ import annotations
 
-import csv
 import json
+import re
 from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
 
-from tests.support import EXAMPLES, SIM_CONFIG, mdfd, sim_env
+from tests.support import EXAMPLES, SIM_CONFIG, mdfd, read_export, sim_env
 
 TIME_SCALE = "3000"
 
@@ -41,7 +41,7 @@ def run_example(tmp_path: Path, name: str) -> tuple[dict, list[dict[str, str]], 
         "export", "--config", str(SIM_CONFIG), summary["run_id"], "--csv", str(exported), env=env
     )
     assert done.returncode == 0, done.stderr
-    rows = list(csv.DictReader(exported.read_text().splitlines()))
+    rows = read_export(exported)
     assert len(rows) == summary["points_total"]
     return summary, rows, tmp_path / "var" / "sim-mdf-01"
 
@@ -92,6 +92,35 @@ def test_metal_annealing_recovers_with_temperature_and_time(tmp_path: Path) -> N
         assert resistivity[at & (time == 60.0)][0] < resistivity[at & (time == 15.0)][0]
     check_file_matches_export(summary, rows, "meter.resistivity", "microohm*cm")
     check_records(var, summary, len(rows))
+    check_copper_says_what_it_is(tmp_path, var, summary)
+
+
+def check_copper_says_what_it_is(tmp_path: Path, var: Path, summary: dict) -> None:
+    """A copper anneal on the four-domain sim MDF: file, CSV and records say metal for the
+    material, list the MDF's domains apart, name the simulated clock and hold the materials."""
+    served = ["chemistry", "metal", "ceramic", "textile"]
+    with h5py.File(summary["data_file"], "r") as handle:
+        entry = handle["entry"]
+        assert entry.attrs["material_domain"] == "metal"
+        assert json.loads(entry.attrs["mdf_domains"]) == served
+        assert entry.attrs["clock"] == "simulated"
+        diameter = entry["sample/raw_materials/RM_WIRE_DIAMETER"]
+        assert (diameter[()], diameter.attrs["units"]) == (1.0, "mm")
+        assert entry["sample/composition/CMP_CU"][()] == 99.92
+        names: list[str] = [*handle.attrs]
+        handle.visititems(lambda name, obj: names.extend([name.split("/")[-1], *obj.attrs]))
+        assert [n for n in names if not re.match(r"^[a-zA-Z0-9_]+$", n)] == []  # NeXus rule
+    exported = (tmp_path / "export.csv").read_text().splitlines()
+    assert "# material_domain: metal" in exported
+    assert "# sample.raw_materials.RM_ALLOY_GRADE: C11000 ETP copper" in exported
+    header = next(line for line in exported if not line.startswith("#"))
+    assert "meter.resistivity_mean [microohm*cm]" in header
+    assert '"point_start [UTC, simulated clock]"' in header
+    spool = var / "spool" / f"{summary['run_id']}.jsonl"
+    provenance = json.loads(spool.read_text().splitlines()[0])["provenance"]
+    assert provenance["recipe"]["domain"] == "metal"
+    assert provenance["mdf"]["domains"] == served
+    assert provenance["clock"] == "simulated"
 
 
 def test_ceramic_sintering_capacitance_peaks_and_loss_falls(tmp_path: Path) -> None:

@@ -90,7 +90,7 @@ async def test_points_ended_together_share_one_commit(tmp_path: Path) -> None:
     with h5py.File(tmp_path / "run.h5", "r") as handle:
         assert list(handle["entry/summary/point_index"][()]) == list(range(20))
         assert list(handle["entry/summary/x"][()]) == [float(i) for i in range(20)]
-        assert list(handle["entry/summary/meter.value_n"][()]) == [3] * 20
+        assert list(handle["entry/summary/meter__value_n"][()]) == [3] * 20
         values = handle["entry/instrument/meter/value/value"][()]
         assert list(values) == [float(i) for i in range(20) for _ in range(3)]
 

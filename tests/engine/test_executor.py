@@ -53,11 +53,11 @@ async def test_every_point_completes_with_exact_sample_counts(tmp_path: Path) ->
         summary = handle["entry/summary"]
         assert list(summary["point_index"][()]) == [0, 1, 2, 3]
         np.testing.assert_allclose(summary["temperature"][()], [200, 200, 300, 300])
-        n = summary["furnace.temperature_n"][()]
+        n = summary["furnace__temperature_n"][()]
         assert list(n) == [10, 10, 10, 10]
-        means = summary["furnace.temperature_mean"][()]
+        means = summary["furnace__temperature_mean"][()]
         np.testing.assert_allclose(means, [200, 200, 300, 300], atol=1.0)
-        np.testing.assert_allclose(summary["meter.resistivity_mean"][()], 1.8)
+        np.testing.assert_allclose(summary["meter__resistivity_mean"][()], 1.8)
     for point in points:
         assert point.summary["meter.resistivity"]["n"] == 10
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import csv
 import json
 import os
 import signal
@@ -15,7 +14,7 @@ from pathlib import Path
 import h5py
 import pytest
 
-from tests.support import mdfd, start_mdfd, stop_process
+from tests.support import mdfd, read_export, start_mdfd, stop_process
 
 from .conftest import write_config, write_recipe
 
@@ -64,7 +63,7 @@ def test_run_completes_and_reports_json_summary(tmp_path: Path) -> None:
     exported = tmp_path / "out.csv"
     result = mdfd("export", "--config", str(config), summary["run_id"], "--csv", str(exported))
     assert result.returncode == 0, result.stderr
-    rows = list(csv.DictReader(exported.read_text().splitlines()))
+    rows = read_export(exported)
     assert [float(r["temperature"]) for r in rows] == [200, 200, 250, 250, 300, 300]
     for row in rows:
         assert float(row["furnace.temperature_mean"]) == pytest.approx(
@@ -147,7 +146,7 @@ def test_kill_9_then_resume_completes_each_point_exactly_once(
     assert (
         mdfd("export", "--config", str(config), run["id"], "--csv", str(exported)).returncode == 0
     )
-    assert len(list(csv.DictReader(exported.read_text().splitlines()))) == POINTS
+    assert len(read_export(exported)) == POINTS
 
 
 def test_second_process_on_same_mdf_is_refused(tmp_path: Path) -> None:

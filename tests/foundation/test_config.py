@@ -31,7 +31,7 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
 def test_sim_config_loads_with_its_defaults(clean_env: pytest.MonkeyPatch) -> None:
     config = load_config(SIM_CONFIG).model
     assert config.mdf.id == "sim-mdf-01"
-    assert config.mdf.domain == "ceramic"
+    assert config.mdf.served == ["chemistry", "metal", "ceramic", "textile"]
     assert set(config.instruments) == {"furnace", "reactor", "meter"}
     assert config.storage.data_dir == Path("var/sim-mdf-01/data")
     assert config.storage.control_socket == Path("var/sim-mdf-01/run/control.sock")

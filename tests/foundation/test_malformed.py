@@ -1005,6 +1005,18 @@ CONFIGS = [
         (1, "mdf.domain", "'chemistry', 'metal', 'ceramic' or 'textile'"),
     ),
     config_case(
+        "config-two-domain-keys",
+        "domain: metal,",
+        "domain: metal, domains: [metal],",
+        (1, "mdf", "not both"),
+    ),
+    config_case(
+        "config-invalid-domains-item",
+        "domain: metal,",
+        "domains: [metal, pharma],",
+        (1, "mdf.domains[1]", "'chemistry', 'metal', 'ceramic' or 'textile'"),
+    ),
+    config_case(
         "config-invalid-mdf-id",
         "id: test-mdf",
         "id: 'test mdf'",
@@ -1124,6 +1136,30 @@ def test_malformed_config_is_located(
     code, stderr = run_in_process(capsys, str(recipe), "--config", str(config))
     assert code == 2
     assert_located(stderr, config, c)
+
+
+def test_a_recipe_of_a_domain_the_mdf_does_not_serve_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The metal-only MDF of CONFIG refuses a ceramic recipe at its `domain:` line."""
+    config = write(tmp_path, "mdf.yaml", textwrap.dedent(CONFIG).lstrip())
+    text = textwrap.dedent(CONFIG_RECIPE).lstrip()
+    text = text.replace('version: "1"}', 'version: "1",\n  domain: ceramic}', 1)
+    recipe = write(tmp_path, "recipe.yaml", text)
+    code, stderr = run_in_process(capsys, str(recipe), "--config", str(config))
+    assert code == 2
+    expected = Case("", text, 2, "recipe.domain", "MDF 'test-mdf' serves metal")
+    assert_located(stderr, recipe, expected)
+    served = text.replace("domain: ceramic", "domain: metal")
+    recipe_ok = write(tmp_path, "served.yaml", served)
+    assert run_in_process(capsys, str(recipe_ok), "--config", str(config)) == (0, "")
+    state = tmp_path / "state"
+    config.write_text(config.read_text().replace("/tmp/mdfd-test", str(tmp_path)))
+    done = mdfd("run", "--config", str(config), str(recipe))
+    assert done.returncode == 2, done.stderr
+    assert f"{recipe}:2: recipe.domain: a ceramic recipe" in done.stderr
+    assert not (tmp_path / "data").exists()  # refused before a run or its file existed
+    assert not state.exists() or not any(state.glob("*.sqlite3"))
 
 
 def test_every_problem_is_listed_not_just_the_first(

@@ -26,12 +26,14 @@ def metadata(run_id: str) -> dict[str, object]:
     return {
         "run_id": run_id,
         "mdf_id": "sim-mdf-01",
-        "mdf_domain": "ceramic",
+        "mdf_domains": ["metal", "ceramic"],
+        "material_domain": "ceramic",
         "recipe_name": "storage-test",
         "recipe_version": "1",
         "recipe_text": "recipe: {name: storage-test}\n",
         "config_text": "mdf: {id: sim-mdf-01}\n",
         "instrument_identities": {"furnace": "ACME,F1,001", "meter": "ACME,LCR,002"},
+        "time_scale": 600.0,
     }
 
 

@@ -12,16 +12,22 @@ from storage_helpers import CHANNELS, T0, make_run_file, parameters, sample, wri
 from support import SIM_CONFIG, mdfd, sim_env
 
 from mdfd.daemons.stats import RunningStats
+from mdfd.daemons.storage.layout import Material
 
 POINTS = 8
 SAMPLES = 6
+MATERIALS = [
+    Material("raw_materials", "RM_ALLOY_GRADE", "C11000, ETP\ncopper"),
+    Material("raw_materials", "RM_WIRE_DIAMETER", 1.0, "mm"),
+    Material("composition", "CMP_CU", 99.92, "percent"),
+]
 
 
 @pytest.fixture
 async def var(tmp_path: Path) -> Path:
     """A var directory as `config/sim.yaml` lays it out, holding run `run-7` (8 points)."""
     data = tmp_path / "sim-mdf-01" / "data"
-    run = make_run_file(data / "run-7.h5", run_id="run-7")
+    run = make_run_file(data / "run-7.h5", run_id="run-7", materials=MATERIALS, clock="simulated")
     await run.open()
     for point in range(POINTS - 1):
         await write_point(run, point, samples=SAMPLES)
@@ -39,15 +45,32 @@ def test_export_writes_the_summary_row_by_row(var: Path, tmp_path: Path) -> None
     done = mdfd("export", "--config", str(SIM_CONFIG), "run-7", "--csv", str(out), env=sim_env(var))
     assert done.returncode == 0, done.stderr
     with open(out, newline="") as handle:
-        rows = list(csv.reader(handle))
-    stats = [f"{c.name}_{s}" for c in CHANNELS for s in ("mean", "std", "min", "max", "n")]
+        lines = list(csv.reader(handle))
+    comments = [",".join(line) for line in lines if line[0].startswith("#")]
+    assert comments == [
+        "# run_id: run-7",
+        "# recipe: storage-test 1",
+        "# material_domain: ceramic",
+        "# mdf: sim-mdf-01",
+        "# mdf_domains: metal, ceramic",
+        "# clock: simulated (point times are simulated process time, 600 times faster than the"
+        " wall clock)",
+        "# sample.raw_materials.RM_ALLOY_GRADE: C11000, ETP copper",
+        "# sample.raw_materials.RM_WIRE_DIAMETER: 1.0 [mm]",
+        "# sample.composition.CMP_CU: 99.92 [percent]",
+    ]
+    rows = lines[len(comments) :]
+    stats = []
+    for channel in CHANNELS:
+        stats += [f"{channel.name}_{s} [{channel.unit}]" for s in ("mean", "std", "min", "max")]
+        stats.append(f"{channel.name}_n")
     assert rows[0] == [
         "point_index",
-        "temperature",
-        "dwell",
+        "temperature [degC]",
+        "dwell [min]",
         *stats,
-        "point_start",
-        "point_end",
+        "point_start [UTC, simulated clock]",
+        "point_end [UTC, simulated clock]",
         "point_status",
     ]
     assert len(rows) == 1 + POINTS

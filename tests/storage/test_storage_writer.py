@@ -83,7 +83,8 @@ async def test_entry_metadata_and_nexus_attributes(tmp_path: Path) -> None:
     meta = read_metadata(path)
     assert meta["NX_class"] == "NXentry"
     assert meta["run_id"] == "run-1"
-    assert meta["mdf_domain"] == "ceramic"
+    assert meta["material_domain"] == "ceramic"
+    assert json.loads(meta["mdf_domains"]) == ["metal", "ceramic"]
     assert meta["status"] == "aborted"
     assert meta["recipe_sha256"] == hashlib.sha256(meta["recipe_text"].encode()).hexdigest()
     assert json.loads(meta["instrument_identities"])["meter"] == "ACME,LCR,002"
@@ -93,11 +94,11 @@ async def test_entry_metadata_and_nexus_attributes(tmp_path: Path) -> None:
         assert handle.attrs["default"] == "entry"
         summary = handle["entry/summary"]
         assert summary.attrs["NX_class"] == "NXdata"
-        assert summary.attrs["signal"] == "furnace.temperature_mean"
+        assert summary.attrs["signal"] == "furnace__temperature_mean"
         assert summary.attrs["axes"] == "temperature"
         assert summary.attrs["temperature_indices"] == 0
-        errors = summary["furnace.temperature_mean_errors"]
-        assert errors.id == summary["furnace.temperature_std"].id  # one dataset, two names
+        errors = summary["furnace__temperature_mean_errors"]
+        assert errors.id == summary["furnace__temperature_std"].id  # one dataset, two names
         log = handle[channel_group("meter.capacitance")]
         assert log.attrs["NX_class"] == "NXlog"
         assert log["value"].attrs["units"] == "nF"

@@ -32,7 +32,7 @@ async def test_subscriber_receives_every_record_as_published(
 
         first = json.loads(subscriber.messages[RECORDS_TOPIC][0])
         assert first["schema"] == "mdfd.record/1"
-        assert first["provenance"]["mdf"] == {"id": MDF_ID, "domain": "metal", "site": SITE}
+        assert first["provenance"]["mdf"] == {"id": MDF_ID, "domains": ["metal"], "site": SITE}
         await until(lambda: subscriber.messages.get(STATUS_TOPIC, [])[-1:] == [b"online"])
 
 

@@ -50,7 +50,7 @@ def test_run_spools_one_line_per_completed_point(tmp_path: Path) -> None:
         jsonschema.validate(record, schema)
     first = records[0]
     provenance = first["provenance"]
-    assert provenance["mdf"] == {"id": MDF_ID, "domain": "metal", "site": SITE}
+    assert provenance["mdf"] == {"id": MDF_ID, "domains": ["metal"], "site": SITE}
     assert provenance["recipe"]["name"] == "upstream-test"
     assert provenance["recipe"]["version"] == "2.1"
     assert len(provenance["recipe"]["sha256"]) == 64

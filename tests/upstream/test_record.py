@@ -59,6 +59,21 @@ def test_example_recipes_give_valid_records(recipe) -> None:
             assert item["value"] is not None
 
 
+def test_records_carry_both_domains_and_their_clock() -> None:
+    """A copper anneal on the four-domain sim MDF: the recipe says metal, the MDF lists all
+    four, and the times are the simulated clock (sim.yaml runs 600x the wall)."""
+    result = _result(EXAMPLES / "metal-annealing.yaml", lambda c: Stats(1.0, 0.1, 0.9, 1.1, 3))
+    record = RecordBuilder(result.run.config.model.vocabulary).build(result)
+    data = json.loads(record.to_json())
+    jsonschema.validate(data, SCHEMA)
+    provenance = data["provenance"]
+    assert provenance["recipe"]["domain"] == "metal"
+    assert provenance["mdf"]["domains"] == ["chemistry", "metal", "ceramic", "textile"]
+    assert "domain" not in provenance["mdf"]
+    assert provenance["clock"] == "simulated"
+    assert provenance["time_scale"] == result.run.config.model.time_scale
+
+
 def test_offset_units_convert_values_but_not_spreads() -> None:
     """A channel in K mapped to a degC item: the mean shifts by 273.15, the std does not."""
     recipe = EXAMPLES / "metal-annealing.yaml"
