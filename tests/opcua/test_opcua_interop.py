@@ -4,7 +4,9 @@ simulator, and our driver works a plain asyncua server built like the library's 
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
+import sys
 import uuid
 
 import pytest
@@ -20,7 +22,9 @@ GUID = uuid.UUID("09087e75-8e5e-499b-954f-f2a9603db28a")
 
 
 async def _tool(*args: str) -> str:
-    executable = shutil.which(args[0])
+    # asyncua's console scripts sit next to this interpreter, whether or not its venv is active
+    scripts = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])
+    executable = shutil.which(args[0], path=scripts)
     assert executable is not None, f"{args[0]} is installed with asyncua"
     process = await asyncio.create_subprocess_exec(
         executable,
