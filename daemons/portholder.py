@@ -14,11 +14,10 @@ PROC = Path("/proc")
 
 
 def port_holder(port: int) -> str | None:
-    """`pid 4242 (mdfd sim --config ...)` for the process listening on `port`.
-
-    None when /proc does not tell: no listener in this network namespace, or a process of
-    another user (only root may read every process's file descriptors), or not Linux.
-    """
+    """`pid 4242 (mdfd sim --config ...)` for the process listening on `port`, or "a process
+    of another user" when only root could say which (it alone reads every process's file
+    descriptors). None when /proc shows no listener (a socket bound but not listening) or
+    there is no /proc."""
     inodes = _listening_inodes(port)
     if not inodes:
         return None
@@ -37,7 +36,7 @@ def port_holder(port: int) -> str | None:
                 continue
             if target in wanted:
                 return f"pid {process.name} ({_command(process)})"
-    return None
+    return "a process of another user"
 
 
 def _listening_inodes(port: int) -> set[str]:
