@@ -4,32 +4,42 @@ Each module in `mdfd.daemons.commands` defines `register(subparsers)`; it is dis
 so adding a command never means editing a central list.
 
 Exit codes shared by every subcommand: 0 ok, 1 failed, 2 bad input (nothing touched),
-3 interrupted (resumable).
+3 interrupted (resumable). Whatever goes wrong, an operator reads one line, never a traceback
+(`errors.report`).
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import pkgutil
+import sqlite3
 import sys
 from collections.abc import Sequence
 
+from mdfd.drivers.errors import InstrumentError
 from mdfd.recipes.located import InputError
 
 from . import commands
+from .errors import report
 from .logging import configure
+from .storage.errors import StorageError
+from .version import software_version
 
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 3
+# What the world can do to a command (see errors.py); anything else is a bug.
+OPERATIONAL = (OSError, sqlite3.Error, InstrumentError, StorageError)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mdfd", description="Control and acquisition for Miniature Data Factories."
     )
+    parser.add_argument("--version", action="version", version=software_version())
     parser.add_argument(
         "--log-level",
         choices=["debug", "info", "warning", "error"],
@@ -57,6 +67,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader left (`mdfd runs | head`): nothing to tell it; keep the exit quiet.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_FAILED
+    except Exception as exc:
+        report("mdfd", exc, OPERATIONAL, debug_hint="--log-level debug")
+        return EXIT_FAILED
 
 
 if __name__ == "__main__":

@@ -16,7 +16,13 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from mdfd.drivers import InstrumentConfig, UnknownDriver, driver_class
-from mdfd.recipes.located import InputError, LocatedDocument, Problem, load_located
+from mdfd.recipes.located import (
+    InputError,
+    LocatedDocument,
+    PathKey,
+    Problem,
+    load_located,
+)
 from mdfd.recipes.units import UnitError, parse_unit
 from mdfd.simulators.base import SimulatorSettings, UnknownSimulator, simulator_class
 
@@ -257,6 +263,23 @@ def substitute_env(
         return ""
 
     return ENV_PATTERN.sub(expand, value)
+
+
+def as_written(config: LoadedConfig) -> LocatedDocument:
+    """The config's YAML before `${VAR}` expansion, with its line numbers: for a problem found
+    after loading (a simulator's port is taken) that must still say where, and what to change."""
+    return load_located(config.path, config.text)
+
+
+def variables_of(doc: LocatedDocument, path: PathKey) -> list[str]:
+    """The environment variables a field's value is expanded from, as written in `doc`."""
+    value = doc.data
+    for key in path:
+        try:
+            value = value[key]
+        except (KeyError, IndexError, TypeError):
+            return []
+    return [name for name, _ in ENV_PATTERN.findall(value)] if isinstance(value, str) else []
 
 
 def load_config(path: Path | str) -> LoadedConfig:

@@ -7,7 +7,8 @@ file), else `$MDFD_SOCKET`, else the only `/run/mdfd/*/control.sock` on this hos
 sends the recipe's text — the daemon never opens a path a client names.
 
 Exit codes: 0 ok, 1 refused or failed (or the watched run did not complete), 2 bad input
-(invalid recipe, unknown run), 4 daemon unreachable.
+(invalid recipe, unknown run), 4 daemon unreachable. Whatever goes wrong, an operator reads one
+line, never a traceback (`errors.report`; `--debug` logs it).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import yaml
 from rich.console import Console
@@ -37,7 +38,10 @@ from .ctlclient import (
     Target,
 )
 from .ctlwatch import watch
+from .errors import report
+from .logging import configure
 from .outboxview import print_outbox
+from .version import package_version
 
 RUNTIME_GLOB = "/run/mdfd"
 ENV_PATTERN = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -45,6 +49,8 @@ ENV_PATTERN = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mdfctl", description="Operate a running mdfd daemon.")
+    parser.add_argument("--version", action="version", version=f"mdfctl {package_version()}")
+    parser.add_argument("--debug", action="store_true", help="log at debug level, tracebacks too")
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--socket", type=Path, help="the daemon's control socket")
     where.add_argument("--config", type=Path, help="the MDF config (its control socket is used)")
@@ -94,6 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def resolve_target(args: argparse.Namespace) -> Target:
     if args.url:
+        url = urlsplit(args.url)
+        if url.scheme not in ("http", "https") or not url.netloc:
+            raise CtlError(EXIT_BAD_INPUT, f"--url {args.url!r}: expected http(s)://host:port")
         token = os.environ.get(args.token_env)
         if not token:
             raise CtlError(
@@ -302,6 +311,7 @@ async def _main(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    configure("debug" if args.debug else None)
     try:
         return asyncio.run(_main(args))
     except CtlError as exc:
@@ -314,6 +324,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         # The reader left (`| head`): not an error worth a traceback; keep exit quiet.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_FAILED
+    except Exception as exc:
+        # What the world can do to a client is a CtlError or the OS refusing; else a bug.
+        report("mdfctl", exc, (OSError,), debug_hint="--debug")
         return EXIT_FAILED
 
 

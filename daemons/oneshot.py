@@ -67,7 +67,7 @@ async def create_run(
 @contextlib.asynccontextmanager
 async def _maybe_simulators(config: LoadedConfig, simulate: bool) -> AsyncIterator[None]:
     if simulate:
-        async with running_simulators(config.model):
+        async with running_simulators(config):
             yield
     else:
         yield

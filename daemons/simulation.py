@@ -3,20 +3,28 @@
 from __future__ import annotations
 
 import contextlib
+import errno
+import socket
 from collections.abc import AsyncIterator
 
 from mdfd.recipes.located import InputError, Problem
-from mdfd.simulators.base import Simulator, simulator_class
+from mdfd.simulators.base import Simulator, SimulatorSettings, simulator_class
 from mdfd.simulators.clock import ScaledClock
 from mdfd.simulators.world import World
 
-from .config import LoadedConfig, MdfConfig
+from .config import LoadedConfig, as_written, variables_of
 from .logging import get_logger
+from .portholder import port_holder
 
 
 @contextlib.asynccontextmanager
-async def running_simulators(config: MdfConfig) -> AsyncIterator[dict[str, Simulator]]:
-    """Start every simulator of `config`; stop them all on exit, whatever happened."""
+async def running_simulators(loaded: LoadedConfig) -> AsyncIterator[dict[str, Simulator]]:
+    """Start every simulator of `config`; stop them all on exit, whatever happened.
+
+    A simulator that fails to start because its port was taken since `require_simulators`
+    checked is reported the same way (bad setup, exit 2), not as the library's error.
+    """
+    config = loaded.model
     simulation = config.simulation
     scale = simulation.time_scale if simulation else 1.0
     world = World(ScaledClock(scale), seed=simulation.seed if simulation else 0)
@@ -25,7 +33,13 @@ async def running_simulators(config: MdfConfig) -> AsyncIterator[dict[str, Simul
     try:
         for name, settings in config.simulators.items():
             simulator = simulator_class(settings.kind)(name, settings, world)
-            await simulator.start()
+            try:
+                await simulator.start()
+            except Exception as exc:
+                problem = _port_problem(loaded, name, settings)
+                if problem is None:
+                    raise
+                raise InputError([problem]) from exc
             started[name] = simulator
             log.info(
                 "simulator started",
@@ -43,7 +57,8 @@ async def running_simulators(config: MdfConfig) -> AsyncIterator[dict[str, Simul
 
 
 def require_simulators(config: LoadedConfig) -> None:
-    """`--simulate` on a config without simulators is bad input, refused before anything runs."""
+    """`--simulate` needs a config that declares simulators, on ports this process can listen
+    on: otherwise bad input, refused before anything runs (a run row, a lock, a data file)."""
     if not config.model.simulators:
         raise InputError(
             [
@@ -55,3 +70,41 @@ def require_simulators(config: LoadedConfig) -> None:
                 )
             ]
         )
+    problems = [
+        problem
+        for name, settings in config.model.simulators.items()
+        if (problem := _port_problem(config, name, settings)) is not None
+    ]
+    if problems:
+        raise InputError(problems)
+
+
+def _port_problem(config: LoadedConfig, name: str, settings: SimulatorSettings) -> Problem | None:
+    """Why the simulator cannot listen on its configured TCP port, naming who holds it and
+    the variable (or field) to change; None when it can, or when it has no fixed port."""
+    port = getattr(settings, "port", None)
+    if not port:
+        return None
+    family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            # as the servers do: a closed connection's TIME_WAIT does not make the port busy
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((settings.host, port))
+        return None
+    except OSError as exc:
+        failure = exc
+    where = ("simulators", name, "port")
+    doc = as_written(config)
+    if failure.errno == errno.EADDRINUSE:
+        holder = port_holder(port)
+        reason = f"port {port} is already in use" + (f" by {holder}" if holder else "")
+    else:
+        reason = f"cannot listen on {settings.host}:{port}: {failure.strerror}"
+    variables = variables_of(doc, where)
+    remedy = (
+        f"set {' or '.join(variables)} to a free port"
+        if variables
+        else "change this port (and the instrument's) to a free one"
+    )
+    return doc.problem(where, f"{reason}; {remedy}")

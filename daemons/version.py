@@ -1,4 +1,4 @@
-"""The software version recorded in every data file and record's provenance."""
+"""The software version: `--version`, and the provenance of every data file and record."""
 
 from __future__ import annotations
 
@@ -7,8 +7,14 @@ from importlib.metadata import PackageNotFoundError, version
 
 
 @cache
-def software_version() -> str:
+def package_version() -> str:
+    """The installed distribution's version, e.g. `0.1.0`."""
     try:
-        return f"mdfd {version('mdfd')}"
+        return version("mdfd")
     except PackageNotFoundError:
-        return "mdfd (not installed)"
+        return "unknown (not installed)"
+
+
+def software_version() -> str:
+    """`mdfd 0.1.0`: what the daemon reports and records carry."""
+    return f"mdfd {package_version()}"

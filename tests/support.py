@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import csv
 import os
+import shutil
 import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 SIM_CONFIG = REPO / "config" / "sim.yaml"
@@ -19,6 +22,20 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def require_tool(tool: str, package: str) -> str:
+    """The tool's path; if it is missing, skip the test here, naming the Debian package.
+
+    `scripts/test` installs Debian packages only as root (CI, a fresh machine); a non-root
+    developer gets these skips, listed by `pytest -rs`, instead of a FileNotFoundError.
+    """
+    path = shutil.which(tool)
+    if path is None:
+        pytest.skip(
+            f"{tool} is not installed (apt-get install {package}; as root scripts/test does)"
+        )
+    return path
 
 
 def wait_for_port(port: int, host: str = "127.0.0.1", timeout: float = 15.0) -> None:

@@ -10,6 +10,7 @@ from mdfd.recipes.located import InputError, Problem
 from ..config import load_config
 from ..logging import quiet_for_progress
 from ..oneshot import EXIT_CODES, execute_once, print_summary, run_blocking, state_db
+from ..simulation import require_simulators
 from ..state import RunStatus
 
 
@@ -25,6 +26,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def handle(args: argparse.Namespace) -> int:
     quiet_for_progress()
     config = load_config(args.config)
+    if args.simulate:
+        require_simulators(config)
 
     async def body() -> int:
         async with state_db(config) as state:

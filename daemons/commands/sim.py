@@ -6,12 +6,11 @@ import argparse
 import asyncio
 import json
 import signal
-import sys
 from pathlib import Path
 
-from ..config import load_config
+from ..config import LoadedConfig, load_config
 from ..notify import Notifier
-from ..simulation import running_simulators
+from ..simulation import require_simulators, running_simulators
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -26,14 +25,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
-    config = load_config(args.config).model
-    if not config.simulators:
-        print(f"{args.config}: simulators: this config declares no simulators", file=sys.stderr)
-        return 2
+    config = load_config(args.config)
+    require_simulators(config)
     return asyncio.run(_serve(config, args.endpoints_file))
 
 
-async def _serve(config, endpoints_file: Path | None) -> int:
+async def _serve(config: LoadedConfig, endpoints_file: Path | None) -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):

@@ -83,7 +83,7 @@ class Daemon:
                 await self.upstream.start()
                 stack.push_async_callback(lambda: self.upstream.stop())
                 if self.simulate:
-                    await stack.enter_async_context(running_simulators(self.config.model))
+                    await stack.enter_async_context(running_simulators(self.config))
                 clock = EngineClock(self.config.model.time_scale)
                 self.health = await stack.enter_async_context(
                     HealthMonitor(self.config.model, clock.now, self.events)

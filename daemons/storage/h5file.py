@@ -15,7 +15,6 @@ import os
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,7 @@ import numpy as np
 from h5py import h5s
 
 from ..logging import get_logger
+from ..version import package_version
 from .errors import DiskNearlyFull, StorageError
 from .layout import (
     ENTRY,
@@ -55,13 +55,6 @@ SUMMARY_ITEM_BYTES = 16  # the widest summary column: the S16 status
 
 def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
-
-
-def software_version() -> str:
-    try:
-        return importlib_metadata.version("mdfd")
-    except importlib_metadata.PackageNotFoundError:
-        return "unknown"
 
 
 def attribute_value(value: Any) -> Any:
@@ -258,7 +251,7 @@ class H5RunFile:
         )
 
     def _build(self, handle: h5py.File) -> None:
-        version = software_version()
+        version = package_version()
         handle.attrs.update(
             NX_class="NXroot",
             default=ENTRY,

@@ -14,7 +14,7 @@ from pathlib import Path
 import h5py
 import pytest
 
-from tests.support import mdfd, read_export, start_mdfd, stop_process
+from tests.support import mdfd, read_export, require_tool, start_mdfd, stop_process
 
 from .conftest import write_config, write_recipe
 
@@ -135,7 +135,7 @@ def test_kill_9_then_resume_completes_each_point_exactly_once(
         samples = handle["entry/instrument/meter/resistivity/point_index"][()]
         assert [int((samples == i).sum()) for i in range(POINTS)] == [10] * POINTS
     dump = subprocess.run(
-        ["h5dump", "-H", final["data_file"]],
+        [require_tool("h5dump", "hdf5-tools"), "-H", final["data_file"]],
         capture_output=True,
         text=True,
         timeout=30,

@@ -13,6 +13,7 @@ import pytest
 from storage_helpers import CHANNELS, make_run_file, parameters, sample, write_point
 
 from mdfd.daemons.storage import read_channel, read_metadata, read_summary
+from tests.support import require_tool
 
 HERE = Path(__file__).resolve().parent
 TIMEOUT = 30.0
@@ -77,7 +78,10 @@ async def test_another_process_reads_the_file_while_it_grows(tmp_path: Path) -> 
 
 
 def tool(*argv: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(argv, capture_output=True, text=True, timeout=TIMEOUT, check=False)
+    executable = require_tool(argv[0], "hdf5-tools")
+    return subprocess.run(
+        [executable, *argv[1:]], capture_output=True, text=True, timeout=TIMEOUT, check=False
+    )
 
 
 @pytest.mark.parametrize("mode", ["mid-point", "busy"])

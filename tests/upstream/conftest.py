@@ -26,7 +26,7 @@ from mdfd.daemons.stats import Stats
 from mdfd.daemons.upstream.record import record_id
 from mdfd.daemons.upstream.service import UpstreamService
 from mdfd.recipes.loader import LoadedRecipe, load_recipe
-from tests.support import REPO, free_port, wait_for_port
+from tests.support import REPO, free_port, require_tool, wait_for_port
 
 MOSQUITTO = "/usr/sbin/mosquitto"
 MOSQUITTO_PASSWD = "/usr/bin/mosquitto_passwd"
@@ -377,6 +377,7 @@ class Mosquitto:
     def __init__(
         self, root: Path, users: dict[str, str] | None = None, pki: Pki | None = None
     ) -> None:
+        require_tool(MOSQUITTO, "mosquitto")
         self.port = free_port()
         self.root = root
         root.mkdir(parents=True, exist_ok=True)
