@@ -14,6 +14,10 @@ from .config import LoadedConfig, MdfConfig
 from .logging import get_logger
 
 
+class SimulatorStartError(RuntimeError):
+    """A simulator could not bind its endpoints (a port in use, a bad host)."""
+
+
 @contextlib.asynccontextmanager
 async def running_simulators(config: MdfConfig) -> AsyncIterator[dict[str, Simulator]]:
     """Start every simulator of `config`; stop them all on exit, whatever happened."""
@@ -25,7 +29,14 @@ async def running_simulators(config: MdfConfig) -> AsyncIterator[dict[str, Simul
     try:
         for name, settings in config.simulators.items():
             simulator = simulator_class(settings.kind)(name, settings, world)
-            await simulator.start()
+            try:
+                await simulator.start()
+            except Exception as exc:
+                # Server libraries say "could not listen"; the operator needs which and where.
+                where = f"{settings.host}:{getattr(settings, 'port', '?')}"
+                raise SimulatorStartError(
+                    f"simulator {name!r} ({settings.kind}) cannot start on {where}: {exc}"
+                ) from exc
             started[name] = simulator
             log.info(
                 "simulator started",

@@ -105,6 +105,7 @@ def test_a_cli_run_whose_simulator_port_is_taken_ends_failed_with_the_cause(
     assert outcome["status"] == "failed"
     assert outcome["points_done"] == 0
     assert "cannot start" in outcome["message"]
+    assert str(port) in outcome["message"]  # the cause: this port is taken
     [run] = _runs(SIM_CONFIG, env)
     assert run["id"] == outcome["run_id"]
     assert run["status"] == "failed"
