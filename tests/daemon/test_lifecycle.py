@@ -81,6 +81,12 @@ def _cli_run_stopped_mid_run(tmp_path: Path, config: Path, signum: int) -> tuple
     return found[0], code
 
 
+def _after_recovery(daemon: Daemon, run_id: str) -> dict[str, Any]:
+    """The run once the daemon's start-up recovery has decided it (the control API answers
+    a moment before): held, or — the bug — executed to its end."""
+    return daemon.wait_status(run_id, "held", "completed", "failed", "aborted")
+
+
 def _by_id(runs: list[dict[str, Any]], run_id: str) -> dict[str, Any]:
     return next(run for run in runs if run["id"] == run_id)
 
@@ -149,7 +155,7 @@ def test_a_run_a_person_started_is_held_by_the_daemon_until_mdfctl_resume(
 
     daemon = Daemon(config, env=environment()).start()
     try:
-        assert daemon.run(run_id)["status"] == "held"
+        assert _after_recovery(daemon, run_id)["status"] == "held"
         status = mdfctl("--config", str(config), "status")
         assert status.returncode == 0, status.stderr
         assert "held: `mdfctl resume RUN` continues it" in status.stdout
@@ -180,7 +186,7 @@ def test_a_cli_run_killed_9_is_held_too(tmp_path: Path) -> None:
     assert _by_id(_runs(config), run_id)["status"] == "running"  # as the dead process left it
     daemon = Daemon(config, env=environment()).start()
     try:
-        run = daemon.run(run_id)
+        run = _after_recovery(daemon, run_id)
         assert run["status"] == "held"
         assert "process died mid-run" in run["message"]
         abort = mdfctl("--config", str(config), "abort", run_id)
@@ -203,7 +209,7 @@ def test_the_recovery_policy_is_the_configs(tmp_path: Path) -> None:
         daemon.signal(signal.SIGTERM)
         assert daemon.wait_exit() == 0
         daemon.start()
-        assert daemon.run(daemon_run)["status"] == "held"
+        assert _after_recovery(daemon, daemon_run)["status"] == "held"
     finally:
         daemon.stop()
 
@@ -231,7 +237,7 @@ def test_discard_offline_and_refused_while_a_daemon_holds_the_mdf(tmp_path: Path
         refused = mdfd("runs", "--config", str(config), "discard", run_id, env=environment())
         assert refused.returncode == 2
         assert f"pid {daemon.process.pid}" in refused.stderr  # type: ignore[union-attr]
-        assert daemon.run(run_id)["status"] == "held"
+        assert _after_recovery(daemon, run_id)["status"] == "held"
     finally:
         daemon.stop()
     done = mdfd("runs", "--config", str(config), "discard", run_id, env=environment())
@@ -275,6 +281,30 @@ def test_a_state_database_from_before_origins_opens_and_its_unfinished_runs_are_
     assert (run["id"], run["status"], run["origin"]) == ("old-run", "interrupted", "unknown")
     daemon = Daemon(config, env=environment()).start()
     try:
-        assert daemon.run("old-run")["status"] == "held"
+        assert _after_recovery(daemon, "old-run")["status"] == "held"
+    finally:
+        daemon.stop()
+
+
+def test_a_cli_run_with_a_forgotten_simulate_is_held_by_a_daemon_started_later(
+    tmp_path: Path,
+) -> None:
+    """Before: `mdfd serve --simulate` resumed it as its first action, nobody having asked."""
+    env = sim_env(tmp_path / "var")
+    recipe = tmp_path / "sim-forgotten.yaml"
+    recipe.write_text(SIM_RECIPE)
+    done = mdfd("run", "--json", "--config", str(SIM_CONFIG), str(recipe), env=env)
+    assert done.returncode == 3, done.stderr
+    outcome = json.loads(done.stdout)
+    assert outcome["status"] == "interrupted"
+    assert "instruments unavailable" in outcome["message"]
+    daemon = Daemon(SIM_CONFIG, "--simulate", env=env, log=tmp_path / "serve.log")
+    daemon.socket = tmp_path / "var" / "sim-mdf-01" / "run" / "control.sock"
+    daemon.start()
+    try:
+        run = _after_recovery(daemon, outcome["run_id"])
+        assert run["status"] == "held"
+        assert "instruments unavailable" in run["message"]
+        assert run["points_done"] == 0
     finally:
         daemon.stop()
