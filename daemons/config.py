@@ -202,6 +202,26 @@ class Control(Strict):
     max_request_bytes: int = Field(default=1_048_576, ge=4096, le=64 * 1024 * 1024)
 
 
+RecoveryAction = Literal["hold", "resume"]
+
+
+class Recovery(Strict):
+    """What `mdfd serve` does at start with unfinished runs, by who executed them last.
+
+    `hold`: the run waits, shown `held`, until an operator says `mdfctl resume ID` (or
+    aborts it). `resume`: it is continued at its first open point without asking.
+    """
+
+    cli_runs: RecoveryAction = Field(
+        default="hold",
+        description="runs started or resumed by a person with `mdfd run`/`mdfd resume`",
+    )
+    daemon_runs: RecoveryAction = Field(
+        default="resume",
+        description="runs the daemon was executing when it crashed or was stopped",
+    )
+
+
 class MdfConfig(Strict):
     """The whole file; `instruments` and `simulators` hold driver- and kind-specific models."""
 
@@ -214,6 +234,7 @@ class MdfConfig(Strict):
     simulators: dict[Annotated[str, Field(pattern=NAME_PATTERN)], SimulatorSettings] = {}
     upstream: Upstream = Upstream()
     control: Control = Control()
+    recovery: Recovery = Recovery()
 
     @property
     def time_scale(self) -> float:

@@ -80,7 +80,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run")
     p = command("watch", "follow a run live until it ends (default: the current run)", True)
     p.add_argument("run", nargs="?")
-    for name, verb in (("pause", "pause at the next step"), ("resume", "resume a paused run")):
+    for name, verb in (
+        ("pause", "pause at the next step"),
+        ("resume", "resume a paused run, or release a held one"),
+    ):
         p = command(name, f"{verb} (default: the current run)", True)
         p.add_argument("run", nargs="?")
     p = command("abort", "abort the current run, or a waiting one by id", True)
@@ -208,6 +211,9 @@ def _show_status(data: dict[str, Any], console: Console) -> None:
         console.print(_runs_table("queue", data["queue"]))
     else:
         console.print("queue: empty")
+    if data.get("held"):
+        title = "held: `mdfctl resume RUN` continues it, `mdfctl abort RUN` ends it"
+        console.print(_runs_table(title, data["held"]))
 
 
 def _show_run(run: dict[str, Any], console: Console) -> None:

@@ -12,6 +12,7 @@ import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import structlog
 from rich.console import Console
 
 from mdfd.recipes.loader import LoadedRecipe
@@ -23,7 +24,7 @@ from .engine.runner import RunExecutor, RunOutcome
 from .lock import StateLock
 from .progress import progress_display
 from .simulation import running_simulators
-from .state import RunRow, RunStatus, StateDB
+from .state import Origin, RunRow, RunStatus, StateDB
 
 EXIT_CODES = {
     RunStatus.COMPLETED: 0,
@@ -43,7 +44,11 @@ def new_run_id(recipe: LoadedRecipe) -> str:
 
 
 async def create_run(
-    state: StateDB, config: LoadedConfig, recipe: LoadedRecipe, status: RunStatus = RunStatus.QUEUED
+    state: StateDB,
+    config: LoadedConfig,
+    recipe: LoadedRecipe,
+    status: RunStatus = RunStatus.QUEUED,
+    origin: Origin = Origin.CLI,
 ) -> RunRow:
     run_id = new_run_id(recipe)
     data_file = config.model.storage.data_dir / f"{run_id}.h5"
@@ -58,6 +63,7 @@ async def create_run(
         points_total=recipe.model.sweep.count(),
         status=status,
         data_file=str(data_file),
+        origin=origin,
     )
     row = await state.run(run_id)
     assert row is not None
@@ -76,7 +82,12 @@ async def _maybe_simulators(config: LoadedConfig, simulate: bool) -> AsyncIterat
 async def execute_once(
     config: LoadedConfig, state: StateDB, run: RunRow, simulate: bool
 ) -> RunOutcome:
-    """Run (or resume) `run` with SIGTERM/SIGINT meaning: stop now, safe state, resumable."""
+    """Run (or resume) `run` with SIGTERM/SIGINT meaning: stop now, safe state, resumable.
+
+    A person executes it: a daemon started later holds it unless its policy says otherwise.
+    What fails before the executor runs (a simulator's port in use, the outbox) ends the run
+    `failed` with the cause — left waiting, a daemon would have run it unprompted.
+    """
     # Imported here: the publishers pull in aiohttp, which every other `mdfd` command that
     # only needs `state_db` would otherwise pay for at start-up.
     from .upstream.service import UpstreamService
@@ -88,8 +99,14 @@ async def execute_once(
             signum, control.interrupt, f"interrupted by {signal.Signals(signum).name}"
         )
     events = EventBus()
+    await state.set_origin(run.id, Origin.CLI)
     try:
-        async with _maybe_simulators(config, simulate), UpstreamService(config, state) as upstream:
+        async with contextlib.AsyncExitStack() as stack:
+            try:
+                await stack.enter_async_context(_maybe_simulators(config, simulate))
+                upstream = await stack.enter_async_context(UpstreamService(config, state))
+            except Exception as exc:
+                return await _not_started(state, run, f"cannot start: {exc}")
             executor = RunExecutor(
                 config, state, events=events, control=control, record_hook=upstream.record_hook
             )
@@ -102,6 +119,17 @@ async def execute_once(
     finally:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)
+
+
+async def _not_started(state: StateDB, run: RunRow, message: str) -> RunOutcome:
+    """A run that never began has failed; one being resumed stays resumable (interrupted)."""
+    began = run.started_at is not None or run.points_done > 0
+    status = RunStatus.INTERRUPTED if began else RunStatus.FAILED
+    structlog.get_logger().error("run cannot start", run=run.id, error=message)
+    await state.set_status(run.id, status, message)
+    return RunOutcome(
+        run.id, status, run.points_total, run.points_done, 0, 0.0, run.data_file, message
+    )
 
 
 def run_blocking(config: LoadedConfig, body) -> int:

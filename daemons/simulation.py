@@ -17,6 +17,10 @@ from .logging import get_logger
 from .portholder import port_holder
 
 
+class SimulatorStartError(RuntimeError):
+    """A simulator could not bind its endpoints (a port in use, a bad host)."""
+
+
 @contextlib.asynccontextmanager
 async def running_simulators(loaded: LoadedConfig) -> AsyncIterator[dict[str, Simulator]]:
     """Start every simulator of `config`; stop them all on exit, whatever happened.
@@ -37,9 +41,13 @@ async def running_simulators(loaded: LoadedConfig) -> AsyncIterator[dict[str, Si
                 await simulator.start()
             except Exception as exc:
                 problem = _port_problem(loaded, name, settings)
-                if problem is None:
-                    raise
-                raise InputError([problem]) from exc
+                if problem is not None:
+                    raise InputError([problem]) from exc
+                # Server libraries say "could not listen"; the operator needs which and where.
+                where = f"{settings.host}:{getattr(settings, 'port', '?')}"
+                raise SimulatorStartError(
+                    f"simulator {name!r} ({settings.kind}) cannot start on {where}: {exc}"
+                ) from exc
             started[name] = simulator
             log.info(
                 "simulator started",

@@ -40,7 +40,8 @@ CREATE TABLE IF NOT EXISTS runs (
     ended_at REAL,
     data_file TEXT NOT NULL DEFAULT '',
     identities TEXT NOT NULL DEFAULT '{}',
-    message TEXT NOT NULL DEFAULT ''
+    message TEXT NOT NULL DEFAULT '',
+    origin TEXT NOT NULL DEFAULT 'unknown'
 );
 CREATE TABLE IF NOT EXISTS points (
     run_id TEXT NOT NULL REFERENCES runs(id),
@@ -57,6 +58,12 @@ CREATE TABLE IF NOT EXISTS points (
 CREATE INDEX IF NOT EXISTS runs_by_status ON runs(status, queue_position);
 """
 
+# Columns added after the first release: (table, column, declaration). A database created
+# before gets them on open, so an upgrade never strands the queue and checkpoints it holds.
+MIGRATIONS = [
+    ("runs", "origin", "TEXT NOT NULL DEFAULT 'unknown'"),
+]
+
 
 class RunStatus(StrEnum):
     QUEUED = "queued"
@@ -66,10 +73,20 @@ class RunStatus(StrEnum):
     ABORTED = "aborted"
     FAILED = "failed"
     INTERRUPTED = "interrupted"
+    HELD = "held"  # waiting for a person: set aside at daemon start, see serve.runqueue.recover
 
     @property
     def finished(self) -> bool:
         return self in (RunStatus.COMPLETED, RunStatus.ABORTED, RunStatus.FAILED)
+
+
+class Origin(StrEnum):
+    """Who executed a run last: a person at a terminal (`mdfd run`/`mdfd resume`) or the
+    daemon. It decides whether a daemon starting later may resume the run unprompted."""
+
+    CLI = "cli"
+    DAEMON = "daemon"
+    UNKNOWN = "unknown"  # recorded before origins were: treated like a person's run
 
 
 class PointStatus(StrEnum):
@@ -97,10 +114,12 @@ class RunRow:
     data_file: str
     identities: dict[str, str]
     message: str
+    origin: Origin
 
     def as_dict(self, with_texts: bool = False) -> dict[str, Any]:
         data = {k: v for k, v in self.__dict__.items() if with_texts or not k.endswith("_text")}
         data["status"] = self.status.value
+        data["origin"] = self.origin.value
         return data
 
 
@@ -158,6 +177,7 @@ class StateDB:
         connection.execute("PRAGMA synchronous=FULL")
         connection.execute("PRAGMA foreign_keys=ON")
         connection.executescript(SCHEMA)
+        _migrate(connection)
         self._connection = connection
 
     async def _call(self, function: Callable[..., T], *args: Any) -> T:
@@ -197,6 +217,7 @@ class StateDB:
         points_total: int,
         status: RunStatus,
         data_file: str,
+        origin: Origin = Origin.UNKNOWN,
     ) -> None:
         def insert(connection: sqlite3.Connection) -> None:
             position = connection.execute(
@@ -205,7 +226,7 @@ class StateDB:
             connection.execute(
                 "INSERT INTO runs (id, recipe_name, recipe_version, recipe_sha256, recipe_text,"
                 " recipe_path, config_text, status, points_total, queue_position, created_at,"
-                " data_file) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                " data_file, origin) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     run_id,
                     recipe_name,
@@ -219,6 +240,7 @@ class StateDB:
                     position,
                     time.time(),
                     data_file,
+                    origin.value,
                 ),
             )
 
@@ -240,6 +262,14 @@ class StateDB:
             connection.execute(
                 f"UPDATE runs SET {assignments} WHERE id = ?", (*columns.values(), run_id)
             )
+
+        await self.transaction(update)
+
+    async def set_origin(self, run_id: str, origin: Origin) -> None:
+        """Record who executes the run from now on (see `Origin`)."""
+
+        def update(connection: sqlite3.Connection) -> None:
+            connection.execute("UPDATE runs SET origin = ? WHERE id = ?", (origin.value, run_id))
 
         await self.transaction(update)
 
@@ -339,13 +369,13 @@ class StateDB:
             "SELECT r.id, r.recipe_name, r.recipe_version, r.recipe_sha256, r.recipe_text,"
             " r.recipe_path, r.config_text, r.status, r.points_total,"
             " (SELECT COUNT(*) FROM points p WHERE p.run_id = r.id), r.queue_position,"
-            " r.created_at, r.started_at, r.ended_at, r.data_file, r.identities, r.message"
-            f" FROM runs r WHERE {where} ORDER BY {order}"
+            " r.created_at, r.started_at, r.ended_at, r.data_file, r.identities, r.message,"
+            f" r.origin FROM runs r WHERE {where} ORDER BY {order}"
         )
 
         def select(connection: sqlite3.Connection) -> list[RunRow]:
             return [
-                RunRow(*r[:7], RunStatus(r[7]), *r[8:15], json.loads(r[15]), r[16])
+                RunRow(*r[:7], RunStatus(r[7]), *r[8:15], json.loads(r[15]), r[16], Origin(r[17]))
                 for r in connection.execute(query, args).fetchall()
             ]
 
@@ -354,3 +384,10 @@ class StateDB:
     async def execute(self, statement: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         """A single statement for callers that own their tables (the upstream outbox)."""
         return await self._call(lambda: self._require().execute(statement, args).fetchall())
+
+
+def _migrate(connection: sqlite3.Connection) -> None:
+    for table, column, declaration in MIGRATIONS:
+        present = {row[1] for row in connection.execute(f"PRAGMA table_info({table})")}
+        if column not in present:
+            connection.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")

@@ -6,7 +6,9 @@
 Connects through the instrument's configured driver (no daemon, no simulator), applies the
 writes in order (configured limits apply), then identifies the instrument and reads the channels
 (all of them when none are named). Exit 2: bad instrument, channel or value — checked before
-anything is sent. Exit 1: the instrument is unreachable or failed.
+anything is sent — or `--write` while another process (a daemon, `mdfd run`) holds the MDF's
+state directory: a setpoint written mid-run would fight the recipe. Reads need no lock.
+Exit 1: the instrument is unreachable or failed.
 
 `--browse` (drivers that can browse, e.g. opcua) lists the variables under NODE (default: the
 server's Objects folder) with node ids, data types, units and values, so an engineer can write
@@ -42,8 +44,10 @@ from mdfd.drivers import (
     check_writable,
     driver_class,
 )
+from mdfd.recipes.located import InputError
 
 from ..config import load_config
+from ..lock import StateLock
 
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
@@ -99,6 +103,40 @@ def handle(args: argparse.Namespace) -> int:
     except (ProbeInputError, ChannelError) as exc:
         print(f"mdfd probe: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    lock = StateLock(config.storage.state_dir)
+    if writes and not _locked(lock):
+        return EXIT_BAD_INPUT
+    try:
+        return _run(args, instrument, channels, writes)
+    finally:
+        lock.release()
+
+
+def _locked(lock: StateLock) -> bool:
+    """Writes only with the MDF's lock, held for the whole probe: no daemon can start driving
+    the MDF between the check and the write. Refused (and said why) when it cannot be taken."""
+    try:
+        lock.acquire()
+    except InputError as exc:
+        for problem in exc.problems:
+            print(f"mdfd probe: --write refused: {problem}", file=sys.stderr)
+        return False
+    except OSError as exc:
+        print(
+            f"mdfd probe: --write refused: cannot check whether another process holds this MDF"
+            f" ({lock.path}): {exc}",
+            file=sys.stderr,
+        )
+        return False
+    return True
+
+
+def _run(
+    args: argparse.Namespace,
+    instrument: InstrumentConfig,
+    channels: list[str],
+    writes: list[tuple[str, Value]],
+) -> int:
     if args.browse is not None:
         operation = _browse(args.instrument, instrument, args.browse or None)
     else:

@@ -1,4 +1,10 @@
-"""`mdfd runs --config C [--json]`: the runs in this MDF's state database."""
+"""`mdfd runs --config C [--json]`: the runs in this MDF's state database.
+
+`mdfd runs --config C discard RUN`: end an unfinished run offline (aborted, "discarded"), so no
+daemon started later can resume it. It takes the MDF's lock: while a daemon or `mdfd run`
+holds the MDF it is refused (exit 2, naming the holder) — there, `mdfctl abort RUN` does it.
+Nothing is deleted: the run's points and data file stay as they are.
+"""
 
 from __future__ import annotations
 
@@ -11,19 +17,26 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from ..config import load_config
-from ..oneshot import state_db
+from mdfd.recipes.located import InputError, Problem
+
+from ..config import LoadedConfig, load_config
+from ..oneshot import run_blocking, state_db
+from ..state import RunStatus
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser("runs", help="list runs from the state database")
     parser.add_argument("--config", required=True, type=Path)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("action", nargs="?", choices=["list", "discard"], default="list")
+    parser.add_argument("run", nargs="?", help="discard: the run to end")
     parser.set_defaults(handler=handle)
 
 
 def handle(args: argparse.Namespace) -> int:
     config = load_config(args.config)
+    if args.action == "discard":
+        return discard(config, args.run)
 
     async def fetch() -> list:
         async with state_db(config) as state:
@@ -34,13 +47,14 @@ def handle(args: argparse.Namespace) -> int:
         print(json.dumps([r.as_dict() for r in runs]))
         return 0
     table = Table(title=f"runs on {config.model.mdf.id}")
-    for column in ("run", "recipe", "status", "points", "started", "ended", "data"):
+    for column in ("run", "recipe", "status", "by", "points", "started", "ended", "data"):
         table.add_column(column)
     for run in runs:
         table.add_row(
             run.id,
             f"{run.recipe_name} {run.recipe_version}",
             run.status.value,
+            run.origin.value,
             f"{run.points_done}/{run.points_total}",
             _time(run.started_at),
             _time(run.ended_at),
@@ -54,3 +68,25 @@ def _time(stamp: float | None) -> str:
     if stamp is None:
         return "-"
     return dt.datetime.fromtimestamp(stamp, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def discard(config: LoadedConfig, run_id: str | None) -> int:
+    def refuse(message: str) -> InputError:
+        return InputError([Problem(str(config.path), None, "run", message)])
+
+    if not run_id:
+        raise refuse("discard needs the run's id: mdfd runs --config C discard RUN")
+
+    async def body() -> int:
+        async with state_db(config) as state:
+            run = await state.run(run_id)
+            if run is None:
+                raise refuse(f"no run {run_id!r} in this MDF's state database")
+            if run.status.finished:
+                raise refuse(f"run {run.id} is {run.status.value}; nothing to discard")
+            # We hold the MDF's lock: a run marked running/paused was left by a dead process.
+            await state.set_status(run.id, RunStatus.ABORTED, "discarded offline by operator")
+        print(f"discarded {run.id} (was {run.status.value}); its data stay in {run.data_file}")
+        return 0
+
+    return run_blocking(config, body)

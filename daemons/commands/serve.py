@@ -1,8 +1,9 @@
 """`mdfd serve --config C [--simulate]`: the daemon of one MDF (systemd `Type=notify`).
 
 Exit codes: 0 stopped cleanly (SIGTERM/SIGINT; an executing run is left interrupted and resumes
-on the next start), 1 the work loop failed, 2 bad input — an invalid config, or another mdfd
-process already holds this MDF's state directory.
+on the next start), 1 the work loop failed, 2 bad input — an invalid config, another mdfd
+process already holds this MDF's state directory, or another daemon serves its control socket
+in the same runtime directory.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import faulthandler
 from pathlib import Path
 
 from ..config import load_config
-from ..lock import StateLock
+from ..lock import RuntimeLock, StateLock
 from ..simulation import require_simulators
 
 
@@ -41,5 +42,6 @@ def handle(args: argparse.Namespace) -> int:
     from ..serve.daemon import Daemon
 
     faulthandler.enable()
-    with StateLock(config.model.storage.state_dir):
+    storage = config.model.storage
+    with StateLock(storage.state_dir), RuntimeLock(storage.control_socket.parent):
         return asyncio.run(Daemon(config, args.simulate).run())

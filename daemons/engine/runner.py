@@ -150,9 +150,26 @@ class RunExecutor:
         guard = InterlockGuard(list(self.config.model.safety.interlocks), instruments)
         run_file = self.run_file = self._run_file(run, recipe, instruments)
         resuming = bool(done.indices)
-        await run_file.open(
-            resume_rows=done.last_rows, resume_points=len(done.indices) if resuming else None
-        )
+        try:
+            await run_file.open(
+                resume_rows=done.last_rows, resume_points=len(done.indices) if resuming else None
+            )
+        except Exception as exc:
+            # Nothing was moved yet. A full disk leaves the run resumable (as mid-run); a run
+            # that never began ends failed, with the cause (left waiting, a daemon would rerun
+            # it unprompted). A resume that cannot reopen its file is raised as before: its
+            # caller decides (the daemon fails it rather than retry it at the queue's head).
+            await instruments.close()
+            if isinstance(exc, DiskNearlyFull):
+                status = RunStatus.INTERRUPTED
+            elif resuming or run.started_at is not None:
+                raise
+            else:
+                status = RunStatus.FAILED
+            message = f"data file cannot be opened: {exc}"
+            log.error("run cannot start", error=message)
+            await self.state.set_status(run.id, status, message)
+            return status, message
         await self.state.set_status(run.id, RunStatus.RUNNING, identities=instruments.identities)
         context = RunContext(
             run.id,

@@ -25,6 +25,7 @@ from mdfd.recipes.located import InputError
 
 from ..logging import get_logger
 from ..oneshot import create_run
+from ..state import Origin
 from ..validation import validate
 from . import runqueue
 from .metrics import render
@@ -134,6 +135,7 @@ async def status(request: web.Request) -> web.Response:
             "instruments": {n: h.as_dict() for n, h in daemon.health.health.items()},
             "current": scheduler.active.as_dict() if scheduler.active else None,
             "queue": [_brief(r) for r in waiting],
+            "held": [_brief(r) for r in await runqueue.held(daemon.state)],
             "upstream": await daemon.upstream.status(),
         }
     )
@@ -156,6 +158,7 @@ def _brief(run: Any) -> dict[str, Any]:
         "recipe": run.recipe_name,
         "version": run.recipe_version,
         "status": run.status.value,
+        "origin": run.origin.value,
         "points_done": run.points_done,
         "points_total": run.points_total,
         "queue_position": run.queue_position,
@@ -228,7 +231,7 @@ async def submit(request: web.Request) -> web.Response:
         validate(recipe, config)
     except InputError as exc:
         return _error(422, "recipe rejected", problems=[str(p) for p in exc.problems])
-    run = await create_run(daemon.state, config, recipe)
+    run = await create_run(daemon.state, config, recipe, origin=Origin.DAEMON)
     get_logger(run=run.id).info(
         "run queued", recipe=run.recipe_name, points=run.points_total, source=name
     )

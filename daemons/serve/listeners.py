@@ -2,7 +2,8 @@
 
 Access to the UNIX socket is access to the MDF, so it is mode 0660 in the runtime directory and
 its group decides who operates. A stale socket file from a killed daemon is replaced: the
-caller holds the MDF's state lock, so no live daemon can own it.
+caller holds the runtime directory's lock (see `lock.RuntimeLock`), so no live daemon can own
+it — not even one of another MDF configured with the same runtime_dir.
 """
 
 from __future__ import annotations

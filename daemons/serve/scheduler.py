@@ -137,6 +137,15 @@ class Scheduler:
         return active.run.id
 
     async def resume(self, run_id: str | None) -> str:
+        """Continue the paused executing run — or give a held run back to the queue."""
+        active = self.active
+        if run_id is not None and (active is None or active.run.id != run_id):
+            if await runqueue.release(self.state, run_id):
+                get_logger(run=run_id).info("held run released by operator")
+                self.events.publish("run_state", run=run_id, state="released")
+                self.wake()
+                return run_id
+            raise Refused(f"run {run_id} is neither the executing run nor held")
         active = self._require_active(run_id)
         if not active.control.paused:
             raise Refused(f"run {active.run.id} is not paused")
@@ -167,9 +176,15 @@ class Scheduler:
     async def run(self) -> None:
         """Until `stop()`: execute the next waiting run, or wait for one."""
         log = get_logger(mdf=self.config.model.mdf.id)
-        recovered = await runqueue.recover(self.state)
-        if recovered:
-            log.warning("runs left running by a dead process are interrupted", runs=recovered)
+        recovered = await runqueue.recover(self.state, self.config.model.recovery)
+        if recovered.died:
+            log.warning("runs left running by a dead process are interrupted", runs=recovered.died)
+        if recovered.held:
+            log.warning(
+                "runs held for an operator (recovery policy): continue each with"
+                " `mdfctl resume ID`, or abort it",
+                runs=recovered.held,
+            )
         while self._stopping is None:
             self.watchdog.alive()
             waiting = await runqueue.pending(self.state)

@@ -94,3 +94,35 @@ def test_a_second_daemon_on_the_same_mdf_exits_2(tmp_path: Path) -> None:
     finally:
         second.stop()
         first.stop()
+
+
+def test_a_second_daemon_on_the_same_runtime_dir_exits_2_and_leaves_the_first_reachable(
+    tmp_path: Path,
+) -> None:
+    """Different MDFs (state directories), one runtime_dir: the control socket stays the
+    first daemon's — before the lock, the second took it over and deleted it on exit."""
+    config = write_config(tmp_path)
+    other_root = tmp_path / "other"
+    other_root.mkdir()
+    other = other_root / "mdf.yaml"
+    text = config.read_text()
+    var = str(tmp_path / "var")
+    other.write_text(
+        text.replace(f"{var}/state", f"{other_root}/state").replace(
+            f"{var}/data", f"{other_root}/data"
+        )
+    )
+    first = Daemon(config, env=environment()).start()
+    second = Daemon(other, env=environment(), log=tmp_path / "second.log")
+    try:
+        second.start(wait=False)
+        assert second.wait_exit() == 2
+        log = second.log_text()
+        assert "runtime directory" in log
+        assert f"pid {first.process.pid}" in log  # type: ignore[union-attr]
+        assert "serve --config" in log
+        assert first.socket.exists()
+        assert first.get("/status")["daemon"]["pid"] == first.process.pid  # type: ignore[union-attr]
+    finally:
+        second.stop()
+        first.stop()

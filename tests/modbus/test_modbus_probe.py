@@ -127,3 +127,32 @@ def test_unreachable_instrument_exits_1(config: Path) -> None:
     assert result.returncode == 1
     assert "instrument 'dead' unreachable" in result.stderr
     assert "cannot connect to tcp 127.0.0.1" in result.stderr
+
+
+def test_write_is_refused_while_a_daemon_holds_the_mdf_and_reads_stay_allowed(
+    config: Path,
+) -> None:
+    """Before the lock check, `--write` changed the setpoint under a running daemon, exit 0."""
+    state = config.parent / "state"
+    daemon = start_mdfd("serve", "--config", str(config))
+    try:
+        deadline = time.monotonic() + 60
+        while not (state / "control.sock").exists():
+            assert daemon.poll() is None, daemon.stderr.read() if daemon.stderr else ""
+            assert time.monotonic() < deadline, "daemon did not start serving"
+            time.sleep(0.05)
+        before = mdfd("probe", "--config", str(config), "furnace", "setpoint", "--json")
+        assert before.returncode == 0, before.stderr
+        setpoint = json.loads(before.stdout)["channels"]["setpoint"]["value"]
+        assert setpoint != 777.0
+
+        refused = mdfd("probe", "--config", str(config), "furnace", "--write", "setpoint=777")
+        assert refused.returncode == 2
+        assert f"pid {daemon.pid}" in refused.stderr
+        assert "serve --config" in refused.stderr
+
+        after = mdfd("probe", "--config", str(config), "furnace", "setpoint", "--json")
+        assert after.returncode == 0, after.stderr
+        assert json.loads(after.stdout)["channels"]["setpoint"]["value"] == setpoint
+    finally:
+        stop_process(daemon)
