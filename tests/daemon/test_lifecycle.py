@@ -91,10 +91,11 @@ def _by_id(runs: list[dict[str, Any]], run_id: str) -> dict[str, Any]:
     return next(run for run in runs if run["id"] == run_id)
 
 
-def test_a_cli_run_whose_simulator_port_is_taken_ends_failed_with_the_cause(
+def test_a_cli_run_whose_simulator_port_is_taken_leaves_nothing_to_run(
     tmp_path: Path,
 ) -> None:
-    """Before: the run stayed `queued` (traceback) and the next `mdfd serve` ran it."""
+    """Before: the run stayed `queued` (traceback) and the next `mdfd serve` ran it. Now the
+    taken port is found before any run exists: exit 2 naming it, nothing queued."""
     env = sim_env(tmp_path / "var")
     port = int(env["MDFD_FURNACE_PORT"])
     recipe = tmp_path / "sim-port.yaml"
@@ -106,17 +107,11 @@ def test_a_cli_run_whose_simulator_port_is_taken_ends_failed_with_the_cause(
         done = mdfd(
             "run", "--json", "--simulate", "--config", str(SIM_CONFIG), str(recipe), env=env
         )
-    assert done.returncode == 1, done.stderr
-    outcome = json.loads(done.stdout)
-    assert outcome["status"] == "failed"
-    assert outcome["points_done"] == 0
-    assert "cannot start" in outcome["message"]
-    assert str(port) in outcome["message"]  # the cause: this port is taken
-    [run] = _runs(SIM_CONFIG, env)
-    assert run["id"] == outcome["run_id"]
-    assert run["status"] == "failed"
-    assert run["message"] == outcome["message"]
-    assert run["origin"] == "cli"
+    assert done.returncode == 2, done.stderr
+    assert str(port) in done.stderr
+    assert "MDFD_FURNACE_PORT" in done.stderr
+    state = tmp_path / "var" / "sim-mdf-01" / "state" / "state.sqlite3"
+    assert not state.exists() or _runs(SIM_CONFIG, env) == []
 
 
 def test_a_cli_run_whose_data_file_cannot_be_opened_ends_failed_with_the_cause(
