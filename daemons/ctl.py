@@ -185,11 +185,11 @@ def _show_status(data: dict[str, Any], console: Console) -> None:
     console.print(table)
     current = data["current"]
     if current:
-        point = current["point"] + 1 if current["point"] is not None else "-"
+        point = current["point"] if current["point"] is not None else "-"
         params = " ".join(f"{k}={v:g}" for k, v in current["parameters"].items())
         console.print(
-            f"current: {current['id']} ({current['state']}) point {point}/"
-            f"{current['points_total']}, {current['points_done']} done {params}",
+            f"current: {current['id']} ({current['state']}) point {point}, "
+            f"{current['points_done']}/{current['points_total']} done {params}",
             highlight=False,
         )
     else:

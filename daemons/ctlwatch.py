@@ -39,6 +39,9 @@ class _Display:
         self.run_id = run["id"]
         self.total = run["points_total"]
         self.params = ""
+        # Per point index: with group commits `point_end` for i arrives after `point_start`
+        # for i+1, so "the latest parameters" would label point i with point i+1's.
+        self.point_params: dict[int, str] = {}
         self.progress = Progress(
             TextColumn("[bold]point"),
             MofNCompleteColumn(),
@@ -67,13 +70,18 @@ class _Display:
         kind = event["event"]
         if kind == "point_start":
             self.params = _parameters(event["parameters"])
+            self.point_params[event["point"]] = self.params
             self._update(detail=self.params)
         elif kind == "point_end":
             self._update(completed=event["points_done"])
+            index = event["point"]
+            params = self.point_params.pop(index, "")
+            if "parameters" in event:
+                params = _parameters(event["parameters"])
             if not self.live:
                 print(
-                    f"point {event['point'] + 1}/{self.total} {event['status']}"
-                    f" ({event['points_done']} done) {self.params}".rstrip(),
+                    f"point {index} {event['status']}"
+                    f" ({event['points_done']}/{self.total} done) {params}".rstrip(),
                     flush=True,
                 )
         elif kind == "readings":

@@ -1,0 +1,50 @@
+"""Issue 14, "Exact output": what `mdfctl` and `mdfd` print is what happened, copyable and whole."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mdfd.daemons.ctlwatch import _Display
+
+from .harness import Daemon, environment, mdfctl, write_config, write_recipe
+
+
+@pytest.fixture
+def daemon(tmp_path: Path) -> Iterator[Daemon]:
+    running = Daemon(write_config(tmp_path), env=environment()).start()
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+def test_watch_lines_carry_the_parameters_of_the_point_they_report(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Group commits publish `point_end` for i after `point_start` for i+1."""
+    display = _Display({"id": "r", "points_total": 2, "points_done": 0}, as_json=False)
+    start = {"event": "point_start", "points_total": 2, "points_done": 0}
+    end = {"event": "point_end", "status": "completed", "points_total": 2}
+    display.event({**start, "point": 0, "parameters": {"temperature": 200.0}})
+    display.event({**start, "point": 1, "parameters": {"temperature": 300.0}})
+    display.event({**end, "point": 0, "points_done": 1})
+    display.event({**end, "point": 1, "points_done": 2})
+    assert capsys.readouterr().out.splitlines() == [
+        "point 0 completed (1/2 done) temperature=200",
+        "point 1 completed (2/2 done) temperature=300",
+    ]
+
+
+def test_watched_points_match_their_parameters_end_to_end(daemon: Daemon, tmp_path: Path) -> None:
+    temperatures = [100 + 25 * i for i in range(12)]
+    recipe = write_recipe(tmp_path, temperatures=json.dumps(temperatures), dwell="1 min")
+    watched = mdfctl("--socket", str(daemon.socket), "submit", str(recipe), "--watch")
+    assert watched.returncode == 0, watched.stderr
+    reported = [line.split() for line in watched.stdout.splitlines() if line.startswith("point ")]
+    assert [(int(w[1]), w[-1]) for w in reported] == [
+        (i, f"temperature={t}") for i, t in enumerate(temperatures)
+    ]
