@@ -322,7 +322,7 @@ class Scheduler:
         active = self.active
         if active is not None:
             where = (
-                f"point {active.point} of 0..{active.run.points_total - 1}"
+                f"point {active.point} of {active.run.points_total}"
                 if active.point is not None
                 else "starting"
             )
