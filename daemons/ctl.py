@@ -28,6 +28,7 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
+from .console import output_console, run_id_column
 from .ctlclient import (
     EXIT_BAD_INPUT,
     EXIT_FAILED,
@@ -148,7 +149,8 @@ def _time(stamp: float | None) -> str:
 
 def _runs_table(title: str, runs: list[dict[str, Any]]) -> Table:
     table = Table(title=title)
-    for column in ("run", "recipe", "status", "points", "created"):
+    run_id_column(table, (run["id"] for run in runs))
+    for column in ("recipe", "status", "points", "created"):
         table.add_column(column, overflow="fold")
     for run in runs:
         table.add_row(
@@ -232,7 +234,7 @@ def _show_run(run: dict[str, Any], console: Console) -> None:
 
 
 async def _dispatch(args: argparse.Namespace, client: Client) -> int:
-    console = Console()
+    console = output_console()
     as_json = getattr(args, "json", False)
     command = args.command
 

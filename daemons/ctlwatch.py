@@ -13,9 +13,9 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
 
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from .console import output_console
 from .ctlclient import EXIT_FAILED, EXIT_OK, EXIT_UNREACHABLE, Client, CtlError
 
 FINISHED = {"completed", "aborted", "failed"}
@@ -34,7 +34,7 @@ class _Display:
 
     def __init__(self, run: dict[str, Any], as_json: bool) -> None:
         self.as_json = as_json
-        self.console = Console()
+        self.console = output_console()
         self.live = not as_json and self.console.is_terminal
         self.run_id = run["id"]
         self.total = run["points_total"]

@@ -5,25 +5,28 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import json
 import secrets
 import signal
-import sys
 from collections.abc import AsyncIterator
-from pathlib import Path
-
-from rich.console import Console
+from typing import TYPE_CHECKING
 
 from mdfd.recipes.loader import LoadedRecipe
 
 from .config import LoadedConfig
 from .engine.control import RunControl
 from .engine.events import EventBus
-from .engine.runner import RunExecutor, RunOutcome
+from .engine.runner import RunExecutor
 from .lock import StateLock
+from .logging import get_logger
 from .progress import progress_display
 from .simulation import running_simulators
 from .state import RunRow, RunStatus, StateDB
+from .summary import NO_UPSTREAM, Delivery, Finished, destination
+
+if TYPE_CHECKING:
+    from .upstream.service import UpstreamService
+
+log = get_logger()
 
 EXIT_CODES = {
     RunStatus.COMPLETED: 0,
@@ -75,7 +78,7 @@ async def _maybe_simulators(config: LoadedConfig, simulate: bool) -> AsyncIterat
 
 async def execute_once(
     config: LoadedConfig, state: StateDB, run: RunRow, simulate: bool
-) -> RunOutcome:
+) -> Finished:
     """Run (or resume) `run` with SIGTERM/SIGINT meaning: stop now, safe state, resumable."""
     # Imported here: the publishers pull in aiohttp, which every other `mdfd` command that
     # only needs `state_db` would otherwise pay for at start-up.
@@ -88,6 +91,8 @@ async def execute_once(
             signum, control.interrupt, f"interrupted by {signal.Signals(signum).name}"
         )
     events = EventBus()
+    if not config.model.upstream.publishers:
+        log.warning(NO_UPSTREAM)
     try:
         async with _maybe_simulators(config, simulate), UpstreamService(config, state) as upstream:
             executor = RunExecutor(
@@ -98,10 +103,23 @@ async def execute_once(
             if not control.stop_requested.is_set():
                 # Deliver what can be delivered now; the outbox keeps the rest for the next start.
                 await upstream.drain_until_idle(config.model.upstream.exit_drain_timeout)
-            return outcome
+            return Finished(outcome, await _deliveries(config, upstream))
     finally:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)
+
+
+async def _deliveries(config: LoadedConfig, upstream: UpstreamService) -> list[Delivery]:
+    depths = {d.publisher: d for d in await upstream.depth()}
+    return [
+        Delivery(
+            publisher=p.name,
+            destination=destination(p),
+            undelivered=depths[p.name].pending,
+            dead_letters=depths[p.name].dead_letters,
+        )
+        for p in config.model.upstream.publishers
+    ]
 
 
 def run_blocking(config: LoadedConfig, body) -> int:
@@ -109,23 +127,3 @@ def run_blocking(config: LoadedConfig, body) -> int:
     config.model.storage.data_dir.mkdir(parents=True, exist_ok=True)
     with StateLock(config.model.storage.state_dir):
         return asyncio.run(body())
-
-
-def print_summary(outcome: RunOutcome, as_json: bool) -> None:
-    if as_json:
-        print(json.dumps(outcome.as_dict()))
-        return
-    console = Console()
-    colour = {"completed": "green", "interrupted": "yellow"}.get(outcome.status.value, "red")
-    console.print(f"run [bold]{outcome.run_id}[/bold]: [{colour}]{outcome.status.value}[/{colour}]")
-    console.print(
-        f"  points: {outcome.points_done} of {outcome.points_total} done"
-        + (f", {outcome.points_failed} failed or skipped" if outcome.points_failed else "")
-    )
-    console.print(f"  duration: {outcome.wall_seconds:.1f} s")
-    console.print(f"  data: {Path(outcome.data_file).resolve()}")
-    if outcome.message:
-        console.print(f"  message: {outcome.message}")
-    if outcome.status is RunStatus.INTERRUPTED:
-        console.print(f"  resume with: mdfd resume --config CONFIG {outcome.run_id}", style="dim")
-    sys.stdout.flush()

@@ -6,13 +6,13 @@ import argparse
 import json
 from pathlib import Path
 
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from mdfd.recipes.loader import load_recipe
 
 from ..config import load_config
+from ..console import output_console
 from ..planning import format_duration, make_plan
 from ..validation import validate
 
@@ -33,7 +33,7 @@ def handle(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(plan.as_dict()))
         return 0
-    console = Console()
+    console = output_console()
     table = Table(title=f"{plan.recipe} {plan.version} on {config.model.mdf.id}")
     table.add_column("#", justify="right")
     names = list(recipe.model.sweep.parameters)

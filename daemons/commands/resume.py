@@ -9,8 +9,9 @@ from mdfd.recipes.located import InputError, Problem
 
 from ..config import load_config
 from ..logging import quiet_for_progress
-from ..oneshot import EXIT_CODES, execute_once, print_summary, run_blocking, state_db
+from ..oneshot import EXIT_CODES, execute_once, run_blocking, state_db
 from ..state import RunStatus
+from ..summary import print_summary
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -54,8 +55,8 @@ def handle(args: argparse.Namespace) -> int:
             if run.status is RunStatus.RUNNING:
                 # Left running by a process that died (kill -9, power loss): we hold the lock now.
                 await state.set_status(run.id, RunStatus.INTERRUPTED, "process died mid-run")
-            outcome = await execute_once(config, state, run, args.simulate)
-        print_summary(outcome, args.json)
-        return EXIT_CODES[outcome.status]
+            finished = await execute_once(config, state, run, args.simulate)
+        print_summary(finished, config, args.simulate, args.json)
+        return EXIT_CODES[finished.outcome.status]
 
     return run_blocking(config, body)

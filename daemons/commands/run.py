@@ -17,11 +17,11 @@ from ..oneshot import (
     EXIT_CODES,
     create_run,
     execute_once,
-    print_summary,
     run_blocking,
     state_db,
 )
 from ..simulation import require_simulators
+from ..summary import print_summary
 from ..validation import validate
 
 
@@ -49,8 +49,8 @@ def handle(args: argparse.Namespace) -> int:
     async def body() -> int:
         async with state_db(config) as state:
             run = await create_run(state, config, recipe)
-            outcome = await execute_once(config, state, run, args.simulate)
-        print_summary(outcome, args.json)
-        return EXIT_CODES[outcome.status]
+            finished = await execute_once(config, state, run, args.simulate)
+        print_summary(finished, config, args.simulate, args.json)
+        return EXIT_CODES[finished.outcome.status]
 
     return run_blocking(config, body)

@@ -8,10 +8,10 @@ import datetime as dt
 import json
 from pathlib import Path
 
-from rich.console import Console
 from rich.table import Table
 
 from ..config import load_config
+from ..console import output_console, run_id_column
 from ..oneshot import state_db
 
 
@@ -34,8 +34,9 @@ def handle(args: argparse.Namespace) -> int:
         print(json.dumps([r.as_dict() for r in runs]))
         return 0
     table = Table(title=f"runs on {config.model.mdf.id}")
-    for column in ("run", "recipe", "status", "points", "started", "ended", "data"):
-        table.add_column(column)
+    run_id_column(table, (run.id for run in runs))
+    for column in ("recipe", "status", "points", "started", "ended", "data"):
+        table.add_column(column, overflow="fold")
     for run in runs:
         table.add_row(
             run.id,
@@ -46,7 +47,7 @@ def handle(args: argparse.Namespace) -> int:
             _time(run.ended_at),
             run.data_file,
         )
-    Console().print(table)
+    output_console().print(table)
     return 0
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from mdfd.daemons.ctlwatch import _Display
 
-from .harness import Daemon, environment, mdfctl, write_config, write_recipe
+from .harness import Daemon, environment, mdfctl, submit, write_config, write_recipe
 
 
 @pytest.fixture
@@ -48,3 +48,17 @@ def test_watched_points_match_their_parameters_end_to_end(daemon: Daemon, tmp_pa
     assert [(int(w[1]), w[-1]) for w in reported] == [
         (i, f"temperature={t}") for i, t in enumerate(temperatures)
     ]
+
+
+def test_show_piped_keeps_paths_and_ids_whole(daemon: Daemon, tmp_path: Path) -> None:
+    run_id = submit(daemon.config, write_recipe(tmp_path, temperatures="[200]"))
+    daemon.wait_status(run_id, "completed")
+    shown = mdfctl("--config", str(daemon.config), "show", run_id)
+    assert shown.returncode == 0, shown.stderr
+    path = daemon.run(run_id)["files"][0]["path"]
+    assert len(path) > 80
+    assert f"hdf5: {path} (" in shown.stdout
+    runs = mdfctl("--config", str(daemon.config), "runs")
+    assert any(
+        line.split("│")[1].strip() == run_id for line in runs.stdout.splitlines() if "│" in line
+    )
