@@ -62,3 +62,34 @@ def test_show_piped_keeps_paths_and_ids_whole(daemon: Daemon, tmp_path: Path) ->
     assert any(
         line.split("│")[1].strip() == run_id for line in runs.stdout.splitlines() if "│" in line
     )
+
+
+def test_abort_without_an_id_never_reaches_the_next_queued_run(
+    daemon: Daemon, tmp_path: Path
+) -> None:
+    long = "[100, 200, 300, 400, 500, 600, 700, 800]"
+    first = submit(
+        daemon.config, write_recipe(tmp_path, name="first", temperatures=long, dwell="100 min")
+    )
+    second = submit(
+        daemon.config, write_recipe(tmp_path, name="second", temperatures=long, dwell="100 min")
+    )
+    third = submit(daemon.config, write_recipe(tmp_path, name="third", temperatures="[100]"))
+    daemon.wait_status(first, "running")
+    aborted = mdfctl("--config", str(daemon.config), "abort")
+    assert aborted.returncode == 0, aborted.stderr
+    assert aborted.stdout.strip() == f"abort: {first}"
+    assert daemon.wait_status(first, "aborted")["status"] == "aborted"
+    daemon.wait_status(second, "running")
+    # The operator repeats the command: the run that started meanwhile is not touched.
+    again = mdfctl("--config", str(daemon.config), "abort")
+    assert again.returncode == 1
+    assert f"run {second} started after your last abort; nothing aborted" in again.stderr
+    assert daemon.run(second)["status"] == "running"
+    by_id = mdfctl("--config", str(daemon.config), "abort", second)
+    assert by_id.returncode == 0, by_id.stderr
+    assert daemon.wait_status(second, "aborted")["status"] == "aborted"
+    assert daemon.wait_status(third, "completed", "aborted")["status"] == "completed"
+    idle = mdfctl("--config", str(daemon.config), "abort")
+    assert idle.returncode == 1
+    assert "no run is executing: nothing aborted" in idle.stderr
