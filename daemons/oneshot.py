@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
 from mdfd.recipes.loader import LoadedRecipe
+from mdfd.recipes.located import InputError, Problem
 
 from .config import LoadedConfig
 from .engine.control import RunControl
@@ -38,6 +39,22 @@ EXIT_CODES = {
 
 def state_db(config: LoadedConfig) -> StateDB:
     return StateDB(config.model.storage.state_dir / "state.sqlite3")
+
+
+def existing_state_db(config: LoadedConfig) -> StateDB:
+    """The state database for a command that only reads it (`runs`, `outbox`): never created.
+
+    A relative `storage.state_dir` resolves against the working directory, so from another
+    directory opening it would silently create an empty database there and report no runs.
+    """
+    db = state_db(config)
+    if not db.path.is_file():
+        message = (
+            f"no state database at {db.path.resolve()}: no run was made with this config "
+            "from here (a relative storage.state_dir is relative to the working directory)"
+        )
+        raise InputError([Problem(str(config.path), None, "storage.state_dir", message)])
+    return db
 
 
 def new_run_id(recipe: LoadedRecipe) -> str:

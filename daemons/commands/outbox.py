@@ -17,7 +17,7 @@ from typing import Any
 from mdfd.recipes.located import InputError, Problem
 
 from ..config import LoadedConfig, load_config
-from ..oneshot import run_blocking, state_db
+from ..oneshot import existing_state_db, run_blocking
 from ..outboxview import print_outbox
 
 DEAD_SHOWN = 20
@@ -49,6 +49,7 @@ def handle(args: argparse.Namespace) -> int:
                 )
             ]
         )
+    existing_state_db(config)  # read-mostly: refuse before the lock or a directory is created
     if args.action == "drain":
         return run_blocking(config, lambda: _drain(config, args))
     if args.action == "retry":
@@ -66,21 +67,21 @@ def handle(args: argparse.Namespace) -> int:
 async def _retry(config: LoadedConfig, publisher: str | None) -> int:
     from ..upstream.service import UpstreamService  # aiohttp: only when used
 
-    async with state_db(config) as state:
+    async with existing_state_db(config) as state:
         return await UpstreamService(config, state).retry_dead_letters(publisher)
 
 
 async def _report(config: LoadedConfig) -> dict[str, Any]:
     from ..upstream.service import UpstreamService  # aiohttp: only when used
 
-    async with state_db(config) as state:
+    async with existing_state_db(config) as state:
         return await UpstreamService(config, state).report(DEAD_SHOWN)
 
 
 async def _drain(config: LoadedConfig, args: argparse.Namespace) -> int:
     from ..upstream.service import UpstreamService  # aiohttp: only when used
 
-    async with state_db(config) as state, UpstreamService(config, state) as service:
+    async with existing_state_db(config) as state, UpstreamService(config, state) as service:
         idle = await service.drain_until_idle(args.within)
         report = await service.report(DEAD_SHOWN)
     print_outbox(report, args.json)

@@ -12,7 +12,7 @@ from rich.table import Table
 
 from ..config import load_config
 from ..console import output_console, run_id_column
-from ..oneshot import state_db
+from ..oneshot import existing_state_db
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -26,7 +26,7 @@ def handle(args: argparse.Namespace) -> int:
     config = load_config(args.config)
 
     async def fetch() -> list:
-        async with state_db(config) as state:
+        async with existing_state_db(config) as state:
             return await state.runs()
 
     runs = asyncio.run(fetch())

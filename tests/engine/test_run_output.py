@@ -125,3 +125,16 @@ def test_runs_at_120_columns_on_a_terminal_shows_whole_ids(tmp_path: Path) -> No
 
 def _plain(text: str) -> str:
     return re.sub(r"\x1b\[[0-9;?]*[a-zA-Z]", "", text).replace("\r", "")
+
+
+def test_read_only_commands_never_create_state(tmp_path: Path) -> None:
+    """A relative state_dir from another directory: exit 2 naming the path, nothing created."""
+    config = tmp_path / "mdf.yaml"
+    config.write_text(write_config(tmp_path).read_text().replace(str(tmp_path / "var"), "var"))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    for command in (["runs"], ["outbox"], ["outbox", "retry"], ["outbox", "drain"]):
+        done = mdfd(*command, "--config", str(config), cwd=elsewhere)
+        assert done.returncode == 2, (command, done.stderr)
+        assert f"no state database at {elsewhere / 'var/state/state.sqlite3'}" in done.stderr
+    assert list(elsewhere.iterdir()) == []
