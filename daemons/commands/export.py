@@ -13,7 +13,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     parser.add_argument("--config", required=True, type=Path)
     parser.add_argument("run_id", metavar="RUN_ID")
-    parser.add_argument("--csv", required=True, type=Path, metavar="PATH")
+    parser.add_argument(
+        "--csv", required=True, type=Path, metavar="PATH", help="the CSV file; - for stdout"
+    )
     parser.set_defaults(handler=handle)
 
 
@@ -30,5 +32,7 @@ def handle(args: argparse.Namespace) -> int:
     except (StorageError, OSError) as exc:
         print(f"mdfd export: {exc}", file=sys.stderr)
         return 1
-    print(f"{args.csv}: {rows} points of run {args.run_id}")
+    # With `--csv -` stdout is the table: the note goes to stderr, where it cannot corrupt it.
+    note = sys.stderr if str(args.csv) == "-" else sys.stdout
+    print(f"{args.csv}: {rows} points of run {args.run_id}", file=note)
     return 0

@@ -138,3 +138,16 @@ def test_read_only_commands_never_create_state(tmp_path: Path) -> None:
         assert done.returncode == 2, (command, done.stderr)
         assert f"no state database at {elsewhere / 'var/state/state.sqlite3'}" in done.stderr
     assert list(elsewhere.iterdir()) == []
+
+
+def test_export_csv_dash_writes_stdout(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    done = mdfd("run", str(write_recipe(tmp_path, "[200]")), "--config", str(config), "--json")
+    assert done.returncode == 0, done.stderr
+    run_id = json.loads(done.stdout.splitlines()[-1])["run_id"]
+    exported = mdfd("export", "--config", str(config), run_id, "--csv", "-", cwd=tmp_path)
+    assert exported.returncode == 0, exported.stderr
+    assert not (tmp_path / "-").exists()
+    rows = exported.stdout.splitlines()
+    assert rows[0].startswith("point_index,temperature,")
+    assert [row.split(",")[1] for row in rows[1:]] == ["200.0", "200.0"]
