@@ -6,6 +6,7 @@ Parameters are referenced by name, never by code: a step value is a number, a qu
 
 from __future__ import annotations
 
+import difflib
 import re
 from enum import StrEnum
 from typing import Annotated, Literal
@@ -399,17 +400,39 @@ class Recipe(Strict):
             for field, value in step_fields(step):
                 if is_parameter_ref(value) and value not in names:
                     problems.append((("steps", index, *field), f"unknown parameter {value!r}"))
-        acquired = set(self.acquired_channels())
+        acquired = self._acquired_where()
         for section in ("process", "properties"):
             for index, item in enumerate(getattr(self.record, section)):
-                if item.source not in names and item.source not in acquired:
+                if item.source in names or item.source in acquired:
+                    continue
+                near = difflib.get_close_matches(item.source, list(acquired), n=1, cutoff=0.8)
+                if near:
+                    # A near miss: the typo is most often in the acquire list, which the record
+                    # was written against; point there, naming the record that did not match.
                     problems.append(
                         (
-                            ("record", section, index, "from"),
-                            f"{item.source!r} is neither a sweep parameter nor an acquired channel",
+                            acquired[near[0]],
+                            f"acquired channel {near[0]!r} is not the {item.source!r} that "
+                            f"record.{section}[{index}].from uses: one of them is misspelt",
                         )
                     )
+                    continue
+                problems.append(
+                    (
+                        ("record", section, index, "from"),
+                        f"{item.source!r} is neither a sweep parameter nor an acquired channel",
+                    )
+                )
         return problems
+
+    def _acquired_where(self) -> dict[str, tuple[str | int, ...]]:
+        """Each acquired channel with where it is first named (steps[i].acquire.channels[j])."""
+        where: dict[str, tuple[str | int, ...]] = {}
+        for index, step in enumerate(self.steps):
+            if isinstance(step, AcquireStep):
+                for position, name in enumerate(step.acquire.channels):
+                    where.setdefault(name, ("steps", index, "acquire", "channels", position))
+        return where
 
 
 def step_fields(step: Step) -> list[tuple[tuple[str, ...], StepValue]]:

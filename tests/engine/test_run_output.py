@@ -151,3 +151,23 @@ def test_export_csv_dash_writes_stdout(tmp_path: Path) -> None:
     rows = exported.stdout.splitlines()
     assert rows[0].startswith("point_index,temperature,")
     assert [row.split(",")[1] for row in rows[1:]] == ["200.0", "200.0"]
+
+
+def test_validate_locates_a_misspelt_acquired_channel_at_the_typo(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    recipe = write_recipe(tmp_path, "[200]")
+    text = recipe.read_text().replace(
+        "acquire: {channels: [meter.resistivity, furnace.temperature],",
+        "acquire: {channels: [meter.resistivty, furnace.temperature],",
+    )
+    assert "meter.resistivty" in text
+    recipe.write_text(text)
+    typo_line = text.splitlines().index(
+        next(line for line in text.splitlines() if "meter.resistivty" in line)
+    )
+    done = mdfd("validate", str(recipe), "--config", str(config))
+    assert done.returncode == 2
+    [problem] = done.stderr.strip().splitlines()
+    assert problem.startswith(f"{recipe}:{typo_line + 1}: steps[")
+    assert "'meter.resistivty'" in problem
+    assert "record.properties[0].from" in problem
