@@ -104,12 +104,20 @@ class _Display:
         self.console.print(f"run {self.run_id} {status}{note}", highlight=False)
 
 
+async def _default_run(client: Client) -> str:
+    """The executing run, else the next one to execute: right after `submit` the run may still
+    wait (for instruments, for the run before it) and watching it means waiting for it."""
+    status = await client.request("GET", "/status")
+    if status["current"] is not None:
+        return str(status["current"]["id"])
+    if status["queue"]:
+        return str(status["queue"][0]["id"])
+    raise CtlError(EXIT_FAILED, "no run is executing or queued: nothing to watch")
+
+
 async def watch(client: Client, run_id: str | None, as_json: bool) -> int:
     if run_id is None:
-        status = await client.request("GET", "/status")
-        if status["current"] is None:
-            raise CtlError(EXIT_FAILED, "no run is executing (give a run id to wait for one)")
-        run_id = status["current"]["id"]
+        run_id = await _default_run(client)
     stream = client.stream(f"/events?run={quote(run_id)}")
     try:
         await anext(stream)  # "subscribed": from here on no event of the run is missed
@@ -118,6 +126,8 @@ async def watch(client: Client, run_id: str | None, as_json: bool) -> int:
         if run["status"] in FINISHED:
             display.end(run["status"], run.get("message", ""))
             return EXIT_OK if run["status"] == "completed" else EXIT_FAILED
+        if run["status"] == "queued" and not as_json:
+            display.console.print(f"run {run_id}: queued, waiting to start", highlight=False)
         ended: dict[str, Any] | None = None
         with display.shown():
             async for event in stream:
