@@ -99,6 +99,9 @@ class _Display:
 
     def end(self, status: str, message: str) -> None:
         if self.as_json:
+            # The last NDJSON line says how the run ended, live or already finished.
+            end = {"event": "run_end", "run": self.run_id, "status": status, "message": message}
+            print(json.dumps(end), flush=True)
             return
         note = f": {message}" if message else ""
         self.console.print(f"run {self.run_id} {status}{note}", highlight=False)

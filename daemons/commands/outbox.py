@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-from pathlib import Path
 from typing import Any
 
 from mdfd.recipes.located import InputError, Problem
@@ -19,19 +18,32 @@ from mdfd.recipes.located import InputError, Problem
 from ..config import LoadedConfig, load_config
 from ..oneshot import existing_state_db, run_blocking
 from ..outboxview import print_outbox
+from . import add_command, add_config
 
 DEAD_SHOWN = 20
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = sub.add_parser("outbox", help="upstream outbox: depth, dead letters, retry, drain")
-    parser.add_argument("action", nargs="?", choices=["status", "retry", "drain"], default="status")
-    parser.add_argument("--config", required=True, type=Path)
+    parser = add_command(
+        sub,
+        "outbox",
+        "upstream outbox without a daemon: depth, dead letters, retry, drain",
+        "mdfd outbox --config config/sim.yaml retry --publisher spool",
+        details=(__doc__ or "").split("\n\n", 1)[1].strip(),
+    )
+    parser.add_argument(
+        "action",
+        nargs="?",
+        choices=["status", "retry", "drain"],
+        default="status",
+        help="default: status",
+    )
+    add_config(parser)
     parser.add_argument("--publisher", help="retry: only this publisher's dead letters")
     parser.add_argument(
         "--within", type=float, default=60.0, help="drain: seconds to try (default 60)"
     )
-    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--json", action="store_true", help="one JSON object on stdout")
     parser.set_defaults(handler=handle)
 
 

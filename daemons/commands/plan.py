@@ -15,12 +15,18 @@ from ..config import load_config
 from ..console import output_console
 from ..planning import format_duration, make_plan
 from ..validation import validate
+from . import add_command, add_config
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = sub.add_parser("plan", help="list a recipe's points and estimate its duration")
-    parser.add_argument("recipe", type=Path)
-    parser.add_argument("--config", required=True, type=Path)
+    parser = add_command(
+        sub,
+        "plan",
+        "list a recipe's points in order and estimate its duration (nothing is touched)",
+        "mdfd plan recipes/examples/metal-annealing.yaml --config config/sim.yaml",
+    )
+    parser.add_argument("recipe", type=Path, help="the recipe file (YAML)")
+    add_config(parser)
     parser.add_argument("--json", action="store_true", help="one JSON object on stdout")
     parser.set_defaults(handler=handle)
 

@@ -23,12 +23,18 @@ from ..oneshot import (
 from ..simulation import require_simulators
 from ..summary import print_summary
 from ..validation import validate
+from . import add_command, add_config
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = sub.add_parser("run", help="run one recipe now and exit with its status")
-    parser.add_argument("recipe", type=Path)
-    parser.add_argument("--config", required=True, type=Path)
+    parser = add_command(
+        sub,
+        "run",
+        "run one recipe now and exit with its status (0 completed, 1 failed, 3 interrupted)",
+        "mdfd run recipes/examples/metal-annealing.yaml --config config/sim.yaml --simulate",
+    )
+    parser.add_argument("recipe", type=Path, help="the recipe file (YAML)")
+    add_config(parser)
     parser.add_argument(
         "--simulate",
         action="store_true",

@@ -6,19 +6,24 @@ import argparse
 import asyncio
 import datetime as dt
 import json
-from pathlib import Path
 
 from rich.table import Table
 
 from ..config import load_config
 from ..console import output_console, run_id_column
 from ..oneshot import existing_state_db
+from . import add_command, add_config
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = sub.add_parser("runs", help="list runs from the state database")
-    parser.add_argument("--config", required=True, type=Path)
-    parser.add_argument("--json", action="store_true")
+    parser = add_command(
+        sub,
+        "runs",
+        "list the runs in the MDF's state database (read-only)",
+        "mdfd runs --config config/sim.yaml",
+    )
+    add_config(parser)
+    parser.add_argument("--json", action="store_true", help="one JSON array on stdout")
     parser.set_defaults(handler=handle)
 
 

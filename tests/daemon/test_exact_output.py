@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import argparse
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from mdfd.daemons import cli, ctl
 from mdfd.daemons.ctlwatch import _Display
+from tests.support import mdfd
 
 from .harness import Daemon, environment, mdfctl, submit, write_config, write_recipe
 
@@ -93,3 +96,38 @@ def test_abort_without_an_id_never_reaches_the_next_queued_run(
     idle = mdfctl("--config", str(daemon.config), "abort")
     assert idle.returncode == 1
     assert "no run is executing: nothing aborted" in idle.stderr
+
+
+def test_global_flags_before_and_after_the_command(daemon: Daemon, tmp_path: Path) -> None:
+    run_id = submit(daemon.config, write_recipe(tmp_path, temperatures="[200]"))
+    daemon.wait_status(run_id, "completed")
+    before = mdfctl("--json", "--config", str(daemon.config), "watch", run_id)
+    after = mdfctl("watch", run_id, "--config", str(daemon.config), "--json")
+    assert before.returncode == after.returncode == 0, before.stderr + after.stderr
+    assert before.stdout == after.stdout
+    assert json.loads(before.stdout) == {
+        "event": "run_end",
+        "run": run_id,
+        "status": "completed",
+        "message": "",
+    }
+    status = mdfctl("status", "--socket", str(daemon.socket), "--json")
+    assert json.loads(status.stdout)["mdf"]["id"] == "mem-mdf"
+    logged = mdfd("runs", "--config", str(daemon.config), "--log-level", "error", "--json")
+    assert logged.returncode == 0, logged.stderr
+    assert [r["id"] for r in json.loads(logged.stdout)] == [run_id]
+
+
+@pytest.mark.parametrize("build", [cli.build_parser, ctl.build_parser])
+def test_every_command_says_what_it_does_with_an_example(
+    build: Callable[[], argparse.ArgumentParser],
+) -> None:
+    parser = build()
+    [commands] = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    assert len(commands.choices) >= 12
+    for name, command in commands.choices.items():
+        text = command.format_help()
+        assert command.description, name
+        assert f"example:\n  {parser.prog} " in text, name
+        for action in command._actions:
+            assert action.help, (name, action.dest)
