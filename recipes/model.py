@@ -374,9 +374,55 @@ class ErrorPolicy(Strict):
         return _check_duration(value)
 
 
+class Precondition(Strict):
+    """Wait, before the first point, until a channel is below and/or above a bound.
+
+    Back-to-back runs: a 200 degC anneal queued after a 1300 degC sinter must not start while
+    the furnace is still hot. Checked before any point, so bounds and the timeout are literals
+    (a number in the channel's unit or a quantity like '250 degC'), never sweep parameters.
+    """
+
+    channel: ChannelName
+    below: Number | str | None = None
+    above: Number | str | None = None
+    timeout: DurationValue
+
+    @field_validator("below", "above")
+    @classmethod
+    def _literal_bound(cls, value: Number | str | None) -> Number | str | None:
+        if isinstance(value, str) and not looks_like_quantity(value):
+            raise ValueError(
+                f"{value!r} is not a value (e.g. 250 or '250 degC'); "
+                "a precondition cannot use a sweep parameter"
+            )
+        return value
+
+    @field_validator("timeout")
+    @classmethod
+    def _literal_timeout(cls, value: StepValue) -> StepValue:
+        if is_parameter_ref(value):
+            raise ValueError("a precondition's timeout is a duration ('2 h'), not a parameter")
+        if literal_seconds(_check_duration(value)) == 0:
+            raise ValueError("a precondition's timeout must be longer than zero")
+        return value
+
+    @model_validator(mode="after")
+    def _a_bound(self) -> Precondition:
+        if self.below is None and self.above is None:
+            raise ValueError("give `below`, `above` or both")
+        return self
+
+    def describe(self) -> str:
+        bounds = [
+            f"{word} {value}" for word, value in (("below", self.below), ("above", self.above))
+        ]
+        return f"{self.channel} " + " and ".join(b for b in bounds if "None" not in b)
+
+
 class Recipe(Strict):
     recipe: Metadata
     materials: Materials = Materials()
+    preconditions: list[Precondition] = []
     sweep: Sweep
     steps: list[Step] = Field(min_length=1)
     record: RecordMapping = RecordMapping()

@@ -58,5 +58,10 @@ def handle(args: argparse.Namespace) -> int:
     line = f"{len(plan.points)} points, at least {format_duration(total)}"
     if plan.time_scale != 1.0:
         line += f" (≈ {format_duration(total / plan.time_scale)} at time scale {plan.time_scale:g})"
+    if plan.precondition_seconds:
+        line += (
+            f", up to {format_duration(plan.precondition_seconds)} more waiting for the "
+            f"preconditions (worst case {format_duration(plan.worst_case_seconds)})"
+        )
     console.print(line + "; thermal lag and stabilisation may add to it.")
     return 0
