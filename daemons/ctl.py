@@ -329,6 +329,8 @@ async def _dispatch(args: argparse.Namespace, client: Client) -> int:
             _print_json(run)
         else:
             console.print(f"queued {run['id']} ({run['points_total']} points)", highlight=False)
+        for warning in run.get("warnings", []):
+            print(f"mdfctl: warning: {warning}", file=sys.stderr)
         if args.watch:
             return await watch(client, run["id"], as_json)
     elif command == "runs":

@@ -131,3 +131,36 @@ def test_every_command_says_what_it_does_with_an_example(
         assert f"example:\n  {parser.prog} " in text, name
         for action in command._actions:
             assert action.help, (name, action.dest)
+
+
+def test_submit_warns_when_a_run_starts_far_from_the_run_before_it(
+    daemon: Daemon, tmp_path: Path
+) -> None:
+    sinter = submit(
+        daemon.config, write_recipe(tmp_path, name="sinter", temperatures="[1250, 1300]")
+    )
+    daemon.wait_status(sinter, "running")
+    # Held while the next runs are queued behind it.
+    assert mdfctl("--config", str(daemon.config), "pause", sinter).returncode == 0
+    anneal = write_recipe(tmp_path, name="anneal", temperatures="[200]")
+    warned = mdfctl("--config", str(daemon.config), "submit", str(anneal))
+    assert warned.returncode == 0, warned.stderr
+    [warning] = warned.stderr.strip().splitlines()
+    assert warning == (
+        f"mdfctl: warning: after run {sinter}: furnace.setpoint: this run starts at 200 degC, "
+        "the run before it ends at 1300 degC (more than 20% of its limits span 1400 degC); "
+        "consider a recipe precondition so point 0 waits for furnace"
+    )
+    # Close to the run before it (200 -> 300 of a 1400 span): nothing to say.
+    near = write_recipe(tmp_path, name="near", temperatures="[300]")
+    quiet = mdfctl("--config", str(daemon.config), "submit", str(near), "--json")
+    assert quiet.returncode == 0, quiet.stderr
+    assert json.loads(quiet.stdout)["warnings"] == []
+    assert quiet.stderr == ""
+    # Far again, but the recipe waits for the furnace itself.
+    waits = write_recipe(tmp_path, name="waits", temperatures="[1300]")
+    waits.write_text(
+        "preconditions:\n  - {channel: furnace.temperature, above: 20 degC, timeout: 1 h}\n"
+        + waits.read_text()
+    )
+    assert mdfctl("--config", str(daemon.config), "submit", str(waits)).stderr == ""
