@@ -137,6 +137,10 @@ def test_read_only_commands_never_create_state(tmp_path: Path) -> None:
         done = mdfd(*command, "--config", str(config), cwd=elsewhere)
         assert done.returncode == 2, (command, done.stderr)
         assert f"no state database at {elsewhere / 'var/state/state.sqlite3'}" in done.stderr
+    for command in (["export", "r-1", "--csv", "-"], ["plot", "r-1", "--out", "p.png"]):
+        done = mdfd(*command, "--config", str(config), cwd=elsewhere)
+        assert done.returncode == 2, (command, done.stderr)
+        assert "no run 'r-1'" in done.stderr
     assert list(elsewhere.iterdir()) == []
 
 
