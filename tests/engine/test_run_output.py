@@ -175,3 +175,27 @@ def test_validate_locates_a_misspelt_acquired_channel_at_the_typo(tmp_path: Path
     assert problem.startswith(f"{recipe}:{typo_line + 1}: steps[")
     assert "'meter.resistivty'" in problem
     assert "record.properties[0].from" in problem
+
+
+def test_summary_says_where_records_went_and_what_is_undelivered(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    spool = tmp_path / "spool"
+    config.write_text(
+        config.read_text()
+        + f"upstream:\n  publishers: [{{type: file, name: spool, directory: {spool}}}]\n"
+    )
+    done = mdfd("run", str(write_recipe(tmp_path, "[200]")), "--config", str(config))
+    assert done.returncode == 0, done.stderr
+    assert f"  records [spool]: file spool {spool}, 0 undelivered" in done.stdout.splitlines()
+    assert "no upstream publishers" not in done.stdout + done.stderr
+    as_json = mdfd("run", str(write_recipe(tmp_path, "[250]")), "--config", str(config), "--json")
+    summary = json.loads(as_json.stdout.splitlines()[-1])
+    assert summary["upstream"] == [
+        {
+            "publisher": "spool",
+            "destination": f"file spool {spool}",
+            "undelivered": 0,
+            "dead_letters": 0,
+        }
+    ]
+    assert summary["resume_command"] is None
