@@ -13,7 +13,15 @@ from mdfd.daemons import cli, ctl
 from mdfd.daemons.ctlwatch import _Display
 from tests.support import mdfd
 
-from .harness import Daemon, environment, mdfctl, submit, write_config, write_recipe
+from .harness import (
+    Daemon,
+    environment,
+    mdfctl,
+    submit,
+    wait_until,
+    write_config,
+    write_recipe,
+)
 
 
 @pytest.fixture
@@ -164,3 +172,18 @@ def test_submit_warns_when_a_run_starts_far_from_the_run_before_it(
         + waits.read_text()
     )
     assert mdfctl("--config", str(daemon.config), "submit", str(waits)).stderr == ""
+
+
+def test_a_daemon_without_publishers_says_records_go_nowhere(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    text = config.read_text()
+    config.write_text(text[: text.index("upstream:")])
+    running = Daemon(config, env=environment()).start()
+    try:
+        wait_until(
+            lambda: "no upstream publishers configured" in running.log_text(),
+            "the warning that records go nowhere",
+            running,
+        )
+    finally:
+        running.stop()
