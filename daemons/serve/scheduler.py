@@ -104,9 +104,10 @@ class Scheduler:
         self.samples_written = 0
         self.run_instrument_errors = 0
         self.runs_executed = 0
-        # `runs_executed` when the last id-less abort was asked: the run that started right
-        # after it is not "the current run" to a repeated `mdfctl abort` (ADR 0038).
-        self._implicit_abort_at: int | None = None
+        # `runs_executed` and the wall time when the last id-less abort was asked: the run that
+        # started right after it, if it was already queued then, is not "the current run" to a
+        # repeated `mdfctl abort` (ADR 0038).
+        self._implicit_abort: tuple[int, float] | None = None
         self._stopping: str | None = None
         self._wake = asyncio.Event()
         self._status_text = ""
@@ -165,13 +166,12 @@ class Scheduler:
             # one started, which the operator never saw and never meant.
             if active.state == ABORTING:
                 raise Refused(f"run {active.run.id} is already aborting; nothing else aborted")
-            after = self._implicit_abort_at
-            if after is not None and active.sequence == after + 1:
+            if self._followed_implicit_abort(active):
                 raise Refused(
                     f"run {active.run.id} started after your last abort; nothing aborted "
                     f"(to abort it: mdfctl abort {active.run.id})"
                 )
-            self._implicit_abort_at = self.runs_executed
+            self._implicit_abort = (self.runs_executed, time.time())
         if active is not None and run_id in (None, active.run.id):
             active.control.abort(reason)
             get_logger(run=active.run.id).warning("run abort requested by operator")
@@ -186,6 +186,13 @@ class Scheduler:
             self.events.publish("run_end", run_id=run_id, status=RunStatus.ABORTED.value)
             return run_id
         raise Refused(f"run {run_id} is neither executing nor waiting")
+
+    def _followed_implicit_abort(self, active: ActiveRun) -> bool:
+        """The next run after an id-less abort, queued before it: the operator never saw it."""
+        if self._implicit_abort is None:
+            return False
+        runs_before, asked_at = self._implicit_abort
+        return active.sequence == runs_before + 1 and active.run.created_at <= asked_at
 
     # --- the loop ------------------------------------------------------------------------
 

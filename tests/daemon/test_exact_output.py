@@ -187,3 +187,22 @@ def test_a_daemon_without_publishers_says_records_go_nowhere(tmp_path: Path) -> 
         )
     finally:
         running.stop()
+
+
+def test_abort_without_an_id_reaches_a_run_submitted_after_it(
+    daemon: Daemon, tmp_path: Path
+) -> None:
+    long = "[100, 200, 300, 400, 500, 600, 700, 800]"
+    first = submit(daemon.config, write_recipe(tmp_path, name="first", temperatures=long))
+    daemon.wait_status(first, "running")
+    assert mdfctl("--config", str(daemon.config), "abort").returncode == 0
+    daemon.wait_status(first, "aborted")
+    # Queued only after the abort: the operator saw it start, it is the current run.
+    later = submit(
+        daemon.config, write_recipe(tmp_path, name="later", temperatures=long, dwell="100 min")
+    )
+    daemon.wait_status(later, "running")
+    aborted = mdfctl("--config", str(daemon.config), "abort")
+    assert aborted.returncode == 0, aborted.stderr
+    assert aborted.stdout.strip() == f"abort: {later}"
+    assert daemon.wait_status(later, "aborted")["status"] == "aborted"
