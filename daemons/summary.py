@@ -80,7 +80,7 @@ def print_summary(finished: Finished, config: LoadedConfig, simulate: bool, as_j
         + (f", {outcome.points_failed} failed or skipped" if outcome.points_failed else "")
     )
     console.print(f"  duration: {outcome.wall_seconds:.1f} s")
-    console.print(f"  data: {Path(outcome.data_file).resolve()}", highlight=False)
+    console.print(f"  data: {Path(outcome.data_file).resolve()}", highlight=False, markup=False)
     if not finished.deliveries:
         console.print(f"  records: {NO_UPSTREAM}", style="yellow", highlight=False)
     for d in finished.deliveries:
