@@ -283,7 +283,7 @@ def _show_run(run: dict[str, Any], console: Console) -> None:
     console.print(f"started {_time(run['started_at'])}, ended {_time(run['ended_at'])}")
     for file in run["files"]:
         size = f"{file['bytes']} bytes" if file["exists"] else "not written yet"
-        console.print(f"{file['kind']}: {file['path']} ({size})", highlight=False)
+        console.print(f"{file['kind']}: {file['path']} ({size})", highlight=False, markup=False)
     if run["points"]:
         table = Table(title="points")
         for column in ("point", "status", "parameters", "summary (mean)"):
