@@ -33,26 +33,42 @@ EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 3
 # What the world can do to a command (see errors.py); anything else is a bug.
 OPERATIONAL = (OSError, sqlite3.Error, InstrumentError, StorageError)
+EPILOG = """\
+--log-level and --log-json go before or after the command.
+exit codes: 0 ok, 1 failed, 2 bad input (nothing touched), 3 interrupted (resumable)
+example:
+  mdfd run recipes/examples/metal-annealing.yaml --config config/sim.yaml --simulate"""
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="mdfd", description="Control and acquisition for Miniature Data Factories."
+        prog="mdfd",
+        description="Control and acquisition for Miniature Data Factories.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=software_version())
-    parser.add_argument(
-        "--log-level",
-        choices=["debug", "info", "warning", "error"],
-        help="default: info (warning while a progress bar is shown on a terminal)",
-    )
-    parser.add_argument(
-        "--log-json", action="store_true", default=None, help="JSON log lines even on a TTY"
-    )
+    _log_flags(parser, None)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
         module = importlib.import_module(f"{commands.__name__}.{info.name}")
         module.register(sub)
+    for command_parser in sub.choices.values():
+        _log_flags(command_parser, argparse.SUPPRESS)
     return parser
+
+
+def _log_flags(parser: argparse.ArgumentParser, default: object) -> None:
+    """Before or after the command: on a subcommand SUPPRESS keeps the top-level value."""
+    parser.add_argument(
+        "--log-level",
+        choices=["debug", "info", "warning", "error"],
+        default=default,
+        help="default: info (warning while a progress bar is shown on a terminal)",
+    )
+    parser.add_argument(
+        "--log-json", action="store_true", default=default, help="JSON log lines even on a TTY"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

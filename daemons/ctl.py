@@ -29,6 +29,7 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
+from .console import output_console, run_id_column
 from .ctlclient import (
     EXIT_BAD_INPUT,
     EXIT_FAILED,
@@ -44,59 +45,129 @@ from .outboxview import print_outbox
 from .version import package_version
 
 RUNTIME_GLOB = "/run/mdfd"
+EPILOG = """\
+The connection flags and --json go before or after the command.
+exit codes: 0 ok, 1 refused or failed (or the watched run did not complete),
+            2 bad input (invalid recipe, unknown run), 4 daemon unreachable
+example:
+  mdfctl --config config/sim.yaml submit recipes/examples/metal-annealing.yaml --watch"""
 ENV_PATTERN = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mdfctl", description="Operate a running mdfd daemon.")
-    parser.add_argument("--version", action="version", version=f"mdfctl {package_version()}")
-    parser.add_argument("--debug", action="store_true", help="log at debug level, tracebacks too")
+def _connection_flags(parser: argparse.ArgumentParser, default: Any) -> None:
+    """Where the daemon is, and how long to wait: accepted before and after the command.
+
+    On a subcommand the defaults are SUPPRESS, so a flag given there overrides the one given
+    before it, and one not given there leaves the top-level value alone.
+    """
+
+    def given(value: Any) -> Any:
+        return argparse.SUPPRESS if default is argparse.SUPPRESS else value
+
     where = parser.add_mutually_exclusive_group()
-    where.add_argument("--socket", type=Path, help="the daemon's control socket")
-    where.add_argument("--config", type=Path, help="the MDF config (its control socket is used)")
-    where.add_argument("--url", help="TCP control URL, e.g. http://mdf-host:8470")
+    where.add_argument(
+        "--socket", type=Path, default=given(None), help="the daemon's control socket"
+    )
+    where.add_argument(
+        "--config",
+        type=Path,
+        default=given(None),
+        help="the MDF config (its control socket is used)",
+    )
+    where.add_argument(
+        "--url", default=given(None), help="TCP control URL, e.g. http://mdf-host:8470"
+    )
     parser.add_argument(
         "--token-env",
-        default="MDFD_CONTROL_TOKEN",
+        default=given("MDFD_CONTROL_TOKEN"),
         metavar="NAME",
         help="environment variable holding the bearer token for --url",
     )
-    parser.add_argument("--timeout", type=float, default=30.0, help="seconds per request")
+    parser.add_argument(
+        "--timeout", type=float, default=given(30.0), help="seconds per request (default 30)"
+    )
+    parser.add_argument(
+        "--json", action="store_true", default=given(False), help="machine-readable output"
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mdfctl",
+        description="Operate a running mdfd daemon.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"mdfctl {package_version()}")
+    parser.add_argument("--debug", action="store_true", help="log at debug level, tracebacks too")
+    _connection_flags(parser, None)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def command(name: str, help_text: str, json_flag: bool = False) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help_text)
-        if json_flag:
-            p.add_argument("--json", action="store_true", help="machine-readable output")
+    def command(name: str, help_text: str, example: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(
+            name,
+            help=help_text,
+            description=help_text[0].upper() + help_text[1:] + ".",
+            epilog=f"example:\n  {example}",
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        _connection_flags(p, argparse.SUPPRESS)
         return p
 
-    command("status", "the MDF, its instruments, the current run and the queue", True)
-    p = command("submit", "queue a recipe (its text is sent)", True)
-    p.add_argument("recipe", type=Path)
+    command("status", "the MDF, its instruments, the current run and the queue", "mdfctl status")
+    p = command(
+        "submit",
+        "queue a recipe (its text is sent; the daemon validates it)",
+        "mdfctl submit recipes/examples/metal-annealing.yaml --watch",
+    )
+    p.add_argument("recipe", type=Path, help="the recipe file (YAML)")
     p.add_argument("--watch", action="store_true", help="then watch the run until it ends")
-    p = command("runs", "every run this MDF knows", True)
-    p.add_argument("--status", help="only runs with this status")
-    p = command("show", "one run: progress, points, files", True)
-    p.add_argument("run")
-    p = command("watch", "follow a run live until it ends (default: the current run)", True)
-    p.add_argument("run", nargs="?")
+    p = command("runs", "every run this MDF knows", "mdfctl runs --status completed")
+    p.add_argument("--status", help="only runs with this status (queued, running, completed...)")
+    p = command("show", "one run: status, files, points and their summaries", "mdfctl show RUN_ID")
+    p.add_argument("run", metavar="RUN_ID", help="the run's id (as `mdfctl runs` lists it)")
+    p = command(
+        "watch",
+        "follow a run live until it ends; exit 0 if it completed",
+        "mdfctl watch            # the executing run, else the next queued one",
+    )
+    p.add_argument("run", nargs="?", metavar="RUN_ID", help="default: the executing or next run")
     for name, verb in (
         ("pause", "pause at the next step"),
         ("resume", "resume a paused run, or release a held one"),
     ):
-        p = command(name, f"{verb} (default: the current run)", True)
-        p.add_argument("run", nargs="?")
-    p = command("abort", "abort the current run, or a waiting one by id", True)
-    p.add_argument("run", nargs="?")
-    p.add_argument("--reason", default="aborted by operator")
-    command("queue", "the waiting runs, in execution order", True)
-    p = command("reorder", "move queued runs to the head of the queue, in the order given", True)
-    p.add_argument("runs", nargs="+")
-    p = command("drop", "remove a queued run that has not started", True)
-    p.add_argument("run")
-    command("metrics", "the Prometheus metrics, as text")
-    p = command("outbox", "upstream outbox: depth per publisher, dead letters; or retry them", True)
-    p.add_argument("action", nargs="?", choices=["status", "retry"], default="status")
+        p = command(name, f"{verb} (default: the executing run)", f"mdfctl {name}")
+        p.add_argument("run", nargs="?", metavar="RUN_ID", help="default: the executing run")
+    p = command(
+        "abort",
+        "abort the executing run (safe state applied), or a queued one by its id",
+        'mdfctl abort --reason "wrong batch"',
+    )
+    p.add_argument(
+        "run",
+        nargs="?",
+        metavar="RUN_ID",
+        help="default: the executing run only — never one that started after your last abort",
+    )
+    p.add_argument("--reason", default="aborted by operator", help="stored as the run's message")
+    command("queue", "the waiting runs, in execution order", "mdfctl queue")
+    p = command(
+        "reorder",
+        "move queued runs to the head of the queue, in the order given",
+        "mdfctl reorder RUN_B RUN_A",
+    )
+    p.add_argument("runs", nargs="+", metavar="RUN_ID", help="queued runs, first to run first")
+    p = command("drop", "remove a queued run that has not started", "mdfctl drop RUN_ID")
+    p.add_argument("run", metavar="RUN_ID", help="a queued run")
+    command("metrics", "the Prometheus metrics, as text (--json does not apply)", "mdfctl metrics")
+    p = command(
+        "outbox",
+        "upstream outbox: depth per publisher, dead letters; or retry them",
+        "mdfctl outbox retry --publisher spool",
+    )
+    p.add_argument(
+        "action", nargs="?", choices=["status", "retry"], default="status", help="default: status"
+    )
     p.add_argument("--publisher", help="retry: only this publisher's dead letters")
     return parser
 
@@ -160,7 +231,8 @@ def _time(stamp: float | None) -> str:
 
 def _runs_table(title: str, runs: list[dict[str, Any]]) -> Table:
     table = Table(title=title)
-    for column in ("run", "recipe", "status", "points", "created"):
+    run_id_column(table, (run["id"] for run in runs))
+    for column in ("recipe", "status", "points", "created"):
         table.add_column(column, overflow="fold")
     for run in runs:
         table.add_row(
@@ -198,11 +270,11 @@ def _show_status(data: dict[str, Any], console: Console) -> None:
     console.print(table)
     current = data["current"]
     if current:
-        point = current["point"] + 1 if current["point"] is not None else "-"
+        point = current["point"] if current["point"] is not None else "-"
         params = " ".join(f"{k}={v:g}" for k, v in current["parameters"].items())
         console.print(
-            f"current: {current['id']} ({current['state']}) point {point}/"
-            f"{current['points_total']}, {current['points_done']} done {params}",
+            f"current: {current['id']} ({current['state']}) point {point}, "
+            f"{current['points_done']}/{current['points_total']} done {params}",
             highlight=False,
         )
     else:
@@ -227,7 +299,7 @@ def _show_run(run: dict[str, Any], console: Console) -> None:
     console.print(f"started {_time(run['started_at'])}, ended {_time(run['ended_at'])}")
     for file in run["files"]:
         size = f"{file['bytes']} bytes" if file["exists"] else "not written yet"
-        console.print(f"{file['kind']}: {file['path']} ({size})", highlight=False)
+        console.print(f"{file['kind']}: {file['path']} ({size})", highlight=False, markup=False)
     if run["points"]:
         table = Table(title="points")
         for column in ("point", "status", "parameters", "summary (mean)"):
@@ -248,8 +320,8 @@ def _show_run(run: dict[str, Any], console: Console) -> None:
 
 
 async def _dispatch(args: argparse.Namespace, client: Client) -> int:
-    console = Console()
-    as_json = getattr(args, "json", False)
+    console = output_console()
+    as_json = args.json
     command = args.command
 
     def show(data: Any, human: Any) -> None:
@@ -273,6 +345,8 @@ async def _dispatch(args: argparse.Namespace, client: Client) -> int:
             _print_json(run)
         else:
             console.print(f"queued {run['id']} ({run['points_total']} points)", highlight=False)
+        for warning in run.get("warnings", []):
+            print(f"mdfctl: warning: {warning}", file=sys.stderr)
         if args.watch:
             return await watch(client, run["id"], as_json)
     elif command == "runs":

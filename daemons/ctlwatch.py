@@ -13,9 +13,9 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
 
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from .console import output_console
 from .ctlclient import EXIT_FAILED, EXIT_OK, EXIT_UNREACHABLE, Client, CtlError
 
 FINISHED = {"completed", "aborted", "failed"}
@@ -34,11 +34,14 @@ class _Display:
 
     def __init__(self, run: dict[str, Any], as_json: bool) -> None:
         self.as_json = as_json
-        self.console = Console()
+        self.console = output_console()
         self.live = not as_json and self.console.is_terminal
         self.run_id = run["id"]
         self.total = run["points_total"]
         self.params = ""
+        # Per point index: with group commits `point_end` for i arrives after `point_start`
+        # for i+1, so "the latest parameters" would label point i with point i+1's.
+        self.point_params: dict[int, str] = {}
         self.progress = Progress(
             TextColumn("[bold]point"),
             MofNCompleteColumn(),
@@ -67,13 +70,18 @@ class _Display:
         kind = event["event"]
         if kind == "point_start":
             self.params = _parameters(event["parameters"])
+            self.point_params[event["point"]] = self.params
             self._update(detail=self.params)
         elif kind == "point_end":
             self._update(completed=event["points_done"])
+            index = event["point"]
+            params = self.point_params.pop(index, "")
+            if "parameters" in event:
+                params = _parameters(event["parameters"])
             if not self.live:
                 print(
-                    f"point {event['point'] + 1}/{self.total} {event['status']}"
-                    f" ({event['points_done']} done) {self.params}".rstrip(),
+                    f"point {index} {event['status']}"
+                    f" ({event['points_done']}/{self.total} done) {params}".rstrip(),
                     flush=True,
                 )
         elif kind == "readings":
@@ -91,17 +99,28 @@ class _Display:
 
     def end(self, status: str, message: str) -> None:
         if self.as_json:
+            # The last NDJSON line says how the run ended, live or already finished.
+            end = {"event": "run_end", "run": self.run_id, "status": status, "message": message}
+            print(json.dumps(end), flush=True)
             return
         note = f": {message}" if message else ""
         self.console.print(f"run {self.run_id} {status}{note}", highlight=False)
 
 
+async def _default_run(client: Client) -> str:
+    """The executing run, else the next one to execute: right after `submit` the run may still
+    wait (for instruments, for the run before it) and watching it means waiting for it."""
+    status = await client.request("GET", "/status")
+    if status["current"] is not None:
+        return str(status["current"]["id"])
+    if status["queue"]:
+        return str(status["queue"][0]["id"])
+    raise CtlError(EXIT_FAILED, "no run is executing or queued: nothing to watch")
+
+
 async def watch(client: Client, run_id: str | None, as_json: bool) -> int:
     if run_id is None:
-        status = await client.request("GET", "/status")
-        if status["current"] is None:
-            raise CtlError(EXIT_FAILED, "no run is executing (give a run id to wait for one)")
-        run_id = status["current"]["id"]
+        run_id = await _default_run(client)
     stream = client.stream(f"/events?run={quote(run_id)}")
     try:
         await anext(stream)  # "subscribed": from here on no event of the run is missed
@@ -110,6 +129,8 @@ async def watch(client: Client, run_id: str | None, as_json: bool) -> int:
         if run["status"] in FINISHED:
             display.end(run["status"], run.get("message", ""))
             return EXIT_OK if run["status"] == "completed" else EXIT_FAILED
+        if run["status"] == "queued" and not as_json:
+            display.console.print(f"run {run_id}: queued, waiting to start", highlight=False)
         ended: dict[str, Any] | None = None
         with display.shown():
             async for event in stream:

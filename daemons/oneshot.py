@@ -5,26 +5,29 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import json
 import secrets
 import signal
-import sys
 from collections.abc import AsyncIterator
-from pathlib import Path
-
-import structlog
-from rich.console import Console
+from typing import TYPE_CHECKING
 
 from mdfd.recipes.loader import LoadedRecipe
+from mdfd.recipes.located import InputError, Problem
 
 from .config import LoadedConfig
 from .engine.control import RunControl
 from .engine.events import EventBus
 from .engine.runner import RunExecutor, RunOutcome
 from .lock import StateLock
+from .logging import get_logger
 from .progress import progress_display
 from .simulation import running_simulators
 from .state import Origin, RunRow, RunStatus, StateDB
+from .summary import NO_UPSTREAM, Delivery, Finished, destination
+
+if TYPE_CHECKING:
+    from .upstream.service import UpstreamService
+
+log = get_logger()
 
 EXIT_CODES = {
     RunStatus.COMPLETED: 0,
@@ -36,6 +39,22 @@ EXIT_CODES = {
 
 def state_db(config: LoadedConfig) -> StateDB:
     return StateDB(config.model.storage.state_dir / "state.sqlite3")
+
+
+def existing_state_db(config: LoadedConfig) -> StateDB:
+    """The state database for a command that only reads it (`runs`, `outbox`): never created.
+
+    A relative `storage.state_dir` resolves against the working directory, so from another
+    directory opening it would silently create an empty database there and report no runs.
+    """
+    db = state_db(config)
+    if not db.path.is_file():
+        message = (
+            f"no state database at {db.path.resolve()}: no run was made with this config "
+            "from here (a relative storage.state_dir is relative to the working directory)"
+        )
+        raise InputError([Problem(str(config.path), None, "storage.state_dir", message)])
+    return db
 
 
 def new_run_id(recipe: LoadedRecipe) -> str:
@@ -81,7 +100,7 @@ async def _maybe_simulators(config: LoadedConfig, simulate: bool) -> AsyncIterat
 
 async def execute_once(
     config: LoadedConfig, state: StateDB, run: RunRow, simulate: bool
-) -> RunOutcome:
+) -> Finished:
     """Run (or resume) `run` with SIGTERM/SIGINT meaning: stop now, safe state, resumable.
 
     A person executes it: a daemon started later holds it unless its policy says otherwise.
@@ -100,6 +119,8 @@ async def execute_once(
         )
     events = EventBus()
     await state.set_origin(run.id, Origin.CLI)
+    if not config.model.upstream.publishers:
+        log.warning(NO_UPSTREAM)
     try:
         async with contextlib.AsyncExitStack() as stack:
             try:
@@ -115,21 +136,35 @@ async def execute_once(
             if not control.stop_requested.is_set():
                 # Deliver what can be delivered now; the outbox keeps the rest for the next start.
                 await upstream.drain_until_idle(config.model.upstream.exit_drain_timeout)
-            return outcome
+            return Finished(outcome, await _deliveries(config, upstream))
     finally:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)
 
 
-async def _not_started(state: StateDB, run: RunRow, message: str) -> RunOutcome:
+async def _not_started(state: StateDB, run: RunRow, message: str) -> Finished:
     """A run that never began has failed; one being resumed stays resumable (interrupted)."""
     began = run.started_at is not None or run.points_done > 0
     status = RunStatus.INTERRUPTED if began else RunStatus.FAILED
-    structlog.get_logger().error("run cannot start", run=run.id, error=message)
+    log.error("run cannot start", run=run.id, error=message)
     await state.set_status(run.id, status, message)
-    return RunOutcome(
+    outcome = RunOutcome(
         run.id, status, run.points_total, run.points_done, 0, 0.0, run.data_file, message
     )
+    return Finished(outcome, [])
+
+
+async def _deliveries(config: LoadedConfig, upstream: UpstreamService) -> list[Delivery]:
+    depths = {d.publisher: d for d in await upstream.depth()}
+    return [
+        Delivery(
+            publisher=p.name,
+            destination=destination(p),
+            undelivered=depths[p.name].pending,
+            dead_letters=depths[p.name].dead_letters,
+        )
+        for p in config.model.upstream.publishers
+    ]
 
 
 def run_blocking(config: LoadedConfig, body) -> int:
@@ -137,23 +172,3 @@ def run_blocking(config: LoadedConfig, body) -> int:
     config.model.storage.data_dir.mkdir(parents=True, exist_ok=True)
     with StateLock(config.model.storage.state_dir):
         return asyncio.run(body())
-
-
-def print_summary(outcome: RunOutcome, as_json: bool) -> None:
-    if as_json:
-        print(json.dumps(outcome.as_dict()))
-        return
-    console = Console()
-    colour = {"completed": "green", "interrupted": "yellow"}.get(outcome.status.value, "red")
-    console.print(f"run [bold]{outcome.run_id}[/bold]: [{colour}]{outcome.status.value}[/{colour}]")
-    console.print(
-        f"  points: {outcome.points_done} of {outcome.points_total} done"
-        + (f", {outcome.points_failed} failed or skipped" if outcome.points_failed else "")
-    )
-    console.print(f"  duration: {outcome.wall_seconds:.1f} s")
-    console.print(f"  data: {Path(outcome.data_file).resolve()}")
-    if outcome.message:
-        console.print(f"  message: {outcome.message}")
-    if outcome.status is RunStatus.INTERRUPTED:
-        console.print(f"  resume with: mdfd resume --config CONFIG {outcome.run_id}", style="dim")
-    sys.stdout.flush()

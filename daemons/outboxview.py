@@ -6,15 +6,16 @@ import datetime as dt
 import json
 from typing import Any
 
-from rich.console import Console
 from rich.table import Table
+
+from .console import output_console
 
 
 def print_outbox(report: dict[str, Any], as_json: bool) -> None:
     if as_json:
         print(json.dumps(report))
         return
-    console = Console()
+    console = output_console()
     table = Table(title=f"outbox of {report['mdf']}")
     for column in ("publisher", "pending", "oldest", "delivered", "last delivery", "dead", "error"):
         table.add_column(column)

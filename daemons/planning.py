@@ -3,6 +3,8 @@
 The estimate follows the steps: a ramp takes |target - previous target| / rate, a
 wait-until-stable at least its hold time, a dwell its duration, an acquisition its duration (or
 count / rate). It cannot know thermal lag, so it is a lower bound; the plan says so.
+The recipe's preconditions may hold at once or only after their timeouts: their sum is
+reported apart, as the worst case added before the first point.
 """
 
 from __future__ import annotations
@@ -30,10 +32,15 @@ class Plan:
     version: str
     points: list[PlannedPoint]
     time_scale: float
+    precondition_seconds: float = 0.0
 
     @property
     def estimated_seconds(self) -> float:
         return sum(p.estimated_seconds for p in self.points)
+
+    @property
+    def worst_case_seconds(self) -> float:
+        return self.estimated_seconds + self.precondition_seconds
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -43,6 +50,8 @@ class Plan:
             "estimated_seconds": self.estimated_seconds,
             "time_scale": self.time_scale,
             "estimated_wall_seconds": self.estimated_seconds / self.time_scale,
+            "precondition_seconds": self.precondition_seconds,
+            "worst_case_seconds": self.worst_case_seconds,
             "points": [
                 {
                     "index": p.index,
@@ -67,7 +76,8 @@ def make_plan(recipe: LoadedRecipe, config: LoadedConfig) -> Plan:
         for step in model.steps:
             total += _step_seconds(step, point, recipe, config, last_written)
         planned.append(PlannedPoint(index, point, total))
-    return Plan(model.recipe.name, model.recipe.version, planned, config.model.time_scale)
+    waits = sum(duration_for(p.timeout, {}, model) for p in model.preconditions)
+    return Plan(model.recipe.name, model.recipe.version, planned, config.model.time_scale, waits)
 
 
 def _step_seconds(

@@ -112,6 +112,21 @@ def check(recipe: LoadedRecipe, config: LoadedConfig) -> list[Problem]:
         elif isinstance(step, AcquireStep):
             for position, name in enumerate(step.acquire.channels):
                 channel(name, (*base, "acquire", "channels", position))
+    for index, precondition in enumerate(model.preconditions):
+        where = ("preconditions", index)
+        watched = channel(precondition.channel, (*where, "channel"))
+        if watched is not None:
+            for key in ("below", "above"):
+                if getattr(precondition, key) is not None:
+                    _check_numeric(
+                        doc,
+                        (*where, key),
+                        getattr(precondition, key),
+                        watched.unit,
+                        recipe,
+                        points,
+                        problems,
+                    )
     problems.extend(_check_vocabulary(recipe, config))
     return problems
 

@@ -6,6 +6,7 @@ Parameters are referenced by name, never by code: a step value is a number, a qu
 
 from __future__ import annotations
 
+import difflib
 import re
 from enum import StrEnum
 from typing import Annotated, Literal
@@ -373,9 +374,55 @@ class ErrorPolicy(Strict):
         return _check_duration(value)
 
 
+class Precondition(Strict):
+    """Wait, before the first point, until a channel is below and/or above a bound.
+
+    Back-to-back runs: a 200 degC anneal queued after a 1300 degC sinter must not start while
+    the furnace is still hot. Checked before any point, so bounds and the timeout are literals
+    (a number in the channel's unit or a quantity like '250 degC'), never sweep parameters.
+    """
+
+    channel: ChannelName
+    below: Number | str | None = None
+    above: Number | str | None = None
+    timeout: DurationValue
+
+    @field_validator("below", "above")
+    @classmethod
+    def _literal_bound(cls, value: Number | str | None) -> Number | str | None:
+        if isinstance(value, str) and not looks_like_quantity(value):
+            raise ValueError(
+                f"{value!r} is not a value (e.g. 250 or '250 degC'); "
+                "a precondition cannot use a sweep parameter"
+            )
+        return value
+
+    @field_validator("timeout")
+    @classmethod
+    def _literal_timeout(cls, value: StepValue) -> StepValue:
+        if is_parameter_ref(value):
+            raise ValueError("a precondition's timeout is a duration ('2 h'), not a parameter")
+        if literal_seconds(_check_duration(value)) == 0:
+            raise ValueError("a precondition's timeout must be longer than zero")
+        return value
+
+    @model_validator(mode="after")
+    def _a_bound(self) -> Precondition:
+        if self.below is None and self.above is None:
+            raise ValueError("give `below`, `above` or both")
+        return self
+
+    def describe(self) -> str:
+        bounds = [
+            f"{word} {value}" for word, value in (("below", self.below), ("above", self.above))
+        ]
+        return f"{self.channel} " + " and ".join(b for b in bounds if "None" not in b)
+
+
 class Recipe(Strict):
     recipe: Metadata
     materials: Materials = Materials()
+    preconditions: list[Precondition] = []
     sweep: Sweep
     steps: list[Step] = Field(min_length=1)
     record: RecordMapping = RecordMapping()
@@ -399,17 +446,39 @@ class Recipe(Strict):
             for field, value in step_fields(step):
                 if is_parameter_ref(value) and value not in names:
                     problems.append((("steps", index, *field), f"unknown parameter {value!r}"))
-        acquired = set(self.acquired_channels())
+        acquired = self._acquired_where()
         for section in ("process", "properties"):
             for index, item in enumerate(getattr(self.record, section)):
-                if item.source not in names and item.source not in acquired:
+                if item.source in names or item.source in acquired:
+                    continue
+                near = difflib.get_close_matches(item.source, list(acquired), n=1, cutoff=0.8)
+                if near:
+                    # A near miss: the typo is most often in the acquire list, which the record
+                    # was written against; point there, naming the record that did not match.
                     problems.append(
                         (
-                            ("record", section, index, "from"),
-                            f"{item.source!r} is neither a sweep parameter nor an acquired channel",
+                            acquired[near[0]],
+                            f"acquired channel {near[0]!r} is not the {item.source!r} that "
+                            f"record.{section}[{index}].from uses: one of them is misspelt",
                         )
                     )
+                    continue
+                problems.append(
+                    (
+                        ("record", section, index, "from"),
+                        f"{item.source!r} is neither a sweep parameter nor an acquired channel",
+                    )
+                )
         return problems
+
+    def _acquired_where(self) -> dict[str, tuple[str | int, ...]]:
+        """Each acquired channel with where it is first named (steps[i].acquire.channels[j])."""
+        where: dict[str, tuple[str | int, ...]] = {}
+        for index, step in enumerate(self.steps):
+            if isinstance(step, AcquireStep):
+                for position, name in enumerate(step.acquire.channels):
+                    where.setdefault(name, ("steps", index, "acquire", "channels", position))
+        return where
 
 
 def step_fields(step: Step) -> list[tuple[tuple[str, ...], StepValue]]:

@@ -6,14 +6,21 @@ import argparse
 import sys
 from pathlib import Path
 
+from . import add_command, add_config
+
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = sub.add_parser(
-        "export", help="write a run's per-point summary table (CSV) for spreadsheets"
+    parser = add_command(
+        sub,
+        "export",
+        "write a run's per-point summary table (CSV) for spreadsheets",
+        "mdfd export --config config/sim.yaml RUN_ID --csv - | column -s, -t",
     )
-    parser.add_argument("--config", required=True, type=Path)
-    parser.add_argument("run_id", metavar="RUN_ID")
-    parser.add_argument("--csv", required=True, type=Path, metavar="PATH")
+    add_config(parser)
+    parser.add_argument("run_id", metavar="RUN_ID", help="the run's id (as `mdfd runs` lists it)")
+    parser.add_argument(
+        "--csv", required=True, type=Path, metavar="PATH", help="the CSV file; - for stdout"
+    )
     parser.set_defaults(handler=handle)
 
 
@@ -30,5 +37,7 @@ def handle(args: argparse.Namespace) -> int:
     except (StorageError, OSError) as exc:
         print(f"mdfd export: {exc}", file=sys.stderr)
         return 1
-    print(f"{args.csv}: {rows} points of run {args.run_id}")
+    # With `--csv -` stdout is the table: the note goes to stderr, where it cannot corrupt it.
+    note = sys.stderr if str(args.csv) == "-" else sys.stdout
+    print(f"{args.csv}: {rows} points of run {args.run_id}", file=note)
     return 0

@@ -11,27 +11,39 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-from pathlib import Path
 from typing import Any
 
 from mdfd.recipes.located import InputError, Problem
 
 from ..config import LoadedConfig, load_config
-from ..oneshot import run_blocking, state_db
+from ..oneshot import existing_state_db, run_blocking
 from ..outboxview import print_outbox
+from . import add_command, add_config
 
 DEAD_SHOWN = 20
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = sub.add_parser("outbox", help="upstream outbox: depth, dead letters, retry, drain")
-    parser.add_argument("action", nargs="?", choices=["status", "retry", "drain"], default="status")
-    parser.add_argument("--config", required=True, type=Path)
+    parser = add_command(
+        sub,
+        "outbox",
+        "upstream outbox without a daemon: depth, dead letters, retry, drain",
+        "mdfd outbox --config config/sim.yaml retry --publisher spool",
+        details=(__doc__ or "").split("\n\n", 1)[1].strip(),
+    )
+    parser.add_argument(
+        "action",
+        nargs="?",
+        choices=["status", "retry", "drain"],
+        default="status",
+        help="default: status",
+    )
+    add_config(parser)
     parser.add_argument("--publisher", help="retry: only this publisher's dead letters")
     parser.add_argument(
         "--within", type=float, default=60.0, help="drain: seconds to try (default 60)"
     )
-    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--json", action="store_true", help="one JSON object on stdout")
     parser.set_defaults(handler=handle)
 
 
@@ -49,6 +61,7 @@ def handle(args: argparse.Namespace) -> int:
                 )
             ]
         )
+    existing_state_db(config)  # read-mostly: refuse before the lock or a directory is created
     if args.action == "drain":
         return run_blocking(config, lambda: _drain(config, args))
     if args.action == "retry":
@@ -66,21 +79,21 @@ def handle(args: argparse.Namespace) -> int:
 async def _retry(config: LoadedConfig, publisher: str | None) -> int:
     from ..upstream.service import UpstreamService  # aiohttp: only when used
 
-    async with state_db(config) as state:
+    async with existing_state_db(config) as state:
         return await UpstreamService(config, state).retry_dead_letters(publisher)
 
 
 async def _report(config: LoadedConfig) -> dict[str, Any]:
     from ..upstream.service import UpstreamService  # aiohttp: only when used
 
-    async with state_db(config) as state:
+    async with existing_state_db(config) as state:
         return await UpstreamService(config, state).report(DEAD_SHOWN)
 
 
 async def _drain(config: LoadedConfig, args: argparse.Namespace) -> int:
     from ..upstream.service import UpstreamService  # aiohttp: only when used
 
-    async with state_db(config) as state, UpstreamService(config, state) as service:
+    async with existing_state_db(config) as state, UpstreamService(config, state) as service:
         idle = await service.drain_until_idle(args.within)
         report = await service.report(DEAD_SHOWN)
     print_outbox(report, args.json)

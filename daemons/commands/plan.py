@@ -6,21 +6,27 @@ import argparse
 import json
 from pathlib import Path
 
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from mdfd.recipes.loader import load_recipe
 
 from ..config import load_config
+from ..console import output_console
 from ..planning import format_duration, make_plan
 from ..validation import validate
+from . import add_command, add_config
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = sub.add_parser("plan", help="list a recipe's points and estimate its duration")
-    parser.add_argument("recipe", type=Path)
-    parser.add_argument("--config", required=True, type=Path)
+    parser = add_command(
+        sub,
+        "plan",
+        "list a recipe's points in order and estimate its duration (nothing is touched)",
+        "mdfd plan recipes/examples/metal-annealing.yaml --config config/sim.yaml",
+    )
+    parser.add_argument("recipe", type=Path, help="the recipe file (YAML)")
+    add_config(parser)
     parser.add_argument("--json", action="store_true", help="one JSON object on stdout")
     parser.set_defaults(handler=handle)
 
@@ -33,7 +39,7 @@ def handle(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(plan.as_dict()))
         return 0
-    console = Console()
+    console = output_console()
     table = Table(title=f"{plan.recipe} {plan.version} on {config.model.mdf.id}")
     table.add_column("#", justify="right")
     names = list(recipe.model.sweep.parameters)
@@ -52,5 +58,10 @@ def handle(args: argparse.Namespace) -> int:
     line = f"{len(plan.points)} points, at least {format_duration(total)}"
     if plan.time_scale != 1.0:
         line += f" (≈ {format_duration(total / plan.time_scale)} at time scale {plan.time_scale:g})"
+    if plan.precondition_seconds:
+        line += (
+            f", up to {format_duration(plan.precondition_seconds)} more waiting for the "
+            f"preconditions (worst case {format_duration(plan.worst_case_seconds)})"
+        )
     console.print(line + "; thermal lag and stabilisation may add to it.")
     return 0

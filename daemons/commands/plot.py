@@ -6,14 +6,21 @@ import argparse
 import sys
 from pathlib import Path
 
+from . import add_command, add_config
+
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = sub.add_parser(
-        "plot", help="draw a run's measured channels against its swept parameters (PNG)"
+    parser = add_command(
+        sub,
+        "plot",
+        "draw a run's measured channels against its swept parameters (PNG)",
+        "mdfd plot --config config/sim.yaml RUN_ID --out run.png",
     )
-    parser.add_argument("--config", required=True, type=Path)
-    parser.add_argument("run_id", metavar="RUN_ID")
-    parser.add_argument("--out", required=True, type=Path, metavar="PATH.png")
+    add_config(parser)
+    parser.add_argument("run_id", metavar="RUN_ID", help="the run's id (as `mdfd runs` lists it)")
+    parser.add_argument(
+        "--out", required=True, type=Path, metavar="PATH.png", help="the image to write"
+    )
     parser.set_defaults(handler=handle)
 
 

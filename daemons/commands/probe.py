@@ -25,7 +25,6 @@ import sys
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -48,6 +47,7 @@ from mdfd.recipes.located import InputError
 
 from ..config import load_config
 from ..lock import StateLock
+from . import add_command, add_config
 
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
@@ -58,14 +58,15 @@ class ProbeInputError(Exception):
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = sub.add_parser(
+    parser = add_command(
+        sub,
         "probe",
-        help="connect to one instrument, identify it, write and read channels",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "connect to one instrument, identify it, write and read channels",
+        "mdfd probe --config config/sim.yaml furnace temperature",
+        details=__doc__ or "",
     )
-    parser.add_argument("--config", required=True, type=Path)
-    parser.add_argument("instrument")
+    add_config(parser)
+    parser.add_argument("instrument", help="the instrument's name in the config")
     parser.add_argument("channels", nargs="*", metavar="CHANNEL", help="default: all channels")
     parser.add_argument(
         "--write",

@@ -3,23 +3,31 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from mdfd.recipes.located import InputError, Problem
 
 from ..config import load_config
 from ..logging import quiet_for_progress
-from ..oneshot import EXIT_CODES, execute_once, print_summary, run_blocking, state_db
+from ..oneshot import EXIT_CODES, execute_once, run_blocking, state_db
 from ..simulation import require_simulators
 from ..state import RunStatus
+from ..summary import print_summary
+from . import add_command, add_config
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = sub.add_parser("resume", help="continue an interrupted run at its first open point")
-    parser.add_argument("run_id")
-    parser.add_argument("--config", required=True, type=Path)
-    parser.add_argument("--simulate", action="store_true")
-    parser.add_argument("--json", action="store_true")
+    parser = add_command(
+        sub,
+        "resume",
+        "continue an interrupted run at its first open point",
+        "mdfd resume --config config/sim.yaml RUN_ID --simulate",
+    )
+    parser.add_argument("run_id", metavar="RUN_ID", help="the interrupted run's id")
+    add_config(parser)
+    parser.add_argument(
+        "--simulate", action="store_true", help="start the config's simulators for the run"
+    )
+    parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     parser.set_defaults(handler=handle)
 
 
@@ -57,8 +65,8 @@ def handle(args: argparse.Namespace) -> int:
             if run.status is RunStatus.RUNNING:
                 # Left running by a process that died (kill -9, power loss): we hold the lock now.
                 await state.set_status(run.id, RunStatus.INTERRUPTED, "process died mid-run")
-            outcome = await execute_once(config, state, run, args.simulate)
-        print_summary(outcome, args.json)
-        return EXIT_CODES[outcome.status]
+            finished = await execute_once(config, state, run, args.simulate)
+        print_summary(finished, config, args.simulate, args.json)
+        return EXIT_CODES[finished.outcome.status]
 
     return run_blocking(config, body)

@@ -17,18 +17,24 @@ from ..oneshot import (
     EXIT_CODES,
     create_run,
     execute_once,
-    print_summary,
     run_blocking,
     state_db,
 )
 from ..simulation import require_simulators
+from ..summary import print_summary
 from ..validation import validate
+from . import add_command, add_config
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = sub.add_parser("run", help="run one recipe now and exit with its status")
-    parser.add_argument("recipe", type=Path)
-    parser.add_argument("--config", required=True, type=Path)
+    parser = add_command(
+        sub,
+        "run",
+        "run one recipe now and exit with its status (0 completed, 1 failed, 3 interrupted)",
+        "mdfd run recipes/examples/metal-annealing.yaml --config config/sim.yaml --simulate",
+    )
+    parser.add_argument("recipe", type=Path, help="the recipe file (YAML)")
+    add_config(parser)
     parser.add_argument(
         "--simulate",
         action="store_true",
@@ -49,8 +55,8 @@ def handle(args: argparse.Namespace) -> int:
     async def body() -> int:
         async with state_db(config) as state:
             run = await create_run(state, config, recipe)
-            outcome = await execute_once(config, state, run, args.simulate)
-        print_summary(outcome, args.json)
-        return EXIT_CODES[outcome.status]
+            finished = await execute_once(config, state, run, args.simulate)
+        print_summary(finished, config, args.simulate, args.json)
+        return EXIT_CODES[finished.outcome.status]
 
     return run_blocking(config, body)

@@ -12,23 +12,34 @@ import argparse
 import asyncio
 import datetime as dt
 import json
-from pathlib import Path
 
-from rich.console import Console
 from rich.table import Table
 
 from mdfd.recipes.located import InputError, Problem
 
 from ..config import LoadedConfig, load_config
-from ..oneshot import run_blocking, state_db
+from ..console import output_console, run_id_column
+from ..oneshot import existing_state_db, run_blocking, state_db
 from ..state import RunStatus
+from . import add_command, add_config
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = sub.add_parser("runs", help="list runs from the state database")
-    parser.add_argument("--config", required=True, type=Path)
-    parser.add_argument("--json", action="store_true")
-    parser.add_argument("action", nargs="?", choices=["list", "discard"], default="list")
+    parser = add_command(
+        sub,
+        "runs",
+        "list the runs in the MDF's state database (read-only), or discard an unfinished one",
+        "mdfd runs --config config/sim.yaml\n  mdfd runs --config config/sim.yaml discard RUN_ID",
+    )
+    add_config(parser)
+    parser.add_argument("--json", action="store_true", help="one JSON array on stdout")
+    parser.add_argument(
+        "action",
+        nargs="?",
+        choices=["list", "discard"],
+        default="list",
+        help="list (default), or discard: end an unfinished run offline (no daemon running)",
+    )
     parser.add_argument("run", nargs="?", help="discard: the run to end")
     parser.set_defaults(handler=handle)
 
@@ -39,7 +50,7 @@ def handle(args: argparse.Namespace) -> int:
         return discard(config, args.run)
 
     async def fetch() -> list:
-        async with state_db(config) as state:
+        async with existing_state_db(config) as state:
             return await state.runs()
 
     runs = asyncio.run(fetch())
@@ -47,8 +58,9 @@ def handle(args: argparse.Namespace) -> int:
         print(json.dumps([r.as_dict() for r in runs]))
         return 0
     table = Table(title=f"runs on {config.model.mdf.id}")
-    for column in ("run", "recipe", "status", "by", "points", "started", "ended", "data"):
-        table.add_column(column)
+    run_id_column(table, (run.id for run in runs))
+    for column in ("recipe", "status", "by", "points", "started", "ended", "data"):
+        table.add_column(column, overflow="fold")
     for run in runs:
         table.add_row(
             run.id,
@@ -60,7 +72,7 @@ def handle(args: argparse.Namespace) -> int:
             _time(run.ended_at),
             run.data_file,
         )
-    Console().print(table)
+    output_console().print(table)
     return 0
 
 

@@ -18,13 +18,19 @@ from mdfd.simulators.base import simulator_class
 
 from ..config import ENV_PATTERN, MdfConfig
 from ..upstream.record import Record
+from . import add_command
 
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = sub.add_parser("schema", help="print the JSON Schema of a file kind")
-    parser.add_argument("kind", choices=["config", "recipe", "record"])
+    parser = add_command(
+        sub,
+        "schema",
+        "print the JSON Schema of a file kind (for editors and validators)",
+        "mdfd schema recipe > recipe.schema.json",
+    )
+    parser.add_argument("kind", choices=["config", "recipe", "record"], help="which file kind")
     parser.set_defaults(handler=handle)
 
 

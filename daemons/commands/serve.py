@@ -11,18 +11,21 @@ from __future__ import annotations
 import argparse
 import asyncio
 import faulthandler
-from pathlib import Path
 
 from ..config import load_config
 from ..lock import RuntimeLock, StateLock
 from ..simulation import require_simulators
+from . import add_command, add_config
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = sub.add_parser(
-        "serve", help="run the MDF's daemon: queue, instruments, control API (systemd notify)"
+    parser = add_command(
+        sub,
+        "serve",
+        "run the MDF's daemon: queue, instruments, control API (systemd notify)",
+        "mdfd serve --config config/sim.yaml --simulate",
     )
-    parser.add_argument("--config", required=True, type=Path)
+    add_config(parser)
     parser.add_argument(
         "--simulate",
         action="store_true",

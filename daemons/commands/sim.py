@@ -11,11 +11,17 @@ from pathlib import Path
 from ..config import LoadedConfig, load_config
 from ..notify import Notifier
 from ..simulation import require_simulators, running_simulators
+from . import add_command, add_config
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = sub.add_parser("sim", help="run the simulators a config declares")
-    parser.add_argument("--config", required=True, type=Path)
+    parser = add_command(
+        sub,
+        "sim",
+        "run the simulators a config declares, until stopped",
+        "mdfd sim --config config/sim.yaml",
+    )
+    add_config(parser)
     parser.add_argument(
         "--endpoints-file",
         type=Path,

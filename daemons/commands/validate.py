@@ -10,12 +10,18 @@ from mdfd.recipes.located import InputError
 
 from ..config import load_config
 from ..validation import check
+from . import add_command, add_config
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = sub.add_parser("validate", help="check a recipe against an MDF config (offline)")
-    parser.add_argument("recipe", type=Path)
-    parser.add_argument("--config", required=True, type=Path)
+    parser = add_command(
+        sub,
+        "validate",
+        "check a recipe and its fit to an MDF config, offline (exit 2 with located errors)",
+        "mdfd validate recipes/examples/metal-annealing.yaml --config config/sim.yaml",
+    )
+    parser.add_argument("recipe", type=Path, help="the recipe file (YAML)")
+    add_config(parser)
     parser.set_defaults(handler=handle)
 
 

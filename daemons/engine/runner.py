@@ -34,6 +34,7 @@ from .control import RunAborted, RunControl
 from .events import EventBus
 from .instruments import Instruments
 from .interlocks import InterlockBreach, InterlockGuard
+from .preconditions import PreconditionTimeout, await_preconditions
 from .results import PointResult, RunContext
 from .steps import StabilityTimeout, StepContext, run_step
 
@@ -69,6 +70,7 @@ class PointFailed(Exception):
 def instruments_used(recipe: LoadedRecipe, config: LoadedConfig) -> set[str]:
     channels: set[str] = set(config.model.safety.safe_state)
     channels.update(i.channel for i in config.model.safety.interlocks)
+    channels.update(p.channel for p in recipe.model.preconditions)
     for step in recipe.model.steps:
         if isinstance(step, SetStep):
             channels.update(step.set)
@@ -267,7 +269,7 @@ class RunExecutor:
             return RunStatus.ABORTED, str(outcome)
         if isinstance(outcome, InterlockBreach):
             return RunStatus.FAILED, str(outcome)
-        if isinstance(outcome, PointFailed):
+        if isinstance(outcome, PointFailed | PreconditionTimeout):
             return RunStatus.FAILED, str(outcome)
         if isinstance(outcome, DiskNearlyFull):
             # The file is intact and resumable once space is freed.
@@ -291,6 +293,10 @@ class RunExecutor:
         acquired = recipe.model.acquired_channels()
         assert self.acquisition is not None
         assert self.instruments is not None
+        # Before the first point of this execution (a resumed run waits again too).
+        await await_preconditions(
+            recipe.model, self.config.model, self.instruments, self.clock, self.events, run.id
+        )
         run_began = self.clock.now()
         completed_now = 0
         # One bound logger for the run: the lazy proxy of `get_logger()` re-binds on every call.

@@ -20,12 +20,14 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from mdfd.recipes.loader import load_recipe
+from mdfd.recipes.loader import LoadedRecipe, load_recipe
 from mdfd.recipes.located import InputError
 
+from ..config import LoadedConfig
+from ..handover import far_setpoints
 from ..logging import get_logger
 from ..oneshot import create_run
-from ..state import Origin
+from ..state import Origin, RunRow
 from ..validation import validate
 from . import runqueue
 from .metrics import render
@@ -231,13 +233,38 @@ async def submit(request: web.Request) -> web.Response:
         validate(recipe, config)
     except InputError as exc:
         return _error(422, "recipe rejected", problems=[str(p) for p in exc.problems])
+    previous = await _run_before_next(daemon)
     run = await create_run(daemon.state, config, recipe, origin=Origin.DAEMON)
-    get_logger(run=run.id).info(
-        "run queued", recipe=run.recipe_name, points=run.points_total, source=name
-    )
+    log = get_logger(run=run.id)
+    log.info("run queued", recipe=run.recipe_name, points=run.points_total, source=name)
+    warnings: list[str] = []
+    if previous is not None:
+        warnings = await asyncio.to_thread(_handover, previous, recipe, config)
+        for warning in warnings:
+            log.warning("queued run starts far from the run before it", detail=warning)
     daemon.events.publish("queued", run=run.id, recipe=run.recipe_name)
     daemon.scheduler.wake()
-    return _json(_brief(run), status=201)
+    return _json({**_brief(run), "warnings": warnings}, status=201)
+
+
+async def _run_before_next(daemon: Daemon) -> RunRow | None:
+    """The run a newly queued one will follow: the last waiting run, else the executing one."""
+    waiting = await runqueue.pending(daemon.state)
+    if waiting:
+        return waiting[-1]
+    active = daemon.scheduler.active
+    return active.run if active is not None else None
+
+
+def _handover(previous: RunRow, following: LoadedRecipe, config: LoadedConfig) -> list[str]:
+    """In a thread: the stored recipe's YAML is parsed again."""
+    try:
+        earlier = load_recipe(
+            previous.recipe_path or f"run {previous.id}", text=previous.recipe_text
+        )
+    except InputError:
+        return []  # it no longer validates: the scheduler will fail it, not start from it
+    return [f"after run {previous.id}: {w}" for w in far_setpoints(earlier, following, config)]
 
 
 async def drop_run(request: web.Request) -> web.Response:

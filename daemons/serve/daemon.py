@@ -26,6 +26,7 @@ from ..notify import Notifier, Watchdog, watchdog_interval
 from ..oneshot import state_db
 from ..simulation import running_simulators
 from ..state import StateDB
+from ..summary import NO_UPSTREAM
 from ..upstream.service import UpstreamService
 from ..version import software_version
 from .health import HealthMonitor
@@ -110,6 +111,8 @@ class Daemon:
                     simulate=self.simulate,
                     watchdog_s=watchdog.interval,
                 )
+                if not self.config.model.upstream.publishers:
+                    log.warning(NO_UPSTREAM)
                 async with watchdog:
                     return await self._serve()
         finally:

@@ -37,6 +37,7 @@ IDLE = "idle"
 WAITING = "waiting for instruments"
 RUNNING = "running"
 PAUSED = "paused"
+ABORTING = "aborting"
 STOPPING = "stopping"
 
 
@@ -47,17 +48,24 @@ class ActiveRun:
     run: RunRow
     control: RunControl
     executor: RunExecutor
+    sequence: int = 0  # how many runs this daemon had started before this one
     point: int | None = None
     parameters: dict[str, float] = field(default_factory=dict)
     points_done: int = 0
     latest: dict[str, float] = field(default_factory=dict)
     remaining_wall: float | None = None
 
+    @property
+    def state(self) -> str:
+        if self.control.abort_reason is not None:
+            return ABORTING
+        return PAUSED if self.control.paused else RUNNING
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "id": self.run.id,
             "recipe": self.run.recipe_name,
-            "state": PAUSED if self.control.paused else RUNNING,
+            "state": self.state,
             "point": self.point,
             "parameters": self.parameters,
             "points_done": self.points_done,
@@ -96,6 +104,10 @@ class Scheduler:
         self.samples_written = 0
         self.run_instrument_errors = 0
         self.runs_executed = 0
+        # `runs_executed` and the wall time when the last id-less abort was asked: the run that
+        # started right after it, if it was already queued then, is not "the current run" to a
+        # repeated `mdfctl abort` (ADR 0038).
+        self._implicit_abort: tuple[int, float] | None = None
         self._stopping: str | None = None
         self._wake = asyncio.Event()
         self._status_text = ""
@@ -158,18 +170,38 @@ class Scheduler:
 
     async def abort(self, run_id: str | None, reason: str = "aborted by operator") -> str:
         active = self.active
+        if active is not None and run_id is None:
+            # A repeated `mdfctl abort`: the run it aborted may have ended and the next queued
+            # one started, which the operator never saw and never meant.
+            if active.state == ABORTING:
+                raise Refused(f"run {active.run.id} is already aborting; nothing else aborted")
+            if self._followed_implicit_abort(active):
+                raise Refused(
+                    f"run {active.run.id} started after your last abort; nothing aborted "
+                    f"(to abort it: mdfctl abort {active.run.id})"
+                )
+            self._implicit_abort = (self.runs_executed, time.time())
         if active is not None and run_id in (None, active.run.id):
             active.control.abort(reason)
             get_logger(run=active.run.id).warning("run abort requested by operator")
             self.events.publish("run_state", run=active.run.id, state="aborting")
             return active.run.id
         if run_id is None:
-            raise Refused("no run is executing")
+            raise Refused(
+                "no run is executing: nothing aborted (a queued run is aborted by its id)"
+            )
         if await runqueue.abort_waiting(self.state, run_id, reason):
             get_logger(run=run_id).warning("waiting run aborted by operator")
             self.events.publish("run_end", run_id=run_id, status=RunStatus.ABORTED.value)
             return run_id
         raise Refused(f"run {run_id} is neither executing nor waiting")
+
+    def _followed_implicit_abort(self, active: ActiveRun) -> bool:
+        """The next run after an id-less abort, queued before it: the operator never saw it."""
+        if self._implicit_abort is None:
+            return False
+        runs_before, asked_at = self._implicit_abort
+        return active.sequence == runs_before + 1 and active.run.created_at <= asked_at
 
     # --- the loop ------------------------------------------------------------------------
 
@@ -236,7 +268,9 @@ class Scheduler:
             record_hook=self.record_hook,
         )
         done = len((await self.state.recorded(run.id)).indices)
-        self.active = ActiveRun(run, control, executor, points_done=done)
+        self.active = ActiveRun(
+            run, control, executor, sequence=self.runs_executed, points_done=done
+        )
         self._set_phase(RUNNING)
         self.events.publish(
             "run_start",
@@ -337,7 +371,7 @@ class Scheduler:
         active = self.active
         if active is not None:
             where = (
-                f"point {active.point + 1}/{active.run.points_total}"
+                f"point {active.point} of {active.run.points_total}"
                 if active.point is not None
                 else "starting"
             )

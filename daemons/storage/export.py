@@ -14,17 +14,33 @@ read back exactly); a statistic without a value (no sample in that point) is lef
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import math
+import sys
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from .layout import POINT_END, POINT_INDEX, POINT_START, POINT_STATUS, STATS, stat_column
 from .reader import Summary
 
 TIME_COLUMNS = {POINT_START: "point_start", POINT_END: "point_end"}
+STDOUT = Path("-")
+
+
+@contextlib.contextmanager
+def _opened(out: Path) -> Iterator[TextIO]:
+    """`-` is standard output, as for every Unix tool; anything else a file (parents made)."""
+    if out == STDOUT:
+        yield sys.stdout
+        sys.stdout.flush()
+        return
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out, "w", newline="", encoding="utf-8") as handle:
+        yield handle
 
 
 def _numeric_columns(summary: Summary) -> list[str]:
@@ -96,10 +112,9 @@ def _time(value: Any) -> str:
 
 
 def write_csv(summary: Summary, out: Path) -> int:
-    """Write the table; returns the number of data rows."""
+    """Write the table (to stdout when `out` is `-`); returns the number of data rows."""
     numeric = _numeric_columns(summary)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with open(out, "w", newline="", encoding="utf-8") as handle:
+    with _opened(out) as handle:
         handle.writelines(f"{line}\r\n" for line in comment_lines(summary))  # as csv rows
         writer = csv.writer(handle)
         writer.writerow(header(summary))

@@ -88,7 +88,12 @@ def test_sd_notify_ready_status_watchdog_stopping_in_order(tmp_path: Path) -> No
     assert all(m["WATCHDOG"] == "1" for m in messages if "WATCHDOG" in m)
     statuses = [m["STATUS"] for m in messages[1:stopping] if "STATUS" in m]
     point_lines = [s for s in statuses if s.startswith(f"run {run_id}: point")]
-    assert [line.split()[3] for line in point_lines] == ["1/3", "2/3", "3/3"]
+    # Points are shown by their 0-based index, as in the data files and `mdfd plan`.
+    assert [line.split()[3:6] for line in point_lines] == [
+        ["0", "of", "3"],
+        ["1", "of", "3"],
+        ["2", "of", "3"],
+    ]
     assert point_lines[1].endswith("temperature=300")
     assert statuses[-1] == "idle"
     # READY, then STATUS lines of the run, watchdog pings among them, then STOPPING.

@@ -51,10 +51,10 @@ def test_submit_watch_show_status(daemon: Daemon, tmp_path: Path) -> None:
     lines = watched.stdout.splitlines()
     assert lines[0].startswith("queued ")
     run_id = lines[0].split()[1]
-    assert [line.split()[1] for line in lines if line.startswith("point ")] == [
-        "1/3",
-        "2/3",
-        "3/3",
+    assert [line.split()[1:4] for line in lines if line.startswith("point ")] == [
+        ["0", "completed", "(1/3"],
+        ["1", "completed", "(2/3"],
+        ["2", "completed", "(3/3"],
     ]
     assert lines[-1] == f"run {run_id} completed"
 

@@ -93,6 +93,15 @@ def test_instruments_away_then_back(tmp_path: Path) -> None:
         shown = mdfctl("--socket", str(daemon.socket), "status", env=env)
         assert "waiting for instruments: furnace, meter, reactor" in " ".join(shown.stdout.split())
         assert "(chemistry, metal, ceramic, textile; KR-SIM)" in " ".join(shown.stdout.split())
+        # `mdfctl watch` right after submit: the run is still waiting, and watch waits for it.
+        watcher = subprocess.Popen(
+            [sys.executable, "-m", "mdfd.daemons.ctl", "--socket", str(daemon.socket), "watch"],
+            env=env,
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
 
         with (tmp_path / "sim.log").open("w") as log:
             simulators = subprocess.Popen(
@@ -106,6 +115,10 @@ def test_instruments_away_then_back(tmp_path: Path) -> None:
         # Reconnected in the background: the queued run starts by itself and completes.
         final = daemon.wait_status(run_id, "completed")
         assert final["points_done"] == 2
+        watched, watch_errors = watcher.communicate(timeout=60)
+        assert watcher.returncode == 0, watch_errors
+        assert watched.splitlines()[0] == f"run {run_id}: queued, waiting to start"
+        assert watched.splitlines()[-1] == f"run {run_id} completed"
         wait_until(lambda: set(_states(daemon).values()) == {"ok"}, "healthy again", daemon)
         errors = [
             line
