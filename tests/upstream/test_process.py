@@ -159,3 +159,21 @@ async def test_kill_9_before_publishing_then_every_record_is_delivered(
         finally:
             await receiver.stop()
         await until(lambda: set(subscriber.ids) == expected_ids(run_id, 12))
+
+
+async def test_idle_daemon_registers_its_will_and_the_broker_says_offline_after_kill_9(
+    tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    config = write_config(tmp_path, [mqtt_publisher(mosquitto.port)])
+    status_topic = f"mdf/{SITE}/{MDF_ID}/status"
+    async with Subscriber(mosquitto.port, [status_topic]) as dashboard:
+        process = await _mdfd("serve", "--config", str(config))
+        try:
+            await until(lambda: dashboard.messages.get(status_topic, [])[-1:] == [b"online"])
+            process.send_signal(signal.SIGKILL)
+        finally:
+            if process.returncode is None:
+                process.kill()
+            await process.communicate()
+        assert process.returncode == -signal.SIGKILL
+        await until(lambda: dashboard.messages[status_topic][-1:] == [b"offline"])
