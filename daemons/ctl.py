@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
-import json
 import os
 import re
 import sys
@@ -28,6 +27,7 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
+from . import strictjson
 from .ctlclient import (
     EXIT_BAD_INPUT,
     EXIT_FAILED,
@@ -137,7 +137,7 @@ def socket_from_config(path: Path) -> Path:
 
 def _print_json(data: Any) -> None:
     """One line per document: `submit --json --watch` then reads as NDJSON throughout."""
-    print(json.dumps(data, default=str), flush=True)
+    print(strictjson.dumps(data, default=str), flush=True)
 
 
 def _time(stamp: float | None) -> str:

@@ -8,7 +8,6 @@ two is still seen ending. The exit code is the run's: 0 completed, 1 anything el
 from __future__ import annotations
 
 import contextlib
-import json
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
@@ -16,6 +15,7 @@ from urllib.parse import quote
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from . import strictjson
 from .ctlclient import EXIT_FAILED, EXIT_OK, EXIT_UNREACHABLE, Client, CtlError
 
 FINISHED = {"completed", "aborted", "failed"}
@@ -62,7 +62,7 @@ class _Display:
 
     def event(self, event: dict[str, Any]) -> None:
         if self.as_json:
-            print(json.dumps(event), flush=True)
+            print(strictjson.dumps(event), flush=True)
             return
         kind = event["event"]
         if kind == "point_start":

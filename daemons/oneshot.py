@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import json
 import secrets
 import signal
 import sys
@@ -16,6 +15,7 @@ from rich.console import Console
 
 from mdfd.recipes.loader import LoadedRecipe
 
+from . import strictjson
 from .config import LoadedConfig
 from .engine.control import RunControl
 from .engine.events import EventBus
@@ -113,7 +113,7 @@ def run_blocking(config: LoadedConfig, body) -> int:
 
 def print_summary(outcome: RunOutcome, as_json: bool) -> None:
     if as_json:
-        print(json.dumps(outcome.as_dict()))
+        print(strictjson.dumps(outcome.as_dict()))
         return
     console = Console()
     colour = {"completed": "green", "interrupted": "yellow"}.get(outcome.status.value, "red")

@@ -17,7 +17,15 @@ from typing import ClassVar, Literal
 
 from pydantic import Field, model_validator
 
-from .base import ChannelConfig, DriverContext, InstrumentConfig, Reading, Value, check_writable
+from .base import (
+    ChannelConfig,
+    DriverContext,
+    InstrumentConfig,
+    Reading,
+    Value,
+    check_writable,
+    judged,
+)
 from .errors import ChannelError, InstrumentDisconnected
 
 
@@ -86,7 +94,7 @@ class MemoryDriver:
                 value = values[name]
             else:
                 raise ChannelError(self.name, "no such channel", channel=name)
-            out[name] = Reading(value, units[name], now)
+            out[name] = Reading(value, units[name], now, judged(value))
         return out
 
     async def write(self, channel: str, value: Value) -> None:

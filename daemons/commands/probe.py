@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
-import json
 import sys
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -41,6 +40,7 @@ from mdfd.drivers import (
     driver_class,
 )
 
+from .. import strictjson
 from ..config import load_config
 
 EXIT_FAILED = 1
@@ -123,7 +123,7 @@ def handle(args: argparse.Namespace) -> int:
         return 0
     identity, readings = result
     if args.json:
-        print(json.dumps(_as_json(args.instrument, identity, readings)))
+        print(strictjson.dumps(_as_json(args.instrument, identity, readings)))
     else:
         _print_table(args.instrument, identity, readings)
     return 0
@@ -195,7 +195,7 @@ async def _browse(name: str, instrument: InstrumentConfig, node: str | None) -> 
 def _print_browse(name: str, node: str, entries: list[Any], *, as_json: bool) -> None:
     rows = [dataclasses.asdict(entry) for entry in entries]
     if as_json:
-        print(json.dumps({"instrument": name, "node": node, "variables": rows}))
+        print(strictjson.dumps({"instrument": name, "node": node, "variables": rows}))
         return
     table = Table(title=f"{name}: variables under {node}", title_justify="left")
     for column in ("path", "node", "type", "value", "unit", "access"):

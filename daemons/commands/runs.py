@@ -5,12 +5,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
-import json
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
+from .. import strictjson
 from ..config import load_config
 from ..oneshot import state_db
 
@@ -31,7 +31,7 @@ def handle(args: argparse.Namespace) -> int:
 
     runs = asyncio.run(fetch())
     if args.json:
-        print(json.dumps([r.as_dict() for r in runs]))
+        print(strictjson.dumps([r.as_dict() for r in runs]))
         return 0
     table = Table(title=f"runs on {config.model.mdf.id}")
     for column in ("run", "recipe", "status", "points", "started", "ended", "data"):

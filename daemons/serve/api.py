@@ -23,6 +23,7 @@ from aiohttp import web
 from mdfd.recipes.loader import load_recipe
 from mdfd.recipes.located import InputError
 
+from .. import strictjson
 from ..logging import get_logger
 from ..oneshot import create_run
 from ..validation import validate
@@ -43,7 +44,7 @@ DAEMON = web.AppKey("daemon", object)
 
 
 def _json(data: Any, status: int = 200) -> web.Response:
-    return web.json_response(data, status=status, dumps=lambda d: json.dumps(d, default=str))
+    return web.json_response(data, status=status, dumps=lambda d: strictjson.dumps(d, default=str))
 
 
 def _error(status: int, message: str, **extra: Any) -> web.Response:
@@ -319,7 +320,7 @@ async def events(request: web.Request) -> web.StreamResponse:
                 continue
             quiet_since = loop.time()
             try:
-                await response.write(json.dumps(event, default=str).encode() + b"\n")
+                await response.write(strictjson.dumps(event, default=str).encode() + b"\n")
             except (ConnectionError, RuntimeError):
                 return response
     with contextlib.suppress(ConnectionError, RuntimeError):

@@ -1,6 +1,6 @@
 """The per-point summary as CSV, for the people who open results in a spreadsheet.
 
-Columns: point_index, the swept parameters, then mean/std/min/max/n per channel, then the
+Columns: point_index, the swept parameters, then mean/std/min/max/n/invalid per channel, then the
 point's start and end as ISO 8601 UTC and its status (completed / failed / skipped). Numbers
 are written with full precision (they read back exactly); a statistic without a value (a
 channel with no sample in that point) is left empty.

@@ -322,6 +322,7 @@ class RunFile:
             for stat in ("mean", "std", "min", "max"):
                 row[stat_column(spec.name, stat)] = float(getattr(result, stat))
             row[stat_column(spec.name, "n")] = int(result.n)
+            row[stat_column(spec.name, "invalid")] = int(result.invalid)
         row[POINT_START] = float(started)
         row[POINT_END] = float(ended)
         return row

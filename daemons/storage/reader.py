@@ -99,13 +99,17 @@ def read_summary(path: Path) -> Summary:
         names = [POINT_INDEX, *(p["name"] for p in params)]
         names += [stat_column(c.name, stat) for c in channels for stat in STATS]
         names += [POINT_START, POINT_END, POINT_STATUS]
-        data = _whole_rows([group[name] for name in names])
+        # Files written before NaN samples were counted apart have no `_invalid` columns.
+        present = [name for name in names if name in group or not name.endswith("_invalid")]
+        data = _whole_rows([group[name] for name in present])
         data[-1] = data[-1].astype(str)
+    columns = dict(zip(present, data, strict=True))
+    rows = len(data[0])
     return Summary(
         parameters=[p["name"] for p in params],
         parameter_units={p["name"]: p["unit"] for p in params},
         channels=channels,
-        columns=dict(zip(names, data, strict=True)),
+        columns={name: columns.get(name, np.zeros(rows, np.int64)) for name in names},
         metadata=metadata,
     )
 

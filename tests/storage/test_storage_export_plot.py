@@ -40,7 +40,9 @@ def test_export_writes_the_summary_row_by_row(var: Path, tmp_path: Path) -> None
     assert done.returncode == 0, done.stderr
     with open(out, newline="") as handle:
         rows = list(csv.reader(handle))
-    stats = [f"{c.name}_{s}" for c in CHANNELS for s in ("mean", "std", "min", "max", "n")]
+    stats = [
+        f"{c.name}_{s}" for c in CHANNELS for s in ("mean", "std", "min", "max", "n", "invalid")
+    ]
     assert rows[0] == [
         "point_index",
         "temperature",
@@ -68,13 +70,14 @@ def test_export_writes_the_summary_row_by_row(var: Path, tmp_path: Path) -> None
                 repr(result.min),
                 repr(result.max),
                 str(result.n),
+                "0",
             ]
         want += [iso(T0 + point * 100), iso(T0 + point * 100 + SAMPLES * 0.125), "completed"]
         assert row == want
     failed = rows[POINTS]
     assert failed[0] == str(POINTS - 1)
     assert failed[3:7] == ["", "", "", ""]  # no samples: empty cells, not "nan"
-    assert failed[7] == "0"
+    assert failed[7:9] == ["0", "0"]
     assert failed[-1] == "failed"
 
 
