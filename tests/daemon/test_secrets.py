@@ -13,6 +13,8 @@ from tests.support import free_port, mdfd
 
 from .harness import Daemon, environment, mdfctl, submit, wait_until, write_config, write_recipe
 
+URL = "http://ingest:${{UP_PASSWORD}}@127.0.0.1:{port}/records?site=KR&api_key=${{UP_KEY}}"
+
 API_KEY = "k3y-7Qz9-never-shown"
 PASSWORD = "pw-Xy81-never-shown"
 HEADER_KEY = "hdr-5Kp2-never-shown"
@@ -56,7 +58,7 @@ async def test_secrets_in_the_publisher_url_appear_in_no_output_log_or_file(
     port = free_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()
     config = write_config(tmp_path)
-    url = f"http://ingest:${{UP_PASSWORD}}@127.0.0.1:{port}/records?site=KR&api_key=${{UP_KEY}}"
+    url = URL.format(port=port)
     publisher = (
         f"{{type: http, name: platform, url: '{url}', retry_initial: 0.05, retry_max: 0.1,"
         " headers_env: {X-Api-Key: UP_HEADER_KEY}}"
@@ -99,6 +101,33 @@ async def test_secrets_in_the_publisher_url_appear_in_no_output_log_or_file(
     assert f"http://ingest:***@127.0.0.1:{port}/records?site=***&api_key=***" in report
     assert "HTTP 503" in report
     assert "HTTP 422" in report
+    for secret in SECRETS:
+        assert secret not in report
+    assert _files_holding_a_secret(tmp_path) == []
+
+
+def test_an_unreachable_platform_under_mdfd_run_shows_no_secret(tmp_path: Path) -> None:
+    port = free_port()  # nothing listens: every attempt is a connection error
+    config = write_config(tmp_path)
+    publisher = (
+        f"{{type: http, name: platform, url: '{URL.format(port=port)}', retry_initial: 0.05,"
+        " retry_max: 0.1, headers_env: {X-Api-Key: UP_HEADER_KEY}}"
+    )
+    text = config.read_text().replace("publishers: [", f"publishers: [{publisher}, ")
+    config.write_text(text.replace("upstream:\n", "upstream:\n  exit_drain_timeout: 1\n"))
+    env = environment(UP_KEY=API_KEY, UP_PASSWORD=PASSWORD, UP_HEADER_KEY=HEADER_KEY)
+    run = mdfd("run", str(write_recipe(tmp_path)), "--config", str(config), "--json", env=env)
+    assert run.returncode == 0, run.stderr
+    outbox = mdfd("outbox", "--config", str(config), "--json", env=env)
+    assert outbox.returncode == 0, outbox.stderr
+    publishers = json.loads(outbox.stdout)["publishers"]
+    platform = next(p for p in publishers if p["name"] == "platform")
+    assert platform["pending"] == 3
+    assert (
+        f"POST http://ingest:***@127.0.0.1:{port}/records?site=***&api_key=***"
+        in (platform["last_error"])
+    )
+    report = run.stdout + run.stderr + outbox.stdout + outbox.stderr
     for secret in SECRETS:
         assert secret not in report
     assert _files_holding_a_secret(tmp_path) == []
