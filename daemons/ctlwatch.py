@@ -21,8 +21,9 @@ from .ctlclient import EXIT_FAILED, EXIT_OK, EXIT_UNREACHABLE, Client, CtlError
 FINISHED = {"completed", "aborted", "failed"}
 
 
-def _values(values: dict[str, float]) -> str:
-    return "  ".join(f"{k}={v:.5g}" for k, v in values.items())
+def _values(values: dict[str, float | None]) -> str:
+    """None is an invalid sample (NaN or ±inf on the wire, null in JSON)."""
+    return "  ".join(f"{k}={'n/a' if v is None else format(v, '.5g')}" for k, v in values.items())
 
 
 def _parameters(parameters: dict[str, float]) -> str:

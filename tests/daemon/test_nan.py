@@ -86,6 +86,12 @@ async def test_nan_samples_are_counted_apart_and_every_output_stays_strict_json(
         shown = await asyncio.to_thread(mdfctl, "--config", str(config), "show", run_id, "--json")
         assert shown.returncode == 0, shown.stderr
         strict(shown.stdout)
+        # A person watching: null values (invalid samples) are shown, not a traceback.
+        human = await asyncio.to_thread(
+            mdfctl, "--config", str(config), "submit", str(recipe), "--watch"
+        )
+        assert human.returncode == 0, human.stderr
+        assert "completed" in human.stdout
     finally:
         await asyncio.to_thread(daemon.stop)
 
@@ -117,7 +123,7 @@ async def test_nan_samples_are_counted_apart_and_every_output_stays_strict_json(
             assert row[f"{channel}_invalid"] == "4"
             assert row[f"{channel}_min"] == row[f"{channel}_max"] == ""
 
-    [data_file] = (tmp_path / "var" / "data").glob("*.h5")
+    data_file = tmp_path / "var" / "data" / f"{run_id}.h5"
     with h5py.File(data_file, "r") as handle:
         summary = handle["entry/summary"]
         for channel in BROKEN:
