@@ -203,3 +203,15 @@ async def test_idle_daemon_reconnects_after_a_broker_restart_and_its_will_still_
             process.kill()
         _out, err = await process.communicate()
     assert "connection to the MQTT broker lost (broker restarted or unreachable)" in err.decode()
+
+
+def test_outbox_drain_with_nothing_queued_succeeds_while_the_broker_is_down(
+    tmp_path: Path,
+) -> None:
+    from tests.support import free_port
+
+    config = write_config(tmp_path, [mqtt_publisher(free_port())])  # nothing listens there
+    done = mdfd("outbox", "drain", "--config", str(config), "--within", "30", "--json")
+    assert done.returncode == 0, done.stdout + done.stderr
+    [fleet] = json.loads(done.stdout)["publishers"]
+    assert fleet["pending"] == 0
