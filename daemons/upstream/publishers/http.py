@@ -94,10 +94,12 @@ class HttpPoster:
         reply = self._scrub(reply.strip())
         said = f"POST {self.shown}: HTTP {status}" + (f": {reply}" if reply else "")
         if status in AUTH:
+            variables = [self.config.token_env] if self.config.token_env else []
+            variables += self.config.headers_env.values()
             where = (
-                f"the token in ${self.config.token_env}"
-                if self.config.token_env
-                else ("token_env is not configured")
+                f"check {', '.join(f'${v}' for v in variables)}"
+                if variables
+                else "neither token_env nor headers_env is configured"
             )
             raise Blocked(f"{said} — upstream refuses our credentials ({where})")
         if status in RETRYABLE_4XX or status >= 500:
