@@ -137,6 +137,13 @@ class HttpPublisher(PublisherBase):
     token_env: str | None = Field(
         default=None, description="environment variable holding the bearer token"
     )
+    headers_env: dict[
+        Annotated[str, Field(pattern=r"^[A-Za-z0-9-]+$")],
+        Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")],
+    ] = Field(
+        default_factory=dict,
+        description="header name -> environment variable holding its value (an API key)",
+    )
     verify_tls: bool = True
     ca_file: Path | None = Field(default=None, description="CA bundle for a private PKI")
     timeout: float = Field(default=30.0, gt=0, le=600, description="seconds per request")

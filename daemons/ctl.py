@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
-import json
 import os
 import re
 import sys
@@ -29,6 +28,7 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
+from . import strictjson
 from .console import output_console, run_id_column
 from .ctlclient import (
     EXIT_BAD_INPUT,
@@ -220,7 +220,7 @@ def socket_from_config(path: Path) -> Path:
 
 def _print_json(data: Any) -> None:
     """One line per document: `submit --json --watch` then reads as NDJSON throughout."""
-    print(json.dumps(data, default=str), flush=True)
+    print(strictjson.dumps(data, default=str), flush=True)
 
 
 def _time(stamp: float | None) -> str:

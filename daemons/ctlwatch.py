@@ -8,21 +8,22 @@ two is still seen ending. The exit code is the run's: 0 completed, 1 anything el
 from __future__ import annotations
 
 import contextlib
-import json
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from . import strictjson
 from .console import output_console
 from .ctlclient import EXIT_FAILED, EXIT_OK, EXIT_UNREACHABLE, Client, CtlError
 
 FINISHED = {"completed", "aborted", "failed"}
 
 
-def _values(values: dict[str, float]) -> str:
-    return "  ".join(f"{k}={v:.5g}" for k, v in values.items())
+def _values(values: dict[str, float | None]) -> str:
+    """None is an invalid sample (NaN or ±inf on the wire, null in JSON)."""
+    return "  ".join(f"{k}={'n/a' if v is None else format(v, '.5g')}" for k, v in values.items())
 
 
 def _parameters(parameters: dict[str, float]) -> str:
@@ -65,7 +66,7 @@ class _Display:
 
     def event(self, event: dict[str, Any]) -> None:
         if self.as_json:
-            print(json.dumps(event), flush=True)
+            print(strictjson.dumps(event), flush=True)
             return
         kind = event["event"]
         if kind == "point_start":
@@ -101,7 +102,7 @@ class _Display:
         if self.as_json:
             # The last NDJSON line says how the run ended, live or already finished.
             end = {"event": "run_end", "run": self.run_id, "status": status, "message": message}
-            print(json.dumps(end), flush=True)
+            print(strictjson.dumps(end), flush=True)
             return
         note = f": {message}" if message else ""
         self.console.print(f"run {self.run_id} {status}{note}", highlight=False)

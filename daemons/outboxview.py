@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 from typing import Any
 
 from rich.table import Table
 
+from . import strictjson
 from .console import output_console
 
 
 def print_outbox(report: dict[str, Any], as_json: bool) -> None:
     if as_json:
-        print(json.dumps(report))
+        print(strictjson.dumps(report))
         return
     console = output_console()
     table = Table(title=f"outbox of {report['mdf']}")

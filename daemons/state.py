@@ -21,6 +21,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, TypeVar
 
+from . import strictjson
+
 T = TypeVar("T")
 
 SCHEMA = """
@@ -255,7 +257,7 @@ class StateDB:
         if status.finished or status is RunStatus.INTERRUPTED:
             columns.setdefault("ended_at", time.time())
         if "identities" in columns:
-            columns["identities"] = json.dumps(columns["identities"])
+            columns["identities"] = strictjson.dumps(columns["identities"])
         assignments = ", ".join(f"{name} = ?" for name in columns)
 
         def update(connection: sqlite3.Connection) -> None:
@@ -297,11 +299,11 @@ class StateDB:
                         point.run_id,
                         point.point_index,
                         point.status.value,
-                        json.dumps(point.parameters),
+                        strictjson.dumps(point.parameters),
                         point.started_at,
                         point.ended_at,
-                        json.dumps(point.rows),
-                        json.dumps(point.summary),
+                        strictjson.dumps(point.rows),
+                        strictjson.dumps(point.summary),
                         point.message,
                     )
                     for point, _ in batch

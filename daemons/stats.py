@@ -3,6 +3,10 @@
 A ten-million-sample run must not hold its samples to summarise them: Welford's update keeps
 mean and variance numerically stable with O(1) state per channel. A fast acquisition folds its
 samples in by blocks (`add_block`) rather than one Python call per sample.
+
+A NaN or ±inf sample (a device's "no value", an overflowed float) is no measurement: it is
+counted in `invalid` and kept out of n, mean, std, min, max and last. Folded in, one NaN would
+make the mean NaN for the rest of the point, and a channel of NaNs would end `min inf, max -inf`.
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ class Stats:
     max: float
     n: int
     last: float = math.nan
+    invalid: int = 0
+    """Samples that were NaN or ±inf, not counted in n."""
 
 
 @dataclass(slots=True)
@@ -34,8 +40,12 @@ class RunningStats:
     min: float = math.inf
     max: float = -math.inf
     last: float = math.nan
+    invalid: int = 0
 
     def add(self, value: float) -> None:
+        if not math.isfinite(value):
+            self.invalid += 1
+            return
         self.last = value
         self.n += 1
         delta = value - self.mean
@@ -49,8 +59,8 @@ class RunningStats:
 
         The block's own mean and sum of squared deviations are computed by numpy (pairwise
         sums, two passes: at least as stable as Welford) and merged with the update of Chan,
-        Golub and LeVeque, which is Welford's for a block. min and max skip NaN exactly as the
-        builtin `min`/`max` in `add` do.
+        Golub and LeVeque, which is Welford's for a block. Non-finite samples are counted
+        apart, as in `add`.
         """
         k = len(values)
         if k < SMALL_BLOCK:
@@ -58,6 +68,13 @@ class RunningStats:
                 self.add(value)
             return
         block = np.asarray(values, dtype=np.float64)
+        finite = np.isfinite(block)
+        if not finite.all():
+            self.invalid += k - int(finite.sum())
+            block = block[finite]
+            k = len(block)
+            if k == 0:
+                return
         block_mean = float(block.mean())
         deviations = block - block_mean
         block_m2 = float((deviations * deviations).sum())
@@ -66,13 +83,13 @@ class RunningStats:
         delta = block_mean - self.mean
         self.mean += delta * k / n
         self._m2 += block_m2 + delta * delta * before * k / n
-        self.min = min(self.min, float(np.fmin.reduce(block)))
-        self.max = max(self.max, float(np.fmax.reduce(block)))
+        self.min = min(self.min, float(block.min()))
+        self.max = max(self.max, float(block.max()))
         self.last = float(block[-1])
 
     def result(self) -> Stats:
         if self.n == 0:
             nan = math.nan
-            return Stats(nan, nan, nan, nan, 0)
+            return Stats(nan, nan, nan, nan, 0, invalid=self.invalid)
         std = math.sqrt(self._m2 / (self.n - 1)) if self.n > 1 else 0.0
-        return Stats(self.mean, std, self.min, self.max, self.n, self.last)
+        return Stats(self.mean, std, self.min, self.max, self.n, self.last, self.invalid)

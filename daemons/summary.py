@@ -7,16 +7,17 @@ command with the config and `--simulate` it needs, and where the records went â€
 
 from __future__ import annotations
 
-import json
 import shlex
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from . import strictjson
 from .config import FilePublisher, HttpPublisher, LoadedConfig, Publisher
 from .console import output_console
 from .engine.runner import RunOutcome
+from .redact import redact_url
 from .state import RunStatus
 
 NO_UPSTREAM = (
@@ -45,7 +46,7 @@ def destination(publisher: Publisher) -> str:
     if isinstance(publisher, FilePublisher):
         return f"file spool {publisher.directory.resolve()}"
     if isinstance(publisher, HttpPublisher):
-        return f"HTTP {publisher.url}"
+        return f"HTTP {redact_url(publisher.url)}"  # secrets stay in the process
     return f"MQTT {publisher.host}:{publisher.port}"
 
 
@@ -70,7 +71,7 @@ def print_summary(finished: Finished, config: LoadedConfig, simulate: bool, as_j
             "upstream": [asdict(d) for d in finished.deliveries],
             "resume_command": resume,
         }
-        print(json.dumps(data))
+        print(strictjson.dumps(data))
         return
     console = output_console()
     colour = {"completed": "green", "interrupted": "yellow"}.get(outcome.status.value, "red")

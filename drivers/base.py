@@ -7,6 +7,7 @@ a Modbus furnace, an OPC-UA skid and a SCPI meter be swept by the same recipe.
 from __future__ import annotations
 
 import enum
+import math
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
@@ -33,6 +34,13 @@ class Reading:
     unit: str
     timestamp: float
     quality: Quality = Quality.GOOD
+
+
+def judged(value: Value, quality: Quality = Quality.GOOD) -> Quality:
+    """A NaN or ±inf number is no measurement, whatever the wire said about it: BAD."""
+    if value.__class__ is float and not math.isfinite(value):  # type: ignore[arg-type]
+        return Quality.BAD
+    return quality
 
 
 class StrictModel(BaseModel):

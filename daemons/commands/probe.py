@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
-import json
 import sys
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -45,6 +44,7 @@ from mdfd.drivers import (
 )
 from mdfd.recipes.located import InputError
 
+from .. import strictjson
 from ..config import load_config
 from ..lock import StateLock
 from . import add_command, add_config
@@ -164,7 +164,7 @@ def _run(
         return 0
     identity, readings = result
     if args.json:
-        print(json.dumps(_as_json(args.instrument, identity, readings)))
+        print(strictjson.dumps(_as_json(args.instrument, identity, readings)))
     else:
         _print_table(args.instrument, identity, readings)
     return 0
@@ -244,7 +244,7 @@ async def _browse(name: str, instrument: InstrumentConfig, node: str | None) -> 
 def _print_browse(name: str, node: str, entries: list[BrowseEntry], *, as_json: bool) -> None:
     rows = [dataclasses.asdict(entry) for entry in entries]
     if as_json:
-        print(json.dumps({"instrument": name, "node": node, "variables": rows}))
+        print(strictjson.dumps({"instrument": name, "node": node, "variables": rows}))
         return
     table = Table(title=f"{name}: variables under {node}", title_justify="left")
     for column in ("path", "node", "type", "value", "unit", "access"):

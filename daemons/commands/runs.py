@@ -11,12 +11,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
-import json
 
 from rich.table import Table
 
 from mdfd.recipes.located import InputError, Problem
 
+from .. import strictjson
 from ..config import LoadedConfig, load_config
 from ..console import output_console, run_id_column
 from ..oneshot import existing_state_db, run_blocking, state_db
@@ -55,7 +55,7 @@ def handle(args: argparse.Namespace) -> int:
 
     runs = asyncio.run(fetch())
     if args.json:
-        print(json.dumps([r.as_dict() for r in runs]))
+        print(strictjson.dumps([r.as_dict() for r in runs]))
         return 0
     table = Table(title=f"runs on {config.model.mdf.id}")
     run_id_column(table, (run.id for run in runs))

@@ -410,9 +410,9 @@ class RunExecutor:
 
 def _stats_dict(stats: Any) -> dict[str, Any]:
     out = {}
-    for name in ("mean", "std", "min", "max", "n", "last"):
+    for name in ("mean", "std", "min", "max", "n", "last", "invalid"):
         value = getattr(stats, name)
-        out[name] = None if isinstance(value, float) and math.isnan(value) else value
+        out[name] = None if isinstance(value, float) and not math.isfinite(value) else value
     return out
 
 

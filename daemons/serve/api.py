@@ -23,6 +23,7 @@ from aiohttp import web
 from mdfd.recipes.loader import LoadedRecipe, load_recipe
 from mdfd.recipes.located import InputError
 
+from .. import strictjson
 from ..config import LoadedConfig
 from ..handover import far_setpoints
 from ..logging import get_logger
@@ -46,7 +47,7 @@ DAEMON = web.AppKey("daemon", object)
 
 
 def _json(data: Any, status: int = 200) -> web.Response:
-    return web.json_response(data, status=status, dumps=lambda d: json.dumps(d, default=str))
+    return web.json_response(data, status=status, dumps=lambda d: strictjson.dumps(d, default=str))
 
 
 def _error(status: int, message: str, **extra: Any) -> web.Response:
@@ -349,7 +350,7 @@ async def events(request: web.Request) -> web.StreamResponse:
                 continue
             quiet_since = loop.time()
             try:
-                await response.write(json.dumps(event, default=str).encode() + b"\n")
+                await response.write(strictjson.dumps(event, default=str).encode() + b"\n")
             except (ConnectionError, RuntimeError):
                 return response
     with contextlib.suppress(ConnectionError, RuntimeError):

@@ -6,10 +6,11 @@ the recipe, the material domain, the clock of the times, and the recipe's materi
 (`read_csv(..., comment="#")`), R (`comment.char="#"`) and numpy skip them; a spreadsheet shows
 them as the first rows. Then one header row whose names carry units, `name [unit]`
 (`furnace.temperature_mean [degC]`; counts and dimensionless columns have none), and the rows:
-point_index, the swept parameters, mean/std/min/max/n per channel, the point's start and end as
-ISO 8601 UTC on the clock the header names (`[UTC, wall clock]` or `[UTC, simulated clock]`),
-and its status (completed / failed / skipped). Numbers are written with full precision (they
-read back exactly); a statistic without a value (no sample in that point) is left empty.
+point_index, the swept parameters, mean/std/min/max/n/invalid per channel, the point's start
+and end as ISO 8601 UTC on the clock the header names (`[UTC, wall clock]` or
+`[UTC, simulated clock]`), and its status (completed / failed / skipped). Numbers are written
+with full precision (they read back exactly); a statistic without a value (no sample in that
+point) is left empty.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from .layout import POINT_END, POINT_INDEX, POINT_START, POINT_STATUS, STATS, stat_column
+from .layout import COUNTS, POINT_END, POINT_INDEX, POINT_START, POINT_STATUS, STATS, stat_column
 from .reader import Summary
 
 TIME_COLUMNS = {POINT_START: "point_start", POINT_END: "point_end"}
@@ -58,7 +59,7 @@ def header(summary: Summary) -> list[str]:
     names += [_with_unit(p, summary.parameter_units.get(p, "")) for p in summary.parameters]
     for channel in summary.channels:
         for stat in STATS:
-            unit = "" if stat == "n" else channel.unit
+            unit = "" if stat in COUNTS else channel.unit
             names.append(_with_unit(stat_column(channel.name, stat), unit))
     clock = f"UTC, {summary.clock} clock"
     names += [f"{name} [{clock}]" for name in TIME_COLUMNS.values()]

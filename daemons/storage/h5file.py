@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import os
 import time
 from collections.abc import Mapping
@@ -22,10 +21,12 @@ import h5py
 import numpy as np
 from h5py import h5s
 
+from .. import strictjson
 from ..logging import get_logger
 from ..version import package_version
 from .errors import DiskNearlyFull, StorageError
 from .layout import (
+    COUNTS,
     ENTRY,
     ENTRY_TIMES,
     INSTRUMENT,
@@ -61,7 +62,7 @@ def attribute_value(value: Any) -> Any:
     """Strings and numbers as themselves; anything structured as JSON text."""
     if isinstance(value, str | int | float) and not isinstance(value, bool):
         return value
-    return json.dumps(value, sort_keys=True, default=str)
+    return strictjson.dumps(value, sort_keys=True, default=str)
 
 
 def write_at(dataset: h5py.Dataset, start: int, data: np.ndarray) -> None:
@@ -122,7 +123,7 @@ class H5RunFile:
             columns[name] = ("f8", self.parameter_units.get(name, ""))
         for spec in self.channels:
             for stat in STATS:
-                kind = ("i8", "") if stat == "n" else ("f8", spec.unit)
+                kind = ("i8", "") if stat in COUNTS else ("f8", spec.unit)
                 columns[stat_dataset(spec.name, stat)] = kind
         columns[POINT_START] = ("f8", "s")
         columns[POINT_END] = ("f8", "s")
@@ -197,6 +198,7 @@ class H5RunFile:
             self.create()
             return
         try:
+            self._add_invalid_counts(handle)
             if nothing_kept and not self._layout_complete(handle):
                 handle.close()
                 self._set_aside()
@@ -236,6 +238,19 @@ class H5RunFile:
         if found != self.metadata.get("run_id"):
             return f"run {found!r}"
         return "this run, no point" if points == 0 else f"this run, {points} points"
+
+    def _add_invalid_counts(self, handle: h5py.File) -> None:
+        """A file begun before NaN samples were counted apart gets its `<channel>_invalid`
+        columns on resume, zero for the points it already holds (they were counted in n)."""
+        if f"{SUMMARY}/{POINT_INDEX}" not in handle:
+            return
+        summary = handle[SUMMARY]
+        points = summary[POINT_INDEX].shape[0]
+        for spec in self.channels:
+            name = stat_dataset(spec.name, "invalid")
+            if name not in summary:
+                self._dataset(summary, name, "i8", SUMMARY_CHUNK)
+                summary[name].resize((points,))
 
     def _layout_complete(self, handle: h5py.File) -> bool:
         """Everything `_build` makes exists (its last act is the summary's attributes)."""
@@ -353,8 +368,8 @@ class H5RunFile:
         summary.attrs.update(
             NX_class="NXdata",
             axes=axis,
-            channels=json.dumps([{"name": c.name, "unit": c.unit} for c in self.channels]),
-            parameters=json.dumps(
+            channels=strictjson.dumps([{"name": c.name, "unit": c.unit} for c in self.channels]),
+            parameters=strictjson.dumps(
                 [{"name": p, "unit": self.parameter_units.get(p, "")} for p in self.parameters]
             ),
         )
@@ -449,7 +464,7 @@ class H5RunFile:
         entry = handle[ENTRY]
         entry.attrs.modify("status", status)
         entry["end_time"][()] = np.bytes_(now_iso())
-        entry.attrs.modify("close_metadata", json.dumps(dict(extra or {}), default=str))
+        entry.attrs.modify("close_metadata", strictjson.dumps(dict(extra or {}), default=str))
         self._sync()
         handle.close()
         self._file, self._series, self._summary = None, [], {}

@@ -356,6 +356,7 @@ class RunFile:
             for stat in ("mean", "std", "min", "max"):
                 row[stat_dataset(spec.name, stat)] = float(getattr(result, stat))
             row[stat_dataset(spec.name, "n")] = int(result.n)
+            row[stat_dataset(spec.name, "invalid")] = int(result.invalid)
         row[POINT_START] = float(started)
         row[POINT_END] = float(ended)
         return row

@@ -37,7 +37,9 @@ TIME_TEXT_DTYPE = "S40"
 LIBVER = ("v110", "v110")
 """Lowest format that allows SWMR, and highest that Debian's HDF5 1.10 tools can read."""
 
-STATS = ("mean", "std", "min", "max", "n")
+STATS = ("mean", "std", "min", "max", "n", "invalid")
+"""Per channel and point; `invalid` counts NaN/±inf samples, which n and the rest leave out."""
+COUNTS = frozenset({"n", "invalid"})
 POINT_INDEX = "point_index"
 POINT_START = "start_time"
 POINT_END = "end_time"

@@ -146,17 +146,25 @@ def read_summary(path: Path) -> Summary:
         paths = [POINT_INDEX, *(p["name"] for p in params)]
         paths += [stored(c.name, stat) for c in channels for stat in STATS]
         paths += [POINT_START, POINT_END, POINT_STATUS]
+        # Files written before NaN samples were counted apart have no `_invalid` columns.
+        kept = [
+            (name, stored_as)
+            for name, stored_as in zip(names, paths, strict=True)
+            if stored_as in group or not name.endswith("_invalid")
+        ]
         try:
-            data = _whole_rows([group[name] for name in paths])
+            data = _whole_rows([group[stored_as] for _, stored_as in kept])
         except KeyError as exc:
             raise StorageError(f"{path}: not an mdfd run file ({exc})") from exc
         data[-1] = data[-1].astype(str)
         materials = _materials(handle)
+    columns = dict(zip((name for name, _ in kept), data, strict=True))
+    rows = len(data[0])
     return Summary(
         parameters=[p["name"] for p in params],
         parameter_units={p["name"]: p["unit"] for p in params},
         channels=channels,
-        columns=dict(zip(names, data, strict=True)),
+        columns={name: columns.get(name, np.zeros(rows, np.int64)) for name in names},
         metadata=metadata,
         materials=materials,
     )

@@ -178,7 +178,9 @@ class UpstreamService:
         """Deliver what can be delivered within `within` seconds; True when all are idle.
 
         Gives up early when every publisher still busy is blocked (credentials): waiting out
-        the deadline would only delay the exit of `mdfd run`; the records stay queued."""
+        the deadline would only delay the exit of `mdfd run`; the records stay queued. A
+        publisher with nothing pending is done even while it cannot connect (an MQTT broker
+        down at start): it holds nothing back."""
         if not self._tasks:
             return not self.drains
         self.wake()
@@ -186,6 +188,9 @@ class UpstreamService:
         deadline = loop.time() + within
         while True:
             busy = [d for d in self.drains if not d.idle.is_set()]
+            if busy:
+                pending = {d.publisher: d.pending for d in await self.depth()}
+                busy = [d for d in busy if pending[d.name]]
             if not busy:
                 return True
             if loop.time() >= deadline or all(d.status.blocked for d in busy):

@@ -13,8 +13,9 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import fields
 from itertools import repeat
+from math import isfinite
 
-from ..base import Quality, Reading, Value
+from ..base import Quality, Reading, Value, judged
 
 _SHAPE = ("value", "unit", "timestamp", "quality")
 _FAST = tuple(f.name for f in fields(Reading)) == _SHAPE and Reading.__slots__ == _SHAPE
@@ -24,13 +25,27 @@ _new = object.__new__
 def build_readings(
     values: Sequence[Value], units: Sequence[str], timestamp: float
 ) -> list[Reading]:
-    """Good-quality Readings, one per value, all stamped `timestamp`."""
+    """Readings, one per value, all stamped `timestamp`: good, but bad for NaN or ±inf."""
     count = len(values)
     if not _FAST:
-        return list(map(Reading, values, units, repeat(timestamp, count)))
+        readings = list(map(Reading, values, units, repeat(timestamp, count)))
+        return _judge(readings, values)
     readings = list(map(_new, repeat(Reading, count)))
     deque(map(Reading.value.__set__, readings, values), 0)  # type: ignore[attr-defined]
     deque(map(Reading.unit.__set__, readings, units), 0)  # type: ignore[attr-defined]
     deque(map(Reading.timestamp.__set__, readings, repeat(timestamp, count)), 0)  # type: ignore[attr-defined]
     deque(map(Reading.quality.__set__, readings, repeat(Quality.GOOD, count)), 0)  # type: ignore[attr-defined]
+    return _judge(readings, values)
+
+
+def _judge(readings: list[Reading], values: Sequence[Value]) -> list[Reading]:
+    """One C-speed pass when every value is a finite number (the common scan); only a scan
+    holding a non-finite float or a non-number (a string, an array) is judged one by one."""
+    try:
+        if all(map(isfinite, values)):  # type: ignore[arg-type]
+            return readings
+    except TypeError:
+        pass
+    for reading in readings:
+        reading.quality = judged(reading.value)
     return readings

@@ -32,7 +32,7 @@ from tenacity import (
     wait_exponential,
 )
 
-from ..base import DriverContext, InstrumentConfig, Quality, Reading, Value, check_writable
+from ..base import DriverContext, InstrumentConfig, Quality, Reading, Value, check_writable, judged
 from ..errors import (
     ChannelError,
     InstrumentDisconnected,
@@ -364,8 +364,8 @@ class OpcUaDriver:
             self._bad_status[channel] = status_name(status)
             return Reading(math.nan, unit, now, Quality.BAD)
         value = dv.Value.Value if dv.Value is not None else None
-        quality = quality_of(status)
-        return Reading(to_python(value) if value is not None else math.nan, unit, now, quality)
+        python = to_python(value) if value is not None else math.nan
+        return Reading(python, unit, now, judged(python, quality_of(status)))
 
     async def _supervise(self) -> None:
         """Wait for a loss; reconnect with backoff until it works or the driver is closed."""

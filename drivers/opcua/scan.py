@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from asyncua import ua
 
-from ..base import Quality, Reading
+from ..base import Quality, Reading, judged
 from ..errors import ProtocolError
 from .config import OpcUaChannel
 from .nodeids import NodeRef
@@ -106,5 +106,5 @@ def readings(
             )
         if type(value) not in PLAIN:
             value = to_python(value)
-        out[channel] = Reading(value, unit, now, quality)
+        out[channel] = Reading(value, unit, now, judged(value, quality))
     return out

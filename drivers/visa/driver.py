@@ -26,7 +26,7 @@ import structlog
 from pyvisa import rname
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
-from ..base import DriverContext, InstrumentConfig, Reading, Value, check_writable
+from ..base import DriverContext, InstrumentConfig, Reading, Value, check_writable, judged
 from ..errors import (
     ChannelError,
     InstrumentDisconnected,
@@ -106,7 +106,7 @@ class VisaDriver:
                 value = parse_reply(reply, channel)
             except ParseFailure as exc:
                 raise self._garbled(channel.query, name, exc, reply) from None
-            out[name] = Reading(value, channel.unit, now)
+            out[name] = Reading(value, channel.unit, now, judged(value))
         return out
 
     async def write(self, channel: str, value: Value) -> None:

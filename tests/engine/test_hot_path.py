@@ -311,16 +311,27 @@ def test_block_statistics_equal_one_by_one() -> None:
                     assert b.std == pytest.approx(std, rel=1e-9)
 
 
-def test_block_statistics_skip_nan_in_min_and_max_like_add() -> None:
-    values = [math.nan, *([1.0, 2.0] * 40), math.nan]
-    one, blocks = RunningStats(), RunningStats()
-    for value in values:
-        one.add(value)
-    blocks.add_block(array("d", values))
-    a, b = one.result(), blocks.result()
-    assert (a.min, a.max, a.n) == (b.min, b.max, b.n) == (1.0, 2.0, 82)
-    assert math.isnan(b.mean)
-    assert math.isnan(b.last)
+def test_nan_and_inf_samples_are_counted_apart_and_kept_out_of_the_statistics() -> None:
+    for body in ([1.0, 2.0] * 40, [1.0, 2.0]):  # the numpy block path and the small one
+        values = [math.nan, *body[:2], math.inf, *body[2:], -math.inf, math.nan]
+        one, blocks = RunningStats(), RunningStats()
+        for value in values:
+            one.add(value)
+        blocks.add_block(array("d", values))
+        for stats in (one.result(), blocks.result()):
+            assert (stats.min, stats.max, stats.n, stats.invalid) == (1.0, 2.0, len(body), 4)
+            assert stats.mean == 1.5
+            assert stats.last == 2.0
+            assert stats.std == pytest.approx(statistics.stdev(body))
+
+
+def test_a_channel_of_nan_only_has_no_statistics_but_its_count() -> None:
+    for size in (3, SMALL_BLOCK + 1):
+        stats = RunningStats()
+        stats.add_block(array("d", [math.nan] * size))
+        result = stats.result()
+        assert (result.n, result.invalid) == (0, size)
+        assert all(math.isnan(v) for v in (result.mean, result.std, result.min, result.max))
 
 
 async def test_a_clock_running_behind_still_gives_the_loop_turns() -> None:

@@ -4,12 +4,19 @@ and order, coalescing (requests counted on the simulator), writes and read-back.
 from __future__ import annotations
 
 import asyncio
+import math
 from typing import Any
 
 import pytest
 from modbus_support import FURNACE_CHANNELS, PV_CHANNELS, hold_temperature, instrument
 
-from mdfd.drivers import ChannelError, DriverContext, InstrumentDisconnected, ProtocolError
+from mdfd.drivers import (
+    ChannelError,
+    DriverContext,
+    InstrumentDisconnected,
+    ProtocolError,
+    Quality,
+)
 from mdfd.drivers.modbus import ModbusDriver
 from mdfd.simulators.furnace import FurnaceSimulator
 
@@ -131,6 +138,31 @@ async def test_scratch_memory_round_trips_every_type_and_order(
         await driver.close()
     for i, value in enumerate(SCRATCH_VALUES):
         assert readings[f"s{i}"].value == pytest.approx(value, rel=1e-6), SCRATCH_TYPES[i]
+
+
+async def test_a_nan_or_inf_float_on_the_wire_is_a_bad_reading(
+    furnace: FurnaceSimulator, transport: str
+) -> None:
+    channels = {
+        "nan_hi": {"address": 200, "type": "uint16", "writable": True},
+        "inf_hi": {"address": 202, "type": "uint16", "writable": True},
+        "nan": {"address": 200, "type": "float32"},
+        "inf": {"address": 202, "type": "float32"},
+        "fine": {"address": 204, "type": "float32", "writable": True},
+    }
+    driver = ModbusDriver("scratch", instrument(furnace, transport, channels), DriverContext())
+    await driver.connect()
+    try:
+        await driver.write("nan_hi", 0x7FC0)  # float32 quiet NaN, ABCD
+        await driver.write("inf_hi", 0x7F80)  # float32 +inf
+        await driver.write("fine", 21.5)
+        readings = await driver.read(["nan", "inf", "fine"])
+    finally:
+        await driver.close()
+    assert math.isnan(readings["nan"].value)
+    assert readings["inf"].value == math.inf
+    assert (readings["nan"].quality, readings["inf"].quality) == (Quality.BAD, Quality.BAD)
+    assert (readings["fine"].value, readings["fine"].quality) == (21.5, Quality.GOOD)
 
 
 async def test_concurrent_scans_are_serialized_on_one_connection(

@@ -40,6 +40,16 @@ async def test_scan_reads_every_channel_with_units_and_types(driver: OpcUaDriver
     assert identity.startswith("mdfd,Reactor skid simulator,urn:mdfd:sim:reactor:reactor")
 
 
+async def test_a_nan_value_with_a_good_status_is_a_bad_reading(driver: OpcUaDriver) -> None:
+    await driver.write("ph_sp", float("nan"))
+    try:
+        reading = (await driver.read(["ph_sp"]))["ph_sp"]
+    finally:
+        await driver.write("ph_sp", 7.0)
+    assert reading.value != reading.value  # NaN, as the server holds it
+    assert reading.quality is Quality.BAD
+
+
 async def test_writes_use_the_nodes_declared_types_and_reach_the_world(
     reactor: ReactorSimulator, world: World
 ) -> None:

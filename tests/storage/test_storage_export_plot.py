@@ -63,7 +63,7 @@ def test_export_writes_the_summary_row_by_row(var: Path, tmp_path: Path) -> None
     stats = []
     for channel in CHANNELS:
         stats += [f"{channel.name}_{s} [{channel.unit}]" for s in ("mean", "std", "min", "max")]
-        stats.append(f"{channel.name}_n")
+        stats += [f"{channel.name}_n", f"{channel.name}_invalid"]
     assert rows[0] == [
         "point_index",
         "temperature [degC]",
@@ -91,13 +91,14 @@ def test_export_writes_the_summary_row_by_row(var: Path, tmp_path: Path) -> None
                 repr(result.min),
                 repr(result.max),
                 str(result.n),
+                "0",
             ]
         want += [iso(T0 + point * 100), iso(T0 + point * 100 + SAMPLES * 0.125), "completed"]
         assert row == want
     failed = rows[POINTS]
     assert failed[0] == str(POINTS - 1)
     assert failed[3:7] == ["", "", "", ""]  # no samples: empty cells, not "nan"
-    assert failed[7] == "0"
+    assert failed[7:9] == ["0", "0"]
     assert failed[-1] == "failed"
 
 

@@ -242,3 +242,26 @@ async def test_a_disk_reaching_its_reserve_stops_the_run_with_a_healthy_file(
     assert read_summary(path).rows == 1
     with h5py.File(path, "r") as handle:  # a plain (non-SWMR) open fails on dirty flags
         assert handle["entry/summary/point_index"][()].tolist() == [0]
+
+
+async def test_a_file_from_before_invalid_counts_is_read_and_resumed(tmp_path: Path) -> None:
+    path = tmp_path / "run-1.h5"
+    run = make_run_file(path)
+    await run.open()
+    counts = [await write_point(run, point, samples=5) for point in range(2)]
+    await run.close("interrupted")
+    with h5py.File(path, "r+") as handle:  # the layout of files written before the upgrade
+        for spec in CHANNELS:
+            del handle[f"entry/summary/{spec.name}_invalid"]
+
+    summary = read_summary(path)
+    assert summary.columns[f"{CHANNELS[0].name}_invalid"].tolist() == [0, 0]
+    assert summary.columns[f"{CHANNELS[0].name}_n"].tolist() == [5, 5]
+
+    resumed = make_run_file(path)
+    await resumed.open(resume_rows=counts[-1], resume_points=2)
+    await write_point(resumed, 2, samples=5)
+    await resumed.close("completed")
+    summary = read_summary(path)
+    assert summary.columns[f"{CHANNELS[0].name}_invalid"].tolist() == [0, 0, 0]
+    assert summary.columns["point_index"].tolist() == [0, 1, 2]

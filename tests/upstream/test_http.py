@@ -130,3 +130,19 @@ async def test_missing_token_variable_blocks_only_that_publisher(
     assert http["state"] == "blocked"
     assert "UPSTREAM_UNSET_TOKEN" in http["last_error"]
     assert (http["pending"], file["pending"]) == (4, 0)
+
+
+async def test_a_refused_api_key_header_names_its_variable(
+    mdf: MakeMdf, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    receiver.token = "expected-as-bearer"  # the platform wants a token, gets only a header
+    monkeypatch.setenv("UPSTREAM_TEST_KEY", "an-api-key")
+    service, points = await mdf(
+        http_publisher(receiver.port, headers_env={"X-Api-Key": "UPSTREAM_TEST_KEY"})
+    )
+    await points.complete(0, service.record_hook)
+    assert not await service.drain_until_idle(1.0)
+    [status] = (await service.status())["publishers"]
+    assert status["state"] == "blocked"
+    assert "check $UPSTREAM_TEST_KEY" in status["last_error"]
+    assert "an-api-key" not in status["last_error"]

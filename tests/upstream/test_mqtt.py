@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 
+import aiomqtt
+import pytest
+
 from .conftest import (
     MDF_ID,
     SITE,
@@ -91,3 +94,44 @@ async def test_broker_credentials_from_the_environment(mdf: MakeMdf, tmp_path, m
         assert (status["pending"], status["delivered"]) == (0, 1)
     finally:
         await asyncio.to_thread(broker.stop)
+
+
+def _failures_logged(err: str) -> list[dict]:
+    events = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
+    return [e for e in events if e.get("component") == "upstream" and "error" in e]
+
+
+async def test_broker_restart_is_logged_as_a_lost_connection_not_credentials(
+    mdf: MakeMdf, mosquitto: Mosquitto, capsys: pytest.CaptureFixture[str]
+) -> None:
+    service, points = await mdf(mqtt_publisher(mosquitto.port))
+    await points.complete(0, service.record_hook)
+    assert await service.drain_until_idle(30)
+    await asyncio.to_thread(mosquitto.stop)
+    await points.complete(1, service.record_hook)
+    await until(lambda: service.drains[0].status.failures > 0, what="a failure")
+    [status] = (await service.status())["publishers"]
+    assert status["state"] == "retrying"
+    await asyncio.to_thread(mosquitto.start)
+    assert await service.drain_until_idle(60)
+
+    failures = _failures_logged(capsys.readouterr().err)
+    assert {e["level"] for e in failures} == {"warning"}
+    assert not [e for e in failures if "credentials" in e["error"]]
+    assert "broker restarted or unreachable" in failures[0]["event"] + failures[0]["error"]
+    refused = [e for e in failures if e["event"] == "delivery failed; will retry"]
+    assert "Connection refused" in refused[0]["error"]
+
+
+async def test_idle_publisher_replaces_a_stale_offline_with_online_at_start(
+    mdf: MakeMdf, mosquitto: Mosquitto
+) -> None:
+    async with aiomqtt.Client("127.0.0.1", mosquitto.port, identifier="earlier-life") as old:
+        await old.publish(STATUS_TOPIC, b"offline", qos=1, retain=True)
+    async with Subscriber(mosquitto.port, ["mdf/+/+/status"]) as dashboard:
+        await until(lambda: dashboard.messages.get(STATUS_TOPIC) == [b"offline"])
+        service, _points = await mdf(mqtt_publisher(mosquitto.port))
+        # No record is queued: the daemon is online because it runs, not because it delivered.
+        await until(lambda: dashboard.messages[STATUS_TOPIC][-1:] == [b"online"], what="online")
+        [status] = (await service.status())["publishers"]
+        assert (status["pending"], status["delivered"]) == (0, 0)

@@ -159,3 +159,59 @@ async def test_kill_9_before_publishing_then_every_record_is_delivered(
         finally:
             await receiver.stop()
         await until(lambda: set(subscriber.ids) == expected_ids(run_id, 12))
+
+
+async def test_idle_daemon_registers_its_will_and_the_broker_says_offline_after_kill_9(
+    tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    config = write_config(tmp_path, [mqtt_publisher(mosquitto.port)])
+    status_topic = f"mdf/{SITE}/{MDF_ID}/status"
+    async with Subscriber(mosquitto.port, [status_topic]) as dashboard:
+        process = await _mdfd("serve", "--config", str(config))
+        try:
+            await until(lambda: dashboard.messages.get(status_topic, [])[-1:] == [b"online"])
+            process.send_signal(signal.SIGKILL)
+        finally:
+            if process.returncode is None:
+                process.kill()
+            await process.communicate()
+        assert process.returncode == -signal.SIGKILL
+        await until(lambda: dashboard.messages[status_topic][-1:] == [b"offline"])
+
+
+async def test_idle_daemon_reconnects_after_a_broker_restart_and_its_will_still_fires(
+    tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    config = write_config(tmp_path, [mqtt_publisher(mosquitto.port)])
+    status_topic = f"mdf/{SITE}/{MDF_ID}/status"
+    broker_log = mosquitto.root / "mosquitto.log"
+    connected = f"as mdfd-{MDF_ID}-fleet"
+    process = await _mdfd("serve", "--config", str(config))
+    try:
+        await until(lambda: broker_log.read_text().count(connected) == 1, what="connected")
+        await asyncio.to_thread(mosquitto.stop)
+        await asyncio.to_thread(mosquitto.start)
+        # Nothing is queued: only the publisher's own watch can bring it back.
+        await until(lambda: broker_log.read_text().count(connected) == 2, what="reconnected")
+        async with Subscriber(mosquitto.port, [status_topic]) as dashboard:
+            await until(lambda: dashboard.messages.get(status_topic, [])[-1:] == [b"online"])
+            process.send_signal(signal.SIGKILL)
+            await process.wait()
+            await until(lambda: dashboard.messages[status_topic][-1:] == [b"offline"])
+    finally:
+        if process.returncode is None:
+            process.kill()
+        _out, err = await process.communicate()
+    assert "connection to the MQTT broker lost (broker restarted or unreachable)" in err.decode()
+
+
+def test_outbox_drain_with_nothing_queued_succeeds_while_the_broker_is_down(
+    tmp_path: Path,
+) -> None:
+    from tests.support import free_port
+
+    config = write_config(tmp_path, [mqtt_publisher(free_port())])  # nothing listens there
+    done = mdfd("outbox", "drain", "--config", str(config), "--within", "30", "--json")
+    assert done.returncode == 0, done.stdout + done.stderr
+    [fleet] = json.loads(done.stdout)["publishers"]
+    assert fleet["pending"] == 0

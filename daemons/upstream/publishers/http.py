@@ -1,12 +1,16 @@
 """The `http` publisher: POST batches of records as JSON to the platform's ingest URL.
 
 Body: `{"schema": "mdfd.record/1", "records": [...]}`. Headers: `Authorization: Bearer <token
-from the environment>` and an `Idempotency-Key` derived from the batch's record ids, so a batch
-re-sent after a lost response carries the same key. Any 2xx acknowledges the whole batch.
+from the environment>`, any `headers_env` header (an API key) and an `Idempotency-Key` derived
+from the batch's record ids, so a batch re-sent after a lost response carries the same key.
+Any 2xx acknowledges the whole batch.
 
 Status classes: 2xx delivered; 408, 429 and 5xx retried; 401 and 403 held and retried (the
 token or grant is wrong — every record would fail the same way, so none is dead-lettered, and
 the error says which variable to fix); any other 4xx is a permanent rejection.
+
+Every message this publisher raises (they end up in logs, status and the state DB) shows the
+URL redacted and is scrubbed of the token, header values and the URL's own secrets.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from collections.abc import Sequence
 import aiohttp
 
 from ...config import HttpPublisher
+from ...redact import Scrubber, redact_url, url_secrets
 from ..outbox import Entry
 from ..record import RECORD_NAMESPACE, SCHEMA_ID
 from .base import Blocked, Rejected, Retryable
@@ -38,17 +43,20 @@ class HttpPoster:
         self.name = config.name
         self.batch_size = config.batch_size
         self._session: aiohttp.ClientSession | None = None
+        self.shown = redact_url(config.url)
+        self._scrub = Scrubber(url_secrets(config.url))
         self._headers: dict[str, str] = {}
 
     async def start(self) -> None:
-        headers = {"Content-Type": "application/json", "User-Agent": "mdfd"}
-        env = self.config.token_env
-        if env is not None:
-            token = os.environ.get(env)
-            if not token:
-                raise Blocked(f"environment variable {env} (the bearer token) is not set")
-            headers["Authorization"] = f"Bearer {token}"
-        self._headers = headers
+        secret = {
+            header: _from_env(variable, f"the {header} header")
+            for header, variable in self.config.headers_env.items()
+        }
+        if self.config.token_env is not None:
+            token = _from_env(self.config.token_env, "the bearer token")
+            secret["Authorization"] = f"Bearer {token}"
+        self._headers = {"Content-Type": "application/json", "User-Agent": "mdfd", **secret}
+        self._scrub = Scrubber([*url_secrets(self.config.url), *secret.values()])
         if self._session is None:
             connector = aiohttp.TCPConnector(ssl=self._tls(), limit=4)
             timeout = aiohttp.ClientTimeout(total=self.config.timeout)
@@ -72,21 +80,26 @@ class HttpPoster:
         records = ",".join(e.body for e in batch)
         body = f'{{"schema":"{SCHEMA_ID}","records":[{records}]}}'.encode()
         headers = {**self._headers, "Idempotency-Key": idempotency_key(batch)}
-        url = self.config.url
         try:
-            async with self._session.post(url, data=body, headers=headers) as response:
+            async with self._session.post(self.config.url, data=body, headers=headers) as response:
                 status = response.status
                 reply = (await response.text(errors="replace"))[:REPLY_EXCERPT]
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            raise Retryable(f"POST {url}: {type(exc).__name__}: {exc}") from exc
+            # `from None`: the original's text (and traceback) may carry the URL.
+            raise Retryable(
+                f"POST {self.shown}: {type(exc).__name__}: {self._scrub(str(exc))}"
+            ) from None
         if 200 <= status < 300:
             return
-        said = f"POST {url}: HTTP {status}" + (f": {reply.strip()}" if reply.strip() else "")
+        reply = self._scrub(reply.strip())
+        said = f"POST {self.shown}: HTTP {status}" + (f": {reply}" if reply else "")
         if status in AUTH:
+            variables = [self.config.token_env] if self.config.token_env else []
+            variables += self.config.headers_env.values()
             where = (
-                f"the token in ${self.config.token_env}"
-                if self.config.token_env
-                else ("token_env is not configured")
+                f"check {', '.join(f'${v}' for v in variables)}"
+                if variables
+                else "neither token_env nor headers_env is configured"
             )
             raise Blocked(f"{said} — upstream refuses our credentials ({where})")
         if status in RETRYABLE_4XX or status >= 500:
@@ -94,3 +107,10 @@ class HttpPoster:
         if 400 <= status < 500:
             raise Rejected(said)
         raise Retryable(said)
+
+
+def _from_env(variable: str, what: str) -> str:
+    value = os.environ.get(variable)
+    if not value:
+        raise Blocked(f"environment variable {variable} ({what}) is not set")
+    return value

@@ -1,0 +1,135 @@
+"""A device that answers NaN or ±inf: every JSON output stays strict (null), the samples are
+counted apart as invalid and kept out of the statistics, and their quality is not `good`."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import json
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from tests.support import mdfd
+
+from .harness import Daemon, environment, mdfctl, write_config
+
+BROKEN = {
+    "meter.broken": "{unit: V, initial: .nan}",
+    "meter.overflow": "{unit: V, initial: .inf}",
+}
+
+RECIPE = """
+recipe: {name: nan-test, version: "1"}
+sweep:
+  parameters:
+    temperature: {unit: degC, values: [200, 300]}
+steps:
+  - ramp: {channel: furnace.setpoint, to: temperature, rate: 50 degC/min}
+  - acquire: {channels: [meter.resistivity, meter.broken, meter.overflow], rate: 2, count: 4}
+"""
+
+
+def strict(text: str) -> Any:
+    """Parse as a strict JSON reader (a browser, jq, Go) would: NaN and Infinity are errors."""
+
+    def refuse(constant: str) -> None:
+        raise ValueError(f"not JSON: {constant}")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def _config(tmp_path: Path) -> Path:
+    config = write_config(tmp_path)
+    extra = "".join(f"      {name.split('.')[1]}: {spec}\n" for name, spec in BROKEN.items())
+    text = config.read_text().replace("      specimen: {writable: true}\n", extra)
+    config.write_text(text)
+    return config
+
+
+def test_probe_json_is_strict_and_a_nan_reading_is_not_good(tmp_path: Path) -> None:
+    done = mdfd("probe", "--config", str(_config(tmp_path)), "meter", "--json")
+    assert done.returncode == 0, done.stderr
+    channels = strict(done.stdout)["channels"]
+    assert channels["broken"]["value"] is None
+    assert channels["overflow"]["value"] is None
+    assert channels["broken"]["quality"] == "bad"
+    assert channels["overflow"]["quality"] == "bad"
+    assert channels["resistivity"] == {**channels["resistivity"], "value": 1.8, "quality": "good"}
+
+
+async def test_nan_samples_are_counted_apart_and_every_output_stays_strict_json(
+    tmp_path: Path,
+) -> None:
+    config = _config(tmp_path)
+    recipe = tmp_path / "nan.yaml"
+    recipe.write_text(textwrap.dedent(RECIPE))
+    daemon = Daemon(config, env=environment())
+    try:
+        await asyncio.to_thread(daemon.start)
+        watched = await asyncio.to_thread(
+            mdfctl, "--config", str(config), "submit", str(recipe), "--json", "--watch"
+        )
+        assert watched.returncode == 0, watched.stderr
+        events = [strict(line) for line in watched.stdout.splitlines() if line.strip()]
+        run_id = events[0]["id"]
+        point_ends = [e for e in events if e.get("event") == "point_end"]
+        assert len(point_ends) == 2
+        status, text = await asyncio.to_thread(
+            daemon.request, "GET", f"/runs/{run_id}", None, {"Accept": "application/json"}
+        )
+        assert status == 200
+        run = text if isinstance(text, dict) else strict(text)
+        shown = await asyncio.to_thread(mdfctl, "--config", str(config), "show", run_id, "--json")
+        assert shown.returncode == 0, shown.stderr
+        strict(shown.stdout)
+        # A person watching: null values (invalid samples) are shown, not a traceback.
+        human = await asyncio.to_thread(
+            mdfctl, "--config", str(config), "submit", str(recipe), "--watch"
+        )
+        assert human.returncode == 0, human.stderr
+        assert "completed" in human.stdout
+    finally:
+        await asyncio.to_thread(daemon.stop)
+
+    for point in run["points"]:
+        summary = point["summary"]
+        assert summary["meter.resistivity"]["n"] == 4
+        assert summary["meter.resistivity"]["invalid"] == 0
+        assert summary["meter.resistivity"]["mean"] == 1.8
+        for channel in BROKEN:
+            assert summary[channel]["n"] == 0
+            assert summary[channel]["invalid"] == 4
+            assert summary[channel]["min"] is None
+            assert summary[channel]["max"] is None
+            assert summary[channel]["mean"] is None
+
+    csv_path = tmp_path / "summary.csv"
+    done = await asyncio.to_thread(
+        mdfd, "export", "--config", str(config), "--csv", str(csv_path), run_id
+    )
+    assert done.returncode == 0, done.stderr
+    with csv_path.open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 2
+    for row in rows:
+        assert row["meter.resistivity_n"] == "4"
+        assert row["meter.resistivity_invalid"] == "0"
+        for channel in BROKEN:
+            assert row[f"{channel}_n"] == "0"
+            assert row[f"{channel}_invalid"] == "4"
+            assert row[f"{channel}_min"] == row[f"{channel}_max"] == ""
+
+    data_file = tmp_path / "var" / "data" / f"{run_id}.h5"
+    with h5py.File(data_file, "r") as handle:
+        summary = handle["entry/summary"]
+        for channel in BROKEN:
+            assert summary[f"{channel}_n"][:].tolist() == [0, 0]
+            assert summary[f"{channel}_invalid"][:].tolist() == [4, 4]
+            assert np.isnan(summary[f"{channel}_min"][:]).all()
+            assert np.isnan(summary[f"{channel}_max"][:]).all()
+        # The raw samples keep what the device said.
+        assert np.isnan(handle["entry/instrument/meter/broken/value"][:]).all()
