@@ -4,7 +4,6 @@ counted apart as invalid and kept out of the statistics, and their quality is no
 from __future__ import annotations
 
 import asyncio
-import csv
 import json
 import textwrap
 from pathlib import Path
@@ -13,7 +12,8 @@ from typing import Any
 import h5py
 import numpy as np
 
-from tests.support import mdfd
+from mdfd.daemons.storage.layout import stat_dataset
+from tests.support import mdfd, read_export
 
 from .harness import Daemon, environment, mdfctl, write_config
 
@@ -112,8 +112,7 @@ async def test_nan_samples_are_counted_apart_and_every_output_stays_strict_json(
         mdfd, "export", "--config", str(config), "--csv", str(csv_path), run_id
     )
     assert done.returncode == 0, done.stderr
-    with csv_path.open() as handle:
-        rows = list(csv.DictReader(handle))
+    rows = read_export(csv_path)
     assert len(rows) == 2
     for row in rows:
         assert row["meter.resistivity_n"] == "4"
@@ -127,9 +126,9 @@ async def test_nan_samples_are_counted_apart_and_every_output_stays_strict_json(
     with h5py.File(data_file, "r") as handle:
         summary = handle["entry/summary"]
         for channel in BROKEN:
-            assert summary[f"{channel}_n"][:].tolist() == [0, 0]
-            assert summary[f"{channel}_invalid"][:].tolist() == [4, 4]
-            assert np.isnan(summary[f"{channel}_min"][:]).all()
-            assert np.isnan(summary[f"{channel}_max"][:]).all()
+            assert summary[stat_dataset(channel, "n")][:].tolist() == [0, 0]
+            assert summary[stat_dataset(channel, "invalid")][:].tolist() == [4, 4]
+            assert np.isnan(summary[stat_dataset(channel, "min")][:]).all()
+            assert np.isnan(summary[stat_dataset(channel, "max")][:]).all()
         # The raw samples keep what the device said.
         assert np.isnan(handle["entry/instrument/meter/broken/value"][:]).all()

@@ -22,7 +22,7 @@ from mdfd.daemons.storage import (
     read_metadata,
     read_summary,
 )
-from mdfd.daemons.storage.layout import channel_group
+from mdfd.daemons.storage.layout import channel_group, stat_dataset
 
 
 def expected_channel(number: int, points: range, samples: int) -> tuple[list, list, list]:
@@ -252,7 +252,7 @@ async def test_a_file_from_before_invalid_counts_is_read_and_resumed(tmp_path: P
     await run.close("interrupted")
     with h5py.File(path, "r+") as handle:  # the layout of files written before the upgrade
         for spec in CHANNELS:
-            del handle[f"entry/summary/{spec.name}_invalid"]
+            del handle[f"entry/summary/{stat_dataset(spec.name, 'invalid')}"]
 
     summary = read_summary(path)
     assert summary.columns[f"{CHANNELS[0].name}_invalid"].tolist() == [0, 0]
