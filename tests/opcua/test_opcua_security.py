@@ -8,11 +8,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from opcua_support import client_certificate, instrument, start_simulator, write_config
+from opcua_support import (
+    ChannelRefusingPeer,
+    client_certificate,
+    instrument,
+    start_simulator,
+    write_config,
+)
 
 from mdfd.drivers import DriverContext, ProtocolError
 from mdfd.drivers.opcua import OpcUaDriver
 from mdfd.simulators.opcua_security import CERTIFICATE_FILE, KEY_FILE, ensure_certificate
+from tests.daemon.harness import Daemon, wait_until
 from tests.support import free_port, stop_process
 
 PASSWORD_ENV = "MDFD_TEST_REACTOR_PASSWORD"
@@ -104,6 +111,55 @@ async def test_untrusted_certificate_is_a_clear_error(
     with pytest.raises(ProtocolError, match="client certificate trusted") as caught:
         await _secure(secure_url, pki, who="stranger").connect()
     assert caught.value.reply == "BadCertificateUntrusted"
+
+
+async def test_secure_channel_refused_by_the_server_is_a_typed_error() -> None:
+    """node-opcua refuses an untrusted certificate at OpenSecureChannel; asyncua then raises a
+    bare AssertionError, which must reach callers as a ProtocolError that names the cause."""
+    with ChannelRefusingPeer() as peer:
+        opcua = OpcUaDriver(
+            "reactor", instrument(peer.url, reconnect={"connect_attempts": 1}), DriverContext()
+        )
+        with pytest.raises(ProtocolError, match="refused to open the secure channel") as caught:
+            await opcua.connect()
+        await opcua.close()
+    assert "not trust this client" in str(caught.value)
+    assert peer.refused == 1
+
+
+REFUSED_CONFIG = """
+mdf: {{id: refused, domain: chemistry, site: KR-TEST}}
+storage: {{data_dir: {var}/data, state_dir: {var}/state, runtime_dir: {var}/run}}
+instruments:
+  reactor:
+    driver: opcua
+    endpoint: {url}
+    timeout: 3
+    reconnect: {{connect_attempts: 1}}
+    channels:
+      temperature: {{unit: degC, node: "ns=2;s=Reactor.Temperature"}}
+"""
+
+
+def test_serve_shows_a_refused_channel_unavailable_and_retries(tmp_path: Path) -> None:
+    """Under `mdfd serve` the health task used to die on the AssertionError: the instrument
+    stayed "connecting" with no error and was never tried again."""
+    with ChannelRefusingPeer() as peer:
+        config = tmp_path / "mdf.yaml"
+        config.write_text(REFUSED_CONFIG.format(var=tmp_path / "var", url=peer.url))
+        daemon = Daemon(config).start()
+        try:
+            seen: dict[str, Any] = {}
+
+            def retried() -> bool:
+                seen.update(daemon.get("/status")["instruments"]["reactor"])
+                return seen["errors"] >= 2 and peer.refused >= 2
+
+            wait_until(retried, "the refused instrument to be retried", daemon)
+        finally:
+            daemon.stop()
+    assert seen["state"] == "unavailable"
+    assert "refused to open the secure channel" in seen["error"]
 
 
 async def test_missing_password_variable_is_named(
