@@ -231,7 +231,14 @@ class OpcUaDriver:
         client.application_uri = "urn:mdfd:client"
         try:
             await self._call(self._configure(client), connecting=True)
-            await self._call(client.connect(), connecting=True)
+            try:
+                await self._call(client.connect(), connecting=True)
+            except AssertionError as exc:
+                # asyncua's answer to an OpenSecureChannel response with a bad status (as
+                # node-opcua sends for an untrusted certificate) is a bare assertion.
+                raise ProtocolError(
+                    self.name, self._channel_refused(), address=self.config.endpoint
+                ) from exc
             client.connection_lost_callback = functools.partial(self._on_lost, client)
             self._client = client
             await self._resolve(client)
@@ -459,6 +466,21 @@ class OpcUaDriver:
                 f"{self.config.security.mode}); is the client certificate trusted by the server?"
             )
         return "the server answered with a bad status"
+
+    def _channel_refused(self) -> str:
+        """Why a server may refuse the secure channel without saying so in a usable way."""
+        security = self.config.security
+        if security.policy == "None":
+            return (
+                "the server refused to open the secure channel (security policy None); it may "
+                "require a signed or encrypted channel (set security.policy) or not trust this "
+                "client"
+            )
+        return (
+            f"the server refused to open the secure channel ({security.policy}/{security.mode}); "
+            f"most likely it does not trust the client certificate {security.certificate}: "
+            "add it to the server's trusted certificates"
+        )
 
     def _latest(self, channels: Sequence[str]) -> dict[str, Reading]:
         """The last notification of each subscribed channel that has had one."""
