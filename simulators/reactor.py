@@ -76,6 +76,9 @@ class ReactorSettings(SimulatorSettings):
     users: dict[str, str] = Field(default_factory=dict, description="name -> password")
     time_constants: TimeConstants | None = None
     restart_downtime: float = Field(default=1.0, ge=0, le=600, description="wall seconds")
+    min_sampling_interval: float = Field(
+        default=0.0, ge=0, le=60_000, description="ms; slower requests are revised up to it"
+    )
     faults: FaultSettings = FaultSettings()
 
     @model_validator(mode="after")
@@ -180,6 +183,8 @@ class ReactorSimulator:
         server.subscribe_server_callback(CallbackType.PreWrite, self._slow_down)
         server.subscribe_server_callback(CallbackType.PreWrite, self._refuse_out_of_range)
         server.subscribe_server_callback(CallbackType.PostWrite, self._written)
+        server.subscribe_server_callback(CallbackType.ItemSubscriptionCreated, self._revise)
+        server.subscribe_server_callback(CallbackType.ItemSubscriptionModified, self._revise)
         self._flagged_bad = set()
         await self._scan(server)
         self._server = server  # before start(), so a cancelled start is still stopped
@@ -276,6 +281,13 @@ class ReactorSimulator:
     async def _slow_down(self, event: ServerItemCallback, _dispatcher: object) -> None:
         if event.is_external and self._delay_ms > 0:
             await asyncio.sleep(self._delay_ms / 1000.0)
+
+    async def _revise(self, event: ServerItemCallback, _dispatcher: object) -> None:
+        """Answer sampling intervals below `min_sampling_interval` revised up to it, as servers
+        with a slowest-sensor floor (node-opcua: 1000 ms) do; the scan still runs as set."""
+        floor = self.settings.min_sampling_interval
+        for result in event.response_params:
+            result.RevisedSamplingInterval = max(result.RevisedSamplingInterval, floor)
 
     async def _refuse_out_of_range(self, event: ServerItemCallback, _dispatcher: object) -> None:
         """A client's value outside the variable's EURange is not taken: the item is re-aimed at
