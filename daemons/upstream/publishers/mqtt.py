@@ -4,13 +4,7 @@ The drain moves the cursor only when every PUBACK of a batch is in, so a broker 
 mid-batch costs a re-send (the same record ids), never a loss. The session is persistent
 (clean_session false, a stable client id). `{prefix}/{site}/{mdf_id}/status` is retained:
 `online` after each connect, `offline` on a clean close and, through the last will, when the
-daemon vanishes — a fleet dashboard subscribed to `{prefix}/+/+/status` sees every MDF. The
-publisher connects at start, not at the first record: an idle daemon is `online` and has its
-will registered.
-
-Only a CONNACK refusal (bad user name or password, not authorised) is a credentials problem;
-a publish on a connection the broker dropped (it restarted) is a lost connection, retried, and
-said as such.
+daemon vanishes — a fleet dashboard subscribed to `{prefix}/+/+/status` sees every MDF.
 """
 
 from __future__ import annotations
@@ -30,9 +24,6 @@ from .base import Blocked, Retryable
 CLOSE_TIMEOUT = 5.0
 ONLINE = b"online"
 OFFLINE = b"offline"
-REFUSED_CREDENTIALS = frozenset({4, 5, 134, 135})
-"""CONNACK codes: MQTT 3.1.1 bad user name or password / not authorised, and their 5.0 forms
-(paho reports 3.1.1 refusals as the 5.0 reason codes)."""
 
 
 def topics(config: MqttPublisher, mdf: Identity) -> tuple[str, str]:
@@ -56,10 +47,6 @@ class MqttPoster:
             self._password = os.environ.get(env)
             if self._password is None:
                 raise Blocked(f"environment variable {env} (the MQTT password) is not set")
-        try:
-            await self._connect()
-        except (aiomqtt.MqttError, OSError, TimeoutError) as exc:
-            raise await self._failure(exc) from exc
 
     def _tls(self) -> ssl.SSLContext | None:
         if not self.config.tls:
@@ -84,8 +71,7 @@ class MqttPoster:
         client.pending_calls_threshold = self.batch_size + 2
         await client.__aenter__()
         self._client = client
-        async with asyncio.timeout(self.config.timeout):
-            await client.publish(self.status_topic, ONLINE, qos=1, retain=True)
+        await client.publish(self.status_topic, ONLINE, qos=1, retain=True)
         return client
 
     async def deliver(self, batch: Sequence[Entry]) -> None:
@@ -94,21 +80,11 @@ class MqttPoster:
             async with asyncio.timeout(self.config.timeout):
                 await _publish_all(client, self.records_topic, batch)
         except (aiomqtt.MqttError, OSError, TimeoutError) as exc:
-            raise await self._failure(exc) from exc
-
-    async def _failure(self, exc: BaseException) -> Retryable:
-        """Drop the connection and say what went wrong in words an operator can act on."""
-        await self._drop()
-        where = f"mqtt://{self.config.host}:{self.config.port}"
-        if isinstance(exc, aiomqtt.MqttConnectError) and exc.rc in REFUSED_CREDENTIALS:
-            return Blocked(f"{where}: broker refuses our credentials: {exc}")
-        if isinstance(exc, aiomqtt.MqttConnectError):
-            return Retryable(f"{where}: broker refused the connection: {exc}")
-        if isinstance(exc, aiomqtt.MqttCodeError):
-            return Retryable(f"{where}: connection lost (broker restarted or unreachable): {exc}")
-        if isinstance(exc, TimeoutError):
-            return Retryable(f"{where}: no acknowledgement within {self.config.timeout:g} s")
-        return Retryable(f"{where}: {type(exc).__name__}: {exc}")
+            await self._drop()
+            where = f"mqtt://{self.config.host}:{self.config.port}"
+            if isinstance(exc, aiomqtt.MqttCodeError) and exc.rc in (4, 5, 134, 135):
+                raise Blocked(f"{where}: broker refuses our credentials: {exc}") from exc
+            raise Retryable(f"{where}: {type(exc).__name__}: {exc}") from exc
 
     async def _drop(self) -> None:
         client, self._client = self._client, None
