@@ -20,7 +20,7 @@ from mdfd.drivers import DriverContext, ProtocolError
 from mdfd.drivers.opcua import OpcUaDriver
 from mdfd.simulators.opcua_security import CERTIFICATE_FILE, KEY_FILE, ensure_certificate
 from tests.daemon.harness import Daemon, wait_until
-from tests.support import free_port, stop_process
+from tests.support import free_port, mdfd, stop_process
 
 PASSWORD_ENV = "MDFD_TEST_REACTOR_PASSWORD"
 
@@ -177,3 +177,13 @@ async def test_server_certificate_is_generated_once_and_reused(secure_url: str, 
     before = certificate.read_bytes()
     await ensure_certificate(directory, "urn:mdfd:sim:reactor:reactor")
     assert certificate.read_bytes() == before
+
+
+def test_probe_names_the_refused_channel_without_a_traceback(tmp_path: Path) -> None:
+    with ChannelRefusingPeer() as peer:
+        config = tmp_path / "mdf.yaml"
+        config.write_text(REFUSED_CONFIG.format(var=tmp_path / "var", url=peer.url))
+        result = mdfd("probe", "--config", str(config), "reactor")
+    assert result.returncode == 1
+    assert "refused to open the secure channel" in result.stderr
+    assert "Traceback" not in result.stderr
