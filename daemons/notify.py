@@ -36,6 +36,7 @@ from types import TracebackType
 import structlog
 
 from .logging import get_logger
+from .supervise import start_supervised
 
 
 def _log() -> structlog.typing.FilteringBoundLogger:
@@ -202,7 +203,7 @@ class Watchdog:
 
     async def __aenter__(self) -> Watchdog:
         if self.enabled:
-            self._task = asyncio.create_task(self._run(), name="systemd-watchdog")
+            self._task = start_supervised("systemd-watchdog", self._run)
         return self
 
     async def __aexit__(

@@ -57,8 +57,9 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
+import contextvars
 import math
+import socket
 import struct
 from functools import partial
 from pathlib import Path
@@ -74,6 +75,7 @@ from pymodbus.simulator import DataType, SimData, SimDevice
 
 from .base import SimulatorSettings
 from .modbus_faults import Fate, Faults, corrupt_rtu, corrupt_tcp, current_fate
+from .modbus_memory import SharedMemory
 from .nullmodem import NullModem
 from .world import World
 
@@ -184,6 +186,11 @@ class FurnaceSimulator:
         self._stopping = asyncio.Event()
         self._servers: list[ModbusBaseServer] = []
         self._tcp: ModbusTcpServer | None = None
+        self._tcp_port = settings.port
+        self._identity: ModbusDeviceIdentification | None = None
+        self._units: set[int] = set()
+        self._memory = SharedMemory()
+        self._dropping: asyncio.Task[None] | None = None
         self._modem: NullModem | None = None
         self._log = structlog.get_logger().bind(simulator=name)
 
@@ -202,17 +209,12 @@ class FurnaceSimulator:
         units = {self.settings.unit}
         if self.settings.rtu is not None:
             units.add(self.settings.rtu.unit)
+        self._identity, self._units = identity, units
         try:
             if self.settings.port is not None:
-                self._tcp = ModbusTcpServer(
-                    self._devices(units),
-                    address=(self.settings.host, self.settings.port),
-                    identity=identity,
-                    trace_packet=partial(self._trace_packet, "tcp", units),
-                    trace_pdu=self._trace_pdu,
-                )
-                await self._tcp.serve_forever(background=True)
-                self._servers.append(self._tcp)
+                if self.settings.port == 0:
+                    self._tcp_port = _free_port(self.settings.host)
+                await self._serve_tcp()
             if self.settings.rtu is not None:
                 self._modem = NullModem(self.settings.rtu.link)
                 self._modem.open()
@@ -224,16 +226,28 @@ class FurnaceSimulator:
                     trace_packet=partial(self._trace_packet, "rtu", units),
                     trace_pdu=self._trace_pdu,
                 )
-                if self._tcp is not None:
-                    rtu.context = self._tcp.context  # one device memory behind both ports
                 await rtu.serve_forever(background=True)
                 self._servers.append(rtu)
         except BaseException:
             await self.stop()
             raise
 
+    async def _serve_tcp(self) -> None:
+        self._tcp = ModbusTcpServer(
+            self._devices(self._units),
+            address=(self.settings.host, self._tcp_port),
+            identity=self._identity,
+            trace_packet=partial(self._trace_packet, "tcp", self._units),
+            trace_pdu=self._trace_pdu,
+        )
+        await self._tcp.serve_forever(background=True)
+        self._servers.append(self._tcp)
+
     async def stop(self) -> None:
         self._stopping.set()
+        task, self._dropping = self._dropping, None
+        if task is not None:
+            await asyncio.gather(task, return_exceptions=True)
         for server in self._servers:
             await server.shutdown()
         self._servers.clear()
@@ -247,9 +261,8 @@ class FurnaceSimulator:
 
     def endpoints(self) -> dict[str, str]:
         out: dict[str, str] = {}
-        if self._tcp is not None and self._tcp.transport is not None:
-            port = self._tcp.transport.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
-            out["tcp"] = f"{self.settings.host}:{port}"
+        if self._tcp is not None:
+            out["tcp"] = f"{self.settings.host}:{self._tcp_port}"
         if self._modem is not None:
             link = self.settings.rtu.link if self.settings.rtu else None
             out["rtu"] = str(link) if link is not None else self._modem.client_path
@@ -271,7 +284,9 @@ class FurnaceSimulator:
                 [SimData(0, count=IR_SIZE, values=0, datatype=DataType.REGISTERS)],
             )
 
-        devices = [SimDevice(unit, simdata=blocks(), action=self._action) for unit in units]
+        devices = [
+            SimDevice(unit, simdata=blocks(), action=partial(self._action, unit)) for unit in units
+        ]
         devices.append(SimDevice(0, simdata=blocks(), action=self._unknown_unit))
         return devices
 
@@ -280,6 +295,7 @@ class FurnaceSimulator:
 
     async def _action(
         self,
+        unit: int,
         function_code: int,
         start: int,
         address: int,
@@ -292,9 +308,13 @@ class FurnaceSimulator:
             refusal = await self.faults.decide(self._stopping)
             if refusal is not None:
                 return refusal
+        self._memory.adopt(unit, function_code, registers)
         self.world.advance()
         if values is not None:
-            return self._write(function_code, start, address, registers, values)
+            refusal = self._write(function_code, start, address, registers, values)
+            if refusal is None:
+                self._memory.written(unit, function_code, registers)
+            return refusal
         self._refresh(function_code, start, registers)
         return None
 
@@ -453,19 +473,38 @@ class FurnaceSimulator:
             return b""
         fate = current_fate()
         if fate is Fate.DROP:
-            if transport == "tcp" and self._tcp is not None:
-                asyncio.get_running_loop().call_soon(self._drop_connections, self._tcp)
+            if transport == "tcp" and (self._dropping is None or self._dropping.done()):
+                # A fresh context: the new listener must not inherit this request's fate.
+                self._dropping = asyncio.get_running_loop().create_task(
+                    self._drop_tcp_links(), context=contextvars.Context()
+                )
             return b""
         if fate is Fate.CORRUPT:
             return corrupt_tcp(data) if transport == "tcp" else corrupt_rtu(data)
         return data
 
-    @staticmethod
-    def _drop_connections(server: ModbusTcpServer) -> None:
-        for connection in list(server.active_connections.values()):
-            with contextlib.suppress(Exception):
-                connection.close()
+    async def _drop_tcp_links(self) -> None:
+        """Drop every TCP link, as a controller whose Ethernet port resets does: the server is
+        shut down (closing its connections; pymodbus has no public per-connection close) and
+        started again on the same port. The device memory survives in `SharedMemory`."""
+        server = self._tcp
+        if server is None or self._stopping.is_set():
+            return
+        self._servers.remove(server)
+        await server.shutdown()
+        if not self._stopping.is_set():
+            try:
+                await self._serve_tcp()
+            except (OSError, RuntimeError) as exc:
+                self._log.error("furnace TCP port could not be reopened", error=repr(exc))
 
     @property
     def request_total(self) -> int:
         return sum(self.requests.values())
+
+
+def _free_port(host: str) -> int:
+    """A port nobody listens on now, for `port: 0` (pymodbus reports no bound address)."""
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])

@@ -23,6 +23,7 @@ import structlog
 from pydantic import BaseModel, ConfigDict, Field
 
 from .base import SimulatorSettings
+from .ieee488 import StatusModel
 from .scpi import CommandSet, ErrorQueue, ScpiError, execute, no_params, number
 from .world import Specimen, World
 
@@ -78,7 +79,9 @@ class Meter:
     def __init__(self, settings: MeterSettings, world: World, drop: Callable[[], None]) -> None:
         self.settings = settings
         self.world = world
-        self.errors = ErrorQueue()
+        self.status = StatusModel()
+        self.errors = ErrorQueue(on_error=self.status.error)
+        self._output: list[str] = []  # replies of the program message being executed
         self.faults = Faults(**settings.faults.model_dump())
         self.averaging = 1
         self.specimen_id = 0
@@ -88,7 +91,8 @@ class Meter:
         self._register()
 
     def execute(self, line: str) -> list[str]:
-        return execute(self.commands, self.errors, line)
+        self._output = []
+        return execute(self.commands, self.errors, line, self._output)
 
     def garbage(self) -> bytes:
         length = self._rng.randint(8, 24)
@@ -98,9 +102,15 @@ class Meter:
         add = self.commands.add
         add("*IDN?", self._query(lambda: self.settings.identity))
         add("*RST", self._command(self._reset))
-        add("*CLS", self._command(self.errors.clear))
+        add("*CLS", self._command(self._clear_status))
         add("*OPC?", self._query(lambda: "1"))
-        add("*OPC", self._command(lambda: None))
+        add("*OPC", self._command(self.status.operation_complete))
+        add("*ESR?", self._query(lambda: str(self.status.read_event_status())))
+        add("*ESE", self._mask("event_enable"))
+        add("*ESE?", self._query(lambda: str(self.status.event_enable)))
+        add("*SRE", self._mask("service_enable"))
+        add("*SRE?", self._query(lambda: str(self.status.service_enable)))
+        add("*STB?", self._query(self._status_byte))
         add("*WAI", self._command(lambda: None))
         add("*TST?", self._query(lambda: "0"))
         add("SYSTem:ERRor[:NEXT]?", self._query(self.errors.pop))
@@ -164,6 +174,28 @@ class Meter:
                 Specimen.colour_strength,
             )
         )
+
+    def _clear_status(self) -> None:
+        self.errors.clear()
+        self.status.clear()
+
+    def _status_byte(self) -> str:
+        # MAV: replies of earlier queries in this program message wait in the output queue.
+        stb = self.status.status_byte(
+            errors_queued=len(self.errors) > 0, reply_waiting=bool(self._output)
+        )
+        return str(stb)
+
+    def _mask(
+        self, register: Literal["event_enable", "service_enable"]
+    ) -> Callable[[list[str]], None]:
+        def handler(params: list[str]) -> None:
+            value = int(number(params, 0, 255, integral=True))
+            if register == "service_enable":
+                value &= ~0x40  # bit 6 (MSS) cannot be enabled
+            setattr(self.status, register, value)
+
+        return handler
 
     def _reset(self) -> None:
         self.averaging = 1

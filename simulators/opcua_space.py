@@ -1,8 +1,9 @@
 """The reactor skid's OPC-UA address space: one folder per unit, typed variables with units.
 
-Real process servers publish EngineeringUnits and EURange on every analog item so that an
-engineer browsing the server can write a channel map without the P&ID at hand; we do the same,
-so `mdfd probe --browse` and third-party tools see what they would see on the plant.
+Real process servers publish analog values as AnalogItemType with EngineeringUnits and EURange
+so that an engineer browsing the server can write a channel map without the P&ID at hand, and
+refuse a write outside EURange with BadOutOfRange; we do the same, so `mdfd probe --browse` and
+third-party tools see what they would see on the plant.
 """
 
 from __future__ import annotations
@@ -99,13 +100,19 @@ async def build_address_space(server: Server, namespace: int) -> dict[str, Node]
         folder = folders.get(tag.folder)
         if folder is None:
             folder_id = ua.NodeId(tag.folder, namespace)
-            folder = await server.nodes.objects.add_folder(folder_id, tag.folder)
+            # The folder's browse name is in our namespace like its variables', so a browse
+            # path such as /Objects/2:Reactor/2:Pressure translates.
+            folder = await server.nodes.objects.add_folder(
+                folder_id, ua.QualifiedName(tag.folder, namespace)
+            )
             folders[tag.folder] = folder
         variable = await folder.add_variable(
             node_id(tag, namespace),
             ua.QualifiedName(tag.name, namespace),
             ua.Variant(tag.initial, tag.variant),
         )
+        if tag.eu_range is not None:
+            await _make_analog_item(variable)
         if tag.writable:
             await variable.set_writable()
         if tag.description:
@@ -130,3 +137,26 @@ async def build_address_space(server: Server, namespace: int) -> dict[str, Node]
             )
         variables[tag.key] = variable
     return variables
+
+
+async def _make_analog_item(variable: Node) -> None:
+    """Retype a freshly created variable from BaseDataVariableType to AnalogItemType."""
+    await variable.delete_reference(
+        ua.NodeId(ua.ObjectIds.BaseDataVariableType),
+        ua.ObjectIds.HasTypeDefinition,
+        bidirectional=False,
+    )
+    await variable.add_reference(
+        ua.NodeId(ua.ObjectIds.AnalogItemType), ua.ObjectIds.HasTypeDefinition, bidirectional=False
+    )
+
+
+def out_of_range(key: str, value: object) -> tuple[float, float] | None:
+    """The EURange `value` falls outside for the variable `key`, or None if it is acceptable."""
+    tag = TAGS_BY_KEY.get(key)
+    if tag is None or tag.eu_range is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    low, high = tag.eu_range
+    return None if low <= value <= high else tag.eu_range

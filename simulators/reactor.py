@@ -23,10 +23,13 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from .base import SimulatorSettings
 from .opcua_security import PasswordUsers, configure_security
-from .opcua_space import TAGS_BY_KEY, build_address_space
+from .opcua_space import TAGS_BY_KEY, build_address_space, out_of_range
 from .world import World
 
 BAD_QUALITY = ua.StatusCodes.BadSensorFailure
+REFUSED_MARK = ua.AttributeIds.EventNotifier
+"""What a refused write item is re-aimed at while asyncua handles the request: variables have
+no EventNotifier attribute, so nothing is written, and the answer is replaced afterwards."""
 RESTART_GRACE_SECONDS = 0.2
 
 
@@ -73,6 +76,9 @@ class ReactorSettings(SimulatorSettings):
     users: dict[str, str] = Field(default_factory=dict, description="name -> password")
     time_constants: TimeConstants | None = None
     restart_downtime: float = Field(default=1.0, ge=0, le=600, description="wall seconds")
+    min_sampling_interval: float = Field(
+        default=0.0, ge=0, le=60_000, description="ms; slower requests are revised up to it"
+    )
     faults: FaultSettings = FaultSettings()
 
     @model_validator(mode="after")
@@ -104,6 +110,7 @@ class ReactorSimulator:
         self._stuck = set(settings.faults.stuck)
         self._bad = set(settings.faults.bad)
         self._flagged_bad: set[str] = set()
+        self._refused: set[int] = set()  # ids of write items refused, until answered
         self._flow_setpoint = world.skid.feed_flow.setpoint
         self._pump_running = True
         self._sample_interval = float(TAGS_BY_KEY["Analyser.SampleInterval"].initial)  # type: ignore[arg-type]
@@ -174,7 +181,10 @@ class ReactorSimulator:
         await self._write_setpoints(server)
         server.subscribe_server_callback(CallbackType.PreRead, self._slow_down)
         server.subscribe_server_callback(CallbackType.PreWrite, self._slow_down)
+        server.subscribe_server_callback(CallbackType.PreWrite, self._refuse_out_of_range)
         server.subscribe_server_callback(CallbackType.PostWrite, self._written)
+        server.subscribe_server_callback(CallbackType.ItemSubscriptionCreated, self._revise)
+        server.subscribe_server_callback(CallbackType.ItemSubscriptionModified, self._revise)
         self._flagged_bad = set()
         await self._scan(server)
         self._server = server  # before start(), so a cancelled start is still stopped
@@ -272,9 +282,43 @@ class ReactorSimulator:
         if event.is_external and self._delay_ms > 0:
             await asyncio.sleep(self._delay_ms / 1000.0)
 
+    async def _revise(self, event: ServerItemCallback, _dispatcher: object) -> None:
+        """Answer sampling intervals below `min_sampling_interval` revised up to it, as servers
+        with a slowest-sensor floor (node-opcua: 1000 ms) do; the scan still runs as set."""
+        floor = self.settings.min_sampling_interval
+        for result in event.response_params:
+            result.RevisedSamplingInterval = max(result.RevisedSamplingInterval, floor)
+
+    async def _refuse_out_of_range(self, event: ServerItemCallback, _dispatcher: object) -> None:
+        """A client's value outside the variable's EURange is not taken: the item is re-aimed at
+        an attribute variables lack, and `_written` answers it BadOutOfRange."""
+        if not event.is_external:
+            return
+        for item in event.request_params.NodesToWrite:
+            node = item.NodeId
+            if item.AttributeId != ua.AttributeIds.Value or node.NamespaceIndex != self._namespace:
+                continue
+            value = item.Value.Value.Value if item.Value.Value is not None else None
+            refused = out_of_range(str(node.Identifier), value)
+            if refused is not None:
+                self._log.info(
+                    "write outside EURange refused",
+                    variable=node.Identifier,
+                    value=value,
+                    eu_range=refused,
+                )
+                item.AttributeId = REFUSED_MARK
+                self._refused.add(id(item))
+
     async def _written(self, event: ServerItemCallback, _dispatcher: object) -> None:
-        """Apply client writes to the world (setpoints) or to the fault state."""
+        """Answer refused writes BadOutOfRange; apply the others to the world (setpoints) or to
+        the fault state."""
         written = event.request_params.NodesToWrite
+        for index, item in enumerate(written):
+            if id(item) in self._refused:
+                self._refused.discard(id(item))
+                item.AttributeId = ua.AttributeIds.Value
+                event.response_params[index] = ua.StatusCode(ua.StatusCodes.BadOutOfRange)
         for item, status in zip(written, event.response_params, strict=True):
             node = item.NodeId
             if not status.is_good() or item.AttributeId != ua.AttributeIds.Value:

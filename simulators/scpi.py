@@ -49,15 +49,22 @@ class ScpiError(Exception):
 class ErrorQueue:
     """The SCPI error queue: FIFO, bounded, overflow replaces the newest entry with -350."""
 
-    def __init__(self, depth: int = QUEUE_DEPTH) -> None:
+    def __init__(
+        self, depth: int = QUEUE_DEPTH, on_error: Callable[[int], None] | None = None
+    ) -> None:
         self._depth = depth
         self._entries: deque[tuple[int, str]] = deque()
+        self._on_error = on_error  # the status model's event register hears every error
 
     def push(self, code: int, detail: str = "") -> None:
+        if self._on_error is not None:
+            self._on_error(code)
         message = MESSAGES.get(code, "Error")
         text = f"{message};{detail}" if detail else message
         if len(self._entries) >= self._depth:
             self._entries[-1] = (-350, MESSAGES[-350])
+            if self._on_error is not None:
+                self._on_error(-350)
             return
         self._entries.append((code, text))
 
@@ -170,14 +177,20 @@ def resolve(header: str, path: list[str]) -> tuple[str, list[str]]:
     return ":".join(nodes), nodes[:-1]
 
 
-def execute(commands: CommandSet, errors: ErrorQueue, line: str) -> list[str]:
+def execute(
+    commands: CommandSet,
+    errors: ErrorQueue,
+    line: str,
+    replies: list[str] | None = None,
+) -> list[str]:
     """Run one program message; return the replies of its queries, in order.
 
     A rejected unit pushes its error and the rest of the message still runs, as on an
     instrument; a query that fails yields no reply (the client then times out and reads the
-    error queue).
+    error queue). `replies` is the output queue being filled, for handlers that look at it
+    (`*STB?`'s message-available bit).
     """
-    replies: list[str] = []
+    replies = [] if replies is None else replies
     path: list[str] = []
     for unit in split_message(line):
         header, params = split_unit(unit)

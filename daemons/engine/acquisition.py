@@ -2,8 +2,10 @@
 
 Scheduling is drift-free: sample i is due at t0 + i / rate, so 10 Hz for 60 s gives 600
 samples, not 590; when the instruments are slower than the schedule, samples come back to back
-and the count still holds. Channels an instrument pushes (OPC-UA subscriptions) are taken from
-its stream instead of polled.
+and the count still holds. Channels an instrument pushes (OPC-UA subscriptions) are sampled and
+held at the same schedule: the driver answers a read of one from its latest notification,
+stamped at the read, so an acquisition of 10 gives 10 samples however often the server
+notifies (a server that samples slower than asked says so in a warning at connect).
 
 The polling loop is the engine's hottest path (a memory instrument is read millions of times
 in a benchmark or a dry run), so per scan it does only what each scan must: read under the
@@ -13,19 +15,17 @@ per step is (the read plan, the channels' buffers), and statistics are folded in
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import time
 from array import array
 from typing import TYPE_CHECKING, Any
 
-from mdfd.drivers import InstrumentError, Reading, Subscribable, Value
+from mdfd.drivers import InstrumentError, Value
 from mdfd.recipes.model import AcquireSpec
 
 from ..resolve import duration_for
 from ..stats import RunningStats
 from .events import EventBus
-from .instruments import Instruments, split
+from .instruments import Instruments
 
 if TYPE_CHECKING:
     from .steps import StepContext
@@ -51,40 +51,13 @@ class Acquisition:
         self._point = point_index
         self.stats = {channel: RunningStats() for channel in channels}
 
-    def record(self, channel: str, reading: Reading) -> None:
-        value = _scalar(reading.value)
-        if value is None:
-            return
-        self._sink.add_sample(channel, reading.timestamp, value, self._point)
-        self._stats(channel).add(value)
-        self.latest[channel] = value
-        self.samples_written += 1
-        now = time.monotonic()
-        if now - self._last_event >= EVENT_PERIOD_WALL_SECONDS:
-            self._publish(now)
-
     async def run(self, spec: AcquireSpec, ctx: StepContext) -> None:
         if spec.count is not None:
             count = spec.count
         else:
             count = round(duration_for(spec.duration or 0, ctx.point, ctx.recipe) * spec.rate)
-        polled = [c for c in spec.channels if not self._instruments.subscribed(c)]
-        pushed = [c for c in spec.channels if c not in polled]
         ctx.log.info("acquire", channels=spec.channels, rate=spec.rate, samples=count)
-        if not pushed:
-            await self._scan(polled, count, spec.rate, ctx)
-            await self._sink.drain()
-            return
-        before = {channel: self._count(channel) for channel in pushed}
-        async with self._streaming(pushed):
-            await self._scan(polled, count, spec.rate, ctx)
-        quiet = [c for c in pushed if self._count(c) == before[c]]
-        if quiet:
-            # A pushed channel that did not change in the window still has a value: take the
-            # driver's latest so the point's statistics are never empty.
-            readings = await ctx.with_retries("acquire", lambda: self._instruments.read(quiet))
-            for channel in quiet:
-                self.record(channel, readings[channel])
+        await self._scan(list(spec.channels), count, spec.rate, ctx)
         await self._sink.drain()
 
     async def _scan(self, channels: list[str], count: int, rate: float, ctx: StepContext) -> None:
@@ -153,10 +126,6 @@ class Acquisition:
                 self.latest[channel] = pending[-1]
                 del pending[:]
 
-    def _count(self, channel: str) -> int:
-        stats = self.stats.get(channel)
-        return stats.n if stats is not None else 0
-
     def _stats(self, channel: str) -> RunningStats:
         stats = self.stats.get(channel)
         if stats is None:
@@ -166,30 +135,6 @@ class Acquisition:
     def _publish(self, now: float) -> None:
         self._last_event = now
         self._events.publish("readings", point=self._point, values=dict(self.latest))
-
-    @contextlib.asynccontextmanager
-    async def _streaming(self, channels: list[str]):
-        """Consume pushed channels for the duration of the block; the task dies with it."""
-        by_instrument: dict[str, list[str]] = {}
-        for qualified in channels:
-            instrument, channel = split(qualified)
-            by_instrument.setdefault(instrument, []).append(channel)
-        tasks = [
-            asyncio.create_task(self._consume(instrument, names))
-            for instrument, names in by_instrument.items()
-        ]
-        try:
-            yield
-        finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-
-    async def _consume(self, instrument: str, channels: list[str]) -> None:
-        driver = self._instruments.driver(instrument)
-        assert isinstance(driver, Subscribable)
-        async for channel, reading in driver.stream(channels):
-            self.record(f"{instrument}.{channel}", reading)
 
 
 def _scalar(value: Value) -> float | None:

@@ -37,7 +37,6 @@ from mdfd.drivers import (
     InstrumentError,
     InstrumentTimeout,
     Reading,
-    Subscribable,
     Value,
     WriteOutcomeUnknown,
     driver_class,
@@ -213,9 +212,6 @@ class Instruments:
         self.errors = 0
         self._hooks: list[tuple[ReadingHook, Collection[str] | None]] = []
         self._readers: dict[tuple[str, ...], Reader] = {}
-        # isinstance against a runtime Protocol inspects every member: asked once per driver,
-        # not once per acquired channel per point.
-        self._pushes = {n: isinstance(d, Subscribable) for n, d in self.drivers.items()}
 
     def on_reading(self, hook: ReadingHook, channels: Collection[str] | None = None) -> None:
         """Call `hook` with every reading of `channels` (of every channel if None)."""
@@ -271,13 +267,6 @@ class Instruments:
         except InstrumentError:
             self.errors += 1
             raise
-
-    def subscribed(self, qualified: str) -> bool:
-        instrument, channel = split(qualified)
-        if not self._pushes[instrument]:
-            return False
-        driver = self.drivers[instrument]
-        return channel in driver.subscribed_channels()  # type: ignore[attr-defined]
 
     def driver(self, instrument: str) -> Driver:
         return self.drivers[instrument]

@@ -27,6 +27,7 @@ from ..oneshot import state_db
 from ..simulation import running_simulators
 from ..state import StateDB
 from ..summary import NO_UPSTREAM
+from ..supervise import start_supervised
 from ..upstream.service import UpstreamService
 from ..version import software_version
 from .health import HealthMonitor
@@ -67,7 +68,7 @@ class Daemon:
         if self._reload_task is not None and not self._reload_task.done():
             self._reload_again = True
             return
-        self._reload_task = asyncio.create_task(self._reload(), name="config-reload")
+        self._reload_task = start_supervised("config-reload", self._reload)
 
     async def run(self) -> int:
         log = get_logger(mdf=self.config.model.mdf.id)
@@ -122,7 +123,7 @@ class Daemon:
     async def _serve(self) -> int:
         """Run the work loop until a stop is requested (or the loop dies), then stop it."""
         log = get_logger(mdf=self.config.model.mdf.id)
-        work = asyncio.create_task(self.scheduler.run(), name="scheduler")
+        work = start_supervised("scheduler", self.scheduler.run)
         stop = asyncio.create_task(self._stop.wait(), name="stop-request")
         try:
             await asyncio.wait({work, stop}, return_when=asyncio.FIRST_COMPLETED)

@@ -25,6 +25,7 @@ from mdfd.drivers import DriverContext, InstrumentError, driver_class
 from ..config import MdfConfig
 from ..engine.events import EventBus
 from ..logging import get_logger
+from ..supervise import start_supervised
 
 PROBE_SECONDS = 5.0
 CONNECT_TIMEOUT = 15.0
@@ -119,7 +120,7 @@ class HealthMonitor:
                 self._start(name)
 
     def _start(self, name: str) -> None:
-        self._tasks[name] = asyncio.create_task(self._monitor(name), name=f"health-{name}")
+        self._tasks[name] = start_supervised(f"health-{name}", lambda: self._monitor(name))
 
     async def _stop(self, names: list[str]) -> None:
         pending = {self._tasks.pop(n) for n in names if n in self._tasks}
@@ -166,14 +167,22 @@ class HealthMonitor:
                     async with asyncio.timeout(CONNECT_TIMEOUT):
                         await driver.read(probe)
             except (InstrumentError, OSError, TimeoutError) as exc:
-                self.health[name].errors += 1
-                if self.health[name].state != UNAVAILABLE:
-                    log.warning("instrument unavailable", error=str(exc), retry_in_s=backoff)
-                self._set(name, UNAVAILABLE, error=str(exc) or type(exc).__name__)
+                self._failed(name, log, backoff, str(exc) or type(exc).__name__)
+            except Exception as exc:
+                # A driver bug or a library's surprise must not leave the instrument
+                # "connecting" forever: report it with its traceback, then retry like any failure.
+                log.exception("instrument check failed unexpectedly", retry_in_s=backoff)
+                self._failed(name, log, backoff, f"unexpected error: {exc!r}")
             finally:
                 await _close(driver, log)
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, BACKOFF_MAX)
+
+    def _failed(self, name: str, log: Any, backoff: float, error: str) -> None:
+        self.health[name].errors += 1
+        if self.health[name].state != UNAVAILABLE:
+            log.warning("instrument unavailable", error=error, retry_in_s=backoff)
+        self._set(name, UNAVAILABLE, error=error)
 
 
 async def _close(driver: Any, log: Any) -> None:
@@ -181,5 +190,5 @@ async def _close(driver: Any, log: Any) -> None:
     try:
         async with asyncio.timeout(CLOSE_TIMEOUT):
             await asyncio.shield(driver.close())
-    except (InstrumentError, OSError, TimeoutError) as exc:
-        log.debug("close after failure failed", error=str(exc))
+    except Exception as exc:
+        log.debug("close after failure failed", error=repr(exc))

@@ -12,6 +12,7 @@ import contextlib
 import time
 
 from ..state import StateDB
+from ..supervise import start_supervised
 from ..upstream.service import UpstreamService
 from .health import OK, HealthMonitor
 from .scheduler import Scheduler
@@ -28,7 +29,7 @@ class LoopLag:
         self._task: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> LoopLag:
-        self._task = asyncio.create_task(self._run(), name="loop-lag")
+        self._task = start_supervised("loop-lag", self._run)
         return self
 
     async def __aexit__(self, *exc: object) -> None:

@@ -26,6 +26,7 @@ from ..engine.runner import RecordHook, RunExecutor, RunOutcome, instruments_use
 from ..logging import get_logger
 from ..notify import Notifier, Watchdog
 from ..state import RunRow, RunStatus, StateDB
+from ..supervise import start_supervised
 from ..validation import validate
 from . import runqueue
 from .health import HealthMonitor
@@ -284,7 +285,7 @@ class Scheduler:
         outcome: RunOutcome | None = None
         try:
             with self.events.watch() as queue:
-                tracker = asyncio.create_task(self._track(queue), name="run-tracker")
+                tracker = start_supervised("run-tracker", lambda: self._track(queue))
                 try:
                     async with self.health.lent(used):
                         outcome = await self._await_run(executor.execute(run))

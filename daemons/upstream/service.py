@@ -23,6 +23,7 @@ from ..config import FilePublisher, HttpPublisher, Identity, LoadedConfig, MqttP
 from ..engine.results import PointResult
 from ..logging import get_logger
 from ..state import StateDB
+from ..supervise import start_supervised
 from . import outbox
 from .drain import Drain
 from .outbox import DeadLetter, Depth
@@ -89,7 +90,7 @@ class UpstreamService:
         for drain in self.drains:
             drain.reset()
         self._tasks = [
-            asyncio.create_task(drain.run(), name=f"upstream-{drain.name}") for drain in self.drains
+            start_supervised(f"upstream-{drain.name}", drain.run) for drain in self.drains
         ]
 
     async def stop(self) -> None:

@@ -1,10 +1,12 @@
 """The `opcua` driver: batched reads, typed writes and subscriptions over asyncua.
 
 One session per instrument. A scan of many channels is one Read service call; channels marked
-`subscribe` are delivered by one subscription into the same `Reading` stream the engine consumes
-and `read` answers them from the latest notification. When the server goes away (restart,
-network loss, liveness probe timing out) a supervisor task reconnects with exponential backoff,
-resolves namespaces again, re-creates the session and the subscription, and logs both events.
+`subscribe` are delivered by one subscription into a `Reading` stream, and `read` answers them
+from the latest notification (sample-and-hold) without a round trip. A server that samples
+slower than asked (a revised sampling interval) is reported at warning level. When the server
+goes away (restart, network loss, liveness probe timing out) a supervisor task reconnects with
+exponential backoff, resolves namespaces again, re-creates the session and the subscription,
+and logs both events.
 """
 
 from __future__ import annotations
@@ -231,7 +233,14 @@ class OpcUaDriver:
         client.application_uri = "urn:mdfd:client"
         try:
             await self._call(self._configure(client), connecting=True)
-            await self._call(client.connect(), connecting=True)
+            try:
+                await self._call(client.connect(), connecting=True)
+            except AssertionError as exc:
+                # asyncua's answer to an OpenSecureChannel response with a bad status (as
+                # node-opcua sends for an untrusted certificate) is a bare assertion.
+                raise ProtocolError(
+                    self.name, self._channel_refused(), address=self.config.endpoint
+                ) from exc
             client.connection_lost_callback = functools.partial(self._on_lost, client)
             self._client = client
             await self._resolve(client)
@@ -343,7 +352,29 @@ class OpcUaDriver:
                         address=self._refs[channel].text,
                         reply=status_name(result),
                     )
+                await self._check_sampling(subscription, channel, result, interval)
         self._pump = asyncio.create_task(self._run_pump(subscription), name=f"{self.name}-pump")
+
+    async def _check_sampling(
+        self, subscription: Subscription, channel: str, handle: int, requested: float
+    ) -> None:
+        """Warn when the server samples a channel slower than asked and slower than it publishes
+        (node-opcua, for one, revises to 1000 ms): held samples then repeat one value.
+
+        asyncua's subscribe call keeps the revised interval to itself; ModifyMonitoredItems with
+        the same request answers it, one round trip per subscribed channel at connect."""
+        results = await self._call(
+            subscription.modify_monitored_item(handle, requested), connecting=True
+        )
+        revised = results[0].RevisedSamplingInterval
+        if revised > max(requested, self.config.publishing_interval):
+            self._log.warning(
+                "server samples the channel slower than asked",
+                channel=channel,
+                requested_ms=requested,
+                revised_ms=revised,
+                publishing_ms=self.config.publishing_interval,
+            )
 
     async def _run_pump(self, subscription: Subscription) -> None:
         async for event in subscription:
@@ -460,9 +491,27 @@ class OpcUaDriver:
             )
         return "the server answered with a bad status"
 
+    def _channel_refused(self) -> str:
+        """Why a server may refuse the secure channel without saying so in a usable way."""
+        security = self.config.security
+        if security.policy == "None":
+            return (
+                "the server refused to open the secure channel (security policy None); it may "
+                "require a signed or encrypted channel (set security.policy) or not trust this "
+                "client"
+            )
+        return (
+            f"the server refused to open the secure channel ({security.policy}/{security.mode}); "
+            f"most likely it does not trust the client certificate {security.certificate}: "
+            "add it to the server's trusted certificates"
+        )
+
     def _latest(self, channels: Sequence[str]) -> dict[str, Reading]:
-        """The last notification of each subscribed channel that has had one."""
+        """The last notification of each subscribed channel that has had one, held: stamped
+        now, since a data-change subscription reports changes and an unchanged value is still
+        the current one (the engine samples subscribed channels at its own rate this way)."""
         out: dict[str, Reading] = {}
+        now = self._context.clock()
         for name in channels:
             latest = self._fanout.latest.get(name)
             if latest is None:
@@ -475,7 +524,7 @@ class OpcUaDriver:
                     address=self.config.channels[name].node,
                     reply=self._bad_status.get(name, "Bad"),
                 )
-            out[name] = latest
+            out[name] = Reading(latest.value, latest.unit, now, latest.quality)
         return out
 
     def _channel(self, name: str) -> OpcUaChannel:

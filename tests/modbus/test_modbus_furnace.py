@@ -177,3 +177,27 @@ async def test_reading_before_connect_is_refused(furnace: FurnaceSimulator) -> N
     driver = ModbusDriver("furnace", instrument(furnace, "tcp"), DriverContext())
     with pytest.raises(InstrumentDisconnected, match="not connected"):
         await driver.read(["temperature"])
+
+
+async def test_one_device_memory_behind_both_ports(furnace: FurnaceSimulator) -> None:
+    """Scratch registers and coils written on one port read back on the other, both ways (the
+    simulator keeps one memory through pymodbus' action hook, not its internals)."""
+    channels = {
+        "scratch": {"address": 100, "type": "uint16", "writable": True},
+        "spare_coil": {"table": "coil", "address": 5, "type": "bool", "writable": True},
+    }
+    tcp = ModbusDriver("tcp", instrument(furnace, "tcp", channels), DriverContext())
+    rtu = ModbusDriver("rtu", instrument(furnace, "rtu", channels), DriverContext())
+    await tcp.connect()
+    await rtu.connect()
+    try:
+        await tcp.write("scratch", 4321)
+        await tcp.write("spare_coil", True)
+        over_rtu = await rtu.read(["scratch", "spare_coil"])
+        await rtu.write("scratch", 1234)
+        over_tcp = await tcp.read(["scratch"])
+    finally:
+        await tcp.close()
+        await rtu.close()
+    assert (over_rtu["scratch"].value, over_rtu["spare_coil"].value) == (4321, True)
+    assert over_tcp["scratch"].value == 1234

@@ -156,3 +156,43 @@ def test_write_is_refused_while_a_daemon_holds_the_mdf_and_reads_stay_allowed(
         assert json.loads(after.stdout)["channels"]["setpoint"]["value"] == setpoint
     finally:
         stop_process(daemon)
+
+
+GARBLING_CONFIG = """
+mdf: {{id: garbled-mdf, domain: metal, site: KR-TEST}}
+storage: {{data_dir: {var}/data, state_dir: {var}/state}}
+simulation: {{time_scale: 60}}
+instruments:
+  furnace:
+    driver: modbus
+    link: {{type: tcp, host: 127.0.0.1, port: {port}}}
+    channels:
+      temperature: {{unit: degC, table: input_register, address: 10, type: float32}}
+simulators:
+  furnace: {{kind: furnace, port: {port}, faults: {{corrupt: 2}}}}
+"""
+
+
+def test_library_log_lines_are_json_without_frame_dumps(tmp_path: Path) -> None:
+    """Garbled replies make pymodbus log errors (with its frame hex dumps appended); under
+    --log-json they must be JSON lines like mdfd's own, and the dumps wait for debug level."""
+    config = tmp_path / "mdf.yaml"
+    config.write_text(GARBLING_CONFIG.format(var=tmp_path, port=free_port()))
+    endpoints = tmp_path / "endpoints.json"
+    process = start_mdfd("sim", "--config", str(config), "--endpoints-file", str(endpoints))
+    try:
+        deadline = time.monotonic() + 30
+        while not endpoints.exists():
+            assert process.poll() is None, process.stderr.read() if process.stderr else ""
+            assert time.monotonic() < deadline, "simulator did not start"
+            time.sleep(0.05)
+        result = mdfd("--log-json", "probe", "--config", str(config), "furnace", "--json")
+    finally:
+        stop_process(process)
+    assert result.returncode == 0, result.stderr
+    events = [json.loads(line) for line in result.stderr.splitlines()]
+    library = [e for e in events if e.get("logger", "").startswith("pymodbus")]
+    assert library, "pymodbus logged nothing: the garbled replies did not happen"
+    assert all(e["level"] in ("warning", "error", "critical") for e in library)
+    assert ">>>>>" not in result.stderr
+    assert "0xde 0xad" not in result.stderr

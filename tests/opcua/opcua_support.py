@@ -6,16 +6,21 @@ import asyncio
 import json
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from asyncua import ua
+from asyncua.common.connection import SecureConnection, TransportLimits
 from asyncua.crypto.cert_gen import (
     dump_private_key_as_pem,
     generate_private_key,
     generate_self_signed_app_certificate,
 )
+from asyncua.crypto.security_policies import SecurityPolicyNone
+from asyncua.ua.ua_binary import struct_to_binary, uatcp_to_binary
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import ExtendedKeyUsageOID
@@ -156,3 +161,73 @@ async def eventually(
                 await asyncio.sleep(interval)
     except TimeoutError:
         raise AssertionError(f"not accepted within {within} s; last: {last!r}") from None
+
+
+class ChannelRefusingPeer:
+    """An OPC-UA server that refuses every secure channel the way node-opcua refuses a client
+    certificate it does not trust: an OpenSecureChannel response whose ServiceResult is
+    BadCertificateUntrusted. Runs its own event loop in a thread, so a test can point a
+    separate `mdfd serve` process at it; `refused` counts the channels it refused."""
+
+    def __init__(self) -> None:
+        self.refused = 0
+        self.port = 0
+        self._loop = asyncio.new_event_loop()
+        self._started = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="refusing-peer", daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"opc.tcp://127.0.0.1:{self.port}/refusing"
+
+    def __enter__(self) -> ChannelRefusingPeer:
+        self._thread.start()
+        if not self._started.wait(10):
+            raise AssertionError("refusing peer did not start")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        server = self._loop.run_until_complete(asyncio.start_server(self._refuse, "127.0.0.1", 0))
+        self.port = server.sockets[0].getsockname()[1]
+        self._started.set()
+        try:
+            self._loop.run_forever()
+        finally:
+            server.close()
+            self._loop.close()
+
+    async def _refuse(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await _message(reader)  # Hello
+            writer.write(
+                uatcp_to_binary(ua.MessageType.Acknowledge, ua.Acknowledge(0, 65535, 65535, 0, 0))
+            )
+            await _message(reader)  # OpenSecureChannel
+            response = ua.OpenSecureChannelResponse()
+            response.ResponseHeader.ServiceResult = ua.StatusCode(
+                ua.StatusCodes.BadCertificateUntrusted
+            )
+            channel = SecureConnection(SecurityPolicyNone(), TransportLimits(65535, 65535, 0, 0))
+            writer.write(
+                channel.message_to_binary(
+                    struct_to_binary(response), ua.MessageType.SecureOpen, request_id=1
+                )
+            )
+            await writer.drain()
+            self.refused += 1
+            await reader.read()  # until the client hangs up
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.close()
+
+
+async def _message(reader: asyncio.StreamReader) -> bytes:
+    """One OPC-UA TCP message: an 8-byte header whose last four bytes are its size."""
+    header = await reader.readexactly(8)
+    return await reader.readexactly(int.from_bytes(header[4:8], "little") - 8)

@@ -8,12 +8,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from opcua_support import client_certificate, instrument, start_simulator, write_config
+from opcua_support import (
+    ChannelRefusingPeer,
+    client_certificate,
+    instrument,
+    start_simulator,
+    write_config,
+)
 
 from mdfd.drivers import DriverContext, ProtocolError
 from mdfd.drivers.opcua import OpcUaDriver
 from mdfd.simulators.opcua_security import CERTIFICATE_FILE, KEY_FILE, ensure_certificate
-from tests.support import free_port, stop_process
+from tests.daemon.harness import Daemon, wait_until
+from tests.support import free_port, mdfd, stop_process
 
 PASSWORD_ENV = "MDFD_TEST_REACTOR_PASSWORD"
 
@@ -106,6 +113,55 @@ async def test_untrusted_certificate_is_a_clear_error(
     assert caught.value.reply == "BadCertificateUntrusted"
 
 
+async def test_secure_channel_refused_by_the_server_is_a_typed_error() -> None:
+    """node-opcua refuses an untrusted certificate at OpenSecureChannel; asyncua then raises a
+    bare AssertionError, which must reach callers as a ProtocolError that names the cause."""
+    with ChannelRefusingPeer() as peer:
+        opcua = OpcUaDriver(
+            "reactor", instrument(peer.url, reconnect={"connect_attempts": 1}), DriverContext()
+        )
+        with pytest.raises(ProtocolError, match="refused to open the secure channel") as caught:
+            await opcua.connect()
+        await opcua.close()
+    assert "not trust this client" in str(caught.value)
+    assert peer.refused == 1
+
+
+REFUSED_CONFIG = """
+mdf: {{id: refused, domain: chemistry, site: KR-TEST}}
+storage: {{data_dir: {var}/data, state_dir: {var}/state, runtime_dir: {var}/run}}
+instruments:
+  reactor:
+    driver: opcua
+    endpoint: {url}
+    timeout: 3
+    reconnect: {{connect_attempts: 1}}
+    channels:
+      temperature: {{unit: degC, node: "ns=2;s=Reactor.Temperature"}}
+"""
+
+
+def test_serve_shows_a_refused_channel_unavailable_and_retries(tmp_path: Path) -> None:
+    """Under `mdfd serve` the health task used to die on the AssertionError: the instrument
+    stayed "connecting" with no error and was never tried again."""
+    with ChannelRefusingPeer() as peer:
+        config = tmp_path / "mdf.yaml"
+        config.write_text(REFUSED_CONFIG.format(var=tmp_path / "var", url=peer.url))
+        daemon = Daemon(config).start()
+        try:
+            seen: dict[str, Any] = {}
+
+            def retried() -> bool:
+                seen.update(daemon.get("/status")["instruments"]["reactor"])
+                return seen["errors"] >= 2 and peer.refused >= 2
+
+            wait_until(retried, "the refused instrument to be retried", daemon)
+        finally:
+            daemon.stop()
+    assert seen["state"] == "unavailable"
+    assert "refused to open the secure channel" in seen["error"]
+
+
 async def test_missing_password_variable_is_named(
     secure_url: str, pki: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -121,3 +177,13 @@ async def test_server_certificate_is_generated_once_and_reused(secure_url: str, 
     before = certificate.read_bytes()
     await ensure_certificate(directory, "urn:mdfd:sim:reactor:reactor")
     assert certificate.read_bytes() == before
+
+
+def test_probe_names_the_refused_channel_without_a_traceback(tmp_path: Path) -> None:
+    with ChannelRefusingPeer() as peer:
+        config = tmp_path / "mdf.yaml"
+        config.write_text(REFUSED_CONFIG.format(var=tmp_path / "var", url=peer.url))
+        result = mdfd("probe", "--config", str(config), "reactor")
+    assert result.returncode == 1
+    assert "refused to open the secure channel" in result.stderr
+    assert "Traceback" not in result.stderr
