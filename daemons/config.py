@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from mdfd.drivers import InstrumentConfig, UnknownDriver, driver_class
 from mdfd.recipes.located import InputError, LocatedDocument, Problem, load_located
+from mdfd.recipes.model import MAX_POINTS
 from mdfd.recipes.units import UnitError, parse_unit
 from mdfd.simulators.base import SimulatorSettings, UnknownSimulator, simulator_class
 
@@ -165,6 +166,15 @@ class ControlTcp(Strict):
 
     host: str = "127.0.0.1"
     port: int = Field(ge=1, le=65535)
+    max_connections: int = Field(
+        default=64, ge=1, le=4096, description="open TCP connections; more are refused at once"
+    )
+    idle_timeout: float = Field(
+        default=30.0,
+        gt=0,
+        le=3600,
+        description="seconds a connection may take to send a request's headers, or sit idle",
+    )
     token_env: str = Field(
         default="MDFD_CONTROL_TOKEN",
         pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
@@ -177,6 +187,18 @@ class Control(Strict):
 
     tcp: ControlTcp | None = None
     max_request_bytes: int = Field(default=1_048_576, ge=4096, le=64 * 1024 * 1024)
+    body_timeout: float = Field(
+        default=30.0, gt=0, le=3600, description="seconds to receive a request's body"
+    )
+    validation_timeout: float = Field(
+        default=10.0, gt=0, le=600, description="seconds to parse and validate a submitted recipe"
+    )
+
+
+class Limits(Strict):
+    """What one run may ask of this MDF; checked at validation, before anything is expanded."""
+
+    max_points: int = Field(default=100_000, ge=1, le=MAX_POINTS)
 
 
 class MdfConfig(Strict):
@@ -191,6 +213,7 @@ class MdfConfig(Strict):
     simulators: dict[Annotated[str, Field(pattern=NAME_PATTERN)], SimulatorSettings] = {}
     upstream: Upstream = Upstream()
     control: Control = Control()
+    limits: Limits = Limits()
 
     @property
     def time_scale(self) -> float:
