@@ -24,9 +24,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-import yaml
 from rich.console import Console
 from rich.table import Table
+
+from mdfd.recipes.located import InputError, load_located
 
 from .ctlclient import (
     EXIT_BAD_INPUT,
@@ -121,10 +122,11 @@ def socket_from_config(path: Path) -> Path:
     only needs `storage`, with the same `${VAR:-default}` expansion the daemon applies.
     """
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        storage = data["storage"]
+        storage = load_located(path).data["storage"]
         directory = storage.get("runtime_dir") or storage["state_dir"]
-    except (OSError, UnicodeDecodeError, yaml.YAMLError, KeyError, TypeError) as exc:
+    except InputError as exc:
+        raise CtlError(EXIT_BAD_INPUT, str(exc)) from None
+    except (KeyError, TypeError, AttributeError) as exc:
         raise CtlError(
             EXIT_BAD_INPUT, f"{path}: cannot find storage.runtime_dir or state_dir: {exc}"
         ) from None

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from ..config import load_config
 from ..lock import StateLock
+from ..logging import throttle_library_logs
 from ..simulation import require_simulators
 
 
@@ -41,5 +42,6 @@ def handle(args: argparse.Namespace) -> int:
     from ..serve.daemon import Daemon
 
     faulthandler.enable()
+    throttle_library_logs()
     with StateLock(config.model.storage.state_dir):
         return asyncio.run(Daemon(config, args.simulate).run())
