@@ -73,7 +73,8 @@ def _too_big(limits: YamlLimits) -> Refused:
 
 
 class _Scan:
-    """Walks the events once: depth, aliases, expanded node count, scalar text, field paths."""
+    """Walks the events once: depth, aliases, expanded node count, scalar text. Field paths
+    are only worked out for the message when a bound is crossed (this runs once per node)."""
 
     def __init__(self, limits: YamlLimits) -> None:
         self.limits = limits
@@ -83,12 +84,12 @@ class _Scan:
         self.frames: list[list[object]] = []
         # Anchor -> (expanded nodes, height); an anchor still open is absent (recursive alias).
         self.anchors: dict[str, tuple[int, int]] = {}
-        self.open: list[tuple[str | None, int, int]] = []  # (anchor, nodes at start, depth)
-        self.deepest: list[int] = []
+        # Per open collection: (anchor, nodes before it, its depth, deepest depth inside it).
+        self.open: list[list[object]] = []
 
-    def fail(self, event: yaml.Event, path: PathKey, message: str) -> Refused:
+    def fail(self, event: yaml.Event, message: str) -> Refused:
         line = event.start_mark.line + 1 if event.start_mark is not None else None
-        return Refused(line, path, message)
+        return Refused(line, self.path(), message)
 
     def path(self) -> PathKey:
         if not self.frames:
@@ -108,57 +109,54 @@ class _Scan:
                 frame[2] = key if isinstance(key, str) else "?"
             frame[3] = not frame[3]
         else:
-            frame[2] = int(frame[2]) + 1  # type: ignore[call-overload]
+            frame[2] += 1  # type: ignore[operator]
 
-    def count(self, event: yaml.Event, path: PathKey, size: int, height: int) -> None:
+    def count(self, event: yaml.Event, size: int, height: int) -> None:
         self.nodes += size
         if self.nodes > self.limits.max_nodes:
-            raise self.fail(
-                event, path, f"more than {self.limits.max_nodes} nodes (aliases expanded)"
-            )
+            raise self.fail(event, f"more than {self.limits.max_nodes} nodes (aliases expanded)")
         depth = len(self.frames) + height
         if depth > self.limits.max_depth:
-            raise self.fail(event, path, f"nested deeper than {self.limits.max_depth} levels")
-        for index in range(len(self.deepest)):
-            self.deepest[index] = max(self.deepest[index], depth)
+            raise self.fail(event, f"nested deeper than {self.limits.max_depth} levels")
+        if self.open and depth > self.open[-1][3]:  # type: ignore[operator]
+            self.open[-1][3] = depth
 
     def event(self, event: yaml.Event) -> None:
-        path = self.path()
-        if isinstance(event, yaml.ScalarEvent):
-            self.scalar(event, path)
-            self.count(event, path, 1, 1)
+        kind = type(event)
+        if kind is yaml.ScalarEvent:
+            value = event.value
+            if len(value) > self.limits.max_scalar_chars:
+                limit = self.limits.max_scalar_chars
+                raise self.fail(event, f"text longer than {limit} characters")
+            if not CONTROL.isdisjoint(value):
+                raise self.fail(event, "contains a control character (NUL, ESC, ...)")
+            self.count(event, 1, 1)
             if event.anchor is not None:
                 self.anchors[event.anchor] = (1, 1)
-            self.done(event.value)
-        elif isinstance(event, yaml.AliasEvent):
+            self.done(value)
+        elif kind is yaml.AliasEvent:
             self.aliases += 1
             if self.aliases > self.limits.max_aliases:
-                raise self.fail(event, path, f"more than {self.limits.max_aliases} aliases")
+                raise self.fail(event, f"more than {self.limits.max_aliases} aliases")
             known = self.anchors.get(event.anchor or "")
             if known is None:
-                raise self.fail(event, path, f"alias *{event.anchor} refers to itself")
-            self.count(event, path, *known)
+                raise self.fail(event, f"alias *{event.anchor} refers to itself")
+            self.count(event, *known)
             self.done()
-        elif isinstance(event, yaml.CollectionStartEvent):
-            self.count(event, path, 1, 1)
-            mapping = isinstance(event, yaml.MappingStartEvent)
-            self.open.append((event.anchor, self.nodes - 1, len(self.frames)))
-            self.deepest.append(len(self.frames) + 1)
-            self.frames.append([mapping, path, None if mapping else 0, mapping])
-        elif isinstance(event, yaml.CollectionEndEvent):
+        elif kind is yaml.MappingStartEvent or kind is yaml.SequenceStartEvent:
+            self.count(event, 1, 1)
+            depth = len(self.frames) + 1
+            self.open.append([event.anchor, self.nodes - 1, depth, depth])
+            mapping = kind is yaml.MappingStartEvent
+            self.frames.append([mapping, self.path(), None if mapping else 0, mapping])
+        elif kind is yaml.MappingEndEvent or kind is yaml.SequenceEndEvent:
             self.frames.pop()
-            anchor, start, depth = self.open.pop()
-            deepest = self.deepest.pop()
+            anchor, start, depth, deepest = self.open.pop()
             if anchor is not None:
-                self.anchors[anchor] = (self.nodes - start, deepest - depth)
+                self.anchors[anchor] = (self.nodes - start, deepest - depth + 1)  # type: ignore[operator]
+            if self.open and deepest > self.open[-1][3]:  # type: ignore[operator]
+                self.open[-1][3] = deepest
             self.done()
-
-    def scalar(self, event: yaml.ScalarEvent, path: PathKey) -> None:
-        value = event.value
-        if len(value) > self.limits.max_scalar_chars:
-            raise self.fail(event, path, f"text longer than {self.limits.max_scalar_chars} chars")
-        if not CONTROL.isdisjoint(value):
-            raise self.fail(event, path, "contains a control character (NUL, ESC, ...)")
 
 
 def check_bounds(text: str, limits: YamlLimits = LIMITS) -> None:

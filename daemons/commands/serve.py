@@ -10,12 +10,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import faulthandler
+import sys
 from pathlib import Path
 
 from ..config import load_config
 from ..lock import StateLock
 from ..logging import throttle_library_logs
 from ..simulation import require_simulators
+
+GIL_SWITCH_SECONDS = 0.0005
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -43,5 +46,9 @@ def handle(args: argparse.Namespace) -> int:
 
     faulthandler.enable()
     throttle_library_logs()
+    # Worker threads (recipe checks, SQLite, HDF5) hold the GIL for up to this long before the
+    # event loop gets it back; Python's default 5 ms made each of `/status`'s hand-offs cost
+    # up to 5 ms while a hostile recipe was being refused (ADR 0016).
+    sys.setswitchinterval(GIL_SWITCH_SECONDS)
     with StateLock(config.model.storage.state_dir):
         return asyncio.run(Daemon(config, args.simulate).run())
