@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import resource
 import socket
 import sqlite3
 import time
@@ -25,6 +26,7 @@ from .harness import (
     environment,
     http_request,
     mdfctl,
+    wait_until,
     write_config,
     write_recipe,
 )
@@ -149,6 +151,64 @@ def test_a_request_without_the_token_is_refused_before_its_body(
     assert reply.startswith(b"HTTP/1.1 401 ")
     assert reply.endswith(b'{"error": "missing or wrong bearer token"}')
     assert served.get("/runs") == []
+
+
+def test_a_flood_of_garbage_costs_the_log_a_few_lines(daemon: tuple[Daemon, int]) -> None:
+    served, port = daemon
+    before = len(served.log_text().splitlines())
+    for index in range(200):
+        with _connect(port) as raw:
+            raw.sendall(b"\x16\x03\x01 not http %d\r\n\r\n" % index)
+            assert raw.recv(4096).split()[1].startswith(b"4")
+    assert _tcp_status(port) == 200
+    added = served.log_text().splitlines()[before:]
+    assert len(added) <= 10, added[:20]
+    assert "Traceback" not in served.log_text()
+
+
+def test_running_out_of_descriptors_is_logged_a_few_times_not_per_connection(
+    tmp_path: Path,
+) -> None:
+    """A cap set above what the process may open (here 128 descriptors): asyncio's accept
+    loop fails every second, each time with a traceback, until the throttle holds it."""
+    port = free_port()
+    extra = (
+        f"control:\n  tcp: {{host: 127.0.0.1, port: {port}, token_env: MDFD_TEST_TOKEN,"
+        " max_connections: 4096}\n"
+    )
+    served = Daemon(write_config(tmp_path, extra=extra), env=environment(MDFD_TEST_TOKEN=TOKEN))
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (128, hard))
+    try:
+        served.start(wait=False)
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    flood: list[socket.socket] = []
+    try:
+        wait_until(lambda: _tcp_status_or_none(port) == 200, "the daemon serving", served)
+        flood = [_connect(port) for _ in range(250)]
+        wait_until(lambda: "out of system resource" in served.log_text(), "the accept loop failing")
+        # Unthrottled, this wrote 109,245 lines in ten seconds; three are plenty to tell.
+        deadline = time.monotonic() + 3
+        wait_until(lambda: time.monotonic() > deadline, "three seconds of flood")
+        log = served.log_text()
+        assert log.count("socket.accept() out of system resource") <= 5
+        assert log.count("Traceback") <= 5
+        for raw in flood:
+            raw.close()
+        flood = []
+        wait_until(lambda: _tcp_status_or_none(port) == 200, "the daemon serving again", served)
+    finally:
+        for raw in flood:
+            raw.close()
+        served.stop()
+
+
+def _tcp_status_or_none(port: int) -> int | None:
+    try:
+        return _tcp_status(port)
+    except OSError:
+        return None
 
 
 def test_a_slowloris_request_is_closed_by_the_idle_timeout(daemon: tuple[Daemon, int]) -> None:
