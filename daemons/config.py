@@ -341,9 +341,36 @@ def _validate_section(
     return out
 
 
+# What a file system takes (Linux NAME_MAX, PATH_MAX), less room for the longest name mdfd
+# puts in a storage directory: a run's data file, `{stamp}-{recipe name}-{hex}.h5`.
+NAME_MAX = 255
+PATH_MAX = 4095 - 128
+
+
+def _storage_problems(doc: LocatedDocument, storage: Storage) -> list[Problem]:
+    """A directory the system cannot name would fail at the first run, with a traceback."""
+    problems = []
+    for field in ("data_dir", "state_dir", "runtime_dir"):
+        path = getattr(storage, field)
+        if path is None:
+            continue
+        encoded = os.fsencode(path)
+        longest = max((len(part) for part in encoded.split(b"/")), default=0)
+        if len(encoded) > PATH_MAX or longest > NAME_MAX:
+            problems.append(
+                doc.problem(
+                    ("storage", field),
+                    f"path too long for the file system (at most {PATH_MAX} bytes, "
+                    f"{NAME_MAX} per name)",
+                )
+            )
+    return problems
+
+
 def _cross_check(doc: LocatedDocument, model: MdfConfig) -> list[Problem]:
-    """References between sections: interlocks and safe state name real channels."""
-    problems: list[Problem] = []
+    """References between sections: interlocks and safe state name real channels; storage
+    paths the file system can hold."""
+    problems: list[Problem] = _storage_problems(doc, model.storage)
     for instrument_name, instrument in model.instruments.items():
         for channel_name, channel in instrument.channels.items():
             try:

@@ -157,6 +157,20 @@ def test_a_nul_in_the_data_dir_is_refused(
     assert stderr.startswith(f"{config}:11: storage.data_dir: contains a control character")
 
 
+@pytest.mark.parametrize(
+    "data_dir", ["/tmp/" + "d" * 300, "/tmp/" + "/".join(["d" * 200] * 25)], ids=["name", "path"]
+)
+def test_a_data_dir_the_file_system_cannot_hold_is_refused(
+    data_dir: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = sim_config_with(
+        tmp_path, "data_dir: ${MDFD_VAR:-var}/sim-mdf-01/data", f"data_dir: {data_dir}"
+    )
+    code, stderr = validate(capsys, write(tmp_path, "r.yaml", RECIPE), config)
+    assert code == 2
+    assert stderr.startswith(f"{config}:11: storage.data_dir: path too long for the file system")
+
+
 def test_a_300_character_recipe_name_is_refused(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
