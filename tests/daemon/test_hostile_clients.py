@@ -49,6 +49,7 @@ def daemon(tmp_path: Path) -> Iterator[tuple[Daemon, int]]:
         "control:\n"
         f"  tcp: {{host: 127.0.0.1, port: {port}, token_env: MDFD_TEST_TOKEN,"
         f" max_connections: {CAP}, idle_timeout: 5}}\n"
+        "  body_timeout: 1\n"
         "limits: {max_points: 50}\n"
     )
     served = Daemon(write_config(tmp_path, extra=extra), env=environment(MDFD_TEST_TOKEN=TOKEN))
@@ -90,6 +91,39 @@ def test_hostile_recipes_are_refused_located_and_status_still_answers(
         assert data["problems"][0].startswith(expected), (name, data)
         assert served.get("/status")["daemon"]["state"] in ("idle", "running")
     assert served.get("/runs") == []
+
+
+def test_a_body_sent_too_slowly_is_a_408(daemon: tuple[Daemon, int]) -> None:
+    served, _ = daemon
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as raw:
+        raw.settimeout(WAIT)
+        raw.connect(str(served.socket))
+        raw.sendall(b"POST /runs HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nrecipe:")
+        reply = raw.recv(4096)
+    assert reply.startswith(b"HTTP/1.1 408 "), reply
+    assert b"request body not received within 1 s" in reply
+    assert served.get("/runs") == []
+
+
+def test_a_check_that_outlasts_validation_timeout_is_a_503_and_queues_nothing(
+    tmp_path: Path,
+) -> None:
+    config = write_config(tmp_path, extra="control: {validation_timeout: 0.001}\n")
+    served = Daemon(config, env=environment()).start()
+    try:
+        recipe = write_recipe(tmp_path).read_text()
+        big = recipe.replace(
+            "values: [200, 300, 400]", "linspace: {start: 200, stop: 400, num: 99999}"
+        )
+        status, data = served.request("POST", "/runs", big.encode())
+        assert status == 503, data
+        assert data == {
+            "error": "checking the recipe took longer than 0.001 s (control.validation_timeout)"
+        }
+        assert served.get("/status")["queue"] == []
+        assert served.get("/runs") == []
+    finally:
+        served.stop()
 
 
 def test_deeply_nested_json_is_a_400(daemon: tuple[Daemon, int]) -> None:
