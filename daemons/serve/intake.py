@@ -49,7 +49,7 @@ class RecipeIntake:
         except TimeoutError:
             raise Busy(f"another submission is still being checked after {seconds:g} s") from None
         try:
-            future = loop.run_in_executor(self._executor, _load_and_validate, name, text, config)
+            future = loop.run_in_executor(self._executor, load_and_validate, name, text, config)
         except BaseException:
             self._free.release()
             raise
@@ -66,7 +66,8 @@ class RecipeIntake:
         self._executor.shutdown(wait=False, cancel_futures=True)
 
 
-def _load_and_validate(name: str, text: str, config: LoadedConfig) -> LoadedRecipe:
+def load_and_validate(name: str, text: str, config: LoadedConfig) -> LoadedRecipe:
+    """Blocking (seconds of CPU at the bounds): call it in a thread."""
     recipe = load_recipe(name, text=text)
     validate(recipe, config)
     return recipe
