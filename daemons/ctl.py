@@ -28,6 +28,7 @@ from rich.console import Console
 from rich.table import Table
 
 from mdfd.recipes.located import InputError, load_located
+from mdfd.recipes.yamlbounds import Refused, read_bounded
 
 from .ctlclient import (
     EXIT_BAD_INPUT,
@@ -249,9 +250,9 @@ async def _dispatch(args: argparse.Namespace, client: Client) -> int:
         show(data, lambda: _show_status(data, console))
     elif command == "submit":
         try:
-            text = args.recipe.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise CtlError(EXIT_BAD_INPUT, f"cannot read {args.recipe}: {exc}") from None
+            text = read_bounded(args.recipe)
+        except Refused as exc:
+            raise CtlError(EXIT_BAD_INPUT, f"cannot read {args.recipe}: {exc.message}") from None
         run = await client.request(
             "POST", "/runs", data=text.encode(), headers={"X-Recipe-Name": str(args.recipe)}
         )

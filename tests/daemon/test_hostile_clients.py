@@ -295,3 +295,9 @@ def test_one_unreadable_run_never_breaks_a_listing(
     assert offline.returncode == 0, offline.stderr
     assert [run["id"] for run in json.loads(offline.stdout)] == [long_id]
     assert "unreadable run row skipped" in served.log_text()
+
+
+def test_mdfctl_refuses_to_send_a_device_as_a_recipe(tmp_path: Path) -> None:
+    done = mdfctl("--socket", str(tmp_path / "none.sock"), "submit", "/dev/zero")
+    assert done.returncode == 2
+    assert done.stderr == "mdfctl: cannot read /dev/zero: not a regular file\n"
