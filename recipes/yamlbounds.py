@@ -168,5 +168,10 @@ def check_bounds(text: str, limits: YamlLimits = LIMITS) -> None:
     try:
         for event in yaml.parse(text, Loader=Loader):
             scan.event(event)
+    except yaml.MarkedYAMLError as exc:
+        # libyaml refuses deep flow nesting ([[[[…) itself, while scanning ahead of our count.
+        if "nesting depth" in str(exc.problem) and exc.problem_mark is not None:
+            message = f"nested deeper than {limits.max_depth} levels"
+            raise Refused(exc.problem_mark.line + 1, scan.path(), message) from None
     except yaml.YAMLError:
         return
