@@ -17,7 +17,7 @@ import traceback
 from bench.common import Figure, machine
 from mdfd.daemons.logging import configure
 
-MODULES = ["engine", "hdf5", "scale", "modbus", "opcua", "visa", "upstream", "daemon"]
+MODULES = ["engine", "hdf5", "scale", "modbus", "opcua", "visa", "upstream", "daemon", "hostile"]
 
 
 def main() -> int:

@@ -23,6 +23,7 @@ from mdfd.recipes.located import (
     Problem,
     load_located,
 )
+from mdfd.recipes.model import MAX_POINTS
 from mdfd.recipes.units import UnitError, parse_unit
 from mdfd.simulators.base import SimulatorSettings, UnknownSimulator, simulator_class
 
@@ -195,6 +196,15 @@ class ControlTcp(Strict):
 
     host: str = "127.0.0.1"
     port: int = Field(ge=1, le=65535)
+    max_connections: int = Field(
+        default=64, ge=1, le=4096, description="open TCP connections; more are refused at once"
+    )
+    idle_timeout: float = Field(
+        default=30.0,
+        gt=0,
+        le=3600,
+        description="seconds a connection may take to send a request's headers, or sit idle",
+    )
     token_env: str = Field(
         default="MDFD_CONTROL_TOKEN",
         pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
@@ -207,6 +217,18 @@ class Control(Strict):
 
     tcp: ControlTcp | None = None
     max_request_bytes: int = Field(default=1_048_576, ge=4096, le=64 * 1024 * 1024)
+    body_timeout: float = Field(
+        default=30.0, gt=0, le=3600, description="seconds to receive a request's body"
+    )
+    validation_timeout: float = Field(
+        default=10.0, gt=0, le=600, description="seconds to parse and validate a submitted recipe"
+    )
+
+
+class Limits(Strict):
+    """What one run may ask of this MDF; checked at validation, before anything is expanded."""
+
+    max_points: int = Field(default=100_000, ge=1, le=MAX_POINTS)
 
 
 RecoveryAction = Literal["hold", "resume"]
@@ -242,6 +264,7 @@ class MdfConfig(Strict):
     upstream: Upstream = Upstream()
     control: Control = Control()
     recovery: Recovery = Recovery()
+    limits: Limits = Limits()
 
     @property
     def time_scale(self) -> float:
@@ -386,9 +409,36 @@ def _validate_section(
     return out
 
 
+# What a file system takes (Linux NAME_MAX, PATH_MAX), less room for the longest name mdfd
+# puts in a storage directory: a run's data file, `{stamp}-{recipe name}-{hex}.h5`.
+NAME_MAX = 255
+PATH_MAX = 4095 - 128
+
+
+def _storage_problems(doc: LocatedDocument, storage: Storage) -> list[Problem]:
+    """A directory the system cannot name would fail at the first run, with a traceback."""
+    problems = []
+    for field in ("data_dir", "state_dir", "runtime_dir"):
+        path = getattr(storage, field)
+        if path is None:
+            continue
+        encoded = os.fsencode(path)
+        longest = max((len(part) for part in encoded.split(b"/")), default=0)
+        if len(encoded) > PATH_MAX or longest > NAME_MAX:
+            problems.append(
+                doc.problem(
+                    ("storage", field),
+                    f"path too long for the file system (at most {PATH_MAX} bytes, "
+                    f"{NAME_MAX} per name)",
+                )
+            )
+    return problems
+
+
 def _cross_check(doc: LocatedDocument, model: MdfConfig) -> list[Problem]:
-    """References between sections: interlocks and safe state name real channels."""
-    problems: list[Problem] = []
+    """References between sections: interlocks and safe state name real channels; storage
+    paths the file system can hold."""
+    problems: list[Problem] = _storage_problems(doc, model.storage)
     for instrument_name, instrument in model.instruments.items():
         for channel_name, channel in instrument.channels.items():
             try:

@@ -24,9 +24,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-import yaml
 from rich.console import Console
 from rich.table import Table
+
+from mdfd.recipes.located import InputError, load_located
+from mdfd.recipes.yamlbounds import Refused, read_bounded
 
 from . import strictjson
 from .console import output_console, run_id_column
@@ -204,10 +206,11 @@ def socket_from_config(path: Path) -> Path:
     only needs `storage`, with the same `${VAR:-default}` expansion the daemon applies.
     """
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        storage = data["storage"]
+        storage = load_located(path).data["storage"]
         directory = storage.get("runtime_dir") or storage["state_dir"]
-    except (OSError, UnicodeDecodeError, yaml.YAMLError, KeyError, TypeError) as exc:
+    except InputError as exc:
+        raise CtlError(EXIT_BAD_INPUT, str(exc)) from None
+    except (KeyError, TypeError, AttributeError) as exc:
         raise CtlError(
             EXIT_BAD_INPUT, f"{path}: cannot find storage.runtime_dir or state_dir: {exc}"
         ) from None
@@ -335,9 +338,9 @@ async def _dispatch(args: argparse.Namespace, client: Client) -> int:
         show(data, lambda: _show_status(data, console))
     elif command == "submit":
         try:
-            text = args.recipe.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise CtlError(EXIT_BAD_INPUT, f"cannot read {args.recipe}: {exc}") from None
+            text = read_bounded(args.recipe)
+        except Refused as exc:
+            raise CtlError(EXIT_BAD_INPUT, f"cannot read {args.recipe}: {exc.message}") from None
         run = await client.request(
             "POST", "/runs", data=text.encode(), headers={"X-Recipe-Name": str(args.recipe)}
         )

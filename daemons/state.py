@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from . import strictjson
+from .logging import get_logger
 
 T = TypeVar("T")
 
@@ -146,6 +147,17 @@ class RecordedPoints:
     indices: frozenset[int]
     not_completed: int
     last_rows: dict[str, int] | None
+
+
+def _run_row(r: tuple[Any, ...]) -> RunRow | None:
+    """One row, or None (with a warning) when it cannot be read: a row written by a newer
+    version or damaged by hand must not hide every other run from `mdfd runs` and `GET /runs`."""
+    try:
+        return RunRow(*r[:7], RunStatus(r[7]), *r[8:15], json.loads(r[15]), r[16], Origin(r[17]))
+    except (ValueError, TypeError) as exc:
+        log = get_logger(component="state")
+        log.warning("unreadable run row skipped", run=r[0], error=str(exc))
+        return None
 
 
 class StateDB:
@@ -377,8 +389,9 @@ class StateDB:
 
         def select(connection: sqlite3.Connection) -> list[RunRow]:
             return [
-                RunRow(*r[:7], RunStatus(r[7]), *r[8:15], json.loads(r[15]), r[16], Origin(r[17]))
-                for r in connection.execute(query, args).fetchall()
+                row
+                for row in map(_run_row, connection.execute(query, args).fetchall())
+                if row is not None
             ]
 
         return await self._call(lambda: select(self._require()))

@@ -40,7 +40,9 @@ def validate(recipe: LoadedRecipe, config: LoadedConfig) -> None:
 def check(recipe: LoadedRecipe, config: LoadedConfig) -> list[Problem]:
     doc = recipe.document
     model = recipe.model
-    problems: list[Problem] = []
+    problems: list[Problem] = _check_size(recipe, config)
+    if problems:
+        return problems  # nothing below may generate the points of a sweep this large
     points = model.points()
 
     def channel(name: str, where: tuple[str | int, ...]) -> ChannelConfig | None:
@@ -131,6 +133,16 @@ def check(recipe: LoadedRecipe, config: LoadedConfig) -> list[Problem]:
     return problems
 
 
+def _check_size(recipe: LoadedRecipe, config: LoadedConfig) -> list[Problem]:
+    """The point count from the sweep's definition, against this MDF's limit."""
+    count = recipe.model.sweep.count()
+    limit = config.model.limits.max_points
+    if count <= limit:
+        return []
+    message = f"the sweep has {count} points; this MDF allows {limit} (limits.max_points)"
+    return [recipe.document.problem(("sweep",), message)]
+
+
 def _check_limits(
     doc: LocatedDocument,
     where: tuple[str | int, ...],
@@ -175,7 +187,8 @@ def _check_rate(
     points: list,
     problems: list[Problem],
 ) -> None:
-    for point in points:
+    # A literal rate is the same at every point: check it once.
+    for point in points if is_parameter_ref(value) else points[:1]:
         try:
             rate = rate_per_second(value, point, recipe.model, config_channel.unit)
         except UnitError as exc:

@@ -15,6 +15,8 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from .yamlbounds import LIMITS, Loader, Refused, YamlLimits, check_bounds, read_bounded
+
 PathKey = tuple[str | int, ...]
 
 
@@ -91,19 +93,24 @@ def _clean_message(item: Any) -> str:
     return message.removeprefix("Value error, ")
 
 
-def load_located(path: Path | str, text: str | None = None) -> LocatedDocument:
-    """Parse YAML from `path` (or from `text`, naming it `path`), keeping line numbers."""
+def load_located(
+    path: Path | str, text: str | None = None, limits: YamlLimits = LIMITS
+) -> LocatedDocument:
+    """Parse YAML from `path` (or from `text`, naming it `path`), keeping line numbers.
+
+    Bounded first (size, depth, aliases, expanded nodes, scalar text: see `yamlbounds`), so
+    whatever the text, this returns or refuses in well under a second.
+    """
     source = str(path)
-    if text is None:
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except OSError as exc:
-            raise InputError([Problem(source, None, "", f"cannot read: {exc.strerror}")]) from exc
-        except UnicodeDecodeError as exc:
-            raise InputError([Problem(source, None, "", f"not UTF-8 text: {exc}")]) from exc
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.load(text, Loader=yaml.SafeLoader)
+        if text is None:
+            text = read_bounded(path, limits)
+        check_bounds(text, limits)
+    except Refused as exc:
+        raise InputError([Problem(source, exc.line, format_path(exc.path), exc.message)]) from None
+    try:
+        node = yaml.compose(text, Loader=Loader)
+        data = Loader("").construct_document(node) if node is not None else None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None

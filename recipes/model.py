@@ -26,9 +26,16 @@ from .units import UnitError, UnitText, looks_like_quantity, parse_quantity, sec
 
 NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
 CHANNEL = r"^[A-Za-z][A-Za-z0-9_-]*\.[A-Za-z_][A-Za-z0-9_]*$"
-MAX_POINTS = 100_000
+# The recipe's own ceiling, whatever the MDF allows; each MDF's `limits.max_points` (default
+# 100,000) is checked in validation, from the sweep's definition, before any point is generated.
+MAX_POINTS = 1_000_000
+# Names and versions end up in file names, HDF5 attributes and log lines; texts that are parsed
+# (quantities, units) are short by nature and cost time in proportion to their length.
+MAX_NAME_CHARS = 64
+MAX_TEXT_CHARS = 128
 
 Number = float | int
+ShortText = Annotated[str, Field(max_length=MAX_TEXT_CHARS)]
 ChannelName = Annotated[str, Field(pattern=CHANNEL)]
 
 
@@ -44,16 +51,16 @@ class Category(StrEnum):
 
 
 class Metadata(Strict):
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-    version: str = Field(min_length=1)
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=MAX_NAME_CHARS)
+    version: str = Field(min_length=1, max_length=MAX_NAME_CHARS)
     description: str = ""
     domain: Literal["chemistry", "metal", "ceramic", "textile"] | None = None
     author: str = ""
 
 
 class MaterialItem(Strict):
-    code: str
-    value: Number | str
+    code: ShortText
+    value: Number | ShortText
     unit: UnitText = ""
 
 
@@ -115,6 +122,18 @@ class Parameter(Strict):
         keys = ("values", "linspace", "logspace", "range", "between")
         return [k for k in keys if getattr(self, k) is not None]
 
+    def length(self) -> int:
+        """How many values `axis()` gives, without generating them."""
+        if self.values is not None:
+            return len(self.values)
+        if self.linspace is not None:
+            return self.linspace.num
+        if self.logspace is not None:
+            return self.logspace.num
+        if self.range is not None:
+            return sweeps.arange_count(self.range.start, self.range.stop, self.range.step)
+        return 0
+
     def axis(self) -> list[float]:
         if self.values is not None:
             return list(self.values)
@@ -170,7 +189,7 @@ class Sweep(Strict):
         elif self.points is not None:
             raise ValueError("`points` belongs to list mode")
         if self.mode is SweepMode.ZIP:
-            lengths = {name: len(p.axis()) for name, p in self.parameters.items()}
+            lengths = {name: p.length() for name, p in self.parameters.items()}
             if len(set(lengths.values())) > 1:
                 shown = ", ".join(f"{name} has {length}" for name, length in lengths.items())
                 raise ValueError(f"zip needs parameters with equally many values ({shown})")
@@ -184,11 +203,12 @@ class Sweep(Strict):
         return self
 
     def count(self) -> int:
+        """The number of points, from the definition alone: cheap for any sweep."""
         if self.mode is SweepMode.LIST:
             return len(self.points or [])
         if self.mode is SweepMode.LHS:
             return self.samples or 0
-        lengths = [len(p.axis()) for p in self.parameters.values()]
+        lengths = [p.length() for p in self.parameters.values()]
         if self.mode is SweepMode.ZIP:
             return lengths[0] if len(set(lengths)) == 1 else 0
         total = 1
@@ -208,7 +228,7 @@ class Sweep(Strict):
         return sweeps.grid(axes, serpentine=self.order == "serpentine")
 
 
-StepValue = Number | str
+StepValue = Number | ShortText
 
 
 def is_parameter_ref(value: StepValue) -> bool:
@@ -247,7 +267,7 @@ DurationValue = Annotated[StepValue, Field(description="seconds, '30 min', or a 
 
 
 # bool first: pydantic's smart union would otherwise turn `running: true` into 1.0.
-SetValue = bool | Number | str
+SetValue = bool | Number | ShortText
 
 
 class SetStep(Strict):
@@ -351,8 +371,8 @@ Step = Annotated[
 class RecordItem(Strict):
     """One vocabulary item of the record: from a parameter, or a statistic of a channel."""
 
-    code: str
-    source: str = Field(alias="from")
+    code: ShortText
+    source: str = Field(alias="from", max_length=MAX_TEXT_CHARS)
     stat: Literal["mean", "std", "min", "max", "last"] = "mean"
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)

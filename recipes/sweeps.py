@@ -25,8 +25,11 @@ def logspace(start: float, stop: float, num: int) -> list[float]:
 
 def arange(start: float, stop: float, step: float) -> list[float]:
     """Inclusive of `stop` when it falls on the grid (within float tolerance): lab ranges are."""
-    count = int(np.floor((stop - start) / step + 1e-9)) + 1
-    return [float(start + i * step) for i in range(max(count, 0))]
+    return [float(start + i * step) for i in range(arange_count(start, stop, step))]
+
+
+def arange_count(start: float, stop: float, step: float) -> int:
+    return max(int(np.floor((stop - start) / step + 1e-9)) + 1, 0)
 
 
 def grid(axes: Mapping[str, Sequence[float]], serpentine: bool = False) -> list[Point]:

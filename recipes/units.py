@@ -8,15 +8,17 @@ compatibility and converts.
 from __future__ import annotations
 
 import re
-from functools import cache
+from functools import cache, lru_cache
 from typing import Annotated
 
 import pint
-from pydantic import AfterValidator
+from pydantic import AfterValidator, Field
 
 NUMBER = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
 DURATION_PATTERN = re.compile(rf"^\s*{NUMBER}\s*[A-Za-z]+\s*$")
 QUANTITY_PATTERN = re.compile(rf"^\s*({NUMBER})\s*(.*?)\s*$")
+# pint's parser takes seconds on a 20,000-character unit; real units are a few characters.
+MAX_UNIT_CHARS = 64
 
 
 @cache
@@ -32,9 +34,13 @@ class UnitError(ValueError):
     pass
 
 
+@lru_cache(maxsize=1024)
 def parse_unit(text: str) -> pint.Unit:
+    """Cached: validating a sweep converts the same few units at every point."""
     if text in ("", "1", "dimensionless"):
         return registry().dimensionless
+    if len(text) > MAX_UNIT_CHARS:
+        raise UnitError(f"unit longer than {MAX_UNIT_CHARS} characters")
     try:
         return registry().Unit(text)
     except Exception as exc:
@@ -92,4 +98,4 @@ def checked_unit(text: str) -> str:
     return text
 
 
-UnitText = Annotated[str, AfterValidator(checked_unit)]
+UnitText = Annotated[str, Field(max_length=MAX_UNIT_CHARS), AfterValidator(checked_unit)]

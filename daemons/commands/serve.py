@@ -11,11 +11,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import faulthandler
+import sys
 
 from ..config import load_config
 from ..lock import RuntimeLock, StateLock
+from ..logging import throttle_library_logs
 from ..simulation import require_simulators
 from . import add_command, add_config
+
+GIL_SWITCH_SECONDS = 0.0005
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -45,6 +49,11 @@ def handle(args: argparse.Namespace) -> int:
     from ..serve.daemon import Daemon
 
     faulthandler.enable()
+    throttle_library_logs()
+    # Worker threads (recipe checks, SQLite, HDF5) hold the GIL for up to this long before the
+    # event loop gets it back; Python's default 5 ms made each of `/status`'s hand-offs cost
+    # up to 5 ms while a hostile recipe was being refused (ADR 0016).
+    sys.setswitchinterval(GIL_SWITCH_SECONDS)
     storage = config.model.storage
     with StateLock(storage.state_dir), RuntimeLock(storage.control_socket.parent):
         return asyncio.run(Daemon(config, args.simulate).run())

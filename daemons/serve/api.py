@@ -26,11 +26,11 @@ from mdfd.recipes.located import InputError
 from .. import strictjson
 from ..config import LoadedConfig
 from ..handover import far_setpoints
-from ..logging import get_logger
+from ..logging import Throttle, get_logger
 from ..oneshot import create_run
 from ..state import Origin, RunRow
-from ..validation import validate
 from . import runqueue
+from .intake import Busy, RecipeIntake, parse_json, read_body
 from .metrics import render
 from .scheduler import Refused
 
@@ -44,6 +44,7 @@ CURRENT = "current"
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 DAEMON = web.AppKey("daemon", object)
+INTAKE = web.AppKey("intake", RecipeIntake)
 
 
 def _json(data: Any, status: int = 200) -> web.Response:
@@ -58,19 +59,30 @@ def _daemon(request: web.Request) -> Daemon:
     return request.app[DAEMON]  # type: ignore[return-value]
 
 
+_failures = Throttle()
+
+
 @web.middleware
 async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Map refusals and bad input to 4xx; an unexpected error is a 500, never a dead daemon."""
+    """Map refusals and bad input to 4xx; an unexpected error is a 500, never a dead daemon
+    (logged with its traceback, a few per minute for each path: a client repeating the
+    request must not fill the disk)."""
     try:
         return await handler(request)
     except Refused as exc:
         return _error(409, str(exc))
+    except Busy as exc:
+        return _error(503, str(exc))
     except web.HTTPException:
         raise
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         return _error(400, f"malformed request body: {exc}")
     except Exception as exc:
-        get_logger(component="api").exception("request failed", path=request.path)
+        dropped = _failures.allow(request.path)
+        if dropped is not None:
+            get_logger(component="api").exception(
+                "request failed", path=request.path, suppressed=dropped
+            )
         return _error(500, f"internal error: {exc!r}")
 
 
@@ -81,8 +93,11 @@ def _token_guard(token: str) -> Any:
     async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
         given = request.headers.get("Authorization", "").encode()
         if not hmac.compare_digest(given, expected):
+            # Refused from the headers alone: the body is never read and the connection is
+            # closed, so an unauthenticated client costs one response and holds nothing.
             response = _error(401, "missing or wrong bearer token")
             response.headers["WWW-Authenticate"] = 'Bearer realm="mdfd"'
+            response.force_close()
             return response
         return await handler(request)
 
@@ -97,6 +112,13 @@ def build_app(daemon: Daemon, token: str | None = None) -> web.Application:
         middlewares=[*middlewares, _errors],
     )
     app[DAEMON] = daemon
+    intake = RecipeIntake()
+    app[INTAKE] = intake
+
+    async def close_intake(_: web.Application) -> None:
+        intake.close()
+
+    app.on_cleanup.append(close_intake)
     app.add_routes(
         [
             web.get("/status", status),
@@ -212,26 +234,30 @@ async def show_run(request: web.Request) -> web.Response:
 
 
 def _file_info(path: Path) -> dict[str, Any]:
-    """Off the event loop: a stat on a busy or network disk can take a while."""
-    exists = path.exists()
-    return {
-        "kind": "hdf5",
-        "path": str(path.resolve()),
-        "exists": exists,
-        "bytes": path.stat().st_size if exists else None,
-    }
+    """Off the event loop: a stat on a busy or network disk can take a while. A path the
+    system cannot even look up (too long, a NUL) is shown as missing, with why."""
+    info: dict[str, Any] = {"kind": "hdf5", "path": str(path), "exists": False, "bytes": None}
+    try:
+        info["path"] = str(path.resolve())
+        info["bytes"] = path.stat().st_size
+        info["exists"] = True
+    except FileNotFoundError:
+        pass
+    except (OSError, ValueError) as exc:
+        info["error"] = str(exc)
+    return info
 
 
 async def submit(request: web.Request) -> web.Response:
     daemon = _daemon(request)
     name = request.headers.get("X-Recipe-Name", "submitted.yaml")[:MAX_NAME_CHARS]
-    text = (await request.read()).decode("utf-8")
+    control = daemon.config.model.control
+    text = (await read_body(request, control.body_timeout)).decode("utf-8")
     if not text.strip():
         return _error(400, "empty body: send the recipe's YAML text")
     config = daemon.config
     try:
-        recipe = load_recipe(name, text=text)
-        validate(recipe, config)
+        recipe = await request.app[INTAKE].check(name, text, config, control.validation_timeout)
     except InputError as exc:
         return _error(422, "recipe rejected", problems=[str(p) for p in exc.problems])
     previous = await _run_before_next(daemon)
@@ -307,7 +333,7 @@ async def queue(request: web.Request) -> web.Response:
 
 async def reorder(request: web.Request) -> web.Response:
     daemon = _daemon(request)
-    body = json.loads(await request.read() or b"null")
+    body = parse_json(await read_body(request, daemon.config.model.control.body_timeout))
     order = body.get("order") if isinstance(body, dict) else body
     if not isinstance(order, list) or not all(isinstance(i, str) for i in order):
         return _error(400, 'body must be {"order": ["run id", ...]}')

@@ -176,7 +176,7 @@ class Daemon:
         self.notifier.reloading(status="reloading config")
         try:
             try:
-                new = load_config(self.config.path)
+                new = await asyncio.to_thread(load_config, self.config.path)
             except InputError as exc:
                 for problem in exc.problems:
                     log.error("config reload refused: invalid config", problem=str(problem))

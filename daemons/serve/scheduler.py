@@ -16,7 +16,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from mdfd.recipes.loader import load_recipe
 from mdfd.recipes.located import InputError
 
 from ..config import LoadedConfig
@@ -27,9 +26,9 @@ from ..logging import get_logger
 from ..notify import Notifier, Watchdog
 from ..state import RunRow, RunStatus, StateDB
 from ..supervise import start_supervised
-from ..validation import validate
 from . import runqueue
 from .health import HealthMonitor
+from .intake import load_and_validate
 
 TICK_SECONDS = 1.0
 RETRY_SECONDS = 5.0
@@ -232,8 +231,9 @@ class Scheduler:
         config = self.config
         log = get_logger(run=run.id)
         try:
-            recipe = load_recipe(run.recipe_path or f"run {run.id}", text=run.recipe_text)
-            validate(recipe, config)
+            # Off the loop: re-checked at every attempt, and a large sweep takes a while.
+            name = run.recipe_path or f"run {run.id}"
+            recipe = await asyncio.to_thread(load_and_validate, name, run.recipe_text, config)
         except InputError as exc:
             message = "recipe no longer fits this MDF: " + "; ".join(map(str, exc.problems))
             log.error("run cannot start", error=message)

@@ -619,7 +619,7 @@ RECIPES = [
         steps:
           - dwell: 5
         """,
-        (2, "sweep", "160000 points; at most 100000"),
+        (2, "sweep", "160000 points; this MDF allows 100000"),
     ),
     case(
         "duplicate-parameter",
