@@ -157,4 +157,4 @@ class VisaInstrument(InstrumentConfig[VisaChannel]):
 
     @property
     def is_serial(self) -> bool:
-        return rname.parse_resource_name(self.resource).interface_type.upper() == "ASRL"
+        return isinstance(rname.parse_resource_name(self.resource), rname.ASRLInstr)
