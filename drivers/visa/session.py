@@ -45,6 +45,7 @@ class VisaSession:
         self._manager: pyvisa.ResourceManager | None = None
         self._resource: MessageBasedResource | None = None
         self._termination = config.read_termination.encode(config.encoding)
+        self._probe_port = config.is_serial
         self.stale = True
         self._log = log.bind(instrument=instrument, resource=config.resource)
 
@@ -66,13 +67,13 @@ class VisaSession:
     def query(self, commands: Sequence[str]) -> list[bytes]:
         """Send the queries in order on this one session; return the raw replies."""
         with self._lock:
-            self._require()
+            self._check_port(commands[0] if commands else "")
             return self._run(self._scpi.query(commands))
 
     def write(self, command: str) -> None:
         """Write a command, then read the error queue so a rejection is an error."""
         with self._lock:
-            self._require()
+            self._check_port(command)
             self._run(self._scpi.write(command))
 
     def close(self) -> None:
@@ -161,6 +162,39 @@ class VisaSession:
             with contextlib.suppress(NotImplementedError):
                 resource.flush(constants.BufferOperation.discard_read_buffer)
         return resource
+
+    def _check_port(self, command: str) -> None:
+        """Refuse to use a serial port that has vanished, before anything is sent.
+
+        A serial line has no connection whose end could be seen, but a port that went away
+        (USB adapter unplugged, pty whose other end closed) is hung up by the kernel and fails
+        every operation with EIO. Asking how many bytes wait in its input buffer (pyvisa's
+        public `bytes_in_buffer`, VI_ATTR_ASRL_AVAIL_NUM: one ioctl, nothing on the wire) fails
+        the same way, so the loss is `LinkDown` and a write may be sent on the reopened port.
+        A cable pulled from a plain RS-232 port is not seen by anyone: the exchange times out.
+        Backends without the attribute are not probed.
+        """
+        resource = self._require()
+        if not self._probe_port:
+            return
+        try:
+            resource.bytes_in_buffer  # noqa: B018 - read for its failure, the count is unused
+        except NotImplementedError:
+            self._probe_port = False
+        except VisaIOError as exc:
+            if exc.error_code != constants.StatusCode.error_nonsupported_attribute:
+                raise self._port_lost(command, exc) from exc
+            self._probe_port = False
+        except OSError as exc:
+            raise self._port_lost(command, exc) from exc
+
+    def _port_lost(self, command: str, exc: Exception) -> LinkDown:
+        self.stale = True
+        return LinkDown(
+            self._name,
+            f"the port is gone ({exc}); {command!r} not sent",
+            address=self._config.resource,
+        )
 
     def _failed(self, command: str, exc: Exception) -> InstrumentError:
         self.stale = True
