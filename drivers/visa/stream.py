@@ -121,8 +121,11 @@ class SocketSession:
             raise self._lost(f"the peer closed the connection before {command!r} was sent")
         try:
             writer.write(data)
-            async with asyncio.timeout(self._config.timeout):
-                await writer.drain()
+            # A command fits the socket's buffer and leaves at once; only a backlog (a peer
+            # that stopped reading) needs draining, and that wait is bounded like a read.
+            if writer.transport.get_write_buffer_size():
+                async with asyncio.timeout(self._config.timeout):
+                    await writer.drain()
         except TimeoutError:
             raise self._timeout(f"{command!r} not taken by the peer") from None
         except OSError as exc:
