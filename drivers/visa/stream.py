@@ -54,9 +54,15 @@ class SocketSession:
                 self._reader, self._writer = await asyncio.open_connection(
                     self._host, self._port, limit=REPLY_LIMIT
                 )
-        except (OSError, TimeoutError) as exc:
+        except TimeoutError:
             raise InstrumentDisconnected(
-                self._name, f"cannot open: {exc or 'no connection'}", address=config.resource
+                self._name,
+                f"cannot open: no connection within {config.open_timeout:g} s",
+                address=config.resource,
+            ) from None
+        except OSError as exc:
+            raise InstrumentDisconnected(
+                self._name, f"cannot open: {exc}", address=config.resource
             ) from exc
         try:
             identity = await self._run(self._scpi.open())
