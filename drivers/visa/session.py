@@ -6,8 +6,9 @@ blocked in the backend, the next call waits for it rather than interleaving on t
 
 After a timeout or a transport error the session is marked stale: a late reply may still be in
 flight and would be read as the answer to the next query, so the next use reopens the session
-(a serial port reopened with its input discarded). Only pyvisa's public API is used: a vanished
-peer shows as the I/O error or the timeout of the operation that meets it (see decision 0052).
+(a serial port reopened with its input discarded). Only pyvisa's public API is used: a serial
+port that vanished is found before an exchange (`_check_port`); any other loss shows as the I/O
+error or the timeout of the operation that meets it (decision 52).
 """
 
 from __future__ import annotations
