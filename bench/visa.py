@@ -1,19 +1,22 @@
-"""Query round trips per second: the visa driver vs plain pyvisa, same resource, same run.
+"""Query round trips per second: the visa driver vs plain clients, same resource, same run.
 
 The meter simulator runs in a child process so neither client shares its event loop or its
-GIL. Both clients use pyvisa-py on the same `TCPIP::...::SOCKET` resource (and on the pty);
-within a case, slices of driver and baseline reads alternate so drift on a shared machine
-hits all alike. The driver pays for its worker-thread hop, lock, parse and Reading per read;
-the target is >= 90 % of plain pyvisa doing the same work.
+GIL. Within a case, slices of driver and baseline reads alternate so drift on a shared machine
+hits all alike. The target is >= 90 % of the plain client doing the same work.
+
+The driver serves `TCPIP::...::SOCKET` over its own asyncio streams (no thread, no pyvisa) and
+the pty (`ASRL...::INSTR`) through pyvisa-py on a worker thread. So on TCP the same-work
+baseline is a plain asyncio streams loop (write, then `readuntil` under a timeout, as any
+asyncio program must), with plain blocking pyvisa-py `query()` alongside as what a lab script
+does; on the pty it is plain pyvisa-py, blocking and per `asyncio.to_thread`.
 
 Cases, per transport:
-- a 5-channel scan, one query per message (`queries_per_message: 1`), and one channel per
-  read, against a blocking `query()` loop and against `query()` per `asyncio.to_thread`;
+- a 5-channel scan, one query per message (`queries_per_message: 1`), and one channel per read;
 - the 5-channel scan as one compound message (`queries_per_message: 5`) against the per-query
-  loop (what the option buys) and against plain pyvisa sending the same compound message
+  pyvisa loop (what the option buys) and against the same compound message sent plainly
   (same work: the honest ratio);
 - (TCP) one channel per read from an instrument that takes 1 ms to answer, as real ones do;
-- the bare thread hop (no I/O) of the driver's worker vs a one-thread executor and to_thread.
+- the bare thread hop (no I/O) of the pyvisa path's worker vs a one-thread executor and to_thread.
 
     python -m bench.visa [--quick] [--json PATH]
 """
@@ -46,8 +49,18 @@ COMPOUND = ";:".join(QUERIES)
 LATENCY = 0.001
 HOP = "the thread hop any asyncio caller pays"
 
+REPLY_TIMEOUT = 5.0
 Plain = pyvisa.resources.MessageBasedResource
 Contender = Callable[[int], Awaitable[float]]
+
+
+@dataclass
+class Peers:
+    """The baselines' own clients of the instrument: pyvisa-py on the resource and, on TCP, a
+    plain asyncio stream connection to the same port."""
+
+    plain: Plain
+    stream: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
 
 
 def _serve(port: int, link: Path) -> None:
@@ -101,7 +114,9 @@ def _driver(driver: VisaDriver, channels: list[str]) -> Contender:
     return measure
 
 
-def _plain(instrument: Plain, queries: list[str]) -> Contender:
+def _plain(peers: Peers, queries: list[str]) -> Contender:
+    instrument = peers.plain
+
     async def measure(reads: int) -> float:
         started = time.perf_counter()
         for _ in range(reads):
@@ -112,8 +127,9 @@ def _plain(instrument: Plain, queries: list[str]) -> Contender:
     return measure
 
 
-def _plain_in_thread(instrument: Plain, queries: list[str]) -> Contender:
+def _plain_in_thread(peers: Peers, queries: list[str]) -> Contender:
     """Plain pyvisa as an asyncio program must call it: one `asyncio.to_thread` per query."""
+    instrument = peers.plain
 
     async def measure(reads: int) -> float:
         started = time.perf_counter()
@@ -125,7 +141,9 @@ def _plain_in_thread(instrument: Plain, queries: list[str]) -> Contender:
     return measure
 
 
-def _plain_compound(instrument: Plain) -> Contender:
+def _plain_compound(peers: Peers) -> Contender:
+    instrument = peers.plain
+
     async def measure(reads: int) -> float:
         started = time.perf_counter()
         for _ in range(reads):
@@ -136,48 +154,74 @@ def _plain_compound(instrument: Plain) -> Contender:
     return measure
 
 
+def _streams(peers: Peers, messages: list[str], units: int = 1) -> Contender:
+    """Plain asyncio streams: write a message, `readuntil` its reply under a timeout."""
+    assert peers.stream is not None
+    reader, writer = peers.stream
+    encoded = [message.encode() + b"\n" for message in messages]
+
+    async def measure(reads: int) -> float:
+        started = time.perf_counter()
+        for _ in range(reads):
+            for message in encoded:
+                writer.write(message)
+                async with asyncio.timeout(REPLY_TIMEOUT):
+                    reply = await reader.readuntil(b"\n")
+                fields = reply[:-1].split(b";")
+                assert len(fields) == units
+                for field in fields:
+                    float(field)
+        return time.perf_counter() - started
+
+    return measure
+
+
 @dataclass
 class Case:
     what: str
     channels: list[str]
     per_message: int
-    baselines: dict[str, Callable[[Plain], Contender]]
+    baselines: dict[str, Callable[[Peers], Contender]]
     latency: float = 0.0
     note: str = ""  # printed with the last baseline
 
 
 def _cases(serial: bool) -> list[Case]:
     loop = "plain pyvisa query() loop"
-    threaded = "plain pyvisa query() per asyncio.to_thread"
     one = SCAN[:1]
+    if serial:
+        # The pyvisa path: its worker thread against pyvisa blocking and per to_thread.
+        threaded = "plain pyvisa query() per asyncio.to_thread"
+        same_work: dict[str, Callable[[Peers], Contender]] = {
+            loop: lambda p: _plain(p, QUERIES),
+            threaded: lambda p: _plain_in_thread(p, QUERIES),
+        }
+        single: dict[str, Callable[[Peers], Contender]] = {
+            loop: lambda p: _plain(p, QUERIES[:1]),
+            threaded: lambda p: _plain_in_thread(p, QUERIES[:1]),
+        }
+        compound = ("plain pyvisa compound query() loop", _plain_compound)
+        note = HOP
+    else:
+        # The own socket transport: against plain asyncio streams (same work) and pyvisa.
+        streams = "plain asyncio streams loop"
+        same_work = {loop: lambda p: _plain(p, QUERIES), streams: lambda p: _streams(p, QUERIES)}
+        single = {
+            loop: lambda p: _plain(p, QUERIES[:1]),
+            streams: lambda p: _streams(p, QUERIES[:1]),
+        }
+        compound = ("plain asyncio streams compound loop", lambda p: _streams(p, [COMPOUND], 5))
+        note = "against the streams loop: same work, no thread on either side"
     cases = [
-        Case(
-            "5-channel scan, a query per message",
-            SCAN,
-            1,
-            {loop: lambda p: _plain(p, QUERIES), threaded: lambda p: _plain_in_thread(p, QUERIES)},
-            note=HOP,
-        ),
+        Case("5-channel scan, a query per message", SCAN, 1, same_work, note=note),
         Case(
             "5-channel scan, one compound message",
             SCAN,
             5,
-            {
-                loop: lambda p: _plain(p, QUERIES),
-                "plain pyvisa compound query() loop": _plain_compound,
-            },
+            {loop: lambda p: _plain(p, QUERIES), compound[0]: compound[1]},
             note="against the compound loop: same work, the honest ratio",
         ),
-        Case(
-            "1 channel per read",
-            one,
-            1,
-            {
-                loop: lambda p: _plain(p, QUERIES[:1]),
-                threaded: lambda p: _plain_in_thread(p, QUERIES[:1]),
-            },
-            note=HOP,
-        ),
+        Case("1 channel per read", one, 1, single, note=note),
     ]
     if not serial:
         cases.append(
@@ -185,20 +229,21 @@ def _cases(serial: bool) -> list[Case]:
                 f"1 channel per read, instrument answering in {LATENCY * 1000:g} ms",
                 one,
                 1,
-                {loop: lambda p: _plain(p, QUERIES[:1])},
+                single,
                 latency=LATENCY,
-                note="the hop's share when the instrument, not loopback, sets the pace",
+                note="when the instrument, not loopback, sets the pace",
             )
         )
     return cases
 
 
 async def _case(
-    resource: str, label: str, case: Case, plain: Plain, rounds: int, reads: int
+    resource: str, label: str, case: Case, peers: Peers, rounds: int, reads: int
 ) -> list[Figure]:
+    plain = peers.plain
     driver = VisaDriver("meter", _config(resource, case.per_message), DriverContext())
     contenders = [_driver(driver, case.channels)]
-    contenders += [make(plain) for make in case.baselines.values()]
+    contenders += [make(peers) for make in case.baselines.values()]
     if case.latency:
         plain.write(f"SIM:FAULT:DEL {case.latency}")
         reads = max(reads // 10, SLICE)
@@ -240,11 +285,18 @@ async def _compare(resource: str, label: str, rounds: int, reads: int) -> list[F
         resource, read_termination="\n", write_termination="\n", timeout=5000
     )
     assert isinstance(plain, Plain)
+    peers = Peers(plain)
+    parsed = pyvisa.rname.parse_resource_name(resource)
+    if isinstance(parsed, pyvisa.rname.TCPIPSocket):
+        peers.stream = await asyncio.open_connection(parsed.host_address, int(parsed.port))
     figures: list[Figure] = []
     try:
-        for case in _cases(serial=label.startswith("pty")):
-            figures += await _case(resource, label, case, plain, rounds, reads)
+        for case in _cases(serial=peers.stream is None):
+            figures += await _case(resource, label, case, peers, rounds, reads)
     finally:
+        if peers.stream is not None:
+            peers.stream[1].close()
+            await peers.stream[1].wait_closed()
         plain.close()
         manager.close()
     return figures

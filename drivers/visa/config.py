@@ -144,6 +144,17 @@ class VisaInstrument(InstrumentConfig[VisaChannel]):
         return self
 
     @model_validator(mode="after")
+    def _socket_framing(self) -> VisaInstrument:
+        if not self.read_termination and isinstance(
+            rname.parse_resource_name(self.resource), rname.TCPIPSocket
+        ):
+            raise ValueError(
+                "a SOCKET resource needs a `read_termination`: a byte stream has no other end"
+                " of message"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _single_units(self) -> VisaInstrument:
         if self.queries_per_message > 1:
             for name, channel in self.channels.items():
@@ -157,4 +168,4 @@ class VisaInstrument(InstrumentConfig[VisaChannel]):
 
     @property
     def is_serial(self) -> bool:
-        return rname.parse_resource_name(self.resource).interface_type.upper() == "ASRL"
+        return isinstance(rname.parse_resource_name(self.resource), rname.ASRLInstr)

@@ -1,10 +1,11 @@
-"""The `visa` driver: SCPI instruments through pyvisa (pyvisa-py by default).
+"""The `visa` driver: SCPI instruments over a raw TCP socket of its own, or through pyvisa.
 
-Every pyvisa call runs on the instrument's own worker thread (worker.py: the connection
-owner, so a VISA library never sees one session from two threads); an asyncio lock
-per instrument queues callers on the event loop so each exchange runs whole. A read queries
-its channels in order on one session within one thread hop, asking each distinct query once
-(channels that take different fields of `MEAS:ALL?` cost one round trip). With
+The transport is chosen by the resource string (transport.py): `TCPIP::...::SOCKET` goes over
+mdfd's own asyncio streams (stream.py), everything else through pyvisa on the instrument's
+own worker thread (session.py, worker.py). Both run the same SCPI dialogue (scpi.py). An
+asyncio lock per instrument queues callers on the event loop so each exchange runs whole. A
+read queries its channels in order on one session in one exchange, asking each distinct query
+once (channels that take different fields of `MEAS:ALL?` cost one round trip). With
 `queries_per_message` > 1 the queries travel as IEEE 488.2 compound messages
 (`MEAS:CAP?;:MEAS:LOSS?`): a 5-channel scan is one round trip instead of five.
 
@@ -19,8 +20,8 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Callable, Sequence
-from typing import ClassVar, TypeVar
+from collections.abc import Sequence
+from typing import ClassVar
 
 import structlog
 from pyvisa import rname
@@ -36,10 +37,9 @@ from ..errors import (
 )
 from .config import VisaChannel, VisaInstrument
 from .parse import ParseFailure, decode_reply, format_command, parse_reply
-from .session import LinkDown, VisaSession
-from .worker import Worker
+from .scpi import LinkDown
+from .transport import transport_for
 
-T = TypeVar("T")
 log = structlog.get_logger()
 
 # Serial ports held by a driver of this process. RS-232 is point to point: two sessions on one
@@ -54,9 +54,8 @@ class VisaDriver:
         self.name = name
         self.config = config
         self._context = context
-        self._session = VisaSession(name, config)
+        self._transport = transport_for(name, config)
         self._lock = asyncio.Lock()
-        self._worker: Worker | None = None
         self._identity: str | None = None
         self._closed = True
         self._port: str | None = None
@@ -80,7 +79,7 @@ class VisaDriver:
         async with self._lock:
             await self._ensure_open()
             query = self.config.identity_query
-            replies = await self._call(self._session.query, [query])
+            replies = await self._transport.query([query])
         self._identity = self._decode(replies[0], query, None).strip()
         return self._identity
 
@@ -90,11 +89,11 @@ class VisaDriver:
         async with self._lock:
             await self._ensure_open()
             try:
-                replies = await self._call(self._session.query, queries)
+                replies = await self._transport.query(queries)
             except InstrumentDisconnected as exc:
                 self._log.warning("read failed on a lost link; reconnecting", error=str(exc))
                 await self._reopen()
-                replies = await self._call(self._session.query, queries)
+                replies = await self._transport.query(queries)
         now = self._context.clock()
         by_query = dict(zip(queries, replies, strict=True))
         out: dict[str, Reading] = {}
@@ -121,11 +120,11 @@ class VisaDriver:
             await self._ensure_open()
             try:
                 try:
-                    await self._call(self._session.write, command)
+                    await self._transport.write(command)
                 except LinkDown as exc:
                     self._log.warning("link down before a write; reconnecting", error=str(exc))
                     await self._reopen()
-                    await self._call(self._session.write, command)
+                    await self._transport.write(command)
             except (InstrumentDisconnected, InstrumentTimeout) as exc:
                 self._log.error(
                     "write outcome unknown; not retried", channel=channel, command=command
@@ -150,7 +149,7 @@ class VisaDriver:
     async def _ensure_open(self) -> None:
         if self._closed:
             raise InstrumentDisconnected(self.name, "not connected", address=self.config.resource)
-        if self._session.stale:
+        if self._transport.stale:
             await self._reopen()
 
     async def _reopen(self) -> None:
@@ -168,13 +167,8 @@ class VisaDriver:
         )
         async for attempt in retrying:
             with attempt:
-                self._identity = (await self._call(self._session.open)).strip()
+                self._identity = (await self._transport.open()).strip()
         self._log.info("session open", identity=self._identity)
-
-    async def _call(self, function: Callable[..., T], *args: object) -> T:
-        if self._worker is None:
-            self._worker = Worker(f"visa-{self.name}")
-        return await self._worker.call(function, *args)
 
     def _decode(self, raw: bytes, query: str, channel: str | None) -> str:
         try:
@@ -196,14 +190,8 @@ class VisaDriver:
     async def _shut(self) -> None:
         self._closed = True
         try:
-            if self._worker is not None:
-                await self._call(self._session.close)
+            await self._transport.close()
         finally:
-            if self._worker is not None:
-                # The idle thread exits at once; one still blocked in a cancelled exchange
-                # exits when its VISA timeout expires.
-                self._worker.stop()
-                self._worker = None
             if self._port is not None and _serial_owners.get(self._port) is self:
                 del _serial_owners[self._port]
 

@@ -1,20 +1,22 @@
-"""One blocking pyvisa session, called only from worker threads.
+"""One blocking pyvisa session (INSTR, ASRL, GPIB, USB, ...), called only from a worker thread.
 
-pyvisa blocks, so the driver runs every method here on a worker thread. A threading lock
-serialises them: even if an awaiting task is cancelled while a call is still blocked in the
-backend, the next call waits for it rather than interleaving on the wire.
+pyvisa blocks, so every method here runs on the instrument's worker thread (transport.py). A
+threading lock serialises them: even if an awaiting task is cancelled while a call is still
+blocked in the backend, the next call waits for it rather than interleaving on the wire.
 
 After a timeout or a transport error the session is marked stale: a late reply may still be in
 flight and would be read as the answer to the next query, so the next use reopens the session
-(a new TCP connection; a serial port reopened with its input discarded).
+(a serial port reopened with its input discarded). Only pyvisa's public API is used: a serial
+port that vanished is found before an exchange (`_check_port`); any other loss shows as the I/O
+error or the timeout of the operation that meets it (decision 52).
 """
 
 from __future__ import annotations
 
 import contextlib
-import socket
 import threading
 from collections.abc import Sequence
+from typing import TypeVar
 
 import pyvisa
 import structlog
@@ -22,15 +24,11 @@ from pyvisa import constants
 from pyvisa.errors import VisaIOError
 from pyvisa.resources import MessageBasedResource
 
-from ..errors import (
-    InstrumentDisconnected,
-    InstrumentError,
-    InstrumentTimeout,
-    ProtocolError,
-)
+from ..errors import InstrumentDisconnected, InstrumentError, InstrumentTimeout
 from .config import VisaInstrument
-from .parse import ParseFailure, decode_reply, error_entry, program_message, split_responses
+from .scpi import Dialogue, LinkDown, OutOfStep, Receive, Scpi, Send
 
+T = TypeVar("T")
 STOP_BITS = {
     1: constants.StopBits.one,
     1.5: constants.StopBits.one_and_a_half,
@@ -39,18 +37,16 @@ STOP_BITS = {
 log = structlog.get_logger()
 
 
-class LinkDown(InstrumentDisconnected):
-    """The link was found down before anything was sent: a write may safely be sent again
-    on a new session."""
-
-
 class VisaSession:
     def __init__(self, instrument: str, config: VisaInstrument) -> None:
         self._name = instrument
         self._config = config
+        self._scpi = Scpi(instrument, config)
         self._lock = threading.Lock()
         self._manager: pyvisa.ResourceManager | None = None
         self._resource: MessageBasedResource | None = None
+        self._termination = config.read_termination.encode(config.encoding)
+        self._probe_port = config.is_serial
         self.stale = True
         self._log = log.bind(instrument=instrument, resource=config.resource)
 
@@ -62,13 +58,7 @@ class VisaSession:
             self._close()
             self._resource = self._open_resource()
             try:
-                stale_errors = self._errors()
-                if stale_errors:
-                    self._log.warning("errors left in the queue before open", errors=stale_errors)
-                for command in self._config.init:
-                    self._write(command)
-                    self._raise_errors(command)
-                identity = self._query(self._config.identity_query)
+                identity = self._run(self._scpi.open())
             except InstrumentError:
                 self._close()
                 raise
@@ -76,25 +66,16 @@ class VisaSession:
             return identity
 
     def query(self, commands: Sequence[str]) -> list[bytes]:
-        """Send the queries in order, on this one session, `queries_per_message` to a program
-        message; return the raw replies (without the read termination) for the caller to
-        decode and parse, channel by channel."""
+        """Send the queries in order on this one session; return the raw replies."""
         with self._lock:
-            self._check_peer(commands[0] if commands else "")
-            size = self._config.queries_per_message
-            if size == 1:
-                return [self._query_raw(command) for command in commands]
-            replies: list[bytes] = []
-            for start in range(0, len(commands), size):
-                replies += self._query_message(commands[start : start + size])
-            return replies
+            self._check_port(commands[0] if commands else "")
+            return self._run(self._scpi.query(commands))
 
     def write(self, command: str) -> None:
         """Write a command, then read the error queue so a rejection is an error."""
         with self._lock:
-            self._check_peer(command)
-            self._write(command)
-            self._raise_errors(command)
+            self._check_port(command)
+            self._run(self._scpi.write(command))
 
     def close(self) -> None:
         """Close this session only. The ResourceManager is left open: pyvisa hands out one per
@@ -105,6 +86,41 @@ class VisaSession:
             self._manager = None
 
     # --- under the lock
+
+    def _run(self, dialogue: Dialogue[T]) -> T:
+        """Drive a dialogue with blocking pyvisa I/O."""
+        reply: bytes | None = None
+        try:
+            while True:
+                try:
+                    step = dialogue.send(reply)
+                except StopIteration as done:
+                    return done.value
+                reply = None
+                if isinstance(step, Send):
+                    self._send(step.command)
+                else:
+                    reply = self._receive(step)
+        except OutOfStep:
+            self.stale = True
+            raise
+        finally:
+            dialogue.close()
+
+    def _send(self, command: str) -> None:
+        resource = self._require()
+        try:
+            resource.write(command)
+        except (VisaIOError, OSError) as exc:
+            raise self._failed(command, exc) from exc
+
+    def _receive(self, step: Receive) -> bytes:
+        resource = self._require()
+        try:
+            raw = resource.read_raw()
+        except (VisaIOError, OSError) as exc:
+            raise self._failed(step.command, exc) from exc
+        return raw.removesuffix(self._termination)
 
     def _open_resource(self) -> MessageBasedResource:
         config = self._config
@@ -148,105 +164,38 @@ class VisaSession:
                 resource.flush(constants.BufferOperation.discard_read_buffer)
         return resource
 
-    def _query(self, command: str) -> str:
-        """A query whose reply this module reads itself (error queue, identity)."""
-        raw = self._query_raw(command)
-        try:
-            return decode_reply(raw, self._config.encoding)
-        except ParseFailure as exc:
-            raise ProtocolError(
-                self._name, f"reply to {command!r}: {exc}", address=self._config.resource, reply=raw
-            ) from None
+    def _check_port(self, command: str) -> None:
+        """Refuse to use a serial port that has vanished, before anything is sent.
 
-    def _query_raw(self, command: str) -> bytes:
-        self._write(command)
-        resource = self._require()
-        try:
-            raw = resource.read_raw()
-        except (VisaIOError, OSError) as exc:
-            raise self._failed(command, exc) from exc
-        return raw.removesuffix(self._config.read_termination.encode(self._config.encoding))
-
-    def _query_message(self, commands: Sequence[str]) -> list[bytes]:
-        if len(commands) == 1:
-            return [self._query_raw(commands[0])]
-        message = program_message(commands)
-        raw = self._query_raw(message)
-        replies = split_responses(raw, len(commands))
-        if len(replies) != len(commands):
-            # A query of the message failed (its error is in the queue, logged at reopen).
-            # An instrument may still send the rest on further lines, so the session is not
-            # trusted to be in step any more.
-            self.stale = True
-            raise ProtocolError(
-                self._name,
-                f"{len(commands)} queries in {message!r}, {len(replies)} responses",
-                address=self._config.resource,
-                reply=raw,
-            )
-        return replies
-
-    def _write(self, command: str) -> None:
-        resource = self._require()
-        try:
-            resource.write(command)
-        except (VisaIOError, OSError) as exc:
-            raise self._failed(command, exc) from exc
-
-    def _errors(self) -> list[str]:
-        check = self._config.error_queue
-        if check is None:
-            return []
-        found: list[str] = []
-        for _ in range(check.max_entries):
-            reply = self._query(check.query)
-            try:
-                code = error_entry(reply)
-            except ParseFailure as exc:
-                raise ProtocolError(
-                    self._name, str(exc), address=self._config.resource, reply=reply
-                ) from None
-            if code == 0:
-                break
-            found.append(reply.strip())
-        return found
-
-    def _raise_errors(self, command: str) -> None:
-        errors = self._errors()
-        if errors:
-            raise ProtocolError(
-                self._name,
-                f"instrument rejected {command!r}",
-                address=self._config.resource,
-                reply="; ".join(errors),
-            )
-
-    def _check_peer(self, command: str) -> None:
-        """Refuse to use a TCP socket whose peer has hung up.
-
-        pyvisa-py cannot tell a closed peer from a silent one: its read spins until the
-        timeout. A non-blocking peek at the session's socket (pyvisa-py keeps it as
-        `interface`; pinned to 0.8) tells them apart in one syscall, so a dropped connection
-        is reported as such and reopened instead of costing a timeout.
+        A serial line has no connection whose end could be seen, but a port that went away
+        (USB adapter unplugged, pty whose other end closed) is hung up by the kernel and fails
+        every operation with EIO. Asking how many bytes wait in its input buffer (pyvisa's
+        public `bytes_in_buffer`, VI_ATTR_ASRL_AVAIL_NUM: one ioctl, nothing on the wire) fails
+        the same way, so the loss is `LinkDown` and a write may be sent on the reopened port.
+        A cable pulled from a plain RS-232 port is not seen by anyone: the exchange times out.
+        Backends without the attribute are not probed.
         """
         resource = self._require()
-        sessions = getattr(resource.visalib, "sessions", {})
-        sock = getattr(sessions.get(resource.session), "interface", None)
-        if not isinstance(sock, socket.socket):
+        if not self._probe_port:
             return
         try:
-            closed = sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
-        except BlockingIOError:
-            closed = False
-        except OSError:
-            closed = True
-        if closed:
-            self.stale = True
-            raise LinkDown(
-                self._name,
-                f"the peer closed the connection; {command!r} not sent",
-                address=self._config.resource,
-            )
+            resource.bytes_in_buffer  # noqa: B018 - read for its failure, the count is unused
+        except NotImplementedError:
+            self._probe_port = False
+        except VisaIOError as exc:
+            if exc.error_code != constants.StatusCode.error_nonsupported_attribute:
+                raise self._port_lost(command, exc) from exc
+            self._probe_port = False
+        except OSError as exc:
+            raise self._port_lost(command, exc) from exc
+
+    def _port_lost(self, command: str, exc: Exception) -> LinkDown:
+        self.stale = True
+        return LinkDown(
+            self._name,
+            f"the port is gone ({exc}); {command!r} not sent",
+            address=self._config.resource,
+        )
 
     def _failed(self, command: str, exc: Exception) -> InstrumentError:
         self.stale = True

@@ -86,6 +86,7 @@ def instrument(**fields: Any) -> dict[str, Any]:
         {"channels": {"x": {"query": "X?", "parse": "floats", "field": 1}}},
         {"channels": {"x": {"query": "X?", "adress": 3}}},  # typo: unknown key
         {"timeout": 0},
+        {"read_termination": ""},  # a raw socket's replies could not be told apart
     ],
 )
 def test_config_refuses(bad: dict[str, Any]) -> None:

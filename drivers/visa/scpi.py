@@ -1,0 +1,147 @@
+"""The SCPI dialogue of a session, written once for both transports.
+
+What to send and what to make of the replies (the error queue after every write and the init
+sequence, the identity, compound program messages) is the same whether the bytes travel
+through pyvisa on a worker thread or over mdfd's own asyncio socket. So the dialogue is a
+generator that yields the I/O it needs, `Send(command)` or `Receive(command)`, and is sent back
+the raw reply of each `Receive` (termination stripped); each transport drives it with its own
+blocking or awaiting I/O and maps its own failures to the typed errors. No I/O happens here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Sequence
+from dataclasses import dataclass
+from typing import TypeVar
+
+import structlog
+
+from ..errors import InstrumentDisconnected, ProtocolError
+from .config import VisaInstrument
+from .parse import ParseFailure, decode_reply, error_entry, program_message, split_responses
+
+T = TypeVar("T")
+log = structlog.get_logger()
+
+
+@dataclass(frozen=True)
+class Send:
+    command: str
+
+
+@dataclass(frozen=True)
+class Receive:
+    command: str  # the message whose reply this is, for error texts
+
+
+Step = Send | Receive
+Dialogue = Generator[Step, bytes | None, T]
+
+
+class LinkDown(InstrumentDisconnected):
+    """The link was found down before anything was sent: a write may safely be sent again
+    on a new session."""
+
+
+class OutOfStep(ProtocolError):
+    """The reply stream can no longer be trusted to answer the next query (a compound message
+    answered short, an over-long reply): the session must be reopened before its next use."""
+
+
+class Scpi:
+    """The dialogues of one instrument; stateless between them."""
+
+    def __init__(self, instrument: str, config: VisaInstrument) -> None:
+        self._name = instrument
+        self._config = config
+        self._log = log.bind(instrument=instrument, resource=config.resource)
+
+    def open(self) -> Dialogue[str]:
+        """On a fresh session: discard stale errors, run the init sequence, return the identity."""
+        stale_errors = yield from self._errors()
+        if stale_errors:
+            self._log.warning("errors left in the queue before open", errors=stale_errors)
+        for command in self._config.init:
+            yield Send(command)
+            yield from self._raise_errors(command)
+        return (yield from self._query(self._config.identity_query))
+
+    def query(self, commands: Sequence[str]) -> Dialogue[list[bytes]]:
+        """The queries in order, `queries_per_message` to a program message; the raw replies
+        for the caller to decode and parse, channel by channel."""
+        size = self._config.queries_per_message
+        replies: list[bytes] = []
+        if size == 1:
+            for command in commands:
+                replies.append((yield from self._query_raw(command)))
+            return replies
+        for start in range(0, len(commands), size):
+            replies += yield from self._query_message(commands[start : start + size])
+        return replies
+
+    def write(self, command: str) -> Dialogue[None]:
+        """A command, then the error queue, so that a rejection is an error."""
+        yield Send(command)
+        yield from self._raise_errors(command)
+
+    def _query(self, command: str) -> Dialogue[str]:
+        """A query whose reply this module reads itself (error queue, identity)."""
+        raw = yield from self._query_raw(command)
+        try:
+            return decode_reply(raw, self._config.encoding)
+        except ParseFailure as exc:
+            raise ProtocolError(
+                self._name, f"reply to {command!r}: {exc}", address=self._config.resource, reply=raw
+            ) from None
+
+    def _query_raw(self, command: str) -> Dialogue[bytes]:
+        yield Send(command)
+        reply = yield Receive(command)
+        assert reply is not None  # a transport answers every Receive with bytes
+        return reply
+
+    def _query_message(self, commands: Sequence[str]) -> Dialogue[list[bytes]]:
+        if len(commands) == 1:
+            return [(yield from self._query_raw(commands[0]))]
+        message = program_message(commands)
+        raw = yield from self._query_raw(message)
+        replies = split_responses(raw, len(commands))
+        if len(replies) != len(commands):
+            # A query of the message failed (its error is in the queue, logged at reopen).
+            # An instrument may still send the rest on further lines, so the session is not
+            # trusted to be in step any more.
+            raise OutOfStep(
+                self._name,
+                f"{len(commands)} queries in {message!r}, {len(replies)} responses",
+                address=self._config.resource,
+                reply=raw,
+            )
+        return replies
+
+    def _errors(self) -> Dialogue[list[str]]:
+        check = self._config.error_queue
+        if check is None:
+            return []
+        found: list[str] = []
+        for _ in range(check.max_entries):
+            reply = yield from self._query(check.query)
+            try:
+                code = error_entry(reply)
+            except ParseFailure as exc:
+                raise ProtocolError(
+                    self._name, str(exc), address=self._config.resource, reply=reply
+                ) from None
+            if code == 0:
+                break
+            found.append(reply.strip())
+        return found
+
+    def _raise_errors(self, command: str) -> Dialogue[None]:
+        errors = yield from self._errors()
+        if errors:
+            raise ProtocolError(
+                self._name,
+                f"instrument rejected {command!r}",
+                address=self._config.resource,
+                reply="; ".join(errors),
+            )
