@@ -2,8 +2,9 @@
 
 A scan is planned once per distinct channel list (coalesced requests, compiled codecs) and then
 replayed, so the steady-state cost of a scan is the round trips plus the unpacking.
-Reads are idempotent and are retried (after a reconnect when the link dropped); writes are sent
-once: a write that may or may not have landed raises `WriteOutcomeUnknown`.
+Each call is one attempt (the engine owns retries, as the recipe's `on_error` says): a read or a
+write is sent once, a write that may or may not have landed raises `WriteOutcomeUnknown`, and a
+link found down is reopened by the next call.
 """
 
 from __future__ import annotations
@@ -13,16 +14,33 @@ from typing import Any, ClassVar
 
 import structlog
 from pymodbus.pdu import ModbusPDU
+from pymodbus.pdu.bit_message import (
+    ReadCoilsRequest,
+    ReadDiscreteInputsRequest,
+    WriteSingleCoilRequest,
+)
+from pymodbus.pdu.mei_message import ReadDeviceInformationRequest
+from pymodbus.pdu.register_message import (
+    ReadHoldingRegistersRequest,
+    ReadInputRegistersRequest,
+    WriteMultipleRegistersRequest,
+    WriteSingleRegisterRequest,
+)
 
 from ..base import DriverContext, InstrumentConfig, Reading, Value, check_writable
-from ..errors import ChannelError, InstrumentDisconnected, InstrumentError, InstrumentTimeout
+from ..errors import ChannelError, InstrumentDisconnected, InstrumentError
 from .codec import Codec, EncodeError
 from .config import ModbusChannel, ModbusInstrument, Table
 from .plan import ReadRequest, plan_reads
 from .readings import build_readings
-from .transport import Backoff, GarbledReply, Link, Target, acquire, release
+from .transport import GarbledReply, Link, Target, acquire, release
 
-RETRYABLE = (InstrumentTimeout, InstrumentDisconnected, GarbledReply)
+READ_REQUESTS: dict[Table, type[ModbusPDU]] = {
+    Table.COIL: ReadCoilsRequest,
+    Table.DISCRETE_INPUT: ReadDiscreteInputsRequest,
+    Table.HOLDING_REGISTER: ReadHoldingRegistersRequest,
+    Table.INPUT_REGISTER: ReadInputRegistersRequest,
+}
 
 
 class ModbusDriver:
@@ -35,9 +53,6 @@ class ModbusDriver:
         self._codecs = {ch: Codec(cfg) for ch, cfg in config.channels.items()}
         self._plans: dict[tuple[str, ...], list[tuple[ReadRequest, Target]]] = {}
         self._link: Link | None = None
-        self._backoff = Backoff(
-            config.reconnect_attempts, config.reconnect_backoff, config.reconnect_backoff_max
-        )
         self._log = structlog.get_logger().bind(instrument=name, unit=config.unit)
         self.requests = 0
 
@@ -49,10 +64,10 @@ class ModbusDriver:
     async def connect(self) -> None:
         if self._link is not None:
             return
-        link = acquire(self.config.link, self.config.timeout)
+        link = acquire(self.config.link)
         target = Target(self.name, self.config.unit, None, link.describe())
         try:
-            await link.connect(target, self._backoff, self.config.timeout)
+            await link.connect(target, self.config.reconnect, self.config.timeout)
         except BaseException:
             release(link)
             raise
@@ -70,11 +85,7 @@ class ModbusDriver:
         target = Target(self.name, self.config.unit, None, "device identification")
         try:
             response = await self._execute(
-                link,
-                target,
-                lambda c: c.read_device_information(device_id=self.config.unit),
-                0x2B,
-                write=False,
+                link, target, ReadDeviceInformationRequest(), write=False
             )
         except InstrumentError as exc:
             if self.config.identity is not None:
@@ -102,80 +113,36 @@ class ModbusDriver:
         config = self._channel(channel)
         check_writable(self.name, channel, config, value)
         target = self._target(channel, config.table, config.address, config.type.registers)
-        unit = self.config.unit
+        request: ModbusPDU
         if config.table is Table.COIL:
             bit = _as_bool(value)
             if bit is None:
                 raise ChannelError(self.name, f"{value!r} is not a boolean", channel=channel)
-
-            def call(client: Any) -> Any:
-                return client.write_coil(config.address, bit, device_id=unit)
-
-            function = 5
+            request = WriteSingleCoilRequest(address=config.address, bits=[bit])
         else:
             try:
                 words = self._codecs[channel].encode(_number(value))
             except EncodeError as exc:
                 raise ChannelError(self.name, str(exc), channel=channel) from None
             if len(words) == 1:
-
-                def call(client: Any) -> Any:
-                    return client.write_register(config.address, words[0], device_id=unit)
-
-                function = 6
+                request = WriteSingleRegisterRequest(address=config.address, registers=words)
             else:
-
-                def call(client: Any) -> Any:
-                    return client.write_registers(config.address, words, device_id=unit)
-
-                function = 16
-
-        await self._execute(link, target, call, function, write=True)
+                request = WriteMultipleRegistersRequest(address=config.address, registers=words)
+        await self._execute(link, target, request, write=True)
         self._log.debug("modbus write", channel=channel, value=value)
 
     async def _read_request(
         self, link: Link, request: ReadRequest, target: Target
     ) -> tuple[list[Any], bytes | None]:
-        unit = self.config.unit
-        table = request.table
-        if table is Table.COIL:
-
-            def call(client: Any) -> Any:
-                return client.read_coils(request.address, count=request.count, device_id=unit)
-        elif table is Table.DISCRETE_INPUT:
-
-            def call(client: Any) -> Any:
-                return client.read_discrete_inputs(
-                    request.address, count=request.count, device_id=unit
-                )
-        elif table is Table.INPUT_REGISTER:
-
-            def call(client: Any) -> Any:
-                return client.read_input_registers(
-                    request.address, count=request.count, device_id=unit
-                )
-        else:
-
-            def call(client: Any) -> Any:
-                return client.read_holding_registers(
-                    request.address, count=request.count, device_id=unit
-                )
-
-        attempt = 0
-        while True:
-            try:
-                response = await self._execute(link, target, call, request.function, write=False)
-                break
-            except RETRYABLE as exc:
-                if attempt >= self.config.retries:
-                    raise
-                attempt += 1
-                self._log.warning("modbus read retried", attempt=attempt, error=str(exc))
+        pdu = READ_REQUESTS[request.table](address=request.address, count=request.count)
+        response = await self._execute(link, target, pdu, write=False)
         values = response.bits if request.bits else response.registers
-        if len(values) < request.count:
+        # bits come padded to whole bytes; registers exactly as many as asked
+        fits = len(values) >= request.count if request.bits else len(values) == request.count
+        if not fits:
             raise GarbledReply(
                 self.name,
-                f"unit {unit}: asked for {request.count} values, got {len(values)}",
+                f"unit {self.config.unit}: asked for {request.count} values, got {len(values)}",
                 channel=target.channel,
                 address=target.address,
                 reply=values,
@@ -183,15 +150,14 @@ class ModbusDriver:
         return values, getattr(response, "payload", None)
 
     async def _execute(
-        self, link: Link, target: Target, call: Any, function: int, *, write: bool
+        self, link: Link, target: Target, request: ModbusPDU, *, write: bool
     ) -> ModbusPDU:
         self.requests += 1
         return await link.execute(
             target,
-            call,
-            function,
-            request_timeout=self.config.timeout,
-            backoff=self._backoff,
+            request,
+            within=self.config.timeout,
+            reconnect=self.config.reconnect,
             write=write,
         )
 

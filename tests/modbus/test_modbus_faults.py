@@ -48,10 +48,20 @@ async def test_corrupted_frames_are_garbled_replies(driver: ModbusDriver) -> Non
     assert isinstance((await driver.read(["temperature"]))["temperature"].value, float)
 
 
-async def test_a_garbled_read_is_retried(furnace: FurnaceSimulator, transport: str) -> None:
-    driver = await connected(furnace, transport, retries=1)
+async def test_a_garbled_read_is_one_attempt_even_with_retries_configured(
+    furnace: FurnaceSimulator, transport: str
+) -> None:
+    """The engine owns retries: the old `retries` key is ignored (with a warning), and a
+    garbled read is reported once instead of being repeated inside the driver."""
+    with capture_logs() as logs:
+        driver = await connected(furnace, transport, retries=1)
     try:
+        assert any(e["event"] == "deprecated config key ignored" for e in logs)
         await driver.write("fault_corrupt", 1)
+        reads_before = furnace.requests[4]
+        with pytest.raises(GarbledReply):
+            await driver.read(["temperature"])
+        assert furnace.requests[4] == reads_before + 1
         assert isinstance((await driver.read(["temperature"]))["temperature"].value, float)
     finally:
         await driver.close()
@@ -84,12 +94,15 @@ async def test_dropped_tcp_connection_is_reported_then_reconnected(
         await driver.close()
 
 
-async def test_dropped_tcp_connection_is_transparent_to_a_retried_read(
+async def test_each_dropped_request_is_one_error_and_the_next_call_reconnects(
     furnace: FurnaceSimulator,
 ) -> None:
     driver = await connected(furnace, "tcp", retries=2)
     try:
         await driver.write("fault_drop", 2)
+        for _ in range(2):
+            with pytest.raises(InstrumentDisconnected, match="lost during the request"):
+                await driver.read(["temperature"])
         assert isinstance((await driver.read(["temperature"]))["temperature"].value, float)
         assert driver.link is not None
         assert driver.link.connects == 3
