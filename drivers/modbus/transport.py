@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import os
+import time
 from dataclasses import dataclass
 
 import structlog
@@ -136,6 +137,7 @@ class Link:
             frame = self._framer.buildFrame(request)
             received = bytearray()
             sent = False
+            deadline = time.monotonic() + within
             try:
                 async with asyncio.timeout(within):
                     await self._wire.settle()
@@ -156,6 +158,15 @@ class Link:
                 raise self._failed(
                     target, write, Failure.TIMEOUT, sent=sent, received=received, within=within
                 ) from None
+            except asyncio.CancelledError:
+                # The caller gave up with the reply still on its way. Keep one request per
+                # connection outstanding: many devices (pymodbus's own server among them)
+                # mis-answer pipelined requests, so TCP starts afresh and RTU waits it out.
+                if sent and self._tcp:
+                    self.close()
+                elif sent:
+                    self._wire.abandon(deadline)
+                raise
             except _Garbled:
                 if self._tcp:
                     self.close()  # no way to find the next frame boundary in a byte stream

@@ -44,6 +44,8 @@ class Wire(Protocol):
 
     async def open(self, within: float) -> None: ...
 
+    def abandon(self, until: float) -> None: ...
+
     async def settle(self) -> None: ...
 
     async def send(self, frame: bytes) -> None: ...
@@ -81,8 +83,11 @@ class TcpWire:
         except (OSError, TimeoutError) as exc:
             raise WireClosed(str(exc) or type(exc).__name__) from None
 
+    def abandon(self, until: float) -> None:
+        """Nothing to remember: a stale reply is told apart by its transaction id."""
+
     async def settle(self) -> None:
-        """Nothing to wait for: stale replies are told apart by their transaction id."""
+        """Nothing to wait for: a stale reply is told apart by its transaction id."""
 
     async def send(self, frame: bytes) -> None:
         if self._writer is None or not self.is_open:
@@ -127,6 +132,7 @@ class SerialWire:
         self._arrived: asyncio.Future[None] | None = None
         self._writable: asyncio.Future[None] | None = None
         self._quiet_at = 0.0
+        self._abandoned_until = 0.0
         self._lost: str | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -165,9 +171,30 @@ class SerialWire:
             timeout=0,
         )
 
+    def abandon(self, until: float) -> None:
+        """A request was given up (its caller cancelled) while its reply may still come, up
+        to the monotonic time `until`: the next `settle` waits for it, so that reply is never
+        taken for the next request's answer (RTU has no transaction ids)."""
+        self._abandoned_until = until
+
     async def settle(self) -> None:
-        """Wait until the line has been silent for 3.5 characters, then drop what came in
-        since the last answer (a late reply, noise): the next reply starts on a boundary."""
+        """Wait for the reply of an abandoned request, if any, and until the line has been
+        silent for 3.5 characters; then drop what came in since the last answer (a late
+        reply, noise), so that the next reply starts on a frame boundary."""
+        while (
+            not self._inbox
+            and self._lost is None
+            and (left := self._abandoned_until - time.monotonic()) > 0
+        ):
+            assert self._loop is not None
+            self._arrived = self._loop.create_future()
+            try:
+                await asyncio.wait_for(self._arrived, left)
+            except TimeoutError:
+                break
+            finally:
+                self._arrived = None
+        self._abandoned_until = 0.0
         while (wait := self._quiet_at - time.monotonic()) > 0:  # noqa: ASYNC110 - a deadline each byte moves on, not an event
             await asyncio.sleep(wait)
         self._inbox.clear()

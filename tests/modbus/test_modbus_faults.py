@@ -79,6 +79,27 @@ async def test_latency(driver: ModbusDriver, furnace: FurnaceSimulator) -> None:
     assert isinstance((await driver.read(["temperature"]))["temperature"].value, float)
 
 
+async def test_the_reply_to_an_abandoned_read_never_answers_the_next_one(
+    furnace: FurnaceSimulator, transport: str
+) -> None:
+    """A caller that gives up (cancels) leaves its reply on the way; the next read of the same
+    shape must get its own answer: on TCP by transaction id, on RTU by waiting that reply out
+    and dropping it before sending."""
+    driver = await connected(furnace, transport, timeout=2.0)
+    try:
+        await driver.write("setpoint", 250.0)
+        await driver.write("ramp_rate", 10.0)
+        await driver.write("fault_latency", 400)
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(driver.read(["setpoint"]), 0.1)
+        readings = await driver.read(["ramp_rate"])
+        assert readings["ramp_rate"].value == pytest.approx(10.0)
+        await driver.write("fault_latency", 0)
+        assert (await driver.read(["setpoint"]))["setpoint"].value == pytest.approx(250.0)
+    finally:
+        await driver.close()
+
+
 async def test_dropped_tcp_connection_is_reported_then_reconnected(
     furnace: FurnaceSimulator,
 ) -> None:
@@ -214,6 +235,29 @@ async def test_reconnects_after_the_simulator_restarts(
         assert isinstance((await driver.read(["temperature"]))["temperature"].value, float)
         assert driver.link is not None
         assert driver.link.connects == 2
+    finally:
+        await driver.close()
+        await furnace.stop()
+
+
+@pytest.mark.parametrize("transport", ["tcp", "rtu"])
+async def test_a_peer_lost_mid_request_fails_it_at_once(
+    link_path: Path, world: World, transport: str
+) -> None:
+    """The request in flight fails when the link goes, not when its (long) timeout ends."""
+    furnace = FurnaceSimulator("furnace", furnace_settings(link_path), world)
+    await furnace.start()
+    driver = await connected(furnace, transport, timeout=60.0)
+    try:
+        await driver.write("fault_latency", 30000)
+        reading = asyncio.create_task(driver.read(["temperature"]))
+        for _ in range(1000):  # at most 10 s, until the request has reached the device
+            if furnace.requests[4]:
+                break
+            await asyncio.sleep(0.01)
+        await furnace.stop()
+        with pytest.raises(InstrumentDisconnected, match="lost during the request"):
+            await asyncio.wait_for(reading, 10)
     finally:
         await driver.close()
         await furnace.stop()
