@@ -205,7 +205,8 @@ class Link:
         """Refuse a reply that is not the answer to `request` (another unit's, another
         function's: on RTU, a late answer to an earlier request) or that is an exception."""
         function = request.function_code
-        if (response.function_code & 0x7F) != function or response.dev_id != target.unit:
+        other_unit = target.unit != 0 and response.dev_id != target.unit  # 0: any answers
+        if (response.function_code & 0x7F) != function or other_unit:
             message = (
                 f"unit {target.unit}: reply to function {response.function_code & 0x7F} "
                 f"from unit {response.dev_id}"

@@ -3,6 +3,8 @@ server with a plain datastore, and plain pymodbus client code against the furnac
 
 from __future__ import annotations
 
+import asyncio
+import os
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -163,3 +165,35 @@ async def test_plain_pymodbus_client_reads_the_furnace_over_the_pty(
         assert refused.exception_code == 3
     finally:
         client.close()
+
+
+async def test_noise_on_an_rtu_line_before_a_request_is_dropped() -> None:
+    """RTU has no transaction ids: bytes that arrive between requests (noise, the start of a
+    frame that never ends) are dropped once the line is silent, so the reply that follows is
+    read from its first byte."""
+    modem = NullModem()
+    modem.open()
+    server = ModbusSerialServer(plain_device(), port=modem.server_path)
+    await server.serve_forever(background=True)
+    line = os.open(modem.server_path, os.O_WRONLY | os.O_NOCTTY)
+    config = ModbusInstrument.model_validate(
+        {
+            "driver": "modbus",
+            "link": {"type": "rtu", "device": modem.client_path},
+            "timeout": 1.0,
+            "channels": PLAIN_CHANNELS,
+        }
+    )
+    driver = ModbusDriver("plain", config, DriverContext())
+    try:
+        await driver.connect()
+        for _ in range(3):
+            os.write(line, b"\x01\x03\xff\x00")  # unit 1, function 3, 255 bytes to come...
+            await asyncio.sleep(0.1)  # ...delivered to the driver's side of the line
+            readings = await driver.read(["f0", "u16"])
+            assert {k: r.value for k, r in readings.items()} == {"f0": 1.5, "u16": 4242}
+    finally:
+        await driver.close()
+        os.close(line)
+        await server.shutdown()
+        modem.close()
