@@ -4,8 +4,11 @@ server with a plain datastore, and plain pymodbus client code against the furnac
 from __future__ import annotations
 
 import asyncio
+import inspect
 import os
+import re
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -197,3 +200,19 @@ async def test_noise_on_an_rtu_line_before_a_request_is_dropped() -> None:
         os.close(line)
         await server.shutdown()
         modem.close()
+
+
+def test_the_driver_uses_no_pymodbus_client_internals() -> None:
+    """pymodbus is used for frames and PDUs through its public API; its client's private state
+    (`client.ctx`, `comm_params`, `recv_buffer`, `response_future`) pinned it to one minor
+    version."""
+    sources = sorted(Path(inspect.getfile(ModbusDriver)).parent.glob("*.py"))
+    assert sources
+    private = re.compile(r"\.ctx\b|comm_params|recv_buffer|response_future|pymodbus\.\w*\._")
+    found = [
+        f"{source.name}:{number}: {line.strip()}"
+        for source in sources
+        for number, line in enumerate(source.read_text().splitlines(), 1)
+        if private.search(line)
+    ]
+    assert found == []
