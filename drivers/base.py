@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import enum
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, Protocol, TypeVar, runtime_checkable
 
-import structlog
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 Value = float | int | bool | str | list[float]
@@ -86,67 +85,6 @@ class Reconnect(StrictModel):
         for _ in range(self.attempts - 1):
             yield min(delay, self.maximum)
             delay *= 2
-
-
-def rename_deprecated(
-    data: Any, renames: Mapping[str, str], *, driver: str, ignored: Mapping[str, str] = {}
-) -> Any:
-    """Translate a config's deprecated keys (dotted paths) into their replacements, for a
-    `model_validator(mode="before")`: old configs keep loading, and each old key is a warning
-    naming what to write instead. Keys in `ignored` are dropped with their reason. Giving an
-    old key and its replacement together is an error, since one of them would be discarded.
-    """
-    if not isinstance(data, dict):
-        return data
-    log = structlog.get_logger()
-    out = _copy_path_dicts(data)
-    for old, new in renames.items():
-        found, value = _pop_path(out, old)
-        if not found:
-            continue
-        if _has_path(out, new):
-            raise ValueError(f"`{old}` is the deprecated spelling of `{new}`: give only `{new}`")
-        _put_path(out, new, value)
-        log.warning("deprecated config key", driver=driver, key=old, use=new)
-    for old, reason in ignored.items():
-        found, _ = _pop_path(out, old)
-        if found:
-            log.warning("deprecated config key ignored", driver=driver, key=old, reason=reason)
-    return out
-
-
-def _copy_path_dicts(data: dict[str, Any]) -> dict[str, Any]:
-    return {k: _copy_path_dicts(v) if isinstance(v, dict) else v for k, v in data.items()}
-
-
-def _pop_path(data: dict[str, Any], path: str) -> tuple[bool, Any]:
-    *parents, leaf = path.split(".")
-    for key in parents:
-        data = data.get(key)  # type: ignore[assignment]
-        if not isinstance(data, dict):
-            return False, None
-    if leaf not in data:
-        return False, None
-    return True, data.pop(leaf)
-
-
-def _has_path(data: dict[str, Any], path: str) -> bool:
-    *parents, leaf = path.split(".")
-    for key in parents:
-        data = data.get(key)  # type: ignore[assignment]
-        if not isinstance(data, dict):
-            return False
-    return leaf in data
-
-
-def _put_path(data: dict[str, Any], path: str, value: Any) -> None:
-    *parents, leaf = path.split(".")
-    for key in parents:
-        child = data.get(key)
-        if not isinstance(child, dict):
-            child = data[key] = {}
-        data = child
-    data[leaf] = value
 
 
 class InstrumentConfig(StrictModel, Generic[ChannelT]):

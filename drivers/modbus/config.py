@@ -12,7 +12,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
-from ..base import ChannelConfig, InstrumentConfig, Reconnect, StrictModel, rename_deprecated
+from ..base import ChannelConfig, InstrumentConfig, Reconnect, StrictModel
+from ..deprecated import rename_deprecated
 
 
 class Table(StrEnum):

@@ -7,7 +7,8 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from ..base import ChannelConfig, InstrumentConfig, Reconnect, StrictModel, rename_deprecated
+from ..base import ChannelConfig, InstrumentConfig, Reconnect, StrictModel
+from ..deprecated import rename_deprecated
 from .nodeids import parse_node
 
 
