@@ -4,6 +4,7 @@ the typed error the engine decides on; and the link recovers from each."""
 from __future__ import annotations
 
 import asyncio
+import os
 from pathlib import Path
 
 import pytest
@@ -17,9 +18,10 @@ from mdfd.drivers import (
     ProtocolError,
     WriteOutcomeUnknown,
 )
-from mdfd.drivers.modbus import ModbusDriver
+from mdfd.drivers.modbus import ModbusDriver, ModbusInstrument
 from mdfd.drivers.modbus.transport import GarbledReply
 from mdfd.simulators.furnace import FurnaceSimulator
+from mdfd.simulators.nullmodem import NullModem
 from mdfd.simulators.world import World
 
 
@@ -240,27 +242,74 @@ async def test_reconnects_after_the_simulator_restarts(
         await furnace.stop()
 
 
+class SilentPeer:
+    """A peer that takes requests and never answers, then vanishes on cue: a TCP listener, or
+    the far end of a null-modem pty pair with nobody reading for a device."""
+
+    def __init__(self, transport: str) -> None:
+        self.transport = transport
+        self.request_arrived = asyncio.Event()
+        self._server: asyncio.Server | None = None
+        self._connections: list[asyncio.StreamWriter] = []
+        self._modem: NullModem | None = None
+        self._line = -1
+
+    async def start(self) -> dict[str, object]:
+        if self.transport == "tcp":
+            self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+            port = self._server.sockets[0].getsockname()[1]
+            return {"type": "tcp", "host": "127.0.0.1", "port": port}
+        self._modem = NullModem()
+        self._modem.open()
+        self._line = os.open(self._modem.server_path, os.O_RDONLY | os.O_NOCTTY | os.O_NONBLOCK)
+        asyncio.get_running_loop().add_reader(self._line, self.request_arrived.set)
+        return {"type": "rtu", "device": self._modem.client_path}
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._connections.append(writer)
+        while await reader.read(260):
+            self.request_arrived.set()
+
+    def vanish(self) -> None:
+        for writer in self._connections:
+            writer.close()
+        if self._modem is not None:
+            asyncio.get_running_loop().remove_reader(self._line)
+            os.close(self._line)
+            self._modem.close()
+            self._modem = None
+
+    async def stop(self) -> None:
+        self.vanish()
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+
 @pytest.mark.parametrize("transport", ["tcp", "rtu"])
-async def test_a_peer_lost_mid_request_fails_it_at_once(
-    link_path: Path, world: World, transport: str
-) -> None:
+async def test_a_peer_lost_mid_request_fails_it_at_once(transport: str) -> None:
     """The request in flight fails when the link goes, not when its (long) timeout ends."""
-    furnace = FurnaceSimulator("furnace", furnace_settings(link_path), world)
-    await furnace.start()
-    driver = await connected(furnace, transport, timeout=60.0)
+    peer = SilentPeer(transport)
+    config = ModbusInstrument.model_validate(
+        {
+            "driver": "modbus",
+            "link": await peer.start(),
+            "timeout": 60.0,
+            "reconnect": {"attempts": 1},
+            "channels": {"temperature": {"table": "input_register", "address": 10}},
+        }
+    )
+    driver = ModbusDriver("silent", config, DriverContext())
     try:
-        await driver.write("fault_latency", 30000)
+        await driver.connect()
         reading = asyncio.create_task(driver.read(["temperature"]))
-        for _ in range(1000):  # at most 10 s, until the request has reached the device
-            if furnace.requests[4]:
-                break
-            await asyncio.sleep(0.01)
-        await furnace.stop()
+        await asyncio.wait_for(peer.request_arrived.wait(), 10)
+        peer.vanish()
         with pytest.raises(InstrumentDisconnected, match="lost during the request"):
-            await asyncio.wait_for(reading, 10)
+            await asyncio.wait_for(reading, 10)  # an upper bound, far below the timeout
     finally:
         await driver.close()
-        await furnace.stop()
+        await peer.stop()
 
 
 async def test_unreachable_instrument(furnace: FurnaceSimulator, tmp_path: Path) -> None:
