@@ -35,6 +35,7 @@ from .plan import ReadRequest, plan_reads
 from .readings import build_readings
 from .transport import GarbledReply, Link, Target, acquire, release
 
+PlannedRead = tuple[ReadRequest, Target, ModbusPDU]
 READ_REQUESTS: dict[Table, type[ModbusPDU]] = {
     Table.COIL: ReadCoilsRequest,
     Table.DISCRETE_INPUT: ReadDiscreteInputsRequest,
@@ -51,7 +52,7 @@ class ModbusDriver:
         self.config = config
         self._clock = context.clock
         self._codecs = {ch: Codec(cfg) for ch, cfg in config.channels.items()}
-        self._plans: dict[tuple[str, ...], list[tuple[ReadRequest, Target]]] = {}
+        self._plans: dict[tuple[str, ...], list[PlannedRead]] = {}
         self._link: Link | None = None
         self._log = structlog.get_logger().bind(instrument=name, unit=config.unit)
         self.requests = 0
@@ -102,8 +103,8 @@ class ModbusDriver:
     async def read(self, channels: Sequence[str]) -> dict[str, Reading]:
         link = self._require_link()
         out: dict[str, Reading] = {}
-        for request, target in self._plan(channels):
-            values = request.decode(*await self._read_request(link, request, target))
+        for request, target, pdu in self._plan(channels):
+            values = request.decode(*await self._read_request(link, request, target, pdu))
             readings = build_readings(values, request.units, self._clock())
             out.update(zip(request.names, readings, strict=True))
         return out
@@ -132,9 +133,8 @@ class ModbusDriver:
         self._log.debug("modbus write", channel=channel, value=value)
 
     async def _read_request(
-        self, link: Link, request: ReadRequest, target: Target
+        self, link: Link, request: ReadRequest, target: Target, pdu: ModbusPDU
     ) -> tuple[list[Any], bytes | None]:
-        pdu = READ_REQUESTS[request.table](address=request.address, count=request.count)
         response = await self._execute(link, target, pdu, write=False)
         values = response.bits if request.bits else response.registers
         # bits come padded to whole bytes; registers exactly as many as asked
@@ -161,8 +161,10 @@ class ModbusDriver:
             write=write,
         )
 
-    def _plan(self, channels: Sequence[str]) -> list[tuple[ReadRequest, Target]]:
-        """The requests (and their error labels) for this channel list, compiled once."""
+    def _plan(self, channels: Sequence[str]) -> list[PlannedRead]:
+        """The requests for this channel list with their error labels and request PDUs,
+        compiled once. A PDU is shared by concurrent scans: the link stamps its transaction
+        id and builds its frame under the link's lock, before anything is awaited."""
         key = tuple(channels)
         plan = self._plans.get(key)
         if plan is None:
@@ -174,7 +176,12 @@ class ModbusDriver:
                 max_bits=self.config.max_bits,
             )
             plan = [
-                (r, self._target(",".join(r.names), r.table, r.address, r.count)) for r in requests
+                (
+                    r,
+                    self._target(",".join(r.names), r.table, r.address, r.count),
+                    READ_REQUESTS[r.table](address=r.address, count=r.count),
+                )
+                for r in requests
             ]
             self._plans[key] = plan
         return plan
