@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 import math
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, Protocol, TypeVar, runtime_checkable
 
@@ -73,6 +73,26 @@ class ChannelConfig(StrictModel):
 
 
 ChannelT = TypeVar("ChannelT", bound=ChannelConfig)
+
+
+class Reconnect(StrictModel):
+    """How every driver (re)opens a lost link, with the same keys whatever the protocol.
+
+    Up to `attempts` tries per call that finds the link down, waiting `initial` seconds before
+    the second try and doubling up to `maximum`. The engine's retries come on top of these, as
+    its recipe's `on_error` says; a driver never retries a request itself.
+    """
+
+    attempts: int = Field(default=4, ge=1, le=1000, description="tries to open the link")
+    initial: float = Field(default=0.2, gt=0, le=600, description="seconds before the second")
+    maximum: float = Field(default=5.0, gt=0, le=3600, description="longest wait between tries")
+
+    def delays(self) -> Iterator[float]:
+        """The waits between successive attempts: initial, doubling, capped at maximum."""
+        delay = self.initial
+        for _ in range(self.attempts - 1):
+            yield min(delay, self.maximum)
+            delay *= 2
 
 
 class InstrumentConfig(StrictModel, Generic[ChannelT]):

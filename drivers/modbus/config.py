@@ -8,11 +8,12 @@ Modbus exception at 3 a.m.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
-from ..base import ChannelConfig, InstrumentConfig, StrictModel
+from ..base import ChannelConfig, InstrumentConfig, Reconnect, StrictModel
+from ..deprecated import rename_deprecated
 
 
 class Table(StrEnum):
@@ -124,14 +125,9 @@ class ModbusInstrument(InstrumentConfig[ModbusChannel]):
     link: Link
     unit: int = Field(default=1, ge=0, le=247, description="unit / slave id")
     timeout: float = Field(default=1.0, gt=0, le=60, description="seconds per request")
-    retries: int = Field(
-        default=2, ge=0, le=10, description="extra attempts for reads; writes are never repeated"
+    reconnect: Reconnect = Field(
+        default_factory=Reconnect, description="attempts and backoff to (re)open the link"
     )
-    reconnect_attempts: int = Field(default=4, ge=1, le=100)
-    reconnect_backoff: float = Field(
-        default=0.1, gt=0, le=60, description="first reconnect delay (s), doubling after"
-    )
-    reconnect_backoff_max: float = Field(default=5.0, gt=0, le=600)
     max_gap: int = Field(
         default=8,
         ge=0,
@@ -144,3 +140,21 @@ class ModbusInstrument(InstrumentConfig[ModbusChannel]):
         default=None,
         description="vendor,model,serial to report when the device offers no identification",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _deprecated_keys(cls, data: Any) -> Any:
+        """Configs written before the common `reconnect` block and single attempts load on."""
+        return rename_deprecated(
+            data,
+            {
+                "reconnect_attempts": "reconnect.attempts",
+                "reconnect_backoff": "reconnect.initial",
+                "reconnect_backoff_max": "reconnect.maximum",
+            },
+            driver="modbus",
+            ignored={
+                "retries": "the driver makes one attempt per call; the recipe's "
+                "on_error: {retries, backoff} retries a failed read or write",
+            },
+        )

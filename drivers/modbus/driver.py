@@ -2,8 +2,9 @@
 
 A scan is planned once per distinct channel list (coalesced requests, compiled codecs) and then
 replayed, so the steady-state cost of a scan is the round trips plus the unpacking.
-Reads are idempotent and are retried (after a reconnect when the link dropped); writes are sent
-once: a write that may or may not have landed raises `WriteOutcomeUnknown`.
+Each call is one attempt (the engine owns retries, as the recipe's `on_error` says): a read or a
+write is sent once, a write that may or may not have landed raises `WriteOutcomeUnknown`, and a
+link found down is reopened by the next call.
 """
 
 from __future__ import annotations
@@ -13,16 +14,34 @@ from typing import Any, ClassVar
 
 import structlog
 from pymodbus.pdu import ModbusPDU
+from pymodbus.pdu.bit_message import (
+    ReadCoilsRequest,
+    ReadDiscreteInputsRequest,
+    WriteSingleCoilRequest,
+)
+from pymodbus.pdu.mei_message import ReadDeviceInformationRequest
+from pymodbus.pdu.register_message import (
+    ReadHoldingRegistersRequest,
+    ReadInputRegistersRequest,
+    WriteMultipleRegistersRequest,
+    WriteSingleRegisterRequest,
+)
 
 from ..base import DriverContext, InstrumentConfig, Reading, Value, check_writable
-from ..errors import ChannelError, InstrumentDisconnected, InstrumentError, InstrumentTimeout
+from ..errors import ChannelError, InstrumentDisconnected, InstrumentError
 from .codec import Codec, EncodeError
 from .config import ModbusChannel, ModbusInstrument, Table
 from .plan import ReadRequest, plan_reads
 from .readings import build_readings
-from .transport import Backoff, GarbledReply, Link, Target, acquire, release
+from .transport import GarbledReply, Link, Target, acquire, release
 
-RETRYABLE = (InstrumentTimeout, InstrumentDisconnected, GarbledReply)
+PlannedRead = tuple[ReadRequest, Target, ModbusPDU]
+READ_REQUESTS: dict[Table, type[ModbusPDU]] = {
+    Table.COIL: ReadCoilsRequest,
+    Table.DISCRETE_INPUT: ReadDiscreteInputsRequest,
+    Table.HOLDING_REGISTER: ReadHoldingRegistersRequest,
+    Table.INPUT_REGISTER: ReadInputRegistersRequest,
+}
 
 
 class ModbusDriver:
@@ -33,11 +52,8 @@ class ModbusDriver:
         self.config = config
         self._clock = context.clock
         self._codecs = {ch: Codec(cfg) for ch, cfg in config.channels.items()}
-        self._plans: dict[tuple[str, ...], list[tuple[ReadRequest, Target]]] = {}
+        self._plans: dict[tuple[str, ...], list[PlannedRead]] = {}
         self._link: Link | None = None
-        self._backoff = Backoff(
-            config.reconnect_attempts, config.reconnect_backoff, config.reconnect_backoff_max
-        )
         self._log = structlog.get_logger().bind(instrument=name, unit=config.unit)
         self.requests = 0
 
@@ -49,10 +65,10 @@ class ModbusDriver:
     async def connect(self) -> None:
         if self._link is not None:
             return
-        link = acquire(self.config.link, self.config.timeout)
+        link = acquire(self.config.link)
         target = Target(self.name, self.config.unit, None, link.describe())
         try:
-            await link.connect(target, self._backoff, self.config.timeout)
+            await link.connect(target, self.config.reconnect, self.config.timeout)
         except BaseException:
             release(link)
             raise
@@ -70,11 +86,7 @@ class ModbusDriver:
         target = Target(self.name, self.config.unit, None, "device identification")
         try:
             response = await self._execute(
-                link,
-                target,
-                lambda c: c.read_device_information(device_id=self.config.unit),
-                0x2B,
-                write=False,
+                link, target, ReadDeviceInformationRequest(), write=False
             )
         except InstrumentError as exc:
             if self.config.identity is not None:
@@ -91,8 +103,8 @@ class ModbusDriver:
     async def read(self, channels: Sequence[str]) -> dict[str, Reading]:
         link = self._require_link()
         out: dict[str, Reading] = {}
-        for request, target in self._plan(channels):
-            values = request.decode(*await self._read_request(link, request, target))
+        for request, target, pdu in self._plan(channels):
+            values = request.decode(*await self._read_request(link, request, target, pdu))
             readings = build_readings(values, request.units, self._clock())
             out.update(zip(request.names, readings, strict=True))
         return out
@@ -102,80 +114,35 @@ class ModbusDriver:
         config = self._channel(channel)
         check_writable(self.name, channel, config, value)
         target = self._target(channel, config.table, config.address, config.type.registers)
-        unit = self.config.unit
+        request: ModbusPDU
         if config.table is Table.COIL:
             bit = _as_bool(value)
             if bit is None:
                 raise ChannelError(self.name, f"{value!r} is not a boolean", channel=channel)
-
-            def call(client: Any) -> Any:
-                return client.write_coil(config.address, bit, device_id=unit)
-
-            function = 5
+            request = WriteSingleCoilRequest(address=config.address, bits=[bit])
         else:
             try:
                 words = self._codecs[channel].encode(_number(value))
             except EncodeError as exc:
                 raise ChannelError(self.name, str(exc), channel=channel) from None
             if len(words) == 1:
-
-                def call(client: Any) -> Any:
-                    return client.write_register(config.address, words[0], device_id=unit)
-
-                function = 6
+                request = WriteSingleRegisterRequest(address=config.address, registers=words)
             else:
-
-                def call(client: Any) -> Any:
-                    return client.write_registers(config.address, words, device_id=unit)
-
-                function = 16
-
-        await self._execute(link, target, call, function, write=True)
+                request = WriteMultipleRegistersRequest(address=config.address, registers=words)
+        await self._execute(link, target, request, write=True)
         self._log.debug("modbus write", channel=channel, value=value)
 
     async def _read_request(
-        self, link: Link, request: ReadRequest, target: Target
+        self, link: Link, request: ReadRequest, target: Target, pdu: ModbusPDU
     ) -> tuple[list[Any], bytes | None]:
-        unit = self.config.unit
-        table = request.table
-        if table is Table.COIL:
-
-            def call(client: Any) -> Any:
-                return client.read_coils(request.address, count=request.count, device_id=unit)
-        elif table is Table.DISCRETE_INPUT:
-
-            def call(client: Any) -> Any:
-                return client.read_discrete_inputs(
-                    request.address, count=request.count, device_id=unit
-                )
-        elif table is Table.INPUT_REGISTER:
-
-            def call(client: Any) -> Any:
-                return client.read_input_registers(
-                    request.address, count=request.count, device_id=unit
-                )
-        else:
-
-            def call(client: Any) -> Any:
-                return client.read_holding_registers(
-                    request.address, count=request.count, device_id=unit
-                )
-
-        attempt = 0
-        while True:
-            try:
-                response = await self._execute(link, target, call, request.function, write=False)
-                break
-            except RETRYABLE as exc:
-                if attempt >= self.config.retries:
-                    raise
-                attempt += 1
-                self._log.warning("modbus read retried", attempt=attempt, error=str(exc))
+        response = await self._execute(link, target, pdu, write=False)
         values = response.bits if request.bits else response.registers
-        if len(values) < request.count:
+        # bits come padded to whole bytes; registers exactly as many as asked
+        fits = len(values) >= request.count if request.bits else len(values) == request.count
+        if not fits:
             raise GarbledReply(
                 self.name,
-                f"unit {unit}: asked for {request.count} values, got {len(values)}",
+                f"unit {self.config.unit}: asked for {request.count} values, got {len(values)}",
                 channel=target.channel,
                 address=target.address,
                 reply=values,
@@ -183,20 +150,21 @@ class ModbusDriver:
         return values, getattr(response, "payload", None)
 
     async def _execute(
-        self, link: Link, target: Target, call: Any, function: int, *, write: bool
+        self, link: Link, target: Target, request: ModbusPDU, *, write: bool
     ) -> ModbusPDU:
         self.requests += 1
         return await link.execute(
             target,
-            call,
-            function,
-            request_timeout=self.config.timeout,
-            backoff=self._backoff,
+            request,
+            within=self.config.timeout,
+            reconnect=self.config.reconnect,
             write=write,
         )
 
-    def _plan(self, channels: Sequence[str]) -> list[tuple[ReadRequest, Target]]:
-        """The requests (and their error labels) for this channel list, compiled once."""
+    def _plan(self, channels: Sequence[str]) -> list[PlannedRead]:
+        """The requests for this channel list with their error labels and request PDUs,
+        compiled once. A PDU is shared by concurrent scans: the link stamps its transaction
+        id and builds its frame under the link's lock, before anything is awaited."""
         key = tuple(channels)
         plan = self._plans.get(key)
         if plan is None:
@@ -208,7 +176,12 @@ class ModbusDriver:
                 max_bits=self.config.max_bits,
             )
             plan = [
-                (r, self._target(",".join(r.names), r.table, r.address, r.count)) for r in requests
+                (
+                    r,
+                    self._target(",".join(r.names), r.table, r.address, r.count),
+                    READ_REQUESTS[r.table](address=r.address, count=r.count),
+                )
+                for r in requests
             ]
             self._plans[key] = plan
         return plan

@@ -2,8 +2,9 @@
 
 pymodbus 3.16 decodes a register response one register at a time in Python; for a 100-register
 scan that is the largest single cost on the client. These subclasses plug into pymodbus's own
-extension point (`client.register`) and decode the same frames with one `struct.unpack`,
-keeping the raw payload so the scan's plan can unpack its values straight from the wire bytes.
+extension point (`DecodePDU.register`, on the link's decoder) and decode the same frames with
+one `struct.unpack`, keeping the raw payload so the scan's plan can unpack its values straight
+from the wire bytes.
 """
 
 from __future__ import annotations

@@ -1,56 +1,69 @@
 """One connection per TCP endpoint or serial port, shared and serialized.
 
-pymodbus clients are not task-safe, and an RTU bus is a single wire: every instrument using the
-same endpoint shares one `Link`, whose lock lets exactly one request be on the wire at a time.
+An RTU bus is a single wire and a TCP gateway one socket: every instrument using the same
+endpoint shares one `Link`, whose lock lets exactly one request be on the wire at a time.
 Links live in a module-level registry, reference-counted by the drivers that acquired them.
 
-The link maps every pymodbus failure onto a typed error and tracks whether the request left
-this process, because that decides what a failed write means: not sent -> the device is
-untouched (`InstrumentDisconnected`); sent but no valid answer -> `WriteOutcomeUnknown`, reported
-and never repeated. pymodbus's own retries and auto-reconnect are switched off so that nothing
-below us repeats a write behind our back; reconnection is ours, with tenacity's backoff.
+The link is mdfd's own Modbus transport (see docs/decisions/0051-own-modbus-transport.md):
+bytes move over a `Wire` (asyncio streams for TCP, pyserial plus the event loop for RTU), and
+pymodbus is used only through its public API, to build frames (`FramerSocket`/`FramerRTU`
+`buildFrame`) and to parse replies (`handleFrame` with a `DecodePDU`). Each request is one
+attempt: nothing below the engine repeats a write, or a read, behind its back.
+
+Every failure maps onto a typed error, and the link tracks whether the request left this
+process, because that decides what a failed write means: not sent -> the device is untouched
+(`InstrumentDisconnected`); sent but no valid answer -> `WriteOutcomeUnknown`, reported and
+never repeated. A late reply is never taken for the next answer: on TCP its transaction id
+does not match and it is skipped; on RTU the line is left to fall silent and what came before
+the request is dropped.
 """
 
 from __future__ import annotations
 
 import asyncio
+import enum
 import os
-from collections.abc import Awaitable, Callable
+import time
 from dataclasses import dataclass
-from typing import Any
 
 import structlog
-from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 from pymodbus.constants import ExcCodes
-from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
-from pymodbus.pdu import ModbusPDU
-from tenacity import (
-    AsyncRetrying,
-    retry_if_exception_type,
-    stop_after_attempt,
-    wait_exponential,
-)
+from pymodbus.exceptions import ModbusIOException
+from pymodbus.framer import FramerRTU, FramerSocket
+from pymodbus.pdu import DecodePDU, ModbusPDU
 
+from ..base import Reconnect
 from ..errors import (
     InstrumentDisconnected,
+    InstrumentError,
     InstrumentTimeout,
     ProtocolError,
     WriteOutcomeUnknown,
 )
 from .config import RtuLink, TcpLink
 from .pdu import REPLY_CLASSES
+from .wire import SerialWire, TcpWire, Wire, WireClosed
 
-Call = Callable[[Any], Awaitable[ModbusPDU]]
 EXCEPTION_NAMES = {code.value: code.name for code in ExcCodes}
+MBAP_MAX_LENGTH = 254  # unit id + the largest PDU (253 bytes)
+WRITE_FUNCTIONS = frozenset({5, 6, 15, 16})
 
 
 class GarbledReply(ProtocolError):
     """Bytes came back but never formed a valid frame (CRC, framing, header): a transmission
-    fault rather than a refusal, so a read may be tried again."""
+    fault rather than a refusal, so the engine may try a read again."""
 
 
-class _ConnectFailed(Exception):
-    pass
+class _Garbled(Exception):
+    """The bytes received cannot be (or start) a valid frame."""
+
+
+class Failure(enum.Enum):
+    """Why an exchange ended without a valid reply."""
+
+    LOST = "lost"
+    TIMEOUT = "timeout"
+    GARBLED = "garbled"
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,48 +76,27 @@ class Target:
     address: str
 
 
-@dataclass(frozen=True, slots=True)
-class Backoff:
-    attempts: int
-    first: float
-    maximum: float
-
-
 class Link:
-    """A pymodbus client plus the lock, bookkeeping and error mapping around it."""
+    """A wire, a framer and the lock, bookkeeping and error mapping around them."""
 
-    def __init__(self, key: tuple[object, ...], config: TcpLink | RtuLink, timeout: float) -> None:
+    def __init__(self, key: tuple[object, ...], config: TcpLink | RtuLink) -> None:
         self.key = key
         self.config = config
         self.lock = asyncio.Lock()
         self.refs = 0
         self.requests = 0
         self.connects = 0
-        self._in_flight = False
-        self._received = b""
-        self._lost = False
-        self._log = structlog.get_logger().bind(link=self.describe())
-        common: dict[str, Any] = {
-            "timeout": timeout,
-            "retries": 0,
-            "reconnect_delay": 0,
-            "trace_packet": self._trace_packet,
-            "trace_connect": self._trace_connect,
-        }
-        self.client: AsyncModbusTcpClient | AsyncModbusSerialClient
-        if isinstance(config, TcpLink):
-            self.client = AsyncModbusTcpClient(config.host, port=config.port, **common)
-        else:
-            self.client = AsyncModbusSerialClient(
-                config.device,
-                baudrate=config.baudrate,
-                parity=config.parity,
-                stopbits=config.stopbits,
-                bytesize=config.bytesize,
-                **common,
-            )
+        self._tcp = isinstance(config, TcpLink)
+        self._wire: Wire = TcpWire(config) if isinstance(config, TcpLink) else SerialWire(config)
+        decoder = DecodePDU(is_server=False)
         for reply_class in REPLY_CLASSES:
-            self.client.register(reply_class)
+            decoder.register(reply_class)
+        self._framer: FramerSocket | FramerRTU = (
+            FramerSocket(decoder) if self._tcp else FramerRTU(decoder)
+        )
+        self._tid = 0
+        self._buffer = b""
+        self._log = structlog.get_logger().bind(link=self.describe())
 
     def describe(self) -> str:
         if isinstance(self.config, TcpLink):
@@ -113,63 +105,112 @@ class Link:
 
     @property
     def connected(self) -> bool:
-        return self.client.connected
+        return self._wire.is_open
 
-    async def connect(self, target: Target, backoff: Backoff, request_timeout: float) -> None:
+    async def connect(self, target: Target, reconnect: Reconnect, within: float) -> None:
         async with self.lock:
-            await self._ensure_connected(target, backoff, request_timeout)
+            if not self._wire.is_open:
+                await self._open(target, reconnect, within)
 
     def close(self) -> None:
-        self.client.close()
+        self._wire.close()
+        self._buffer = b""
 
     async def execute(
         self,
         target: Target,
-        call: Call,
-        function: int,
+        request: ModbusPDU,
         *,
-        request_timeout: float,
-        backoff: Backoff,
+        within: float,
+        reconnect: Reconnect,
         write: bool,
     ) -> ModbusPDU:
-        """Run one request of Modbus `function`; return its (non-exception) response or raise a
-        typed error."""
+        """Send `request` once and return its (non-exception) reply within `within` seconds,
+        or raise a typed error. A link found down is reopened first, with `reconnect`."""
         async with self.lock:
-            if not self.client.connected:
-                await self._ensure_connected(target, backoff, request_timeout)
-            self.client.ctx.comm_params.timeout_connect = request_timeout
-            self._received = b""
-            self._lost = False
-            self._in_flight = True
+            if not self._wire.is_open:
+                await self._open(target, reconnect, within)
             self.requests += 1
+            self._tid = self._tid % 0xFFFF + 1
+            request.transaction_id = self._tid
+            request.dev_id = target.unit
+            frame = self._framer.buildFrame(request)
+            received = bytearray()
+            sent = False
+            deadline = time.monotonic() + within
             try:
-                response = await call(self.client)
-            except ConnectionException as exc:
-                raise self._failed(target, write, sent=self._lost, exc=exc) from None
-            except ModbusIOException as exc:
-                raise self._failed(target, write, sent=True, exc=exc) from None
-            except ModbusException as exc:
-                raise ProtocolError(
-                    target.instrument,
-                    f"unit {target.unit}: {exc}",
-                    channel=target.channel,
-                    address=target.address,
+                async with asyncio.timeout(within):
+                    await self._wire.settle()
+                    if not self._tcp:
+                        self._buffer = b""
+                    await self._wire.send(frame)
+                    sent = True
+                    response = await self._reply(self._tid, received)
+            except WireClosed as exc:
+                self.close()
+                raise self._failed(
+                    target, write, Failure.LOST, sent=sent or exc.sent, received=received
                 ) from None
-            finally:
-                self._in_flight = False
-        if response.isError():
-            code = getattr(response, "exception_code", None)
-            name = EXCEPTION_NAMES.get(code, "unknown") if isinstance(code, int) else "unknown"
-            raise ProtocolError(
-                target.instrument,
-                f"unit {target.unit} answered with Modbus exception {code} ({name})",
-                channel=target.channel,
-                address=target.address,
-                reply=f"function 0x{response.function_code:02x} exception {code}",
+            except TimeoutError:
+                if self._tcp:
+                    # a peer that does not answer may be half-open or wedged: start afresh
+                    self.close()
+                raise self._failed(
+                    target, write, Failure.TIMEOUT, sent=sent, received=received, within=within
+                ) from None
+            except asyncio.CancelledError:
+                # The caller gave up with the reply still on its way. Keep one request per
+                # connection outstanding: many devices (pymodbus's own server among them)
+                # mis-answer pipelined requests, so TCP starts afresh and RTU waits it out.
+                if sent and self._tcp:
+                    self.close()
+                elif sent:
+                    self._wire.abandon(deadline)
+                raise
+            except _Garbled:
+                if self._tcp:
+                    self.close()  # no way to find the next frame boundary in a byte stream
+                raise self._failed(
+                    target, write, Failure.GARBLED, sent=True, received=received
+                ) from None
+        return self._check(target, request, response, write)
+
+    async def _reply(self, tid: int, received: bytearray) -> ModbusPDU:
+        """The reply to transaction `tid`: bytes are read until they form a frame; on TCP,
+        replies to earlier (abandoned) requests are skipped by their transaction id."""
+        while True:
+            while self._buffer:
+                if self._tcp and _bad_mbap(self._buffer):
+                    raise _Garbled
+                try:
+                    used, response = self._framer.handleFrame(self._buffer, 0, 0)
+                except ModbusIOException:
+                    raise _Garbled from None
+                if response is None:
+                    if used:
+                        raise _Garbled  # RTU: a whole frame whose CRC does not match
+                    break
+                self._buffer = self._buffer[used:]
+                if self._tcp and response.transaction_id != tid:
+                    self._log.debug("late reply skipped", transaction=response.transaction_id)
+                    continue
+                return response
+            chunk = await self._wire.receive()
+            received += chunk
+            self._buffer += chunk
+
+    def _check(
+        self, target: Target, request: ModbusPDU, response: ModbusPDU, write: bool
+    ) -> ModbusPDU:
+        """Refuse a reply that is not the answer to `request` (another unit's, another
+        function's: on RTU, a late answer to an earlier request) or that is an exception."""
+        function = request.function_code
+        other_unit = target.unit != 0 and response.dev_id != target.unit  # 0: any answers
+        if (response.function_code & 0x7F) != function or other_unit:
+            message = (
+                f"unit {target.unit}: reply to function {response.function_code & 0x7F} "
+                f"from unit {response.dev_id}"
             )
-        if response.function_code != function:
-            # a late answer to an earlier request (RTU has no transaction ids)
-            message = f"unit {target.unit}: reply to function {response.function_code}"
             if write:
                 raise WriteOutcomeUnknown(
                     target.instrument,
@@ -183,110 +224,126 @@ class Link:
                 channel=target.channel,
                 address=target.address,
             )
-        return response
-
-    async def _ensure_connected(
-        self, target: Target, backoff: Backoff, request_timeout: float
-    ) -> None:
-        if self.client.connected:
-            return
-        self.client.ctx.comm_params.timeout_connect = request_timeout
-        retrying = AsyncRetrying(
-            stop=stop_after_attempt(backoff.attempts),
-            wait=wait_exponential(multiplier=backoff.first, max=backoff.maximum),
-            retry=retry_if_exception_type(_ConnectFailed),
-            reraise=True,
-        )
-        try:
-            async for attempt in retrying:
-                with attempt:
-                    if not await self.client.connect():
-                        self._log.warning(
-                            "modbus connect failed",
-                            instrument=target.instrument,
-                            attempt=attempt.retry_state.attempt_number,
-                        )
-                        raise _ConnectFailed
-        except _ConnectFailed:
-            raise InstrumentDisconnected(
+        if response.isError():
+            code = response.exception_code
+            name = EXCEPTION_NAMES.get(code, "unknown")
+            raise ProtocolError(
                 target.instrument,
-                f"cannot connect to {self.describe()} after {backoff.attempts} attempts",
+                f"unit {target.unit} answered with Modbus exception {code} ({name})",
                 channel=target.channel,
                 address=target.address,
-            ) from None
+                reply=f"function 0x{function:02x} exception {code}",
+            )
+        if function in WRITE_FUNCTIONS and response.address != request.address:
+            raise WriteOutcomeUnknown(
+                target.instrument,
+                f"unit {target.unit}: the reply confirms address {response.address}, not "
+                f"{request.address}; the write was not repeated",
+                channel=target.channel,
+                address=target.address,
+            )
+        return response
+
+    async def _open(self, target: Target, reconnect: Reconnect, within: float) -> None:
+        """Open the wire (each attempt bounded by `within`), with `reconnect`'s attempts and
+        backoff between them."""
+        delays = reconnect.delays()
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                await self._wire.open(within)
+                break
+            except WireClosed as exc:
+                self._log.warning(
+                    "modbus connect failed",
+                    instrument=target.instrument,
+                    attempt=attempt,
+                    error=str(exc),
+                )
+                delay = next(delays, None)
+                if delay is None:
+                    raise InstrumentDisconnected(
+                        target.instrument,
+                        f"cannot connect to {self.describe()} after {attempt} attempts ({exc})",
+                        channel=target.channel,
+                        address=target.address,
+                    ) from None
+                await asyncio.sleep(delay)
+        self._buffer = b""
         self.connects += 1
         if self.connects > 1:
             self._log.info("modbus reconnected", instrument=target.instrument)
 
-    def _failed(self, target: Target, write: bool, *, sent: bool, exc: Exception) -> Exception:
-        """Map a failed exchange to its typed error; resynchronise the link if needed."""
-        garbage = self._received
-        if isinstance(self.config, TcpLink) and self.client.connected:
-            # A late reply would be taken for the answer to the next request: start afresh.
-            self.client.close()
-        else:
-            self.client.ctx.recv_buffer = b""
+    def _failed(
+        self,
+        target: Target,
+        write: bool,
+        failure: Failure,
+        *,
+        sent: bool,
+        received: bytearray,
+        within: float = 0.0,
+    ) -> InstrumentError:
+        """The typed error for an exchange that got no valid reply."""
         unit = f"unit {target.unit}"
+        garbage = bytes(received).hex(" ") if received else None
+        where = {"channel": target.channel, "address": target.address}
         if not sent:
+            if failure is Failure.TIMEOUT:
+                return InstrumentTimeout(
+                    target.instrument,
+                    f"{unit}: {self.describe()} did not fall silent within {within}s; "
+                    "request not sent",
+                    **where,
+                )
             return InstrumentDisconnected(
                 target.instrument,
                 f"{unit}: not connected to {self.describe()}; request not sent",
-                channel=target.channel,
-                address=target.address,
+                **where,
             )
         if write:
+            cause = {
+                Failure.LOST: "connection lost",
+                Failure.TIMEOUT: f"no reply within {within}s",
+                Failure.GARBLED: "reply could not be decoded",
+            }[failure]
             self._log.error(
                 "modbus write outcome unknown; not repeated",
                 instrument=target.instrument,
-                channel=target.channel,
-                address=target.address,
                 unit=target.unit,
-                cause=str(exc),
+                cause=cause,
+                **where,
             )
             return WriteOutcomeUnknown(
                 target.instrument,
-                f"{unit}: write sent but no valid reply ({exc}); it may or may not have been "
-                "applied and was not repeated",
-                channel=target.channel,
-                address=target.address,
-                reply=garbage.hex(" ") if garbage else None,
+                f"{unit}: write sent but no valid reply ({cause}); it may or may not have "
+                "been applied and was not repeated",
+                reply=garbage,
+                **where,
             )
-        if self._lost:
+        if failure is Failure.LOST:
             return InstrumentDisconnected(
                 target.instrument,
                 f"{unit}: connection to {self.describe()} lost during the request",
-                channel=target.channel,
-                address=target.address,
+                **where,
             )
-        if garbage:
+        if garbage is not None:
             return GarbledReply(
                 target.instrument,
                 f"{unit}: reply could not be decoded (bad CRC, framing or header)",
-                channel=target.channel,
-                address=target.address,
-                reply=garbage.hex(" "),
+                reply=garbage,
+                **where,
             )
-        return InstrumentTimeout(
-            target.instrument,
-            f"{unit}: no reply within {self.client.ctx.comm_params.timeout_connect}s",
-            channel=target.channel,
-            address=target.address,
-        )
+        return InstrumentTimeout(target.instrument, f"{unit}: no reply within {within}s", **where)
 
-    def _trace_packet(self, sending: bool, data: bytes) -> bytes:
-        if not sending:
-            self._received = data
-        return data
 
-    def _trace_connect(self, connected: bool) -> None:
-        """Fail the request in flight at once when the peer goes away, instead of letting
-        it run into its timeout."""
-        if connected:
-            return
-        self._lost = True
-        future = self.client.ctx.response_future
-        if self._in_flight and not future.done():
-            future.set_exception(ConnectionException("connection lost"))
+def _bad_mbap(buffer: bytes) -> bool:
+    """An MBAP header no valid frame has: protocol id not 0, or an impossible length."""
+    if len(buffer) < 6:
+        return False
+    length = int.from_bytes(buffer[4:6], "big")
+    return buffer[2:4] != b"\x00\x00" or not 2 <= length <= MBAP_MAX_LENGTH
 
 
 _links: dict[tuple[object, ...], Link] = {}
@@ -299,12 +356,12 @@ def link_key(config: TcpLink | RtuLink) -> tuple[object, ...]:
     return (loop, "rtu", os.path.abspath(config.device))
 
 
-def acquire(config: TcpLink | RtuLink, timeout: float) -> Link:
+def acquire(config: TcpLink | RtuLink) -> Link:
     """The shared link for this endpoint, created on first use."""
     key = link_key(config)
     link = _links.get(key)
     if link is None:
-        link = _links[key] = Link(key, config, timeout)
+        link = _links[key] = Link(key, config)
     elif link.config != config:
         structlog.get_logger().warning(
             "modbus link shared with different line settings; the first ones apply",

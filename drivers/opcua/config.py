@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from ..base import ChannelConfig, InstrumentConfig, StrictModel
+from ..base import ChannelConfig, InstrumentConfig, Reconnect, StrictModel
+from ..deprecated import rename_deprecated
 from .nodeids import parse_node
 
 
@@ -27,16 +28,6 @@ class SecurityConfig(StrictModel):
         if self.policy != "None" and (self.certificate is None or self.private_key is None):
             raise ValueError(f"security policy {self.policy} needs certificate and private_key")
         return self
-
-
-class ReconnectConfig(StrictModel):
-    """Exponential backoff between connection attempts (seconds)."""
-
-    initial_delay: float = Field(default=0.5, gt=0)
-    max_delay: float = Field(default=10.0, gt=0)
-    connect_attempts: int = Field(
-        default=3, ge=1, description="attempts of the first connect before it fails"
-    )
 
 
 class OpcUaChannel(ChannelConfig):
@@ -70,7 +61,25 @@ class OpcUaInstrument(InstrumentConfig[OpcUaChannel]):
     )
     publishing_interval: float = Field(default=100.0, gt=0, description="ms")
     sampling_interval: float = Field(default=50.0, ge=0, description="ms")
-    reconnect: ReconnectConfig = ReconnectConfig()
+    reconnect: Reconnect = Field(
+        default_factory=Reconnect,
+        description="backoff between connection attempts; `attempts` bounds the first connect,"
+        " reconnecting after a loss goes on until it works or the driver is closed",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _deprecated_keys(cls, data: Any) -> Any:
+        """Configs written before every driver shared one `reconnect` block load on."""
+        return rename_deprecated(
+            data,
+            {
+                "reconnect.initial_delay": "reconnect.initial",
+                "reconnect.max_delay": "reconnect.maximum",
+                "reconnect.connect_attempts": "reconnect.attempts",
+            },
+            driver="opcua",
+        )
 
     @model_validator(mode="after")
     def _password_needs_user(self) -> OpcUaInstrument:

@@ -95,8 +95,8 @@ class OpcUaDriver:
             return
         policy = self.config.reconnect
         retrying = AsyncRetrying(
-            stop=stop_after_attempt(policy.connect_attempts),
-            wait=wait_exponential(multiplier=policy.initial_delay, max=policy.max_delay),
+            stop=stop_after_attempt(policy.attempts),
+            wait=wait_exponential(multiplier=policy.initial, max=policy.maximum),
             retry=retry_if_exception_type((InstrumentDisconnected, InstrumentTimeout)),
             before_sleep=self._log_retry,
             reraise=True,
@@ -407,7 +407,7 @@ class OpcUaDriver:
             self._log.warning("connection lost; reconnecting", reason=self._lost_reason)
             await self._teardown()
             retrying = AsyncRetrying(
-                wait=wait_exponential(multiplier=policy.initial_delay, max=policy.max_delay),
+                wait=wait_exponential(multiplier=policy.initial, max=policy.maximum),
                 retry=retry_if_exception_type(InstrumentError),
                 before_sleep=self._log_retry,
             )

@@ -14,7 +14,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 from pyvisa import rname
 
-from ..base import ChannelConfig, InstrumentConfig, StrictModel
+from ..base import ChannelConfig, InstrumentConfig, Reconnect, StrictModel
 
 
 class Parse(enum.StrEnum):
@@ -61,14 +61,6 @@ class ErrorQueueCheck(StrictModel):
 
     query: str = "SYST:ERR?"
     max_entries: int = Field(default=20, ge=1, le=1000)
-
-
-class Reconnect(StrictModel):
-    """Exponential backoff for reopening a lost session."""
-
-    attempts: int = Field(default=5, ge=1, le=1000)
-    initial: float = Field(default=0.2, gt=0, description="seconds before the second attempt")
-    maximum: float = Field(default=5.0, gt=0, description="longest wait between attempts")
 
 
 class VisaChannel(ChannelConfig):
@@ -119,7 +111,7 @@ class VisaInstrument(InstrumentConfig[VisaChannel]):
     init: list[str] = Field(default_factory=list, description="commands written after opening")
     error_queue: ErrorQueueCheck | None = ErrorQueueCheck()
     identity_query: str = "*IDN?"
-    reconnect: Reconnect = Reconnect()
+    reconnect: Reconnect = Field(default_factory=Reconnect)
     queries_per_message: int = Field(
         default=1,
         ge=1,

@@ -87,9 +87,7 @@ def instrument(
         "driver": "modbus",
         "link": link_for(furnace, transport),
         "timeout": 1.0,
-        "retries": 0,
-        "reconnect_attempts": 2,
-        "reconnect_backoff": 0.05,
+        "reconnect": {"attempts": 2, "initial": 0.05},
         "channels": channels or FURNACE_CHANNELS,
     }
     data.update(extra)

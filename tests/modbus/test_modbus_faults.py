@@ -4,6 +4,7 @@ the typed error the engine decides on; and the link recovers from each."""
 from __future__ import annotations
 
 import asyncio
+import os
 from pathlib import Path
 
 import pytest
@@ -17,9 +18,10 @@ from mdfd.drivers import (
     ProtocolError,
     WriteOutcomeUnknown,
 )
-from mdfd.drivers.modbus import ModbusDriver
+from mdfd.drivers.modbus import ModbusDriver, ModbusInstrument
 from mdfd.drivers.modbus.transport import GarbledReply
 from mdfd.simulators.furnace import FurnaceSimulator
+from mdfd.simulators.nullmodem import NullModem
 from mdfd.simulators.world import World
 
 
@@ -48,10 +50,20 @@ async def test_corrupted_frames_are_garbled_replies(driver: ModbusDriver) -> Non
     assert isinstance((await driver.read(["temperature"]))["temperature"].value, float)
 
 
-async def test_a_garbled_read_is_retried(furnace: FurnaceSimulator, transport: str) -> None:
-    driver = await connected(furnace, transport, retries=1)
+async def test_a_garbled_read_is_one_attempt_even_with_retries_configured(
+    furnace: FurnaceSimulator, transport: str
+) -> None:
+    """The engine owns retries: the old `retries` key is ignored (with a warning), and a
+    garbled read is reported once instead of being repeated inside the driver."""
+    with capture_logs() as logs:
+        driver = await connected(furnace, transport, retries=1)
     try:
+        assert any(e["event"] == "deprecated config key ignored" for e in logs)
         await driver.write("fault_corrupt", 1)
+        reads_before = furnace.requests[4]
+        with pytest.raises(GarbledReply):
+            await driver.read(["temperature"])
+        assert furnace.requests[4] == reads_before + 1
         assert isinstance((await driver.read(["temperature"]))["temperature"].value, float)
     finally:
         await driver.close()
@@ -69,6 +81,27 @@ async def test_latency(driver: ModbusDriver, furnace: FurnaceSimulator) -> None:
     assert isinstance((await driver.read(["temperature"]))["temperature"].value, float)
 
 
+async def test_the_reply_to_an_abandoned_read_never_answers_the_next_one(
+    furnace: FurnaceSimulator, transport: str
+) -> None:
+    """A caller that gives up (cancels) leaves its reply on the way; the next read of the same
+    shape must get its own answer: on TCP by transaction id, on RTU by waiting that reply out
+    and dropping it before sending."""
+    driver = await connected(furnace, transport, timeout=2.0)
+    try:
+        await driver.write("setpoint", 250.0)
+        await driver.write("ramp_rate", 10.0)
+        await driver.write("fault_latency", 400)
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(driver.read(["setpoint"]), 0.1)
+        readings = await driver.read(["ramp_rate"])
+        assert readings["ramp_rate"].value == pytest.approx(10.0)
+        await driver.write("fault_latency", 0)
+        assert (await driver.read(["setpoint"]))["setpoint"].value == pytest.approx(250.0)
+    finally:
+        await driver.close()
+
+
 async def test_dropped_tcp_connection_is_reported_then_reconnected(
     furnace: FurnaceSimulator,
 ) -> None:
@@ -84,12 +117,15 @@ async def test_dropped_tcp_connection_is_reported_then_reconnected(
         await driver.close()
 
 
-async def test_dropped_tcp_connection_is_transparent_to_a_retried_read(
+async def test_each_dropped_request_is_one_error_and_the_next_call_reconnects(
     furnace: FurnaceSimulator,
 ) -> None:
     driver = await connected(furnace, "tcp", retries=2)
     try:
         await driver.write("fault_drop", 2)
+        for _ in range(2):
+            with pytest.raises(InstrumentDisconnected, match="lost during the request"):
+                await driver.read(["temperature"])
         assert isinstance((await driver.read(["temperature"]))["temperature"].value, float)
         assert driver.link is not None
         assert driver.link.connects == 3
@@ -204,6 +240,76 @@ async def test_reconnects_after_the_simulator_restarts(
     finally:
         await driver.close()
         await furnace.stop()
+
+
+class SilentPeer:
+    """A peer that takes requests and never answers, then vanishes on cue: a TCP listener, or
+    the far end of a null-modem pty pair with nobody reading for a device."""
+
+    def __init__(self, transport: str) -> None:
+        self.transport = transport
+        self.request_arrived = asyncio.Event()
+        self._server: asyncio.Server | None = None
+        self._connections: list[asyncio.StreamWriter] = []
+        self._modem: NullModem | None = None
+        self._line = -1
+
+    async def start(self) -> dict[str, object]:
+        if self.transport == "tcp":
+            self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+            port = self._server.sockets[0].getsockname()[1]
+            return {"type": "tcp", "host": "127.0.0.1", "port": port}
+        self._modem = NullModem()
+        self._modem.open()
+        self._line = os.open(self._modem.server_path, os.O_RDONLY | os.O_NOCTTY | os.O_NONBLOCK)
+        asyncio.get_running_loop().add_reader(self._line, self.request_arrived.set)
+        return {"type": "rtu", "device": self._modem.client_path}
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._connections.append(writer)
+        while await reader.read(260):
+            self.request_arrived.set()
+
+    def vanish(self) -> None:
+        for writer in self._connections:
+            writer.close()
+        if self._modem is not None:
+            asyncio.get_running_loop().remove_reader(self._line)
+            os.close(self._line)
+            self._modem.close()
+            self._modem = None
+
+    async def stop(self) -> None:
+        self.vanish()
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+
+@pytest.mark.parametrize("transport", ["tcp", "rtu"])
+async def test_a_peer_lost_mid_request_fails_it_at_once(transport: str) -> None:
+    """The request in flight fails when the link goes, not when its (long) timeout ends."""
+    peer = SilentPeer(transport)
+    config = ModbusInstrument.model_validate(
+        {
+            "driver": "modbus",
+            "link": await peer.start(),
+            "timeout": 60.0,
+            "reconnect": {"attempts": 1},
+            "channels": {"temperature": {"table": "input_register", "address": 10}},
+        }
+    )
+    driver = ModbusDriver("silent", config, DriverContext())
+    try:
+        await driver.connect()
+        reading = asyncio.create_task(driver.read(["temperature"]))
+        await asyncio.wait_for(peer.request_arrived.wait(), 10)
+        peer.vanish()
+        with pytest.raises(InstrumentDisconnected, match="lost during the request"):
+            await asyncio.wait_for(reading, 10)  # an upper bound, far below the timeout
+    finally:
+        await driver.close()
+        await peer.stop()
 
 
 async def test_unreachable_instrument(furnace: FurnaceSimulator, tmp_path: Path) -> None:

@@ -3,7 +3,12 @@ server with a plain datastore, and plain pymodbus client code against the furnac
 
 from __future__ import annotations
 
+import asyncio
+import inspect
+import os
+import re
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -163,3 +168,51 @@ async def test_plain_pymodbus_client_reads_the_furnace_over_the_pty(
         assert refused.exception_code == 3
     finally:
         client.close()
+
+
+async def test_noise_on_an_rtu_line_before_a_request_is_dropped() -> None:
+    """RTU has no transaction ids: bytes that arrive between requests (noise, the start of a
+    frame that never ends) are dropped once the line is silent, so the reply that follows is
+    read from its first byte."""
+    modem = NullModem()
+    modem.open()
+    server = ModbusSerialServer(plain_device(), port=modem.server_path)
+    await server.serve_forever(background=True)
+    line = os.open(modem.server_path, os.O_WRONLY | os.O_NOCTTY)
+    config = ModbusInstrument.model_validate(
+        {
+            "driver": "modbus",
+            "link": {"type": "rtu", "device": modem.client_path},
+            "timeout": 1.0,
+            "channels": PLAIN_CHANNELS,
+        }
+    )
+    driver = ModbusDriver("plain", config, DriverContext())
+    try:
+        await driver.connect()
+        for _ in range(3):
+            os.write(line, b"\x01\x03\xff\x00")  # unit 1, function 3, 255 bytes to come...
+            await asyncio.sleep(0.1)  # ...delivered to the driver's side of the line
+            readings = await driver.read(["f0", "u16"])
+            assert {k: r.value for k, r in readings.items()} == {"f0": 1.5, "u16": 4242}
+    finally:
+        await driver.close()
+        os.close(line)
+        await server.shutdown()
+        modem.close()
+
+
+def test_the_driver_uses_no_pymodbus_client_internals() -> None:
+    """pymodbus is used for frames and PDUs through its public API; its client's private state
+    (`client.ctx`, `comm_params`, `recv_buffer`, `response_future`) pinned it to one minor
+    version."""
+    sources = sorted(Path(inspect.getfile(ModbusDriver)).parent.glob("*.py"))
+    assert sources
+    private = re.compile(r"\.ctx\b|comm_params|recv_buffer|response_future|pymodbus\.\w*\._")
+    found = [
+        f"{source.name}:{number}: {line.strip()}"
+        for source in sources
+        for number, line in enumerate(source.read_text().splitlines(), 1)
+        if private.search(line)
+    ]
+    assert found == []

@@ -36,7 +36,7 @@ instruments:
     driver: modbus
     link: {{type: tcp, host: 127.0.0.1, port: {dead}}}
     timeout: 0.3
-    reconnect_attempts: 1
+    reconnect: {{attempts: 1}}
     channels:
       temperature: {{unit: degC, table: input_register, address: 10, type: float32}}
 simulators:
