@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import socket
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -158,7 +161,7 @@ def test_write_is_refused_while_a_daemon_holds_the_mdf_and_reads_stay_allowed(
         stop_process(daemon)
 
 
-GARBLING_CONFIG = """
+GARBLED_PEER_CONFIG = """
 mdf: {{id: garbled-mdf, domain: metal, site: KR-TEST}}
 storage: {{data_dir: {var}/data, state_dir: {var}/state}}
 simulation: {{time_scale: 60}}
@@ -169,30 +172,42 @@ instruments:
     channels:
       temperature: {{unit: degC, table: input_register, address: 10, type: float32}}
 simulators:
-  furnace: {{kind: furnace, port: {port}, faults: {{corrupt: 2}}}}
+  furnace: {{kind: furnace, port: {port}}}
 """
 
 
 def test_library_log_lines_are_json_without_frame_dumps(tmp_path: Path) -> None:
-    """Garbled replies make pymodbus log errors (with its frame hex dumps appended); under
-    --log-json they must be JSON lines like mdfd's own, and the dumps wait for debug level."""
+    """A client sending garbage makes the simulator's pymodbus server log errors (with frame
+    hex dumps appended at debug); under --log-json they must be JSON lines like mdfd's own."""
+    port = free_port()
     config = tmp_path / "mdf.yaml"
-    config.write_text(GARBLING_CONFIG.format(var=tmp_path, port=free_port()))
+    config.write_text(GARBLED_PEER_CONFIG.format(var=tmp_path, port=port))
     endpoints = tmp_path / "endpoints.json"
-    process = start_mdfd("sim", "--config", str(config), "--endpoints-file", str(endpoints))
+    log = tmp_path / "sim.log"
+    with log.open("w") as sink:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "mdfd.daemons.cli", "--log-json", "sim", "--config",
+             str(config), "--endpoints-file", str(endpoints)],
+            stdout=sink,
+            stderr=sink,
+        )  # fmt: skip
     try:
         deadline = time.monotonic() + 30
         while not endpoints.exists():
-            assert process.poll() is None, process.stderr.read() if process.stderr else ""
+            assert process.poll() is None, log.read_text()
             assert time.monotonic() < deadline, "simulator did not start"
             time.sleep(0.05)
-        result = mdfd("--log-json", "probe", "--config", str(config), "furnace", "--json")
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as peer:
+            peer.sendall(bytes.fromhex("0001 0000 0006 01 63 0000 0001"))  # function 0x63
+            time.sleep(0.3)
+            peer.sendall(b"\xde\xad garbage that is no Modbus frame\n")
+            time.sleep(0.3)
     finally:
-        stop_process(process)
-    assert result.returncode == 0, result.stderr
-    events = [json.loads(line) for line in result.stderr.splitlines()]
+        process.terminate()
+        process.wait(timeout=15)
+    lines = log.read_text().splitlines()
+    events = [json.loads(line) for line in lines]  # every line is JSON
     library = [e for e in events if e.get("logger", "").startswith("pymodbus")]
-    assert library, "pymodbus logged nothing: the garbled replies did not happen"
+    assert library, "pymodbus logged nothing: the garbage did not reach it"
     assert all(e["level"] in ("warning", "error", "critical") for e in library)
-    assert ">>>>>" not in result.stderr
-    assert "0xde 0xad" not in result.stderr
+    assert ">>>>>" not in log.read_text()
