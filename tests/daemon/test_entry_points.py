@@ -17,7 +17,6 @@ from tests.support import EXAMPLES, SIM_CONFIG, mdfd, sim_env
 from .harness import mdfctl
 
 SIM_COMMANDS = {
-    "runs": ("runs", "--config", str(SIM_CONFIG)),
     "run": ("run", "--config", str(SIM_CONFIG), str(EXAMPLES / "metal-annealing.yaml")),
     "serve": ("serve", "--config", str(SIM_CONFIG)),
 }
@@ -46,7 +45,7 @@ def test_debug_log_level_shows_the_traceback(tmp_path: Path) -> None:
     not_a_directory = tmp_path / "var"
     not_a_directory.write_text("")
     env = sim_env(not_a_directory)
-    result = mdfd("--log-level", "debug", *SIM_COMMANDS["runs"], env=env, timeout=60)
+    result = mdfd("--log-level", "debug", *SIM_COMMANDS["run"], env=env, timeout=60)
     assert result.returncode == 1
     assert "Traceback" in result.stderr
     assert "NotADirectoryError" in result.stderr

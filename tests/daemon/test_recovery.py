@@ -9,6 +9,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from mdfd.daemons.storage.layout import stat_dataset
+
 from .harness import Daemon, environment, point_rows, submit, write_config, write_recipe
 
 TEMPERATURES = [100, 150, 200, 250, 300, 350, 400, 450]
@@ -29,7 +31,8 @@ def _assert_every_point_once(daemon: Daemon, run_id: str) -> None:
         summary = handle["entry/summary"]
         assert list(summary["point_index"][()]) == list(range(count))
         np.testing.assert_allclose(summary["temperature"][()], TEMPERATURES)
-        assert list(summary["meter.resistivity_n"][()]) == [SAMPLES_PER_POINT] * count
+        resistivity_n = summary[stat_dataset("meter.resistivity", "n")][()]
+        assert list(resistivity_n) == [SAMPLES_PER_POINT] * count
         # The samples of a half-measured point vanished: each point's samples exactly once.
         points = handle["entry/instrument/meter/resistivity/point_index"][()]
         assert sorted(points.tolist()) == [i for i in range(count) for _ in range(4)]

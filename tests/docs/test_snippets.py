@@ -22,17 +22,17 @@ import pytest
 import yaml
 
 from mdfd.daemons import cli, ctl
-from mdfd.daemons.config import load_config
+from mdfd.daemons.config import MdfConfig, load_config
 from mdfd.daemons.vocabulary import Vocabulary
 from mdfd.recipes.loader import load_recipe
+from mdfd.recipes.model import Recipe
 from tests.support import REPO, SIM_CONFIG, mdfd, sim_env
 
 DOCS = [*sorted((REPO / "docs").rglob("*.md")), REPO / "README.md"]
 FENCE = re.compile(r"^```(\w*)\n(.*?)^```", re.S | re.M)
-CONFIG_SECTIONS = {
-    "mdf", "storage", "vocabulary", "simulation", "instruments", "safety", "simulators",
-    "upstream", "control",
-}  # fmt: skip
+CONFIG_SECTIONS = set(MdfConfig.model_fields)
+RECIPE_SECTIONS = set(Recipe.model_fields)
+EXAMPLE_RECIPE = REPO / "recipes" / "examples" / "metal-annealing.yaml"
 
 
 @dataclass(frozen=True)
@@ -101,6 +101,12 @@ def test_yaml_snippet_validates(snippet: Snippet, tmp_path: Path, monkeypatch) -
         load_recipe(path)
     elif "items" in data:
         Vocabulary.model_validate(data)
+    elif set(data) <= RECIPE_SECTIONS:
+        # A recipe section shown alone must validate inside a whole recipe.
+        recipe = {**yaml.safe_load(EXAMPLE_RECIPE.read_text()), **data}
+        path = tmp_path / "recipe.yaml"
+        path.write_text(yaml.safe_dump(recipe))
+        load_recipe(path)
     else:
         unknown = set(data) - CONFIG_SECTIONS
         assert not unknown, f"{snippet}: not a recipe, vocabulary or config section: {unknown}"

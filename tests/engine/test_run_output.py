@@ -152,8 +152,8 @@ def test_export_csv_dash_writes_stdout(tmp_path: Path) -> None:
     exported = mdfd("export", "--config", str(config), run_id, "--csv", "-", cwd=tmp_path)
     assert exported.returncode == 0, exported.stderr
     assert not (tmp_path / "-").exists()
-    rows = exported.stdout.splitlines()
-    assert rows[0].startswith("point_index,temperature,")
+    rows = [row for row in exported.stdout.splitlines() if not row.startswith("#")]
+    assert rows[0].startswith("point_index,temperature [degC],")
     assert [row.split(",")[1] for row in rows[1:]] == ["200.0", "200.0"]
 
 
