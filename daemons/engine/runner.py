@@ -33,7 +33,7 @@ from .checkpoint import Checkpointer, CheckpointFailed, EndedPoint
 from .control import RunAborted, RunControl
 from .events import EventBus
 from .instruments import Instruments
-from .interlocks import InterlockBreach, InterlockGuard
+from .interlocks import InterlockBreach, InterlockGuard, InterlockUnverifiable
 from .results import PointResult, RunContext
 from .steps import StabilityTimeout, StepContext, run_step
 
@@ -103,6 +103,7 @@ class RunExecutor:
         self.instruments: Instruments | None = None
         self.run_file: RunFile | None = None
         self.checkpointer: Checkpointer | None = None
+        self.guard: InterlockGuard | None = None
 
     async def execute(self, run: RunRow) -> RunOutcome:
         loop = asyncio.get_running_loop()
@@ -147,7 +148,10 @@ class RunExecutor:
             log.error("run cannot start", error=message)
             await self.state.set_status(run.id, RunStatus.INTERRUPTED, message)
             return RunStatus.INTERRUPTED, message
-        guard = InterlockGuard(list(self.config.model.safety.interlocks), instruments)
+        safety = self.config.model.safety
+        guard = self.guard = InterlockGuard(
+            list(safety.interlocks), instruments, safety.unverifiable_after
+        )
         run_file = self.run_file = self._run_file(run, recipe, instruments)
         resuming = bool(done.indices)
         await run_file.open(
@@ -245,7 +249,7 @@ class RunExecutor:
             outcome = outcome.__cause__
         if isinstance(outcome, RunAborted):
             return RunStatus.ABORTED, str(outcome)
-        if isinstance(outcome, InterlockBreach):
+        if isinstance(outcome, InterlockBreach | InterlockUnverifiable):
             return RunStatus.FAILED, str(outcome)
         if isinstance(outcome, PointFailed):
             return RunStatus.FAILED, str(outcome)

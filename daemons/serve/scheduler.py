@@ -22,6 +22,7 @@ from mdfd.recipes.located import InputError
 from ..config import LoadedConfig
 from ..engine.control import RunControl
 from ..engine.events import EventBus
+from ..engine.interlocks import Unverified
 from ..engine.runner import RecordHook, RunExecutor, RunOutcome, instruments_used
 from ..logging import get_logger
 from ..notify import Notifier, Watchdog
@@ -65,7 +66,12 @@ class ActiveRun:
             "latest": self.latest,
             "remaining_wall_s": self.remaining_wall,
             "data_file": self.run.data_file,
+            "interlocks_unverified": [u.as_dict() for u in self.unverified()],
         }
+
+    def unverified(self) -> list[Unverified]:
+        guard = self.executor.guard
+        return guard.unverified() if guard is not None else []
 
 
 class Refused(Exception):
@@ -328,7 +334,9 @@ class Scheduler:
             )
             params = " ".join(f"{k}={v:g}" for k, v in active.parameters.items())
             state = " (paused)" if active.control.paused else ""
-            return f"run {active.run.id}: {where}{state} {params}".rstrip()
+            unverified = ", ".join(u.channel for u in active.unverified())
+            alarm = f" — INTERLOCK UNVERIFIED: {unverified}" if unverified else ""
+            return f"run {active.run.id}: {where}{state} {params}{alarm}".rstrip()
         if self.phase == WAITING:
             return f"waiting for instruments: {', '.join(self.waiting_for)}"
         return self.phase

@@ -154,3 +154,53 @@ def test_simulators_vanishing_mid_run_fail_the_run_without_hanging(rig: Rig) -> 
     assert summary["status"] == "failed"
     assert summary["points_done"] >= 1
     assert "safe state write failed" in err
+
+
+DWELL_RECIPE = """
+recipe: {name: dwell-guard, version: "1"}
+sweep:
+  parameters:
+    temperature: {unit: degC, values: [100, 110, 120, 130, 140, 150]}
+steps:
+  - set: {furnace.setpoint: temperature}
+  - dwell: 2 h
+  - acquire: {channels: [furnace.temperature], rate: 1, count: 2}
+on_error: {retries: 0, backoff: 1 s, then: fail_point}
+"""
+
+
+def furnace_fault(rig: Rig, exception_code: int) -> None:
+    """Switch the simulated furnace's "every reply is this exception" fault (register 902)."""
+    from pymodbus.client import ModbusTcpClient
+
+    client = ModbusTcpClient("127.0.0.1", port=int(rig.env["MDFD_FURNACE_PORT"]), timeout=5)
+    assert client.connect()
+    try:
+        assert not client.write_register(902, exception_code, device_id=1).isError()
+    finally:
+        client.close()
+
+
+def test_an_interlock_that_cannot_be_read_stops_the_run(rig: Rig, tmp_path: Path) -> None:
+    """Device busy during a dwell: a warning at once, then the run stops as failed."""
+    config = tmp_path / "guarded.yaml"
+    config.write_text(
+        rig.config.read_text().replace("safety:\n", "safety:\n  unverifiable_after: 1 s\n", 1)
+    )
+    recipe = tmp_path / "dwell.yaml"
+    recipe.write_text(DWELL_RECIPE)
+    run = start_mdfd("run", "--json", "--config", str(config), str(recipe), env=rig.env)
+    wait_for_first_point(rig, run)
+    furnace_fault(rig, 6)  # SERVER_DEVICE_BUSY on every request
+    try:
+        code, summary, err = finish(run)
+    finally:
+        furnace_fault(rig, 0)
+    assert code == 1, err[-2000:]
+    assert summary["status"] == "failed"
+    assert "interlock unverifiable" in summary["message"]
+    assert "furnace.temperature" in summary["message"]
+    assert summary["points_done"] < summary["points_total"]
+    warning = next(line for line in err.splitlines() if "interlock unverifiable" in line)
+    assert "warning" in warning.lower()
+    assert "safe state" in err
