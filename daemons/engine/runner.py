@@ -23,7 +23,15 @@ from mdfd.recipes.model import AcquireStep, RampStep, SetStep, StableStep
 
 from ..clock import EngineClock
 from ..config import LoadedConfig
-from ..state import PointRow, PointStatus, RecordedPoints, RunRow, RunStatus, StateDB
+from ..state import (
+    PointRow,
+    PointStatus,
+    RecordedPoints,
+    RunRow,
+    RunStatus,
+    StateDB,
+    StateFull,
+)
 from ..storage.errors import DiskNearlyFull
 from ..storage.hdf5_writer import ChannelSpec, RunFile
 from ..validation import validate
@@ -114,7 +122,13 @@ class RunExecutor:
             recipe = load_recipe(run.recipe_path or f"run {run.id}", text=run.recipe_text)
             validate(recipe, self.config)
             done = await self.state.recorded(run.id)
-            status, message = await self._execute(run, recipe, done)
+            try:
+                status, message = await self._execute(run, recipe, done)
+            except StateFull as exc:
+                # Even the reserve was not enough to record the end: the run stays `running`
+                # in the database, which the next start recovers as interrupted.
+                status, message = RunStatus.INTERRUPTED, str(exc)
+                log.error("run status could not be recorded", status=status.value, error=message)
         finally:
             structlog.contextvars.unbind_contextvars("run", "point")
         recorded = await self.state.recorded(run.id)
@@ -154,9 +168,17 @@ class RunExecutor:
         )
         run_file = self.run_file = self._run_file(run, recipe, instruments)
         resuming = bool(done.indices)
-        await run_file.open(
-            resume_rows=done.last_rows, resume_points=len(done.indices) if resuming else None
-        )
+        try:
+            await run_file.open(
+                resume_rows=done.last_rows, resume_points=len(done.indices) if resuming else None
+            )
+        except DiskNearlyFull as exc:
+            # Nothing was moved yet; the run can start (or go on) once space is freed.
+            await instruments.close()
+            message = str(exc)
+            log.error("run cannot start", error=message)
+            await self.state.set_status(run.id, RunStatus.INTERRUPTED, message)
+            return RunStatus.INTERRUPTED, message
         await self.state.set_status(run.id, RunStatus.RUNNING, identities=instruments.identities)
         context = RunContext(
             run.id,
@@ -253,8 +275,8 @@ class RunExecutor:
             return RunStatus.FAILED, str(outcome)
         if isinstance(outcome, PointFailed):
             return RunStatus.FAILED, str(outcome)
-        if isinstance(outcome, DiskNearlyFull):
-            # The file is intact and resumable once space is freed.
+        if isinstance(outcome, DiskNearlyFull | StateFull):
+            # The file and the database are intact and resumable once space is freed.
             return RunStatus.INTERRUPTED, str(outcome)
         if isinstance(outcome, BaseException):
             structlog.get_logger().error("run crashed", error=repr(outcome))

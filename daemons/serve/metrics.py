@@ -163,6 +163,12 @@ async def render(
         [({**base, "channel": u.channel}, u.seconds) for u in unverified],
     )
     out.metric(
+        "mdfd_storage_full",
+        "gauge",
+        "1 while runs are held because the data or state disk has no room.",
+        [(base, 1.0 if scheduler.storage_problem else 0.0)],
+    )
+    out.metric(
         "mdfd_start_time_seconds",
         "gauge",
         "Unix time the daemon started.",

@@ -26,9 +26,10 @@ from ..engine.interlocks import Unverified
 from ..engine.runner import RecordHook, RunExecutor, RunOutcome, instruments_used
 from ..logging import get_logger
 from ..notify import Notifier, Watchdog
-from ..state import RunRow, RunStatus, StateDB
+from ..state import RunRow, RunStatus, StateDB, StateFull
 from ..validation import validate
 from . import runqueue
+from .diskspace import space_problem
 from .health import HealthMonitor
 
 TICK_SECONDS = 1.0
@@ -36,6 +37,7 @@ RETRY_SECONDS = 5.0
 
 IDLE = "idle"
 WAITING = "waiting for instruments"
+NO_SPACE = "waiting for disk space"
 RUNNING = "running"
 PAUSED = "paused"
 STOPPING = "stopping"
@@ -98,6 +100,7 @@ class Scheduler:
         self.record_hook = record_hook
         self.phase = IDLE
         self.waiting_for: list[str] = []
+        self.storage_problem: str | None = None
         self.active: ActiveRun | None = None
         self.samples_written = 0
         self.run_instrument_errors = 0
@@ -178,13 +181,35 @@ class Scheduler:
             log.warning("runs left running by a dead process are interrupted", runs=recovered)
         while self._stopping is None:
             self.watchdog.alive()
-            waiting = await runqueue.pending(self.state)
-            if not waiting:
-                self._set_phase(IDLE)
-                await self._pause_loop(self._tick * 5, wake=True)
-                continue
-            await self._attempt(waiting[0])
+            try:
+                await self._turn()
+            except StateFull as exc:
+                await self._wait_for_space(str(exc))
         log.info("scheduler stopped", reason=self._stopping)
+
+    async def _turn(self) -> None:
+        waiting = await runqueue.pending(self.state)
+        if not waiting:
+            self._set_phase(IDLE)
+            await self._pause_loop(self._tick * 5, wake=True)
+            return
+        problem = await space_problem(self.config.model.storage.data_dir, self.state)
+        if problem is not None:
+            await self._wait_for_space(problem)
+            return
+        await self._attempt(waiting[0])
+
+    async def _wait_for_space(self, problem: str) -> None:
+        """Hold every run (none could write) until both disks have room, then go on."""
+        log = get_logger(mdf=self.config.model.mdf.id)
+        log.warning("waiting for disk space; runs are held", problem=problem)
+        while problem is not None and self._stopping is None:
+            self.storage_problem = problem
+            self._set_phase(NO_SPACE)
+            await self._pause_loop(self._tick * 5, wake=False)
+            problem = await space_problem(self.config.model.storage.data_dir, self.state)
+        self.storage_problem = None
+        log.info("disk space is back; runs go on")
 
     async def _attempt(self, run: RunRow) -> None:
         config = self.config
@@ -320,7 +345,7 @@ class Scheduler:
     def _set_phase(self, phase: str) -> None:
         if self._stopping is not None:
             phase = STOPPING
-        if phase != self.phase or phase == WAITING:
+        if phase != self.phase or phase in (WAITING, NO_SPACE):
             self.phase = phase
             self._update_status()
 
@@ -339,6 +364,8 @@ class Scheduler:
             return f"run {active.run.id}: {where}{state} {params}{alarm}".rstrip()
         if self.phase == WAITING:
             return f"waiting for instruments: {', '.join(self.waiting_for)}"
+        if self.phase == NO_SPACE:
+            return f"{NO_SPACE}: {self.storage_problem}"
         return self.phase
 
     def _update_status(self) -> None:

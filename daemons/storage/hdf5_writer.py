@@ -57,6 +57,8 @@ __all__ = ["ChannelSpec", "RunFile", "StorageError"]
 
 _NO_STATS = Stats(math.nan, math.nan, math.nan, math.nan, 0)
 
+MIN_FREE_BYTES = 64 << 20  # the default reserve a run needs on its data file's disk
+
 
 @dataclass(slots=True)
 class _Block:
@@ -89,7 +91,7 @@ class RunFile:
         compression: str | None = "gzip",
         durable: bool = True,
         io_timeout: float = 120.0,
-        min_free_bytes: int = 64 << 20,
+        min_free_bytes: int = MIN_FREE_BYTES,
     ) -> None:
         """`metadata` becomes attributes of /entry (see README: run_id, mdf_id, mdf_domain,
         recipe_name, recipe_version, recipe_text, config_text, instrument_identities {name: id},
