@@ -18,7 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from .ctlclient import EXIT_FAILED, EXIT_OK, EXIT_UNREACHABLE, Client, CtlError
 
-FINISHED = {"completed", "aborted", "failed"}
+FINISHED = {"completed", "completed_with_failures", "aborted", "failed"}
 
 
 def _values(values: dict[str, float]) -> str:

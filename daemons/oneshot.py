@@ -30,6 +30,7 @@ EXIT_CODES = {
     RunStatus.FAILED: 1,
     RunStatus.ABORTED: 1,
     RunStatus.INTERRUPTED: 3,
+    RunStatus.COMPLETED_WITH_FAILURES: 4,
 }
 
 
@@ -116,7 +117,11 @@ def print_summary(outcome: RunOutcome, as_json: bool) -> None:
         print(json.dumps(outcome.as_dict()))
         return
     console = Console()
-    colour = {"completed": "green", "interrupted": "yellow"}.get(outcome.status.value, "red")
+    colour = {
+        "completed": "green",
+        "interrupted": "yellow",
+        "completed_with_failures": "yellow",
+    }.get(outcome.status.value, "red")
     console.print(f"run [bold]{outcome.run_id}[/bold]: [{colour}]{outcome.status.value}[/{colour}]")
     console.print(
         f"  points: {outcome.points_done} of {outcome.points_total} done"

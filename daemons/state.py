@@ -85,10 +85,16 @@ class RunStatus(StrEnum):
     ABORTED = "aborted"
     FAILED = "failed"
     INTERRUPTED = "interrupted"
+    COMPLETED_WITH_FAILURES = "completed_with_failures"  # every point ran, some failed
 
     @property
     def finished(self) -> bool:
-        return self in (RunStatus.COMPLETED, RunStatus.ABORTED, RunStatus.FAILED)
+        return self in (
+            RunStatus.COMPLETED,
+            RunStatus.COMPLETED_WITH_FAILURES,
+            RunStatus.ABORTED,
+            RunStatus.FAILED,
+        )
 
 
 class PointStatus(StrEnum):
@@ -144,6 +150,7 @@ class RecordedPoints:
     indices: frozenset[int]
     not_completed: int
     last_rows: dict[str, int] | None
+    failed: int = 0  # of `not_completed`, those failed (the others were skipped)
 
 
 class StateDB:
@@ -382,6 +389,7 @@ class StateDB:
                 frozenset(index for index, _ in rows),
                 sum(1 for _, status in rows if status != PointStatus.COMPLETED.value),
                 json.loads(last[0]) if last else None,
+                sum(1 for _, status in rows if status == PointStatus.FAILED.value),
             )
 
         return await self._call(lambda: select(self._require()))

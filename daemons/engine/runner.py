@@ -23,6 +23,7 @@ from mdfd.recipes.model import AcquireStep, RampStep, SetStep, StableStep
 
 from ..clock import EngineClock
 from ..config import LoadedConfig
+from ..resolve import duration_for
 from ..state import (
     PointRow,
     PointStatus,
@@ -46,6 +47,8 @@ from .results import PointResult, RunContext
 from .steps import StabilityTimeout, StepContext, run_step
 
 SAFE_STATE_TIMEOUT = 30.0
+PROBE_FIRST_DELAY = 0.1  # wall s between probes of instruments after a failed point, doubling
+PROBE_MAX_DELAY = 2.0
 
 RecordHook = Callable[[PointResult], Callable[[sqlite3.Connection], None] | None]
 
@@ -281,6 +284,13 @@ class RunExecutor:
         if isinstance(outcome, BaseException):
             structlog.get_logger().error("run crashed", error=repr(outcome))
             return RunStatus.FAILED, f"internal error: {outcome!r}"
+        failed = (await self.state.recorded(run.id)).failed
+        if failed:
+            # Every point ran, but not every point measured: nobody may take it for a success.
+            return (
+                RunStatus.COMPLETED_WITH_FAILURES,
+                f"{failed} of {run.points_total} points failed",
+            )
         return RunStatus.COMPLETED, ""
 
     async def _points(
@@ -302,10 +312,13 @@ class RunExecutor:
         # One bound logger for the run: the lazy proxy of `get_logger()` re-binds on every call.
         # The point still appears in every line, merged from the context variable at log time.
         log = structlog.get_logger().bind()
+        instrument_failed = False
         for index, point in enumerate(points):
             if index in finished:
                 continue
             await self.control.checkpoint()
+            if instrument_failed:
+                await self._await_instruments(recipe, point, log)
             structlog.contextvars.bind_contextvars(point=index)
             self.acquisition.begin_point(index, acquired)
             self.events.publish(
@@ -330,6 +343,7 @@ class RunExecutor:
                 log,
             )
             status, message = PointStatus.COMPLETED, ""
+            instrument_failed = False
             try:
                 for step in recipe.model.steps:
                     await self.control.checkpoint()
@@ -337,6 +351,7 @@ class RunExecutor:
             except StabilityTimeout as exc:
                 status, message = self._point_failure(exc, skip=exc.skip, recipe=recipe)
             except InstrumentError as exc:
+                instrument_failed = True
                 status, message = self._point_failure(exc, skip=False, recipe=recipe)
             ended = self.clock.now()
             finished.add(index)
@@ -360,6 +375,60 @@ class RunExecutor:
             checkpointer.submit(EndedPoint(*ended_point, ended_event))
             log.info("point ended", status=status.value, message=message or None)
         await checkpointer.flush()
+
+    async def _await_instruments(
+        self, recipe: LoadedRecipe, point: dict[str, float], log: Any
+    ) -> None:
+        """After a point failed on an instrument error, start the next one only once every
+        instrument answers again — or after `on_error.wait_for_instruments` (wall time), when
+        the point goes ahead and its own retries decide.
+
+        Without this a short fault fails the whole sweep: the next points start while the
+        driver is still reconnecting and burn their retries in the meantime.
+        """
+        assert self.instruments is not None
+        loop = asyncio.get_running_loop()
+        limit = duration_for(recipe.model.on_error.wait_for_instruments, point, recipe.model)
+        deadline = loop.time() + limit
+        probe = self._probe_channels(recipe)
+        delay, waited = PROBE_FIRST_DELAY, False
+        while True:
+            try:
+                async with asyncio.timeout(max(deadline - loop.time(), PROBE_FIRST_DELAY)):
+                    await self.instruments.read(probe)
+            except (InstrumentError, TimeoutError) as exc:
+                if loop.time() >= deadline:
+                    log.warning(
+                        "instruments still not answering; the next point goes ahead",
+                        waited_s=limit,
+                        error=str(exc),
+                    )
+                    return
+                if not waited:
+                    log.warning("waiting for instruments before the next point", error=str(exc))
+                waited = True
+                await asyncio.sleep(min(delay, max(deadline - loop.time(), 0.0)))
+                delay = min(delay * 2, PROBE_MAX_DELAY)
+                continue
+            if waited:
+                log.info("instruments answer again")
+            return
+
+    def _probe_channels(self, recipe: LoadedRecipe) -> list[str]:
+        """One channel per instrument in use, preferably one the recipe reads anyway."""
+        assert self.instruments is not None
+        safety = self.config.model.safety
+        read = [
+            *recipe.model.acquired_channels(),
+            *(interlock.channel for interlock in safety.interlocks),
+            *safety.safe_state,
+        ]
+        probe = []
+        for name in self.instruments.drivers:
+            ours = [c for c in read if c.partition(".")[0] == name]
+            channels = self.config.model.instruments[name].channels
+            probe.append(ours[0] if ours else f"{name}.{next(iter(channels))}")
+        return probe
 
     def _point_failure(
         self, exc: Exception, *, skip: bool, recipe: LoadedRecipe

@@ -204,3 +204,37 @@ def test_an_interlock_that_cannot_be_read_stops_the_run(rig: Rig, tmp_path: Path
     warning = next(line for line in err.splitlines() if "interlock unverifiable" in line)
     assert "warning" in warning.lower()
     assert "safe state" in err
+
+
+SWEEP_RECIPE = """
+recipe: {name: short-fault, version: "1"}
+sweep:
+  parameters:
+    temperature: {unit: degC, values: [100, 110, 120, 130, 140, 150, 160, 170, 180, 190]}
+steps:
+  - set: {furnace.setpoint: temperature}
+  - dwell: 20 min
+  - acquire: {channels: [furnace.temperature], rate: 1, count: 2}
+on_error: {retries: 1, backoff: 1 s, then: fail_point}
+"""
+
+
+def test_a_short_fault_fails_one_point_and_the_run_says_so(rig: Rig, tmp_path: Path) -> None:
+    """4 s of "device busy": the point it hits fails, the next one waits for the furnace, and
+    the run ends completed_with_failures (exit 4) naming how many failed."""
+    recipe = tmp_path / "sweep.yaml"
+    recipe.write_text(SWEEP_RECIPE)
+    run = start_run(rig, recipe)
+    wait_for_first_point(rig, run)
+    furnace_fault(rig, 6)
+    try:
+        time.sleep(4)  # the fault's length, not a bound on anything measured
+    finally:
+        furnace_fault(rig, 0)
+    code, summary, err = finish(run)
+    assert code == 4, err[-2000:]
+    assert summary["status"] == "completed_with_failures"
+    assert summary["points_done"] == 10
+    assert summary["points_failed"] == 1
+    assert summary["message"] == "1 of 10 points failed"
+    assert "waiting for instruments before the next point" in err
