@@ -60,7 +60,15 @@ def rig(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Rig]:
     interlock = getattr(request, "param", 1450)
     config = rig_config(tmp_path, interlock)
     env = sim_env(tmp_path / "var", MDFD_TIME_SCALE="1500")
-    endpoints = tmp_path / "endpoints.json"
+    process = start_simulators(config, env, tmp_path / "endpoints.json")
+    try:
+        yield Rig(config, env, process)
+    finally:
+        stop_process(process)
+
+
+def start_simulators(config: Path, env: dict[str, str], endpoints: Path) -> subprocess.Popen[str]:
+    """`mdfd sim` as a process, returned once it has written its endpoints (all listening)."""
     process = start_mdfd(
         "sim", "--config", str(config), "--endpoints-file", str(endpoints), env=env
     )
@@ -70,9 +78,10 @@ def rig(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Rig]:
             assert process.poll() is None, process.stderr.read() if process.stderr else ""
             assert time.monotonic() < deadline, "simulators did not start"
             time.sleep(0.1)
-        yield Rig(config, env, process)
-    finally:
+    except BaseException:
         stop_process(process)
+        raise
+    return process
 
 
 def start_run(rig: Rig, recipe: Path = METAL) -> subprocess.Popen[str]:
@@ -238,3 +247,39 @@ def test_a_short_fault_fails_one_point_and_the_run_says_so(rig: Rig, tmp_path: P
     assert summary["points_failed"] == 1
     assert summary["message"] == "1 of 10 points failed"
     assert "waiting for instruments before the next point" in err
+
+
+REACTOR_RECIPE = """
+recipe: {name: server-restart, version: "1"}
+sweep:
+  parameters:
+    temperature: {unit: degC, values: [100, 110, 120, 130, 140, 150, 160, 170, 180, 190]}
+steps:
+  - set: {reactor.temperature_sp: temperature}
+  - dwell: 20 min
+  - acquire: {channels: [reactor.temperature], rate: 1, count: 2}
+on_error: {retries: 1, backoff: 1 s, then: fail_point}
+"""
+
+
+def test_a_server_restart_costs_at_most_the_point_it_hits(rig: Rig, tmp_path: Path) -> None:
+    """The OPC-UA (and Modbus) servers restart mid-sweep: the driver reconnects and the next
+    point waits for it, instead of every point failing while it does."""
+    config = tmp_path / "patient.yaml"  # the restart must not trip the interlock monitor
+    config.write_text(
+        rig.config.read_text().replace("safety:\n", "safety:\n  unverifiable_after: 5 min\n", 1)
+    )
+    recipe = tmp_path / "reactor.yaml"
+    recipe.write_text(REACTOR_RECIPE)
+    run = start_mdfd("run", "--json", "--config", str(config), str(recipe), env=rig.env)
+    wait_for_first_point(rig, run)
+    stop_process(rig.process)
+    time.sleep(1)  # the restart's length, not a bound on anything measured
+    rig.process = start_simulators(rig.config, rig.env, tmp_path / "endpoints-again.json")
+    try:
+        code, summary, err = finish(run, timeout=300)
+    finally:
+        stop_process(rig.process)
+    assert summary["points_done"] == 10, err[-2000:]
+    assert summary["points_failed"] <= 1, err[-2000:]
+    assert code == (4 if summary["points_failed"] else 0)
