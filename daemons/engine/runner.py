@@ -464,17 +464,39 @@ class RunExecutor:
         return row, records
 
     async def _safe_state(self, instruments: Instruments) -> None:
-        """Best effort on every channel: one failing write must not skip the others."""
+        """Every channel, and again for those that failed, for up to SAFE_STATE_TIMEOUT.
+
+        One failing write must not skip the others; and a fault that stopped the run (a busy
+        or reconnecting instrument) is often over seconds later, so a failed write is retried
+        rather than leaving the instrument where the run left it.
+        """
         log = structlog.get_logger()
-        for channel, value in self.config.model.safety.safe_state.items():
-            if channel.partition(".")[0] not in instruments.drivers:
-                continue
-            try:
-                async with asyncio.timeout(SAFE_STATE_TIMEOUT):
-                    await instruments.write(channel, value)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + SAFE_STATE_TIMEOUT
+        pending = {
+            channel: value
+            for channel, value in self.config.model.safety.safe_state.items()
+            if channel.partition(".")[0] in instruments.drivers
+        }
+        delay = PROBE_FIRST_DELAY
+        while pending:
+            for channel, value in list(pending.items()):
+                try:
+                    async with asyncio.timeout(max(deadline - loop.time(), PROBE_FIRST_DELAY)):
+                        await instruments.write(channel, value)
+                except (InstrumentError, OSError, TimeoutError) as exc:
+                    log.error(
+                        "safe state write failed", channel=channel, value=value, error=str(exc)
+                    )
+                    continue
+                del pending[channel]
                 log.info("safe state applied", channel=channel, value=value)
-            except (InstrumentError, OSError, TimeoutError) as exc:
-                log.error("safe state write failed", channel=channel, value=value, error=str(exc))
+            if not pending or loop.time() + delay > deadline:
+                break
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, PROBE_MAX_DELAY)
+        if pending:
+            log.critical("safe state NOT applied", channels=sorted(pending))
 
 
 def _stats_dict(stats: Any) -> dict[str, Any]:
