@@ -10,6 +10,7 @@ Exit codes shared by every subcommand: 0 ok, 1 failed, 2 bad input (nothing touc
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import pkgutil
 import sys
@@ -19,6 +20,7 @@ from mdfd.recipes.located import InputError
 
 from . import commands
 from .logging import configure
+from .state import StateFull
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -56,6 +58,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(problem, file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    except (StateFull, OSError) as exc:
+        # A disk full before a run could even be recorded: nothing was moved, nothing is lost.
+        if isinstance(exc, OSError) and exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        print(f"mdfd: disk full, nothing done: {exc}; free space and try again", file=sys.stderr)
         return EXIT_INTERRUPTED
 
 

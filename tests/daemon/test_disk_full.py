@@ -125,3 +125,14 @@ def _points(state_dir: Path) -> list[tuple[int, str]]:
             connection.close()
     except sqlite3.OperationalError:
         return []
+
+
+def test_run_on_an_already_full_state_disk_exits_3_without_a_traceback(tmp_path: Path) -> None:
+    with small_tmpfs(tmp_path / "fs", "4m") as fs:
+        config = _config_on(tmp_path, "state_dir", fs / "state")
+        recipe = write_recipe(tmp_path)
+        fill_disk(fs / "ballast")
+        done = mdfd("run", "--json", "--config", str(config), str(recipe))
+        assert done.returncode == 3, done.stderr[-3000:]
+        assert "Traceback" not in done.stderr
+        assert "disk full" in done.stderr
