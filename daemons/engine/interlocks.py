@@ -121,26 +121,32 @@ class InterlockGuard:
         return self.breach
 
     async def monitor(self) -> None:
-        """Poll interlocked channels until cancelled or tripped.
-
-        A poll is bounded by `unverifiable_after`, so a read hanging in a driver cannot hide
-        an interlock for longer than a failing one would.
-        """
+        """Poll interlocked channels until cancelled or tripped."""
         if not self._by_channel:
             return
-        bound = min(OPERATION_TIMEOUT, self._unverifiable_after or OPERATION_TIMEOUT)
+        # One read per instrument: a failing instrument must not cancel (and so leave
+        # unverified) the reading of a healthy one.
+        groups: dict[str, list[str]] = {}
+        for channel in self._by_channel:
+            groups.setdefault(channel.partition(".")[0], []).append(channel)
         while self.breach is None:
-            began = self._now()
-            try:
-                async with asyncio.timeout(bound):
-                    await self._instruments.read(self.channels)
-            except (InstrumentError, TimeoutError) as exc:
-                self._poll_failed(began, str(exc) or type(exc).__name__)
+            await asyncio.gather(*(self._poll(channels) for channels in groups.values()))
             await asyncio.sleep(MONITOR_PERIOD_SECONDS)
 
-    def _poll_failed(self, began: float, error: str) -> None:
+    async def _poll(self, channels: list[str]) -> None:
+        """A poll is bounded by `unverifiable_after`, so a read hanging in a driver cannot
+        hide an interlock for longer than a failing one would."""
+        bound = min(OPERATION_TIMEOUT, self._unverifiable_after or OPERATION_TIMEOUT)
+        began = self._now()
+        try:
+            async with asyncio.timeout(bound):
+                await self._instruments.read(channels)
+        except (InstrumentError, TimeoutError) as exc:
+            self._poll_failed(channels, began, str(exc) or type(exc).__name__)
+
+    def _poll_failed(self, channels: list[str], began: float, error: str) -> None:
         """Channels not read since the poll began are unverified; past the limit, trip."""
-        stale = [c for c, at in self._verified.items() if at < began]
+        stale = [c for c in channels if self._verified[c] < began]
         fresh = [c for c in stale if c not in self._failing]
         for channel in stale:
             self._failing[channel] = error
