@@ -291,3 +291,31 @@ def test_a_server_restart_costs_at_most_the_point_it_hits(rig: Rig, tmp_path: Pa
     assert summary["points_done"] == 10, err[-2000:]
     assert summary["points_failed"] <= 1, err[-2000:]
     assert code == (4 if summary["points_failed"] else 0)
+
+
+def test_the_wait_for_instruments_is_bounded(rig: Rig, tmp_path: Path) -> None:
+    """A furnace busy for good: each point waits its bounded time, fails, and the run ends
+    completed_with_failures instead of hanging (interlock stop disabled to isolate the wait)."""
+    config = tmp_path / "unguarded.yaml"
+    config.write_text(
+        rig.config.read_text().replace("safety:\n", "safety:\n  unverifiable_after: null\n", 1)
+    )
+    recipe = tmp_path / "bounded.yaml"
+    text = SWEEP_RECIPE.replace(
+        "values: [100, 110, 120, 130, 140, 150, 160, 170, 180, 190]", "values: [100, 110, 120]"
+    )
+    recipe.write_text(
+        text.replace("then: fail_point}", "then: fail_point, wait_for_instruments: 1 s}")
+    )
+    run = start_mdfd("run", "--json", "--config", str(config), str(recipe), env=rig.env)
+    wait_for_first_point(rig, run)
+    furnace_fault(rig, 6)
+    try:
+        code, summary, err = finish(run)
+    finally:
+        furnace_fault(rig, 0)
+    assert code == 4, err[-2000:]
+    assert summary["status"] == "completed_with_failures"
+    assert summary["points_failed"] == 2
+    assert summary["message"] == "2 of 3 points failed"
+    assert "instruments still not answering; the next point goes ahead" in err
