@@ -12,6 +12,7 @@ breach.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import structlog
@@ -60,6 +61,7 @@ class InterlockGuard:
         interlocks: list[Interlock],
         instruments: Instruments,
         unverifiable_after: float | None = None,
+        on_change: Callable[[list[Unverified]], None] | None = None,
     ) -> None:
         self._by_channel: dict[str, list[Interlock]] = {}
         for interlock in interlocks:
@@ -67,6 +69,7 @@ class InterlockGuard:
                 self._by_channel.setdefault(interlock.channel, []).append(interlock)
         self._instruments = instruments
         self._unverifiable_after = unverifiable_after
+        self._on_change = on_change or (lambda unverified: None)
         self.breach: InterlockBreach | InterlockUnverifiable | None = None
         self._tripped = asyncio.Event()
         self._now = asyncio.get_running_loop().time
@@ -83,6 +86,7 @@ class InterlockGuard:
         self._verified[channel] = self._now()
         if self._failing.pop(channel, None) is not None:
             structlog.get_logger().warning("interlock verified again", channel=channel)
+            self._on_change(self.unverified())
         value = reading.value
         if isinstance(value, bool) or not isinstance(value, int | float):
             return
@@ -158,6 +162,7 @@ class InterlockGuard:
                 error=error,
                 stops_after_s=self._unverifiable_after,
             )
+            self._on_change(self.unverified())
         if self._unverifiable_after is None or not stale:
             return
         oldest = min(self._verified[c] for c in stale)

@@ -167,7 +167,12 @@ class RunExecutor:
             return RunStatus.INTERRUPTED, message
         safety = self.config.model.safety
         guard = self.guard = InterlockGuard(
-            list(safety.interlocks), instruments, safety.unverifiable_after
+            list(safety.interlocks),
+            instruments,
+            safety.unverifiable_after,
+            on_change=lambda unverified: self.events.publish(
+                "interlocks", run=run.id, unverified=[u.as_dict() for u in unverified]
+            ),
         )
         run_file = self.run_file = self._run_file(run, recipe, instruments)
         resuming = bool(done.indices)

@@ -320,6 +320,8 @@ class Scheduler:
                 active.remaining_wall = event.get("remaining_wall")
             elif kind == "readings":
                 active.latest = event["values"]
+            elif kind == "interlocks":
+                self._update_status()
 
     async def _pause_loop(self, seconds: float, *, wake: bool, health: bool = False) -> None:
         """Wait up to `seconds` in watchdog-sized ticks; a wake-up or health change ends it."""
