@@ -165,7 +165,8 @@ class StateDB:
     async def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         await self._call(self._open)
-        await self.restore_reserve()
+        with contextlib.suppress(OSError):  # a read-only look at the runs needs no reserve
+            await self.restore_reserve()
 
     async def close(self) -> None:
         if self._connection is not None:
