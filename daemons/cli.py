@@ -11,6 +11,7 @@ Exit codes shared by every subcommand: 0 ok, 1 failed, 2 bad input (nothing touc
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import os
 import pkgutil
@@ -24,6 +25,7 @@ from mdfd.recipes.located import InputError
 from . import commands
 from .errors import report
 from .logging import configure
+from .state import StateFull
 from .storage.errors import StorageError
 from .version import software_version
 
@@ -88,8 +90,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_FAILED
     except Exception as exc:
+        if _disk_full(exc):
+            # A disk full before a run could even be recorded: nothing moved, nothing lost.
+            print(
+                f"mdfd: disk full, nothing done: {exc}; free space and try again", file=sys.stderr
+            )
+            return EXIT_INTERRUPTED
         report("mdfd", exc, OPERATIONAL, debug_hint="--log-level debug")
         return EXIT_FAILED
+
+
+def _disk_full(exc: Exception) -> bool:
+    if isinstance(exc, StateFull):
+        return True
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,14 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 
 from mdfd.drivers import InstrumentConfig, UnknownDriver, driver_class
 from mdfd.recipes.located import (
@@ -24,7 +31,7 @@ from mdfd.recipes.located import (
     load_located,
 )
 from mdfd.recipes.model import MAX_POINTS
-from mdfd.recipes.units import UnitError, parse_unit
+from mdfd.recipes.units import UnitError, parse_quantity, parse_unit, seconds
 from mdfd.simulators.base import SimulatorSettings, UnknownSimulator, simulator_class
 
 ENV_PATTERN = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -102,10 +109,31 @@ class Interlock(Strict):
         return None
 
 
+def wall_seconds(value: Any) -> Any:
+    """A duration in config: a number of seconds or a quantity string such as `10 s`."""
+    if isinstance(value, str):
+        try:
+            number, unit = parse_quantity(value, "s")
+            return seconds(number, unit)
+        except (UnitError, ValueError) as exc:
+            raise ValueError(f"expected a duration such as '10 s': {exc}") from None
+    return value
+
+
+WallSeconds = Annotated[float, BeforeValidator(wall_seconds)]
+
+
 class Safety(Strict):
     interlocks: list[Interlock] = []
     safe_state: dict[str, float | int | bool | str] = Field(
         default_factory=dict, description="channel (instrument.channel) -> value to apply"
+    )
+    unverifiable_after: WallSeconds | None = Field(
+        default=10.0,
+        gt=0,
+        le=3600,
+        description="wall seconds an interlocked channel may go unread before the run stops"
+        " in the safe state; null: never (a warning only)",
     )
 
 

@@ -280,6 +280,12 @@ def _show_status(data: dict[str, Any], console: Console) -> None:
             f"{current['points_done']}/{current['points_total']} done {params}",
             highlight=False,
         )
+        for alarm in current.get("interlocks_unverified", []):
+            console.print(
+                f"[bold red]interlock unverified:[/bold red] {alarm['channel']} not read for"
+                f" {alarm['seconds']} s ({alarm['error']})",
+                highlight=False,
+            )
     else:
         console.print("current: none")
     if data["queue"]:

@@ -18,7 +18,7 @@ from . import strictjson
 from .console import output_console
 from .ctlclient import EXIT_FAILED, EXIT_OK, EXIT_UNREACHABLE, Client, CtlError
 
-FINISHED = {"completed", "aborted", "failed"}
+FINISHED = {"completed", "completed_with_failures", "aborted", "failed"}
 
 
 def _values(values: dict[str, float | None]) -> str:

@@ -34,6 +34,7 @@ EXIT_CODES = {
     RunStatus.FAILED: 1,
     RunStatus.ABORTED: 1,
     RunStatus.INTERRUPTED: 3,
+    RunStatus.COMPLETED_WITH_FAILURES: 4,
 }
 
 

@@ -6,12 +6,19 @@ which points exist, and a resumed run starts at the first point not recorded.
 
 SQLite connections are thread-bound and every call blocks, so one dedicated thread owns the
 connection and the event loop only ever awaits it.
+
+A full disk must not leave a run's status unrecorded: a small reserve file beside the database
+is given up (deleted) when a status update finds the disk full, so that update still commits;
+`restore_reserve` takes the space back, and tells whether there is space again.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import errno
 import json
+import os
 import sqlite3
 import time
 from collections.abc import Callable
@@ -25,6 +32,8 @@ from . import strictjson
 from .logging import get_logger
 
 T = TypeVar("T")
+
+RESERVE_BYTES = 1 << 20  # room for a few status updates once the disk is full
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -68,6 +77,16 @@ MIGRATIONS = [
 ]
 
 
+class StateFull(Exception):
+    """The state database's disk is full: nothing more can be recorded until space is freed."""
+
+
+def _disk_full(exc: sqlite3.OperationalError) -> bool:
+    return getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or "disk is full" in str(
+        exc
+    )
+
+
 class RunStatus(StrEnum):
     QUEUED = "queued"
     RUNNING = "running"
@@ -77,10 +96,16 @@ class RunStatus(StrEnum):
     FAILED = "failed"
     INTERRUPTED = "interrupted"
     HELD = "held"  # waiting for a person: set aside at daemon start, see serve.runqueue.recover
+    COMPLETED_WITH_FAILURES = "completed_with_failures"  # every point ran, some failed
 
     @property
     def finished(self) -> bool:
-        return self in (RunStatus.COMPLETED, RunStatus.ABORTED, RunStatus.FAILED)
+        return self in (
+            RunStatus.COMPLETED,
+            RunStatus.COMPLETED_WITH_FAILURES,
+            RunStatus.ABORTED,
+            RunStatus.FAILED,
+        )
 
 
 class Origin(StrEnum):
@@ -147,6 +172,7 @@ class RecordedPoints:
     indices: frozenset[int]
     not_completed: int
     last_rows: dict[str, int] | None
+    failed: int = 0  # of `not_completed`, those failed (the others were skipped)
 
 
 def _run_row(r: tuple[Any, ...]) -> RunRow | None:
@@ -167,10 +193,13 @@ class StateDB:
         self.path = path
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mdfd-state")
         self._connection: sqlite3.Connection | None = None
+        self.reserve = path.with_name(path.name + ".reserve")
 
     async def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         await self._call(self._open)
+        with contextlib.suppress(OSError):  # a read-only look at the runs needs no reserve
+            await self.restore_reserve()
 
     async def close(self) -> None:
         if self._connection is not None:
@@ -198,20 +227,81 @@ class StateDB:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, function, *args)
 
-    async def transaction(self, body: Callable[[sqlite3.Connection], T]) -> T:
-        """Run `body` inside BEGIN IMMEDIATE … COMMIT on the owner thread."""
-        return await self._call(self._transaction, body)
+    async def transaction(
+        self, body: Callable[[sqlite3.Connection], T], *, use_reserve: bool = False
+    ) -> T:
+        """Run `body` inside BEGIN IMMEDIATE … COMMIT on the owner thread.
 
-    def _transaction(self, body: Callable[[sqlite3.Connection], T]) -> T:
+        A full disk raises StateFull; with `use_reserve` the reserve is given up first and the
+        transaction tried once more (for what must be recorded: a run's status).
+        """
+        return await self._call(self._transaction, body, use_reserve)
+
+    def _transaction(self, body: Callable[[sqlite3.Connection], T], use_reserve: bool) -> T:
+        try:
+            return self._attempt(body)
+        except sqlite3.OperationalError as exc:
+            if not _disk_full(exc):
+                raise
+            error = exc
+        if use_reserve and self._release_reserve():
+            try:
+                return self._attempt(body)
+            except sqlite3.OperationalError as exc:
+                if not _disk_full(exc):
+                    raise
+                error = exc
+        raise StateFull(f"state database {self.path}: {error}") from error
+
+    def _attempt(self, body: Callable[[sqlite3.Connection], T]) -> T:
         connection = self._require()
         connection.execute("BEGIN IMMEDIATE")
         try:
             result = body(connection)
+            connection.execute("COMMIT")
         except BaseException:
-            connection.execute("ROLLBACK")
+            # A COMMIT that failed (disk full) may leave the transaction open.
+            if connection.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    connection.execute("ROLLBACK")
             raise
-        connection.execute("COMMIT")
         return result
+
+    def _release_reserve(self) -> bool:
+        try:
+            self.reserve.unlink()
+        except FileNotFoundError:
+            return False
+        return True
+
+    async def restore_reserve(self) -> bool:
+        """Make sure the reserve exists; False when the disk has no room for it (still full)."""
+        return await self._call(self._restore_reserve)
+
+    def _restore_reserve(self) -> bool:
+        """The reserve, written back if it was given up, and as much room again beside it:
+        a disk with only the reserve's worth free is still full for a run."""
+        with contextlib.suppress(FileNotFoundError):
+            if self.reserve.stat().st_size >= RESERVE_BYTES:
+                return self._headroom()
+        partial = self.reserve.with_name(self.reserve.name + ".new")
+        try:
+            with partial.open("wb") as file:
+                file.write(bytes(RESERVE_BYTES))
+                file.flush()
+                os.fsync(file.fileno())
+            partial.replace(self.reserve)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                partial.unlink()
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                return False
+            raise
+        return self._headroom()
+
+    def _headroom(self) -> bool:
+        stats = os.statvfs(self.path.parent)
+        return stats.f_bavail * stats.f_frsize >= RESERVE_BYTES
 
     def _require(self) -> sqlite3.Connection:
         if self._connection is None:
@@ -277,7 +367,7 @@ class StateDB:
                 f"UPDATE runs SET {assignments} WHERE id = ?", (*columns.values(), run_id)
             )
 
-        await self.transaction(update)
+        await self.transaction(update, use_reserve=True)
 
     async def set_origin(self, run_id: str, origin: Origin) -> None:
         """Record who executes the run from now on (see `Origin`)."""
@@ -344,6 +434,7 @@ class StateDB:
                 frozenset(index for index, _ in rows),
                 sum(1 for _, status in rows if status != PointStatus.COMPLETED.value),
                 json.loads(last[0]) if last else None,
+                sum(1 for _, status in rows if status == PointStatus.FAILED.value),
             )
 
         return await self._call(lambda: select(self._require()))

@@ -74,7 +74,11 @@ def print_summary(finished: Finished, config: LoadedConfig, simulate: bool, as_j
         print(strictjson.dumps(data))
         return
     console = output_console()
-    colour = {"completed": "green", "interrupted": "yellow"}.get(outcome.status.value, "red")
+    colour = {
+        "completed": "green",
+        "interrupted": "yellow",
+        "completed_with_failures": "yellow",
+    }.get(outcome.status.value, "red")
     console.print(f"run [bold]{outcome.run_id}[/bold]: [{colour}]{outcome.status.value}[/{colour}]")
     console.print(
         f"  points: {outcome.points_done} of {outcome.points_total} done"

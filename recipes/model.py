@@ -384,11 +384,18 @@ class RecordMapping(Strict):
 
 
 class ErrorPolicy(Strict):
+    """Retries of a failing instrument operation, and what a point that still fails does.
+
+    `backoff` and `wait_for_instruments` are wall time on every clock: faults and reconnects
+    take real seconds whatever a simulation's time scale.
+    """
+
     retries: int = Field(default=2, ge=0, le=100)
     backoff: DurationValue = 5
     then: Literal["fail_point", "stop_run"] = "stop_run"
+    wait_for_instruments: DurationValue = 60
 
-    @field_validator("backoff")
+    @field_validator("backoff", "wait_for_instruments")
     @classmethod
     def _duration(cls, value: StepValue) -> StepValue:
         return _check_duration(value)

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import errno
 import os
 import shutil
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -113,3 +116,38 @@ def read_export(path: Path) -> list[dict[str, str]]:
     reader = csv.reader(lines)
     names = [name.partition(" [")[0] for name in next(reader)]
     return [dict(zip(names, row, strict=True)) for row in reader]
+
+
+@contextlib.contextmanager
+def small_tmpfs(path: Path, size: str) -> Iterator[Path]:
+    """A real file system of `size` (e.g. `8m`) at `path`, to fill; skips unless we may mount."""
+    path.mkdir(parents=True, exist_ok=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+def resize_tmpfs(path: Path, size: str) -> None:
+    subprocess.run(["mount", "-o", f"remount,size={size}", str(path)], check=True)
+
+
+def fill_disk(path: Path) -> Path:
+    """Write `path` until its file system has no byte left (ENOSPC); returns the ballast."""
+    chunk = bytes(64 * 1024)
+    with path.open("wb", buffering=0) as ballast:
+        try:
+            while True:
+                ballast.write(chunk)
+        except OSError as exc:
+            if exc.errno != errno.ENOSPC:
+                raise
+    return path

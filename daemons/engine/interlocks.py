@@ -2,18 +2,25 @@
 
 Every reading the engine takes is checked as it arrives, in every step; between readings a
 monitor polls the interlocked channels so a dwell of hours is guarded too.
+
+An interlock that cannot be read cannot protect anything: the first failed poll is a warning,
+and a channel left unverified for `safety.unverifiable_after` wall seconds (faults and
+reconnects happen in wall time, whatever the simulation's time scale) stops the run like a
+breach.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import structlog
 
 from mdfd.drivers import InstrumentError, Reading
 
 from ..config import Interlock
-from .instruments import Instruments
+from .instruments import OPERATION_TIMEOUT, Instruments
 
 MONITOR_PERIOD_SECONDS = 0.25
 
@@ -27,15 +34,48 @@ class InterlockBreach(Exception):
         super().__init__(f"interlock: {interlock.channel} = {value:g} is {bound}{note}")
 
 
+class InterlockUnverifiable(Exception):
+    def __init__(self, channels: list[str], seconds: float, error: str) -> None:
+        self.channels = channels
+        super().__init__(
+            f"interlock unverifiable: {', '.join(channels)} not read for {seconds:.1f} s"
+            f" (last error: {error})"
+        )
+
+
+@dataclass(frozen=True)
+class Unverified:
+    """An interlocked channel the monitor failed to read, as status and metrics show it."""
+
+    channel: str
+    seconds: float
+    error: str
+
+    def as_dict(self) -> dict[str, object]:
+        return {"channel": self.channel, "seconds": round(self.seconds, 1), "error": self.error}
+
+
 class InterlockGuard:
-    def __init__(self, interlocks: list[Interlock], instruments: Instruments) -> None:
+    def __init__(
+        self,
+        interlocks: list[Interlock],
+        instruments: Instruments,
+        unverifiable_after: float | None = None,
+        on_change: Callable[[list[Unverified]], None] | None = None,
+    ) -> None:
         self._by_channel: dict[str, list[Interlock]] = {}
         for interlock in interlocks:
             if interlock.channel.partition(".")[0] in instruments.drivers:
                 self._by_channel.setdefault(interlock.channel, []).append(interlock)
         self._instruments = instruments
-        self.breach: InterlockBreach | None = None
+        self._unverifiable_after = unverifiable_after
+        self._on_change = on_change or (lambda unverified: None)
+        self.breach: InterlockBreach | InterlockUnverifiable | None = None
         self._tripped = asyncio.Event()
+        self._now = asyncio.get_running_loop().time
+        started = self._now()
+        self._verified = dict.fromkeys(self._by_channel, started)
+        self._failing: dict[str, str] = {}
         instruments.on_reading(self.check, self._by_channel)
 
     @property
@@ -43,13 +83,17 @@ class InterlockGuard:
         return list(self._by_channel)
 
     def check(self, channel: str, reading: Reading) -> None:
+        self._verified[channel] = self._now()
+        if self._failing.pop(channel, None) is not None:
+            structlog.get_logger().warning("interlock verified again", channel=channel)
+            self._on_change(self.unverified())
         value = reading.value
         if isinstance(value, bool) or not isinstance(value, int | float):
             return
         for interlock in self._by_channel.get(channel, ()):
             bound = interlock.breached_by(float(value))
             if bound is not None and self.breach is None:
-                self.breach = InterlockBreach(interlock, float(value), bound)
+                self._trip(InterlockBreach(interlock, float(value), bound))
                 structlog.get_logger().error(
                     "interlock breached",
                     channel=channel,
@@ -57,24 +101,73 @@ class InterlockGuard:
                     bound=bound,
                     message=interlock.message,
                 )
-                self._tripped.set()
+
+    def _trip(self, breach: InterlockBreach | InterlockUnverifiable) -> None:
+        if self.breach is None:
+            self.breach = breach
+            self._tripped.set()
+
+    def unverified(self) -> list[Unverified]:
+        """The interlocked channels whose last poll failed, with how long they went unread."""
+        now = self._now()
+        return [
+            Unverified(channel, now - self._verified[channel], error)
+            for channel, error in self._failing.items()
+        ]
 
     def raise_if_breached(self) -> None:
         if self.breach is not None:
             raise self.breach
 
-    async def tripped(self) -> InterlockBreach:
+    async def tripped(self) -> InterlockBreach | InterlockUnverifiable:
         await self._tripped.wait()
         assert self.breach is not None
         return self.breach
 
     async def monitor(self) -> None:
-        """Poll interlocked channels until cancelled; read errors are left to the steps."""
+        """Poll interlocked channels until cancelled or tripped."""
         if not self._by_channel:
             return
+        # One read per instrument: a failing instrument must not cancel (and so leave
+        # unverified) the reading of a healthy one.
+        groups: dict[str, list[str]] = {}
+        for channel in self._by_channel:
+            groups.setdefault(channel.partition(".")[0], []).append(channel)
         while self.breach is None:
-            try:
-                await self._instruments.read(self.channels)
-            except (InstrumentError, TimeoutError) as exc:
-                structlog.get_logger().debug("interlock poll failed", error=str(exc))
+            await asyncio.gather(*(self._poll(channels) for channels in groups.values()))
             await asyncio.sleep(MONITOR_PERIOD_SECONDS)
+
+    async def _poll(self, channels: list[str]) -> None:
+        """A poll is bounded by `unverifiable_after`, so a read hanging in a driver cannot
+        hide an interlock for longer than a failing one would."""
+        bound = min(OPERATION_TIMEOUT, self._unverifiable_after or OPERATION_TIMEOUT)
+        began = self._now()
+        try:
+            async with asyncio.timeout(bound):
+                await self._instruments.read(channels)
+        except (InstrumentError, TimeoutError) as exc:
+            self._poll_failed(channels, began, str(exc) or type(exc).__name__)
+
+    def _poll_failed(self, channels: list[str], began: float, error: str) -> None:
+        """Channels not read since the poll began are unverified; past the limit, trip."""
+        stale = [c for c in channels if self._verified[c] < began]
+        fresh = [c for c in stale if c not in self._failing]
+        for channel in stale:
+            self._failing[channel] = error
+        log = structlog.get_logger()
+        if fresh:
+            log.warning(
+                "interlock unverifiable",
+                channels=fresh,
+                error=error,
+                stops_after_s=self._unverifiable_after,
+            )
+            self._on_change(self.unverified())
+        if self._unverifiable_after is None or not stale:
+            return
+        oldest = min(self._verified[c] for c in stale)
+        unread = self._now() - oldest
+        if unread >= self._unverifiable_after:
+            breach = InterlockUnverifiable(stale, unread, error)
+            log.error("interlock unverifiable too long, stopping the run", error=str(breach))
+            self._trip(breach)

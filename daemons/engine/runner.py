@@ -23,7 +23,16 @@ from mdfd.recipes.model import AcquireStep, RampStep, SetStep, StableStep
 
 from ..clock import EngineClock, clock_kind
 from ..config import LoadedConfig
-from ..state import PointRow, PointStatus, RecordedPoints, RunRow, RunStatus, StateDB
+from ..resolve import duration_for
+from ..state import (
+    PointRow,
+    PointStatus,
+    RecordedPoints,
+    RunRow,
+    RunStatus,
+    StateDB,
+    StateFull,
+)
 from ..storage.errors import DiskNearlyFull
 from ..storage.hdf5_writer import ChannelSpec, Material, RunFile
 from ..validation import validate
@@ -33,12 +42,14 @@ from .checkpoint import Checkpointer, CheckpointFailed, EndedPoint
 from .control import RunAborted, RunControl
 from .events import EventBus
 from .instruments import Instruments
-from .interlocks import InterlockBreach, InterlockGuard
+from .interlocks import InterlockBreach, InterlockGuard, InterlockUnverifiable
 from .preconditions import PreconditionTimeout, await_preconditions
 from .results import PointResult, RunContext
 from .steps import StabilityTimeout, StepContext, run_step
 
 SAFE_STATE_TIMEOUT = 30.0
+PROBE_FIRST_DELAY = 0.1  # wall s between probes of instruments after a failed point, doubling
+PROBE_MAX_DELAY = 2.0
 
 RecordHook = Callable[[PointResult], Callable[[sqlite3.Connection], None] | None]
 
@@ -105,6 +116,7 @@ class RunExecutor:
         self.instruments: Instruments | None = None
         self.run_file: RunFile | None = None
         self.checkpointer: Checkpointer | None = None
+        self.guard: InterlockGuard | None = None
 
     async def execute(self, run: RunRow) -> RunOutcome:
         loop = asyncio.get_running_loop()
@@ -115,7 +127,13 @@ class RunExecutor:
             recipe = load_recipe(run.recipe_path or f"run {run.id}", text=run.recipe_text)
             validate(recipe, self.config)
             done = await self.state.recorded(run.id)
-            status, message = await self._execute(run, recipe, done)
+            try:
+                status, message = await self._execute(run, recipe, done)
+            except StateFull as exc:
+                # Even the reserve was not enough to record the end: the run stays `running`
+                # in the database, which the next start recovers as interrupted.
+                status, message = RunStatus.INTERRUPTED, str(exc)
+                log.error("run status could not be recorded", status=status.value, error=message)
         finally:
             structlog.contextvars.unbind_contextvars("run", "point")
         recorded = await self.state.recorded(run.id)
@@ -149,7 +167,15 @@ class RunExecutor:
             log.error("run cannot start", error=message)
             await self.state.set_status(run.id, RunStatus.INTERRUPTED, message)
             return RunStatus.INTERRUPTED, message
-        guard = InterlockGuard(list(self.config.model.safety.interlocks), instruments)
+        safety = self.config.model.safety
+        guard = self.guard = InterlockGuard(
+            list(safety.interlocks),
+            instruments,
+            safety.unverifiable_after,
+            on_change=lambda unverified: self.events.publish(
+                "interlocks", run=run.id, unverified=[u.as_dict() for u in unverified]
+            ),
+        )
         run_file = self.run_file = self._run_file(run, recipe, instruments)
         resuming = bool(done.indices)
         try:
@@ -163,12 +189,11 @@ class RunExecutor:
             # caller decides (the daemon fails it rather than retry it at the queue's head).
             await instruments.close()
             if isinstance(exc, DiskNearlyFull):
-                status = RunStatus.INTERRUPTED
+                status, message = RunStatus.INTERRUPTED, str(exc)
             elif resuming or run.started_at is not None:
                 raise
             else:
-                status = RunStatus.FAILED
-            message = f"data file cannot be opened: {exc}"
+                status, message = RunStatus.FAILED, f"data file cannot be opened: {exc}"
             log.error("run cannot start", error=message)
             await self.state.set_status(run.id, status, message)
             return status, message
@@ -267,16 +292,23 @@ class RunExecutor:
             outcome = outcome.__cause__
         if isinstance(outcome, RunAborted):
             return RunStatus.ABORTED, str(outcome)
-        if isinstance(outcome, InterlockBreach):
+        if isinstance(outcome, InterlockBreach | InterlockUnverifiable):
             return RunStatus.FAILED, str(outcome)
         if isinstance(outcome, PointFailed | PreconditionTimeout):
             return RunStatus.FAILED, str(outcome)
-        if isinstance(outcome, DiskNearlyFull):
-            # The file is intact and resumable once space is freed.
+        if isinstance(outcome, DiskNearlyFull | StateFull):
+            # The file and the database are intact and resumable once space is freed.
             return RunStatus.INTERRUPTED, str(outcome)
         if isinstance(outcome, BaseException):
             structlog.get_logger().error("run crashed", error=repr(outcome))
             return RunStatus.FAILED, f"internal error: {outcome!r}"
+        failed = (await self.state.recorded(run.id)).failed
+        if failed:
+            # Every point ran, but not every point measured: nobody may take it for a success.
+            return (
+                RunStatus.COMPLETED_WITH_FAILURES,
+                f"{failed} of {run.points_total} points failed",
+            )
         return RunStatus.COMPLETED, ""
 
     async def _points(
@@ -302,10 +334,13 @@ class RunExecutor:
         # One bound logger for the run: the lazy proxy of `get_logger()` re-binds on every call.
         # The point still appears in every line, merged from the context variable at log time.
         log = structlog.get_logger().bind()
+        instrument_failed = False
         for index, point in enumerate(points):
             if index in finished:
                 continue
             await self.control.checkpoint()
+            if instrument_failed:
+                await self._await_instruments(recipe, point, log)
             structlog.contextvars.bind_contextvars(point=index)
             self.acquisition.begin_point(index, acquired)
             self.events.publish(
@@ -330,6 +365,7 @@ class RunExecutor:
                 log,
             )
             status, message = PointStatus.COMPLETED, ""
+            instrument_failed = False
             try:
                 for step in recipe.model.steps:
                     await self.control.checkpoint()
@@ -337,6 +373,7 @@ class RunExecutor:
             except StabilityTimeout as exc:
                 status, message = self._point_failure(exc, skip=exc.skip, recipe=recipe)
             except InstrumentError as exc:
+                instrument_failed = True
                 status, message = self._point_failure(exc, skip=False, recipe=recipe)
             ended = self.clock.now()
             finished.add(index)
@@ -360,6 +397,60 @@ class RunExecutor:
             checkpointer.submit(EndedPoint(*ended_point, ended_event))
             log.info("point ended", status=status.value, message=message or None)
         await checkpointer.flush()
+
+    async def _await_instruments(
+        self, recipe: LoadedRecipe, point: dict[str, float], log: Any
+    ) -> None:
+        """After a point failed on an instrument error, start the next one only once every
+        instrument answers again — or after `on_error.wait_for_instruments` (wall time), when
+        the point goes ahead and its own retries decide.
+
+        Without this a short fault fails the whole sweep: the next points start while the
+        driver is still reconnecting and burn their retries in the meantime.
+        """
+        assert self.instruments is not None
+        loop = asyncio.get_running_loop()
+        limit = duration_for(recipe.model.on_error.wait_for_instruments, point, recipe.model)
+        deadline = loop.time() + limit
+        probe = self._probe_channels(recipe)
+        delay, waited = PROBE_FIRST_DELAY, False
+        while True:
+            try:
+                async with asyncio.timeout(max(deadline - loop.time(), PROBE_FIRST_DELAY)):
+                    await self.instruments.read(probe)
+            except (InstrumentError, TimeoutError) as exc:
+                if loop.time() >= deadline:
+                    log.warning(
+                        "instruments still not answering; the next point goes ahead",
+                        waited_s=limit,
+                        error=str(exc),
+                    )
+                    return
+                if not waited:
+                    log.warning("waiting for instruments before the next point", error=str(exc))
+                waited = True
+                await asyncio.sleep(min(delay, max(deadline - loop.time(), 0.0)))
+                delay = min(delay * 2, PROBE_MAX_DELAY)
+                continue
+            if waited:
+                log.info("instruments answer again")
+            return
+
+    def _probe_channels(self, recipe: LoadedRecipe) -> list[str]:
+        """One channel per instrument in use, preferably one the recipe reads anyway."""
+        assert self.instruments is not None
+        safety = self.config.model.safety
+        read = [
+            *recipe.model.acquired_channels(),
+            *(interlock.channel for interlock in safety.interlocks),
+            *safety.safe_state,
+        ]
+        probe = []
+        for name in self.instruments.drivers:
+            ours = [c for c in read if c.partition(".")[0] == name]
+            channels = self.config.model.instruments[name].channels
+            probe.append(ours[0] if ours else f"{name}.{next(iter(channels))}")
+        return probe
 
     def _point_failure(
         self, exc: Exception, *, skip: bool, recipe: LoadedRecipe
@@ -395,17 +486,39 @@ class RunExecutor:
         return row, records
 
     async def _safe_state(self, instruments: Instruments) -> None:
-        """Best effort on every channel: one failing write must not skip the others."""
+        """Every channel, and again for those that failed, for up to SAFE_STATE_TIMEOUT.
+
+        One failing write must not skip the others; and a fault that stopped the run (a busy
+        or reconnecting instrument) is often over seconds later, so a failed write is retried
+        rather than leaving the instrument where the run left it.
+        """
         log = structlog.get_logger()
-        for channel, value in self.config.model.safety.safe_state.items():
-            if channel.partition(".")[0] not in instruments.drivers:
-                continue
-            try:
-                async with asyncio.timeout(SAFE_STATE_TIMEOUT):
-                    await instruments.write(channel, value)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + SAFE_STATE_TIMEOUT
+        pending = {
+            channel: value
+            for channel, value in self.config.model.safety.safe_state.items()
+            if channel.partition(".")[0] in instruments.drivers
+        }
+        delay = PROBE_FIRST_DELAY
+        while pending:
+            for channel, value in list(pending.items()):
+                try:
+                    async with asyncio.timeout(max(deadline - loop.time(), PROBE_FIRST_DELAY)):
+                        await instruments.write(channel, value)
+                except (InstrumentError, OSError, TimeoutError) as exc:
+                    log.error(
+                        "safe state write failed", channel=channel, value=value, error=str(exc)
+                    )
+                    continue
+                del pending[channel]
                 log.info("safe state applied", channel=channel, value=value)
-            except (InstrumentError, OSError, TimeoutError) as exc:
-                log.error("safe state write failed", channel=channel, value=value, error=str(exc))
+            if not pending or loop.time() + delay > deadline:
+                break
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, PROBE_MAX_DELAY)
+        if pending:
+            log.critical("safe state NOT applied", channels=sorted(pending))
 
 
 def _stats_dict(stats: Any) -> dict[str, Any]:

@@ -101,7 +101,8 @@ class StepContext:
                 retries=policy.retries,
                 error=str(error),
             )
-            await self.clock.sleep(duration_for(policy.backoff, self.point, self.recipe))
+            # Wall time: the fault and the driver's reconnect take real seconds on any clock.
+            await asyncio.sleep(duration_for(policy.backoff, self.point, self.recipe))
             try:
                 return await operation()
             except InstrumentError as exc:

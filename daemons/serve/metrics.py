@@ -150,6 +150,25 @@ async def render(
         "1 while a run executes (paused included).",
         [(base, 1.0 if scheduler.active is not None else 0.0)],
     )
+    unverified = scheduler.active.unverified() if scheduler.active is not None else []
+    out.metric(
+        "mdfd_interlocks_unverified",
+        "gauge",
+        "Interlocked channels the running run failed to read at its last poll (a safety alarm).",
+        [(base, float(len(unverified)))],
+    )
+    out.metric(
+        "mdfd_interlock_unverified_seconds",
+        "gauge",
+        "How long each unverified interlocked channel has gone unread (wall seconds).",
+        [({**base, "channel": u.channel}, u.seconds) for u in unverified],
+    )
+    out.metric(
+        "mdfd_storage_full",
+        "gauge",
+        "1 while runs are held because the data or state disk has no room.",
+        [(base, 1.0 if scheduler.storage_problem else 0.0)],
+    )
     out.metric(
         "mdfd_start_time_seconds",
         "gauge",

@@ -21,12 +21,14 @@ from mdfd.recipes.located import InputError
 from ..config import LoadedConfig
 from ..engine.control import RunControl
 from ..engine.events import EventBus
+from ..engine.interlocks import Unverified
 from ..engine.runner import RecordHook, RunExecutor, RunOutcome, instruments_used
 from ..logging import get_logger
 from ..notify import Notifier, Watchdog
-from ..state import RunRow, RunStatus, StateDB
+from ..state import RunRow, RunStatus, StateDB, StateFull
 from ..supervise import start_supervised
 from . import runqueue
+from .diskspace import space_problem
 from .health import HealthMonitor
 from .intake import load_and_validate
 
@@ -35,6 +37,7 @@ RETRY_SECONDS = 5.0
 
 IDLE = "idle"
 WAITING = "waiting for instruments"
+NO_SPACE = "waiting for disk space"
 RUNNING = "running"
 PAUSED = "paused"
 ABORTING = "aborting"
@@ -73,7 +76,12 @@ class ActiveRun:
             "latest": self.latest,
             "remaining_wall_s": self.remaining_wall,
             "data_file": self.run.data_file,
+            "interlocks_unverified": [u.as_dict() for u in self.unverified()],
         }
+
+    def unverified(self) -> list[Unverified]:
+        guard = self.executor.guard
+        return guard.unverified() if guard is not None else []
 
 
 class Refused(Exception):
@@ -100,6 +108,7 @@ class Scheduler:
         self.record_hook = record_hook
         self.phase = IDLE
         self.waiting_for: list[str] = []
+        self.storage_problem: str | None = None
         self.active: ActiveRun | None = None
         self.samples_written = 0
         self.run_instrument_errors = 0
@@ -219,13 +228,35 @@ class Scheduler:
             )
         while self._stopping is None:
             self.watchdog.alive()
-            waiting = await runqueue.pending(self.state)
-            if not waiting:
-                self._set_phase(IDLE)
-                await self._pause_loop(self._tick * 5, wake=True)
-                continue
-            await self._attempt(waiting[0])
+            try:
+                await self._turn()
+            except StateFull as exc:
+                await self._wait_for_space(str(exc))
         log.info("scheduler stopped", reason=self._stopping)
+
+    async def _turn(self) -> None:
+        waiting = await runqueue.pending(self.state)
+        if not waiting:
+            self._set_phase(IDLE)
+            await self._pause_loop(self._tick * 5, wake=True)
+            return
+        problem = await space_problem(self.config.model.storage.data_dir, self.state)
+        if problem is not None:
+            await self._wait_for_space(problem)
+            return
+        await self._attempt(waiting[0])
+
+    async def _wait_for_space(self, problem: str) -> None:
+        """Hold every run (none could write) until both disks have room, then go on."""
+        log = get_logger(mdf=self.config.model.mdf.id)
+        log.warning("waiting for disk space; runs are held", problem=problem)
+        while problem is not None and self._stopping is None:
+            self.storage_problem = problem
+            self._set_phase(NO_SPACE)
+            await self._pause_loop(self._tick * 5, wake=False)
+            problem = await space_problem(self.config.model.storage.data_dir, self.state)
+        self.storage_problem = None
+        log.info("disk space is back; runs go on")
 
     async def _attempt(self, run: RunRow) -> None:
         config = self.config
@@ -339,6 +370,8 @@ class Scheduler:
                 active.remaining_wall = event.get("remaining_wall")
             elif kind == "readings":
                 active.latest = event["values"]
+            elif kind == "interlocks":
+                self._update_status()
 
     async def _pause_loop(self, seconds: float, *, wake: bool, health: bool = False) -> None:
         """Wait up to `seconds` in watchdog-sized ticks; a wake-up or health change ends it."""
@@ -364,7 +397,7 @@ class Scheduler:
     def _set_phase(self, phase: str) -> None:
         if self._stopping is not None:
             phase = STOPPING
-        if phase != self.phase or phase == WAITING:
+        if phase != self.phase or phase in (WAITING, NO_SPACE):
             self.phase = phase
             self._update_status()
 
@@ -378,9 +411,13 @@ class Scheduler:
             )
             params = " ".join(f"{k}={v:g}" for k, v in active.parameters.items())
             state = " (paused)" if active.control.paused else ""
-            return f"run {active.run.id}: {where}{state} {params}".rstrip()
+            unverified = ", ".join(u.channel for u in active.unverified())
+            alarm = f" — INTERLOCK UNVERIFIED: {unverified}" if unverified else ""
+            return f"run {active.run.id}: {where}{state} {params}{alarm}".rstrip()
         if self.phase == WAITING:
             return f"waiting for instruments: {', '.join(self.waiting_for)}"
+        if self.phase == NO_SPACE:
+            return f"{NO_SPACE}: {self.storage_problem}"
         return self.phase
 
     def _update_status(self) -> None:

@@ -61,6 +61,8 @@ __all__ = ["ChannelSpec", "Material", "RunFile", "StorageError"]
 
 _NO_STATS = Stats(math.nan, math.nan, math.nan, math.nan, 0)
 
+MIN_FREE_BYTES = 64 << 20  # the default reserve a run needs on its data file's disk
+
 
 def _check_nexus_names(channels: list[ChannelSpec], parameters: list[str]) -> None:
     """Refuse names that become the same NeXus name (`a-b` and `a_b`, `a.b__c` and `a__b.c`)."""
@@ -114,7 +116,7 @@ class RunFile:
         compression: str | None = "gzip",
         durable: bool = True,
         io_timeout: float = 120.0,
-        min_free_bytes: int = 64 << 20,
+        min_free_bytes: int = MIN_FREE_BYTES,
         materials: list[Material] | None = None,
         clock: str = "wall",
     ) -> None:

@@ -179,3 +179,75 @@ def test_simulate_needs_simulators(tmp_path: Path) -> None:
         assert "--simulate needs a config that declares simulators" in daemon.log_text()
     finally:
         daemon.stop()
+
+
+GUARDED_RECIPE = """\
+recipe: {name: dwell-guard, version: "1"}
+sweep:
+  parameters:
+    temperature: {unit: degC, values: [100, 110, 120, 130]}
+steps:
+  - set: {furnace.setpoint: temperature}
+  - dwell: 1 h
+  - acquire: {channels: [furnace.temperature], rate: 1, count: 2}
+"""
+
+
+def _furnace_fault(env: dict[str, str], exception_code: int) -> None:
+    """Register 902 of the simulated furnace: every reply is this Modbus exception (0: off)."""
+    from pymodbus.client import ModbusTcpClient
+
+    client = ModbusTcpClient("127.0.0.1", port=int(env["MDFD_FURNACE_PORT"]), timeout=5)
+    assert client.connect()
+    try:
+        assert not client.write_register(902, exception_code, device_id=1).isError()
+    finally:
+        client.close()
+
+
+def test_unverifiable_interlock_is_shown_by_status_api_and_metrics(tmp_path: Path) -> None:
+    """A furnace answering "device busy" leaves its interlock unread: an alarm everywhere."""
+    config = tmp_path / "guarded.yaml"
+    config.write_text(
+        SIM_CONFIG.read_text()
+        .replace(
+            "vocabulary: vocabulary.yaml", f"vocabulary: {REPO / 'config' / 'vocabulary.yaml'}"
+        )
+        .replace("safety:\n", "safety:\n  unverifiable_after: 1 h\n", 1)
+    )
+    env = sim_env(tmp_path / "var", MDFD_TIME_SCALE="3000")
+    daemon = _sim_daemon(tmp_path, env, "--simulate")
+    daemon.config = config
+    daemon.start()
+    try:
+        recipe = tmp_path / "guarded-recipe.yaml"
+        recipe.write_text(GUARDED_RECIPE)
+        run_id = submit(config, recipe, env=env)
+        daemon.wait_points(run_id, 1)
+        _furnace_fault(env, 6)  # SERVER_DEVICE_BUSY
+
+        def alarmed() -> bool:
+            current = daemon.get("/status")["current"]
+            return bool(current and current["interlocks_unverified"])
+
+        wait_until(alarmed, "the status to show the unverified interlock", daemon)
+        status = daemon.get("/status")
+        [alarm] = status["current"]["interlocks_unverified"]
+        assert alarm["channel"] == "furnace.temperature"
+        assert "INTERLOCK UNVERIFIED: furnace.temperature" in status["daemon"]["status"]
+        shown = mdfctl("--socket", str(daemon.socket), "status", env=env)
+        assert "interlock unverified: furnace.temperature" in shown.stdout, shown.stderr
+        metrics = daemon.get("/metrics")
+        assert 'mdfd_interlocks_unverified{mdf="sim-mdf-01"} 1.0' in metrics
+        assert (
+            'mdfd_interlock_unverified_seconds{mdf="sim-mdf-01",channel="furnace.temperature"}'
+            in metrics
+        )
+        _furnace_fault(env, 0)
+        wait_until(lambda: not alarmed(), "the interlock to be verified again", daemon)
+        assert 'mdfd_interlocks_unverified{mdf="sim-mdf-01"} 0.0' in daemon.get("/metrics")
+        log = daemon.log_text()
+        assert "interlock unverifiable" in log
+        assert "interlock verified again" in log
+    finally:
+        daemon.stop()

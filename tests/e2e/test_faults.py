@@ -60,7 +60,15 @@ def rig(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Rig]:
     interlock = getattr(request, "param", 1450)
     config = rig_config(tmp_path, interlock)
     env = sim_env(tmp_path / "var", MDFD_TIME_SCALE="1500")
-    endpoints = tmp_path / "endpoints.json"
+    process = start_simulators(config, env, tmp_path / "endpoints.json")
+    try:
+        yield Rig(config, env, process)
+    finally:
+        stop_process(process)
+
+
+def start_simulators(config: Path, env: dict[str, str], endpoints: Path) -> subprocess.Popen[str]:
+    """`mdfd sim` as a process, returned once it has written its endpoints (all listening)."""
     process = start_mdfd(
         "sim", "--config", str(config), "--endpoints-file", str(endpoints), env=env
     )
@@ -70,9 +78,10 @@ def rig(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Rig]:
             assert process.poll() is None, process.stderr.read() if process.stderr else ""
             assert time.monotonic() < deadline, "simulators did not start"
             time.sleep(0.1)
-        yield Rig(config, env, process)
-    finally:
+    except BaseException:
         stop_process(process)
+        raise
+    return process
 
 
 def start_run(rig: Rig, recipe: Path = METAL) -> subprocess.Popen[str]:
@@ -154,3 +163,159 @@ def test_simulators_vanishing_mid_run_fail_the_run_without_hanging(rig: Rig) -> 
     assert summary["status"] == "failed"
     assert summary["points_done"] >= 1
     assert "safe state write failed" in err
+
+
+DWELL_RECIPE = """
+recipe: {name: dwell-guard, version: "1"}
+sweep:
+  parameters:
+    temperature: {unit: degC, values: [100, 110, 120, 130, 140, 150]}
+steps:
+  - set: {furnace.setpoint: temperature}
+  - dwell: 2 h
+  - acquire: {channels: [furnace.temperature], rate: 1, count: 2}
+on_error: {retries: 0, backoff: 1 s, then: fail_point}
+"""
+
+
+def furnace_fault(rig: Rig, exception_code: int) -> None:
+    """Switch the simulated furnace's "every reply is this exception" fault (register 902)."""
+    from pymodbus.client import ModbusTcpClient
+
+    client = ModbusTcpClient("127.0.0.1", port=int(rig.env["MDFD_FURNACE_PORT"]), timeout=5)
+    assert client.connect()
+    try:
+        assert not client.write_register(902, exception_code, device_id=1).isError()
+    finally:
+        client.close()
+
+
+def test_an_interlock_that_cannot_be_read_stops_the_run(rig: Rig, tmp_path: Path) -> None:
+    """Device busy during a dwell: a warning at once, then the run stops as failed."""
+    config = tmp_path / "guarded.yaml"
+    config.write_text(
+        rig.config.read_text().replace("safety:\n", "safety:\n  unverifiable_after: 1 s\n", 1)
+    )
+    recipe = tmp_path / "dwell.yaml"
+    recipe.write_text(DWELL_RECIPE)
+    run = start_mdfd("run", "--json", "--config", str(config), str(recipe), env=rig.env)
+    wait_for_first_point(rig, run)
+    furnace_fault(rig, 6)  # SERVER_DEVICE_BUSY on every request
+    seen = []
+    try:
+        assert run.stderr is not None
+        for line in run.stderr:  # until the guard gives up on the furnace
+            seen.append(line)
+            if "interlock unverifiable too long" in line:
+                break
+    finally:
+        furnace_fault(rig, 0)  # the fault ends: the safe-state write, retried, gets through
+    code, summary, rest = finish(run)
+    err = "".join(seen) + rest
+    assert code == 1, err[-2000:]
+    assert summary["status"] == "failed"
+    assert "interlock unverifiable" in summary["message"]
+    assert "furnace.temperature" in summary["message"]
+    assert summary["points_done"] < summary["points_total"]
+    warning = json.loads(next(line for line in seen if "interlock unverifiable" in line))
+    assert warning["level"] == "warning"
+    assert warning["channels"] == ["furnace.temperature"]
+    assert rig.probe("furnace", "setpoint") == pytest.approx(25.0)
+
+
+SWEEP_RECIPE = """
+recipe: {name: short-fault, version: "1"}
+sweep:
+  parameters:
+    temperature: {unit: degC, values: [100, 110, 120, 130, 140, 150, 160, 170, 180, 190]}
+steps:
+  - set: {furnace.setpoint: temperature}
+  - dwell: 20 min
+  - acquire: {channels: [furnace.temperature], rate: 1, count: 2}
+on_error: {retries: 1, backoff: 1 s, then: fail_point}
+"""
+
+
+def test_a_short_fault_fails_one_point_and_the_run_says_so(rig: Rig, tmp_path: Path) -> None:
+    """4 s of "device busy": the point it hits fails, the next one waits for the furnace, and
+    the run ends completed_with_failures (exit 4) naming how many failed."""
+    recipe = tmp_path / "sweep.yaml"
+    recipe.write_text(SWEEP_RECIPE)
+    run = start_run(rig, recipe)
+    wait_for_first_point(rig, run)
+    furnace_fault(rig, 6)
+    try:
+        time.sleep(4)  # the fault's length, not a bound on anything measured
+    finally:
+        furnace_fault(rig, 0)
+    code, summary, err = finish(run)
+    assert code == 4, err[-2000:]
+    assert summary["status"] == "completed_with_failures"
+    assert summary["points_done"] == 10
+    assert summary["points_failed"] == 1
+    assert summary["message"] == "1 of 10 points failed"
+    assert "waiting for instruments before the next point" in err
+
+
+REACTOR_RECIPE = """
+recipe: {name: server-restart, version: "1"}
+sweep:
+  parameters:
+    temperature: {unit: degC, values: [100, 110, 120, 130, 140, 150, 160, 170, 180, 190]}
+steps:
+  - set: {reactor.temperature_sp: temperature}
+  - dwell: 20 min
+  - acquire: {channels: [reactor.temperature], rate: 1, count: 2}
+on_error: {retries: 1, backoff: 1 s, then: fail_point}
+"""
+
+
+def test_a_server_restart_costs_at_most_the_point_it_hits(rig: Rig, tmp_path: Path) -> None:
+    """The OPC-UA (and Modbus) servers restart mid-sweep: the driver reconnects and the next
+    point waits for it, instead of every point failing while it does."""
+    config = tmp_path / "patient.yaml"  # the restart must not trip the interlock monitor
+    config.write_text(
+        rig.config.read_text().replace("safety:\n", "safety:\n  unverifiable_after: 5 min\n", 1)
+    )
+    recipe = tmp_path / "reactor.yaml"
+    recipe.write_text(REACTOR_RECIPE)
+    run = start_mdfd("run", "--json", "--config", str(config), str(recipe), env=rig.env)
+    wait_for_first_point(rig, run)
+    stop_process(rig.process)
+    time.sleep(1)  # the restart's length, not a bound on anything measured
+    rig.process = start_simulators(rig.config, rig.env, tmp_path / "endpoints-again.json")
+    try:
+        code, summary, err = finish(run, timeout=300)
+    finally:
+        stop_process(rig.process)
+    assert summary["points_done"] == 10, err[-2000:]
+    assert summary["points_failed"] <= 1, err[-2000:]
+    assert code == (4 if summary["points_failed"] else 0)
+
+
+def test_the_wait_for_instruments_is_bounded(rig: Rig, tmp_path: Path) -> None:
+    """A furnace busy for good: each point waits its bounded time, fails, and the run ends
+    completed_with_failures instead of hanging (interlock stop disabled to isolate the wait)."""
+    config = tmp_path / "unguarded.yaml"
+    config.write_text(
+        rig.config.read_text().replace("safety:\n", "safety:\n  unverifiable_after: null\n", 1)
+    )
+    recipe = tmp_path / "bounded.yaml"
+    text = SWEEP_RECIPE.replace(
+        "values: [100, 110, 120, 130, 140, 150, 160, 170, 180, 190]", "values: [100, 110, 120]"
+    )
+    recipe.write_text(
+        text.replace("then: fail_point}", "then: fail_point, wait_for_instruments: 1 s}")
+    )
+    run = start_mdfd("run", "--json", "--config", str(config), str(recipe), env=rig.env)
+    wait_for_first_point(rig, run)
+    furnace_fault(rig, 6)
+    try:
+        code, summary, err = finish(run)
+    finally:
+        furnace_fault(rig, 0)
+    assert code == 4, err[-2000:]
+    assert summary["status"] == "completed_with_failures"
+    assert summary["points_failed"] == 2
+    assert summary["message"] == "2 of 3 points failed"
+    assert "instruments still not answering; the next point goes ahead" in err
