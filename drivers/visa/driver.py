@@ -10,10 +10,11 @@ once (channels that take different fields of `MEAS:ALL?` cost one round trip). W
 (`MEAS:CAP?;:MEAS:LOSS?`): a 5-channel scan is one round trip instead of five.
 
 Reconnects: a lost or stale session is reopened with exponential backoff (tenacity) before the
-next exchange. A read whose transport failed is repeated once on the new session, since a query
-changes nothing. A write is sent again only when the link was found down before anything was
-sent; if it failed during the write or its error check, nobody can tell whether it landed, so
-it is reported as WriteOutcomeUnknown and never repeated.
+next exchange. Each call is one attempt (the engine owns retries): a read or write whose link
+was found down before anything was sent goes out on the reopened session; a read that failed
+mid-exchange raises its typed error and the next call reconnects. A write that failed during
+the write or its error check may or may not have landed, so it is reported as
+WriteOutcomeUnknown and never repeated.
 """
 
 from __future__ import annotations
@@ -90,8 +91,9 @@ class VisaDriver:
             await self._ensure_open()
             try:
                 replies = await self._transport.query(queries)
-            except InstrumentDisconnected as exc:
-                self._log.warning("read failed on a lost link; reconnecting", error=str(exc))
+            except LinkDown as exc:
+                # Found down before anything was sent: reconnecting is not a retry.
+                self._log.warning("link down before a read; reconnecting", error=str(exc))
                 await self._reopen()
                 replies = await self._transport.query(queries)
         now = self._context.clock()

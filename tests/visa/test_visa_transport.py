@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from visa_support import driver_config, meter_settings
 
-from mdfd.drivers import DriverContext, InstrumentTimeout
+from mdfd.drivers import DriverContext, InstrumentDisconnected, InstrumentTimeout
 from mdfd.drivers.visa import VisaDriver, VisaInstrument
 from mdfd.simulators.meter import MeterSimulator
 
@@ -84,6 +84,7 @@ class CrlfTracer:
         self.received: list[bytes] = []
         self.trace = [round(0.5 * i, 1) for i in range(TRACE_POINTS)]
         self.silent = False
+        self.hang_up_on_trace = False
 
     async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -91,6 +92,8 @@ class CrlfTracer:
                 self.received.append(line)
                 if self.silent:
                     continue
+                if self.hang_up_on_trace and line == b"TRAC?\r\n":
+                    return  # the query arrived; the peer goes away before answering
                 if line == b"*IDN?\r\n":
                     writer.write(b"ACME,TRACER,1,0\r\n")
                 elif line == b"TRAC?\r\n":
@@ -112,6 +115,23 @@ async def tracer() -> AsyncIterator[tuple[CrlfTracer, str]]:
     finally:
         server.close()
         await asyncio.wait_for(server.wait_closed(), 5)
+
+
+async def test_a_read_lost_mid_exchange_is_one_attempt(tracer: tuple[CrlfTracer, str]) -> None:
+    """Before: the driver reopened the session and asked again by itself; the engine owns
+    retries (its on_error policy), so the peer sees the query once and the caller the error."""
+    peer, resource = tracer
+    driver = VisaDriver("tracer", tracer_config(resource), DriverContext())
+    await driver.connect()
+    try:
+        peer.hang_up_on_trace = True
+        with pytest.raises(InstrumentDisconnected):
+            await driver.read(["trace"])
+        assert peer.received.count(b"TRAC?\r\n") == 1
+        peer.hang_up_on_trace = False
+        assert (await driver.read(["trace"]))["trace"].value == peer.trace  # next call reopens
+    finally:
+        await driver.close()
 
 
 def tracer_config(resource: str) -> VisaInstrument:
