@@ -161,27 +161,12 @@ def test_write_is_refused_while_a_daemon_holds_the_mdf_and_reads_stay_allowed(
         stop_process(daemon)
 
 
-GARBLED_PEER_CONFIG = """
-mdf: {{id: garbled-mdf, domain: metal, site: KR-TEST}}
-storage: {{data_dir: {var}/data, state_dir: {var}/state}}
-simulation: {{time_scale: 60}}
-instruments:
-  furnace:
-    driver: modbus
-    link: {{type: tcp, host: 127.0.0.1, port: {port}}}
-    channels:
-      temperature: {{unit: degC, table: input_register, address: 10, type: float32}}
-simulators:
-  furnace: {{kind: furnace, port: {port}}}
-"""
-
-
 def test_library_log_lines_are_json_without_frame_dumps(tmp_path: Path) -> None:
     """A client sending garbage makes the simulator's pymodbus server log errors (with frame
     hex dumps appended at debug); under --log-json they must be JSON lines like mdfd's own."""
     port = free_port()
     config = tmp_path / "mdf.yaml"
-    config.write_text(GARBLED_PEER_CONFIG.format(var=tmp_path, port=port))
+    config.write_text(CONFIG.format(var=tmp_path, port=port, dead=free_port()))
     endpoints = tmp_path / "endpoints.json"
     log = tmp_path / "sim.log"
     with log.open("w") as sink:
