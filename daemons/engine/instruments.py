@@ -90,8 +90,9 @@ async def bounded(call: Awaitable[T], seconds: float) -> T:
     try:
         pending = call.send(None)
     except StopIteration as done:
-        return done.value  # type: ignore[no-any-return]
-    return await _finish(call, pending, seconds)  # type: ignore[no-any-return]
+        result: T = done.value  # what the coroutine returned
+        return result
+    return await _finish(call, pending, seconds)
 
 
 async def _finish(call: Coroutine[Any, Any, T], pending: Any, seconds: float) -> T:

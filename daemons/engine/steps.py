@@ -14,7 +14,7 @@ from typing import TypeVar
 
 import structlog
 
-from mdfd.drivers import InstrumentError, Value, WriteOutcomeUnknown
+from mdfd.drivers import ChannelConfig, InstrumentError, Value, WriteOutcomeUnknown
 from mdfd.recipes.model import (
     AcquireStep,
     DwellStep,
@@ -59,7 +59,8 @@ class StepContext:
 
     def unit(self, qualified: str) -> str:
         instrument, channel = split(qualified)
-        return self.config.instruments[instrument].channels[channel].unit
+        spec: ChannelConfig = self.config.instruments[instrument].channels[channel]
+        return spec.unit
 
     def __post_init__(self) -> None:
         # A lazy structlog proxy builds a new logger on every call, even a filtered-out
