@@ -238,11 +238,13 @@ class ReactorSimulator:
             "Analyser.Selectivity": self._analysis[1],
             "Analyser.SampleCount": self._samples,
         }
-        stamp = datetime.now(UTC)
+        stamp = ua.DateTime.now(UTC)  # asyncua's marker subclass of datetime
         for key in self._bad - self._flagged_bad:
             await server.write_attribute_value(
                 self._nodes[key].nodeid,
-                ua.DataValue(StatusCode=ua.StatusCode(BAD_QUALITY), SourceTimestamp=stamp),
+                ua.DataValue(
+                    StatusCode=ua.StatusCode(ua.UInt32(BAD_QUALITY)), SourceTimestamp=stamp
+                ),
             )
         self._flagged_bad = set(self._bad)
         for key, value in values.items():
@@ -318,7 +320,9 @@ class ReactorSimulator:
             if id(item) in self._refused:
                 self._refused.discard(id(item))
                 item.AttributeId = ua.AttributeIds.Value
-                event.response_params[index] = ua.StatusCode(ua.StatusCodes.BadOutOfRange)
+                event.response_params[index] = ua.StatusCode(
+                    ua.UInt32(ua.StatusCodes.BadOutOfRange)
+                )
         for item, status in zip(written, event.response_params, strict=True):
             node = item.NodeId
             if not status.is_good() or item.AttributeId != ua.AttributeIds.Value:
