@@ -61,6 +61,7 @@ BUILD_INFO = (
 TRANSPORT_ERRORS = (ConnectionError, OSError, asyncio.IncompleteReadError)
 SCANS_KEPT = 64
 """Channel sets whose prepared scan is kept; a recipe reads a handful, so more is a leak."""
+
 T = TypeVar("T")
 
 
