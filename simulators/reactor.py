@@ -88,6 +88,14 @@ class ReactorSettings(SimulatorSettings):
         return self
 
 
+def _number(value: object) -> float:
+    """A variable's number: the server has checked a write's variant type against the node's, so
+    anything else is a bug here."""
+    if isinstance(value, int | float):
+        return float(value)
+    raise TypeError(f"{value!r} is not a number")
+
+
 def _keys(text: str) -> set[str]:
     return {part.strip() for part in text.split(",") if part.strip() in TAGS_BY_KEY}
 
@@ -113,7 +121,7 @@ class ReactorSimulator:
         self._refused: set[int] = set()  # ids of write items refused, until answered
         self._flow_setpoint = world.skid.feed_flow.setpoint
         self._pump_running = True
-        self._sample_interval = float(TAGS_BY_KEY["Analyser.SampleInterval"].initial)  # type: ignore[arg-type]
+        self._sample_interval = _number(TAGS_BY_KEY["Analyser.SampleInterval"].initial)
         self._next_sample = 0.0
         self._samples = 0
         self._analysis = (world.skid.conversion, world.skid.selectivity)
@@ -336,19 +344,19 @@ class ReactorSimulator:
         self.world.advance()
         skid = self.world.skid
         if key == "Reactor.TemperatureSetpoint":
-            skid.temperature.setpoint = float(value)  # type: ignore[arg-type]
+            skid.temperature.setpoint = _number(value)
         elif key == "Reactor.PressureSetpoint":
-            skid.pressure.setpoint = float(value)  # type: ignore[arg-type]
+            skid.pressure.setpoint = _number(value)
         elif key == "Bath.pHSetpoint":
-            skid.ph.setpoint = float(value)  # type: ignore[arg-type]
+            skid.ph.setpoint = _number(value)
         elif key == "Feed.FlowSetpoint":
-            self._flow_setpoint = float(value)  # type: ignore[arg-type]
+            self._flow_setpoint = _number(value)
         elif key == "Feed.PumpRunning":
             self._pump_running = bool(value)
         elif key == "Analyser.SampleInterval":
-            self._sample_interval = float(value)  # type: ignore[arg-type]
+            self._sample_interval = _number(value)
         elif key == "Faults.ResponseDelay":
-            self._delay_ms = float(value)  # type: ignore[arg-type]
+            self._delay_ms = _number(value)
         elif key == "Faults.Stuck":
             self._stuck = _keys(str(value or ""))
         elif key == "Faults.Bad":

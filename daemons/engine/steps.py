@@ -31,7 +31,7 @@ from ..clock import EngineClock
 from ..config import MdfConfig
 from ..resolve import duration_for, rate_per_second, value_for
 from .acquisition import Acquisition
-from .instruments import Instruments, split
+from .instruments import Instruments, as_number, split
 
 T = TypeVar("T")
 
@@ -129,7 +129,7 @@ async def write(ctx: StepContext, channel: str, value: Value) -> None:
 async def read_value(ctx: StepContext, channel: str) -> float:
     readings = await ctx.with_retries(f"read {channel}", ctx.instruments.reader([channel]).read)
     ctx.check_interlocks()
-    return float(readings[0].value)  # type: ignore[arg-type]
+    return as_number(readings[0].value)
 
 
 async def _set(step: SetStep, ctx: StepContext) -> None:
