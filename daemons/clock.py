@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Literal
 
 SELECT_GRANULARITY = 0.001  # seconds: epoll waits in whole milliseconds
 BUSY_WALL_SECONDS = 0.001  # a schedule running behind gives the loop a turn this often
 
 
-def clock_kind(scale: float) -> str:
+def clock_kind(scale: float) -> Literal["wall", "simulated"]:
     """What process time is, for files and records: "wall" at scale 1, else "simulated"."""
     return "wall" if scale == 1.0 else "simulated"
 

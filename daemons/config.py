@@ -472,7 +472,13 @@ def _cross_check(doc: LocatedDocument, model: MdfConfig) -> list[Problem]:
             try:
                 parse_unit(channel.unit)
             except UnitError as exc:
-                where = ("instruments", instrument_name, "channels", channel_name, "unit")
+                where: tuple[str, ...] = (
+                    "instruments",
+                    instrument_name,
+                    "channels",
+                    channel_name,
+                    "unit",
+                )
                 problems.append(doc.problem(where, str(exc)))
 
     def known(qualified: str) -> InstrumentConfig | None:
@@ -490,11 +496,11 @@ def _cross_check(doc: LocatedDocument, model: MdfConfig) -> list[Problem]:
             )
     for qualified, value in model.safety.safe_state.items():
         where = ("safety", "safe_state", qualified)
-        instrument = known(qualified)
-        if instrument is None:
+        target = known(qualified)
+        if target is None:
             problems.append(doc.problem(where, f"unknown channel {qualified!r}"))
             continue
-        channel = instrument.channels[qualified.partition(".")[2]]
+        channel = target.channels[qualified.partition(".")[2]]
         if not channel.writable:
             problems.append(doc.problem(where, "safe state writes a channel that is not writable"))
         elif (

@@ -8,7 +8,7 @@ the daemon running, and is this the right MDF?" is the operator's first question
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -106,7 +106,7 @@ class Client:
             return decoded
         raise _refusal(status, decoded)
 
-    async def stream(self, path: str) -> AsyncIterator[dict[str, Any]]:
+    async def stream(self, path: str) -> AsyncGenerator[dict[str, Any]]:
         """The NDJSON event stream, one decoded event at a time, until the daemon ends it."""
         assert self._session is not None
         try:

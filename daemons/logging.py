@@ -57,21 +57,24 @@ def configure(
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(file=stream or _CurrentStderr()),
+        # structlog annotates `file` as TextIO; its PrintLogger only writes and flushes.
+        logger_factory=structlog.PrintLoggerFactory(
+            file=stream or _CurrentStderr()  # type: ignore[arg-type]
+        ),
         cache_logger_on_first_use=False,
     )
     _route_library_logging(numeric, renderer, stream)
     _configured = True
 
 
-class _LibraryHandler(logging.StreamHandler):  # type: ignore[type-arg]
+class _LibraryHandler(logging.StreamHandler[TextIO | _CurrentStderr]):
     """The one root handler mdfd installs; a second `configure` replaces it."""
 
 
 def _route_library_logging(
     level: int, renderer: structlog.typing.Processor, stream: TextIO | None
 ) -> None:
-    handler = _LibraryHandler(stream or _CurrentStderr())  # type: ignore[arg-type]
+    handler = _LibraryHandler(stream or _CurrentStderr())
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=[

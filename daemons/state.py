@@ -179,7 +179,46 @@ def _run_row(r: tuple[Any, ...]) -> RunRow | None:
     """One row, or None (with a warning) when it cannot be read: a row written by a newer
     version or damaged by hand must not hide every other run from `mdfd runs` and `GET /runs`."""
     try:
-        return RunRow(*r[:7], RunStatus(r[7]), *r[8:15], json.loads(r[15]), r[16], Origin(r[17]))
+        (
+            id_,
+            recipe_name,
+            recipe_version,
+            recipe_sha256,
+            recipe_text,
+            recipe_path,
+            config_text,
+            status,
+            points_total,
+            points_done,
+            queue_position,
+            created_at,
+            started_at,
+            ended_at,
+            data_file,
+            identities,
+            message,
+            origin,
+        ) = r  # in the order `StateStore.runs` selects
+        return RunRow(
+            id=id_,
+            recipe_name=recipe_name,
+            recipe_version=recipe_version,
+            recipe_sha256=recipe_sha256,
+            recipe_text=recipe_text,
+            recipe_path=recipe_path,
+            config_text=config_text,
+            status=RunStatus(status),
+            points_total=points_total,
+            points_done=points_done,
+            queue_position=queue_position,
+            created_at=created_at,
+            started_at=started_at,
+            ended_at=ended_at,
+            data_file=data_file,
+            identities=json.loads(identities),
+            message=message,
+            origin=Origin(origin),
+        )
     except (ValueError, TypeError) as exc:
         log = get_logger(component="state")
         log.warning("unreadable run row skipped", run=r[0], error=str(exc))

@@ -38,7 +38,7 @@ class Reading:
 
 def judged(value: Value, quality: Quality = Quality.GOOD) -> Quality:
     """A NaN or ±inf number is no measurement, whatever the wire said about it: BAD."""
-    if value.__class__ is float and not math.isfinite(value):  # type: ignore[arg-type]
+    if value.__class__ is float and not math.isfinite(value):
         return Quality.BAD
     return quality
 

@@ -97,7 +97,7 @@ class MemoryDriver:
             else:
                 raise ChannelError(self.name, "no such channel", channel=name)
             # `drivers.base.judged`, inlined: this loop is the dry run's and benchmarks' hot path.
-            good = value.__class__ is not float or isfinite(value)  # type: ignore[arg-type]
+            good = value.__class__ is not float or isfinite(value)
             out[name] = Reading(value, units[name], now, GOOD if good else BAD)
         return out
 

@@ -22,8 +22,8 @@ MAX_UNIT_CHARS = 64
 
 
 @cache
-def registry() -> pint.UnitRegistry:
-    units = pint.UnitRegistry(autoconvert_offset_to_baseunit=True)
+def registry() -> pint.UnitRegistry[float]:
+    units: pint.UnitRegistry[float] = pint.UnitRegistry(autoconvert_offset_to_baseunit=True)
     units.define("vickers_hardness = [hardness] = HV")
     units.define("colour_strength_unit = [] = KS")
     units.define("ppm_mass = 1e-6 = ppmw")

@@ -72,6 +72,29 @@ def _too_big(limits: YamlLimits) -> Refused:
     return Refused(None, (), f"larger than {limits.max_bytes} bytes")
 
 
+@dataclass(slots=True)
+class _Frame:
+    """An open collection, for the field path: a mapping reads a key, then its value; a
+    sequence counts its items."""
+
+    is_mapping: bool
+    path: PathKey
+    expecting_key: bool
+    key: str = "?"
+    index: int = 0
+
+
+@dataclass(slots=True)
+class _Open:
+    """An open collection, for the bounds: its anchor, the nodes counted before it, its depth
+    and the deepest depth inside it (an aliased collection expands to all of that)."""
+
+    anchor: str | None
+    start: int
+    depth: int
+    deepest: int
+
+
 class _Scan:
     """Walks the events once: depth, aliases, expanded node count, scalar text. Field paths
     are only worked out for the message when a bound is crossed (this runs once per node)."""
@@ -80,12 +103,10 @@ class _Scan:
         self.limits = limits
         self.nodes = 0
         self.aliases = 0
-        # One frame per open collection: [is_mapping, path, index or key, expecting_key].
-        self.frames: list[list[object]] = []
+        self.frames: list[_Frame] = []
         # Anchor -> (expanded nodes, height); an anchor still open is absent (recursive alias).
         self.anchors: dict[str, tuple[int, int]] = {}
-        # Per open collection: (anchor, nodes before it, its depth, deepest depth inside it).
-        self.open: list[list[object]] = []
+        self.open: list[_Open] = []
 
     def fail(self, event: yaml.Event, message: str) -> Refused:
         line = event.start_mark.line + 1 if event.start_mark is not None else None
@@ -94,22 +115,22 @@ class _Scan:
     def path(self) -> PathKey:
         if not self.frames:
             return ()
-        is_mapping, path, position, expecting_key = self.frames[-1]
-        if is_mapping and expecting_key:
-            return path  # type: ignore[return-value]
-        return (*path, position)  # type: ignore[return-value, misc]
+        frame = self.frames[-1]
+        if not frame.is_mapping:
+            return (*frame.path, frame.index)
+        return frame.path if frame.expecting_key else (*frame.path, frame.key)
 
     def done(self, key: object = None) -> None:
         """A node finished: advance the parent (next index, or key <-> value)."""
         if not self.frames:
             return
         frame = self.frames[-1]
-        if frame[0]:
-            if frame[3]:
-                frame[2] = key if isinstance(key, str) else "?"
-            frame[3] = not frame[3]
+        if frame.is_mapping:
+            if frame.expecting_key:
+                frame.key = key if isinstance(key, str) else "?"
+            frame.expecting_key = not frame.expecting_key
         else:
-            frame[2] += 1  # type: ignore[operator]
+            frame.index += 1
 
     def count(self, event: yaml.Event, size: int, height: int) -> None:
         self.nodes += size
@@ -118,12 +139,13 @@ class _Scan:
         depth = len(self.frames) + height
         if depth > self.limits.max_depth:
             raise self.fail(event, f"nested deeper than {self.limits.max_depth} levels")
-        if self.open and depth > self.open[-1][3]:  # type: ignore[operator]
-            self.open[-1][3] = depth
+        if self.open and depth > self.open[-1].deepest:
+            self.open[-1].deepest = depth
 
     def event(self, event: yaml.Event) -> None:
-        kind = type(event)
-        if kind is yaml.ScalarEvent:
+        # `type() is`, not isinstance: this runs once per node, and no event class used here
+        # has a subclass.
+        if type(event) is yaml.ScalarEvent:
             value = event.value
             if len(value) > self.limits.max_scalar_chars:
                 limit = self.limits.max_scalar_chars
@@ -134,7 +156,7 @@ class _Scan:
             if event.anchor is not None:
                 self.anchors[event.anchor] = (1, 1)
             self.done(value)
-        elif kind is yaml.AliasEvent:
+        elif type(event) is yaml.AliasEvent:
             self.aliases += 1
             if self.aliases > self.limits.max_aliases:
                 raise self.fail(event, f"more than {self.limits.max_aliases} aliases")
@@ -143,19 +165,20 @@ class _Scan:
                 raise self.fail(event, f"alias *{event.anchor} refers to itself")
             self.count(event, *known)
             self.done()
-        elif kind is yaml.MappingStartEvent or kind is yaml.SequenceStartEvent:
+        elif isinstance(event, yaml.MappingStartEvent | yaml.SequenceStartEvent):
             self.count(event, 1, 1)
             depth = len(self.frames) + 1
-            self.open.append([event.anchor, self.nodes - 1, depth, depth])
-            mapping = kind is yaml.MappingStartEvent
-            self.frames.append([mapping, self.path(), None if mapping else 0, mapping])
-        elif kind is yaml.MappingEndEvent or kind is yaml.SequenceEndEvent:
+            self.open.append(_Open(event.anchor, self.nodes - 1, depth, depth))
+            mapping = isinstance(event, yaml.MappingStartEvent)
+            self.frames.append(_Frame(mapping, self.path(), expecting_key=mapping))
+        elif isinstance(event, yaml.MappingEndEvent | yaml.SequenceEndEvent):
             self.frames.pop()
-            anchor, start, depth, deepest = self.open.pop()
-            if anchor is not None:
-                self.anchors[anchor] = (self.nodes - start, deepest - depth + 1)  # type: ignore[operator]
-            if self.open and deepest > self.open[-1][3]:  # type: ignore[operator]
-                self.open[-1][3] = deepest
+            closed = self.open.pop()
+            if closed.anchor is not None:
+                height = closed.deepest - closed.depth + 1
+                self.anchors[closed.anchor] = (self.nodes - closed.start, height)
+            if self.open and closed.deepest > self.open[-1].deepest:
+                self.open[-1].deepest = closed.deepest
             self.done()
 
 

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 from functools import cache
 from importlib.metadata import entry_points
-from typing import ClassVar, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, ClassVar, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict
+
+if TYPE_CHECKING:
+    from .world import World
 
 GROUP = "mdfd.simulators"
 
@@ -41,6 +44,17 @@ class Simulator(Protocol):
     def endpoints(self) -> dict[str, str]: ...
 
 
+class SimulatorClass(Protocol):
+    """What the registry hands out: a kind's class, called with settings its own
+    `settings_model` validated (a Protocol's constructor is no part of the Protocol, so the
+    call is spelled here)."""
+
+    @property
+    def settings_model(self) -> type[SimulatorSettings]: ...
+
+    def __call__(self, name: str, settings: SimulatorSettings, world: World) -> Simulator: ...
+
+
 class UnknownSimulator(LookupError):
     pass
 
@@ -50,7 +64,7 @@ def available() -> list[str]:
 
 
 @cache
-def simulator_class(kind: str) -> type[Simulator]:
+def simulator_class(kind: str) -> SimulatorClass:
     matches = [ep for ep in entry_points(group=GROUP) if ep.name == kind]
     if not matches:
         raise UnknownSimulator(f"unknown simulator kind {kind!r}; installed: {available()}")

@@ -212,9 +212,9 @@ class FurnaceSimulator:
         self._identity, self._units = identity, units
         try:
             if self.settings.port is not None:
-                if self.settings.port == 0:
-                    self._tcp_port = _free_port(self.settings.host)
-                await self._serve_tcp()
+                port = self.settings.port or _free_port(self.settings.host)
+                self._tcp_port = port
+                await self._serve_tcp(port)
             if self.settings.rtu is not None:
                 self._modem = NullModem(self.settings.rtu.link)
                 self._modem.open()
@@ -232,10 +232,10 @@ class FurnaceSimulator:
             await self.stop()
             raise
 
-    async def _serve_tcp(self) -> None:
+    async def _serve_tcp(self, port: int) -> None:
         self._tcp = ModbusTcpServer(
             self._devices(self._units),
-            address=(self.settings.host, self._tcp_port),
+            address=(self.settings.host, port),
             identity=self._identity,
             trace_packet=partial(self._trace_packet, "tcp", self._units),
             trace_pdu=self._trace_pdu,
@@ -487,14 +487,14 @@ class FurnaceSimulator:
         """Drop every TCP link, as a controller whose Ethernet port resets does: the server is
         shut down (closing its connections; pymodbus has no public per-connection close) and
         started again on the same port. The device memory survives in `SharedMemory`."""
-        server = self._tcp
-        if server is None or self._stopping.is_set():
+        server, port = self._tcp, self._tcp_port
+        if server is None or port is None or self._stopping.is_set():
             return
         self._servers.remove(server)
         await server.shutdown()
         if not self._stopping.is_set():
             try:
-                await self._serve_tcp()
+                await self._serve_tcp(port)
             except (OSError, RuntimeError) as exc:
                 self._log.error("furnace TCP port could not be reopened", error=repr(exc))
 

@@ -17,6 +17,7 @@ from asyncua.crypto.cert_gen import setup_self_signed_certificate
 from asyncua.crypto.permission_rules import User, UserRole
 from asyncua.crypto.truststore import TrustStore
 from asyncua.crypto.validator import CertificateValidator, CertificateValidatorOptions
+from asyncua.server.user_managers import UserManager
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 CERTIFICATE_FILE = "server_cert.der"
@@ -46,7 +47,7 @@ async def ensure_certificate(directory: Path, application_uri: str) -> tuple[Pat
     return certificate, key
 
 
-class PasswordUsers:
+class PasswordUsers(UserManager):
     """Username/password login; with no users configured every client is let in."""
 
     def __init__(self, users: dict[str, str]) -> None:

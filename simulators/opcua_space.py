@@ -89,7 +89,13 @@ TAGS_BY_KEY = {tag.key: tag for tag in TAGS}
 
 
 def node_id(tag: Tag, namespace: int) -> ua.NodeId:
-    return ua.NodeId(tag.key, namespace)
+    return _node(tag.key, namespace)
+
+
+def _node(identifier: int | str, namespace: int = 0) -> ua.NodeId:
+    """asyncua annotates NodeId's fields with its wire-encoding marker classes (ua.Int32,
+    ua.String, ua.Int16 ...), though it takes, and its own decoder returns, plain values."""
+    return ua.NodeId(identifier, namespace)  # type: ignore[arg-type]
 
 
 async def build_address_space(server: Server, namespace: int) -> dict[str, Node]:
@@ -99,7 +105,7 @@ async def build_address_space(server: Server, namespace: int) -> dict[str, Node]
     for tag in TAGS:
         folder = folders.get(tag.folder)
         if folder is None:
-            folder_id = ua.NodeId(tag.folder, namespace)
+            folder_id = _node(tag.folder, namespace)
             # The folder's browse name is in our namespace like its variables', so a browse
             # path such as /Objects/2:Reactor/2:Pressure translates.
             folder = await server.nodes.objects.add_folder(
@@ -122,18 +128,18 @@ async def build_address_space(server: Server, namespace: int) -> dict[str, Node]
             )
         if tag.unit is not None:
             await variable.add_property(
-                ua.NodeId(f"{tag.key}.EngineeringUnits", namespace),
+                _node(f"{tag.key}.EngineeringUnits", namespace),
                 ua.QualifiedName("EngineeringUnits", 0),
                 tag.unit.information(),
-                datatype=ua.NodeId(ua.ObjectIds.EUInformation),
+                datatype=_node(ua.ObjectIds.EUInformation),
             )
         if tag.eu_range is not None:
             low, high = tag.eu_range
             await variable.add_property(
-                ua.NodeId(f"{tag.key}.EURange", namespace),
+                _node(f"{tag.key}.EURange", namespace),
                 ua.QualifiedName("EURange", 0),
                 ua.Range(Low=low, High=high),
-                datatype=ua.NodeId(ua.ObjectIds.Range),
+                datatype=_node(ua.ObjectIds.Range),
             )
         variables[tag.key] = variable
     return variables
@@ -142,12 +148,12 @@ async def build_address_space(server: Server, namespace: int) -> dict[str, Node]
 async def _make_analog_item(variable: Node) -> None:
     """Retype a freshly created variable from BaseDataVariableType to AnalogItemType."""
     await variable.delete_reference(
-        ua.NodeId(ua.ObjectIds.BaseDataVariableType),
+        _node(ua.ObjectIds.BaseDataVariableType),
         ua.ObjectIds.HasTypeDefinition,
         bidirectional=False,
     )
     await variable.add_reference(
-        ua.NodeId(ua.ObjectIds.AnalogItemType), ua.ObjectIds.HasTypeDefinition, bidirectional=False
+        _node(ua.ObjectIds.AnalogItemType), ua.ObjectIds.HasTypeDefinition, bidirectional=False
     )
 
 

@@ -88,6 +88,14 @@ class ReactorSettings(SimulatorSettings):
         return self
 
 
+def _number(value: object) -> float:
+    """A variable's number: the server has checked a write's variant type against the node's, so
+    anything else is a bug here."""
+    if isinstance(value, int | float):
+        return float(value)
+    raise TypeError(f"{value!r} is not a number")
+
+
 def _keys(text: str) -> set[str]:
     return {part.strip() for part in text.split(",") if part.strip() in TAGS_BY_KEY}
 
@@ -113,7 +121,7 @@ class ReactorSimulator:
         self._refused: set[int] = set()  # ids of write items refused, until answered
         self._flow_setpoint = world.skid.feed_flow.setpoint
         self._pump_running = True
-        self._sample_interval = float(TAGS_BY_KEY["Analyser.SampleInterval"].initial)  # type: ignore[arg-type]
+        self._sample_interval = _number(TAGS_BY_KEY["Analyser.SampleInterval"].initial)
         self._next_sample = 0.0
         self._samples = 0
         self._analysis = (world.skid.conversion, world.skid.selectivity)
@@ -238,11 +246,13 @@ class ReactorSimulator:
             "Analyser.Selectivity": self._analysis[1],
             "Analyser.SampleCount": self._samples,
         }
-        stamp = datetime.now(UTC)
+        stamp = ua.DateTime.now(UTC)  # asyncua's marker subclass of datetime
         for key in self._bad - self._flagged_bad:
             await server.write_attribute_value(
                 self._nodes[key].nodeid,
-                ua.DataValue(StatusCode=ua.StatusCode(BAD_QUALITY), SourceTimestamp=stamp),
+                ua.DataValue(
+                    StatusCode=ua.StatusCode(ua.UInt32(BAD_QUALITY)), SourceTimestamp=stamp
+                ),
             )
         self._flagged_bad = set(self._bad)
         for key, value in values.items():
@@ -318,7 +328,9 @@ class ReactorSimulator:
             if id(item) in self._refused:
                 self._refused.discard(id(item))
                 item.AttributeId = ua.AttributeIds.Value
-                event.response_params[index] = ua.StatusCode(ua.StatusCodes.BadOutOfRange)
+                event.response_params[index] = ua.StatusCode(
+                    ua.UInt32(ua.StatusCodes.BadOutOfRange)
+                )
         for item, status in zip(written, event.response_params, strict=True):
             node = item.NodeId
             if not status.is_good() or item.AttributeId != ua.AttributeIds.Value:
@@ -332,19 +344,19 @@ class ReactorSimulator:
         self.world.advance()
         skid = self.world.skid
         if key == "Reactor.TemperatureSetpoint":
-            skid.temperature.setpoint = float(value)  # type: ignore[arg-type]
+            skid.temperature.setpoint = _number(value)
         elif key == "Reactor.PressureSetpoint":
-            skid.pressure.setpoint = float(value)  # type: ignore[arg-type]
+            skid.pressure.setpoint = _number(value)
         elif key == "Bath.pHSetpoint":
-            skid.ph.setpoint = float(value)  # type: ignore[arg-type]
+            skid.ph.setpoint = _number(value)
         elif key == "Feed.FlowSetpoint":
-            self._flow_setpoint = float(value)  # type: ignore[arg-type]
+            self._flow_setpoint = _number(value)
         elif key == "Feed.PumpRunning":
             self._pump_running = bool(value)
         elif key == "Analyser.SampleInterval":
-            self._sample_interval = float(value)  # type: ignore[arg-type]
+            self._sample_interval = _number(value)
         elif key == "Faults.ResponseDelay":
-            self._delay_ms = float(value)  # type: ignore[arg-type]
+            self._delay_ms = _number(value)
         elif key == "Faults.Stuck":
             self._stuck = _keys(str(value or ""))
         elif key == "Faults.Bad":

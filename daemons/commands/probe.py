@@ -138,12 +138,21 @@ def _run(
     channels: list[str],
     writes: list[tuple[str, Value]],
 ) -> int:
-    if args.browse is not None:
-        operation = _browse(args.instrument, instrument, args.browse or None)
-    else:
-        operation = _probe(args.instrument, instrument, channels, writes)
     try:
-        result = asyncio.run(asyncio.wait_for(operation, timeout=args.timeout))
+        if args.browse is not None:
+            entries = asyncio.run(
+                asyncio.wait_for(
+                    _browse(args.instrument, instrument, args.browse or None),
+                    timeout=args.timeout,
+                )
+            )
+            _print_browse(args.instrument, args.browse or "Objects", entries, as_json=args.json)
+            return 0
+        identity, readings = asyncio.run(
+            asyncio.wait_for(
+                _probe(args.instrument, instrument, channels, writes), timeout=args.timeout
+            )
+        )
     except ChannelError as exc:
         print(f"mdfd probe: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -159,10 +168,6 @@ def _run(
             file=sys.stderr,
         )
         return EXIT_FAILED
-    if args.browse is not None:
-        _print_browse(args.instrument, args.browse or "Objects", result, as_json=args.json)
-        return 0
-    identity, readings = result
     if args.json:
         print(strictjson.dumps(_as_json(args.instrument, identity, readings)))
     else:

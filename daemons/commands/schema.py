@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import Callable
+from types import GenericAlias
 from typing import Any, Union
 
 from pydantic import BaseModel, create_model
@@ -58,9 +59,11 @@ def config_model() -> type[BaseModel]:
     kinds = _loadable(available_simulators(), simulator_class)
     instrument = _union([cls.config_model for cls in drivers])
     simulator = _union([cls.settings_model for cls in kinds])
+    # GenericAlias spells at run time what `dict[str, instrument]` would: the value type is
+    # only known once the entry points are loaded, so it is no static type expression.
     fields: dict[str, Any] = {
-        "instruments": (dict[str, instrument], ...),
-        "simulators": (dict[str, simulator], {}),
+        "instruments": (GenericAlias(dict, (str, instrument)), ...),
+        "simulators": (GenericAlias(dict, (str, simulator)), {}),
     }
     return create_model("MdfConfig", __base__=MdfConfig, __doc__=MdfConfig.__doc__, **fields)
 

@@ -93,12 +93,11 @@ class Acquisition:
                 drain = False
                 written = width
                 for channel, reading, keep in zip(names, readings, keeps, strict=True):
-                    value = reading.value
-                    if type(value) is not float:
-                        value = _scalar(value)
-                        if value is None:
-                            written -= 1
-                            continue
+                    sample = reading.value
+                    value = sample if type(sample) is float else _scalar(sample)
+                    if value is None:
+                        written -= 1
+                        continue
                     if add(channel, reading.timestamp, value, point):
                         drain = True
                     keep(value)

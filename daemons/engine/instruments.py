@@ -57,6 +57,14 @@ def split(qualified: str) -> tuple[str, str]:
     return instrument, channel
 
 
+def as_number(value: Value) -> float:
+    """A reading compared with a bound or a target: what `float()` makes of it (a number, or a
+    numeric string from a text protocol); an array channel has no single number."""
+    if isinstance(value, list):
+        raise TypeError(f"an array reading ({len(value)} values) is not one number")
+    return float(value)
+
+
 @types.coroutine
 def _resume(coro: Any, pending: Any) -> Generator[Any, Any, Any]:
     """Go on driving a coroutine that already suspended once, exactly as `await` would.
@@ -90,15 +98,17 @@ async def bounded(call: Awaitable[T], seconds: float) -> T:
     try:
         pending = call.send(None)
     except StopIteration as done:
-        return done.value  # type: ignore[no-any-return]
-    return await _finish(call, pending, seconds)  # type: ignore[no-any-return]
+        result: T = done.value  # what the coroutine returned
+        return result
+    return await _finish(call, pending, seconds)
 
 
 async def _finish(call: Coroutine[Any, Any, T], pending: Any, seconds: float) -> T:
     """The rest of a call that suspended, under its timeout."""
     try:
         async with asyncio.timeout(seconds):
-            return await _resume(call, pending)  # type: ignore[no-any-return]
+            result: T = await _resume(call, pending)  # what the coroutine returned
+            return result
     finally:
         call.close()
 
@@ -158,8 +168,10 @@ class Reader:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
         for task in tasks:
-            if task in done and not task.cancelled() and task.exception() is not None:
-                raise task.exception()  # type: ignore[misc]
+            if task in done and not task.cancelled():
+                error = task.exception()
+                if error is not None:
+                    raise error
         return [reading for task in tasks for reading in task.result()]
 
     async def _read_group(self, group: _Group) -> Sequence[Reading]:

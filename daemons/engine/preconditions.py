@@ -17,7 +17,7 @@ from ..clock import EngineClock
 from ..config import MdfConfig
 from ..resolve import duration_for, value_for
 from .events import EventBus
-from .instruments import Instruments, split
+from .instruments import Instruments, as_number, split
 
 MIN_POLL_WALL_SECONDS = 0.05
 MAX_POLL_SECONDS = 10.0  # simulated seconds between reads: a temperature changes slowly
@@ -63,7 +63,7 @@ async def await_preconditions(
         last: float | None = None
         while True:
             try:
-                last = float((await reader.read())[0].value)  # type: ignore[arg-type]
+                last = as_number((await reader.read())[0].value)
             except InstrumentError as exc:
                 # Not a reason to give up before the timeout: the next poll may read.
                 log.warning("precondition unreadable", channel=precondition.channel, error=str(exc))

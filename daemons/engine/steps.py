@@ -14,7 +14,7 @@ from typing import TypeVar
 
 import structlog
 
-from mdfd.drivers import InstrumentError, Value, WriteOutcomeUnknown
+from mdfd.drivers import ChannelConfig, InstrumentError, Value, WriteOutcomeUnknown
 from mdfd.recipes.model import (
     AcquireStep,
     DwellStep,
@@ -31,7 +31,7 @@ from ..clock import EngineClock
 from ..config import MdfConfig
 from ..resolve import duration_for, rate_per_second, value_for
 from .acquisition import Acquisition
-from .instruments import Instruments, split
+from .instruments import Instruments, as_number, split
 
 T = TypeVar("T")
 
@@ -59,7 +59,8 @@ class StepContext:
 
     def unit(self, qualified: str) -> str:
         instrument, channel = split(qualified)
-        return self.config.instruments[instrument].channels[channel].unit
+        spec: ChannelConfig = self.config.instruments[instrument].channels[channel]
+        return spec.unit
 
     def __post_init__(self) -> None:
         # A lazy structlog proxy builds a new logger on every call, even a filtered-out
@@ -129,7 +130,7 @@ async def write(ctx: StepContext, channel: str, value: Value) -> None:
 async def read_value(ctx: StepContext, channel: str) -> float:
     readings = await ctx.with_retries(f"read {channel}", ctx.instruments.reader([channel]).read)
     ctx.check_interlocks()
-    return float(readings[0].value)  # type: ignore[arg-type]
+    return as_number(readings[0].value)
 
 
 async def _set(step: SetStep, ctx: StepContext) -> None:

@@ -43,7 +43,7 @@ MAX_NAME_CHARS = 200
 CURRENT = "current"
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-DAEMON = web.AppKey("daemon", object)
+DAEMON: web.AppKey[Daemon] = web.AppKey("daemon")  # the class is typing-only here
 INTAKE = web.AppKey("intake", RecipeIntake)
 
 
@@ -56,7 +56,7 @@ def _error(status: int, message: str, **extra: Any) -> web.Response:
 
 
 def _daemon(request: web.Request) -> Daemon:
-    return request.app[DAEMON]  # type: ignore[return-value]
+    return request.app[DAEMON]
 
 
 _failures = Throttle()

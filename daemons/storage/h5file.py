@@ -12,7 +12,7 @@ import contextlib
 import hashlib
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -417,7 +417,7 @@ class H5RunFile:
         self._series = [
             tuple(handle[f"{channel_group(c.name)}/{n}"] for n in ("time", "value", POINT_INDEX))
             for c in self.channels
-        ]  # type: ignore[misc]
+        ]
         self._summary = {n: self._open_summary(handle, n) for n in self.summary_columns()}
         self.rows = [series[0].shape[0] for series in self._series]
         self.points = self._summary[POINT_INDEX].shape[0]
@@ -443,7 +443,7 @@ class H5RunFile:
             write_at(dataset, start, data)
         self.rows[channel] = start + time.shape[0]
 
-    def write_points(self, rows: list[Mapping[str, float | int | bytes]]) -> None:
+    def write_points(self, rows: Sequence[Mapping[str, float | int | bytes]]) -> None:
         """Append summary rows (one write per column for all of them), flush, fsync.
 
         The sample blocks of those points were queued before this call, so one flush makes

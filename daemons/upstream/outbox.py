@@ -109,7 +109,9 @@ def ensure_schema(connection: sqlite3.Connection) -> None:
                 connection.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
 
 
-def enqueue(connection: sqlite3.Connection, record_id: str, run_id: str, point: int, body: str):
+def enqueue(
+    connection: sqlite3.Connection, record_id: str, run_id: str, point: int, body: str
+) -> None:
     """Creates the tables only when they are missing: the schema statements cost more than the
     insert, and a checkpoint transaction may carry the records of several points."""
     row = (record_id, run_id, point, time.time(), body)
@@ -279,7 +281,19 @@ def dead_letters(
         " WHERE ? IS NULL OR d.publisher = ? ORDER BY d.failed_at DESC LIMIT ?",
         (publisher, publisher, limit),
     ).fetchall()
-    return [DeadLetter(*row[:7], bool(row[7])) for row in rows]
+    return [
+        DeadLetter(
+            publisher=name,
+            seq=seq,
+            record_id=record_id,
+            run_id=run_id,
+            reason=reason,
+            failed_at=failed_at,
+            attempts=attempts,
+            requeued=bool(requeued),
+        )
+        for name, seq, record_id, run_id, reason, failed_at, attempts, requeued in rows
+    ]
 
 
 def requeue(connection: sqlite3.Connection, publisher: str | None = None) -> int:

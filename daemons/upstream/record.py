@@ -12,7 +12,7 @@ import datetime as dt
 import math
 import uuid
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from pydantic import (
     BaseModel,
@@ -30,7 +30,7 @@ from ..engine.results import PointResult
 from ..version import software_version
 from ..vocabulary import Item, load_vocabulary
 
-SCHEMA_ID = "mdfd.record/1"
+SCHEMA_ID: Final = "mdfd.record/1"
 RECORD_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "urn:mdfd:record")
 """UUIDv5 namespace of record ids; changing it would change every id ever published."""
 
@@ -182,7 +182,7 @@ class RecordBuilder:
                 point=PointRef(index=result.point_index, parameters=dict(result.parameters)),
                 instruments=dict(run.identities),
                 software=software_version(),
-                clock=clock_kind(run.config.model.time_scale),  # type: ignore[arg-type]
+                clock=clock_kind(run.config.model.time_scale),
                 time_scale=run.config.model.time_scale,
                 started_at=_timestamp(result.started_at),
                 ended_at=_timestamp(result.ended_at),
@@ -211,7 +211,7 @@ class RecordBuilder:
         parameters = result.run.recipe.model.sweep.parameters
         if mapped.source in parameters:
             unit = parameters[mapped.source].unit
-            value = convert(float(result.parameters[mapped.source]), unit, item.unit)
+            value: float | None = convert(float(result.parameters[mapped.source]), unit, item.unit)
             return ItemValue(code=item.code, value=_typed(value, item), unit=item.unit)
         instrument, _, channel = mapped.source.partition(".")
         unit = result.run.config.model.instruments[instrument].channels[channel].unit

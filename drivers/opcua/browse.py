@@ -9,11 +9,11 @@ from __future__ import annotations
 from asyncua import Client, ua
 
 from ..base import BrowseEntry
-from .nodeids import format_node
+from .nodeids import format_node, node_id
 from .values import status_name, to_python
 
-HAS_PROPERTY = ua.NodeId(ua.ObjectIds.HasProperty)
-OBJECTS = ua.NodeId(ua.ObjectIds.ObjectsFolder)
+HAS_PROPERTY = node_id(ua.ObjectIds.HasProperty)
+OBJECTS = node_id(ua.ObjectIds.ObjectsFolder)
 ENGINEERING_UNITS = "EngineeringUnits"
 
 
@@ -27,7 +27,7 @@ async def _children(
         description = ua.BrowseDescription()
         description.NodeId = parent
         description.BrowseDirection = ua.BrowseDirection.Forward
-        description.ReferenceTypeId = ua.NodeId(ua.ObjectIds.HierarchicalReferences)
+        description.ReferenceTypeId = node_id(ua.ObjectIds.HierarchicalReferences)
         description.IncludeSubtypes = True
         description.NodeClassMask = 0
         description.ResultMask = ua.BrowseResultMask.All

@@ -16,8 +16,8 @@ import contextlib
 import functools
 import math
 import os
-from collections.abc import AsyncIterator, Sequence
-from typing import ClassVar
+from collections.abc import AsyncIterator, Awaitable, Sequence
+from typing import ClassVar, TypeVar
 
 import structlog
 from asyncua import Client, ua
@@ -45,10 +45,10 @@ from ..errors import (
 )
 from .browse import BrowseEntry, browse
 from .config import OpcUaChannel, OpcUaInstrument
-from .nodeids import NodeRef, parse_node
+from .nodeids import NodeRef, node_id, parse_node
 from .scan import Scan, prepare, read_plan, readings
 from .streams import Fanout
-from .values import encode, is_builtin, quality_of, status_name, to_python
+from .values import builtin_variant, encode, quality_of, status_name, to_python
 
 LOGIN_REFUSED = ("BadUserAccessDenied", "BadIdentityToken")
 SECURITY_REFUSED = ("BadCertificate", "BadSecurity", "BadNonce", "BadApplicationSignature")
@@ -61,6 +61,8 @@ BUILD_INFO = (
 TRANSPORT_ERRORS = (ConnectionError, OSError, asyncio.IncompleteReadError)
 SCANS_KEPT = 64
 """Channel sets whose prepared scan is kept; a recipe reads a handful, so more is a leak."""
+
+T = TypeVar("T")
 
 
 class OpcUaDriver:
@@ -121,7 +123,7 @@ class OpcUaDriver:
 
     async def identify(self) -> str:
         client = self._require_client()
-        ids = [ua.NodeId(identifier) for identifier in BUILD_INFO]
+        ids = [node_id(identifier) for identifier in BUILD_INFO]
         values = await self._call(client.uaclient.read_attributes(ids, ua.AttributeIds.Value))
         parts = [str(dv.Value.Value) if dv.Value is not None else "" for dv in values]
         return ",".join(parts)
@@ -308,9 +310,17 @@ class OpcUaDriver:
                     address=self._refs[channel].text,
                     reply=status_name(dv.StatusCode),
                 )
+            if dv.Value is None:
+                raise ChannelError(
+                    self.name,
+                    "node answered no data type",
+                    channel=channel,
+                    address=self._refs[channel].text,
+                )
             type_id: ua.NodeId = dv.Value.Value
-            if is_builtin(type_id):
-                variant_types[channel] = ua.VariantType(type_id.Identifier)
+            builtin = builtin_variant(type_id)
+            if builtin is not None:
+                variant_types[channel] = builtin
                 continue
             variant_types[channel] = await self._call(
                 data_type_to_variant_type(client.get_node(type_id)), connecting=True
@@ -340,7 +350,7 @@ class OpcUaDriver:
         for interval, channels in groups.items():
             nodes = [client.get_node(self._nodes[channel]) for channel in channels]
             results = await self._call(
-                subscription.subscribe_data_change(nodes, sampling_interval=interval),
+                subscription.subscribe_data_change(nodes, sampling_interval=ua.Double(interval)),
                 connecting=True,
             )
             for channel, result in zip(channels, results, strict=True):
@@ -364,7 +374,7 @@ class OpcUaDriver:
         asyncua's subscribe call keeps the revised interval to itself; ModifyMonitoredItems with
         the same request answers it, one round trip per subscribed channel at connect."""
         results = await self._call(
-            subscription.modify_monitored_item(handle, requested), connecting=True
+            subscription.modify_monitored_item(handle, ua.Double(requested)), connecting=True
         )
         revised = results[0].RevisedSamplingInterval
         if revised > max(requested, self.config.publishing_interval):
@@ -454,7 +464,7 @@ class OpcUaDriver:
 
     # -- helpers -------------------------------------------------------------------------------
 
-    async def _call(self, operation, *, connecting: bool = False):  # type: ignore[no-untyped-def]
+    async def _call(self, operation: Awaitable[T], *, connecting: bool = False) -> T:
         """Await an asyncua operation; turn its failures into the driver's typed errors."""
         try:
             return await operation

@@ -45,7 +45,17 @@ class NodeRef:
                 index = namespaces.index(uri)
             else:
                 raise LookupError(f"namespace {uri!r} is not on the server (it has {namespaces})")
-        return ua.NodeId(self.identifier, index, self.kind)
+        return node_id(self.identifier, index, self.kind)
+
+
+def node_id(
+    identifier: int | str | uuid.UUID | bytes,
+    namespace: int = 0,
+    kind: ua.NodeIdType | None = None,
+) -> ua.NodeId:
+    """asyncua annotates NodeId's fields with its wire-encoding marker classes (ua.Int32,
+    ua.String, ua.Int16 ...), though it takes, and its own decoder returns, plain values."""
+    return ua.NodeId(identifier, namespace, kind)  # type: ignore[arg-type]
 
 
 def parse_node(text: str) -> NodeRef:
@@ -93,9 +103,8 @@ def format_node(node: ua.NodeId, namespaces: list[str] | None = None) -> str:
     kind = {v: k for k, v in KINDS.items()}.get(node.NodeIdType, "i")
     if node.NodeIdType in (ua.NodeIdType.TwoByte, ua.NodeIdType.FourByte):
         kind = "i"
-    identifier = node.Identifier
-    if isinstance(identifier, bytes):
-        identifier = base64.b64encode(identifier).decode()
+    raw = node.Identifier
+    identifier = base64.b64encode(raw).decode() if isinstance(raw, bytes) else str(raw)
     if node.NamespaceIndex == 0:
         return f"{kind}={identifier}"
     if namespaces is not None and node.NamespaceIndex < len(namespaces):

@@ -29,7 +29,7 @@ FLOATS = (ua.VariantType.Float, ua.VariantType.Double)
 
 def status_name(status: ua.StatusCode | int) -> str:
     code = status.value if isinstance(status, ua.StatusCode) else status
-    return ua.StatusCode(code).name
+    return ua.StatusCode(ua.UInt32(code)).name
 
 
 def to_python(value: object) -> Value:
@@ -84,15 +84,18 @@ def encode(value: Value, variant: ua.VariantType) -> ua.Variant:
 ABSTRACT_TYPES = (24, 26, 27, 28, 29)
 
 
-def is_builtin(type_id: ua.NodeId) -> bool:
-    """A concrete built-in data type, whose number is its variant type."""
+def builtin_variant(type_id: ua.NodeId) -> ua.VariantType | None:
+    """The variant type of a concrete built-in data type (its number is its variant type);
+    None for any other data type."""
     identifier = type_id.Identifier
-    return (
+    if (
         type_id.NamespaceIndex == 0
         and isinstance(identifier, int)
         and identifier < 26
         and identifier not in ABSTRACT_TYPES
-    )
+    ):
+        return ua.VariantType(identifier)
+    return None
 
 
 def quality_of(status: ua.StatusCode | None) -> Quality:
