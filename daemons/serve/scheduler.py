@@ -246,7 +246,7 @@ class Scheduler:
             return
         await self._attempt(waiting[0])
 
-    async def _wait_for_space(self, problem: str) -> None:
+    async def _wait_for_space(self, problem: str | None) -> None:
         """Hold every run (none could write) until both disks have room, then go on."""
         log = get_logger(mdf=self.config.model.mdf.id)
         log.warning("waiting for disk space; runs are held", problem=problem)

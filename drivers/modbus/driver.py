@@ -147,7 +147,7 @@ class ModbusDriver:
                 address=target.address,
                 reply=values,
             )
-        return values, getattr(response, "payload", None)
+        return list(values), getattr(response, "payload", None)
 
     async def _execute(
         self, link: Link, target: Target, request: ModbusPDU, *, write: bool

@@ -70,7 +70,7 @@ class ReadRequest:
         is the same registers as the big-endian bytes of the reply when the reply kept them."""
         if self.bits:
             return [bool(values[item.index]) for item in self.items]
-        block = payload if payload is not None else words_to_bytes(values)  # type: ignore[arg-type]
+        block = payload if payload is not None else words_to_bytes(values)
         if self._bulk is not None and not self._single and self._bulk_slots == self._in_order:
             return list(self._bulk.unpack_from(block))
         out: list[float | int | bool] = [0] * len(self.items)
@@ -78,7 +78,7 @@ class ReadRequest:
             for slot, value in zip(self._bulk_slots, self._bulk.unpack_from(block), strict=True):
                 out[slot] = value
         for slot, item in self._single:
-            out[slot] = item.codec.decode(block, values, item.index)  # type: ignore[arg-type]
+            out[slot] = item.codec.decode(block, values, item.index)
         return out
 
 

@@ -48,8 +48,15 @@ class SerialLine(StrictModel):
     baud_rate: int = Field(default=9600, gt=0)
     data_bits: int = Field(default=8, ge=5, le=8)
     parity: Parity = Parity.NONE
-    stop_bits: Literal[1, 1.5, 2] = 1
+    stop_bits: float = Field(default=1, description="1, 1.5 or 2")
     flow_control: FlowControl = FlowControl.NONE
+
+    @field_validator("stop_bits")
+    @classmethod
+    def _standard_stop_bits(cls, value: float) -> float:
+        if value not in (1, 1.5, 2):
+            raise ValueError("stop bits are 1, 1.5 or 2")
+        return value
 
 
 class ErrorQueueCheck(StrictModel):

@@ -224,7 +224,8 @@ class VisaDriver:
 
 def _serial_port(config: VisaInstrument) -> str | None:
     """The device a serial resource names, symlinks resolved (two names, one port)."""
-    if not config.is_serial:
+    name = rname.parse_resource_name(config.resource)
+    if not isinstance(name, rname.ASRLInstr):
         return None
-    board = str(rname.parse_resource_name(config.resource).board)
+    board = str(name.board)
     return os.path.realpath(board) if board.startswith("/") else board

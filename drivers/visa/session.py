@@ -16,13 +16,13 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pyvisa
 import structlog
 from pyvisa import constants
 from pyvisa.errors import VisaIOError
-from pyvisa.resources import MessageBasedResource
+from pyvisa.resources import MessageBasedResource, SerialInstrument
 
 from ..errors import InstrumentDisconnected, InstrumentError, InstrumentTimeout
 from .config import VisaInstrument
@@ -124,7 +124,7 @@ class VisaSession:
 
     def _open_resource(self) -> MessageBasedResource:
         config = self._config
-        options: dict[str, object] = {
+        options: dict[str, Any] = {
             "read_termination": config.read_termination,
             "write_termination": config.write_termination,
             "encoding": config.encoding,
@@ -176,7 +176,7 @@ class VisaSession:
         Backends without the attribute are not probed.
         """
         resource = self._require()
-        if not self._probe_port:
+        if not self._probe_port or not isinstance(resource, SerialInstrument):
             return
         try:
             resource.bytes_in_buffer  # noqa: B018 - read for its failure, the count is unused
