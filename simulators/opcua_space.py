@@ -165,4 +165,6 @@ def out_of_range(key: str, value: object) -> tuple[float, float] | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     low, high = tag.eu_range
-    return None if low <= value <= high else tag.eu_range
+    # As real servers compare (node-opcua: value < low || value > high), a NaN is not outside:
+    # it is no value at all, and a device holding one is what clients must judge bad.
+    return tag.eu_range if value < low or value > high else None
