@@ -13,6 +13,13 @@ process, interleaved. Target: ours <= 1/10 of Bluesky's time per point. The comp
 durable checkpoint (an fsync, an SQLite commit at FULL and NORMAL, an HDF5 flush) are measured
 on the same disk in the same run, because on a VM they alone can exceed that budget.
 
+Per point over the wire: the same sweep against the Modbus TCP furnace simulator (`mdfd sim` in a
+child process, port 0, endpoints file): each point writes the setpoint (one FC16 request) and
+acquires the temperature (one FC4 request). The engine's overhead there is its time per point
+minus a raw pymodbus loop making the same two requests per point to the same server, measured
+right before and right after the engine's run (the mean of both); the baseline is again
+Bluesky's RunEngine per point, in the same run. Target: overhead <= 1/10 of Bluesky's.
+
 Streaming: one point acquiring 4 memory channels back to back (time scale 100,000, so the
 drift-free schedule never waits) through the engine into HDF5, vs `bench.hdf5`'s plain h5py
 writer appending the same layout (4 channels x time/value/point_index, 4096-sample blocks,
@@ -27,9 +34,13 @@ gives ratios ~1.0.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import sqlite3
 import statistics
+import struct
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -61,7 +72,37 @@ steps:
   - acquire: {{channels: [{acquired}], rate: 10000, count: {count}}}
 """
 
+MODBUS_CONFIG = """
+mdf: {{id: bench, domain: metal, site: BENCH}}
+vocabulary: {vocabulary}
+storage: {{data_dir: {root}/data, state_dir: {root}/state, runtime_dir: {root}/run}}
+simulation: {{time_scale: {scale}}}
+instruments:
+  furnace:
+    driver: modbus
+    link: {{type: tcp, host: 127.0.0.1, port: {port}}}
+    timeout: 5.0
+    channels:
+      temperature: {{unit: degC, table: input_register, address: 10, type: float32}}
+      setpoint:
+        unit: degC
+        address: 10
+        type: float32
+        writable: true
+        limits: {{min: 0, max: 1400}}
+{simulators}
+"""
+
+MODBUS_RECIPE = """
+recipe: {{name: bench-modbus, version: "1"}}
+sweep: {{parameters: {{x: {{linspace: {{start: 20, stop: 1000, num: {points}}}}}}}}}
+steps:
+  - set: {{furnace.setpoint: x}}
+  - acquire: {{channels: [furnace.temperature], rate: 10000, count: 1}}
+"""
+
 VOCABULARY = Path(__file__).resolve().parent.parent / "config" / "vocabulary.yaml"
+SIMULATOR_START_SECONDS = 60.0
 
 
 def write_mdf(
@@ -118,6 +159,127 @@ def bluesky_us_per_point(points: int) -> float:
     began = time.perf_counter()
     engine(scan([det], motor, 0, 1, points))
     return (time.perf_counter() - began) / points * 1e6
+
+
+class FurnaceSimulator:
+    """`mdfd sim` serving the furnace on a free port, in a child process (its output to a file)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.port = 0
+        self._child: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> FurnaceSimulator:
+        config = self.root / "sim.yaml"
+        simulators = "simulators:\n  furnace: {kind: furnace, port: 0}"
+        config.write_text(
+            MODBUS_CONFIG.format(
+                root=self.root, vocabulary=VOCABULARY, scale=1, port=1, simulators=simulators
+            )
+        )
+        endpoints = self.root / "endpoints.json"
+        command = [sys.executable, "-m", "mdfd.daemons.cli", "sim", "--config", str(config)]
+        with open(self.root / "sim.log", "wb") as log:
+            self._child = subprocess.Popen(
+                [*command, "--endpoints-file", str(endpoints)],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + SIMULATOR_START_SECONDS
+        while not endpoints.exists():
+            if self._child.poll() is not None or time.monotonic() > deadline:
+                self.__exit__()
+                log_text = (self.root / "sim.log").read_text(errors="replace")
+                raise RuntimeError(f"furnace simulator did not start:\n{log_text}")
+            time.sleep(0.05)
+        address = json.loads(endpoints.read_text())["furnace"]["tcp"]
+        self.port = int(address.rsplit(":", 1)[1])
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        if self._child is not None and self._child.poll() is None:
+            self._child.terminate()
+            try:
+                self._child.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self._child.kill()
+                self._child.wait(timeout=15)
+
+
+def modbus_engine_us_per_point(root: Path, port: int, points: int) -> float:
+    """Microseconds per point of the engine against the furnace."""
+    with tempfile.TemporaryDirectory(prefix="mdfd-bench-", dir=root) as tmp:
+        config = Path(tmp) / "mdf.yaml"
+        text = MODBUS_CONFIG.format(
+            root=tmp, vocabulary=VOCABULARY, scale=1000.0, port=port, simulators=""
+        )
+        config.write_text(text)
+        recipe = Path(tmp) / "recipe.yaml"
+        recipe.write_text(MODBUS_RECIPE.format(points=points))
+        elapsed, written, _ = asyncio.run(run_engine(config, recipe))
+    if written != points:
+        raise RuntimeError(f"bench run wrote {written} samples for {points} points")
+    return elapsed / points * 1e6
+
+
+async def _raw_modbus(port: int, points: int) -> float:
+    """A plain pymodbus loop making each point's two requests: write the setpoint, read the
+    temperature."""
+    from pymodbus.client import AsyncModbusTcpClient
+
+    client = AsyncModbusTcpClient("127.0.0.1", port=port, timeout=5.0, retries=0)
+    await client.connect()
+    try:
+        began = time.perf_counter()
+        for index in range(points):
+            value = 20.0 + 980.0 * index / max(points - 1, 1)
+            words = list(struct.unpack(">HH", struct.pack(">f", value)))
+            written = await client.write_registers(10, words, device_id=1)
+            read = await client.read_input_registers(10, count=2, device_id=1)
+            if written.isError() or read.isError():
+                raise RuntimeError(f"raw modbus request failed: {written} {read}")
+        return (time.perf_counter() - began) / points * 1e6
+    finally:
+        client.close()
+
+
+def raw_modbus_us_per_point(port: int, points: int) -> float:
+    return asyncio.run(_raw_modbus(port, points))
+
+
+def modbus_figure(points: int, repeats: int) -> Figure:
+    """The engine's overhead per point over Modbus TCP (engine minus raw pymodbus), vs Bluesky."""
+    overheads: list[float] = []
+    engine: list[float] = []
+    raw: list[float] = []
+    theirs: list[float] = []
+    with (
+        tempfile.TemporaryDirectory(prefix="mdfd-bench-") as tmp,
+        FurnaceSimulator(Path(tmp)) as simulator,
+    ):
+        raw_modbus_us_per_point(simulator.port, 50)  # warm up the server
+        for _ in range(repeats):  # interleaved, as above; the raw loop brackets the engine run
+            before = raw_modbus_us_per_point(simulator.port, points)
+            ours = modbus_engine_us_per_point(Path(tmp), simulator.port, points)
+            baseline = (before + raw_modbus_us_per_point(simulator.port, points)) / 2
+            engine.append(ours)
+            raw.append(baseline)
+            overheads.append(ours - baseline)
+            theirs.append(bluesky_us_per_point(points))
+    return Figure(
+        f"engine overhead per point over Modbus TCP ({points} points, durable checkpoint)",
+        "us/point",
+        overheads,
+        "Bluesky RunEngine scan, ophyd sim, no persistence",
+        theirs,
+        higher_is_better=False,
+        target_ratio=10.0,
+        note=(
+            f"engine {statistics.median(engine):.0f} us/point minus raw pymodbus "
+            f"{statistics.median(raw):.0f} us/point (write + read per point, furnace simulator)"
+        ),
+    )
 
 
 def durability_components(count: int) -> dict[str, float]:
@@ -197,6 +359,7 @@ def run(quick: bool = False) -> list[Figure]:
             note=f"{statistics.median(per_commit):.1f} points per group commit",
         )
     ]
+    figures.append(modbus_figure(1_000 if quick else 3_000, 3))  # a wire point costs ~1 ms
     components = [durability_components(300 if quick else 1000) for _ in range(3)]
     for name in components[0]:
         figures.append(

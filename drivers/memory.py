@@ -4,9 +4,8 @@ It is a real driver, not a protocol mock: dry runs of recipes, engine tests and 
 benchmarks use it where the wire would only add noise. A channel may follow another channel
 with a first-order lag so that ramps and wait-until-stable steps have something to wait for.
 
-Its operations complete without suspending, as an in-process instrument's do: a write that
-yielded would only add a loop turn and an armed timeout to every set (half the engine's cost of
-a set step). The engine gives the loop its turns itself (see `EngineClock`).
+Its operations complete without suspending, as an in-process instrument's do; the engine gives
+the loop its turns itself (see `EngineClock`).
 """
 
 from __future__ import annotations

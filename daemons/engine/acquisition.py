@@ -8,18 +8,21 @@ stamped at the read, so an acquisition of 10 gives 10 samples however often the 
 notifies (a server that samples slower than asked says so in a warning at connect).
 
 The polling loop is the engine's hottest path (a memory instrument is read millions of times
-in a benchmark or a dry run), so per scan it does only what each scan must: read under the
-retry policy, check the interlocks, hand each sample to the file. What can be worked out once
-per step is (the read plan, the channels' buffers), and statistics are folded in by blocks.
+in a benchmark or a dry run), so per scan it does only what each scan must: read within the
+step's timeout context, check the interlocks, hand each sample to the file. What can be worked
+out once per step is (the read plan, the channels' buffers), and statistics are folded in by
+blocks.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from array import array
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from mdfd.drivers import InstrumentError, Value
+from mdfd.drivers import InstrumentError, Reading, Value
 from mdfd.recipes.model import AcquireSpec
 
 from ..resolve import duration_for
@@ -63,8 +66,11 @@ class Acquisition:
     async def _scan(self, channels: list[str], count: int, rate: float, ctx: StepContext) -> None:
         """`count` scans of the polled `channels` on the drift-free schedule.
 
-        Each scan's readings pass the interlock hooks inside `read`; the breach check follows
-        before any of them is kept, and so before the next read.
+        The scans share one timeout context, armed around each read by `Reader.read_within`.
+        A read that fails or runs out of time leaves that context: it is retried under the
+        recipe's error policy (each attempt with a timeout of its own) and the scans go on in
+        a new context. Each scan's readings pass the interlock hooks inside the read; the
+        breach check follows before any of them is kept, and so before the next read.
         """
         clock, check = ctx.clock, ctx.check_interlocks
         if not channels:
@@ -75,44 +81,61 @@ class Acquisition:
             await clock.sleep_until(began + count / rate)
             return
         reader = self._instruments.reader(channels)
-        read, add, point = reader.read, self._sink.add_sample, self._point
+        add, point = self._sink.add_sample, self._point
         slots = [(channel, array("d")) for channel in reader.channels]
         names = reader.channels
         keeps = [pending.append for _, pending in slots]
         width = len(slots)
         until_fold = STATS_BLOCK_SCANS
+
+        async def take(readings: Sequence[Reading]) -> None:
+            """One scan's readings: checked, then into the file and the statistics' buffers."""
+            nonlocal until_fold
+            check()
+            drain = False
+            written = width
+            for channel, reading, keep in zip(names, readings, keeps, strict=True):
+                sample = reading.value
+                value = sample if type(sample) is float else _scalar(sample)
+                if value is None:
+                    written -= 1
+                    continue
+                if add(channel, reading.timestamp, value, point):
+                    drain = True
+                keep(value)
+            self.samples_written += written
+            if drain or self._sink.needs_drain:
+                await self._sink.drain()
+            now = time.monotonic()
+            if now - self._last_event >= EVENT_PERIOD_WALL_SECONDS:
+                self._fold(slots)
+                self._publish(now)
+                until_fold = STATS_BLOCK_SCANS
+            until_fold -= 1
+            if not until_fold:
+                self._fold(slots)
+                until_fold = STATS_BLOCK_SCANS
+
         began = clock.now()
+        index = 0
         try:
-            for index in range(count):
-                await clock.sleep_until(began + index / rate)
+            while index < count:
+                deadline = asyncio.timeout(None)
                 try:
-                    readings = await read()
+                    async with deadline:
+                        while index < count:
+                            await clock.sleep_until(began + index / rate)
+                            await take(await reader.read_within(deadline))
+                            index += 1
+                    break
+                except TimeoutError:
+                    if not deadline.expired():
+                        raise
+                    error: InstrumentError = reader.timed_out()
                 except InstrumentError as exc:
-                    readings = await ctx.retry("acquire", read, exc)
-                check()
-                drain = False
-                written = width
-                for channel, reading, keep in zip(names, readings, keeps, strict=True):
-                    sample = reading.value
-                    value = sample if type(sample) is float else _scalar(sample)
-                    if value is None:
-                        written -= 1
-                        continue
-                    if add(channel, reading.timestamp, value, point):
-                        drain = True
-                    keep(value)
-                self.samples_written += written
-                if drain or self._sink.needs_drain:
-                    await self._sink.drain()
-                now = time.monotonic()
-                if now - self._last_event >= EVENT_PERIOD_WALL_SECONDS:
-                    self._fold(slots)
-                    self._publish(now)
-                    until_fold = STATS_BLOCK_SCANS
-                until_fold -= 1
-                if not until_fold:
-                    self._fold(slots)
-                    until_fold = STATS_BLOCK_SCANS
+                    error = exc
+                await take(await ctx.retry("acquire", reader.read, error))
+                index += 1
             await clock.sleep_until(began + count / rate)
         finally:
             self._fold(slots)

@@ -5,29 +5,19 @@ are read concurrently. Every reading passes the hooks (the interlock guard) befo
 sees it. A list of channels read again and again (an acquisition's scans) gets a `Reader` that
 has worked out the grouping and the hooks once.
 
-Every driver operation is bounded by a timeout, but the timer is armed only once the driver's
-coroutine suspends: an `asyncio.timeout` per call costs a few microseconds and a handle left in
-the loop's timer heap, which was a fifth of an in-process acquisition's time, while a call that
-completes without suspending cannot be stuck — and no timer could interrupt it anyway.
+Every driver operation is bounded by `OPERATION_TIMEOUT`, with plain `asyncio.timeout`: a read
+or a write on its own gets its own timeout; the scans of an acquisition share one timeout
+context that `Reader.read_within` arms before each read and disarms after it (`reschedule`), so
+the deadline is per read but the context is made once per step. Changing the per-read timeout
+is ordinary asyncio code (ADR 0056).
 """
 
 from __future__ import annotations
 
 import asyncio
-import types
-from collections.abc import (
-    Awaitable,
-    Callable,
-    Collection,
-    Coroutine,
-    Generator,
-    Iterable,
-    Sequence,
-)
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
-from functools import partial
 from operator import itemgetter
-from typing import Any, TypeVar
 
 import structlog
 
@@ -48,7 +38,6 @@ CONNECT_TIMEOUT = 30.0
 OPERATION_TIMEOUT = 60.0
 READERS_KEPT = 64  # distinct channel lists (acquire steps, interlock polls) a run keeps plans for
 
-T = TypeVar("T")
 ReadingHook = Callable[[str, Reading], None]
 
 
@@ -63,54 +52,6 @@ def as_number(value: Value) -> float:
     if isinstance(value, list):
         raise TypeError(f"an array reading ({len(value)} values) is not one number")
     return float(value)
-
-
-@types.coroutine
-def _resume(coro: Any, pending: Any) -> Generator[Any, Any, Any]:
-    """Go on driving a coroutine that already suspended once, exactly as `await` would.
-
-    What the task sends or throws in (a result, a cancellation) is passed through.
-    """
-    while True:
-        try:
-            sent = yield pending
-        except BaseException as exc:  # a cancellation is the coroutine's to handle
-            try:
-                pending = coro.throw(exc)
-            except StopIteration as stop:
-                return stop.value
-        else:
-            try:
-                pending = coro.send(sent)
-            except StopIteration as stop:
-                return stop.value
-
-
-async def bounded(call: Awaitable[T], seconds: float) -> T:
-    """`await call` within `seconds`, arming the timer only if the call suspends.
-
-    The deadline counts from the first suspension: the call's synchronous start cannot be
-    stuck waiting, and no timer could have interrupted it anyway.
-    """
-    if type(call) is not types.CoroutineType:
-        async with asyncio.timeout(seconds):
-            return await call
-    try:
-        pending = call.send(None)
-    except StopIteration as done:
-        result: T = done.value  # what the coroutine returned
-        return result
-    return await _finish(call, pending, seconds)
-
-
-async def _finish(call: Coroutine[Any, Any, T], pending: Any, seconds: float) -> T:
-    """The rest of a call that suspended, under its timeout."""
-    try:
-        async with asyncio.timeout(seconds):
-            result: T = await _resume(call, pending)  # what the coroutine returned
-            return result
-    finally:
-        call.close()
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,10 +93,42 @@ class Reader:
             for instrument, names in grouped.items()
         ]
         self.channels = tuple(f"{g.instrument}.{name}" for g in self._groups for name in g.names)
-        # One instrument, the common case, is read without the frame of `_read_all` around it.
-        self.read: Callable[[], Awaitable[Sequence[Reading]]] = (
-            partial(self._read_group, self._groups[0]) if len(self._groups) == 1 else self._read_all
+        self._unfinished: tuple[str, ...] = ()  # the instruments a cut-short read waited for
+
+    async def read(self) -> Sequence[Reading]:
+        """One read under its own timeout (a poll, a step's single read, a retry)."""
+        try:
+            async with asyncio.timeout(OPERATION_TIMEOUT):
+                return await self._read()
+        except TimeoutError:
+            raise self.timed_out() from None
+
+    async def read_within(self, deadline: asyncio.Timeout) -> Sequence[Reading]:
+        """One read of a series sharing the caller's timeout context (an acquisition's scans).
+
+        The deadline is armed for this read only and disarmed once it returns, so the time
+        between reads (the schedule's sleeps) never counts. When it expires, the caller's
+        `async with` raises `TimeoutError` and the caller turns it into `timed_out()`.
+        """
+        deadline.reschedule(asyncio.get_running_loop().time() + OPERATION_TIMEOUT)
+        readings = await self._read()
+        deadline.reschedule(None)
+        return readings
+
+    def timed_out(self) -> InstrumentTimeout:
+        """The error of a read that ran out of time, counted as an instrument error."""
+        self._instruments.errors += 1
+        stuck = self._unfinished or tuple(g.instrument for g in self._groups)
+        return InstrumentTimeout(
+            ",".join(stuck),
+            f"read took over {OPERATION_TIMEOUT:g} s",
+            channel=",".join(c for c in self.channels if split(c)[0] in stuck),
         )
+
+    async def _read(self) -> Sequence[Reading]:
+        if len(self._groups) == 1:
+            return await self._read_group(self._groups[0])
+        return await self._read_all()
 
     async def _read_all(self) -> Sequence[Reading]:
         """The first failure cancels the other instruments' reads: a read left running in the
@@ -164,6 +137,11 @@ class Reader:
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
         finally:
+            self._unfinished = tuple(
+                group.instrument
+                for group, task in zip(self._groups, tasks, strict=True)
+                if not task.done()
+            )
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -178,27 +156,15 @@ class Reader:
         """One driver call; its readings pass the hooks as soon as they arrive, so a reading
         that breaches an interlock trips it even if another instrument's read then fails."""
         try:
-            call = group.driver.read(group.names)
-            if type(call) is types.CoroutineType:
-                # `bounded`, inlined: this runs once per scan of an acquisition.
-                try:
-                    pending = call.send(None)
-                except StopIteration as done:
-                    readings = group.pick(done.value)
-                else:
-                    readings = group.pick(await _finish(call, pending, OPERATION_TIMEOUT))
-            else:
-                readings = group.pick(await bounded(call, OPERATION_TIMEOUT))
-        except TimeoutError:
-            self._instruments.errors += 1
-            raise InstrumentTimeout(
-                group.instrument,
-                f"read took over {OPERATION_TIMEOUT:g} s",
-                channel=",".join(group.names),
-            ) from None
+            readings = group.pick(await group.driver.read(group.names))
         except InstrumentError:
             self._instruments.errors += 1
             raise
+        except TimeoutError:  # the driver's own (a deadline of ours expires as a cancellation)
+            self._instruments.errors += 1
+            raise InstrumentTimeout(
+                group.instrument, "read timed out", channel=",".join(group.names)
+            ) from None
         for index, qualified, hooks in group.hooked:
             for hook in hooks:
                 hook(qualified, readings[index])
@@ -270,7 +236,8 @@ class Instruments:
     async def write(self, qualified: str, value: Value) -> None:
         instrument, channel = split(qualified)
         try:
-            await bounded(self.drivers[instrument].write(channel, value), OPERATION_TIMEOUT)
+            async with asyncio.timeout(OPERATION_TIMEOUT):
+                await self.drivers[instrument].write(channel, value)
         except TimeoutError:
             self.errors += 1
             raise WriteOutcomeUnknown(

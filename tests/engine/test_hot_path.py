@@ -1,9 +1,11 @@
-"""The engine's per-read path keeps its guarantees when the fast path is taken.
+"""The engine's per-read path keeps its guarantees, whether a driver's call suspends or not.
 
-Reads that complete without suspending skip the timer and run their hooks inline; these tests
-pin what must not change: a stuck operation still times out, a cancellation still reaches the
-driver, every reading of an interlocked channel is still checked, the retry policy still
-applies to an acquisition, statistics folded in blocks equal those added one by one.
+Every read and write runs under a plain `asyncio.timeout`; an acquisition's scans share one
+timeout context rescheduled per read. These tests pin what must not change: a stuck operation
+times out (alone or mid-acquisition, where the policy retries it and the scans go on), the
+schedule's sleeps never count against a read's timeout, a cancellation reaches the driver,
+every reading of an interlocked channel is checked, the loop stays responsive during a fast
+acquisition, statistics folded in blocks equal those added one by one.
 """
 
 from __future__ import annotations
@@ -62,6 +64,26 @@ class Stalled(MemoryDriver):
 
     async def write(self, channel: str, value: Value) -> None:
         await asyncio.Event().wait()
+
+
+class StallsOnce(MemoryDriver):
+    """Answers every read but the listed (1-based) ones, which wait until cancelled."""
+
+    def __init__(self, *args: object, stalling: set[int]) -> None:
+        super().__init__(*args)  # type: ignore[arg-type]
+        self.stalling = stalling
+        self.reads = 0
+        self.cancelled = 0
+
+    async def read(self, channels: Sequence[str]) -> dict[str, Reading]:
+        self.reads += 1
+        if self.reads in self.stalling:
+            try:
+                await asyncio.Event().wait()
+            except asyncio.CancelledError:
+                self.cancelled += 1
+                raise
+        return await super().read(channels)
 
 
 class Suspending(MemoryDriver):
@@ -353,3 +375,100 @@ async def test_a_clock_running_behind_still_gives_the_loop_turns() -> None:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
     assert turns >= 3
+
+
+async def test_a_read_stuck_mid_acquisition_times_out_and_is_retried(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(instruments_module, "OPERATION_TIMEOUT", 0.05)
+    instruments, clock = await connected(tmp_path)
+    driver = await swap(instruments, "meter", StallsOnce, stalling={3, 12})
+    spec = AcquireSpec(channels=["meter.resistivity", "meter.hardness"], rate=1000, count=20)
+    acquisition, path, error = await acquire(tmp_path, instruments, clock, spec)
+    assert error is None
+    assert driver.cancelled == 2  # each stuck read was unwound by its timeout
+    assert driver.reads == 22  # 20 scans and the two retried reads
+    assert instruments.errors == 2
+    assert acquisition.samples_written == 40
+    assert acquisition.stats["meter.hardness"].result().n == 20
+    with h5py.File(path, "r") as handle:
+        assert len(handle["entry/instrument/meter/hardness/value"]) == 20
+
+
+async def test_the_schedule_s_sleeps_do_not_count_against_a_read_timeout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(instruments_module, "OPERATION_TIMEOUT", 0.05)
+    config = load_config(write_config(tmp_path, scale=1.0))
+    clock = EngineClock(config.model.time_scale)
+    instruments = Instruments(config.model, ["furnace", "meter"], clock.now)
+    await instruments.connect()
+    # 10 Hz on the wall clock: 0.1 s between reads, twice the read timeout
+    spec = AcquireSpec(channels=["meter.resistivity"], rate=10, count=4)
+    acquisition, _, error = await acquire(tmp_path, instruments, clock, spec)
+    assert error is None
+    assert instruments.errors == 0
+    assert acquisition.samples_written == 4
+
+
+async def test_the_loop_stays_responsive_during_a_fast_acquisition(tmp_path: Path) -> None:
+    """A schedule far behind (10 kHz at time scale 3,000 on a memory driver whose reads
+    never suspend) still lets a timer-driven task (the interlock monitor, the watchdog) and the
+    loop's I/O run: five 1 ms ticks and a round trip over a socket happen mid-acquisition."""
+    instruments, clock = await connected(tmp_path)
+    reads = 0
+
+    def count(channel: str, reading: Reading) -> None:
+        nonlocal reads
+        reads += 1
+
+    instruments.on_reading(count, {"meter.hardness"})
+    spec = AcquireSpec(channels=["meter.resistivity", "meter.hardness"], rate=10_000, count=10**7)
+    config = load_config(tmp_path / "mdf.yaml")
+    recipe = load_recipe(write_recipe(tmp_path))
+    run_file = RunFile(
+        tmp_path / "run.h5",
+        metadata={},
+        channels=[ChannelSpec(c, "") for c in spec.channels],
+        parameters=[],
+    )
+    await run_file.open()
+    acquisition = Acquisition(run_file, instruments, EventBus())
+    acquisition.begin_point(0, list(spec.channels))
+    ctx = StepContext(
+        recipe.model, config.model, instruments, clock, 0, {}, acquisition, lambda: None
+    )
+
+    async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(await reader.readline())
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(echo, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+
+    async def watchdog() -> tuple[list[int], bytes]:
+        seen: list[int] = []
+        while len(seen) < 5:
+            await asyncio.sleep(0.001)
+            seen.append(reads)
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"ping\n")
+        answer = await reader.readline()
+        writer.close()
+        return seen, answer
+
+    task = asyncio.create_task(acquisition.run(spec, ctx))
+    try:
+        seen, answer = await asyncio.wait_for(watchdog(), 60.0)  # an upper bound, not a target
+        during = reads
+        assert not task.done()
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        server.close()
+        await server.wait_closed()
+        await run_file.close("aborted")
+    assert answer == b"ping\n"
+    assert seen == sorted(seen)
+    assert 0 < during < spec.count  # all of it happened while the acquisition was running
