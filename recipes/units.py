@@ -15,7 +15,6 @@ import pint
 from pydantic import AfterValidator, Field
 
 NUMBER = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
-DURATION_PATTERN = re.compile(rf"^\s*{NUMBER}\s*[A-Za-z]+\s*$")
 QUANTITY_PATTERN = re.compile(rf"^\s*({NUMBER})\s*(.*?)\s*$")
 # pint's parser takes seconds on a 20,000-character unit; real units are a few characters.
 MAX_UNIT_CHARS = 64
@@ -61,10 +60,6 @@ def convert(value: float, source: str, target: str) -> float:
         return float(quantity.to(parse_unit(target)).magnitude)
     except pint.DimensionalityError as exc:
         raise UnitError(f"cannot convert {source!r} to {target!r}") from exc
-
-
-def looks_like_quantity(text: str) -> bool:
-    return bool(DURATION_PATTERN.match(text))
 
 
 def parse_quantity(text: str, default_unit: str = "") -> tuple[float, str]:
