@@ -25,6 +25,7 @@ from pydantic import (
 )
 
 from . import sweeps
+from .located import PathKey
 from .units import UnitText
 from .values import (
     MAX_TEXT_CHARS,
@@ -244,9 +245,6 @@ class Sweep(Strict):
         return sweeps.grid(axes, serpentine=self.order == "serpentine")
 
 
-Path = tuple[str | int, ...]
-
-
 @dataclass(frozen=True, slots=True)
 class Given:
     """A value a step gives for a channel, in that channel's unit: a setpoint (written: inside
@@ -254,7 +252,7 @@ class Given:
 
     role: Literal["setpoint", "rate", "target"]
     value: StepValue
-    at: Path
+    at: PathKey
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,7 +261,7 @@ class ChannelUse:
     inside the step, and the values the step gives for it."""
 
     channel: str
-    at: Path
+    at: PathKey
     access: Literal["write", "read", "acquire"]
     given: tuple[Given, ...] = ()
 
@@ -289,7 +287,7 @@ class StepModel(Strict, ABC):
     def uses(self) -> list[ChannelUse]: ...
 
     @abstractmethod
-    def values(self) -> list[tuple[Path, StepValue]]:
+    def values(self) -> list[tuple[PathKey, StepValue]]:
         """Each value that may name a parameter, with its path inside the step."""
 
     @abstractmethod
@@ -307,7 +305,7 @@ class SetStep(StepModel):
             for name, value in self.set.items()
         ]
 
-    def values(self) -> list[tuple[Path, StepValue]]:
+    def values(self) -> list[tuple[PathKey, StepValue]]:
         return [(("set", name), value) for name, value in self.set.items()]
 
     def estimate(self, point: sweeps.Point, plan: Estimate) -> float:
@@ -341,7 +339,7 @@ class RampStep(StepModel):
         given += (Given("rate", self.ramp.rate, ("ramp", "rate")),)
         return [ChannelUse(self.ramp.channel, ("ramp", "channel"), "write", given)]
 
-    def values(self) -> list[tuple[Path, StepValue]]:
+    def values(self) -> list[tuple[PathKey, StepValue]]:
         return [(("ramp", "to"), self.ramp.to), (("ramp", "rate"), self.ramp.rate)]
 
     def estimate(self, point: sweeps.Point, plan: Estimate) -> float:
@@ -374,7 +372,7 @@ class StableStep(StepModel):
         target = (Given("target", spec.target, (*where, "target")),)
         return [ChannelUse(spec.channel, (*where, "channel"), "read", target)]
 
-    def values(self) -> list[tuple[Path, StepValue]]:
+    def values(self) -> list[tuple[PathKey, StepValue]]:
         spec = self.wait_until_stable
         keys = ("target", "hold", "timeout")
         return [(("wait_until_stable", key), getattr(spec, key)) for key in keys]
@@ -390,7 +388,7 @@ class DwellStep(StepModel):
     def uses(self) -> list[ChannelUse]:
         return []
 
-    def values(self) -> list[tuple[Path, StepValue]]:
+    def values(self) -> list[tuple[PathKey, StepValue]]:
         return [(("dwell",), self.dwell)]
 
     def estimate(self, point: sweeps.Point, plan: Estimate) -> float:
@@ -429,7 +427,7 @@ class AcquireStep(StepModel):
             for position, name in enumerate(self.acquire.channels)
         ]
 
-    def values(self) -> list[tuple[Path, StepValue]]:
+    def values(self) -> list[tuple[PathKey, StepValue]]:
         duration = self.acquire.duration
         return [] if duration is None else [(("acquire", "duration"), duration)]
 
