@@ -87,6 +87,23 @@ def test_a_second_executor_for_a_kind_is_refused() -> None:
     assert EXECUTORS[SetStep] is before
 
 
+def test_a_kind_without_an_estimate_cannot_be_built() -> None:
+    """Planning cannot give a kind 0 s by forgetting it: its class must say how long it takes."""
+
+    class Unplanned(StepModel):
+        kind: ClassVar[str] = "unplanned"
+        unplanned: int
+
+        def uses(self) -> list[ChannelUse]:
+            return []
+
+        def values(self) -> list[tuple[PathKey, StepValue]]:
+            return []
+
+    with pytest.raises(TypeError, match="abstract method estimate"):
+        Unplanned.model_validate({"unplanned": 1})
+
+
 async def test_an_unknown_step_is_a_typed_error_when_run_and_writes_nothing(
     tmp_path: Path,
 ) -> None:
