@@ -13,6 +13,7 @@ from mdfd.drivers import ChannelConfig
 from mdfd.recipes.loader import LoadedRecipe
 from mdfd.recipes.located import InputError, LocatedDocument, Problem
 from mdfd.recipes.model import ChannelUse, MaterialItem, RecordItem
+from mdfd.recipes.sweeps import Point
 from mdfd.recipes.units import UnitError, compatible, convert
 from mdfd.recipes.values import ParameterRef, StepValue, rate_per_second, value_for
 
@@ -116,7 +117,7 @@ def _check_limits(
     value: StepValue,
     config_channel: ChannelConfig,
     recipe: LoadedRecipe,
-    points: list,
+    points: list[Point],
     problems: list[Problem],
 ) -> None:
     limits = config_channel.limits
@@ -150,7 +151,7 @@ def _check_rate(
     value: StepValue,
     config_channel: ChannelConfig,
     recipe: LoadedRecipe,
-    points: list,
+    points: list[Point],
     problems: list[Problem],
 ) -> None:
     for point in _points_to_check(value, points):
@@ -173,7 +174,7 @@ def _check_numeric(
     value: StepValue,
     config_channel: ChannelConfig,
     recipe: LoadedRecipe,
-    points: list,
+    points: list[Point],
     problems: list[Problem],
 ) -> None:
     for point in points[:1]:
@@ -186,7 +187,7 @@ def _check_numeric(
             problems.append(doc.problem(where, f"target must be a number, got {resolved!r}"))
 
 
-def _points_to_check(value: StepValue, points: list) -> list:
+def _points_to_check(value: StepValue, points: list[Point]) -> list[Point]:
     """A parameter is checked at every point; a literal is the same at each: once."""
     return points if isinstance(value, ParameterRef) else points[:1]
 

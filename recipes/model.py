@@ -335,8 +335,10 @@ class RampStep(StepModel):
     ramp: RampSpec
 
     def uses(self) -> list[ChannelUse]:
-        given = (Given("setpoint", self.ramp.to, ("ramp", "to")),)
-        given += (Given("rate", self.ramp.rate, ("ramp", "rate")),)
+        given = (
+            Given("setpoint", self.ramp.to, ("ramp", "to")),
+            Given("rate", self.ramp.rate, ("ramp", "rate")),
+        )
         return [ChannelUse(self.ramp.channel, ("ramp", "channel"), "write", given)]
 
     def values(self) -> list[tuple[PathKey, StepValue]]:
