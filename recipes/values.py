@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated
 from pydantic import Field, PlainSerializer, PlainValidator
 
 from .sweeps import Point
-from .units import convert, parse_quantity, seconds
+from .units import UnitError, convert, parse_unit, seconds, split_quantity
 
 if TYPE_CHECKING:
     from .model import Recipe
@@ -49,11 +49,6 @@ class Quantity:
     def __str__(self) -> str:
         return self.text
 
-    @property
-    def has_word_unit(self) -> bool:
-        """'2 h', '250 degC': the unit is one word (what durations and bounds accept)."""
-        return self.unit.isascii() and self.unit.isalpha()
-
 
 @dataclass(frozen=True, slots=True)
 class LiteralValue:
@@ -84,27 +79,33 @@ def parse_value(raw: object, *, booleans: bool = False) -> StepValue:
         raise ValueError(f"at most {MAX_TEXT_CHARS} characters")
     if re.match(NAME, raw):
         return ParameterRef(raw)
-    number, unit = parse_quantity(raw, "")  # UnitError is a ValueError: pydantic locates it
+    number, unit = split_quantity(raw)  # UnitError is a ValueError: pydantic locates it
+    if unit:
+        parse_unit(unit)
     return Quantity(number, unit, raw)
+
+
+def _word_quantity(raw: str) -> bool:
+    """'2 h', '250 degC': a number and a one-word unit (what durations and bounds accept);
+    whether pint knows the unit is for `parse_value` to say."""
+    try:
+        _, unit = split_quantity(raw)
+    except UnitError:
+        return False
+    return unit.isascii() and unit.isalpha()
 
 
 def parse_duration(raw: object) -> StepValue:
     """A duration: non-negative seconds, a word-unit quantity ('30 min') or a parameter."""
     if isinstance(raw, bool):
         raise ValueError("a duration is seconds, a quantity ('30 min') or a parameter name")
-    try:
-        value = parse_value(raw)
-    except ValueError:
-        value = None
-    if isinstance(value, ParameterRef):
-        return value
-    if isinstance(value, LiteralValue):
-        if value.value < 0:
-            raise ValueError("a duration cannot be negative")
-        return value
-    if value is None or not value.has_word_unit:
+    if isinstance(raw, str) and not re.match(NAME, raw) and not _word_quantity(raw):
         raise ValueError(f"{raw!r} is neither a duration (e.g. '30 min') nor a parameter name")
-    if seconds(value.number, value.unit) < 0:  # UnitError: 'cannot convert ... to second'
+    value = parse_value(raw)
+    seconds_given = literal_seconds(value)  # UnitError: 'cannot convert ... to second'
+    if seconds_given is not None and seconds_given < 0:
+        if isinstance(value, LiteralValue):
+            raise ValueError("a duration cannot be negative")
         raise ValueError(f"{raw!r} is not a non-negative duration")
     return value
 
@@ -112,12 +113,10 @@ def parse_duration(raw: object) -> StepValue:
 def parse_bound(raw: object) -> StepValue:
     """A literal bound (a precondition's): a number or a word-unit quantity, never a parameter,
     since it is checked before any point exists."""
-    try:
-        value = None if isinstance(raw, bool) else parse_value(raw)
-    except ValueError:
-        value = None
-    if isinstance(value, LiteralValue) or (isinstance(value, Quantity) and value.has_word_unit):
-        return value
+    if isinstance(raw, int | float) and not isinstance(raw, bool):
+        return LiteralValue(raw)
+    if isinstance(raw, str) and _word_quantity(raw):
+        return parse_value(raw)  # UnitError: 'unknown unit ...'
     raise ValueError(
         f"{raw!r} is not a value (e.g. 250 or '250 degC'); "
         "a precondition cannot use a sweep parameter"

@@ -98,3 +98,22 @@ def test_a_boolean_is_a_value_only_in_a_set() -> None:
     text = RECIPE.replace("to: temperature", "to: true")
     with pytest.raises(InputError, match=r"r.yaml:9: steps\[1\].ramp.to: expected a number"):
         load_recipe("r.yaml", text=textwrap.dedent(text))
+
+
+@pytest.mark.parametrize(
+    ("dwell", "message"),
+    [
+        ("5 blorps", "unknown unit 'blorps'"),
+        ("5 parsec", "cannot convert 'parsec' to 'second'"),
+        ("30", "'30' is neither a duration (e.g. '30 min') nor a parameter name"),
+        ("5 m/s", "'5 m/s' is neither a duration (e.g. '30 min') nor a parameter name"),
+        ("-5 min", "'-5 min' is not a non-negative duration"),
+        (-5, "a duration cannot be negative"),
+    ],
+)
+def test_a_duration_says_what_is_wrong_with_it(dwell: object, message: str) -> None:
+    text = RECIPE.replace("dwell: 30", f"dwell: {dwell!r}")
+    with pytest.raises(InputError) as caught:
+        load_recipe("r.yaml", text=text)
+    [problem] = caught.value.problems
+    assert (problem.line, problem.field, problem.message) == (12, "steps[3].dwell", message)
