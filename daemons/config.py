@@ -31,7 +31,7 @@ from mdfd.recipes.located import (
     load_located,
 )
 from mdfd.recipes.model import MAX_POINTS
-from mdfd.recipes.units import UnitError, parse_quantity, parse_unit, seconds
+from mdfd.recipes.units import UnitError, parse_unit, seconds, split_quantity
 from mdfd.simulators.base import SimulatorSettings, UnknownSimulator, simulator_class
 
 ENV_PATTERN = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -113,7 +113,7 @@ def wall_seconds(value: Any) -> Any:
     """A duration in config: a number of seconds or a quantity string such as `10 s`."""
     if isinstance(value, str):
         try:
-            number, unit = parse_quantity(value, "s")
+            number, unit = split_quantity(value)
             return seconds(number, unit)
         except (UnitError, ValueError) as exc:
             raise ValueError(f"expected a duration such as '10 s': {exc}") from None

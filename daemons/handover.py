@@ -11,11 +11,10 @@ how to wait, so that instrument is not warned about (ADR 0039).
 from __future__ import annotations
 
 from mdfd.recipes.loader import LoadedRecipe
-from mdfd.recipes.model import RampStep, SetStep
 from mdfd.recipes.sweeps import Point
+from mdfd.recipes.values import value_for
 
 from .config import LoadedConfig
-from .resolve import value_for
 
 FAR_FRACTION = 0.2
 
@@ -24,18 +23,15 @@ def _setpoints(recipe: LoadedRecipe, config: LoadedConfig, point: Point) -> dict
     """Each channel's value after the point's writes (the last set or ramp target wins)."""
     written: dict[str, float] = {}
     for step in recipe.model.steps:
-        if isinstance(step, SetStep):
-            targets = list(step.set.items())
-        elif isinstance(step, RampStep):
-            targets = [(step.ramp.channel, step.ramp.to)]
-        else:
-            continue
-        for qualified, raw in targets:
-            instrument, _, name = qualified.partition(".")
-            unit = config.model.instruments[instrument].channels[name].unit
-            value = value_for(raw, point, recipe.model, unit)
-            if isinstance(value, int | float) and not isinstance(value, bool):
-                written[qualified] = float(value)
+        for use in step.uses():
+            for given in use.given:
+                if given.role != "setpoint":
+                    continue
+                instrument, _, name = use.channel.partition(".")
+                unit = config.model.instruments[instrument].channels[name].unit
+                value = value_for(given.value, point, recipe.model, unit)
+                if isinstance(value, int | float) and not isinstance(value, bool):
+                    written[use.channel] = float(value)
     return written
 
 

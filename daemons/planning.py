@@ -1,8 +1,9 @@
 """`mdfd plan`: the points in execution order and an honest estimate of how long they take.
 
-The estimate follows the steps: a ramp takes |target - previous target| / rate, a
-wait-until-stable at least its hold time, a dwell its duration, an acquisition its duration (or
-count / rate). It cannot know thermal lag, so it is a lower bound; the plan says so.
+The estimate follows the steps, each kind giving its own (`StepModel.estimate`): a ramp takes
+|target - previous target| / rate, a wait-until-stable at least its hold time, a dwell its
+duration, an acquisition its duration (or count / rate). It cannot know thermal lag, so it is a
+lower bound; the plan says so.
 The recipe's preconditions may hold at once or only after their timeouts: their sum is
 reported apart, as the worst case added before the first point.
 """
@@ -12,11 +13,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mdfd.recipes.loader import LoadedRecipe
-from mdfd.recipes.model import AcquireStep, DwellStep, RampStep, SetStep, StableStep
+from mdfd.recipes.model import Estimate
 from mdfd.recipes.sweeps import Point
+from mdfd.recipes.values import duration_for
 
 from .config import LoadedConfig
-from .resolve import duration_for, rate_per_second, value_for
 
 
 @dataclass(frozen=True)
@@ -70,47 +71,15 @@ def make_plan(recipe: LoadedRecipe, config: LoadedConfig) -> Plan:
         for k, v in config.model.safety.safe_state.items()
         if isinstance(v, int | float) and not isinstance(v, bool)
     }
+    estimate = Estimate(model, lambda name: _unit(config, name), last_written)
     planned = []
     for index, point in enumerate(model.points()):
         total = 0.0
         for step in model.steps:
-            total += _step_seconds(step, point, recipe, config, last_written)
+            total += step.estimate(point, estimate)
         planned.append(PlannedPoint(index, point, total))
     waits = sum(duration_for(p.timeout, {}, model) for p in model.preconditions)
     return Plan(model.recipe.name, model.recipe.version, planned, config.model.time_scale, waits)
-
-
-def _step_seconds(
-    step: object,
-    point: Point,
-    recipe: LoadedRecipe,
-    config: LoadedConfig,
-    last_written: dict[str, float],
-) -> float:
-    model = recipe.model
-    if isinstance(step, SetStep):
-        for name, value in step.set.items():
-            resolved = value_for(value, point, model, _unit(config, name))
-            if isinstance(resolved, int | float) and not isinstance(resolved, bool):
-                last_written[name] = float(resolved)
-        return 0.0
-    if isinstance(step, RampStep):
-        unit = _unit(config, step.ramp.channel)
-        target = float(value_for(step.ramp.to, point, model, unit))
-        rate = rate_per_second(step.ramp.rate, point, model, unit)
-        start = last_written.get(step.ramp.channel, target)
-        last_written[step.ramp.channel] = target
-        return abs(target - start) / rate
-    if isinstance(step, StableStep):
-        return duration_for(step.wait_until_stable.hold, point, model)
-    if isinstance(step, DwellStep):
-        return duration_for(step.dwell, point, model)
-    if isinstance(step, AcquireStep):
-        spec = step.acquire
-        if spec.duration is not None:
-            return duration_for(spec.duration, point, model)
-        return (spec.count or 0) / spec.rate
-    return 0.0
 
 
 def _unit(config: LoadedConfig, qualified: str) -> str:

@@ -7,24 +7,17 @@ the recipe file so the operator can go straight to the line.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 from mdfd.drivers import ChannelConfig
 from mdfd.recipes.loader import LoadedRecipe
 from mdfd.recipes.located import InputError, LocatedDocument, Problem
-from mdfd.recipes.model import (
-    AcquireStep,
-    MaterialItem,
-    RampStep,
-    RecordItem,
-    SetStep,
-    StableStep,
-    StepValue,
-    is_parameter_ref,
-)
+from mdfd.recipes.model import ChannelUse, MaterialItem, RecordItem
+from mdfd.recipes.sweeps import Point
 from mdfd.recipes.units import UnitError, compatible, convert
+from mdfd.recipes.values import ParameterRef, StepValue, rate_per_second, value_for
 
 from .config import LoadedConfig
-from .resolve import rate_per_second, value_for
 from .vocabulary import Item, load_vocabulary
 
 MAX_PROBLEMS_PER_STEP = 3
@@ -58,23 +51,22 @@ def check(recipe: LoadedRecipe, config: LoadedConfig) -> list[Problem]:
             )
         return found
 
-    def writes(
-        name: str,
-        value: StepValue,
-        where: tuple[str | int, ...],
-        value_where: tuple[str | int, ...] | None = None,
-    ) -> ChannelConfig | None:
-        """The channel is located at `where`, the written value at `value_where` (a ramp's
-        `channel` and `to` are different lines); each problem is reported once."""
-        config_channel = channel(name, where)
+    def check_use(use: ChannelUse, base: tuple[str | int, ...]) -> None:
+        """The channel exists (and is writable when written); then each value the step gives
+        for it, in its unit: a setpoint inside the limits at every point, a rate positive, a
+        target a number. The channel and its values are on different lines: each problem is
+        reported once, where it is."""
+        config_channel = channel(use.channel, (*base, *use.at))
         if config_channel is None:
-            return None
-        if not config_channel.writable:
-            problems.append(doc.problem(where, f"channel {name!r} is not writable"))
-            return None
-        value_where = value_where or where
-        _check_limits(doc, value_where, name, value, config_channel, recipe, points, problems)
-        return config_channel
+            return
+        if use.access == "write" and not config_channel.writable:
+            message = f"channel {use.channel!r} is not writable"
+            problems.append(doc.problem((*base, *use.at), message))
+            return
+        for given in use.given:
+            check = GIVEN_CHECKS[given.role]
+            where = (*base, *given.at)
+            check(doc, where, use.channel, given.value, config_channel, recipe, points, problems)
 
     served = config.model.mdf.served
     if model.recipe.domain is not None and model.recipe.domain not in served:
@@ -86,34 +78,8 @@ def check(recipe: LoadedRecipe, config: LoadedConfig) -> list[Problem]:
             )
         )
     for index, step in enumerate(model.steps):
-        base: tuple[str | int, ...] = ("steps", index)
-        if isinstance(step, SetStep):
-            for name, value in step.set.items():
-                writes(name, value, (*base, "set", name))
-        elif isinstance(step, RampStep):
-            where = (*base, "ramp")
-            ramp = step.ramp
-            ramp_channel = writes(ramp.channel, ramp.to, (*where, "channel"), (*where, "to"))
-            if ramp_channel is not None:
-                _check_rate(
-                    doc, (*where, "rate"), step.ramp.rate, ramp_channel, recipe, points, problems
-                )
-        elif isinstance(step, StableStep):
-            where = (*base, "wait_until_stable")
-            stable_channel = channel(step.wait_until_stable.channel, (*where, "channel"))
-            if stable_channel is not None:
-                _check_numeric(
-                    doc,
-                    (*where, "target"),
-                    step.wait_until_stable.target,
-                    stable_channel.unit,
-                    recipe,
-                    points,
-                    problems,
-                )
-        elif isinstance(step, AcquireStep):
-            for position, name in enumerate(step.acquire.channels):
-                channel(name, (*base, "acquire", "channels", position))
+        for use in step.uses():
+            check_use(use, ("steps", index))
     for index, precondition in enumerate(model.preconditions):
         where = ("preconditions", index)
         watched = channel(precondition.channel, (*where, "channel"))
@@ -123,8 +89,9 @@ def check(recipe: LoadedRecipe, config: LoadedConfig) -> list[Problem]:
                     _check_numeric(
                         doc,
                         (*where, key),
+                        precondition.channel,
                         getattr(precondition, key),
-                        watched.unit,
+                        watched,
                         recipe,
                         points,
                         problems,
@@ -150,13 +117,12 @@ def _check_limits(
     value: StepValue,
     config_channel: ChannelConfig,
     recipe: LoadedRecipe,
-    points: list,
+    points: list[Point],
     problems: list[Problem],
 ) -> None:
     limits = config_channel.limits
     found = 0
-    # A literal is the same at every point: check (and report) it once.
-    for point_index, point in enumerate(points if is_parameter_ref(value) else points[:1]):
+    for point_index, point in enumerate(_points_to_check(value, points)):
         try:
             resolved = value_for(value, point, recipe.model, config_channel.unit)
         except UnitError as exc:
@@ -181,14 +147,14 @@ def _check_limits(
 def _check_rate(
     doc: LocatedDocument,
     where: tuple[str | int, ...],
+    name: str,
     value: StepValue,
     config_channel: ChannelConfig,
     recipe: LoadedRecipe,
-    points: list,
+    points: list[Point],
     problems: list[Problem],
 ) -> None:
-    # A literal rate is the same at every point: check it once.
-    for point in points if is_parameter_ref(value) else points[:1]:
+    for point in _points_to_check(value, points):
         try:
             rate = rate_per_second(value, point, recipe.model, config_channel.unit)
         except UnitError as exc:
@@ -204,20 +170,34 @@ def _check_rate(
 def _check_numeric(
     doc: LocatedDocument,
     where: tuple[str | int, ...],
+    name: str,
     value: StepValue,
-    unit: str,
+    config_channel: ChannelConfig,
     recipe: LoadedRecipe,
-    points: list,
+    points: list[Point],
     problems: list[Problem],
 ) -> None:
     for point in points[:1]:
         try:
-            resolved = value_for(value, point, recipe.model, unit)
+            resolved = value_for(value, point, recipe.model, config_channel.unit)
         except UnitError as exc:
             problems.append(doc.problem(where, str(exc)))
             return
         if isinstance(resolved, bool) or not isinstance(resolved, int | float):
             problems.append(doc.problem(where, f"target must be a number, got {resolved!r}"))
+
+
+def _points_to_check(value: StepValue, points: list[Point]) -> list[Point]:
+    """A parameter is checked at every point; a literal is the same at each: once."""
+    return points if isinstance(value, ParameterRef) else points[:1]
+
+
+# How each value a step gives for a channel is checked against that channel (ChannelUse).
+GIVEN_CHECKS: dict[str, Callable[..., None]] = {
+    "setpoint": _check_limits,
+    "rate": _check_rate,
+    "target": _check_numeric,
+}
 
 
 def _check_vocabulary(recipe: LoadedRecipe, config: LoadedConfig) -> list[Problem]:
@@ -323,7 +303,7 @@ def _check_mapped(
     if item is None:
         return problems
     parameters = recipe.model.sweep.parameters
-    if is_parameter_ref(mapped.source) and mapped.source in parameters:
+    if mapped.source in parameters:
         unit = parameters[mapped.source].unit
     else:
         located = config.channel(mapped.source)

@@ -1,15 +1,18 @@
 """The recipe: data, validated before any instrument is touched.
 
 Parameters are referenced by name, never by code: a step value is a number, a quantity string
-("2 h", "5 degC/min") or the name of a sweep parameter. Nothing is evaluated.
+("2 h", "5 degC/min") or the name of a sweep parameter, parsed at load into `values.StepValue`.
+Nothing is evaluated. Each step kind is one class that knows what it writes, reads and takes.
 """
 
 from __future__ import annotations
 
 import difflib
-import re
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, ClassVar, Literal, Union
 
 from pydantic import (
     BaseModel,
@@ -22,9 +25,26 @@ from pydantic import (
 )
 
 from . import sweeps
-from .units import UnitError, UnitText, looks_like_quantity, parse_quantity, seconds
+from .located import PathKey
+from .units import UnitText
+from .values import (
+    MAX_TEXT_CHARS,
+    NAME,
+    BoundValue,
+    Duration,
+    LiteralValue,
+    Number,
+    ParameterRef,
+    SetValue,
+    ShortText,
+    StepValue,
+    Value,
+    duration_for,
+    literal_seconds,
+    rate_per_second,
+    value_for,
+)
 
-NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
 CHANNEL = r"^[A-Za-z][A-Za-z0-9_-]*\.[A-Za-z_][A-Za-z0-9_]*$"
 # The recipe's own ceiling, whatever the MDF allows; each MDF's `limits.max_points` (default
 # 100,000) is checked in validation, from the sweep's definition, before any point is generated.
@@ -32,10 +52,7 @@ MAX_POINTS = 1_000_000
 # Names and versions end up in file names, HDF5 attributes and log lines; texts that are parsed
 # (quantities, units) are short by nature and cost time in proportion to their length.
 MAX_NAME_CHARS = 64
-MAX_TEXT_CHARS = 128
 
-Number = float | int
-ShortText = Annotated[str, Field(max_length=MAX_TEXT_CHARS)]
 ChannelName = Annotated[str, Field(pattern=CHANNEL)]
 
 
@@ -228,107 +245,163 @@ class Sweep(Strict):
         return sweeps.grid(axes, serpentine=self.order == "serpentine")
 
 
-StepValue = Number | ShortText
+@dataclass(frozen=True, slots=True)
+class Given:
+    """A value a step gives for a channel, in that channel's unit: a setpoint (written: inside
+    the limits at every point), a rate (channel units per time) or a target (a number)."""
+
+    role: Literal["setpoint", "rate", "target"]
+    value: StepValue
+    at: PathKey
 
 
-def is_parameter_ref(value: StepValue) -> bool:
-    return isinstance(value, str) and re.match(NAME, value) is not None
+@dataclass(frozen=True, slots=True)
+class ChannelUse:
+    """A channel a step writes, reads or acquires (reads into the data file), where it is named
+    inside the step, and the values the step gives for it."""
+
+    channel: str
+    at: PathKey
+    access: Literal["write", "read", "acquire"]
+    given: tuple[Given, ...] = ()
 
 
-def literal_seconds(value: StepValue) -> float | None:
-    """Seconds for a literal duration; None for a parameter reference."""
-    if isinstance(value, int | float):
-        return float(value)
-    if is_parameter_ref(value):
-        return None
-    number, unit = parse_quantity(value, "s")
-    return seconds(number, unit)
+@dataclass
+class Estimate:
+    """What planning knows while it walks the steps of each point in order."""
+
+    recipe: Recipe
+    unit: Callable[[str], str]
+    last_written: dict[str, float]
 
 
-def _check_duration(value: StepValue) -> StepValue:
-    if isinstance(value, int | float):
-        if value < 0:
-            raise ValueError("a duration cannot be negative")
-        return value
-    if is_parameter_ref(value):
-        return value
-    if not looks_like_quantity(value):
-        raise ValueError(f"{value!r} is neither a duration (e.g. '30 min') nor a parameter name")
-    try:
-        literal = literal_seconds(value)
-    except UnitError as exc:
-        raise ValueError(str(exc)) from exc
-    if literal is None or literal < 0:
-        raise ValueError(f"{value!r} is not a non-negative duration")
-    return value
+class StepModel(Strict, ABC):
+    """A step kind: a one-key mapping (`kind`) that knows what it writes and reads, how it is
+    checked (its channel uses, checked against an MDF by validation), which of its values may
+    name a parameter, and how long it takes. How it runs is its executor, registered in the
+    engine by this class."""
+
+    kind: ClassVar[str]
+
+    @abstractmethod
+    def uses(self) -> list[ChannelUse]: ...
+
+    @abstractmethod
+    def values(self) -> list[tuple[PathKey, StepValue]]:
+        """Each value that may name a parameter, with its path inside the step."""
+
+    @abstractmethod
+    def estimate(self, point: sweeps.Point, plan: Estimate) -> float:
+        """Seconds at this point, as a lower bound (thermal lag is unknown)."""
 
 
-DurationValue = Annotated[StepValue, Field(description="seconds, '30 min', or a parameter")]
-
-
-# bool first: pydantic's smart union would otherwise turn `running: true` into 1.0.
-SetValue = bool | Number | ShortText
-
-
-class SetStep(Strict):
+class SetStep(StepModel):
+    kind: ClassVar[str] = "set"
     set: dict[ChannelName, SetValue] = Field(min_length=1)
+
+    def uses(self) -> list[ChannelUse]:
+        return [
+            ChannelUse(name, ("set", name), "write", (Given("setpoint", value, ("set", name)),))
+            for name, value in self.set.items()
+        ]
+
+    def values(self) -> list[tuple[PathKey, StepValue]]:
+        return [(("set", name), value) for name, value in self.set.items()]
+
+    def estimate(self, point: sweeps.Point, plan: Estimate) -> float:
+        for name, value in self.set.items():
+            resolved = value_for(value, point, plan.recipe, plan.unit(name))
+            if isinstance(resolved, int | float) and not isinstance(resolved, bool):
+                plan.last_written[name] = float(resolved)
+        return 0.0
 
 
 class RampSpec(Strict):
     channel: ChannelName
-    to: StepValue
-    rate: StepValue = Field(description="channel units per minute, e.g. 5 or '5 degC/min'")
+    to: Value
+    rate: Annotated[Value, Field(description="channel units per minute, e.g. 5 or '5 degC/min'")]
     increment: float | None = Field(default=None, gt=0, description="largest single write step")
 
     @field_validator("rate")
     @classmethod
     def _positive_rate(cls, rate: StepValue) -> StepValue:
-        if isinstance(rate, int | float) and rate <= 0:
+        if isinstance(rate, LiteralValue) and rate.value <= 0:
             raise ValueError("rate must be positive")
         return rate
 
 
-class RampStep(Strict):
+class RampStep(StepModel):
+    kind: ClassVar[str] = "ramp"
     ramp: RampSpec
+
+    def uses(self) -> list[ChannelUse]:
+        given = (
+            Given("setpoint", self.ramp.to, ("ramp", "to")),
+            Given("rate", self.ramp.rate, ("ramp", "rate")),
+        )
+        return [ChannelUse(self.ramp.channel, ("ramp", "channel"), "write", given)]
+
+    def values(self) -> list[tuple[PathKey, StepValue]]:
+        return [(("ramp", "to"), self.ramp.to), (("ramp", "rate"), self.ramp.rate)]
+
+    def estimate(self, point: sweeps.Point, plan: Estimate) -> float:
+        """|target - previous target| / rate; the first ramp of a channel starts from the
+        safe state's value, or takes no time when there is none."""
+        unit = plan.unit(self.ramp.channel)
+        target = float(value_for(self.ramp.to, point, plan.recipe, unit))
+        rate = rate_per_second(self.ramp.rate, point, plan.recipe, unit)
+        start = plan.last_written.get(self.ramp.channel, target)
+        plan.last_written[self.ramp.channel] = target
+        return abs(target - start) / rate
 
 
 class StableSpec(Strict):
     channel: ChannelName
-    target: StepValue
+    target: Value
     tolerance: float = Field(gt=0)
-    hold: DurationValue
-    timeout: DurationValue
+    hold: Duration
+    timeout: Duration
     on_timeout: Literal["fail", "skip"] = "fail"
 
-    @field_validator("hold", "timeout")
-    @classmethod
-    def _durations(cls, value: StepValue) -> StepValue:
-        return _check_duration(value)
 
-
-class StableStep(Strict):
+class StableStep(StepModel):
+    kind: ClassVar[str] = "wait_until_stable"
     wait_until_stable: StableSpec
 
+    def uses(self) -> list[ChannelUse]:
+        spec = self.wait_until_stable
+        where = ("wait_until_stable",)
+        target = (Given("target", spec.target, (*where, "target")),)
+        return [ChannelUse(spec.channel, (*where, "channel"), "read", target)]
 
-class DwellStep(Strict):
-    dwell: DurationValue
+    def values(self) -> list[tuple[PathKey, StepValue]]:
+        spec = self.wait_until_stable
+        keys = ("target", "hold", "timeout")
+        return [(("wait_until_stable", key), getattr(spec, key)) for key in keys]
 
-    @field_validator("dwell")
-    @classmethod
-    def _duration(cls, value: StepValue) -> StepValue:
-        return _check_duration(value)
+    def estimate(self, point: sweeps.Point, plan: Estimate) -> float:
+        return duration_for(self.wait_until_stable.hold, point, plan.recipe)
+
+
+class DwellStep(StepModel):
+    kind: ClassVar[str] = "dwell"
+    dwell: Duration
+
+    def uses(self) -> list[ChannelUse]:
+        return []
+
+    def values(self) -> list[tuple[PathKey, StepValue]]:
+        return [(("dwell",), self.dwell)]
+
+    def estimate(self, point: sweeps.Point, plan: Estimate) -> float:
+        return duration_for(self.dwell, point, plan.recipe)
 
 
 class AcquireSpec(Strict):
     channels: list[ChannelName] = Field(min_length=1)
     rate: float = Field(gt=0, le=10_000, description="samples per second (simulated time)")
-    duration: DurationValue | None = None
+    duration: Duration | None = None
     count: int | None = Field(default=None, ge=1, le=10_000_000)
-
-    @field_validator("duration")
-    @classmethod
-    def _duration(cls, value: StepValue | None) -> StepValue | None:
-        return None if value is None else _check_duration(value)
 
     @model_validator(mode="after")
     def _one_length(self) -> AcquireSpec:
@@ -338,12 +411,39 @@ class AcquireSpec(Strict):
             raise ValueError("a channel is listed twice")
         return self
 
+    def samples(self, point: sweeps.Point, recipe: Recipe) -> int:
+        """How many scans: `count`, or the duration at this point times the rate."""
+        if self.duration is None:
+            return self.count or 0
+        return round(duration_for(self.duration, point, recipe) * self.rate)
 
-class AcquireStep(Strict):
+
+class AcquireStep(StepModel):
+    kind: ClassVar[str] = "acquire"
     acquire: AcquireSpec
 
+    def uses(self) -> list[ChannelUse]:
+        where = ("acquire", "channels")
+        return [
+            ChannelUse(name, (*where, position), "acquire")
+            for position, name in enumerate(self.acquire.channels)
+        ]
 
-STEP_KINDS = ("set", "ramp", "wait_until_stable", "dwell", "acquire")
+    def values(self) -> list[tuple[PathKey, StepValue]]:
+        duration = self.acquire.duration
+        return [] if duration is None else [(("acquire", "duration"), duration)]
+
+    def estimate(self, point: sweeps.Point, plan: Estimate) -> float:
+        spec = self.acquire
+        if spec.duration is not None:
+            return duration_for(spec.duration, point, plan.recipe)
+        return (spec.count or 0) / spec.rate
+
+
+# Every step kind, in the order the schema and messages list them. A new kind is one class
+# above and one entry here (and one executor registered in the engine, checked at import).
+STEP_MODELS: tuple[type[StepModel], ...] = (SetStep, RampStep, StableStep, DwellStep, AcquireStep)
+STEP_KINDS = tuple(model.kind for model in STEP_MODELS)
 
 
 def _step_kind(value: object) -> str | None:
@@ -351,21 +451,22 @@ def _step_kind(value: object) -> str | None:
     if isinstance(value, dict) and len(value) == 1:
         key = next(iter(value))
         return key if key in STEP_KINDS else None
-    return next((k for k in STEP_KINDS if hasattr(value, k)), None)
+    return value.kind if isinstance(value, StepModel) else None
 
 
-Step = Annotated[
-    Annotated[SetStep, Tag("set")]
-    | Annotated[RampStep, Tag("ramp")]
-    | Annotated[StableStep, Tag("wait_until_stable")]
-    | Annotated[DwellStep, Tag("dwell")]
-    | Annotated[AcquireStep, Tag("acquire")],
-    Discriminator(
-        _step_kind,
-        custom_error_type="step_kind",
-        custom_error_message=f"a step is a mapping with exactly one of: {', '.join(STEP_KINDS)}",
-    ),
-]
+if TYPE_CHECKING:
+    Step = StepModel
+else:
+    Step = Annotated[
+        Union[tuple(Annotated[model, Tag(model.kind)] for model in STEP_MODELS)],  # noqa: UP007
+        Discriminator(
+            _step_kind,
+            custom_error_type="step_kind",
+            custom_error_message=(
+                f"a step is a mapping with exactly one of: {', '.join(STEP_KINDS)}"
+            ),
+        ),
+    ]
 
 
 class RecordItem(Strict):
@@ -391,14 +492,9 @@ class ErrorPolicy(Strict):
     """
 
     retries: int = Field(default=2, ge=0, le=100)
-    backoff: DurationValue = 5
+    backoff: Duration = Field(default=5, validate_default=True)  # parsed like a written one
     then: Literal["fail_point", "stop_run"] = "stop_run"
-    wait_for_instruments: DurationValue = 60
-
-    @field_validator("backoff", "wait_for_instruments")
-    @classmethod
-    def _duration(cls, value: StepValue) -> StepValue:
-        return _check_duration(value)
+    wait_for_instruments: Duration = Field(default=60, validate_default=True)
 
 
 class Precondition(Strict):
@@ -410,26 +506,16 @@ class Precondition(Strict):
     """
 
     channel: ChannelName
-    below: Number | str | None = None
-    above: Number | str | None = None
-    timeout: DurationValue
-
-    @field_validator("below", "above")
-    @classmethod
-    def _literal_bound(cls, value: Number | str | None) -> Number | str | None:
-        if isinstance(value, str) and not looks_like_quantity(value):
-            raise ValueError(
-                f"{value!r} is not a value (e.g. 250 or '250 degC'); "
-                "a precondition cannot use a sweep parameter"
-            )
-        return value
+    below: BoundValue | None = None
+    above: BoundValue | None = None
+    timeout: Duration
 
     @field_validator("timeout")
     @classmethod
     def _literal_timeout(cls, value: StepValue) -> StepValue:
-        if is_parameter_ref(value):
+        if isinstance(value, ParameterRef):
             raise ValueError("a precondition's timeout is a duration ('2 h'), not a parameter")
-        if literal_seconds(_check_duration(value)) == 0:
+        if literal_seconds(value) == 0:
             raise ValueError("a precondition's timeout must be longer than zero")
         return value
 
@@ -459,20 +545,16 @@ class Recipe(Strict):
         return self.sweep.generate()
 
     def acquired_channels(self) -> list[str]:
-        seen: dict[str, None] = {}
-        for step in self.steps:
-            if isinstance(step, AcquireStep):
-                seen.update(dict.fromkeys(step.acquire.channels))
-        return list(seen)
+        return list(self._acquired_where())
 
     def reference_problems(self) -> list[tuple[tuple[str | int, ...], str]]:
         """Every parameter reference names a sweep parameter; every recorded channel is acquired."""
         names = set(self.sweep.parameters)
         problems: list[tuple[tuple[str | int, ...], str]] = []
         for index, step in enumerate(self.steps):
-            for field, value in step_fields(step):
-                if is_parameter_ref(value) and value not in names:
-                    problems.append((("steps", index, *field), f"unknown parameter {value!r}"))
+            for field, value in step.values():
+                if isinstance(value, ParameterRef) and value.name not in names:
+                    problems.append((("steps", index, *field), f"unknown parameter {value.name!r}"))
         acquired = self._acquired_where()
         for section in ("process", "properties"):
             for index, item in enumerate(getattr(self.record, section)):
@@ -502,24 +584,7 @@ class Recipe(Strict):
         """Each acquired channel with where it is first named (steps[i].acquire.channels[j])."""
         where: dict[str, tuple[str | int, ...]] = {}
         for index, step in enumerate(self.steps):
-            if isinstance(step, AcquireStep):
-                for position, name in enumerate(step.acquire.channels):
-                    where.setdefault(name, ("steps", index, "acquire", "channels", position))
+            for use in step.uses():
+                if use.access == "acquire":
+                    where.setdefault(use.channel, ("steps", index, *use.at))
         return where
-
-
-def step_fields(step: Step) -> list[tuple[tuple[str, ...], StepValue]]:
-    """Each value of a step that may name a parameter, with its field path inside the step."""
-    if isinstance(step, SetStep):
-        return [(("set", name), value) for name, value in step.set.items()]
-    if isinstance(step, RampStep):
-        return [(("ramp", "to"), step.ramp.to), (("ramp", "rate"), step.ramp.rate)]
-    if isinstance(step, StableStep):
-        spec = step.wait_until_stable
-        keys = ("target", "hold", "timeout")
-        return [(("wait_until_stable", key), getattr(spec, key)) for key in keys]
-    if isinstance(step, DwellStep):
-        return [(("dwell",), step.dwell)]
-    if isinstance(step, AcquireStep) and step.acquire.duration is not None:
-        return [(("acquire", "duration"), step.acquire.duration)]
-    return []

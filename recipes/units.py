@@ -15,7 +15,6 @@ import pint
 from pydantic import AfterValidator, Field
 
 NUMBER = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
-DURATION_PATTERN = re.compile(rf"^\s*{NUMBER}\s*[A-Za-z]+\s*$")
 QUANTITY_PATTERN = re.compile(rf"^\s*({NUMBER})\s*(.*?)\s*$")
 # pint's parser takes seconds on a 20,000-character unit; real units are a few characters.
 MAX_UNIT_CHARS = 64
@@ -63,12 +62,8 @@ def convert(value: float, source: str, target: str) -> float:
         raise UnitError(f"cannot convert {source!r} to {target!r}") from exc
 
 
-def looks_like_quantity(text: str) -> bool:
-    return bool(DURATION_PATTERN.match(text))
-
-
-def parse_quantity(text: str, default_unit: str = "") -> tuple[float, str]:
-    """'2 h' -> (2.0, 'h'); a bare number takes `default_unit`.
+def split_quantity(text: str) -> tuple[float, str]:
+    """'2 h' -> (2.0, 'h'); a bare number has the unit ''. The unit is not checked here.
 
     Number and unit are split before pint sees them: pint would turn '5 degC/min' into
     278.15 K/min, reading the offset unit as an absolute temperature.
@@ -76,11 +71,7 @@ def parse_quantity(text: str, default_unit: str = "") -> tuple[float, str]:
     match = QUANTITY_PATTERN.match(text)
     if match is None:
         raise UnitError(f"cannot read {text!r} as a quantity")
-    number, unit = float(match.group(1)), match.group(2).strip()
-    if not unit:
-        return number, default_unit
-    parse_unit(unit)
-    return number, unit
+    return float(match.group(1)), match.group(2).strip()
 
 
 def seconds(value: float, unit: str) -> float:

@@ -25,7 +25,6 @@ from typing import TYPE_CHECKING, Any
 from mdfd.drivers import InstrumentError, Reading, Value
 from mdfd.recipes.model import AcquireSpec
 
-from ..resolve import duration_for
 from ..stats import RunningStats
 from .events import EventBus
 from .instruments import Instruments
@@ -55,10 +54,7 @@ class Acquisition:
         self.stats = {channel: RunningStats() for channel in channels}
 
     async def run(self, spec: AcquireSpec, ctx: StepContext) -> None:
-        if spec.count is not None:
-            count = spec.count
-        else:
-            count = round(duration_for(spec.duration or 0, ctx.point, ctx.recipe) * spec.rate)
+        count = spec.samples(ctx.point, ctx.recipe)
         ctx.log.info("acquire", channels=spec.channels, rate=spec.rate, samples=count)
         await self._scan(list(spec.channels), count, spec.rate, ctx)
         await self._sink.drain()

@@ -12,10 +12,10 @@ import structlog
 
 from mdfd.drivers import InstrumentError
 from mdfd.recipes.model import Precondition, Recipe
+from mdfd.recipes.values import StepValue, duration_for, value_for
 
 from ..clock import EngineClock
 from ..config import MdfConfig
-from ..resolve import duration_for, value_for
 from .events import EventBus
 from .instruments import Instruments, as_number, split
 
@@ -33,7 +33,7 @@ def _bounds(
     instrument, channel = split(precondition.channel)
     unit = config.instruments[instrument].channels[channel].unit
 
-    def resolve(value: float | int | str | None) -> float | None:
+    def resolve(value: StepValue | None) -> float | None:
         return None if value is None else float(value_for(value, {}, recipe, unit))
 
     return resolve(precondition.below), resolve(precondition.above)

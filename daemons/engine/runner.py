@@ -19,11 +19,10 @@ import structlog
 
 from mdfd.drivers import InstrumentError
 from mdfd.recipes.loader import LoadedRecipe, load_recipe
-from mdfd.recipes.model import AcquireStep, RampStep, SetStep, StableStep
+from mdfd.recipes.values import duration_for
 
 from ..clock import EngineClock, clock_kind
 from ..config import LoadedConfig
-from ..resolve import duration_for
 from ..state import (
     PointRow,
     PointStatus,
@@ -83,14 +82,7 @@ def instruments_used(recipe: LoadedRecipe, config: LoadedConfig) -> set[str]:
     channels.update(i.channel for i in config.model.safety.interlocks)
     channels.update(p.channel for p in recipe.model.preconditions)
     for step in recipe.model.steps:
-        if isinstance(step, SetStep):
-            channels.update(step.set)
-        elif isinstance(step, RampStep):
-            channels.add(step.ramp.channel)
-        elif isinstance(step, StableStep):
-            channels.add(step.wait_until_stable.channel)
-        elif isinstance(step, AcquireStep):
-            channels.update(step.acquire.channels)
+        channels.update(use.channel for use in step.uses())
     used = {c.partition(".")[0] for c in channels}
     recipe_used = {c.partition(".")[0] for c in recipe.model.acquired_channels()}
     return {name for name in used if name in config.model.instruments} | recipe_used

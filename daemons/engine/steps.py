@@ -1,7 +1,10 @@
 """The per-point steps: set, ramp, wait-until-stable, dwell, acquire.
 
-Each step reads the clock the recipe is written in (EngineClock), so the same code runs a week
-on real hardware and a minute against scaled simulators.
+Each step kind's model (recipes.model) has exactly one executor here, registered by its class
+with `@executes`; a kind without one fails this module's import, and a step of an unregistered
+class is an `UnknownStep` when run, never a silent no-op. Each step reads the clock the recipe
+is written in (EngineClock), so the same code runs a week on real hardware and a minute
+against scaled simulators.
 """
 
 from __future__ import annotations
@@ -10,12 +13,13 @@ import asyncio
 import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import structlog
 
 from mdfd.drivers import ChannelConfig, InstrumentError, Value, WriteOutcomeUnknown
 from mdfd.recipes.model import (
+    STEP_MODELS,
     AcquireStep,
     DwellStep,
     ErrorPolicy,
@@ -24,19 +28,33 @@ from mdfd.recipes.model import (
     SetStep,
     StableStep,
     Step,
+    StepModel,
 )
 from mdfd.recipes.sweeps import Point
+from mdfd.recipes.values import duration_for, rate_per_second, value_for
 
 from ..clock import EngineClock
 from ..config import MdfConfig
-from ..resolve import duration_for, rate_per_second, value_for
 from .acquisition import Acquisition
 from .instruments import Instruments, as_number, split
 
 T = TypeVar("T")
+S = TypeVar("S", bound=StepModel)
+
+Executor = Callable[[Any, "StepContext"], Awaitable[None]]
+Runs = Callable[[S, "StepContext"], Awaitable[None]]
+EXECUTORS: dict[type[StepModel], Executor] = {}
 
 MIN_POLL_WALL_SECONDS = 0.05
 MIN_RAMP_WALL_SECONDS = 0.05
+
+
+class UnknownStep(TypeError):
+    """A step whose class has no executor: a programming error, never skipped quietly."""
+
+    def __init__(self, step: object) -> None:
+        kind = getattr(step, "kind", type(step).__name__)
+        super().__init__(f"no executor for step kind {kind!r} ({type(step).__qualname__})")
 
 
 class StabilityTimeout(Exception):
@@ -110,17 +128,32 @@ class StepContext:
                 error = exc
 
 
+def executes(kind: type[S]) -> Callable[[Runs[S]], Runs[S]]:
+    """Register the executor of one step kind (exactly one per kind)."""
+
+    def register(executor: Runs[S]) -> Runs[S]:
+        if kind in EXECUTORS:
+            raise TypeError(f"step kind {kind.kind!r} has two executors")
+        EXECUTORS[kind] = executor
+        return executor
+
+    return register
+
+
+def check_executors(
+    models: tuple[type[StepModel], ...], executors: dict[type[StepModel], Executor]
+) -> None:
+    """Every step kind a recipe can hold can run: checked when the engine is imported."""
+    missing = [model.kind for model in models if model not in executors]
+    if missing:
+        raise TypeError(f"step kinds without an executor: {', '.join(missing)}")
+
+
 async def run_step(step: Step, ctx: StepContext) -> None:
-    if isinstance(step, SetStep):
-        await _set(step, ctx)
-    elif isinstance(step, RampStep):
-        await _ramp(step, ctx)
-    elif isinstance(step, StableStep):
-        await _wait_until_stable(step, ctx)
-    elif isinstance(step, DwellStep):
-        await _dwell(step, ctx)
-    elif isinstance(step, AcquireStep):
-        await ctx.acquisition.run(step.acquire, ctx)
+    executor = EXECUTORS.get(type(step))
+    if executor is None:
+        raise UnknownStep(step)
+    await executor(step, ctx)
 
 
 async def write(ctx: StepContext, channel: str, value: Value) -> None:
@@ -133,6 +166,7 @@ async def read_value(ctx: StepContext, channel: str) -> float:
     return as_number(readings[0].value)
 
 
+@executes(SetStep)
 async def _set(step: SetStep, ctx: StepContext) -> None:
     for channel, raw in step.set.items():
         value = value_for(raw, ctx.point, ctx.recipe, ctx.unit(channel))
@@ -140,6 +174,7 @@ async def _set(step: SetStep, ctx: StepContext) -> None:
         ctx.log.debug("set", channel=channel, value=value)
 
 
+@executes(RampStep)
 async def _ramp(step: RampStep, ctx: StepContext) -> None:
     """Walk the channel from its current value to the target at the rate, drift-free.
 
@@ -175,6 +210,7 @@ async def _ramp(step: RampStep, ctx: StepContext) -> None:
     await write(ctx, spec.channel, target)
 
 
+@executes(StableStep)
 async def _wait_until_stable(step: StableStep, ctx: StepContext) -> None:
     spec = step.wait_until_stable
     target = float(value_for(spec.target, ctx.point, ctx.recipe, ctx.unit(spec.channel)))
@@ -205,7 +241,16 @@ async def _wait_until_stable(step: StableStep, ctx: StepContext) -> None:
         value = await read_value(ctx, spec.channel)
 
 
+@executes(DwellStep)
 async def _dwell(step: DwellStep, ctx: StepContext) -> None:
     seconds = duration_for(step.dwell, ctx.point, ctx.recipe)
     ctx.log.info("dwell", seconds=seconds)
     await asyncio.sleep(ctx.clock.wall_seconds(seconds))
+
+
+@executes(AcquireStep)
+async def _acquire(step: AcquireStep, ctx: StepContext) -> None:
+    await ctx.acquisition.run(step.acquire, ctx)
+
+
+check_executors(STEP_MODELS, EXECUTORS)
