@@ -145,7 +145,9 @@ def test_submit_warns_when_a_run_starts_far_from_the_run_before_it(
     daemon: Daemon, tmp_path: Path
 ) -> None:
     sinter = submit(
-        daemon.config, write_recipe(tmp_path, name="sinter", temperatures="[1250, 1300]")
+        daemon.config,
+        # Long points: it must still be running when paused, however loaded the machine.
+        write_recipe(tmp_path, name="sinter", temperatures="[1250, 1300]", dwell="500 min"),
     )
     daemon.wait_status(sinter, "running")
     # Held while the next runs are queued behind it.

@@ -154,7 +154,11 @@ def test_sighup_applies_what_is_safe_and_refuses_the_rest(tmp_path: Path) -> Non
         wait_until(lambda: any((tmp_path / "var" / "spool2").glob("*.jsonl")), "new spool")
 
         # A run holds the instruments: changing them now is refused, and nothing applies.
-        long = submit(config, write_recipe(tmp_path, name="long", temperatures="[1, 2, 3, 4]"))
+        # Points of ~2 s: still running when paused, however loaded the machine.
+        long_recipe = write_recipe(
+            tmp_path, name="long", temperatures="[1, 2, 3, 4]", dwell="100 min"
+        )
+        long = submit(config, long_recipe)
         daemon.wait_status(long, "running")
         assert mdfctl("--config", str(config), "pause").returncode == 0
         config.write_text(moved.replace("initial: 1.8", "initial: 2.5"))

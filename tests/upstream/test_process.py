@@ -13,6 +13,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
+from mdfd.daemons.state import StateDB
 from tests.support import REPO, mdfd
 
 from .conftest import (
@@ -211,7 +212,14 @@ def test_outbox_drain_with_nothing_queued_succeeds_while_the_broker_is_down(
     from tests.support import free_port
 
     config = write_config(tmp_path, [mqtt_publisher(free_port())])  # nothing listens there
+    asyncio.run(_empty_state_database(tmp_path / "var" / "state"))  # an MDF that ran before
     done = mdfd("outbox", "drain", "--config", str(config), "--within", "30", "--json")
     assert done.returncode == 0, done.stdout + done.stderr
     [fleet] = json.loads(done.stdout)["publishers"]
     assert fleet["pending"] == 0
+
+
+async def _empty_state_database(state_dir: Path) -> None:
+    state = StateDB(state_dir / "state.sqlite3")
+    await state.open()
+    await state.close()
