@@ -63,6 +63,15 @@ def check(recipe: LoadedRecipe, config: LoadedConfig) -> list[Problem]:
             message = f"channel {use.channel!r} is not writable"
             problems.append(doc.problem((*base, *use.at), message))
             return
+        kind = config_channel.value_kind()
+        if use.access == "acquire" and kind in ("text", "array"):
+            message = (
+                f"channel {use.channel!r} gives {kind} values; acquired samples are stored"
+                " as numbers, so they would be lost: read it with `mdfd probe`, or acquire a"
+                " numeric channel (e.g. one field of the reply)"
+            )
+            problems.append(doc.problem((*base, *use.at), message))
+            return
         for given in use.given:
             check = GIVEN_CHECKS[given.role]
             where = (*base, *given.at)

@@ -11,7 +11,7 @@ import math
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Generic, Protocol, TypeVar, runtime_checkable
+from typing import Any, ClassVar, Generic, Literal, Protocol, TypeVar, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -70,6 +70,14 @@ class ChannelConfig(StrictModel):
     writable: bool = False
     limits: Limits | None = None
     description: str = ""
+
+    def value_kind(self) -> Literal["number", "text", "array", "unknown"]:
+        """What this channel's readings hold, when the config alone says so. Acquired samples
+        are stored as numbers (booleans as 0/1): a recipe that acquires a text or array
+        channel is refused at validation rather than losing its values; `unknown` (a server
+        that declares types only at run time) is accepted, and a non-number that arrives is
+        stored as an invalid sample with a warning, never dropped unseen."""
+        return "unknown"
 
 
 ChannelT = TypeVar("ChannelT", bound=ChannelConfig)
@@ -153,7 +161,10 @@ class Driver(Protocol):
     **Readings.** `read` takes many channels so a protocol can batch them into few requests and
     returns one `Reading` per channel asked, stamped with `context.clock()` (the engine's clock:
     scaled on a simulated MDF) — not the instrument's or the host's own time. Values are
-    `Value`: numbers, booleans, strings, or a list of floats (stored as an array); a NaN from
+    `Value`: numbers, booleans, strings, or a list of floats. Acquired samples are stored as
+    numbers: a channel whose config says it gives text or arrays (`ChannelConfig.value_kind`)
+    is refused in an `acquire` step at validation, and a non-number that arrives anyway is
+    stored as an invalid sample (NaN, counted, warned), never dropped unseen. A NaN from
     the device is passed on with quality `BAD`, never replaced. Nothing blocks the event loop:
     blocking libraries run on a thread the driver owns.
 

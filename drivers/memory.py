@@ -38,6 +38,9 @@ class MemoryChannel(ChannelConfig):
     )
     tau: float = Field(default=0.0, ge=0.0, description="time constant in seconds")
 
+    def value_kind(self) -> Literal["number", "text", "array", "unknown"]:
+        return "text" if isinstance(self.initial, str) else "number"
+
 
 class MemoryInstrument(InstrumentConfig[MemoryChannel]):
     driver: Literal["memory"]

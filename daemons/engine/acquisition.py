@@ -17,12 +17,13 @@ blocks.
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from array import array
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from mdfd.drivers import InstrumentError, Reading, Value
+from mdfd.drivers import InstrumentError, Reading
 from mdfd.recipes.model import AcquireSpec
 
 from ..stats import RunningStats
@@ -84,22 +85,34 @@ class Acquisition:
         width = len(slots)
         until_fold = STATS_BLOCK_SCANS
 
+        not_numbers: set[str] = set()
+
         async def take(readings: Sequence[Reading]) -> None:
             """One scan's readings: checked, then into the file and the statistics' buffers."""
             nonlocal until_fold
             check()
             drain = False
-            written = width
             for channel, reading, keep in zip(names, readings, keeps, strict=True):
                 sample = reading.value
-                value = sample if type(sample) is float else _scalar(sample)
-                if value is None:
-                    written -= 1
-                    continue
+                if type(sample) is float:
+                    value = sample
+                elif isinstance(sample, int | float):
+                    value = float(sample)
+                else:
+                    # Validation refuses channels known to give text or arrays; one that
+                    # does so anyway is an invalid sample (NaN), counted and said, not dropped.
+                    value = math.nan
+                    if channel not in not_numbers:
+                        not_numbers.add(channel)
+                        ctx.log.warning(
+                            "acquired value is not a number; stored as an invalid sample",
+                            channel=channel,
+                            value=repr(sample)[:80],
+                        )
                 if add(channel, reading.timestamp, value, point):
                     drain = True
                 keep(value)
-            self.samples_written += written
+            self.samples_written += width
             if drain or self._sink.needs_drain:
                 await self._sink.drain()
             now = time.monotonic()
@@ -153,10 +166,3 @@ class Acquisition:
     def _publish(self, now: float) -> None:
         self._last_event = now
         self._events.publish("readings", point=self._point, values=dict(self.latest))
-
-
-def _scalar(value: Value) -> float | None:
-    """A sample's value as stored: numbers (bools too) as float; strings and arrays are not."""
-    if isinstance(value, int | float):
-        return float(value)
-    return None

@@ -97,6 +97,9 @@ class ModbusChannel(ChannelConfig):
             raise ValueError("the value runs past the end of the address space (65535)")
         return self
 
+    def value_kind(self) -> Literal["number", "text", "array", "unknown"]:
+        return "number"  # registers and bits: numbers and booleans only
+
 
 class TcpLink(StrictModel):
     """Modbus TCP: one socket per host:port, shared by every unit behind it (gateways)."""

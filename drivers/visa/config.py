@@ -79,6 +79,13 @@ class VisaChannel(ChannelConfig):
         default=None, description="SCPI command template, e.g. 'SOUR:VOLT {value:.3f}'"
     )
 
+    def value_kind(self) -> Literal["number", "text", "array", "unknown"]:
+        if self.parse is Parse.STRING:
+            return "text"
+        if self.parse is Parse.FLOATS:
+            return "array"
+        return "number"
+
     @field_validator("write")
     @classmethod
     def _template(cls, template: str | None) -> str | None:
