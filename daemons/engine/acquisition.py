@@ -24,7 +24,7 @@ from mdfd.recipes.model import AcquireSpec
 
 from ..resolve import duration_for
 from ..stats import RunningStats
-from .events import EventBus
+from .events import EventBus, Readings
 from .instruments import Instruments
 
 if TYPE_CHECKING:
@@ -134,7 +134,7 @@ class Acquisition:
 
     def _publish(self, now: float) -> None:
         self._last_event = now
-        self._events.publish("readings", point=self._point, values=dict(self.latest))
+        self._events.publish(Readings(point=self._point, values=dict(self.latest)))
 
 
 def _scalar(value: Value) -> float | None:

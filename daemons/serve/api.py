@@ -25,6 +25,21 @@ from mdfd.recipes.located import InputError
 
 from .. import strictjson
 from ..config import LoadedConfig
+from ..engine.events import (
+    Alarm,
+    Dropped,
+    Event,
+    Heartbeat,
+    PointEnded,
+    PointStarted,
+    Queued,
+    QueueOrder,
+    RunEnded,
+    RunStarted,
+    RunState,
+    Subscribed,
+    to_wire,
+)
 from ..handover import far_setpoints
 from ..logging import Throttle, get_logger
 from ..oneshot import create_run
@@ -269,7 +284,7 @@ async def submit(request: web.Request) -> web.Response:
         warnings = await asyncio.to_thread(_handover, previous, recipe, config)
         for warning in warnings:
             log.warning("queued run starts far from the run before it", detail=warning)
-    daemon.events.publish("queued", run=run.id, recipe=run.recipe_name)
+    daemon.events.publish(Queued(run=run.id, recipe=run.recipe_name))
     daemon.scheduler.wake()
     return _json({**_brief(run), "warnings": warnings}, status=201)
 
@@ -299,7 +314,7 @@ async def drop_run(request: web.Request) -> web.Response:
     run_id = request.match_info["id"]
     if await runqueue.drop(daemon.state, run_id):
         get_logger(run=run_id).info("queued run dropped by operator")
-        daemon.events.publish("dropped", run=run_id)
+        daemon.events.publish(Dropped(run=run_id))
         return _json({"dropped": run_id})
     if await daemon.state.run(run_id) is None:
         return _error(404, f"no run {run_id!r}")
@@ -342,7 +357,7 @@ async def reorder(request: web.Request) -> web.Response:
     except runqueue.ReorderError as exc:
         raise Refused(str(exc)) from None
     get_logger(component="api").info("queue reordered", order=new)
-    daemon.events.publish("queue", order=new)
+    daemon.events.publish(QueueOrder(order=new))
     daemon.scheduler.wake()
     return _json({"queue": new})
 
@@ -362,21 +377,22 @@ async def events(request: web.Request) -> web.StreamResponse:
     loop = asyncio.get_running_loop()
     with daemon.events.watch() as watched:
         # Tells the client it is subscribed: it may now read state without missing events.
-        await response.write(b'{"event": "subscribed"}\n')
+        await response.write(_line(Subscribed()))
         quiet_since = loop.time()
         while not daemon.closing.is_set():
+            event: Event
             try:
                 async with asyncio.timeout(CLOSE_CHECK_SECONDS):
                     event = await watched.get()
             except TimeoutError:
                 if loop.time() - quiet_since < HEARTBEAT_SECONDS:
                     continue
-                event = {"event": "heartbeat", "state": daemon.scheduler.phase}
+                event = Heartbeat(state=daemon.scheduler.phase)
             if only is not None and not _concerns(event, only, daemon):
                 continue
             quiet_since = loop.time()
             try:
-                await response.write(strictjson.dumps(event, default=str).encode() + b"\n")
+                await response.write(_line(event))
             except (ConnectionError, RuntimeError):
                 return response
     with contextlib.suppress(ConnectionError, RuntimeError):
@@ -384,12 +400,30 @@ async def events(request: web.Request) -> web.StreamResponse:
     return response
 
 
-def _concerns(event: dict[str, Any], run_id: str, daemon: Daemon) -> bool:
-    owner = event.get("run", event.get("run_id"))
-    if owner is not None:
-        return owner == run_id
-    active = daemon.scheduler.active
-    return event["event"] == "heartbeat" or (active is not None and active.run.id == run_id)
+def _line(event: Event) -> bytes:
+    return strictjson.dumps(to_wire(event), default=str).encode() + b"\n"
+
+
+def _concerns(event: Event, run_id: str, daemon: Daemon) -> bool:
+    """Whether a `?run=ID` stream shows the event: the run's own events, heartbeats, and the
+    events of no run in particular (readings, instruments, the queue) while the run executes."""
+    match event:
+        case Heartbeat():
+            return True
+        case (
+            Queued(run=owner)
+            | Dropped(run=owner)
+            | RunStarted(run=owner)
+            | RunState(run=owner)
+            | PointStarted(run=owner)
+            | PointEnded(run=owner)
+            | RunEnded(run=owner)
+            | Alarm(run=owner)
+        ):
+            return owner == run_id
+        case _:
+            active = daemon.scheduler.active
+            return active is not None and active.run.id == run_id
 
 
 async def metrics(request: web.Request) -> web.Response:

@@ -20,7 +20,17 @@ from mdfd.recipes.located import InputError
 
 from ..config import LoadedConfig
 from ..engine.control import RunControl
-from ..engine.events import EventBus
+from ..engine.events import (
+    Alarm,
+    Event,
+    EventBus,
+    PointEnded,
+    PointStarted,
+    Readings,
+    RunEnded,
+    RunStarted,
+    RunState,
+)
 from ..engine.runner import RecordHook, RunExecutor, RunOutcome, instruments_used
 from ..logging import get_logger
 from ..notify import Notifier, Watchdog
@@ -52,7 +62,7 @@ class ActiveRun:
     point: int | None = None
     parameters: dict[str, float] = field(default_factory=dict)
     points_done: int = 0
-    latest: dict[str, float] = field(default_factory=dict)
+    latest: dict[str, float | None] = field(default_factory=dict)
     remaining_wall: float | None = None
 
     @property
@@ -144,7 +154,7 @@ class Scheduler:
         active.control.pause()
         await runqueue.mark_paused(self.state, active.run.id, True)
         get_logger(run=active.run.id).info("run paused by operator (at the next step boundary)")
-        self.events.publish("run_state", run=active.run.id, state=PAUSED)
+        self.events.publish(RunState(run=active.run.id, state=PAUSED))
         self._update_status()
         return active.run.id
 
@@ -154,7 +164,7 @@ class Scheduler:
         if run_id is not None and (active is None or active.run.id != run_id):
             if await runqueue.release(self.state, run_id):
                 get_logger(run=run_id).info("held run released by operator")
-                self.events.publish("run_state", run=run_id, state="released")
+                self.events.publish(RunState(run=run_id, state="released"))
                 self.wake()
                 return run_id
             raise Refused(f"run {run_id} is neither the executing run nor held")
@@ -164,7 +174,7 @@ class Scheduler:
         active.control.resume()
         await runqueue.mark_paused(self.state, active.run.id, False)
         get_logger(run=active.run.id).info("run resumed by operator")
-        self.events.publish("run_state", run=active.run.id, state=RUNNING)
+        self.events.publish(RunState(run=active.run.id, state=RUNNING))
         self._update_status()
         return active.run.id
 
@@ -184,7 +194,7 @@ class Scheduler:
         if active is not None and run_id in (None, active.run.id):
             active.control.abort(reason)
             get_logger(run=active.run.id).warning("run abort requested by operator")
-            self.events.publish("run_state", run=active.run.id, state="aborting")
+            self.events.publish(RunState(run=active.run.id, state=ABORTING))
             return active.run.id
         if run_id is None:
             raise Refused(
@@ -192,7 +202,7 @@ class Scheduler:
             )
         if await runqueue.abort_waiting(self.state, run_id, reason):
             get_logger(run=run_id).warning("waiting run aborted by operator")
-            self.events.publish("run_end", run_id=run_id, status=RunStatus.ABORTED.value)
+            self.events.publish(RunEnded(run_id=run_id, status=RunStatus.ABORTED.value))
             return run_id
         raise Refused(f"run {run_id} is neither executing nor waiting")
 
@@ -238,7 +248,9 @@ class Scheduler:
             message = "recipe no longer fits this MDF: " + "; ".join(map(str, exc.problems))
             log.error("run cannot start", error=message)
             await self.state.set_status(run.id, RunStatus.FAILED, message)
-            self.events.publish("run_end", run_id=run.id, status="failed", message=message)
+            self.events.publish(
+                RunEnded(run_id=run.id, status=RunStatus.FAILED.value, message=message)
+            )
             return
         used = sorted(instruments_used(recipe, config))
         missing = self.health.unavailable(used)
@@ -274,11 +286,9 @@ class Scheduler:
         )
         self._set_phase(RUNNING)
         self.events.publish(
-            "run_start",
-            run=run.id,
-            recipe=run.recipe_name,
-            points_total=run.points_total,
-            points_done=done,
+            RunStarted(
+                run=run.id, recipe=run.recipe_name, points_total=run.points_total, points_done=done
+            )
         )
         log = get_logger(run=run.id)
         log.info("run starting", resumed_at_point=done if done else None)
@@ -296,7 +306,9 @@ class Scheduler:
             message = f"internal error: {exc!r}"
             log.exception("run crashed")
             await self.state.set_status(run.id, RunStatus.FAILED, message)
-            self.events.publish("run_end", run_id=run.id, status="failed", message=message)
+            self.events.publish(
+                RunEnded(run_id=run.id, status=RunStatus.FAILED.value, message=message)
+            )
         finally:
             if executor.acquisition is not None:
                 self.samples_written += executor.acquisition.samples_written
@@ -305,7 +317,7 @@ class Scheduler:
             self.runs_executed += 1
             self.active = None
         if outcome is not None and outcome.status is RunStatus.FAILED:
-            self.events.publish("alarm", run=run.id, message=outcome.message)
+            self.events.publish(Alarm(run=run.id, message=outcome.message))
         return outcome
 
     async def _await_run(self, work: Any) -> RunOutcome:
@@ -323,22 +335,22 @@ class Scheduler:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
 
-    async def _track(self, queue: asyncio.Queue[dict[str, Any]]) -> None:
+    async def _track(self, queue: asyncio.Queue[Event]) -> None:
         while True:
             event = await queue.get()
             active = self.active
             if active is None:
                 continue
-            kind = event["event"]
-            if kind == "point_start":
-                active.point = event["point"]
-                active.parameters = event["parameters"]
-                self._update_status()
-            elif kind == "point_end":
-                active.points_done = event["points_done"]
-                active.remaining_wall = event.get("remaining_wall")
-            elif kind == "readings":
-                active.latest = event["values"]
+            match event:
+                case PointStarted(point=point, parameters=parameters):
+                    active.point = point
+                    active.parameters = parameters
+                    self._update_status()
+                case PointEnded(points_done=done, remaining_wall=remaining):
+                    active.points_done = done
+                    active.remaining_wall = remaining
+                case Readings(values=values):
+                    active.latest = values
 
     async def _pause_loop(self, seconds: float, *, wake: bool, health: bool = False) -> None:
         """Wait up to `seconds` in watchdog-sized ticks; a wake-up or health change ends it."""
