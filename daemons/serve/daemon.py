@@ -2,12 +2,14 @@
 
 Start-up order: state database, upstream drains, simulators (with --simulate), instrument
 health monitors,
-loop-lag sampling, the control API; then READY=1 and the work loop. The daemon is built whole
-before the control API serves it; a signal during start-up waits for it (ADR 0054). Shutdown (SIGTERM/SIGINT)
+loop-lag sampling, the control API; then READY=1 and the work loop. Shutdown (SIGTERM/SIGINT)
 reverses it: STOPPING=1, the executing run is interrupted (current step stopped, safe state,
 HDF5 flushed, checkpoint committed; it resumes at its first open point on the next start), the
 work loop ends, then every listener, monitor and thread is closed and awaited, and the
 process exits 0.
+
+The daemon is built whole before its control API serves it; a signal during start-up waits
+for it (ADR 0054).
 """
 
 from __future__ import annotations
