@@ -37,13 +37,14 @@ from ..version import software_version
 from .health import HealthMonitor
 from .listeners import ControlServer
 from .metrics import LoopLag
+from .operations import Operations
 from .reload import review
 from .scheduler import Scheduler
 
 STOP_TIMEOUT = 90.0
 
 
-class Daemon:
+class Daemon(Operations):
     """The running daemon. Built whole by `Daemon.built` (no attribute is set later), so
     nothing — a request, a signal — can meet a half-built one."""
 

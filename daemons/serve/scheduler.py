@@ -37,6 +37,7 @@ from ..notify import Notifier, Watchdog
 from ..state import RunRow, RunStatus, StateDB
 from ..supervise import start_supervised
 from . import runqueue
+from .controlplane import Refused
 from .health import HealthMonitor
 from .intake import load_and_validate
 
@@ -84,10 +85,6 @@ class ActiveRun:
             "remaining_wall_s": self.remaining_wall,
             "data_file": self.run.data_file,
         }
-
-
-class Refused(Exception):
-    """An operator request that does not apply now (HTTP 409, mdfctl exit 1)."""
 
 
 class Scheduler:
