@@ -81,10 +81,10 @@ class Operations:
             raise NotFound(f"no run {run_id!r}")
         points = await self.state.points(row.id)
         active = self.scheduler.active
-        texts = {"recipe_text": row.recipe_text, "config_text": row.config_text}
         return views.RunDetail(
             **_run(row).model_dump(),
-            **(texts if with_texts else {}),
+            recipe_text=row.recipe_text if with_texts else None,
+            config_text=row.config_text if with_texts else None,
             progress=_progress(active) if active and active.run.id == row.id else None,
             points=[
                 views.Point(
