@@ -67,6 +67,16 @@ class ActiveRun:
     remaining_wall: float | None = None
 
     @property
+    def samples_written(self) -> int:
+        acquisition = self.executor.acquisition
+        return 0 if acquisition is None else acquisition.samples_written
+
+    @property
+    def instrument_errors(self) -> int:
+        instruments = self.executor.instruments
+        return 0 if instruments is None else instruments.errors
+
+    @property
     def state(self) -> str:
         if self.control.abort_reason is not None:
             return ABORTING
@@ -278,7 +288,7 @@ class Scheduler:
             record_hook=self.record_hook,
         )
         done = len((await self.state.recorded(run.id)).indices)
-        self.active = ActiveRun(
+        active = self.active = ActiveRun(
             run, control, executor, sequence=self.runs_executed, points_done=done
         )
         self._set_phase(RUNNING)
@@ -307,10 +317,8 @@ class Scheduler:
                 RunEnded(run_id=run.id, status=RunStatus.FAILED.value, message=message)
             )
         finally:
-            if executor.acquisition is not None:
-                self.samples_written += executor.acquisition.samples_written
-            if executor.instruments is not None:
-                self.run_instrument_errors += executor.instruments.errors
+            self.samples_written += active.samples_written
+            self.run_instrument_errors += active.instrument_errors
             self.runs_executed += 1
             self.active = None
         if outcome is not None and outcome.status is RunStatus.FAILED:
