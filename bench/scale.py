@@ -21,10 +21,9 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 from bench.common import Figure, arguments, report
-from mdfd.daemons.engine.events import EventBus
+from mdfd.daemons.engine.events import Event, EventBus, PointEnded, PointStarted
 from mdfd.daemons.logging import configure
 
 CONFIG = """
@@ -168,12 +167,13 @@ class _PointClock(EventBus):
         self.first: tuple[float, float] | None = None
         self.last: tuple[float, float] = (0.0, 0.0)
 
-    def publish(self, kind: str, **fields: Any) -> None:
-        if kind == "point_start" and self.first is None:
-            self.first = (time.perf_counter(), time.process_time())
-        elif kind == "point_end":
-            self.last = (time.perf_counter(), time.process_time())
-        super().publish(kind, **fields)
+    def publish(self, event: Event) -> None:
+        match event:
+            case PointStarted() if self.first is None:
+                self.first = (time.perf_counter(), time.process_time())
+            case PointEnded():
+                self.last = (time.perf_counter(), time.process_time())
+        super().publish(event)
 
 
 async def _measure(config_path: Path, recipe_path: Path) -> dict[str, float]:

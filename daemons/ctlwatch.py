@@ -17,6 +17,16 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from . import strictjson
 from .console import output_console
 from .ctlclient import EXIT_FAILED, EXIT_OK, EXIT_UNREACHABLE, Client, CtlError
+from .engine.events import (
+    PointEnded,
+    PointStarted,
+    Readings,
+    RunEnded,
+    RunStarted,
+    RunState,
+    from_wire,
+    to_wire,
+)
 
 FINISHED = {"completed", "completed_with_failures", "aborted", "failed"}
 
@@ -41,7 +51,8 @@ class _Display:
         self.total = run["points_total"]
         self.params = ""
         # Per point index: with group commits `point_end` for i arrives after `point_start`
-        # for i+1, so "the latest parameters" would label point i with point i+1's.
+        # for i+1, so "the latest parameters" would label point i with point i+1's (a daemon
+        # from before group commits sent no parameters with `point_end`).
         self.point_params: dict[int, str] = {}
         self.progress = Progress(
             TextColumn("[bold]point"),
@@ -64,48 +75,61 @@ class _Display:
         else:
             yield
 
-    def event(self, event: dict[str, Any]) -> None:
+    def event(self, received: dict[str, Any]) -> None:
+        """One event as it came: printed as is with --json (a newer daemon's fields and kinds
+        pass through), else shown if this version knows its kind."""
         if self.as_json:
-            print(strictjson.dumps(event), flush=True)
+            print(strictjson.dumps(received), flush=True)
             return
-        kind = event["event"]
-        if kind == "point_start":
-            self.params = _parameters(event["parameters"])
-            self.point_params[event["point"]] = self.params
-            self._update(detail=self.params)
-        elif kind == "point_end":
-            self._update(completed=event["points_done"])
-            index = event["point"]
-            params = self.point_params.pop(index, "")
-            if "parameters" in event:
-                params = _parameters(event["parameters"])
-            if not self.live:
-                print(
-                    f"point {index} {event['status']}"
-                    f" ({event['points_done']}/{self.total} done) {params}".rstrip(),
-                    flush=True,
-                )
-        elif kind == "readings":
-            self._update(detail=f"{self.params} | {_values(event['values'])}")
-        elif kind == "run_state":
-            self._update(state=event["state"])
-            if not self.live:
-                print(f"run {self.run_id}: {event['state']}", flush=True)
-        elif kind == "run_start" and not self.live:
-            print(f"run {self.run_id}: started", flush=True)
+        match from_wire(received):
+            case PointStarted(point=index, parameters=parameters):
+                self.params = _parameters(parameters)
+                self.point_params[index] = self.params
+                self._update(detail=self.params)
+            case PointEnded(point=index, status=status, points_done=done, parameters=parameters):
+                self._update(completed=done)
+                params = self.point_params.pop(index, "")
+                if parameters:
+                    params = _parameters(parameters)
+                if not self.live:
+                    print(
+                        f"point {index} {status} ({done}/{self.total} done) {params}".rstrip(),
+                        flush=True,
+                    )
+            case Readings(values=values):
+                self._update(detail=f"{self.params} | {_values(values)}")
+            case RunState(state=state):
+                self._update(state=state)
+                if not self.live:
+                    print(f"run {self.run_id}: {state}", flush=True)
+            case RunStarted() if not self.live:
+                print(f"run {self.run_id}: started", flush=True)
 
     def _update(self, **fields: Any) -> None:
         if self.live:
             self.progress.update(self.task, **fields)
 
-    def end(self, status: str, message: str) -> None:
+    def end(self, ended: RunEnded) -> int:
+        """Say how the run ended; the exit code: 0 completed, 1 anything else."""
         if self.as_json:
             # The last NDJSON line says how the run ended, live or already finished.
-            end = {"event": "run_end", "run": self.run_id, "status": status, "message": message}
-            print(strictjson.dumps(end), flush=True)
-            return
-        note = f": {message}" if message else ""
-        self.console.print(f"run {self.run_id} {status}{note}", highlight=False)
+            print(strictjson.dumps(to_wire(ended)), flush=True)
+        else:
+            note = f": {ended.message}" if ended.message else ""
+            self.console.print(f"run {self.run_id} {ended.status}{note}", highlight=False)
+        return EXIT_OK if ended.status == "completed" else EXIT_FAILED
+
+
+def _ended(run: dict[str, Any]) -> RunEnded:
+    """The end of a run that had already finished when the watch began, from its record."""
+    return RunEnded(
+        run_id=run["id"],
+        status=run["status"],
+        message=run.get("message") or "",
+        points_total=run["points_total"],
+        points_done=run["points_done"],
+        data_file=run.get("data_file"),
+    )
 
 
 async def _default_run(client: Client) -> str:
@@ -128,21 +152,18 @@ async def watch(client: Client, run_id: str | None, as_json: bool) -> int:
         run = await client.request("GET", f"/runs/{quote(run_id)}")
         display = _Display(run, as_json)
         if run["status"] in FINISHED:
-            display.end(run["status"], run.get("message", ""))
-            return EXIT_OK if run["status"] == "completed" else EXIT_FAILED
+            return display.end(_ended(run))
         if run["status"] == "queued" and not as_json:
             display.console.print(f"run {run_id}: queued, waiting to start", highlight=False)
-        ended: dict[str, Any] | None = None
+        ended: RunEnded | None = None
         with display.shown():
-            async for event in stream:
-                if event["event"] == "run_end":
+            async for received in stream:
+                if isinstance(event := from_wire(received), RunEnded):
                     ended = event
                     break
-                display.event(event)
+                display.event(received)
         if ended is not None:
-            final = ended.get("status", "")
-            display.end(final, ended.get("message") or "")
-            return EXIT_OK if final == "completed" else EXIT_FAILED
+            return display.end(ended)
     except StopAsyncIteration:
         pass
     finally:

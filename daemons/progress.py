@@ -11,7 +11,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from .engine.events import EventBus
+from .engine.events import Event, EventBus, PointEnded, PointStarted, Readings
 
 EVENT_WAIT_SECONDS = 1.0
 
@@ -42,20 +42,23 @@ async def progress_display(events: EventBus, total: int, done: int) -> AsyncIter
             await asyncio.gather(updater, return_exceptions=True)
 
 
-async def _follow(queue: asyncio.Queue[dict[str, Any]], progress: Progress, task_id: Any) -> None:
+async def _follow(queue: asyncio.Queue[Event], progress: Progress, task_id: Any) -> None:
     parameters = ""
     while True:
-        event = await queue.get()
-        kind = event["event"]
-        if kind == "point_start":
-            parameters = " ".join(f"{k}={v:g}" for k, v in event["parameters"].items())
-            progress.update(task_id, detail=parameters)
-        elif kind == "point_end":
-            remaining = _format(event["remaining_wall"])
-            progress.update(task_id, completed=event["points_done"], remaining=f"~{remaining} left")
-        elif kind == "readings":
-            values = " ".join(f"{k}={v:.4g}" for k, v in list(event["values"].items())[:4])
-            progress.update(task_id, detail=f"{parameters} | {values}")
+        match await queue.get():
+            case PointStarted(parameters=values):
+                parameters = " ".join(f"{k}={v:g}" for k, v in values.items())
+                progress.update(task_id, detail=parameters)
+            case PointEnded(points_done=done, remaining_wall=remaining_wall):
+                remaining = "" if remaining_wall is None else f"~{_format(remaining_wall)} left"
+                progress.update(task_id, completed=done, remaining=remaining)
+            case Readings(values=values):
+                shown = " ".join(f"{k}={_value(v)}" for k, v in list(values.items())[:4])
+                progress.update(task_id, detail=f"{parameters} | {shown}")
+
+
+def _value(value: float | None) -> str:
+    return "n/a" if value is None else format(value, ".4g")
 
 
 def _format(seconds: float) -> str:

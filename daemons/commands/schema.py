@@ -1,5 +1,6 @@
-"""`mdfd schema recipe|config|record`: JSON Schema for editors (YAML language servers read it)
-and for the data platform (what an upstream record looks like)."""
+"""`mdfd schema recipe|config|record|events|api`: JSON Schema for editors (YAML language
+servers read it), for the data platform (what an upstream record looks like) and for clients
+of the daemon (its event stream and its control API's answers)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ from mdfd.simulators.base import available as available_simulators
 from mdfd.simulators.base import simulator_class
 
 from ..config import ENV_PATTERN, MdfConfig
+from ..engine import events
+from ..serve import views
 from ..upstream.record import Record
 from . import add_command
 
@@ -31,7 +34,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "print the JSON Schema of a file kind (for editors and validators)",
         "mdfd schema recipe > recipe.schema.json",
     )
-    parser.add_argument("kind", choices=["config", "recipe", "record"], help="which file kind")
+    parser.add_argument(
+        "kind", choices=["config", "recipe", "record", "events", "api"], help="which file kind"
+    )
     parser.set_defaults(handler=handle)
 
 
@@ -47,6 +52,10 @@ def schema_for(kind: str) -> dict[str, Any]:
         schema = Recipe.model_json_schema()
     elif kind == "record":
         schema = Record.model_json_schema(by_alias=True)
+    elif kind == "events":
+        schema = events.json_schema()
+    elif kind == "api":
+        schema = views.json_schema()
     else:
         schema = allow_env_references(config_model().model_json_schema())
     return {"$schema": DIALECT, **schema}

@@ -46,7 +46,7 @@ def handle(args: argparse.Namespace) -> int:
     # systemd's watchdog kills with SIGABRT: the journal then shows where every thread was stuck.
     # Imported here: the daemon pulls in aiohttp (control API, HTTP publisher), which
     # `mdfd --help` and every other subcommand would otherwise pay for at start-up.
-    from ..serve.daemon import Daemon
+    from ..serve.daemon import serve
 
     faulthandler.enable()
     throttle_library_logs()
@@ -56,4 +56,4 @@ def handle(args: argparse.Namespace) -> int:
     sys.setswitchinterval(GIL_SWITCH_SECONDS)
     storage = config.model.storage
     with StateLock(storage.state_dir), RuntimeLock(storage.control_socket.parent):
-        return asyncio.run(Daemon(config, args.simulate).run())
+        return asyncio.run(serve(config, args.simulate))

@@ -27,7 +27,7 @@ from mdfd.drivers import InstrumentError, Reading
 from mdfd.recipes.model import AcquireSpec
 
 from ..stats import RunningStats
-from .events import EventBus
+from .events import EventBus, Readings
 from .instruments import Instruments
 
 if TYPE_CHECKING:
@@ -165,4 +165,4 @@ class Acquisition:
 
     def _publish(self, now: float) -> None:
         self._last_event = now
-        self._events.publish("readings", point=self._point, values=dict(self.latest))
+        self._events.publish(Readings(point=self._point, values=dict(self.latest)))

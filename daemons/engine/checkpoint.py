@@ -18,13 +18,12 @@ import asyncio
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import structlog
 
 from ..state import PointRow, StateDB
 from ..storage.hdf5_writer import RunFile
-from .events import EventBus
+from .events import EventBus, PointEnded
 
 MAX_PENDING_POINTS = 64
 
@@ -35,7 +34,7 @@ class EndedPoint:
 
     row: PointRow
     records: Callable[[sqlite3.Connection], None] | None
-    event: dict[str, Any]
+    event: PointEnded
 
 
 class CheckpointFailed(Exception):
@@ -143,5 +142,5 @@ class Checkpointer:
             self.committed += len(batch)
             self.commits += 1
             for point in batch:
-                self._events.publish("point_end", **point.event)
+                self._events.publish(point.event)
             log.debug("points committed", points=len(batch), last=batch[-1].row.point_index)

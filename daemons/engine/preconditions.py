@@ -16,7 +16,7 @@ from mdfd.recipes.values import StepValue, duration_for, value_for
 
 from ..clock import EngineClock
 from ..config import MdfConfig
-from .events import EventBus
+from .events import EventBus, RunState
 from .instruments import Instruments, as_number, split
 
 MIN_POLL_WALL_SECONDS = 0.05
@@ -86,5 +86,5 @@ async def await_preconditions(
                     value=last,
                     timeout_s=timeout,
                 )
-                events.publish("run_state", run=run_id, state=state)
+                events.publish(RunState(run=run_id, state=state))
             await clock.sleep(poll)

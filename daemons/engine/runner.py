@@ -39,7 +39,14 @@ from ..version import software_version
 from .acquisition import Acquisition
 from .checkpoint import Checkpointer, CheckpointFailed, EndedPoint
 from .control import RunAborted, RunControl
-from .events import EventBus
+from .events import (
+    EventBus,
+    InterlocksUnverified,
+    PointEnded,
+    PointStarted,
+    RunEnded,
+    UnverifiedInterlock,
+)
 from .instruments import Instruments
 from .interlocks import InterlockBreach, InterlockGuard, InterlockUnverifiable
 from .preconditions import PreconditionTimeout, await_preconditions
@@ -140,7 +147,7 @@ class RunExecutor:
             message,
         )
         log.info("run ended", **{k: v for k, v in outcome.as_dict().items() if k != "run_id"})
-        self.events.publish("run_end", **outcome.as_dict())
+        self.events.publish(RunEnded(**outcome.as_dict()))
         return outcome
 
     async def _execute(
@@ -165,7 +172,15 @@ class RunExecutor:
             instruments,
             safety.unverifiable_after,
             on_change=lambda unverified: self.events.publish(
-                "interlocks", run=run.id, unverified=[u.as_dict() for u in unverified]
+                InterlocksUnverified(
+                    run=run.id,
+                    unverified=[
+                        UnverifiedInterlock(
+                            channel=u.channel, seconds=round(u.seconds, 1), error=u.error
+                        )
+                        for u in unverified
+                    ],
+                )
             ),
         )
         run_file = self.run_file = self._run_file(run, recipe, instruments)
@@ -336,12 +351,13 @@ class RunExecutor:
             structlog.contextvars.bind_contextvars(point=index)
             self.acquisition.begin_point(index, acquired)
             self.events.publish(
-                "point_start",
-                run=run.id,
-                point=index,
-                parameters=point,
-                points_total=len(points),
-                points_done=len(finished),
+                PointStarted(
+                    run=run.id,
+                    point=index,
+                    parameters=point,
+                    points_total=len(points),
+                    points_done=len(finished),
+                )
             )
             log.info("point started", parameters=point)
             started = self.clock.now()
@@ -372,18 +388,18 @@ class RunExecutor:
             completed_now += 1
             elapsed = self.clock.now() - run_began
             remaining = elapsed / completed_now * (len(points) - len(finished))
-            ended_event = {
-                "run": run.id,
-                "point": index,
-                "status": status.value,
-                "parameters": point,
-                "points_total": len(points),
-                "points_done": len(finished),
-                "elapsed": elapsed,
-                "remaining": remaining,
-                "remaining_wall": self.clock.wall_seconds(remaining),
-                "message": message,
-            }
+            ended_event = PointEnded(
+                run=run.id,
+                point=index,
+                status=status.value,
+                parameters=point,
+                points_total=len(points),
+                points_done=len(finished),
+                elapsed=elapsed,
+                remaining=remaining,
+                remaining_wall=self.clock.wall_seconds(remaining),
+                message=message,
+            )
             await checkpointer.wait_for_room()
             ended_point = self._ended_point(context, index, point, status, message, started, ended)
             checkpointer.submit(EndedPoint(*ended_point, ended_event))

@@ -13,50 +13,55 @@ import asyncio
 import contextlib
 import hmac
 import json
-import os
 from collections.abc import Awaitable, Callable
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
+from pydantic import BaseModel
 
-from mdfd.recipes.loader import LoadedRecipe, load_recipe
 from mdfd.recipes.located import InputError
 
 from .. import strictjson
-from ..config import LoadedConfig
-from ..handover import far_setpoints
+from ..engine.events import (
+    Alarm,
+    Dropped,
+    Event,
+    Heartbeat,
+    PointEnded,
+    PointStarted,
+    Queued,
+    RunEnded,
+    RunStarted,
+    RunState,
+    Subscribed,
+    to_wire,
+)
 from ..logging import Throttle, get_logger
-from ..oneshot import create_run
-from ..state import Origin, RunRow
-from . import runqueue
+from . import views
+from .controlplane import CURRENT, ControlPlane, NotFound, Refused
 from .intake import Busy, RecipeIntake, parse_json, read_body
-from .metrics import render
-from .scheduler import Refused
-
-if TYPE_CHECKING:
-    from .daemon import Daemon
 
 HEARTBEAT_SECONDS = 10.0
 CLOSE_CHECK_SECONDS = 0.5
 MAX_NAME_CHARS = 200
-CURRENT = "current"
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-DAEMON: web.AppKey[Daemon] = web.AppKey("daemon")  # the class is typing-only here
+PLANE = web.AppKey("control plane", ControlPlane)
 INTAKE = web.AppKey("intake", RecipeIntake)
 
 
-def _json(data: Any, status: int = 200) -> web.Response:
-    return web.json_response(data, status=status, dumps=lambda d: strictjson.dumps(d, default=str))
+def _json(view: BaseModel | list[views.Run], status: int = 200) -> web.Response:
+    return web.json_response(
+        views.dump(view), status=status, dumps=lambda d: strictjson.dumps(d, default=str)
+    )
 
 
-def _error(status: int, message: str, **extra: Any) -> web.Response:
-    return _json({"error": message, **extra}, status=status)
+def _error(status: int, message: str, problems: list[str] | None = None) -> web.Response:
+    return _json(views.Error(error=message, problems=problems), status=status)
 
 
-def _daemon(request: web.Request) -> Daemon:
-    return request.app[DAEMON]
+def _plane(request: web.Request) -> ControlPlane:
+    return request.app[PLANE]
 
 
 _failures = Throttle()
@@ -71,6 +76,8 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return await handler(request)
     except Refused as exc:
         return _error(409, str(exc))
+    except NotFound as exc:
+        return _error(404, str(exc))
     except Busy as exc:
         return _error(503, str(exc))
     except web.HTTPException:
@@ -104,14 +111,14 @@ def _token_guard(token: str) -> Any:
     return guard
 
 
-def build_app(daemon: Daemon, token: str | None = None) -> web.Application:
+def build_app(plane: ControlPlane, token: str | None = None) -> web.Application:
     """One app per listener: the TCP one checks the token before anything else runs."""
     middlewares = [_token_guard(token)] if token is not None else []
     app = web.Application(
-        client_max_size=daemon.config.model.control.max_request_bytes,
+        client_max_size=plane.control.max_request_bytes,
         middlewares=[*middlewares, _errors],
     )
-    app[DAEMON] = daemon
+    app[PLANE] = plane
     intake = RecipeIntake()
     app[INTAKE] = intake
 
@@ -141,185 +148,58 @@ def build_app(daemon: Daemon, token: str | None = None) -> web.Application:
 
 
 async def status(request: web.Request) -> web.Response:
-    daemon = _daemon(request)
-    model = daemon.config.model
-    scheduler = daemon.scheduler
-    waiting = await runqueue.pending(daemon.state)
-    return _json(
-        {
-            "mdf": model.mdf.model_dump(mode="json"),
-            "daemon": {
-                "pid": os.getpid(),
-                "version": daemon.version,
-                "started_at": daemon.started,
-                "state": scheduler.phase,
-                "status": scheduler.status_line(),
-                "simulate": daemon.simulate,
-                "config": str(daemon.config.path),
-            },
-            "instruments": {n: h.as_dict() for n, h in daemon.health.health.items()},
-            "current": scheduler.active.as_dict() if scheduler.active else None,
-            "queue": [_brief(r) for r in waiting],
-            "held": [_brief(r) for r in await runqueue.held(daemon.state)],
-            "upstream": await daemon.upstream.status(),
-        }
-    )
+    return _json(await _plane(request).status())
 
 
 async def outbox(request: web.Request) -> web.Response:
     """Depth per publisher, oldest age, deliveries and dead letters: `mdfd outbox --json`."""
-    return _json(await _daemon(request).upstream.report())
+    return _json(await _plane(request).outbox())
 
 
 async def outbox_retry(request: web.Request) -> web.Response:
     publisher = request.query.get("publisher") or None
-    count = await _daemon(request).upstream.retry_dead_letters(publisher)
-    return _json({"requeued": count, "publisher": publisher})
-
-
-def _brief(run: Any) -> dict[str, Any]:
-    return {
-        "id": run.id,
-        "recipe": run.recipe_name,
-        "version": run.recipe_version,
-        "status": run.status.value,
-        "origin": run.origin.value,
-        "points_done": run.points_done,
-        "points_total": run.points_total,
-        "queue_position": run.queue_position,
-        "created_at": run.created_at,
-    }
+    return _json(await _plane(request).retry_outbox(publisher))
 
 
 async def list_runs(request: web.Request) -> web.Response:
-    daemon = _daemon(request)
-    runs = await daemon.state.runs()
-    wanted = request.query.get("status")
-    return _json([r.as_dict() for r in runs if wanted in (None, r.status.value)])
-
-
-def _run_id(request: web.Request) -> str | None:
-    """The run a request names; `current` means the executing run (None if there is none)."""
-    run_id = request.match_info["id"]
-    if run_id == CURRENT:
-        active = _daemon(request).scheduler.active
-        return active.run.id if active else None
-    return run_id
+    return _json(await _plane(request).runs(request.query.get("status")))
 
 
 async def show_run(request: web.Request) -> web.Response:
-    daemon = _daemon(request)
-    run_id = _run_id(request)
-    run = await daemon.state.run(run_id) if run_id else None
-    if run is None:
-        return _error(404, f"no run {request.match_info['id']!r}")
-    points = await daemon.state.points(run.id)
-    data = run.as_dict(with_texts=request.query.get("recipe") == "1")
-    active = daemon.scheduler.active
-    data["progress"] = active.as_dict() if active and active.run.id == run.id else None
-    data["points"] = [
-        {
-            "index": p.point_index,
-            "status": p.status.value,
-            "parameters": p.parameters,
-            "started_at": p.started_at,
-            "ended_at": p.ended_at,
-            "summary": p.summary,
-            "message": p.message,
-        }
-        for p in points
-    ]
-    data["files"] = [await asyncio.to_thread(_file_info, Path(run.data_file))]
-    return _json(data)
-
-
-def _file_info(path: Path) -> dict[str, Any]:
-    """Off the event loop: a stat on a busy or network disk can take a while. A path the
-    system cannot even look up (too long, a NUL) is shown as missing, with why."""
-    info: dict[str, Any] = {"kind": "hdf5", "path": str(path), "exists": False, "bytes": None}
-    try:
-        info["path"] = str(path.resolve())
-        info["bytes"] = path.stat().st_size
-        info["exists"] = True
-    except FileNotFoundError:
-        pass
-    except (OSError, ValueError) as exc:
-        info["error"] = str(exc)
-    return info
+    with_texts = request.query.get("recipe") == "1"
+    return _json(await _plane(request).run_detail(request.match_info["id"], with_texts))
 
 
 async def submit(request: web.Request) -> web.Response:
-    daemon = _daemon(request)
+    plane = _plane(request)
     name = request.headers.get("X-Recipe-Name", "submitted.yaml")[:MAX_NAME_CHARS]
-    control = daemon.config.model.control
+    control = plane.control
     text = (await read_body(request, control.body_timeout)).decode("utf-8")
     if not text.strip():
         return _error(400, "empty body: send the recipe's YAML text")
-    config = daemon.config
+    config = plane.config
     try:
         recipe = await request.app[INTAKE].check(name, text, config, control.validation_timeout)
     except InputError as exc:
-        return _error(422, "recipe rejected", problems=[str(p) for p in exc.problems])
-    previous = await _run_before_next(daemon)
-    run = await create_run(daemon.state, config, recipe, origin=Origin.DAEMON)
-    log = get_logger(run=run.id)
-    log.info("run queued", recipe=run.recipe_name, points=run.points_total, source=name)
-    warnings: list[str] = []
-    if previous is not None:
-        warnings = await asyncio.to_thread(_handover, previous, recipe, config)
-        for warning in warnings:
-            log.warning("queued run starts far from the run before it", detail=warning)
-    daemon.events.publish("queued", run=run.id, recipe=run.recipe_name)
-    daemon.scheduler.wake()
-    return _json({**_brief(run), "warnings": warnings}, status=201)
-
-
-async def _run_before_next(daemon: Daemon) -> RunRow | None:
-    """The run a newly queued one will follow: the last waiting run, else the executing one."""
-    waiting = await runqueue.pending(daemon.state)
-    if waiting:
-        return waiting[-1]
-    active = daemon.scheduler.active
-    return active.run if active is not None else None
-
-
-def _handover(previous: RunRow, following: LoadedRecipe, config: LoadedConfig) -> list[str]:
-    """In a thread: the stored recipe's YAML is parsed again."""
-    try:
-        earlier = load_recipe(
-            previous.recipe_path or f"run {previous.id}", text=previous.recipe_text
-        )
-    except InputError:
-        return []  # it no longer validates: the scheduler will fail it, not start from it
-    return [f"after run {previous.id}: {w}" for w in far_setpoints(earlier, following, config)]
+        return _error(422, "recipe rejected", [str(p) for p in exc.problems])
+    return _json(await plane.submit(recipe, config, source=name), status=201)
 
 
 async def drop_run(request: web.Request) -> web.Response:
-    daemon = _daemon(request)
-    run_id = request.match_info["id"]
-    if await runqueue.drop(daemon.state, run_id):
-        get_logger(run=run_id).info("queued run dropped by operator")
-        daemon.events.publish("dropped", run=run_id)
-        return _json({"dropped": run_id})
-    if await daemon.state.run(run_id) is None:
-        return _error(404, f"no run {run_id!r}")
-    raise Refused(f"run {run_id} is not queued (only queued runs can be dropped; abort the others)")
+    return _json(await _plane(request).drop(request.match_info["id"]))
 
 
 async def pause(request: web.Request) -> web.Response:
-    run = await _daemon(request).scheduler.pause(_explicit(request))
-    return _json({"paused": run})
+    return _json(await _plane(request).pause(_explicit(request)))
 
 
 async def resume(request: web.Request) -> web.Response:
-    run = await _daemon(request).scheduler.resume(_explicit(request))
-    return _json({"resumed": run})
+    return _json(await _plane(request).resume(_explicit(request)))
 
 
 async def abort(request: web.Request) -> web.Response:
     reason = request.query.get("reason", "aborted by operator")[:MAX_NAME_CHARS]
-    run = await _daemon(request).scheduler.abort(_explicit(request), reason)
-    return _json({"aborted": run})
+    return _json(await _plane(request).abort(_explicit(request), reason))
 
 
 def _explicit(request: web.Request) -> str | None:
@@ -328,23 +208,16 @@ def _explicit(request: web.Request) -> str | None:
 
 
 async def queue(request: web.Request) -> web.Response:
-    return _json([_brief(r) for r in await runqueue.pending(_daemon(request).state)])
+    return _json(await _plane(request).queue())
 
 
 async def reorder(request: web.Request) -> web.Response:
-    daemon = _daemon(request)
-    body = parse_json(await read_body(request, daemon.config.model.control.body_timeout))
+    plane = _plane(request)
+    body = parse_json(await read_body(request, plane.control.body_timeout))
     order = body.get("order") if isinstance(body, dict) else body
     if not isinstance(order, list) or not all(isinstance(i, str) for i in order):
         return _error(400, 'body must be {"order": ["run id", ...]}')
-    try:
-        new = await runqueue.reorder(daemon.state, order)
-    except runqueue.ReorderError as exc:
-        raise Refused(str(exc)) from None
-    get_logger(component="api").info("queue reordered", order=new)
-    daemon.events.publish("queue", order=new)
-    daemon.scheduler.wake()
-    return _json({"queue": new})
+    return _json(await plane.reorder(order))
 
 
 async def events(request: web.Request) -> web.StreamResponse:
@@ -353,30 +226,31 @@ async def events(request: web.Request) -> web.StreamResponse:
     `?run=ID` keeps that run's events (and the readings while it executes). A heartbeat line
     every few seconds lets a client tell a quiet daemon from a dead connection.
     """
-    daemon = _daemon(request)
+    plane = _plane(request)
     only = request.query.get("run")
     response = web.StreamResponse(
         headers={"Content-Type": "application/x-ndjson", "Cache-Control": "no-cache"}
     )
     await response.prepare(request)
     loop = asyncio.get_running_loop()
-    with daemon.events.watch() as watched:
+    with plane.subscribe() as watched:
         # Tells the client it is subscribed: it may now read state without missing events.
-        await response.write(b'{"event": "subscribed"}\n')
+        await response.write(_line(Subscribed()))
         quiet_since = loop.time()
-        while not daemon.closing.is_set():
+        while not plane.closing.is_set():
+            event: Event
             try:
                 async with asyncio.timeout(CLOSE_CHECK_SECONDS):
                     event = await watched.get()
             except TimeoutError:
                 if loop.time() - quiet_since < HEARTBEAT_SECONDS:
                     continue
-                event = {"event": "heartbeat", "state": daemon.scheduler.phase}
-            if only is not None and not _concerns(event, only, daemon):
+                event = plane.heartbeat()
+            if only is not None and not _concerns(event, only, plane):
                 continue
             quiet_since = loop.time()
             try:
-                await response.write(strictjson.dumps(event, default=str).encode() + b"\n")
+                await response.write(_line(event))
             except (ConnectionError, RuntimeError):
                 return response
     with contextlib.suppress(ConnectionError, RuntimeError):
@@ -384,24 +258,33 @@ async def events(request: web.Request) -> web.StreamResponse:
     return response
 
 
-def _concerns(event: dict[str, Any], run_id: str, daemon: Daemon) -> bool:
-    owner = event.get("run", event.get("run_id"))
-    if owner is not None:
-        return owner == run_id
-    active = daemon.scheduler.active
-    return event["event"] == "heartbeat" or (active is not None and active.run.id == run_id)
+def _line(event: Event) -> bytes:
+    return strictjson.dumps(to_wire(event), default=str).encode() + b"\n"
+
+
+def _concerns(event: Event, run_id: str, plane: ControlPlane) -> bool:
+    """Whether a `?run=ID` stream shows the event: the run's own events, heartbeats, and the
+    events of no run in particular (readings, instruments, the queue) while the run executes."""
+    match event:
+        case Heartbeat():
+            return True
+        case (
+            Queued(run=owner)
+            | Dropped(run=owner)
+            | RunStarted(run=owner)
+            | RunState(run=owner)
+            | PointStarted(run=owner)
+            | PointEnded(run=owner)
+            | RunEnded(run=owner)
+            | Alarm(run=owner)
+        ):
+            return owner == run_id
+        case _:
+            return plane.executing() == run_id
 
 
 async def metrics(request: web.Request) -> web.Response:
-    daemon = _daemon(request)
-    text = await render(
-        daemon.state,
-        daemon.scheduler,
-        daemon.health,
-        daemon.lag,
-        daemon.started,
-        daemon.upstream,
-    )
+    text = await _plane(request).metrics()
     return web.Response(
         body=text.encode(), headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"}
     )

@@ -7,6 +7,9 @@ reverses it: STOPPING=1, the executing run is interrupted (current step stopped,
 HDF5 flushed, checkpoint committed; it resumes at its first open point on the next start), the
 work loop ends, then every listener, monitor and thread is closed and awaited, and the
 process exits 0.
+
+The daemon is built whole before its control API serves it; a signal during start-up waits
+for it (ADR 0054).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import asyncio
 import contextlib
 import signal
 import time
+from collections.abc import AsyncIterator
 
 from mdfd.recipes.located import InputError
 
@@ -33,31 +37,89 @@ from ..version import software_version
 from .health import HealthMonitor
 from .listeners import ControlServer
 from .metrics import LoopLag
+from .operations import Operations
 from .reload import review
 from .scheduler import Scheduler
 
 STOP_TIMEOUT = 90.0
 
 
-class Daemon:
-    def __init__(self, config: LoadedConfig, simulate: bool) -> None:
+class Daemon(Operations):
+    """The running daemon. Built whole by `Daemon.built` (no attribute is set later), so
+    nothing — a request, a signal — can meet a half-built one."""
+
+    def __init__(
+        self,
+        config: LoadedConfig,
+        simulate: bool,
+        *,
+        events: EventBus,
+        notifier: Notifier,
+        watchdog: Watchdog,
+        state: StateDB,
+        upstream: UpstreamService,
+        health: HealthMonitor,
+        lag: LoopLag,
+        scheduler: Scheduler,
+    ) -> None:
         self.config = config
         self.simulate = simulate
         self.version = software_version()
         self.started = time.time()
-        self.events = EventBus()
+        self.events = events
+        self.notifier = notifier
+        self.watchdog = watchdog
+        self.state = state
+        self.upstream = upstream
+        self.health = health
+        self.lag = lag
+        self.scheduler = scheduler
         self.closing = asyncio.Event()
-        self.notifier = Notifier()
         self._stop = asyncio.Event()
         self._stop_reason = ""
         self._reload_task: asyncio.Task[None] | None = None
         self._reload_again = False
-        # Set in run(), once their resources exist.
-        self.state: StateDB
-        self.health: HealthMonitor
-        self.lag: LoopLag
-        self.scheduler: Scheduler
-        self.upstream: UpstreamService
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def built(cls, config: LoadedConfig, simulate: bool) -> AsyncIterator[Daemon]:
+        """Start every part in order, the control API last (it serves a complete daemon);
+        close them in reverse when the block ends."""
+        async with contextlib.AsyncExitStack() as stack:
+            notifier = Notifier()
+            stack.callback(notifier.close)
+            events = EventBus()
+            daemon: Daemon | None = None
+            state = await stack.enter_async_context(state_db(config))
+            upstream = UpstreamService(config, state)
+            await upstream.start()
+            # The drains in use at the end: a reload may have replaced the first ones.
+            stack.push_async_callback(lambda: (daemon.upstream if daemon else upstream).stop())
+            if simulate:
+                await stack.enter_async_context(running_simulators(config))
+            clock = EngineClock(config.model.time_scale)
+            health = await stack.enter_async_context(HealthMonitor(config.model, clock.now, events))
+            lag = await stack.enter_async_context(LoopLag())
+            watchdog = Watchdog(notifier, watchdog_interval())
+            scheduler = Scheduler(
+                config, state, events, health, notifier, watchdog, upstream.record_hook
+            )
+            daemon = cls(
+                config,
+                simulate,
+                events=events,
+                notifier=notifier,
+                watchdog=watchdog,
+                state=state,
+                upstream=upstream,
+                health=health,
+                lag=lag,
+                scheduler=scheduler,
+            )
+            await stack.enter_async_context(ControlServer(daemon))
+            stack.callback(daemon.closing.set)  # event streams end before the server closes
+            stack.push_async_callback(daemon._finish_reload)
+            yield daemon
 
     def request_stop(self, reason: str) -> None:
         self._stop_reason = reason
@@ -71,54 +133,19 @@ class Daemon:
         self._reload_task = start_supervised("config-reload", self._reload)
 
     async def run(self) -> int:
+        """Serve until a stop is requested: READY=1, the watchdog, the work loop."""
         log = get_logger(mdf=self.config.model.mdf.id)
-        loop = asyncio.get_running_loop()
-        handled = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, self.request_stop, signal.Signals(signum).name)
-        loop.add_signal_handler(signal.SIGHUP, self.request_reload)
-        try:
-            async with contextlib.AsyncExitStack() as stack:
-                stack.callback(self.notifier.close)
-                self.state = await stack.enter_async_context(state_db(self.config))
-                self.upstream = UpstreamService(self.config, self.state)
-                await self.upstream.start()
-                stack.push_async_callback(lambda: self.upstream.stop())
-                if self.simulate:
-                    await stack.enter_async_context(running_simulators(self.config))
-                clock = EngineClock(self.config.model.time_scale)
-                self.health = await stack.enter_async_context(
-                    HealthMonitor(self.config.model, clock.now, self.events)
-                )
-                self.lag = await stack.enter_async_context(LoopLag())
-                server = ControlServer(self)
-                await stack.enter_async_context(server)
-                stack.callback(self.closing.set)  # event streams end before the server closes
-                stack.push_async_callback(self._finish_reload)
-                watchdog = Watchdog(self.notifier, watchdog_interval())
-                self.scheduler = Scheduler(
-                    self.config,
-                    self.state,
-                    self.events,
-                    self.health,
-                    self.notifier,
-                    watchdog,
-                    self.upstream.record_hook,
-                )
-                self.notifier.ready(status="serving")
-                log.info(
-                    "daemon serving",
-                    socket=str(server.socket_path),
-                    simulate=self.simulate,
-                    watchdog_s=watchdog.interval,
-                )
-                if not self.config.model.upstream.publishers:
-                    log.warning(NO_UPSTREAM)
-                async with watchdog:
-                    return await self._serve()
-        finally:
-            for signum in handled:
-                loop.remove_signal_handler(signum)
+        self.notifier.ready(status="serving")
+        log.info(
+            "daemon serving",
+            socket=str(self.config.model.storage.control_socket),
+            simulate=self.simulate,
+            watchdog_s=self.watchdog.interval,
+        )
+        if not self.config.model.upstream.publishers:
+            log.warning(NO_UPSTREAM)
+        async with self.watchdog:
+            return await self._serve()
 
     async def _serve(self) -> int:
         """Run the work loop until a stop is requested (or the loop dies), then stop it."""
@@ -202,3 +229,42 @@ class Daemon:
             self.scheduler.wake()
         finally:
             self.notifier.ready(status=self.scheduler.status_line())
+
+
+class _StartUp:
+    """Signals that arrive while the daemon is being built: remembered, then handed over."""
+
+    def __init__(self) -> None:
+        self.stop_reason = ""
+        self.reload = False
+
+    def stop(self, reason: str) -> None:
+        self.stop_reason = reason
+
+    def request_reload(self) -> None:
+        self.reload = True
+
+
+async def serve(config: LoadedConfig, simulate: bool) -> int:
+    """`mdfd serve`: SIGTERM, SIGINT and SIGHUP are handled from the first moment. During
+    start-up they are held (a reload is applied, a stop honoured, once the daemon is built);
+    from then on they go to the daemon."""
+    loop = asyncio.get_running_loop()
+    stopping = (signal.SIGTERM, signal.SIGINT)
+    start_up = _StartUp()
+    for signum in stopping:
+        loop.add_signal_handler(signum, start_up.stop, signal.Signals(signum).name)
+    loop.add_signal_handler(signal.SIGHUP, start_up.request_reload)
+    try:
+        async with Daemon.built(config, simulate) as daemon:
+            for signum in stopping:
+                loop.add_signal_handler(signum, daemon.request_stop, signal.Signals(signum).name)
+            loop.add_signal_handler(signal.SIGHUP, daemon.request_reload)
+            if start_up.stop_reason:
+                daemon.request_stop(start_up.stop_reason)
+            if start_up.reload:
+                daemon.request_reload()
+            return await daemon.run()
+    finally:
+        for signum in (*stopping, signal.SIGHUP):
+            loop.remove_signal_handler(signum)

@@ -23,7 +23,7 @@ from typing import Any
 from mdfd.drivers import DriverContext, InstrumentError, driver_class
 
 from ..config import MdfConfig
-from ..engine.events import EventBus
+from ..engine.events import EventBus, InstrumentChanged
 from ..logging import get_logger
 from ..supervise import start_supervised
 
@@ -142,7 +142,7 @@ class HealthMonitor:
             health.since = time.time()
         if changed:
             self._changed.set()
-            self._events.publish("instrument", **health.as_dict())
+            self._events.publish(InstrumentChanged(**health.as_dict()))
 
     async def _monitor(self, name: str) -> None:
         config = self._config.instruments[name]

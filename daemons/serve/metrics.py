@@ -183,13 +183,9 @@ async def render(
 
 def _current_samples(scheduler: Scheduler) -> int:
     active = scheduler.active
-    if active is None or active.executor.acquisition is None:
-        return 0
-    return active.executor.acquisition.samples_written
+    return 0 if active is None else active.samples_written
 
 
 def _current_errors(scheduler: Scheduler) -> int:
     active = scheduler.active
-    if active is None or active.executor.instruments is None:
-        return 0
-    return active.executor.instruments.errors
+    return 0 if active is None else active.instrument_errors

@@ -20,7 +20,18 @@ from mdfd.recipes.located import InputError
 
 from ..config import LoadedConfig
 from ..engine.control import RunControl
-from ..engine.events import EventBus
+from ..engine.events import (
+    Alarm,
+    Event,
+    EventBus,
+    InterlocksUnverified,
+    PointEnded,
+    PointStarted,
+    Readings,
+    RunEnded,
+    RunStarted,
+    RunState,
+)
 from ..engine.interlocks import Unverified
 from ..engine.runner import RecordHook, RunExecutor, RunOutcome, instruments_used
 from ..logging import get_logger
@@ -28,6 +39,7 @@ from ..notify import Notifier, Watchdog
 from ..state import RunRow, RunStatus, StateDB, StateFull
 from ..supervise import start_supervised
 from . import runqueue
+from .controlplane import Refused
 from .diskspace import space_problem
 from .health import HealthMonitor
 from .intake import load_and_validate
@@ -55,8 +67,18 @@ class ActiveRun:
     point: int | None = None
     parameters: dict[str, float] = field(default_factory=dict)
     points_done: int = 0
-    latest: dict[str, float] = field(default_factory=dict)
+    latest: dict[str, float | None] = field(default_factory=dict)
     remaining_wall: float | None = None
+
+    @property
+    def samples_written(self) -> int:
+        acquisition = self.executor.acquisition
+        return 0 if acquisition is None else acquisition.samples_written
+
+    @property
+    def instrument_errors(self) -> int:
+        instruments = self.executor.instruments
+        return 0 if instruments is None else instruments.errors
 
     @property
     def state(self) -> str:
@@ -82,10 +104,6 @@ class ActiveRun:
     def unverified(self) -> list[Unverified]:
         guard = self.executor.guard
         return guard.unverified() if guard is not None else []
-
-
-class Refused(Exception):
-    """An operator request that does not apply now (HTTP 409, mdfctl exit 1)."""
 
 
 class Scheduler:
@@ -153,7 +171,7 @@ class Scheduler:
         active.control.pause()
         await runqueue.mark_paused(self.state, active.run.id, True)
         get_logger(run=active.run.id).info("run paused by operator (at the next step boundary)")
-        self.events.publish("run_state", run=active.run.id, state=PAUSED)
+        self.events.publish(RunState(run=active.run.id, state=PAUSED))
         self._update_status()
         return active.run.id
 
@@ -163,7 +181,7 @@ class Scheduler:
         if run_id is not None and (active is None or active.run.id != run_id):
             if await runqueue.release(self.state, run_id):
                 get_logger(run=run_id).info("held run released by operator")
-                self.events.publish("run_state", run=run_id, state="released")
+                self.events.publish(RunState(run=run_id, state="released"))
                 self.wake()
                 return run_id
             raise Refused(f"run {run_id} is neither the executing run nor held")
@@ -173,7 +191,7 @@ class Scheduler:
         active.control.resume()
         await runqueue.mark_paused(self.state, active.run.id, False)
         get_logger(run=active.run.id).info("run resumed by operator")
-        self.events.publish("run_state", run=active.run.id, state=RUNNING)
+        self.events.publish(RunState(run=active.run.id, state=RUNNING))
         self._update_status()
         return active.run.id
 
@@ -193,7 +211,7 @@ class Scheduler:
         if active is not None and run_id in (None, active.run.id):
             active.control.abort(reason)
             get_logger(run=active.run.id).warning("run abort requested by operator")
-            self.events.publish("run_state", run=active.run.id, state="aborting")
+            self.events.publish(RunState(run=active.run.id, state=ABORTING))
             return active.run.id
         if run_id is None:
             raise Refused(
@@ -201,7 +219,7 @@ class Scheduler:
             )
         if await runqueue.abort_waiting(self.state, run_id, reason):
             get_logger(run=run_id).warning("waiting run aborted by operator")
-            self.events.publish("run_end", run_id=run_id, status=RunStatus.ABORTED.value)
+            self.events.publish(RunEnded(run_id=run_id, status=RunStatus.ABORTED.value))
             return run_id
         raise Refused(f"run {run_id} is neither executing nor waiting")
 
@@ -269,7 +287,9 @@ class Scheduler:
             message = "recipe no longer fits this MDF: " + "; ".join(map(str, exc.problems))
             log.error("run cannot start", error=message)
             await self.state.set_status(run.id, RunStatus.FAILED, message)
-            self.events.publish("run_end", run_id=run.id, status="failed", message=message)
+            self.events.publish(
+                RunEnded(run_id=run.id, status=RunStatus.FAILED.value, message=message)
+            )
             return
         used = sorted(instruments_used(recipe, config))
         missing = self.health.unavailable(used)
@@ -300,16 +320,14 @@ class Scheduler:
             record_hook=self.record_hook,
         )
         done = len((await self.state.recorded(run.id)).indices)
-        self.active = ActiveRun(
+        active = self.active = ActiveRun(
             run, control, executor, sequence=self.runs_executed, points_done=done
         )
         self._set_phase(RUNNING)
         self.events.publish(
-            "run_start",
-            run=run.id,
-            recipe=run.recipe_name,
-            points_total=run.points_total,
-            points_done=done,
+            RunStarted(
+                run=run.id, recipe=run.recipe_name, points_total=run.points_total, points_done=done
+            )
         )
         log = get_logger(run=run.id)
         log.info("run starting", resumed_at_point=done if done else None)
@@ -327,16 +345,16 @@ class Scheduler:
             message = f"internal error: {exc!r}"
             log.exception("run crashed")
             await self.state.set_status(run.id, RunStatus.FAILED, message)
-            self.events.publish("run_end", run_id=run.id, status="failed", message=message)
+            self.events.publish(
+                RunEnded(run_id=run.id, status=RunStatus.FAILED.value, message=message)
+            )
         finally:
-            if executor.acquisition is not None:
-                self.samples_written += executor.acquisition.samples_written
-            if executor.instruments is not None:
-                self.run_instrument_errors += executor.instruments.errors
+            self.samples_written += active.samples_written
+            self.run_instrument_errors += active.instrument_errors
             self.runs_executed += 1
             self.active = None
         if outcome is not None and outcome.status is RunStatus.FAILED:
-            self.events.publish("alarm", run=run.id, message=outcome.message)
+            self.events.publish(Alarm(run=run.id, message=outcome.message))
         return outcome
 
     async def _await_run(self, work: Any) -> RunOutcome:
@@ -354,24 +372,24 @@ class Scheduler:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
 
-    async def _track(self, queue: asyncio.Queue[dict[str, Any]]) -> None:
+    async def _track(self, queue: asyncio.Queue[Event]) -> None:
         while True:
             event = await queue.get()
             active = self.active
             if active is None:
                 continue
-            kind = event["event"]
-            if kind == "point_start":
-                active.point = event["point"]
-                active.parameters = event["parameters"]
-                self._update_status()
-            elif kind == "point_end":
-                active.points_done = event["points_done"]
-                active.remaining_wall = event.get("remaining_wall")
-            elif kind == "readings":
-                active.latest = event["values"]
-            elif kind == "interlocks":
-                self._update_status()
+            match event:
+                case PointStarted(point=point, parameters=parameters):
+                    active.point = point
+                    active.parameters = parameters
+                    self._update_status()
+                case PointEnded(points_done=done, remaining_wall=remaining):
+                    active.points_done = done
+                    active.remaining_wall = remaining
+                case Readings(values=values):
+                    active.latest = values
+                case InterlocksUnverified():
+                    self._update_status()
 
     async def _pause_loop(self, seconds: float, *, wake: bool, health: bool = False) -> None:
         """Wait up to `seconds` in watchdog-sized ticks; a wake-up or health change ends it."""

@@ -1,8 +1,9 @@
 """MkDocs hook: the reference pages are generated from the models at build time.
 
-The configuration, recipe and record references are rendered from the same JSON Schemas that
-`mdfd schema config|recipe|record` prints, so the tables cannot drift from the code: a field added
-to a model appears here on the next build, with its type, default and description.
+The configuration, recipe, record, event-stream and control-API references are rendered from the
+same JSON Schemas that `mdfd schema config|recipe|record|events|api` prints, so the tables cannot
+drift from the code: a field added to a model appears here on the next build, with its type,
+default and description.
 """
 
 from __future__ import annotations
@@ -31,6 +32,19 @@ PAGES = {
         "Upstream record reference",
         "One standardized record per measured point, as `mdfd schema record` describes it. "
         "See [upstream records](../guides/upstream.md).",
+    ),
+    "reference/events.md": (
+        "events",
+        "Event stream reference",
+        "One line of the daemon's `GET /events` NDJSON stream (and of `mdfctl watch --json`) per "
+        "event, as `mdfd schema events` describes it: the `event` field names the kind. "
+        "See [daemon and mdfctl](../guides/daemon.md).",
+    ),
+    "reference/api.md": (
+        "api",
+        "Control API reference",
+        "What each endpoint of the control API answers, as `mdfd schema api` describes it. "
+        "See [daemon and mdfctl](../guides/daemon.md).",
     ),
 }
 
@@ -92,11 +106,21 @@ def section(name: str, model: dict[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
+def endpoints(routes: dict[str, Any]) -> list[str]:
+    """Which endpoint answers with which shape (the control API's schema names them)."""
+    if not routes:
+        return []
+    lines = ["| Endpoint | Answer |", "| --- | --- |"]
+    lines += [f"| `{route}` | {type_text(shape)} |" for route, shape in routes.items()]
+    return [*lines, ""]
+
+
 def render(kind: str, title: str, intro: str) -> str:
     schema = schema_of(kind)
     lines = [f"# {title}", "", intro, "", "*Generated from the models when the site is built.*", ""]
     top = {k: v for k, v in schema.items() if k != "$defs"}
     lines += section(schema.get("title", kind), top)
+    lines += endpoints(schema.get("x-endpoints", {}))
     for name, model in sorted(schema.get("$defs", {}).items()):
         lines += section(name, model)
     return "\n".join(lines)

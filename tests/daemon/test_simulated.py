@@ -6,6 +6,7 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from tests.support import REPO, SIM_CONFIG, sim_env, stop_process
@@ -253,5 +254,31 @@ def test_unverifiable_interlock_is_shown_by_status_api_and_metrics(tmp_path: Pat
         log = daemon.log_text()
         assert "interlock unverifiable" in log
         assert "interlock verified again" in log
+    finally:
+        daemon.stop()
+
+
+def test_sighup_during_start_up_is_applied_once_the_daemon_is_built(tmp_path: Path) -> None:
+    """Issue 15: a SIGHUP while the daemon builds itself (here: while its simulators start)
+    used to run the reload against a half-built daemon (an AttributeError, logged and retried).
+    It must wait until the daemon is built, then reload; the daemon serves on."""
+    env = sim_env(tmp_path / "var")
+    daemon = _sim_daemon(tmp_path, env, "--simulate").start(wait=False)
+    try:
+        wait_until(lambda: "simulator started" in daemon.log_text(), "start-up begun", daemon)
+        sent = 0
+        while not daemon._serving():
+            assert daemon.alive(), daemon.log_text()[-4000:]
+            daemon.signal(signal.SIGHUP)
+            sent += 1
+            time.sleep(0.02)
+        wait_until(lambda: "config reloaded" in daemon.log_text(), "the reload applied", daemon)
+        assert daemon.get("/status")["mdf"]["id"] == "sim-mdf-01"
+        daemon.signal(signal.SIGTERM)
+        assert daemon.wait_exit() == 0
+        log = daemon.log_text()
+        assert sent > 1
+        assert "AttributeError" not in log
+        assert "background task failed" not in log
     finally:
         daemon.stop()

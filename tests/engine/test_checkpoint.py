@@ -11,7 +11,7 @@ import h5py
 import pytest
 
 from mdfd.daemons.engine.checkpoint import Checkpointer, CheckpointFailed, EndedPoint
-from mdfd.daemons.engine.events import EventBus
+from mdfd.daemons.engine.events import EventBus, PointEnded
 from mdfd.daemons.state import PointRow, PointStatus, RunStatus, StateDB
 from mdfd.daemons.stats import RunningStats
 from mdfd.daemons.storage import ChannelSpec, RunFile
@@ -55,7 +55,18 @@ def end_point(run_file: RunFile, index: int, records=None) -> EndedPoint:
     parameters = {"x": float(index)}
     rows = run_file.mark_point(index, parameters, {CHANNEL: stats.result()}, 0.0, 1.0)
     row = PointRow(RUN, index, PointStatus.COMPLETED, parameters, 0.0, 1.0, rows, {}, "")
-    return EndedPoint(row, records, {"point": index})
+    ended = PointEnded(
+        run=RUN,
+        point=index,
+        status="completed",
+        parameters=parameters,
+        points_total=20,
+        points_done=index + 1,
+        elapsed=1.0,
+        remaining=0.0,
+        remaining_wall=0.0,
+    )
+    return EndedPoint(row, records, ended)
 
 
 async def test_points_ended_together_share_one_commit(tmp_path: Path) -> None:
@@ -68,7 +79,7 @@ async def test_points_ended_together_share_one_commit(tmp_path: Path) -> None:
     async def watch(queue: asyncio.Queue) -> None:
         while len(seen) < 20:
             event = await queue.get()
-            seen.append((event["point"], len(await state.points(RUN))))
+            seen.append((event.point, len(await state.points(RUN))))
 
     with events.watch() as queue:
         watcher = asyncio.create_task(watch(queue))

@@ -10,6 +10,7 @@ import numpy as np
 
 from mdfd.daemons.config import load_config
 from mdfd.daemons.engine.control import RunControl
+from mdfd.daemons.engine.events import Event
 from mdfd.daemons.engine.runner import RunExecutor
 from mdfd.daemons.oneshot import create_run, state_db
 from mdfd.daemons.state import PointStatus, RunStatus
@@ -117,7 +118,7 @@ async def test_interrupt_then_resume_measures_each_point_once(tmp_path: Path) ->
         with executor.events.watch() as queue:
             while True:
                 event = await asyncio.wait_for(queue.get(), 30)
-                if event["event"] == "point_end":
+                if event.event == "point_end":
                     control.interrupt("test interrupt")
                     return
 
@@ -143,11 +144,11 @@ async def test_interrupt_then_resume_measures_each_point_once(tmp_path: Path) ->
 async def test_pause_stops_the_run_and_resume_goes_on(tmp_path: Path) -> None:
     """While paused nothing is measured or written; after resume every point completes."""
     control = RunControl()
-    during_pause: list[dict] = []
+    during_pause: list[Event] = []
 
     async def pause_then_resume(executor: RunExecutor) -> None:
         with executor.events.watch() as queue:
-            while (await asyncio.wait_for(queue.get(), 30))["event"] != "point_start":
+            while (await asyncio.wait_for(queue.get(), 30)).event != "point_start":
                 pass
             control.pause()
             await asyncio.wait_for(control.parked.wait(), 30)
@@ -176,7 +177,7 @@ async def test_abort_stops_the_run_with_the_operators_reason(tmp_path: Path) -> 
         with executor.events.watch() as queue:
             starts = 0
             while starts < 2:
-                if (await asyncio.wait_for(queue.get(), 30))["event"] == "point_start":
+                if (await asyncio.wait_for(queue.get(), 30)).event == "point_start":
                     starts += 1
         control.abort("operator said stop")
 

@@ -26,7 +26,7 @@ from mdfd.daemons.clock import EngineClock
 from mdfd.daemons.config import MdfConfig, load_config
 from mdfd.daemons.engine import instruments as instruments_module
 from mdfd.daemons.engine.acquisition import Acquisition
-from mdfd.daemons.engine.events import EventBus
+from mdfd.daemons.engine.events import EventBus, Readings
 from mdfd.daemons.engine.instruments import Instruments
 from mdfd.daemons.engine.interlocks import InterlockBreach, InterlockGuard
 from mdfd.daemons.engine.steps import StepContext
@@ -303,8 +303,8 @@ async def test_watchers_get_the_latest_values_of_a_fast_acquisition(
         await acquire(tmp_path, instruments, clock, spec, events)
     received = [queue.get_nowait() for _ in range(queue.qsize())]
     assert len(received) == 20  # one per scan when the period allows it
-    assert all(e["event"] == "readings" and e["point"] == 0 for e in received)
-    assert received[-1]["values"] == {"meter.resistivity": 1.8, "meter.hardness": 60.0}
+    assert all(isinstance(e, Readings) and e.point == 0 for e in received)
+    assert received[-1].values == {"meter.resistivity": 1.8, "meter.hardness": 60.0}
 
 
 def test_block_statistics_equal_one_by_one() -> None:

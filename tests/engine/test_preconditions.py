@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from mdfd.daemons.config import load_config
-from mdfd.daemons.engine.events import EventBus
+from mdfd.daemons.engine.events import EventBus, to_wire
 from mdfd.daemons.engine.runner import RunExecutor
 from mdfd.daemons.oneshot import create_run, state_db
 from mdfd.daemons.planning import make_plan
@@ -51,7 +51,7 @@ async def _execute(config_path: Path, recipe_path: Path):
         run = await create_run(state, config, recipe)
         with events.watch() as queue:
             outcome = await RunExecutor(config, state, events=events).execute(run)
-            seen = [queue.get_nowait() for _ in range(queue.qsize())]
+            seen = [to_wire(queue.get_nowait()) for _ in range(queue.qsize())]
         points = await state.points(run.id)
     return outcome, points, seen
 

@@ -1,0 +1,95 @@
+"""What the HTTP layer may ask of the daemon: the `ControlPlane` protocol (ADR 0054).
+
+The API speaks HTTP and nothing else: it parses a request, calls one of these methods and
+serialises the typed answer (`views`). It never reaches into the daemon's parts (scheduler,
+executor, health monitors), so those can change without the API noticing, and the API can be
+tested against any implementation. `Daemon` implements it (through `operations.Operations`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from contextlib import AbstractContextManager
+from typing import Protocol
+
+from mdfd.recipes.loader import LoadedRecipe
+
+from ..config import Control, LoadedConfig
+from ..engine.events import Event, Heartbeat
+from . import views
+
+CURRENT = "current"
+"""The run id that names the executing run."""
+
+
+class Refused(Exception):
+    """An operator request that does not apply now (HTTP 409, mdfctl exit 1)."""
+
+
+class NotFound(Exception):
+    """No such run (HTTP 404)."""
+
+
+class ControlPlane(Protocol):
+    """Operator requests raise `Refused` when they do not apply now (HTTP 409)."""
+
+    @property
+    def closing(self) -> asyncio.Event:
+        """Set when the daemon stops: event streams end."""
+        ...
+
+    @property
+    def control(self) -> Control:
+        """The control API's own settings (body size and timeouts), as configured now."""
+        ...
+
+    @property
+    def config(self) -> LoadedConfig:
+        """The config a submitted recipe is validated against (the one in force now)."""
+        ...
+
+    async def status(self) -> views.Status: ...
+
+    async def runs(self, status: str | None = None) -> list[views.Run]: ...
+
+    async def run_detail(self, run_id: str, with_texts: bool = False) -> views.RunDetail:
+        """One run; `current` names the executing run. Raises NotFound."""
+        ...
+
+    async def submit(
+        self, recipe: LoadedRecipe, config: LoadedConfig, source: str
+    ) -> views.Submitted:
+        """Queue a validated recipe (validated against `config`)."""
+        ...
+
+    async def pause(self, run_id: str | None) -> views.Paused: ...
+
+    async def resume(self, run_id: str | None) -> views.Resumed: ...
+
+    async def abort(self, run_id: str | None, reason: str) -> views.Aborted: ...
+
+    async def queue(self) -> list[views.Run]: ...
+
+    async def reorder(self, order: list[str]) -> views.QueueOrder: ...
+
+    async def drop(self, run_id: str) -> views.DroppedRun:
+        """Remove a queued run. Raises NotFound, or Refused when it is not queued."""
+        ...
+
+    async def outbox(self) -> views.Outbox: ...
+
+    async def retry_outbox(self, publisher: str | None) -> views.Requeued: ...
+
+    async def metrics(self) -> str:
+        """Prometheus text exposition."""
+        ...
+
+    def subscribe(self) -> AbstractContextManager[asyncio.Queue[Event]]:
+        """Every event published from now on, until the context ends."""
+        ...
+
+    def heartbeat(self) -> Heartbeat: ...
+
+    def executing(self) -> str | None:
+        """The id of the executing run, if any."""
+        ...
