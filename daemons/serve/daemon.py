@@ -1,8 +1,9 @@
 """`mdfd serve`: one long-lived process per MDF, composed from the parts of this package.
 
-Start-up order: state database, upstream drains, simulators (with --simulate), instrument
-health monitors,
-loop-lag sampling, the control API; then READY=1 and the work loop. Shutdown (SIGTERM/SIGINT)
+Start-up order: state database, upstream drains, instrument health monitors, loop-lag
+sampling, the control API; then READY=1 and the work loop. Instruments connect in the
+background; with --simulate the simulators start in the background too, and the health
+monitors once they listen (ADR 0053). Shutdown (SIGTERM/SIGINT)
 reverses it: STOPPING=1, the executing run is interrupted (current step stopped, safe state,
 HDF5 flushed, checkpoint committed; it resumes at its first open point on the next start), the
 work loop ends, then every listener, monitor and thread is closed and awaited, and the
@@ -24,7 +25,6 @@ from ..engine.events import EventBus
 from ..logging import get_logger
 from ..notify import Notifier, Watchdog, watchdog_interval
 from ..oneshot import state_db
-from ..simulation import running_simulators
 from ..state import StateDB
 from ..summary import NO_UPSTREAM
 from ..supervise import start_supervised
@@ -35,6 +35,7 @@ from .listeners import ControlServer
 from .metrics import LoopLag
 from .reload import review
 from .scheduler import Scheduler
+from .simulated import BackgroundSimulators
 
 STOP_TIMEOUT = 90.0
 
@@ -52,6 +53,7 @@ class Daemon:
         self._stop_reason = ""
         self._reload_task: asyncio.Task[None] | None = None
         self._reload_again = False
+        self._failure: BaseException | None = None
         # Set in run(), once their resources exist.
         self.state: StateDB
         self.health: HealthMonitor
@@ -63,6 +65,11 @@ class Daemon:
         self._stop_reason = reason
         self._stop.set()
 
+    def _simulators_failed(self, exc: BaseException) -> None:
+        """A simulator could not start: stop, then raise its error from `run` (exit 2 or 1)."""
+        self._failure = exc
+        self.request_stop(f"simulators failed to start: {exc}")
+
     def request_reload(self) -> None:
         """SIGHUP: one reload at a time; a second SIGHUP during one runs it again after."""
         if self._reload_task is not None and not self._reload_task.done():
@@ -72,6 +79,7 @@ class Daemon:
 
     async def run(self) -> int:
         log = get_logger(mdf=self.config.model.mdf.id)
+        log.info("daemon starting", config=str(self.config.path), simulate=self.simulate)
         loop = asyncio.get_running_loop()
         handled = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
         for signum in (signal.SIGTERM, signal.SIGINT):
@@ -84,12 +92,14 @@ class Daemon:
                 self.upstream = UpstreamService(self.config, self.state)
                 await self.upstream.start()
                 stack.push_async_callback(lambda: self.upstream.stop())
-                if self.simulate:
-                    await stack.enter_async_context(running_simulators(self.config))
                 clock = EngineClock(self.config.model.time_scale)
-                self.health = await stack.enter_async_context(
-                    HealthMonitor(self.config.model, clock.now, self.events)
+                health = HealthMonitor(
+                    self.config.model, clock.now, self.events, deferred=self.simulate
                 )
+                # Entered before the monitors, so left after them: drivers close first.
+                simulators = BackgroundSimulators(self.config, health, self._simulators_failed)
+                await stack.enter_async_context(simulators)
+                self.health = await stack.enter_async_context(health)
                 self.lag = await stack.enter_async_context(LoopLag())
                 server = ControlServer(self)
                 await stack.enter_async_context(server)
@@ -106,6 +116,8 @@ class Daemon:
                     self.upstream.record_hook,
                 )
                 self.notifier.ready(status="serving")
+                if self.simulate:
+                    simulators.start()
                 log.info(
                     "daemon serving",
                     socket=str(server.socket_path),
@@ -115,10 +127,13 @@ class Daemon:
                 if not self.config.model.upstream.publishers:
                     log.warning(NO_UPSTREAM)
                 async with watchdog:
-                    return await self._serve()
+                    code = await self._serve()
         finally:
             for signum in handled:
                 loop.remove_signal_handler(signum)
+        if self._failure is not None:
+            raise self._failure
+        return code
 
     async def _serve(self) -> int:
         """Run the work loop until a stop is requested (or the loop dies), then stop it."""
