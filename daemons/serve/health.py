@@ -87,11 +87,13 @@ class HealthMonitor:
             self._start_all()
         return self
 
-    def begin(self) -> None:
-        """Start the deferred monitors (a no-op once begun)."""
-        if not self._begun:
-            self._begun = True
-            self._start_all()
+    async def begin(self) -> None:
+        """Start the deferred monitors (a no-op once begun); under the lock, so a reload's
+        `replace` running meanwhile never leaves a monitor without its owner."""
+        async with self._lock:
+            if not self._begun:
+                self._begun = True
+                self._start_all()
 
     async def __aexit__(self, *exc: object) -> None:
         await self._stop(list(self._tasks))

@@ -62,7 +62,7 @@ class BackgroundSimulators:
     async def _run(self) -> None:
         try:
             async with running_simulators(self._config):
-                self._health.begin()
+                await self._health.begin()
                 # Held until the daemon stops and cancels this task (see __aexit__).
                 await asyncio.Event().wait()
         except Exception as exc:
