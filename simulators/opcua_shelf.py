@@ -50,7 +50,13 @@ async def initialized_server(make: Callable[[], Server]) -> Server:
     """A new server from `make()`, initialised from the cached standard address space when
     there is one, else the slow way (writing the cache for next time when it can)."""
     log = structlog.get_logger().bind(component="opcua-shelf")
-    directory = shelf_directory()
+    try:
+        directory = shelf_directory()
+    except RuntimeError as exc:  # no home directory to put a cache in
+        log.info("address space cache unavailable", error=str(exc))
+        server = make()
+        await server.init()
+        return server
     if directory.is_dir():
         server = make()
         try:
