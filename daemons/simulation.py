@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import errno
 import socket
@@ -34,33 +35,49 @@ async def running_simulators(loaded: LoadedConfig) -> AsyncIterator[dict[str, Si
     world = World(ScaledClock(scale), seed=simulation.seed if simulation else 0)
     log = get_logger(mdf=config.mdf.id)
     started: dict[str, Simulator] = {}
+
+    async def start(name: str, settings: SimulatorSettings) -> None:
+        simulator = simulator_class(settings.kind)(name, settings, world)
+        # Kept before it starts: a start cut short (a sibling failed, SIGTERM during start-up)
+        # may have bound something already, and every simulator's stop() is safe to call then.
+        started[name] = simulator
+        try:
+            await simulator.start()
+        except Exception as exc:
+            problem = _port_problem(loaded, name, settings)
+            if problem is not None:
+                raise InputError([problem]) from exc
+            # Server libraries say "could not listen"; the operator needs which and where.
+            where = f"{settings.host}:{getattr(settings, 'port', '?')}"
+            raise SimulatorStartError(
+                f"simulator {name!r} ({settings.kind}) cannot start on {where}: {exc}"
+            ) from exc
+        log.info(
+            "simulator started",
+            simulator=name,
+            kind=settings.kind,
+            endpoints=simulator.endpoints(),
+        )
+
     try:
-        for name, settings in config.simulators.items():
-            simulator = simulator_class(settings.kind)(name, settings, world)
-            try:
-                await simulator.start()
-            except Exception as exc:
-                problem = _port_problem(loaded, name, settings)
-                if problem is not None:
-                    raise InputError([problem]) from exc
-                # Server libraries say "could not listen"; the operator needs which and where.
-                where = f"{settings.host}:{getattr(settings, 'port', '?')}"
-                raise SimulatorStartError(
-                    f"simulator {name!r} ({settings.kind}) cannot start on {where}: {exc}"
-                ) from exc
-            started[name] = simulator
-            log.info(
-                "simulator started",
-                simulator=name,
-                kind=settings.kind,
-                endpoints=simulator.endpoints(),
-            )
+        # Concurrently: the OPC-UA server fills its standard address space in a worker thread
+        # for about a second, while the Modbus and SCPI servers only bind. Every start runs to
+        # its end (a failing one does not cancel its siblings half-way); all are stopped below.
+        outcomes = await asyncio.gather(
+            *(start(name, settings) for name, settings in config.simulators.items()),
+            return_exceptions=True,
+        )
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
         yield started
     finally:
         for name, simulator in reversed(started.items()):
             try:
                 await simulator.stop()
-            finally:
+            except Exception as exc:  # one simulator's failed stop must not keep the others up
+                log.warning("simulator stop failed", simulator=name, error=repr(exc))
+            else:
                 log.info("simulator stopped", simulator=name)
 
 

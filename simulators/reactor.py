@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from .base import SimulatorSettings
 from .opcua_security import PasswordUsers, configure_security
+from .opcua_shelf import initialized_server
 from .opcua_space import TAGS_BY_KEY, build_address_space, out_of_range
 from .world import World
 
@@ -163,8 +164,9 @@ class ReactorSimulator:
 
     async def _serve(self) -> None:
         settings = self.settings
-        server = Server(user_manager=PasswordUsers(settings.users))
-        await server.init()
+        server = await initialized_server(
+            lambda: Server(user_manager=PasswordUsers(settings.users))
+        )
         server.set_endpoint(self.url)
         server.set_server_name(f"mdfd reactor simulator {self.name}")
         await server.set_application_uri(f"urn:mdfd:sim:reactor:{self.name}")

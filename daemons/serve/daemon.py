@@ -1,8 +1,9 @@
 """`mdfd serve`: one long-lived process per MDF, composed from the parts of this package.
 
-Start-up order: state database, upstream drains, simulators (with --simulate), instrument
-health monitors,
-loop-lag sampling, the control API; then READY=1 and the work loop. Shutdown (SIGTERM/SIGINT)
+Start-up order: state database, upstream drains, instrument health monitors, loop-lag
+sampling, the control API; then READY=1 and the work loop. Instruments connect in the
+background; with --simulate the simulators start in the background too, and the health
+monitors once they listen (ADR 0053). Shutdown (SIGTERM/SIGINT)
 reverses it: STOPPING=1, the executing run is interrupted (current step stopped, safe state,
 HDF5 flushed, checkpoint committed; it resumes at its first open point on the next start), the
 work loop ends, then every listener, monitor and thread is closed and awaited, and the
@@ -28,7 +29,6 @@ from ..engine.events import EventBus
 from ..logging import get_logger
 from ..notify import Notifier, Watchdog, watchdog_interval
 from ..oneshot import state_db
-from ..simulation import running_simulators
 from ..state import StateDB
 from ..summary import NO_UPSTREAM
 from ..supervise import start_supervised
@@ -40,6 +40,7 @@ from .metrics import LoopLag
 from .operations import Operations
 from .reload import review
 from .scheduler import Scheduler
+from .simulated import BackgroundSimulators
 
 STOP_TIMEOUT = 90.0
 
@@ -61,6 +62,7 @@ class Daemon(Operations):
         health: HealthMonitor,
         lag: LoopLag,
         scheduler: Scheduler,
+        simulators: BackgroundSimulators,
     ) -> None:
         self.config = config
         self.simulate = simulate
@@ -74,6 +76,8 @@ class Daemon(Operations):
         self.health = health
         self.lag = lag
         self.scheduler = scheduler
+        self.simulators = simulators
+        self._failure: BaseException | None = None
         self.closing = asyncio.Event()
         self._stop = asyncio.Event()
         self._stop_reason = ""
@@ -95,10 +99,16 @@ class Daemon(Operations):
             await upstream.start()
             # The drains in use at the end: a reload may have replaced the first ones.
             stack.push_async_callback(lambda: (daemon.upstream if daemon else upstream).stop())
-            if simulate:
-                await stack.enter_async_context(running_simulators(config))
             clock = EngineClock(config.model.time_scale)
-            health = await stack.enter_async_context(HealthMonitor(config.model, clock.now, events))
+            monitor = HealthMonitor(config.model, clock.now, events, deferred=simulate)
+            # With --simulate the simulators start after READY=1 (Daemon.run), all at once, and
+            # the instrument monitors once they listen. Entered before the monitors, so left
+            # after them: drivers close before their simulators.
+            simulators = BackgroundSimulators(
+                config, monitor, lambda exc: daemon._simulators_failed(exc) if daemon else None
+            )
+            await stack.enter_async_context(simulators)
+            health = await stack.enter_async_context(monitor)
             lag = await stack.enter_async_context(LoopLag())
             watchdog = Watchdog(notifier, watchdog_interval())
             scheduler = Scheduler(
@@ -115,6 +125,7 @@ class Daemon(Operations):
                 health=health,
                 lag=lag,
                 scheduler=scheduler,
+                simulators=simulators,
             )
             await stack.enter_async_context(ControlServer(daemon))
             stack.callback(daemon.closing.set)  # event streams end before the server closes
@@ -124,6 +135,11 @@ class Daemon(Operations):
     def request_stop(self, reason: str) -> None:
         self._stop_reason = reason
         self._stop.set()
+
+    def _simulators_failed(self, exc: BaseException) -> None:
+        """A simulator could not start: stop, then raise its error from `run` (exit 2 or 1)."""
+        self._failure = exc
+        self.request_stop(f"simulators failed to start: {exc}")
 
     def request_reload(self) -> None:
         """SIGHUP: one reload at a time; a second SIGHUP during one runs it again after."""
@@ -136,6 +152,8 @@ class Daemon(Operations):
         """Serve until a stop is requested: READY=1, the watchdog, the work loop."""
         log = get_logger(mdf=self.config.model.mdf.id)
         self.notifier.ready(status="serving")
+        if self.simulate:
+            self.simulators.start()
         log.info(
             "daemon serving",
             socket=str(self.config.model.storage.control_socket),
@@ -145,7 +163,10 @@ class Daemon(Operations):
         if not self.config.model.upstream.publishers:
             log.warning(NO_UPSTREAM)
         async with self.watchdog:
-            return await self._serve()
+            code = await self._serve()
+        if self._failure is not None:
+            raise self._failure
+        return code
 
     async def _serve(self) -> int:
         """Run the work loop until a stop is requested (or the loop dies), then stop it."""
@@ -255,6 +276,9 @@ async def serve(config: LoadedConfig, simulate: bool) -> int:
     for signum in stopping:
         loop.add_signal_handler(signum, start_up.stop, signal.Signals(signum).name)
     loop.add_signal_handler(signal.SIGHUP, start_up.request_reload)
+    get_logger(mdf=config.model.mdf.id).info(
+        "daemon starting", config=str(config.path), simulate=simulate
+    )
     try:
         async with Daemon.built(config, simulate) as daemon:
             for signum in stopping:

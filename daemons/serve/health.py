@@ -59,7 +59,17 @@ class InstrumentHealth:
 class HealthMonitor:
     """Owns one monitor task per instrument not lent to a run; see the module docstring."""
 
-    def __init__(self, config: MdfConfig, clock: Callable[[], float], events: EventBus) -> None:
+    def __init__(
+        self,
+        config: MdfConfig,
+        clock: Callable[[], float],
+        events: EventBus,
+        *,
+        deferred: bool = False,
+    ) -> None:
+        """`deferred`: monitors start at `begin()`, not on entry — with --simulate, once the
+        simulators listen, so a start-up is not a burst of refused connections and backoffs.
+        Until then every instrument shows `connecting`."""
         self._config = config
         self._clock = clock
         self._events = events
@@ -70,11 +80,20 @@ class HealthMonitor:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._changed = asyncio.Event()
         self._lock = asyncio.Lock()  # lending and replacing never interleave
+        self._begun = not deferred
 
     async def __aenter__(self) -> HealthMonitor:
-        for name in self.health:
-            self._start(name)
+        if self._begun:
+            self._start_all()
         return self
+
+    async def begin(self) -> None:
+        """Start the deferred monitors (a no-op once begun); under the lock, so a reload's
+        `replace` running meanwhile never leaves a monitor without its owner."""
+        async with self._lock:
+            if not self._begun:
+                self._begun = True
+                self._start_all()
 
     async def __aexit__(self, *exc: object) -> None:
         await self._stop(list(self._tasks))
@@ -103,7 +122,7 @@ class HealthMonitor:
         finally:
             async with self._lock:
                 for name in lent:
-                    if name in self.health and name not in self._tasks:
+                    if self._begun and name in self.health and name not in self._tasks:
                         self._set(name, CONNECTING)
                         self._start(name)
 
@@ -116,8 +135,12 @@ class HealthMonitor:
                 name: InstrumentHealth(name, instrument.driver)
                 for name, instrument in config.instruments.items()
             }
-            for name in self.health:
-                self._start(name)
+            if self._begun:
+                self._start_all()
+
+    def _start_all(self) -> None:
+        for name in self.health:
+            self._start(name)
 
     def _start(self, name: str) -> None:
         self._tasks[name] = start_supervised(f"health-{name}", lambda: self._monitor(name))
