@@ -1,10 +1,13 @@
-"""Helpers shared by tests: free ports, waiting for listeners, running `mdfd` as a process."""
+"""Helpers shared by tests: free ports, waiting for listeners, running `mdfd` as a process
+(its output to files), building MDF configs."""
 
 from __future__ import annotations
 
 import contextlib
 import csv
 import errno
+import itertools
+import json
 import os
 import shutil
 import socket
@@ -81,18 +84,126 @@ def mdfd(
     )
 
 
+class Child(subprocess.Popen[str]):
+    """A long-lived child (daemon, simulator, run) whose stdout and stderr go to files.
+
+    A pipe nobody reads fills at 64 KiB and then blocks a chatty child mid-write, so the
+    test hangs for a reason that has nothing to do with the code under test. Files never
+    fill; the test reads them when it wants (`out_text`, `err_text`, `wait_for_line`), and
+    `tests/conftest.py` prints their tails when a test fails.
+    """
+
+    def __init__(
+        self,
+        command: list[str],
+        *,
+        logs: Path,
+        name: str,
+        env: dict[str, str] | None = None,
+        cwd: Path | None = None,
+    ) -> None:
+        logs.mkdir(parents=True, exist_ok=True)
+        stem = f"{name}-{next(_CHILD_NUMBERS)}"
+        self.name = stem
+        self.out_path = logs / f"{stem}.stdout"
+        self.err_path = logs / f"{stem}.stderr"
+        with self.out_path.open("w") as out, self.err_path.open("w") as err:
+            super().__init__(command, env=env, cwd=cwd or REPO, stdout=out, stderr=err, text=True)
+        CHILDREN.append(self)
+
+    def out_text(self) -> str:
+        return self.out_path.read_text(errors="replace")
+
+    def err_text(self) -> str:
+        return self.err_path.read_text(errors="replace")
+
+    def finish(self, timeout: float) -> tuple[int, str, str]:
+        """Wait (an upper bound) for the child to exit; its code, stdout and stderr.
+
+        On timeout the child is stopped and `subprocess.TimeoutExpired` propagates."""
+        try:
+            code = self.wait(timeout=timeout)
+        finally:
+            stop_process(self)
+        return code, self.out_text(), self.err_text()
+
+    def wait_for_line(self, text: str, timeout: float = 60.0, stream: str = "stderr") -> str:
+        """The first line of `stream` containing `text`, once the child has written it.
+
+        Fails at once if the child exits first; `timeout` is an upper bound, not a threshold."""
+        path = self.err_path if stream == "stderr" else self.out_path
+        deadline = time.monotonic() + timeout
+        while True:
+            exited = self.poll() is not None
+            for line in path.read_text(errors="replace").splitlines():
+                if text in line:
+                    return line
+            if exited:
+                raise AssertionError(
+                    f"{self.name} exited ({self.returncode}) before writing {text!r}:\n"
+                    + self.err_text()[-3000:]
+                )
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{self.name} wrote no {text!r} within {timeout} s")
+            time.sleep(0.05)
+
+
+# Every child started in this process, for the failure report in tests/conftest.py (xdist
+# workers are separate processes, so each has its own list).
+CHILDREN: list[Child] = []
+_CHILD_NUMBERS = itertools.count(1)
+
+
 def start_mdfd(
-    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
-) -> subprocess.Popen[str]:
-    """Start the `mdfd` CLI as a background process; the caller stops it by its PID."""
-    return subprocess.Popen(
+    *args: str, logs: Path, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> Child:
+    """Start the `mdfd` CLI as a background process logging to files in `logs` (the test's
+    tmp dir); the caller stops it by its PID (`stop_process`)."""
+    return Child(
         [sys.executable, "-m", "mdfd.daemons.cli", *args],
+        logs=logs,
+        name="mdfd-" + next((a for a in args if not a.startswith("-")), "cli"),
         env=env,
-        cwd=cwd or REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+        cwd=cwd,
     )
+
+
+def start_simulators(
+    config: Path,
+    *args: str,
+    logs: Path,
+    env: dict[str, str] | None = None,
+    endpoints: Path | None = None,
+    timeout: float = 60.0,
+) -> tuple[Child, dict[str, dict[str, str]]]:
+    """`mdfd sim` as its own process, returned once every simulator listens, with where
+    (`{simulator: {"tcp": "127.0.0.1:40123", ...}}` from `--endpoints-file`).
+
+    `args` go before `sim` (e.g. `--log-json`). A simulator configured on port 0 gets a free
+    one from the kernel and says which here: no race with another test for the number."""
+    endpoints = endpoints or logs / "endpoints.json"
+    endpoints.unlink(missing_ok=True)
+    process = start_mdfd(
+        *args, "sim", "--config", str(config), "--endpoints-file", str(endpoints),
+        logs=logs, env=env,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + timeout
+        while not endpoints.exists():
+            if process.poll() is not None:
+                raise AssertionError(f"simulators exited: {process.err_text()[-3000:]}")
+            if time.monotonic() > deadline:
+                raise AssertionError(f"simulators did not start within {timeout} s")
+            time.sleep(0.05)
+        return process, json.loads(endpoints.read_text())
+    except BaseException:
+        stop_process(process)
+        raise
+
+
+def endpoint_port(endpoint: str) -> int:
+    """The port of a `host:port` endpoint as the simulators report it."""
+    return int(endpoint.rsplit(":", 1)[1])
 
 
 def stop_process(process: subprocess.Popen[str], timeout: float = 15.0) -> None:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from mdfd.daemons import cli
-from tests.support import free_port, mdfd, start_mdfd, stop_process
+from tests.support import free_port, mdfd, start_mdfd, start_simulators, stop_process
 
 pytestmark = pytest.mark.slow
 
@@ -52,14 +50,8 @@ def config(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     var = tmp_path_factory.mktemp("probe")
     path = var / "mdf.yaml"
     path.write_text(CONFIG.format(var=var, port=free_port(), dead=free_port()))
-    endpoints = var / "endpoints.json"
-    process = start_mdfd("sim", "--config", str(path), "--endpoints-file", str(endpoints))
+    process, _ = start_simulators(path, logs=var)
     try:
-        deadline = time.monotonic() + 30
-        while not endpoints.exists():
-            assert process.poll() is None, process.stderr.read() if process.stderr else ""
-            assert time.monotonic() < deadline, "simulator did not start"
-            time.sleep(0.05)
         yield path
     finally:
         stop_process(process)
@@ -133,15 +125,15 @@ def test_unreachable_instrument_exits_1(config: Path) -> None:
 
 
 def test_write_is_refused_while_a_daemon_holds_the_mdf_and_reads_stay_allowed(
-    config: Path,
+    config: Path, tmp_path: Path
 ) -> None:
     """Before the lock check, `--write` changed the setpoint under a running daemon, exit 0."""
     state = config.parent / "state"
-    daemon = start_mdfd("serve", "--config", str(config))
+    daemon = start_mdfd("serve", "--config", str(config), logs=tmp_path)
     try:
         deadline = time.monotonic() + 60
         while not (state / "control.sock").exists():
-            assert daemon.poll() is None, daemon.stderr.read() if daemon.stderr else ""
+            assert daemon.poll() is None, daemon.err_text()[-3000:]
             assert time.monotonic() < deadline, "daemon did not start serving"
             time.sleep(0.05)
         before = mdfd("probe", "--config", str(config), "furnace", "setpoint", "--json")
@@ -182,32 +174,18 @@ def test_library_log_lines_are_json_without_frame_dumps(tmp_path: Path) -> None:
     port = free_port()
     config = tmp_path / "mdf.yaml"
     config.write_text(GARBLED_PEER_CONFIG.format(var=tmp_path, port=port))
-    endpoints = tmp_path / "endpoints.json"
-    log = tmp_path / "sim.log"
-    with log.open("w") as sink:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "mdfd.daemons.cli", "--log-json", "sim", "--config",
-             str(config), "--endpoints-file", str(endpoints)],
-            stdout=sink,
-            stderr=sink,
-        )  # fmt: skip
+    process, _ = start_simulators(config, "--log-json", logs=tmp_path)
     try:
-        deadline = time.monotonic() + 30
-        while not endpoints.exists():
-            assert process.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, "simulator did not start"
-            time.sleep(0.05)
         with socket.create_connection(("127.0.0.1", port), timeout=5) as peer:
             peer.sendall(bytes.fromhex("0001 0000 0006 01 63 0000 0001"))  # function 0x63
             time.sleep(0.3)
             peer.sendall(b"\xde\xad garbage that is no Modbus frame\n")
             time.sleep(0.3)
     finally:
-        process.terminate()
-        process.wait(timeout=15)
-    lines = log.read_text().splitlines()
-    events = [json.loads(line) for line in lines]  # every line is JSON
+        stop_process(process)
+    logged = process.out_text() + process.err_text()
+    events = [json.loads(line) for line in logged.splitlines()]  # every line is JSON
     library = [e for e in events if e.get("logger", "").startswith("pymodbus")]
     assert library, "pymodbus logged nothing: the garbage did not reach it"
     assert all(e["level"] in ("warning", "error", "critical") for e in library)
-    assert ">>>>>" not in log.read_text()
+    assert ">>>>>" not in logged

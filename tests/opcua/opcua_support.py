@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import socket
-import subprocess
 import threading
-import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -26,7 +23,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from mdfd.drivers.opcua import OpcUaInstrument
-from tests.support import start_mdfd, stop_process
+from tests.support import Child, start_simulators
 
 NAMESPACE = "urn:mdfd:sim:reactor"
 T = TypeVar("T")
@@ -88,22 +85,10 @@ def write_config(var: Path, port: int, extra: str = "") -> Path:
     return path
 
 
-def start_simulator(config: Path, timeout: float = 60.0) -> tuple[subprocess.Popen[str], str]:
+def start_simulator(config: Path, timeout: float = 60.0) -> tuple[Child, str]:
     """`mdfd sim` as its own process; returns it and the reactor's endpoint URL."""
-    endpoints = config.parent / "endpoints.json"
-    endpoints.unlink(missing_ok=True)
-    process = start_mdfd("sim", "--config", str(config), "--endpoints-file", str(endpoints))
-    deadline = time.monotonic() + timeout
-    while not endpoints.exists():
-        if process.poll() is not None:
-            errors = process.stderr.read() if process.stderr else ""
-            stop_process(process)
-            raise AssertionError(f"simulator exited: {errors[-3000:]}")
-        if time.monotonic() > deadline:
-            stop_process(process)
-            raise AssertionError(f"simulator did not start within {timeout} s")
-        time.sleep(0.05)
-    return process, json.loads(endpoints.read_text())["reactor"]["opcua"]
+    process, endpoints = start_simulators(config, logs=config.parent, timeout=timeout)
+    return process, endpoints["reactor"]["opcua"]
 
 
 def instrument(url: str, **overrides: Any) -> OpcUaInstrument:

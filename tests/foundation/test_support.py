@@ -1,0 +1,66 @@
+"""The test helpers themselves: children log to files, a failed test shows their output, and
+the config builder writes what the loader accepts."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.support import REPO, Child, stop_process
+
+# Four times a pipe's 64 KiB: with stderr=PIPE and nobody reading, the child blocks mid-write.
+CHATTY = "import sys\nsys.stderr.write('x' * 256 * 1024)\nsys.stderr.flush()\nprint('done')\n"
+
+
+def test_a_chatty_child_never_blocks_on_its_output(tmp_path: Path) -> None:
+    child = Child([sys.executable, "-c", CHATTY], logs=tmp_path, name="chatty")
+    code, out, err = child.finish(timeout=60)  # an upper bound; a full pipe would hit it
+    assert code == 0
+    assert out == "done\n"
+    assert len(err) == 256 * 1024
+    assert child.err_path.parent == tmp_path
+
+
+def test_wait_for_line_fails_at_once_when_the_child_exits_without_it(tmp_path: Path) -> None:
+    child = Child(
+        [sys.executable, "-c", "import sys; sys.stderr.write('boom\\n')"], logs=tmp_path, name="x"
+    )
+    try:
+        with pytest.raises(AssertionError, match=r"exited \(0\)[^\n]*\n.*boom"):
+            child.wait_for_line("never written", timeout=60)
+    finally:
+        stop_process(child)
+
+
+FAILING = """
+import sys
+from tests.support import Child
+
+
+def test_fails(tmp_path):
+    child = Child([sys.executable, "-c", "print('child says hello')"], logs=tmp_path, name="hi")
+    child.finish(timeout=60)
+    assert False
+"""
+
+
+def test_a_failed_test_reports_the_output_of_its_children(tmp_path: Path) -> None:
+    """A failing test in a throwaway directory whose conftest takes the hooks of ours."""
+    inner = tmp_path / "inner"
+    inner.mkdir()
+    (inner / "conftest.py").write_text(
+        "from tests.conftest import pytest_runtest_makereport, pytest_runtest_setup  # noqa\n"
+    )
+    (inner / "test_failing.py").write_text(FAILING)
+    (inner / "pytest.ini").write_text("[pytest]\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:xdist", "-p", "no:cacheprovider", "-q",
+         "-c", str(inner / "pytest.ini"), "--rootdir", str(inner), str(inner)],
+        cwd=REPO, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "hi-1 stdout" in result.stdout, result.stdout
+    assert "child says hello" in result.stdout
