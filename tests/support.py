@@ -16,8 +16,10 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
 REPO = Path(__file__).resolve().parent.parent
 SIM_CONFIG = REPO / "config" / "sim.yaml"
@@ -218,6 +220,72 @@ def stop_process(process: subprocess.Popen[str], timeout: float = 15.0) -> None:
     for stream in (process.stdout, process.stderr):
         if stream is not None:
             stream.close()
+
+
+def memory_instruments() -> dict[str, Any]:
+    """The memory-driver furnace and meter most engine, daemon and upstream tests run on."""
+    return {
+        "furnace": {
+            "driver": "memory",
+            "channels": {
+                "temperature": {"unit": "degC", "follows": "setpoint", "tau": 30, "initial": 25},
+                "setpoint": {
+                    "unit": "degC",
+                    "writable": True,
+                    "limits": {"min": 0, "max": 1400},
+                    "initial": 25,
+                },
+            },
+        },
+        "meter": {
+            "driver": "memory",
+            "channels": {
+                "resistivity": {"unit": "microohm*cm", "initial": 1.8},
+                "hardness": {"unit": "HV", "initial": 60},
+                "specimen": {"writable": True},
+            },
+        },
+    }
+
+
+def mdf_config(
+    tmp_path: Path,
+    *,
+    instruments: dict[str, Any] | None = None,
+    simulators: dict[str, Any] | None = None,
+    safety: dict[str, Any] | None = None,
+    name: str = "mdf.yaml",
+    **sections: Any,
+) -> Path:
+    """Write an MDF config to `tmp_path/name` and return its path.
+
+    Built from dicts and dumped with yaml.safe_dump, so a test says only what differs from a
+    plain MDF (private storage under `tmp_path/var`, the repository's vocabulary, time scale
+    3000, the memory furnace and meter, a safe state) instead of copying a YAML template.
+    A section given replaces the default one whole; a section given as None is left out.
+    """
+    var = tmp_path / "var"
+    model: dict[str, Any] = {
+        "mdf": {"id": "mem-mdf", "domain": "metal", "site": "TEST"},
+        "storage": {
+            "data_dir": str(var / "data"),
+            "state_dir": str(var / "state"),
+            "runtime_dir": str(var / "run"),
+        },
+        "vocabulary": str(REPO / "config" / "vocabulary.yaml"),
+        "simulation": {"time_scale": 3000},
+        "instruments": memory_instruments() if instruments is None else instruments,
+        "safety": {"safe_state": {"furnace.setpoint": 25}} if safety is None else safety,
+    }
+    if simulators is not None:
+        model["simulators"] = simulators
+    model.update(sections)
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    path = tmp_path / name
+    path.write_text(
+        yaml.safe_dump({k: v for k, v in model.items() if v is not None}, sort_keys=False)
+    )
+    return path
 
 
 def read_export(path: Path) -> list[dict[str, str]]:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import aiomqtt
 import pytest
+import yaml
 from aiohttp import web
 
 from mdfd.daemons.config import LoadedConfig, load_config
@@ -26,37 +27,12 @@ from mdfd.daemons.stats import Stats
 from mdfd.daemons.upstream.record import record_id
 from mdfd.daemons.upstream.service import UpstreamService
 from mdfd.recipes.loader import LoadedRecipe, load_recipe
-from tests.support import REPO, free_port, require_tool, wait_for_port
+from tests.support import free_port, mdf_config, require_tool, wait_for_port
 
 MOSQUITTO = "/usr/sbin/mosquitto"
 MOSQUITTO_PASSWD = "/usr/bin/mosquitto_passwd"
 MDF_ID = "up-mdf"
 SITE = "KR-TEST"
-
-CONFIG = """
-mdf: {{id: {mdf}, domain: metal, site: {site}}}
-storage: {{data_dir: {root}/data, state_dir: {root}/state, runtime_dir: {root}/run}}
-vocabulary: {vocabulary}
-simulation: {{time_scale: 3000}}
-instruments:
-  furnace:
-    driver: memory
-    channels:
-      temperature: {{unit: degC, follows: setpoint, tau: 30, initial: 25}}
-      setpoint: {{unit: degC, writable: true, limits: {{min: 0, max: 1400}}, initial: 25}}
-  meter:
-    driver: memory
-    channels:
-      resistivity: {{unit: microohm*cm, initial: 1.8}}
-      hardness: {{unit: HV, initial: 60}}
-      specimen: {{writable: true}}
-safety:
-  safe_state: {{furnace.setpoint: 25}}
-upstream:
-  exit_drain_timeout: 20
-  publishers:
-{publishers}
-"""
 
 RECIPE = """
 recipe: {{name: upstream-test, version: "2.1"}}
@@ -88,17 +64,15 @@ record:
 
 
 def write_config(root: Path, publishers: list[str]) -> Path:
-    path = root / "mdf.yaml"
-    path.write_text(
-        CONFIG.format(
-            mdf=MDF_ID,
-            site=SITE,
-            root=root / "var",
-            vocabulary=REPO / "config" / "vocabulary.yaml",
-            publishers="\n".join(f"    - {p}" for p in publishers),
-        )
+    """The memory MDF with `publishers` (each a YAML flow mapping) and a 20 s exit drain."""
+    return mdf_config(
+        root,
+        mdf={"id": MDF_ID, "domain": "metal", "site": SITE},
+        upstream={
+            "exit_drain_timeout": 20,
+            "publishers": [yaml.safe_load(publisher) for publisher in publishers],
+        },
     )
-    return path
 
 
 def write_recipe(root: Path, temperatures: str = "[200, 250]") -> Path:
