@@ -27,9 +27,26 @@ EXAMPLES = REPO / "recipes" / "examples"
 
 
 def free_port() -> int:
+    """A port that was free a moment ago, for a process that must be told its port up front.
+
+    Residual race: the port is closed before it is handed on, so under xdist another process
+    may bind it first (the child then fails with "address in use"). Prefer port 0 and ask the
+    process where it listens (`start_simulators` reads `mdfd sim --endpoints-file`), or
+    `refused_port` for an address where nothing may listen; keep this for fixed ports such
+    as config/sim.yaml's MDFD_*_PORT (`sim_env`), whose callers retry once (`retry_port_race`).
+    """
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def refused_port() -> Iterator[int]:
+    """A port bound by this process and never listened on: every connection to it is refused,
+    and no other process can take it while the block runs (unlike a closed `free_port`)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield int(sock.getsockname()[1])
 
 
 def require_tool(tool: str, package: str) -> str:
@@ -248,21 +265,15 @@ def memory_instruments() -> dict[str, Any]:
     }
 
 
-def mdf_config(
-    tmp_path: Path,
-    *,
-    instruments: dict[str, Any] | None = None,
-    simulators: dict[str, Any] | None = None,
-    safety: dict[str, Any] | None = None,
-    name: str = "mdf.yaml",
-    **sections: Any,
-) -> Path:
+def mdf_config(tmp_path: Path, *, name: str = "mdf.yaml", **sections: Any) -> Path:
     """Write an MDF config to `tmp_path/name` and return its path.
 
     Built from dicts and dumped with yaml.safe_dump, so a test says only what differs from a
     plain MDF (private storage under `tmp_path/var`, the repository's vocabulary, time scale
     3000, the memory furnace and meter, a safe state) instead of copying a YAML template.
-    A section given replaces the default one whole; a section given as None is left out.
+    Each keyword is a top-level section (`instruments=`, `simulators=`, `safety=`,
+    `upstream=`...): given, it replaces the default section whole; given as None, it is left
+    out.
     """
     var = tmp_path / "var"
     model: dict[str, Any] = {
@@ -274,11 +285,9 @@ def mdf_config(
         },
         "vocabulary": str(REPO / "config" / "vocabulary.yaml"),
         "simulation": {"time_scale": 3000},
-        "instruments": memory_instruments() if instruments is None else instruments,
-        "safety": {"safe_state": {"furnace.setpoint": 25}} if safety is None else safety,
+        "instruments": memory_instruments(),
+        "safety": {"safe_state": {"furnace.setpoint": 25}},
     }
-    if simulators is not None:
-        model["simulators"] = simulators
     model.update(sections)
     tmp_path.mkdir(parents=True, exist_ok=True)
     path = tmp_path / name

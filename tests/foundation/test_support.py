@@ -3,13 +3,16 @@ the config builder writes what the loader accepts."""
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
-from tests.support import REPO, Child, stop_process
+from mdfd.daemons.config import load_config
+from tests.support import REPO, Child, mdf_config, refused_port, stop_process
 
 # Four times a pipe's 64 KiB: with stderr=PIPE and nobody reading, the child blocks mid-write.
 CHATTY = "import sys\nsys.stderr.write('x' * 256 * 1024)\nsys.stderr.flush()\nprint('done')\n"
@@ -64,3 +67,20 @@ def test_a_failed_test_reports_the_output_of_its_children(tmp_path: Path) -> Non
     assert result.returncode == 1, result.stdout + result.stderr
     assert "hi-1 stdout" in result.stdout, result.stdout
     assert "child says hello" in result.stdout
+
+
+def test_mdf_config_writes_a_config_the_loader_accepts(tmp_path: Path) -> None:
+    loaded = load_config(mdf_config(tmp_path, simulation={"time_scale": 200}, safety=None))
+    model = loaded.model
+    assert sorted(model.instruments) == ["furnace", "meter"]
+    assert model.storage.state_dir == tmp_path / "var" / "state"
+    assert model.simulation.time_scale == 200
+    assert "safety" not in yaml.safe_load((tmp_path / "mdf.yaml").read_text())
+
+
+def test_a_refused_port_refuses_and_cannot_be_taken_while_held() -> None:
+    with refused_port() as port:
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", port), timeout=5)
+        with socket.socket() as other, pytest.raises(OSError, match="in use"):
+            other.bind(("127.0.0.1", port))
