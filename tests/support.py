@@ -14,9 +14,9 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 import yaml
@@ -49,6 +49,34 @@ def refused_port() -> Iterator[int]:
         yield int(sock.getsockname()[1])
 
 
+# What mdfd says (exit 2, nothing touched) when a simulator's port is taken when it binds.
+PORT_TAKEN = "is already in use"
+T = TypeVar("T")
+
+
+def retry_port_race(attempt: Callable[[], T]) -> T:
+    """`attempt()`, once more if a port it took from `free_port` was taken in between.
+
+    `attempt` must choose fresh ports itself (e.g. call `sim_env`). The race shows as an
+    `mdfd` result with exit 2 naming the taken port, or as an AssertionError carrying that
+    message (`start_simulators`); mdfd refuses before touching anything, so trying again is
+    safe. A second failure is reported as it is.
+    """
+    try:
+        result = attempt()
+    except AssertionError as exc:
+        if PORT_TAKEN not in str(exc):
+            raise
+        return attempt()
+    if (
+        isinstance(result, subprocess.CompletedProcess)
+        and result.returncode == 2
+        and PORT_TAKEN in result.stderr
+    ):
+        return attempt()
+    return result
+
+
 def require_tool(tool: str, package: str) -> str:
     """The tool's path; if it is missing, skip the test here, naming the Debian package.
 
@@ -76,7 +104,11 @@ def wait_for_port(port: int, host: str = "127.0.0.1", timeout: float = 15.0) -> 
 
 
 def sim_env(var_dir: Path, **extra: str) -> dict[str, str]:
-    """Environment for a `config/sim.yaml` process with private state and free ports."""
+    """Environment for a `config/sim.yaml` process with private state and free ports.
+
+    config/sim.yaml takes its ports from MDFD_*_PORT for the instruments and the simulators
+    alike, so they are fixed before the process starts (`free_port`, with its residual race;
+    wrap the start in `retry_port_race`)."""
     env = dict(os.environ)
     env.update(
         MDFD_VAR=str(var_dir),

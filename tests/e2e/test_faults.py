@@ -22,6 +22,7 @@ from tests.support import (
     SIM_CONFIG,
     Child,
     mdfd,
+    retry_port_race,
     sim_env,
     start_mdfd,
     stop_process,
@@ -70,7 +71,12 @@ def rig(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Rig]:
     interlock = getattr(request, "param", 1450)
     config = rig_config(tmp_path, interlock)
     env = sim_env(tmp_path / "var", MDFD_TIME_SCALE="1500")
-    process = start_simulators(config, env, tmp_path / "endpoints.json")
+
+    def attempt() -> Child:
+        env.update(sim_env(tmp_path / "var", MDFD_TIME_SCALE="1500"))  # fresh ports
+        return start_simulators(config, env, tmp_path / "endpoints.json")
+
+    process = retry_port_race(attempt)
     try:
         yield Rig(config, env, process, tmp_path)
     finally:

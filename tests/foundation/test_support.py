@@ -12,7 +12,18 @@ import pytest
 import yaml
 
 from mdfd.daemons.config import load_config
-from tests.support import REPO, Child, mdf_config, refused_port, stop_process
+from tests.support import (
+    PORT_TAKEN,
+    REPO,
+    SIM_CONFIG,
+    Child,
+    mdf_config,
+    mdfd,
+    refused_port,
+    retry_port_race,
+    sim_env,
+    stop_process,
+)
 
 # Four times a pipe's 64 KiB: with stderr=PIPE and nobody reading, the child blocks mid-write.
 CHATTY = "import sys\nsys.stderr.write('x' * 256 * 1024)\nsys.stderr.flush()\nprint('done')\n"
@@ -84,3 +95,40 @@ def test_a_refused_port_refuses_and_cannot_be_taken_while_held() -> None:
             socket.create_connection(("127.0.0.1", port), timeout=5)
         with socket.socket() as other, pytest.raises(OSError, match="in use"):
             other.bind(("127.0.0.1", port))
+
+
+SIM_RECIPE = """\
+recipe: {name: port-race, version: "1"}
+sweep:
+  parameters:
+    temperature: {unit: degC, values: [300]}
+steps:
+  - set: {furnace.setpoint: temperature}
+  - acquire: {channels: [furnace.temperature], rate: 1, count: 2}
+"""
+
+
+def test_a_port_taken_between_free_port_and_the_bind_is_retried_once(tmp_path: Path) -> None:
+    """The first attempt's furnace port is taken (as another xdist worker might); the run is
+    refused (exit 2, nothing touched) and the second attempt, on fresh ports, completes."""
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(SIM_RECIPE)
+    attempts: list[subprocess.CompletedProcess[str]] = []
+
+    def attempt() -> subprocess.CompletedProcess[str]:
+        env = sim_env(tmp_path / "var", MDFD_TIME_SCALE="3000")
+        command = ("run", "--simulate", "--json", "--config", str(SIM_CONFIG), str(recipe))
+        if attempts:
+            attempts.append(mdfd(*command, env=env, timeout=120))
+            return attempts[-1]
+        with socket.socket() as thief:
+            thief.bind(("127.0.0.1", int(env["MDFD_FURNACE_PORT"])))
+            thief.listen()
+            attempts.append(mdfd(*command, env=env, timeout=120))
+        return attempts[-1]
+
+    result = retry_port_race(attempt)
+    assert len(attempts) == 2
+    assert attempts[0].returncode == 2
+    assert PORT_TAKEN in attempts[0].stderr
+    assert result.returncode == 0, result.stderr[-3000:]
