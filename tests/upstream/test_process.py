@@ -208,10 +208,11 @@ async def test_idle_daemon_reconnects_after_a_broker_restart_and_its_will_still_
 def test_outbox_drain_with_nothing_queued_succeeds_while_the_broker_is_down(
     tmp_path: Path,
 ) -> None:
-    from tests.support import free_port
+    from tests.support import refused_port
 
-    config = write_config(tmp_path, [mqtt_publisher(free_port())])  # nothing listens there
-    done = mdfd("outbox", "drain", "--config", str(config), "--within", "30", "--json")
+    with refused_port() as port:  # nothing listens there, nor can while the drain runs
+        config = write_config(tmp_path, [mqtt_publisher(port)])
+        done = mdfd("outbox", "drain", "--config", str(config), "--within", "30", "--json")
     assert done.returncode == 0, done.stdout + done.stderr
     [fleet] = json.loads(done.stdout)["publishers"]
     assert fleet["pending"] == 0
