@@ -215,10 +215,14 @@ async def mdf(tmp_path: Path) -> AsyncIterator[MakeMdf]:
 
 
 class Receiver:
-    """The platform's ingest endpoint, in this process: counts every record id it accepts."""
+    """The platform's ingest endpoint, in this process: counts every record id it accepts.
+
+    On port 0 the kernel picks one at the first start (no race with other processes);
+    `port` then holds it, and a restart comes back there. Give a port (`free_port`) only
+    where the config must name it before the receiver first listens."""
 
     def __init__(
-        self, port: int, token: str | None = None, tls: ssl.SSLContext | None = None
+        self, port: int = 0, token: str | None = None, tls: ssl.SSLContext | None = None
     ) -> None:
         self.port = port
         self.token = token
@@ -244,6 +248,7 @@ class Receiver:
             self._runner, "127.0.0.1", self.port, reuse_address=True, ssl_context=self.tls
         )
         await site.start()
+        self.port = self._runner.addresses[0][1]
 
     async def stop(self) -> None:
         if self._runner is not None:
@@ -278,7 +283,7 @@ class Receiver:
 
 @pytest.fixture
 async def receiver() -> AsyncIterator[Receiver]:
-    server = Receiver(free_port())
+    server = Receiver()
     await server.start()
     yield server
     await server.stop()
