@@ -49,8 +49,9 @@ def refused_port() -> Iterator[int]:
         yield int(sock.getsockname()[1])
 
 
-# What mdfd says (exit 2, nothing touched) when a simulator's port is taken when it binds.
-PORT_TAKEN = "is already in use"
+# What mdfd says when a port it was told to bind is taken: "port N is already in use by ..."
+# (a simulator: exit 2, nothing touched) or "... address already in use" (a control socket).
+PORT_TAKEN = "already in use"
 T = TypeVar("T")
 
 
@@ -59,19 +60,19 @@ def retry_port_race(attempt: Callable[[], T]) -> T:
 
     `attempt` must choose fresh ports itself (e.g. call `sim_env`). The race shows as an
     `mdfd` result with exit 2 naming the taken port, or as an AssertionError carrying that
-    message (`start_simulators`); mdfd refuses before touching anything, so trying again is
-    safe. A second failure is reported as it is.
+    message (`start_simulators`, `Daemon.start`); mdfd stops before running anything, so
+    trying again is safe. A second failure is reported as it is.
     """
     try:
         result = attempt()
     except AssertionError as exc:
-        if PORT_TAKEN not in str(exc):
+        if PORT_TAKEN not in str(exc).lower():
             raise
         return attempt()
     if (
         isinstance(result, subprocess.CompletedProcess)
         and result.returncode == 2
-        and PORT_TAKEN in result.stderr
+        and PORT_TAKEN in result.stderr.lower()
     ):
         return attempt()
     return result

@@ -3,6 +3,7 @@ the config builder writes what the loader accepts."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import subprocess
 import sys
@@ -12,11 +13,13 @@ import pytest
 import yaml
 
 from mdfd.daemons.config import load_config
+from tests.daemon.harness import Daemon, environment, write_config
 from tests.support import (
     PORT_TAKEN,
     REPO,
     SIM_CONFIG,
     Child,
+    free_port,
     mdf_config,
     mdfd,
     refused_port,
@@ -132,3 +135,32 @@ def test_a_port_taken_between_free_port_and_the_bind_is_retried_once(tmp_path: P
     assert attempts[0].returncode == 2
     assert PORT_TAKEN in attempts[0].stderr
     assert result.returncode == 0, result.stderr[-3000:]
+
+
+def test_a_daemon_whose_control_port_was_taken_is_started_again_on_a_fresh_one(
+    tmp_path: Path,
+) -> None:
+    ports: list[int] = []
+
+    def attempt() -> Daemon:
+        with contextlib.ExitStack() as stack:
+            if ports:
+                port = free_port()
+            else:  # the first attempt's port is taken, as by another xdist worker
+                thief = stack.enter_context(socket.socket())
+                thief.bind(("127.0.0.1", 0))
+                thief.listen()
+                port = thief.getsockname()[1]
+            ports.append(port)
+            extra = f"control:\n  tcp: {{host: 127.0.0.1, port: {port}, token_env: TOKEN}}\n"
+            daemon = Daemon(write_config(tmp_path, extra=extra), env=environment(TOKEN="t"))
+            return daemon.start()
+
+    daemon = retry_port_race(attempt)
+    try:
+        assert len(ports) == 2
+        assert "address already in use" in daemon.log_text()  # the first attempt's end
+        with socket.create_connection(("127.0.0.1", ports[1]), timeout=5):
+            pass  # the second daemon serves on its port
+    finally:
+        daemon.stop()
