@@ -330,6 +330,15 @@ def mdf_config(tmp_path: Path, *, name: str = "mdf.yaml", **sections: Any) -> Pa
     return path
 
 
+def edit_config(path: Path, change: Callable[[dict[str, Any]], object]) -> Path:
+    """Load the config at `path`, let `change` edit it as a dict, write it back: a test that
+    needs one field different says which field, not which text."""
+    model = yaml.safe_load(path.read_text())
+    change(model)
+    path.write_text(yaml.safe_dump(model, sort_keys=False))
+    return path
+
+
 def read_export(path: Path) -> list[dict[str, str]]:
     """The rows of an `mdfd export` CSV keyed by bare column name: the `#` comment block is
     skipped and the units are cut from the header (`furnace.temperature_mean [degC]`)."""

@@ -7,9 +7,10 @@ import asyncio
 import json
 from pathlib import Path
 
+import yaml
 from aiohttp import web
 
-from tests.support import mdfd, refused_port
+from tests.support import edit_config, mdfd, refused_port
 
 from .harness import Daemon, environment, mdfctl, submit, wait_until, write_config, write_recipe
 
@@ -63,7 +64,7 @@ async def test_secrets_in_the_publisher_url_appear_in_no_output_log_or_file(
         f"{{type: http, name: platform, url: '{url}', retry_initial: 0.05, retry_max: 0.1,"
         " headers_env: {X-Api-Key: UP_HEADER_KEY}}"
     )
-    config.write_text(config.read_text().replace("publishers: [", f"publishers: [{publisher}, "))
+    edit_config(config, lambda m: m["upstream"]["publishers"].insert(0, yaml.safe_load(publisher)))
     env = environment(UP_KEY=API_KEY, UP_PASSWORD=PASSWORD, UP_HEADER_KEY=HEADER_KEY)
     outputs: list[str] = []
     daemon = Daemon(config, env=env)
@@ -113,8 +114,12 @@ def test_an_unreachable_platform_under_mdfd_run_shows_no_secret(tmp_path: Path) 
             f"{{type: http, name: platform, url: '{URL.format(port=port)}', retry_initial: 0.05,"
             " retry_max: 0.1, headers_env: {X-Api-Key: UP_HEADER_KEY}}"
         )
-        text = config.read_text().replace("publishers: [", f"publishers: [{publisher}, ")
-        config.write_text(text.replace("upstream:\n", "upstream:\n  exit_drain_timeout: 1\n"))
+
+        def unreachable_first(model: dict) -> None:
+            model["upstream"]["publishers"].insert(0, yaml.safe_load(publisher))
+            model["upstream"]["exit_drain_timeout"] = 1
+
+        edit_config(config, unreachable_first)
         env = environment(UP_KEY=API_KEY, UP_PASSWORD=PASSWORD, UP_HEADER_KEY=HEADER_KEY)
         run = mdfd("run", str(write_recipe(tmp_path)), "--config", str(config), "--json", env=env)
         assert run.returncode == 0, run.stderr
