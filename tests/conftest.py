@@ -40,7 +40,10 @@ def pytest_runtest_makereport(
         for index, child in enumerate(CHILDREN):
             if index < first and child.poll() is not None:
                 continue
-            for stream, path in (("stdout", child.out_path), ("stderr", child.err_path)):
+            streams = {child.out_path: "stdout", child.err_path: "stderr"}
+            if child.out_path == child.err_path:
+                streams = {child.out_path: "output"}
+            for path, stream in streams.items():
                 text = path.read_text(errors="replace") if path.exists() else ""
                 if text:
                     report.sections.append(

@@ -142,7 +142,8 @@ class Child(subprocess.Popen[str]):
     A pipe nobody reads fills at 64 KiB and then blocks a chatty child mid-write, so the
     test hangs for a reason that has nothing to do with the code under test. Files never
     fill; the test reads them when it wants (`out_text`, `err_text`, `wait_for_line`), and
-    `tests/conftest.py` prints their tails when a test fails.
+    `tests/conftest.py` prints their tails when a test fails. With `log`, both streams are
+    appended to that one file instead (a daemon's log, kept across restarts).
     """
 
     def __init__(
@@ -153,13 +154,15 @@ class Child(subprocess.Popen[str]):
         name: str,
         env: dict[str, str] | None = None,
         cwd: Path | None = None,
+        log: Path | None = None,
     ) -> None:
         logs.mkdir(parents=True, exist_ok=True)
         stem = f"{name}-{next(_CHILD_NUMBERS)}"
         self.name = stem
-        self.out_path = logs / f"{stem}.stdout"
-        self.err_path = logs / f"{stem}.stderr"
-        with self.out_path.open("w") as out, self.err_path.open("w") as err:
+        self.out_path = log or logs / f"{stem}.stdout"
+        self.err_path = log or logs / f"{stem}.stderr"
+        mode = "a" if log else "w"
+        with self.out_path.open(mode) as out, self.err_path.open(mode) as err:
             super().__init__(command, env=env, cwd=cwd or REPO, stdout=out, stderr=err, text=True)
         CHILDREN.append(self)
 

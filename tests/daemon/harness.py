@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from tests.support import REPO, mdf_config, memory_instruments, stop_process
+from tests.support import REPO, Child, mdf_config, memory_instruments, stop_process
 
 WAIT = 60.0  # upper bound for any wait; never a pass/fail threshold
 
@@ -119,26 +119,17 @@ class Daemon:
         self.env = env
         self.log = log or config.parent / "serve.log"
         self.socket = config.parent / "var" / "run" / "control.sock"
-        self.process: subprocess.Popen[str] | None = None
+        self.process: Child | None = None
 
     def start(self, wait: bool = True) -> Daemon:
-        with self.log.open("a") as log:
-            self.process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "mdfd.daemons.cli",
-                    "serve",
-                    "--config",
-                    str(self.config),
-                    *self.args,
-                ],
-                env=self.env,
-                cwd=REPO,
-                stdout=log,
-                stderr=log,
-                text=True,
-            )
+        self.process = Child(
+            [sys.executable, "-m", "mdfd.daemons.cli", "serve", "--config", str(self.config),
+             *self.args],
+            logs=self.log.parent,
+            name="mdfd-serve",
+            env=self.env,
+            log=self.log,
+        )  # fmt: skip
         if wait:
             wait_until(self._serving, f"the daemon serving on {self.socket}", self)
         return self
