@@ -27,7 +27,7 @@ from mdfd.daemons.stats import Stats
 from mdfd.daemons.upstream.record import record_id
 from mdfd.daemons.upstream.service import UpstreamService
 from mdfd.recipes.loader import LoadedRecipe, load_recipe
-from tests.support import free_port, mdf_config, require_tool, wait_for_port
+from tests.support import PORT_TAKEN, free_port, mdf_config, require_tool, wait_for_port
 
 MOSQUITTO = "/usr/sbin/mosquitto"
 MOSQUITTO_PASSWD = "/usr/bin/mosquitto_passwd"
@@ -379,19 +379,48 @@ class Mosquitto:
                 )
             access = f"allow_anonymous false\npassword_file {passwords}\n"
         tls = f"cafile {pki.ca}\ncertfile {pki.cert}\nkeyfile {pki.key}\n" if pki else ""
-        self.conf.write_text(
-            f"listener {self.port} 127.0.0.1\n{tls}{access}"
-            f"persistence true\npersistence_location {root}/\nuser root\n"
-        )
+        self._settings = f"{tls}{access}persistence true\npersistence_location {root}/\nuser root\n"
+        self._write_conf()
+        self.log = root / "mosquitto.log"
         self.process: subprocess.Popen[bytes] | None = None
+        self._started = 0
+
+    def _write_conf(self) -> None:
+        self.conf.write_text(f"listener {self.port} 127.0.0.1\n{self._settings}")
 
     def start(self) -> None:
-        log = (self.root / "mosquitto.log").open("ab")
-        self.process = subprocess.Popen(
-            [MOSQUITTO, "-c", str(self.conf)], stdout=log, stderr=subprocess.STDOUT
-        )
-        log.close()
+        """Start the broker and wait (an upper bound) until it says it runs.
+
+        Its port is fixed in its config (a restart must come back there), so it comes from
+        `free_port` with that race: if another process took the port before the first start,
+        the broker exits "Address already in use" and starts once more on a fresh port.
+        Waiting for its own "running" line, not for the port, never mistakes the other
+        process's listener for the broker."""
+        if not self._run() and self._started == 0 and PORT_TAKEN in self._log_text().lower():
+            self.port = free_port()
+            self._write_conf()
+            self._run()
+        assert self.process is not None
+        assert self.process.poll() is None, self._log_text()[-2000:]
+        self._started += 1
+
+    def _run(self) -> bool:
+        """One start; whether the broker runs (False: it exited)."""
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                [MOSQUITTO, "-c", str(self.conf)], stdout=log, stderr=subprocess.STDOUT
+            )
+        deadline = time.monotonic() + 15
+        while self._log_text().count(" running") <= self._started:
+            if self.process.poll() is not None:
+                return False
+            assert time.monotonic() < deadline, "mosquitto did not start within 15 s"
+            time.sleep(0.05)
         wait_for_port(self.port)
+        return True
+
+    def _log_text(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
