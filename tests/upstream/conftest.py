@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import socket
 import ssl
 import subprocess
 import textwrap
@@ -217,9 +218,10 @@ async def mdf(tmp_path: Path) -> AsyncIterator[MakeMdf]:
 class Receiver:
     """The platform's ingest endpoint, in this process: counts every record id it accepts.
 
-    On port 0 the kernel picks one at the first start (no race with other processes);
-    `port` then holds it, and a restart comes back there. Give a port (`free_port`) only
-    where the config must name it before the receiver first listens."""
+    With port 0 (the default) the port is bound at once, from the kernel, but not listened
+    on until `start`: a config can name it before the receiver runs (publishers meanwhile
+    get "connection refused"), and no other process can take it (free_port's race). A
+    restart comes back to the same port."""
 
     def __init__(
         self, port: int = 0, token: str | None = None, tls: ssl.SSLContext | None = None
@@ -233,6 +235,12 @@ class Receiver:
         self.script: deque[int] = deque()
         self.reject: set[str] = set()
         self._runner: web.AppRunner | None = None
+        self._socket: socket.socket | None = None
+        if port == 0:
+            self._socket = socket.socket()
+            self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            self._socket.bind(("127.0.0.1", 0))
+            self.port = self._socket.getsockname()[1]
 
     @property
     def url(self) -> str:
@@ -244,13 +252,20 @@ class Receiver:
         app.router.add_post("/records", self._handle)
         self._runner = web.AppRunner(app)
         await self._runner.setup()
-        site = web.TCPSite(
-            self._runner, "127.0.0.1", self.port, reuse_address=True, ssl_context=self.tls
-        )
+        site: web.BaseSite
+        if self._socket is not None:  # the first start: listen on the socket bound for us
+            site = web.SockSite(self._runner, self._socket, ssl_context=self.tls)
+            self._socket = None  # the server owns it now and closes it on cleanup
+        else:
+            site = web.TCPSite(
+                self._runner, "127.0.0.1", self.port, reuse_address=True, ssl_context=self.tls
+            )
         await site.start()
-        self.port = self._runner.addresses[0][1]
 
     async def stop(self) -> None:
+        if self._socket is not None:  # never started
+            self._socket.close()
+            self._socket = None
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
