@@ -18,33 +18,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tests.support import REPO, stop_process
+import yaml
+
+from tests.support import REPO, Child, mdf_config, memory_instruments, stop_process
 
 WAIT = 60.0  # upper bound for any wait; never a pass/fail threshold
-
-MEMORY_CONFIG = """
-mdf: {{id: mem-mdf, domain: metal, site: TEST}}
-storage: {{data_dir: {root}/data, state_dir: {root}/state, runtime_dir: {root}/run}}
-vocabulary: {vocabulary}
-simulation: {{time_scale: 3000}}
-instruments:
-  furnace:
-    driver: memory
-    channels:
-      temperature: {{unit: degC, follows: setpoint, tau: 30, initial: 25}}
-      setpoint: {{unit: degC, writable: true, limits: {{min: 0, max: 1400}}, initial: 25}}
-  meter:
-    driver: memory
-    channels:
-      resistivity: {{unit: microohm*cm, initial: 1.8}}
-      specimen: {{writable: true}}
-safety:
-  interlocks: [{{channel: furnace.temperature, above: 1450, message: over-temperature}}]
-  safe_state: {{furnace.setpoint: 25}}
-upstream:
-  publishers: [{{type: file, name: spool, directory: {root}/spool}}]
-{extra}
-"""
 
 RECIPE = """
 recipe: {{name: {name}, version: "1"}}
@@ -65,13 +43,26 @@ record:
 
 
 def write_config(tmp_path: Path, extra: str = "") -> Path:
-    path = tmp_path / "mdf.yaml"
-    path.write_text(
-        MEMORY_CONFIG.format(
-            root=tmp_path / "var", vocabulary=REPO / "config" / "vocabulary.yaml", extra=extra
-        )
+    """The memory MDF the daemon tests serve (interlock at 1450 degC, a file spool upstream);
+    `extra` is YAML text of further top-level sections."""
+    instruments = memory_instruments()
+    del instruments["meter"]["channels"]["hardness"]
+    return mdf_config(
+        tmp_path,
+        instruments=instruments,
+        safety={
+            "interlocks": [
+                {"channel": "furnace.temperature", "above": 1450, "message": "over-temperature"}
+            ],
+            "safe_state": {"furnace.setpoint": 25},
+        },
+        upstream={
+            "publishers": [
+                {"type": "file", "name": "spool", "directory": str(tmp_path / "var" / "spool")}
+            ]
+        },
+        **(yaml.safe_load(extra) or {}),
     )
-    return path
 
 
 def write_recipe(
@@ -128,26 +119,17 @@ class Daemon:
         self.env = env
         self.log = log or config.parent / "serve.log"
         self.socket = config.parent / "var" / "run" / "control.sock"
-        self.process: subprocess.Popen[str] | None = None
+        self.process: Child | None = None
 
     def start(self, wait: bool = True) -> Daemon:
-        with self.log.open("a") as log:
-            self.process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "mdfd.daemons.cli",
-                    "serve",
-                    "--config",
-                    str(self.config),
-                    *self.args,
-                ],
-                env=self.env,
-                cwd=REPO,
-                stdout=log,
-                stderr=log,
-                text=True,
-            )
+        self.process = Child(
+            [sys.executable, "-m", "mdfd.daemons.cli", "serve", "--config", str(self.config),
+             *self.args],
+            logs=self.log.parent,
+            name="mdfd-serve",
+            env=self.env,
+            log=self.log,
+        )  # fmt: skip
         if wait:
             wait_until(self._serving, f"the daemon serving on {self.socket}", self)
         return self

@@ -99,11 +99,11 @@ def test_run_exits_3_interrupted_when_the_state_disk_fills(tmp_path: Path) -> No
     with small_tmpfs(tmp_path / "fs", "8m") as fs:
         config = _config_on(tmp_path, "state_dir", fs / "state")
         recipe = write_recipe(tmp_path, temperatures=TEMPERATURES)
-        run = start_mdfd("run", "--json", "--config", str(config), str(recipe))
+        run = start_mdfd("run", "--json", "--config", str(config), str(recipe), logs=tmp_path)
         wait_until(lambda: bool(_points(fs / "state")), "a first point")
         fill_disk(fs / "ballast")
-        out, err = run.communicate(timeout=120)
-        assert run.returncode == 3, err[-3000:]
+        code, out, err = run.finish(timeout=120)
+        assert code == 3, err[-3000:]
         assert "Traceback" not in err
         summary = json.loads(out.strip().splitlines()[-1])
         assert summary["status"] == "interrupted"

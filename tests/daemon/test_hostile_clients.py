@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import free_port, mdfd
+from tests.support import free_port, mdfd, retry_port_race
 
 from .harness import (
     WAIT,
@@ -44,16 +44,21 @@ def alias_bomb(levels: int = 9) -> bytes:
 
 @pytest.fixture
 def daemon(tmp_path: Path) -> Iterator[tuple[Daemon, int]]:
-    port = free_port()
-    extra = (
-        "control:\n"
-        f"  tcp: {{host: 127.0.0.1, port: {port}, token_env: MDFD_TEST_TOKEN,"
-        f" max_connections: {CAP}, idle_timeout: 5}}\n"
-        "  body_timeout: 1\n"
-        "limits: {max_points: 50}\n"
-    )
-    served = Daemon(write_config(tmp_path, extra=extra), env=environment(MDFD_TEST_TOKEN=TOKEN))
-    served.start()
+    def attempt() -> tuple[Daemon, int]:
+        """The control port must be in the config before the daemon binds it: free_port."""
+        port = free_port()
+        extra = (
+            "control:\n"
+            f"  tcp: {{host: 127.0.0.1, port: {port}, token_env: MDFD_TEST_TOKEN,"
+            f" max_connections: {CAP}, idle_timeout: 5}}\n"
+            "  body_timeout: 1\n"
+            "limits: {max_points: 50}\n"
+        )
+        (tmp_path / "serve.log").unlink(missing_ok=True)
+        config = write_config(tmp_path, extra=extra)
+        return Daemon(config, env=environment(MDFD_TEST_TOKEN=TOKEN)).start(), port
+
+    served, port = retry_port_race(attempt)
     try:
         yield served, port
     finally:

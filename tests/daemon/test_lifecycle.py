@@ -63,13 +63,15 @@ def _run_ids(state_dir: Path) -> list[str]:
 def _cli_run_stopped_mid_run(tmp_path: Path, config: Path, signum: int) -> tuple[str, int]:
     """`mdfd run` as a person starts it, stopped by `signum` after two points; (id, exit)."""
     recipe = write_recipe(tmp_path, name="by-hand", temperatures=str(TEMPERATURES))
-    process = start_mdfd("run", "--json", "--config", str(config), str(recipe), env=environment())
+    process = start_mdfd(
+        "run", "--json", "--config", str(config), str(recipe), logs=tmp_path, env=environment()
+    )
     state = _state_dir(config)
     try:
         found: list[str] = []
 
         def two_points() -> bool:
-            assert process.poll() is None, process.stderr.read() if process.stderr else ""
+            assert process.poll() is None, process.err_text()[-3000:]
             found[:] = _run_ids(state)
             return bool(found) and len(point_rows(state, found[0])) >= 2
 

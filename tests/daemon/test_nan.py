@@ -11,9 +11,10 @@ from typing import Any
 
 import h5py
 import numpy as np
+import yaml
 
 from mdfd.daemons.storage.layout import stat_dataset
-from tests.support import mdfd, read_export
+from tests.support import edit_config, mdfd, read_export
 
 from .harness import Daemon, environment, mdfctl, write_config
 
@@ -44,10 +45,13 @@ def strict(text: str) -> Any:
 
 def _config(tmp_path: Path) -> Path:
     config = write_config(tmp_path)
-    extra = "".join(f"      {name.split('.')[1]}: {spec}\n" for name, spec in BROKEN.items())
-    text = config.read_text().replace("      specimen: {writable: true}\n", extra)
-    config.write_text(text)
-    return config
+
+    def broken_meter(model: dict) -> None:
+        channels = model["instruments"]["meter"]["channels"]
+        del channels["specimen"]
+        channels.update({name.split(".")[1]: yaml.safe_load(spec) for name, spec in BROKEN.items()})
+
+    return edit_config(config, broken_meter)
 
 
 def test_probe_json_is_strict_and_a_nan_reading_is_not_good(tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import free_port
+from tests.support import free_port, retry_port_race
 
 from .harness import (
     WAIT,
@@ -104,14 +104,19 @@ def test_sd_notify_ready_status_watchdog_stopping_in_order(tmp_path: Path) -> No
 
 @pytest.fixture
 def tcp_daemon(tmp_path: Path) -> Iterator[tuple[Daemon, int]]:
-    port = free_port()
-    extra = (
-        "control:\n"
-        f"  tcp: {{host: 127.0.0.1, port: {port}, token_env: MDFD_TEST_TOKEN}}\n"
-        "  max_request_bytes: 8192\n"
-    )
-    daemon = Daemon(write_config(tmp_path, extra=extra), env=environment(MDFD_TEST_TOKEN=TOKEN))
-    daemon.start()
+    def attempt() -> tuple[Daemon, int]:
+        """The control port must be in the config before the daemon binds it: free_port."""
+        port = free_port()
+        extra = (
+            "control:\n"
+            f"  tcp: {{host: 127.0.0.1, port: {port}, token_env: MDFD_TEST_TOKEN}}\n"
+            "  max_request_bytes: 8192\n"
+        )
+        (tmp_path / "serve.log").unlink(missing_ok=True)
+        config = write_config(tmp_path, extra=extra)
+        return Daemon(config, env=environment(MDFD_TEST_TOKEN=TOKEN)).start(), port
+
+    daemon, port = retry_port_race(attempt)
     try:
         yield daemon, port
     finally:

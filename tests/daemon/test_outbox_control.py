@@ -8,7 +8,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from tests.support import free_port
+from tests.support import edit_config
 
 from .harness import Daemon, environment, mdfctl, submit, write_config, write_recipe
 
@@ -40,15 +40,12 @@ async def test_dead_letters_shown_and_requeued_through_mdfctl(tmp_path: Path) ->
     app.router.add_post("/records", platform.ingest)
     runner = web.AppRunner(app)
     await runner.setup()
-    port = free_port()
-    site = web.TCPSite(runner, "127.0.0.1", port)
+    site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
+    port = runner.addresses[0][1]  # the kernel's pick: no other process can have it
     config = write_config(tmp_path)
-    text = config.read_text().replace(
-        "publishers: [",
-        f"publishers: [{{type: http, name: platform, url: 'http://127.0.0.1:{port}/records'}}, ",
-    )
-    config.write_text(text)
+    publisher = {"type": "http", "name": "platform", "url": f"http://127.0.0.1:{port}/records"}
+    edit_config(config, lambda m: m["upstream"]["publishers"].insert(0, publisher))
     daemon = Daemon(config, env=environment())
     try:
         await asyncio.to_thread(daemon.start)

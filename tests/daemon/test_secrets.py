@@ -7,9 +7,10 @@ import asyncio
 import json
 from pathlib import Path
 
+import yaml
 from aiohttp import web
 
-from tests.support import free_port, mdfd
+from tests.support import edit_config, mdfd, refused_port
 
 from .harness import Daemon, environment, mdfctl, submit, wait_until, write_config, write_recipe
 
@@ -55,15 +56,15 @@ async def test_secrets_in_the_publisher_url_appear_in_no_output_log_or_file(
     app.router.add_post("/records", platform.ingest)
     runner = web.AppRunner(app)
     await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    port = runner.addresses[0][1]  # the kernel's pick: no other process can have it
     config = write_config(tmp_path)
     url = URL.format(port=port)
     publisher = (
         f"{{type: http, name: platform, url: '{url}', retry_initial: 0.05, retry_max: 0.1,"
         " headers_env: {X-Api-Key: UP_HEADER_KEY}}"
     )
-    config.write_text(config.read_text().replace("publishers: [", f"publishers: [{publisher}, "))
+    edit_config(config, lambda m: m["upstream"]["publishers"].insert(0, yaml.safe_load(publisher)))
     env = environment(UP_KEY=API_KEY, UP_PASSWORD=PASSWORD, UP_HEADER_KEY=HEADER_KEY)
     outputs: list[str] = []
     daemon = Daemon(config, env=env)
@@ -107,27 +108,31 @@ async def test_secrets_in_the_publisher_url_appear_in_no_output_log_or_file(
 
 
 def test_an_unreachable_platform_under_mdfd_run_shows_no_secret(tmp_path: Path) -> None:
-    port = free_port()  # nothing listens: every attempt is a connection error
-    config = write_config(tmp_path)
-    publisher = (
-        f"{{type: http, name: platform, url: '{URL.format(port=port)}', retry_initial: 0.05,"
-        " retry_max: 0.1, headers_env: {X-Api-Key: UP_HEADER_KEY}}"
-    )
-    text = config.read_text().replace("publishers: [", f"publishers: [{publisher}, ")
-    config.write_text(text.replace("upstream:\n", "upstream:\n  exit_drain_timeout: 1\n"))
-    env = environment(UP_KEY=API_KEY, UP_PASSWORD=PASSWORD, UP_HEADER_KEY=HEADER_KEY)
-    run = mdfd("run", str(write_recipe(tmp_path)), "--config", str(config), "--json", env=env)
-    assert run.returncode == 0, run.stderr
-    outbox = mdfd("outbox", "--config", str(config), "--json", env=env)
-    assert outbox.returncode == 0, outbox.stderr
-    publishers = json.loads(outbox.stdout)["publishers"]
-    platform = next(p for p in publishers if p["name"] == "platform")
-    assert platform["pending"] == 3
-    assert (
-        f"POST http://ingest:***@127.0.0.1:{port}/records?site=***&api_key=***"
-        in (platform["last_error"])
-    )
-    report = run.stdout + run.stderr + outbox.stdout + outbox.stderr
-    for secret in SECRETS:
-        assert secret not in report
-    assert _files_holding_a_secret(tmp_path) == []
+    with refused_port() as port:  # nothing listens: every attempt is a connection error
+        config = write_config(tmp_path)
+        publisher = (
+            f"{{type: http, name: platform, url: '{URL.format(port=port)}', retry_initial: 0.05,"
+            " retry_max: 0.1, headers_env: {X-Api-Key: UP_HEADER_KEY}}"
+        )
+
+        def unreachable_first(model: dict) -> None:
+            model["upstream"]["publishers"].insert(0, yaml.safe_load(publisher))
+            model["upstream"]["exit_drain_timeout"] = 1
+
+        edit_config(config, unreachable_first)
+        env = environment(UP_KEY=API_KEY, UP_PASSWORD=PASSWORD, UP_HEADER_KEY=HEADER_KEY)
+        run = mdfd("run", str(write_recipe(tmp_path)), "--config", str(config), "--json", env=env)
+        assert run.returncode == 0, run.stderr
+        outbox = mdfd("outbox", "--config", str(config), "--json", env=env)
+        assert outbox.returncode == 0, outbox.stderr
+        publishers = json.loads(outbox.stdout)["publishers"]
+        platform = next(p for p in publishers if p["name"] == "platform")
+        assert platform["pending"] == 3
+        assert (
+            f"POST http://ingest:***@127.0.0.1:{port}/records?site=***&api_key=***"
+            in (platform["last_error"])
+        )
+        report = run.stdout + run.stderr + outbox.stdout + outbox.stderr
+        for secret in SECRETS:
+            assert secret not in report
+        assert _files_holding_a_secret(tmp_path) == []

@@ -4,12 +4,11 @@ over real sockets), instruments that come and go, and SIGHUP reloads."""
 from __future__ import annotations
 
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-from tests.support import REPO, SIM_CONFIG, sim_env, stop_process
+from tests.support import REPO, SIM_CONFIG, Child, sim_env, start_mdfd, stop_process
 
 from .harness import (
     Daemon,
@@ -75,7 +74,7 @@ def test_simulated_mdf_end_to_end(tmp_path: Path) -> None:
 def test_instruments_away_then_back(tmp_path: Path) -> None:
     env = sim_env(tmp_path / "var")
     daemon = _sim_daemon(tmp_path, env).start()
-    simulators: subprocess.Popen[str] | None = None
+    simulators: Child | None = None
     try:
         wait_until(
             lambda: set(_states(daemon).values()) == {"unavailable"}, "all unavailable", daemon
@@ -95,29 +94,19 @@ def test_instruments_away_then_back(tmp_path: Path) -> None:
         assert "waiting for instruments: furnace, meter, reactor" in " ".join(shown.stdout.split())
         assert "(chemistry, metal, ceramic, textile; KR-SIM)" in " ".join(shown.stdout.split())
         # `mdfctl watch` right after submit: the run is still waiting, and watch waits for it.
-        watcher = subprocess.Popen(
+        watcher = Child(
             [sys.executable, "-m", "mdfd.daemons.ctl", "--socket", str(daemon.socket), "watch"],
+            logs=tmp_path,
+            name="mdfctl-watch",
             env=env,
-            cwd=REPO,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
         )
 
-        with (tmp_path / "sim.log").open("w") as log:
-            simulators = subprocess.Popen(
-                [sys.executable, "-m", "mdfd.daemons.cli", "sim", "--config", str(SIM_CONFIG)],
-                env=env,
-                cwd=REPO,
-                stdout=log,
-                stderr=log,
-                text=True,
-            )
+        simulators = start_mdfd("sim", "--config", str(SIM_CONFIG), logs=tmp_path, env=env)
         # Reconnected in the background: the queued run starts by itself and completes.
         final = daemon.wait_status(run_id, "completed")
         assert final["points_done"] == 2
-        watched, watch_errors = watcher.communicate(timeout=60)
-        assert watcher.returncode == 0, watch_errors
+        code, watched, watch_errors = watcher.finish(timeout=60)
+        assert code == 0, watch_errors
         assert watched.splitlines()[0] == f"run {run_id}: queued, waiting to start"
         assert watched.splitlines()[-1] == f"run {run_id} completed"
         wait_until(lambda: set(_states(daemon).values()) == {"ok"}, "healthy again", daemon)

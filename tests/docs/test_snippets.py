@@ -14,6 +14,7 @@ import io
 import json
 import re
 import shlex
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ from mdfd.daemons.config import MdfConfig, load_config
 from mdfd.daemons.vocabulary import Vocabulary
 from mdfd.recipes.loader import load_recipe
 from mdfd.recipes.model import Recipe
-from tests.support import REPO, SIM_CONFIG, mdfd, sim_env
+from tests.support import REPO, SIM_CONFIG, mdfd, retry_port_race, sim_env
 
 DOCS = [*sorted((REPO / "docs").rglob("*.md")), REPO / "README.md"]
 FENCE = re.compile(r"^```(\w*)\n(.*?)^```", re.S | re.M)
@@ -143,7 +144,12 @@ def test_quick_start_runs_as_written(tmp_path: Path) -> None:
     commands = [c for c in quick_start_commands() if c[0] == "mdfd" and c[1] != "serve"]
     assert [c[1] for c in commands][:4] == ["run", "runs", "export", "plot"]
     env = sim_env(tmp_path / "var", MDFD_TIME_SCALE="3000")
-    run = mdfd(*commands[0][1:], "--json", env=env, timeout=300)
+
+    def attempt() -> subprocess.CompletedProcess[str]:
+        env.update(sim_env(tmp_path / "var", MDFD_TIME_SCALE="3000"))  # fresh ports
+        return mdfd(*commands[0][1:], "--json", env=env, timeout=300)
+
+    run = retry_port_race(attempt)
     assert run.returncode == 0, run.stderr[-2000:]
     run_id = json.loads(run.stdout.strip().splitlines()[-1])["run_id"]
     outputs = {

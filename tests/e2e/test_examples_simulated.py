@@ -9,29 +9,35 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
 
-from tests.support import EXAMPLES, SIM_CONFIG, mdfd, read_export, sim_env
+from tests.support import EXAMPLES, SIM_CONFIG, mdfd, read_export, retry_port_race, sim_env
 
 TIME_SCALE = "3000"
 
 
 def run_example(tmp_path: Path, name: str) -> tuple[dict, list[dict[str, str]], Path]:
     env = sim_env(tmp_path / "var", MDFD_TIME_SCALE=TIME_SCALE)
-    result = mdfd(
-        "run",
-        "--simulate",
-        "--json",
-        "--config",
-        str(SIM_CONFIG),
-        str(EXAMPLES / name),
-        env=env,
-        timeout=300,
-    )
+
+    def attempt() -> subprocess.CompletedProcess[str]:
+        env.update(sim_env(tmp_path / "var", MDFD_TIME_SCALE=TIME_SCALE))  # fresh ports
+        return mdfd(
+            "run",
+            "--simulate",
+            "--json",
+            "--config",
+            str(SIM_CONFIG),
+            str(EXAMPLES / name),
+            env=env,
+            timeout=300,
+        )
+
+    result = retry_port_race(attempt)
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     assert summary["status"] == "completed"

@@ -10,23 +10,34 @@ import json
 import os
 import signal
 import socket
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.support import EXAMPLES, REPO, SIM_CONFIG, mdfd, sim_env, start_mdfd, stop_process
+from tests.support import (
+    EXAMPLES,
+    REPO,
+    SIM_CONFIG,
+    Child,
+    mdfd,
+    retry_port_race,
+    sim_env,
+    start_mdfd,
+    stop_process,
+)
+from tests.support import start_simulators as simulators
 
 METAL = EXAMPLES / "metal-annealing.yaml"
 
 
 class Rig:
-    def __init__(self, config: Path, env: dict[str, str], process: subprocess.Popen[str]):
+    def __init__(self, config: Path, env: dict[str, str], process: Child, logs: Path):
         self.config = config
         self.env = env
         self.process = process
+        self.logs = logs
 
     def probe(self, instrument: str, channel: str) -> float:
         result = mdfd(
@@ -60,41 +71,42 @@ def rig(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Rig]:
     interlock = getattr(request, "param", 1450)
     config = rig_config(tmp_path, interlock)
     env = sim_env(tmp_path / "var", MDFD_TIME_SCALE="1500")
-    process = start_simulators(config, env, tmp_path / "endpoints.json")
+
+    def attempt() -> Child:
+        env.update(sim_env(tmp_path / "var", MDFD_TIME_SCALE="1500"))  # fresh ports
+        return start_simulators(config, env, tmp_path / "endpoints.json")
+
+    process = retry_port_race(attempt)
     try:
-        yield Rig(config, env, process)
+        yield Rig(config, env, process, tmp_path)
     finally:
         stop_process(process)
 
 
-def start_simulators(config: Path, env: dict[str, str], endpoints: Path) -> subprocess.Popen[str]:
+def start_simulators(config: Path, env: dict[str, str], endpoints: Path) -> Child:
     """`mdfd sim` as a process, returned once it has written its endpoints (all listening)."""
-    process = start_mdfd(
-        "sim", "--config", str(config), "--endpoints-file", str(endpoints), env=env
+    return simulators(config, logs=endpoints.parent, env=env, endpoints=endpoints)[0]
+
+
+def start_run(rig: Rig, recipe: Path = METAL, config: Path | None = None) -> Child:
+    return start_mdfd(
+        "run",
+        "--json",
+        "--config",
+        str(config or rig.config),
+        str(recipe),
+        logs=rig.logs,
+        env=rig.env,
     )
-    try:
-        deadline = time.monotonic() + 60
-        while not endpoints.exists():
-            assert process.poll() is None, process.stderr.read() if process.stderr else ""
-            assert time.monotonic() < deadline, "simulators did not start"
-            time.sleep(0.1)
-    except BaseException:
-        stop_process(process)
-        raise
-    return process
 
 
-def start_run(rig: Rig, recipe: Path = METAL) -> subprocess.Popen[str]:
-    return start_mdfd("run", "--json", "--config", str(rig.config), str(recipe), env=rig.env)
-
-
-def wait_for_first_point(rig: Rig, run: subprocess.Popen[str], timeout: float = 90) -> None:
+def wait_for_first_point(rig: Rig, run: Child, timeout: float = 90) -> None:
     import sqlite3
 
     state = Path(rig.env["MDFD_VAR"]) / "sim-mdf-01" / "state" / "state.sqlite3"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        assert run.poll() is None, run.stderr.read() if run.stderr else ""
+        assert run.poll() is None, run.err_text()[-3000:]
         if state.exists():
             connection = sqlite3.connect(state)
             try:
@@ -108,13 +120,10 @@ def wait_for_first_point(rig: Rig, run: subprocess.Popen[str], timeout: float = 
     raise TimeoutError("no point completed")
 
 
-def finish(run: subprocess.Popen[str], timeout: float = 120) -> tuple[int, dict, str]:
-    try:
-        out, err = run.communicate(timeout=timeout)
-    finally:
-        stop_process(run)
+def finish(run: Child, timeout: float = 120) -> tuple[int, dict, str]:
+    code, out, err = run.finish(timeout)
     lines = out.strip().splitlines()
-    return run.returncode, (json.loads(lines[-1]) if lines else {}), err
+    return code, (json.loads(lines[-1]) if lines else {}), err
 
 
 def test_sigterm_stops_in_the_safe_state_read_back_from_the_furnace(rig: Rig) -> None:
@@ -198,20 +207,15 @@ def test_an_interlock_that_cannot_be_read_stops_the_run(rig: Rig, tmp_path: Path
     )
     recipe = tmp_path / "dwell.yaml"
     recipe.write_text(DWELL_RECIPE)
-    run = start_mdfd("run", "--json", "--config", str(config), str(recipe), env=rig.env)
+    run = start_run(rig, recipe, config)
     wait_for_first_point(rig, run)
     furnace_fault(rig, 6)  # SERVER_DEVICE_BUSY on every request
-    seen = []
-    try:
-        assert run.stderr is not None
-        for line in run.stderr:  # until the guard gives up on the furnace
-            seen.append(line)
-            if "interlock unverifiable too long" in line:
-                break
+    try:  # until the guard gives up on the furnace
+        run.wait_for_line("interlock unverifiable too long", timeout=120)
     finally:
         furnace_fault(rig, 0)  # the fault ends: the safe-state write, retried, gets through
-    code, summary, rest = finish(run)
-    err = "".join(seen) + rest
+    code, summary, err = finish(run)
+    seen = err.splitlines()
     assert code == 1, err[-2000:]
     assert summary["status"] == "failed"
     assert "interlock unverifiable" in summary["message"]
@@ -279,7 +283,7 @@ def test_a_server_restart_costs_at_most_the_point_it_hits(rig: Rig, tmp_path: Pa
     )
     recipe = tmp_path / "reactor.yaml"
     recipe.write_text(REACTOR_RECIPE)
-    run = start_mdfd("run", "--json", "--config", str(config), str(recipe), env=rig.env)
+    run = start_run(rig, recipe, config)
     wait_for_first_point(rig, run)
     stop_process(rig.process)
     time.sleep(1)  # the restart's length, not a bound on anything measured
@@ -307,7 +311,7 @@ def test_the_wait_for_instruments_is_bounded(rig: Rig, tmp_path: Path) -> None:
     recipe.write_text(
         text.replace("then: fail_point}", "then: fail_point, wait_for_instruments: 1 s}")
     )
-    run = start_mdfd("run", "--json", "--config", str(config), str(recipe), env=rig.env)
+    run = start_run(rig, recipe, config)
     wait_for_first_point(rig, run)
     furnace_fault(rig, 6)
     try:

@@ -7,30 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import REPO
-
-MEMORY_CONFIG = """
-mdf: {{id: mem-mdf, domain: metal, site: TEST}}
-storage: {{data_dir: {root}/data, state_dir: {root}/state, runtime_dir: {root}/run}}
-vocabulary: {vocabulary}
-simulation: {{time_scale: {scale}}}
-instruments:
-  furnace:
-    driver: memory
-    channels:
-      temperature: {{unit: degC, follows: setpoint, tau: 30, initial: 25}}
-      setpoint: {{unit: degC, writable: true, limits: {{min: 0, max: 1400}}, initial: 25}}
-      running: {{writable: true, initial: true}}
-  meter:
-    driver: memory
-    channels:
-      resistivity: {{unit: microohm*cm, initial: 1.8}}
-      hardness: {{unit: HV, initial: 60}}
-      specimen: {{writable: true}}
-safety:
-  interlocks: [{{channel: furnace.temperature, above: {trip}, message: over-temperature}}]
-  safe_state: {{furnace.setpoint: 25}}
-"""
+from tests.support import mdf_config, memory_instruments
 
 RECIPE = """
 recipe: {{name: engine-test, version: "1"}}
@@ -58,16 +35,21 @@ on_error: {{retries: 1, backoff: 1 s, then: {then}}}
 
 
 def write_config(tmp_path: Path, scale: float = 3000.0, trip: float = 1450.0) -> Path:
-    path = tmp_path / "mdf.yaml"
-    path.write_text(
-        MEMORY_CONFIG.format(
-            root=tmp_path / "var",
-            scale=scale,
-            trip=trip,
-            vocabulary=REPO / "config" / "vocabulary.yaml",
-        )
+    """The memory MDF (with the furnace's `running` switch) on a clock `scale` times fast,
+    its interlock tripping above `trip` degC."""
+    instruments = memory_instruments()
+    instruments["furnace"]["channels"]["running"] = {"writable": True, "initial": True}
+    return mdf_config(
+        tmp_path,
+        simulation={"time_scale": scale},
+        instruments=instruments,
+        safety={
+            "interlocks": [
+                {"channel": "furnace.temperature", "above": trip, "message": "over-temperature"}
+            ],
+            "safe_state": {"furnace.setpoint": 25},
+        },
     )
-    return path
 
 
 def write_recipe(

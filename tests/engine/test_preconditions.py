@@ -14,7 +14,7 @@ from mdfd.daemons.planning import make_plan
 from mdfd.daemons.state import RunStatus
 from mdfd.recipes.loader import load_recipe
 from mdfd.recipes.located import InputError
-from tests.support import mdfd
+from tests.support import edit_config, mdfd
 
 from .conftest import write_config, write_recipe
 
@@ -23,19 +23,13 @@ PRECONDITION = "preconditions:\n  - {channel: furnace.temperature, below: 250 de
 
 def _hot_config(tmp_path: Path, setpoint: float, tau: float = 600) -> Path:
     """The furnace is at 1300 degC when the run starts (the sinter before it just ended)."""
-    path = write_config(tmp_path)
-    text = path.read_text().replace(
-        "temperature: {unit: degC, follows: setpoint, tau: 30, initial: 25}",
-        f"temperature: {{unit: degC, follows: setpoint, tau: {tau}, initial: 1300}}",
-    )
-    text = text.replace(
-        "limits: {min: 0, max: 1400}, initial: 25}",
-        f"limits: {{min: 0, max: 1400}}, initial: {setpoint}}}",
-    )
-    assert "initial: 1300" in text
-    assert f"initial: {setpoint}}}" in text
-    path.write_text(text)
-    return path
+
+    def hot(model: dict) -> None:
+        channels = model["instruments"]["furnace"]["channels"]
+        channels["temperature"].update(tau=tau, initial=1300)
+        channels["setpoint"]["initial"] = setpoint
+
+    return edit_config(write_config(tmp_path), hot)
 
 
 def _with_precondition(recipe: Path, precondition: str = PRECONDITION) -> Path:

@@ -33,11 +33,12 @@ def _deep(tmp_path: Path) -> Path:
 def test_interrupted_run_prints_a_resume_command_that_works(tmp_path: Path) -> None:
     root = _deep(tmp_path)
     config = write_config(root, scale=200)
-    process = start_mdfd("run", str(write_recipe(root, "[200, 250, 300]")), "--config", str(config))
+    recipe = write_recipe(root, "[200, 250, 300]")
+    process = start_mdfd("run", str(recipe), "--config", str(config), logs=tmp_path)
     try:
         wait_for_points(process, root / "var/state/state.sqlite3", 1)
         process.send_signal(signal.SIGINT)
-        out, err = process.communicate(timeout=30)
+        _, out, err = process.finish(timeout=30)
     finally:
         stop_process(process)
     assert process.returncode == 3, err

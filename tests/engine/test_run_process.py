@@ -14,7 +14,7 @@ from pathlib import Path
 import h5py
 import pytest
 
-from tests.support import mdfd, read_export, require_tool, start_mdfd, stop_process
+from tests.support import Child, mdfd, read_export, require_tool, start_mdfd, stop_process
 
 from .conftest import write_config, write_recipe
 
@@ -22,16 +22,14 @@ TEMPERATURES = "[200, 250, 300]"
 POINTS = 6
 
 
-def wait_for_points(
-    process: subprocess.Popen[str], state: Path, count: int, timeout: float = 60.0
-) -> None:
+def wait_for_points(process: Child, state: Path, count: int, timeout: float = 60.0) -> None:
     """Wait until the run is running and `count` points are checkpointed (reading the DB)."""
     query = (
         "SELECT (SELECT COUNT(*) FROM runs WHERE status = 'running'), (SELECT COUNT(*) FROM points)"
     )
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        assert process.poll() is None, process.stderr.read() if process.stderr else ""
+        assert process.poll() is None, process.err_text()[-3000:]
         try:
             with contextlib.closing(sqlite3.connect(state)) as connection:
                 running, done = connection.execute(query).fetchone()
@@ -86,11 +84,11 @@ def test_bad_recipe_exits_2_before_anything_is_touched(tmp_path: Path) -> None:
 def test_signal_interrupts_resumably_then_resume_completes(tmp_path: Path, signum: int) -> None:
     config = write_config(tmp_path, scale=200)
     recipe = write_recipe(tmp_path, TEMPERATURES)
-    process = start_mdfd("run", str(recipe), "--config", str(config), "--json")
+    process = start_mdfd("run", str(recipe), "--config", str(config), "--json", logs=tmp_path)
     try:
         wait_for_points(process, tmp_path / "var/state/state.sqlite3", 1)
         process.send_signal(signum)
-        out, err = process.communicate(timeout=30)
+        _, out, err = process.finish(timeout=30)
     finally:
         stop_process(process)
     assert process.returncode == 3, err
@@ -112,7 +110,7 @@ def test_kill_9_then_resume_completes_each_point_exactly_once(
 ) -> None:
     config = write_config(tmp_path, scale=200)
     recipe = write_recipe(tmp_path, TEMPERATURES)
-    process = start_mdfd("run", str(recipe), "--config", str(config), "--json")
+    process = start_mdfd("run", str(recipe), "--config", str(config), "--json", logs=tmp_path)
     state = tmp_path / "var/state/state.sqlite3"
     try:
         wait_for_points(process, state, after_points)
@@ -152,7 +150,7 @@ def test_kill_9_then_resume_completes_each_point_exactly_once(
 def test_second_process_on_same_mdf_is_refused(tmp_path: Path) -> None:
     config = write_config(tmp_path, scale=50)
     recipe = write_recipe(tmp_path, TEMPERATURES)
-    first = start_mdfd("run", str(recipe), "--config", str(config))
+    first = start_mdfd("run", str(recipe), "--config", str(config), logs=tmp_path)
     try:
         wait_for_points(first, tmp_path / "var/state/state.sqlite3", 0)
         time.sleep(0.5)

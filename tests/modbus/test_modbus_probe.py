@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,56 +11,83 @@ from pathlib import Path
 import pytest
 
 from mdfd.daemons import cli
-from tests.support import free_port, mdfd, start_mdfd, stop_process
+from tests.support import (
+    endpoint_port,
+    mdf_config,
+    mdfd,
+    refused_port,
+    start_mdfd,
+    start_simulators,
+    stop_process,
+)
 
 pytestmark = pytest.mark.slow
 
-CONFIG = """
-mdf: {{id: probe-mdf, domain: metal, site: KR-TEST}}
-storage: {{data_dir: {var}/data, state_dir: {var}/state}}
-simulation: {{time_scale: 60}}
-instruments:
-  furnace:
-    driver: modbus
-    link: {{type: tcp, host: 127.0.0.1, port: {port}}}
-    channels:
-      temperature: {{unit: degC, table: input_register, address: 10, type: float32}}
-      setpoint: {{unit: degC, address: 10, type: float32, writable: true,
-                 limits: {{min: 0, max: 1400}}}}
-      running: {{table: coil, address: 0, type: bool, writable: true}}
-  furnace_rtu:
-    driver: modbus
-    link: {{type: rtu, device: {var}/run/furnace.pty}}
-    channels:
-      temperature: {{unit: degC, table: input_register, address: 0, type: int16, scale: 0.1}}
-  dead:
-    driver: modbus
-    link: {{type: tcp, host: 127.0.0.1, port: {dead}}}
-    timeout: 0.3
-    reconnect: {{attempts: 1}}
-    channels:
-      temperature: {{unit: degC, table: input_register, address: 10, type: float32}}
-simulators:
-  furnace: {{kind: furnace, port: {port}, rtu: {{link: {var}/run/furnace.pty}}}}
-"""
+
+def write_probe_config(var: Path, port: int, dead: int) -> Path:
+    """The furnace simulator (TCP on `port`, RTU on a pty), the furnace through both links,
+    and an instrument at `dead` where connections are refused."""
+    pty = str(var / "run" / "furnace.pty")
+    temperature = {"unit": "degC", "table": "input_register", "address": 10, "type": "float32"}
+    return mdf_config(
+        var,
+        mdf={"id": "probe-mdf", "domain": "metal", "site": "KR-TEST"},
+        storage={"data_dir": str(var / "data"), "state_dir": str(var / "state")},
+        vocabulary=None,
+        simulation={"time_scale": 60},
+        safety=None,
+        instruments={
+            "furnace": {
+                "driver": "modbus",
+                "link": {"type": "tcp", "host": "127.0.0.1", "port": port},
+                "channels": {
+                    "temperature": temperature,
+                    "setpoint": {
+                        "unit": "degC",
+                        "address": 10,
+                        "type": "float32",
+                        "writable": True,
+                        "limits": {"min": 0, "max": 1400},
+                    },
+                    "running": {"table": "coil", "address": 0, "type": "bool", "writable": True},
+                },
+            },
+            "furnace_rtu": {
+                "driver": "modbus",
+                "link": {"type": "rtu", "device": pty},
+                "channels": {
+                    "temperature": {
+                        "unit": "degC",
+                        "table": "input_register",
+                        "address": 0,
+                        "type": "int16",
+                        "scale": 0.1,
+                    }
+                },
+            },
+            "dead": {
+                "driver": "modbus",
+                "link": {"type": "tcp", "host": "127.0.0.1", "port": dead},
+                "timeout": 0.3,
+                "reconnect": {"attempts": 1},
+                "channels": {"temperature": temperature},
+            },
+        },
+        simulators={"furnace": {"kind": "furnace", "port": 0, "rtu": {"link": pty}}},
+    )
 
 
 @pytest.fixture(scope="module")
 def config(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The simulator picks its port (0) and says which; the config then points there."""
     var = tmp_path_factory.mktemp("probe")
-    path = var / "mdf.yaml"
-    path.write_text(CONFIG.format(var=var, port=free_port(), dead=free_port()))
-    endpoints = var / "endpoints.json"
-    process = start_mdfd("sim", "--config", str(path), "--endpoints-file", str(endpoints))
-    try:
-        deadline = time.monotonic() + 30
-        while not endpoints.exists():
-            assert process.poll() is None, process.stderr.read() if process.stderr else ""
-            assert time.monotonic() < deadline, "simulator did not start"
-            time.sleep(0.05)
-        yield path
-    finally:
-        stop_process(process)
+    with refused_port() as dead:
+        path = write_probe_config(var, 1, dead)  # the simulator ignores the instruments' port
+        process, endpoints = start_simulators(path, logs=var)
+        try:
+            yield write_probe_config(var, endpoint_port(endpoints["furnace"]["tcp"]), dead)
+        finally:
+            stop_process(process)
 
 
 def test_table_of_every_channel(config: Path) -> None:
@@ -133,15 +158,15 @@ def test_unreachable_instrument_exits_1(config: Path) -> None:
 
 
 def test_write_is_refused_while_a_daemon_holds_the_mdf_and_reads_stay_allowed(
-    config: Path,
+    config: Path, tmp_path: Path
 ) -> None:
     """Before the lock check, `--write` changed the setpoint under a running daemon, exit 0."""
     state = config.parent / "state"
-    daemon = start_mdfd("serve", "--config", str(config))
+    daemon = start_mdfd("serve", "--config", str(config), logs=tmp_path)
     try:
         deadline = time.monotonic() + 60
         while not (state / "control.sock").exists():
-            assert daemon.poll() is None, daemon.stderr.read() if daemon.stderr else ""
+            assert daemon.poll() is None, daemon.err_text()[-3000:]
             assert time.monotonic() < deadline, "daemon did not start serving"
             time.sleep(0.05)
         before = mdfd("probe", "--config", str(config), "furnace", "setpoint", "--json")
@@ -164,35 +189,35 @@ def test_write_is_refused_while_a_daemon_holds_the_mdf_and_reads_stay_allowed(
 def test_library_log_lines_are_json_without_frame_dumps(tmp_path: Path) -> None:
     """A client sending garbage makes the simulator's pymodbus server log errors (with frame
     hex dumps appended at debug); under --log-json they must be JSON lines like mdfd's own."""
-    port = free_port()
-    config = tmp_path / "mdf.yaml"
-    config.write_text(CONFIG.format(var=tmp_path, port=port, dead=free_port()))
-    endpoints = tmp_path / "endpoints.json"
-    log = tmp_path / "sim.log"
-    with log.open("w") as sink:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "mdfd.daemons.cli", "--log-json", "sim", "--config",
-             str(config), "--endpoints-file", str(endpoints)],
-            stdout=sink,
-            stderr=sink,
-        )  # fmt: skip
+    config = mdf_config(
+        tmp_path,
+        mdf={"id": "garbled-mdf", "domain": "metal", "site": "KR-TEST"},
+        vocabulary=None,
+        simulation={"time_scale": 60},
+        safety=None,
+        instruments={
+            "furnace": {
+                "driver": "modbus",
+                "link": {"type": "tcp", "host": "127.0.0.1", "port": 1},  # never connected
+                "channels": {"temperature": {"unit": "degC", "table": "input_register",
+                                             "address": 10, "type": "float32"}},
+            }
+        },
+        simulators={"furnace": {"kind": "furnace", "port": 0}},
+    )  # fmt: skip
+    process, endpoints = start_simulators(config, "--log-json", logs=tmp_path)
     try:
-        deadline = time.monotonic() + 30
-        while not endpoints.exists():
-            assert process.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, "simulator did not start"
-            time.sleep(0.05)
+        port = endpoint_port(endpoints["furnace"]["tcp"])
         with socket.create_connection(("127.0.0.1", port), timeout=5) as peer:
             peer.sendall(bytes.fromhex("0001 0000 0006 01 63 0000 0001"))  # function 0x63
             time.sleep(0.3)
             peer.sendall(b"\xde\xad garbage that is no Modbus frame\n")
             time.sleep(0.3)
     finally:
-        process.terminate()
-        process.wait(timeout=15)
-    lines = log.read_text().splitlines()
-    events = [json.loads(line) for line in lines]  # every line is JSON
+        stop_process(process)
+    logged = process.out_text() + process.err_text()
+    events = [json.loads(line) for line in logged.splitlines()]  # every line is JSON
     library = [e for e in events if e.get("logger", "").startswith("pymodbus")]
     assert library, "pymodbus logged nothing: the garbage did not reach it"
     assert all(e["level"] in ("warning", "error", "critical") for e in library)
-    assert ">>>>>" not in log.read_text()
+    assert ">>>>>" not in logged

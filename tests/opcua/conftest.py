@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from opcua_support import instrument, start_simulator, write_config
@@ -19,21 +20,23 @@ from mdfd.drivers.opcua import OpcUaDriver
 from mdfd.simulators.clock import ScaledClock
 from mdfd.simulators.reactor import ReactorSettings, ReactorSimulator
 from mdfd.simulators.world import World
-from tests.support import free_port, stop_process
+from tests.support import stop_process
 
 
 @pytest.fixture(scope="session")
-def simulator_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_config(tmp_path_factory.mktemp("opcua-shared"), free_port())
-
-
-@pytest.fixture(scope="session")
-def reactor_url(simulator_config: Path) -> Iterator[str]:
-    process, url = start_simulator(simulator_config)
+def reactor_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The shared reactor simulator, on a port it picked (0) and reported."""
+    process, url = start_simulator(write_config(tmp_path_factory.mktemp("opcua-shared")))
     try:
         yield url
     finally:
         stop_process(process)
+
+
+@pytest.fixture(scope="session")
+def simulator_config(tmp_path_factory: pytest.TempPathFactory, reactor_url: str) -> Path:
+    """A config whose reactor instrument points at the shared simulator."""
+    return write_config(tmp_path_factory.mktemp("opcua-probe"), urlsplit(reactor_url).port or 0)
 
 
 @pytest.fixture

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import socket
-import subprocess
+import textwrap
 import threading
-import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+import yaml
 from asyncua import ua
 from asyncua.common.connection import SecureConnection, TransportLimits
 from asyncua.crypto.cert_gen import (
@@ -26,7 +25,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from mdfd.drivers.opcua import OpcUaInstrument
-from tests.support import start_mdfd, stop_process
+from tests.support import Child, mdf_config, start_simulators
 
 NAMESPACE = "urn:mdfd:sim:reactor"
 T = TypeVar("T")
@@ -58,52 +57,50 @@ CHANNELS: dict[str, dict[str, Any]] = {
 }
 
 
-MDF_CONFIG = """
-mdf: {{id: opcua-test, domain: chemistry, site: KR-TEST}}
-storage: {{data_dir: {var}/data, state_dir: {var}/state}}
-simulation: {{time_scale: 600, seed: 11}}
-instruments:
-  reactor:
-    driver: opcua
-    endpoint: opc.tcp://127.0.0.1:{port}/mdfd/reactor
-    namespace: urn:mdfd:sim:reactor
-    channels:
-      temperature: {{unit: degC, node: "s=Reactor.Temperature", subscribe: true}}
-      temperature_sp: {{unit: degC, node: "s=Reactor.TemperatureSetpoint", writable: true}}
-simulators:
-  reactor:
-    kind: reactor
-    port: {port}
-    update_interval: 0.05
-    restart_downtime: 0.3
-{extra}
-"""
+def write_config(var: Path, port: int = 0, extra: str = "") -> Path:
+    """An MDF config whose only simulator is the reactor, on `port` (0: the simulator picks
+    one and `start_simulator` returns where); `extra` adds indented simulator settings."""
+    reactor = {
+        "kind": "reactor",
+        "port": port,
+        "update_interval": 0.05,
+        "restart_downtime": 0.3,
+        **(yaml.safe_load(textwrap.dedent(extra)) or {}),
+    }
+    return mdf_config(
+        var,
+        mdf={"id": "opcua-test", "domain": "chemistry", "site": "KR-TEST"},
+        storage={"data_dir": str(var / "data"), "state_dir": str(var / "state")},
+        vocabulary=None,
+        simulation={"time_scale": 600, "seed": 11},
+        safety=None,
+        instruments={
+            "reactor": {
+                "driver": "opcua",
+                "endpoint": f"opc.tcp://127.0.0.1:{port}/mdfd/reactor",
+                "namespace": NAMESPACE,
+                "channels": {
+                    "temperature": {
+                        "unit": "degC",
+                        "node": "s=Reactor.Temperature",
+                        "subscribe": True,
+                    },
+                    "temperature_sp": {
+                        "unit": "degC",
+                        "node": "s=Reactor.TemperatureSetpoint",
+                        "writable": True,
+                    },
+                },
+            }
+        },
+        simulators={"reactor": reactor},
+    )
 
 
-def write_config(var: Path, port: int, extra: str = "") -> Path:
-    """An MDF config whose only simulator is the reactor; `extra` adds indented settings."""
-    var.mkdir(parents=True, exist_ok=True)
-    path = var / "mdf.yaml"
-    path.write_text(MDF_CONFIG.format(var=var, port=port, extra=extra))
-    return path
-
-
-def start_simulator(config: Path, timeout: float = 60.0) -> tuple[subprocess.Popen[str], str]:
+def start_simulator(config: Path, timeout: float = 60.0) -> tuple[Child, str]:
     """`mdfd sim` as its own process; returns it and the reactor's endpoint URL."""
-    endpoints = config.parent / "endpoints.json"
-    endpoints.unlink(missing_ok=True)
-    process = start_mdfd("sim", "--config", str(config), "--endpoints-file", str(endpoints))
-    deadline = time.monotonic() + timeout
-    while not endpoints.exists():
-        if process.poll() is not None:
-            errors = process.stderr.read() if process.stderr else ""
-            stop_process(process)
-            raise AssertionError(f"simulator exited: {errors[-3000:]}")
-        if time.monotonic() > deadline:
-            stop_process(process)
-            raise AssertionError(f"simulator did not start within {timeout} s")
-        time.sleep(0.05)
-    return process, json.loads(endpoints.read_text())["reactor"]["opcua"]
+    process, endpoints = start_simulators(config, logs=config.parent, timeout=timeout)
+    return process, endpoints["reactor"]["opcua"]
 
 
 def instrument(url: str, **overrides: Any) -> OpcUaInstrument:

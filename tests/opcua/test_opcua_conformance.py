@@ -14,7 +14,7 @@ from opcua_support import client_certificate, instrument, start_simulator, write
 
 from mdfd.drivers.opcua import OpcUaDriver, OpcUaInstrument
 from mdfd.drivers.testing import ConformanceTarget, DriverConformance, WireProxy
-from tests.support import free_port, stop_process
+from tests.support import stop_process
 
 CHANNELS = ["temperature", "pressure", "ph", "temperature_sp"]
 PASSWORD_ENV = "MDFD_CONFORMANCE_REACTOR_PASSWORD"
@@ -42,9 +42,7 @@ def target_for(config: OpcUaInstrument, proxy: WireProxy) -> ConformanceTarget:
 def plain_reactor(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A reactor of the kit's own (it writes setpoints), built once: an address space takes
     seconds to build."""
-    process, url = start_simulator(
-        write_config(tmp_path_factory.mktemp("conformance-plain"), free_port())
-    )
+    process, url = start_simulator(write_config(tmp_path_factory.mktemp("conformance-plain")))
     try:
         yield url
     finally:
@@ -71,7 +69,7 @@ def secure_reactor(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[s
         f"    trusted_clients: {pki / 'trusted'}\n"
         "    users: {operator: s3cret}\n"
     )
-    process, url = start_simulator(write_config(pki / "sim", free_port(), extra))
+    process, url = start_simulator(write_config(pki / "sim", extra=extra))
     try:
         yield url, pki
     finally:

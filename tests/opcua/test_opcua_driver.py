@@ -20,7 +20,7 @@ from mdfd.drivers import (
 from mdfd.drivers.opcua import OpcUaDriver
 from mdfd.simulators.reactor import ReactorSimulator
 from mdfd.simulators.world import World
-from tests.support import free_port
+from tests.support import refused_port
 
 
 async def test_scan_reads_every_channel_with_units_and_types(driver: OpcUaDriver) -> None:
@@ -192,9 +192,10 @@ async def test_unknown_node_or_namespace_fails_connect_naming_it(reactor_url: st
 
 
 async def test_nothing_listening_is_disconnected() -> None:
-    config = instrument(f"opc.tcp://127.0.0.1:{free_port()}/none")
-    opcua = OpcUaDriver("reactor", config, DriverContext())
-    with pytest.raises(InstrumentDisconnected, match="connection failed"):
-        await opcua.connect()
+    with refused_port() as port:
+        config = instrument(f"opc.tcp://127.0.0.1:{port}/none")
+        opcua = OpcUaDriver("reactor", config, DriverContext())
+        with pytest.raises(InstrumentDisconnected, match="connection failed"):
+            await opcua.connect()
     with pytest.raises(InstrumentDisconnected, match="not connected"):
         await opcua.read(["temperature"])

@@ -20,7 +20,7 @@ from mdfd.drivers import DriverContext, ProtocolError
 from mdfd.drivers.opcua import OpcUaDriver
 from mdfd.simulators.opcua_security import CERTIFICATE_FILE, KEY_FILE, ensure_certificate
 from tests.daemon.harness import Daemon, wait_until
-from tests.support import free_port, mdfd, stop_process
+from tests.support import mdfd, stop_process
 
 PASSWORD_ENV = "MDFD_TEST_REACTOR_PASSWORD"
 
@@ -43,7 +43,7 @@ def secure_url(pki: Path) -> Iterator[str]:
         f"    trusted_clients: {pki / 'trusted'}\n"
         "    users: {operator: s3cret}\n"
     )
-    process, url = start_simulator(write_config(pki / "sim", free_port(), extra))
+    process, url = start_simulator(write_config(pki / "sim", extra=extra))
     try:
         yield url
     finally:

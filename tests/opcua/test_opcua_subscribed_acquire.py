@@ -3,6 +3,7 @@ the acquisition rate), and a server that samples slower than asked is not silent
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import h5py
@@ -14,7 +15,7 @@ from mdfd.drivers import DriverContext
 from mdfd.drivers.opcua import OpcUaDriver
 from mdfd.simulators.reactor import ReactorSettings, ReactorSimulator
 from mdfd.simulators.world import World
-from tests.support import REPO, free_port, mdfd
+from tests.support import REPO, free_port, mdfd, retry_port_race
 
 RECIPE = """
 recipe: {name: subscribed-count, version: "1"}
@@ -29,11 +30,17 @@ steps:
 @pytest.mark.slow
 def test_acquire_over_a_subscribed_channel_takes_the_recipes_count(tmp_path: Path) -> None:
     """Asked for 10 samples of a subscribed channel, the run used to record one per change."""
-    config = write_config(tmp_path / "var", free_port())
-    config.write_text(f"vocabulary: {REPO / 'config' / 'vocabulary.yaml'}\n" + config.read_text())
     recipe = tmp_path / "recipe.yaml"
     recipe.write_text(RECIPE)
-    result = mdfd("run", "--simulate", "--json", "--config", str(config), str(recipe))
+
+    def attempt() -> subprocess.CompletedProcess[str]:
+        """--simulate starts the reactor on the config's port: fixed up front (free_port)."""
+        config = write_config(tmp_path / "var", free_port())
+        vocabulary = f"vocabulary: {REPO / 'config' / 'vocabulary.yaml'}\n"
+        config.write_text(vocabulary + config.read_text())
+        return mdfd("run", "--simulate", "--json", "--config", str(config), str(recipe))
+
+    result = retry_port_race(attempt)
     assert result.returncode == 0, result.stderr[-3000:]
     data_file = result.stdout.strip().splitlines()[-1].split('"data_file": "')[1].split('"')[0]
     with h5py.File(data_file, "r") as handle:

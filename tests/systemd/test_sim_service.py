@@ -7,14 +7,14 @@ from __future__ import annotations
 import json
 import signal
 import socket
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 from sandbox import command as sandboxed
 from sandbox import unavailable
-from support import REPO, SIM_CONFIG, sim_env, stop_process
+
+from tests.support import REPO, SIM_CONFIG, Child, sim_env, stop_process
 
 HERE = Path(__file__).resolve().parent
 WAIT = 60.0
@@ -45,9 +45,7 @@ def test_simulators_notify_ready_and_stopping(tmp_path: Path) -> None:
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
         sock.bind(address)
         sock.settimeout(WAIT)
-        process = subprocess.Popen(
-            command, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-        )
+        process = Child(command, logs=tmp_path, name="mdfd-sim", env=env)
         try:
             ready = _receive(sock)
             assert ready["READY"] == "1"
@@ -60,6 +58,6 @@ def test_simulators_notify_ready_and_stopping(tmp_path: Path) -> None:
             assert (tmp_path / "var/sim-mdf-01/run/furnace.pty").exists()
             process.send_signal(signal.SIGTERM)
             assert _receive(sock) == {"STOPPING": "1"}
-            assert process.wait(timeout=WAIT) == 0, process.stderr.read() if process.stderr else ""
+            assert process.wait(timeout=WAIT) == 0, process.err_text()[-3000:]
         finally:
             stop_process(process)

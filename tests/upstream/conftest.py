@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import socket
 import ssl
 import subprocess
 import textwrap
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import aiomqtt
 import pytest
+import yaml
 from aiohttp import web
 
 from mdfd.daemons.config import LoadedConfig, load_config
@@ -26,37 +28,12 @@ from mdfd.daemons.stats import Stats
 from mdfd.daemons.upstream.record import record_id
 from mdfd.daemons.upstream.service import UpstreamService
 from mdfd.recipes.loader import LoadedRecipe, load_recipe
-from tests.support import REPO, free_port, require_tool, wait_for_port
+from tests.support import PORT_TAKEN, free_port, mdf_config, require_tool, wait_for_port
 
 MOSQUITTO = "/usr/sbin/mosquitto"
 MOSQUITTO_PASSWD = "/usr/bin/mosquitto_passwd"
 MDF_ID = "up-mdf"
 SITE = "KR-TEST"
-
-CONFIG = """
-mdf: {{id: {mdf}, domain: metal, site: {site}}}
-storage: {{data_dir: {root}/data, state_dir: {root}/state, runtime_dir: {root}/run}}
-vocabulary: {vocabulary}
-simulation: {{time_scale: 3000}}
-instruments:
-  furnace:
-    driver: memory
-    channels:
-      temperature: {{unit: degC, follows: setpoint, tau: 30, initial: 25}}
-      setpoint: {{unit: degC, writable: true, limits: {{min: 0, max: 1400}}, initial: 25}}
-  meter:
-    driver: memory
-    channels:
-      resistivity: {{unit: microohm*cm, initial: 1.8}}
-      hardness: {{unit: HV, initial: 60}}
-      specimen: {{writable: true}}
-safety:
-  safe_state: {{furnace.setpoint: 25}}
-upstream:
-  exit_drain_timeout: 20
-  publishers:
-{publishers}
-"""
 
 RECIPE = """
 recipe: {{name: upstream-test, version: "2.1"}}
@@ -88,17 +65,15 @@ record:
 
 
 def write_config(root: Path, publishers: list[str]) -> Path:
-    path = root / "mdf.yaml"
-    path.write_text(
-        CONFIG.format(
-            mdf=MDF_ID,
-            site=SITE,
-            root=root / "var",
-            vocabulary=REPO / "config" / "vocabulary.yaml",
-            publishers="\n".join(f"    - {p}" for p in publishers),
-        )
+    """The memory MDF with `publishers` (each a YAML flow mapping) and a 20 s exit drain."""
+    return mdf_config(
+        root,
+        mdf={"id": MDF_ID, "domain": "metal", "site": SITE},
+        upstream={
+            "exit_drain_timeout": 20,
+            "publishers": [yaml.safe_load(publisher) for publisher in publishers],
+        },
     )
-    return path
 
 
 def write_recipe(root: Path, temperatures: str = "[200, 250]") -> Path:
@@ -241,10 +216,15 @@ async def mdf(tmp_path: Path) -> AsyncIterator[MakeMdf]:
 
 
 class Receiver:
-    """The platform's ingest endpoint, in this process: counts every record id it accepts."""
+    """The platform's ingest endpoint, in this process: counts every record id it accepts.
+
+    With port 0 (the default) the port is bound at once, from the kernel, but not listened
+    on until `start`: a config can name it before the receiver runs (publishers meanwhile
+    get "connection refused"), and no other process can take it (free_port's race). A
+    restart comes back to the same port."""
 
     def __init__(
-        self, port: int, token: str | None = None, tls: ssl.SSLContext | None = None
+        self, port: int = 0, token: str | None = None, tls: ssl.SSLContext | None = None
     ) -> None:
         self.port = port
         self.token = token
@@ -255,6 +235,12 @@ class Receiver:
         self.script: deque[int] = deque()
         self.reject: set[str] = set()
         self._runner: web.AppRunner | None = None
+        self._socket: socket.socket | None = None
+        if port == 0:
+            self._socket = socket.socket()
+            self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            self._socket.bind(("127.0.0.1", 0))
+            self.port = self._socket.getsockname()[1]
 
     @property
     def url(self) -> str:
@@ -266,12 +252,20 @@ class Receiver:
         app.router.add_post("/records", self._handle)
         self._runner = web.AppRunner(app)
         await self._runner.setup()
-        site = web.TCPSite(
-            self._runner, "127.0.0.1", self.port, reuse_address=True, ssl_context=self.tls
-        )
+        site: web.BaseSite
+        if self._socket is not None:  # the first start: listen on the socket bound for us
+            site = web.SockSite(self._runner, self._socket, ssl_context=self.tls)
+            self._socket = None  # the server owns it now and closes it on cleanup
+        else:
+            site = web.TCPSite(
+                self._runner, "127.0.0.1", self.port, reuse_address=True, ssl_context=self.tls
+            )
         await site.start()
 
     async def stop(self) -> None:
+        if self._socket is not None:  # never started
+            self._socket.close()
+            self._socket = None
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -304,7 +298,7 @@ class Receiver:
 
 @pytest.fixture
 async def receiver() -> AsyncIterator[Receiver]:
-    server = Receiver(free_port())
+    server = Receiver()
     await server.start()
     yield server
     await server.stop()
@@ -400,19 +394,48 @@ class Mosquitto:
                 )
             access = f"allow_anonymous false\npassword_file {passwords}\n"
         tls = f"cafile {pki.ca}\ncertfile {pki.cert}\nkeyfile {pki.key}\n" if pki else ""
-        self.conf.write_text(
-            f"listener {self.port} 127.0.0.1\n{tls}{access}"
-            f"persistence true\npersistence_location {root}/\nuser root\n"
-        )
+        self._settings = f"{tls}{access}persistence true\npersistence_location {root}/\nuser root\n"
+        self._write_conf()
+        self.log = root / "mosquitto.log"
         self.process: subprocess.Popen[bytes] | None = None
+        self._started = 0
+
+    def _write_conf(self) -> None:
+        self.conf.write_text(f"listener {self.port} 127.0.0.1\n{self._settings}")
 
     def start(self) -> None:
-        log = (self.root / "mosquitto.log").open("ab")
-        self.process = subprocess.Popen(
-            [MOSQUITTO, "-c", str(self.conf)], stdout=log, stderr=subprocess.STDOUT
-        )
-        log.close()
+        """Start the broker and wait (an upper bound) until it says it runs.
+
+        Its port is fixed in its config (a restart must come back there), so it comes from
+        `free_port` with that race: if another process took the port before the first start,
+        the broker exits "Address already in use" and starts once more on a fresh port.
+        Waiting for its own "running" line, not for the port, never mistakes the other
+        process's listener for the broker."""
+        if not self._run() and self._started == 0 and PORT_TAKEN in self._log_text().lower():
+            self.port = free_port()
+            self._write_conf()
+            self._run()
+        assert self.process is not None
+        assert self.process.poll() is None, self._log_text()[-2000:]
+        self._started += 1
+
+    def _run(self) -> bool:
+        """One start; whether the broker runs (False: it exited)."""
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                [MOSQUITTO, "-c", str(self.conf)], stdout=log, stderr=subprocess.STDOUT
+            )
+        deadline = time.monotonic() + 15
+        while self._log_text().count(" running") <= self._started:
+            if self.process.poll() is not None:
+                return False
+            assert time.monotonic() < deadline, "mosquitto did not start within 15 s"
+            time.sleep(0.05)
         wait_for_port(self.port)
+        return True
+
+    def _log_text(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:

@@ -14,7 +14,6 @@ from mdfd.daemons.config import load_config
 from mdfd.daemons.state import StateDB
 from mdfd.daemons.upstream.service import UpstreamService
 from mdfd.recipes.loader import load_recipe
-from tests.support import free_port
 
 from .conftest import (
     MakeMdf,
@@ -32,7 +31,7 @@ class Watching(Receiver):
     """A slow receiver that notes, as each POST arrives, how far the publisher's committed
     cursor is and how many records it has itself accepted so far."""
 
-    def __init__(self, port: int, delay: float) -> None:
+    def __init__(self, port: int = 0, *, delay: float) -> None:
         super().__init__(port)
         self.delay = delay
         self.state: Path | None = None
@@ -66,7 +65,7 @@ def _state(points: Points) -> Path:
 async def test_cursor_follows_acknowledgements_and_no_record_is_sent_twice(
     mdf: MakeMdf,
 ) -> None:
-    receiver = Watching(free_port(), delay=0.01)
+    receiver = Watching(delay=0.01)
     await receiver.start()
     try:
         service, points = await mdf(http_publisher(receiver.port, batch_size=20))
@@ -92,7 +91,7 @@ async def test_cursor_follows_acknowledgements_and_no_record_is_sent_twice(
 async def test_dead_letters_requeued_during_a_backlog_are_delivered_once(
     mdf: MakeMdf,
 ) -> None:
-    receiver = Watching(free_port(), delay=0.005)
+    receiver = Watching(delay=0.005)
     await receiver.start()
     try:
         service, points = await mdf(http_publisher(receiver.port, batch_size=10))
@@ -123,10 +122,10 @@ async def test_dead_letters_requeued_during_a_backlog_are_delivered_once(
 async def test_a_stop_with_batches_in_flight_resends_them_under_the_same_keys(
     tmp_path: Path,
 ) -> None:
-    receiver = Watching(free_port(), delay=0.05)
-    config = load_config(write_config(tmp_path, [http_publisher(receiver.port, batch_size=10)]))
-    await receiver.start()
+    receiver = Watching(delay=0.05)
+    await receiver.start()  # first: the config names the port it got
     try:
+        config = load_config(write_config(tmp_path, [http_publisher(receiver.port, batch_size=10)]))
         async with StateDB(config.model.storage.state_dir / "state.sqlite3") as state:
             points = Points(config, load_recipe(write_recipe(tmp_path)), state)
             await points.create_run()

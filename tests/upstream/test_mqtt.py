@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
+from pathlib import Path
 
 import aiomqtt
 import pytest
@@ -135,3 +137,20 @@ async def test_idle_publisher_replaces_a_stale_offline_with_online_at_start(
         await until(lambda: dashboard.messages[STATUS_TOPIC][-1:] == [b"online"], what="online")
         [status] = (await service.status())["publishers"]
         assert (status["pending"], status["delivered"]) == (0, 0)
+
+
+async def test_a_broker_whose_port_was_taken_first_starts_on_a_fresh_one(tmp_path: Path) -> None:
+    """free_port's race, provoked: another process listens on the broker's port before it
+    starts. Waiting for the port alone would have taken that listener for the broker."""
+    broker = Mosquitto(tmp_path / "broker")
+    taken = broker.port
+    with socket.socket() as thief:
+        thief.bind(("127.0.0.1", taken))
+        thief.listen()
+        await asyncio.to_thread(broker.start)
+    try:
+        assert broker.port != taken
+        async with Subscriber(broker.port, [STATUS_TOPIC]):
+            pass  # an MQTT session on the new port: the broker itself answers there
+    finally:
+        await asyncio.to_thread(broker.stop)

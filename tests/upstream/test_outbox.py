@@ -12,7 +12,6 @@ from mdfd.daemons.upstream import outbox
 from mdfd.daemons.upstream.outbox import Entry
 from mdfd.daemons.upstream.publishers.file import FileSpool
 from mdfd.daemons.upstream.record import record_id
-from tests.support import free_port
 
 from .conftest import MakeMdf, Receiver, expected_ids, http_publisher, until
 
@@ -34,7 +33,7 @@ def _outbox_rows(state: Path) -> int:
 
 async def test_records_stay_until_every_publisher_has_them(mdf: MakeMdf, tmp_path: Path) -> None:
     spool = tmp_path / "spool"
-    late = Receiver(free_port())
+    late = Receiver()  # its port bound now, listened on later
     service, points = await mdf(
         f'{{type: file, name: spool, directory: "{spool}"}}', http_publisher(late.port)
     )

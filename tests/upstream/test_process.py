@@ -14,7 +14,7 @@ import jsonschema
 import pytest
 
 from mdfd.daemons.state import StateDB
-from tests.support import REPO, mdfd
+from tests.support import REPO, mdfd, start_mdfd, stop_process
 
 from .conftest import (
     MDF_ID,
@@ -114,27 +114,22 @@ def _completed_points(state: Path) -> int:
 async def test_kill_9_before_publishing_then_every_record_is_delivered(
     tmp_path: Path, mosquitto: Mosquitto
 ) -> None:
-    receiver = Receiver(0)
-    from tests.support import free_port
-
-    receiver.port = free_port()  # nothing listens yet: records cannot leave
+    receiver = Receiver()  # its port bound, nothing listens yet: records cannot leave
     config = write_config(tmp_path, [http_publisher(receiver.port), mqtt_publisher(mosquitto.port)])
     recipe = write_recipe(tmp_path, str(list(range(200, 320, 10))))
     state = tmp_path / "var" / "state" / "state.sqlite3"
     status_topic = f"mdf/{SITE}/{MDF_ID}/status"
 
     async with Subscriber(mosquitto.port, [f"mdf/{SITE}/{MDF_ID}/#"]) as subscriber:
-        process = await _mdfd("run", str(recipe), "--config", str(config), "--json")
+        process = start_mdfd("run", str(recipe), "--config", str(config), "--json", logs=tmp_path)
         try:
             async with asyncio.timeout(60):
                 while await asyncio.to_thread(_completed_points, state) < 3:
-                    assert process.returncode is None
+                    assert process.poll() is None, process.err_text()[-3000:]
                     await asyncio.sleep(0.02)
             process.send_signal(signal.SIGKILL)
         finally:
-            if process.returncode is None:
-                process.kill()
-            await process.communicate()
+            await asyncio.to_thread(stop_process, process)
         assert process.returncode == -signal.SIGKILL
         # The broker publishes the daemon's last will: dashboards see it go.
         await until(lambda: subscriber.messages.get(status_topic, [])[-1:] == [b"offline"])
@@ -168,14 +163,12 @@ async def test_idle_daemon_registers_its_will_and_the_broker_says_offline_after_
     config = write_config(tmp_path, [mqtt_publisher(mosquitto.port)])
     status_topic = f"mdf/{SITE}/{MDF_ID}/status"
     async with Subscriber(mosquitto.port, [status_topic]) as dashboard:
-        process = await _mdfd("serve", "--config", str(config))
+        process = start_mdfd("serve", "--config", str(config), logs=tmp_path)
         try:
             await until(lambda: dashboard.messages.get(status_topic, [])[-1:] == [b"online"])
             process.send_signal(signal.SIGKILL)
         finally:
-            if process.returncode is None:
-                process.kill()
-            await process.communicate()
+            await asyncio.to_thread(stop_process, process)
         assert process.returncode == -signal.SIGKILL
         await until(lambda: dashboard.messages[status_topic][-1:] == [b"offline"])
 
@@ -187,7 +180,7 @@ async def test_idle_daemon_reconnects_after_a_broker_restart_and_its_will_still_
     status_topic = f"mdf/{SITE}/{MDF_ID}/status"
     broker_log = mosquitto.root / "mosquitto.log"
     connected = f"as mdfd-{MDF_ID}-fleet"
-    process = await _mdfd("serve", "--config", str(config))
+    process = start_mdfd("serve", "--config", str(config), logs=tmp_path)
     try:
         await until(lambda: broker_log.read_text().count(connected) == 1, what="connected")
         await asyncio.to_thread(mosquitto.stop)
@@ -197,23 +190,23 @@ async def test_idle_daemon_reconnects_after_a_broker_restart_and_its_will_still_
         async with Subscriber(mosquitto.port, [status_topic]) as dashboard:
             await until(lambda: dashboard.messages.get(status_topic, [])[-1:] == [b"online"])
             process.send_signal(signal.SIGKILL)
-            await process.wait()
+            await asyncio.to_thread(process.wait, 30)
             await until(lambda: dashboard.messages[status_topic][-1:] == [b"offline"])
     finally:
-        if process.returncode is None:
-            process.kill()
-        _out, err = await process.communicate()
-    assert "connection to the MQTT broker lost (broker restarted or unreachable)" in err.decode()
+        await asyncio.to_thread(stop_process, process)
+    lost = "connection to the MQTT broker lost (broker restarted or unreachable)"
+    assert lost in process.err_text()
 
 
 def test_outbox_drain_with_nothing_queued_succeeds_while_the_broker_is_down(
     tmp_path: Path,
 ) -> None:
-    from tests.support import free_port
+    from tests.support import refused_port
 
-    config = write_config(tmp_path, [mqtt_publisher(free_port())])  # nothing listens there
-    asyncio.run(_empty_state_database(tmp_path / "var" / "state"))  # an MDF that ran before
-    done = mdfd("outbox", "drain", "--config", str(config), "--within", "30", "--json")
+    with refused_port() as port:  # nothing listens there, nor can while the drain runs
+        config = write_config(tmp_path, [mqtt_publisher(port)])
+        asyncio.run(_empty_state_database(tmp_path / "var" / "state"))  # an MDF that ran before
+        done = mdfd("outbox", "drain", "--config", str(config), "--within", "30", "--json")
     assert done.returncode == 0, done.stdout + done.stderr
     [fleet] = json.loads(done.stdout)["publishers"]
     assert fleet["pending"] == 0

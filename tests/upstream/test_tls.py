@@ -6,8 +6,6 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from tests.support import free_port
-
 from .conftest import (
     MakeMdf,
     Mosquitto,
@@ -21,7 +19,7 @@ from .conftest import (
 
 
 async def test_https_with_private_ca(mdf: MakeMdf, pki: Pki) -> None:
-    receiver = Receiver(free_port(), tls=pki.server_context())
+    receiver = Receiver(tls=pki.server_context())
     await receiver.start()
     try:
         service, points = await mdf(
@@ -36,7 +34,7 @@ async def test_https_with_private_ca(mdf: MakeMdf, pki: Pki) -> None:
 
 
 async def test_https_refuses_an_unknown_certificate(mdf: MakeMdf, pki: Pki) -> None:
-    receiver = Receiver(free_port(), tls=pki.server_context())
+    receiver = Receiver(tls=pki.server_context())
     await receiver.start()
     try:
         service, points = await mdf(http_publisher(receiver.port, url=receiver.url))
