@@ -83,6 +83,14 @@ TAGS: tuple[Tag, ...] = (
     Tag("Faults", "ResponseDelay", _D, 0.0, MILLISECOND, (0.0, 60000.0), writable=True),
     Tag("Faults", "Stuck", ua.VariantType.String, "", writable=True, description="keys, comma"),
     Tag("Faults", "Bad", ua.VariantType.String, "", writable=True, description="keys, comma"),
+    Tag(
+        "Faults",
+        "Invalid",
+        ua.VariantType.String,
+        "",
+        writable=True,
+        description="keys, comma: published as NaN with a Good status (an overflowed sensor)",
+    ),
     Tag("Faults", "Restart", ua.VariantType.Boolean, False, writable=True),
 )
 TAGS_BY_KEY = {tag.key: tag for tag in TAGS}
@@ -165,6 +173,6 @@ def out_of_range(key: str, value: object) -> tuple[float, float] | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     low, high = tag.eu_range
-    # As real servers compare (node-opcua: value < low || value > high), a NaN is not outside:
-    # it is no value at all, and a device holding one is what clients must judge bad.
-    return tag.eu_range if value < low or value > high else None
+    # A NaN is refused too (it is inside no range): fed to the physics it would stay for good.
+    # Clients meet device NaNs through the Faults.Invalid switch instead.
+    return None if low <= value <= high else tag.eu_range

@@ -4,13 +4,15 @@ Like a PLC, it scans: every `update_interval` wall seconds it advances the world
 measured values into the address space, which is what makes subscriptions deliver changes.
 Setpoint writes by clients go straight into the world. Faults are injected at run time by
 writing the `Faults` folder (or set initially in the config): a response delay, variables that
-freeze (`Stuck`) or report Bad quality (`Bad`), and a full server restart (`Restart`).
+freeze (`Stuck`), report Bad quality (`Bad`) or NaN with a Good status (`Invalid`), and a full
+server restart (`Restart`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import socket
 from datetime import UTC, datetime
 from pathlib import Path
@@ -53,8 +55,9 @@ class FaultSettings(_Strict):
     response_delay_ms: float = Field(default=0.0, ge=0, le=60_000)
     stuck: list[str] = []
     bad: list[str] = []
+    invalid: list[str] = []
 
-    @field_validator("stuck", "bad")
+    @field_validator("stuck", "bad", "invalid")
     @classmethod
     def _known(cls, keys: list[str]) -> list[str]:
         unknown = [key for key in keys if key not in TAGS_BY_KEY]
@@ -118,6 +121,7 @@ class ReactorSimulator:
         self._delay_ms = settings.faults.response_delay_ms
         self._stuck = set(settings.faults.stuck)
         self._bad = set(settings.faults.bad)
+        self._invalid = set(settings.faults.invalid)
         self._flagged_bad: set[str] = set()
         self._refused: set[int] = set()  # ids of write items refused, until answered
         self._flow_setpoint = world.skid.feed_flow.setpoint
@@ -260,6 +264,8 @@ class ReactorSimulator:
         for key, value in values.items():
             if key in self._stuck or key in self._bad:
                 continue
+            if key in self._invalid:
+                value = math.nan
             variant = ua.Variant(value, TAGS_BY_KEY[key].variant)
             await server.write_attribute_value(
                 self._nodes[key].nodeid,
@@ -271,6 +277,7 @@ class ReactorSimulator:
             "Faults.ResponseDelay": ua.Variant(self._delay_ms, ua.VariantType.Double),
             "Faults.Stuck": ua.Variant(",".join(sorted(self._stuck)), ua.VariantType.String),
             "Faults.Bad": ua.Variant(",".join(sorted(self._bad)), ua.VariantType.String),
+            "Faults.Invalid": ua.Variant(",".join(sorted(self._invalid)), ua.VariantType.String),
         }
         for key, variant in faults.items():
             await server.write_attribute_value(self._nodes[key].nodeid, ua.DataValue(variant))
@@ -363,6 +370,8 @@ class ReactorSimulator:
             self._stuck = _keys(str(value or ""))
         elif key == "Faults.Bad":
             self._bad = _keys(str(value or ""))
+        elif key == "Faults.Invalid":
+            self._invalid = _keys(str(value or ""))
         elif key == "Faults.Restart" and value and self._restart_task is None:
             self._restart_task = asyncio.create_task(
                 self._restart_soon(), name=f"{self.name}-restart"

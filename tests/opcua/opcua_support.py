@@ -52,6 +52,7 @@ CHANNELS: dict[str, dict[str, Any]] = {
     "pump": {"node": "s=Feed.PumpRunning", "writable": True},
     "sample_interval": {"unit": "s", "node": "s=Analyser.SampleInterval", "writable": True},
     "fault_bad": {"node": "s=Faults.Bad", "writable": True},
+    "fault_invalid": {"node": "s=Faults.Invalid", "writable": True},
     "fault_stuck": {"node": "s=Faults.Stuck", "writable": True},
     "fault_restart": {"node": "s=Faults.Restart", "writable": True},
 }

@@ -41,13 +41,14 @@ async def test_scan_reads_every_channel_with_units_and_types(driver: OpcUaDriver
 
 
 async def test_a_nan_value_with_a_good_status_is_a_bad_reading(driver: OpcUaDriver) -> None:
-    await driver.write("ph_sp", float("nan"))
+    await driver.write("fault_invalid", "Bath.pH")  # the sensor overflows: NaN, status Good
     try:
-        reading = (await driver.read(["ph_sp"]))["ph_sp"]
+        reading = await eventually(
+            lambda: driver.read(["ph"]), lambda r: r["ph"].value != r["ph"].value
+        )
     finally:
-        await driver.write("ph_sp", 7.0)
-    assert reading.value != reading.value  # NaN, as the server holds it
-    assert reading.quality is Quality.BAD
+        await driver.write("fault_invalid", "")
+    assert reading["ph"].quality is Quality.BAD
 
 
 async def test_writes_use_the_nodes_declared_types_and_reach_the_world(
