@@ -139,7 +139,8 @@ def decisions_index(files: Files) -> str:
         "# Decision records",
         "",
         "One short record per decision that shaped the code: its context, the decision, and its",
-        "consequences, numbered in the order they were written down.",
+        "consequences, numbered in the order they were written down (a gap is a number that was",
+        "reserved and not used).",
         "",
     ]
     records = sorted(
