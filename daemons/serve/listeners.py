@@ -91,14 +91,8 @@ class ControlServer:
         with contextlib.suppress(FileNotFoundError):
             if stat.S_ISSOCK(path.lstat().st_mode):
                 path.unlink()
-        runner = web.AppRunner(
-            build_app(self._daemon), access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT
-        )
-        await runner.setup()
-        self._runners.append(runner)
-        await web.UnixSite(runner, str(path)).start()
-        os.chmod(path, SOCKET_MODE)
-        log.info("control API listening", socket=str(path))
+        # The TCP listener first: the UNIX socket appearing means every listener is up (a
+        # taken TCP port stops the daemon before anyone could take it for a serving one).
         tcp = self._daemon.config.model.control.tcp
         if tcp is not None:
             await self._start_tcp(tcp)
@@ -110,6 +104,14 @@ class ControlServer:
                 max_connections=tcp.max_connections,
                 idle_timeout_s=tcp.idle_timeout,
             )
+        runner = web.AppRunner(
+            build_app(self._daemon), access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT
+        )
+        await runner.setup()
+        self._runners.append(runner)
+        await web.UnixSite(runner, str(path)).start()
+        os.chmod(path, SOCKET_MODE)
+        log.info("control API listening", socket=str(path))
 
     async def _start_tcp(self, tcp: ControlTcp) -> None:
         # aiohttp's keep-alive timer runs from the moment a connection is made and after each

@@ -9,8 +9,11 @@ import json
 import signal
 import socket
 import sqlite3
+import subprocess
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from tests.support import SIM_CONFIG, mdfd, sim_env, start_mdfd, stop_process
 
@@ -117,15 +120,23 @@ def test_a_cli_run_whose_simulator_port_is_taken_leaves_nothing_to_run(
 
 
 def test_a_cli_run_whose_data_file_cannot_be_opened_ends_failed_with_the_cause(
-    tmp_path: Path,
+    tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     """Before: a traceback, exit 1, and the run left `queued` for the next daemon to run."""
     config = write_config(tmp_path)
-    # A data directory that can be created, but no file in it can be: its path would exceed
-    # PATH_MAX (this refuses root as well as anyone, unlike file modes).
+    # A data directory that exists but holds no new file: a read-only file system (refuses
+    # root as well as anyone, unlike file modes; a path too long is refused by validation).
     data_dir = tmp_path / "data"
-    while len(str(data_dir)) < 4080:
-        data_dir /= "d" * min(200, 4080 - len(str(data_dir)) - 1)
+    data_dir.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "ro,size=512m", "tmpfs", str(data_dir)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a read-only tmpfs here: {mounted.stderr.strip()}")
+    request.addfinalizer(lambda: subprocess.run(["umount", "-l", str(data_dir)], check=False))
     config.write_text(config.read_text().replace(f"{tmp_path / 'var'}/data", str(data_dir)))
     recipe = write_recipe(tmp_path)
     done = mdfd("run", "--json", "--config", str(config), str(recipe), env=environment())
