@@ -214,12 +214,12 @@ class ReactorSimulator:
         server, self._server = self._server, None
         if server is not None:
             await server.stop()
-            # asyncua keeps sessions with subscriptions alive after their transport is gone
-            # (so a client may re-activate them) and Server.stop() does not close them; a
-            # stopped plant server has no sessions, so close them here, tasks and all.
-            sessions = getattr(server.iserver, "_external_sessions", {})
-            for session in list(sessions.values()):
-                await session.close_session(True)
+            # asyncua keeps the subscriptions of sessions whose transport is gone (a client
+            # may re-activate them) and Server.stop() does not end them; a stopped plant
+            # server has none, so delete them, publish tasks and all, through the public
+            # subscription service.
+            service = server.iserver.subscription_service
+            await service.delete_subscriptions(list(service.subscriptions))
 
     async def _scan_loop(self, server: Server) -> None:
         while True:
