@@ -31,10 +31,11 @@ from mdfd.recipes.located import (
     load_located,
 )
 from mdfd.recipes.model import MAX_POINTS
-from mdfd.recipes.units import UnitError, parse_unit, seconds, split_quantity
+from mdfd.recipes.units import UnitError, duration_seconds, parse_unit
 from mdfd.simulators.base import SimulatorSettings, UnknownSimulator, simulator_class
 
-ENV_PATTERN = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+from .envvars import expand_env, variables_in
+
 NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]*$"
 
 
@@ -109,18 +110,7 @@ class Interlock(Strict):
         return None
 
 
-def wall_seconds(value: Any) -> Any:
-    """A duration in config: a number of seconds or a quantity string such as `10 s`."""
-    if isinstance(value, str):
-        try:
-            number, unit = split_quantity(value)
-            return seconds(number, unit)
-        except (UnitError, ValueError) as exc:
-            raise ValueError(f"expected a duration such as '10 s': {exc}") from None
-    return value
-
-
-WallSeconds = Annotated[float, BeforeValidator(wall_seconds)]
+WallSeconds = Annotated[float, BeforeValidator(duration_seconds)]
 
 
 class Safety(Strict):
@@ -319,11 +309,8 @@ class LoadedConfig(BaseModel):
 def substitute_env(
     value: Any, path: tuple[str | int, ...], doc: LocatedDocument, problems: list[Problem]
 ) -> Any:
-    """Expand `${NAME}` and `${NAME:-default}` in strings; secrets stay out of the file.
-
-    As in the shell, `:-` takes the default when NAME is unset *or empty*: an empty
-    `MDFD_VAR=` in an environment file must not turn `${MDFD_VAR:-var}/state` into `/state`.
-    """
+    """Expand `${NAME}` and `${NAME:-default}` in every string; an unset NAME without a
+    default is a problem located at the field (envvars.expand_env)."""
     if isinstance(value, dict):
         return {k: substitute_env(v, (*path, k), doc, problems) for k, v in value.items()}
     if isinstance(value, list):
@@ -331,17 +318,10 @@ def substitute_env(
     if not isinstance(value, str):
         return value
 
-    def expand(match: re.Match[str]) -> str:
-        name, default = match.group(1), match.group(2)
-        found = os.environ.get(name)
-        if default is not None:
-            return found or default
-        if found is not None:
-            return found
+    def missing(name: str) -> None:
         problems.append(doc.problem(path, f"environment variable {name} is not set"))
-        return ""
 
-    return ENV_PATTERN.sub(expand, value)
+    return expand_env(value, missing)
 
 
 def as_written(config: LoadedConfig) -> LocatedDocument:
@@ -358,7 +338,7 @@ def variables_of(doc: LocatedDocument, path: PathKey) -> list[str]:
             value = value[key]
         except (KeyError, IndexError, TypeError):
             return []
-    return [name for name, _ in ENV_PATTERN.findall(value)] if isinstance(value, str) else []
+    return variables_in(value) if isinstance(value, str) else []
 
 
 def load_config(path: Path | str) -> LoadedConfig:

@@ -17,7 +17,6 @@ import argparse
 import asyncio
 import datetime as dt
 import os
-import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -41,6 +40,7 @@ from .ctlclient import (
     Target,
 )
 from .ctlwatch import watch
+from .envvars import expand_env
 from .errors import report
 from .logging import configure
 from .outboxview import print_outbox
@@ -53,7 +53,6 @@ exit codes: 0 ok, 1 refused or failed (or the watched run did not complete),
             2 bad input (invalid recipe, unknown run), 4 daemon unreachable
 example:
   mdfctl --config config/sim.yaml submit recipes/examples/metal-annealing.yaml --watch"""
-ENV_PATTERN = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
 def _connection_flags(parser: argparse.ArgumentParser, default: Any) -> None:
@@ -215,10 +214,7 @@ def socket_from_config(path: Path) -> Path:
             EXIT_BAD_INPUT, f"{path}: cannot find storage.runtime_dir or state_dir: {exc}"
         ) from None
 
-    def expand(match: re.Match[str]) -> str:
-        return os.environ.get(match.group(1), match.group(2) or "")
-
-    return Path(ENV_PATTERN.sub(expand, str(directory))) / "control.sock"
+    return Path(expand_env(str(directory))) / "control.sock"
 
 
 def _print_json(data: Any) -> None:

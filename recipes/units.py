@@ -95,6 +95,18 @@ def split_quantity(text: str) -> tuple[float, str]:
     return float(match.group(1)), match.group(2).strip()
 
 
+def duration_seconds(value: object) -> object:
+    """A duration as a config writes it: a number of seconds, or a quantity string such as
+    `10 s` (anything else is left for the field's own validation to refuse)."""
+    if isinstance(value, str):
+        try:
+            number, unit = split_quantity(value)
+            return seconds(number, unit)
+        except (UnitError, ValueError) as exc:
+            raise ValueError(f"expected a duration such as '10 s': {exc}") from None
+    return value
+
+
 def seconds(value: float, unit: str) -> float:
     if unit in ("", "s", "second"):
         return value

@@ -18,8 +18,9 @@ from mdfd.recipes.model import Recipe
 from mdfd.simulators.base import available as available_simulators
 from mdfd.simulators.base import simulator_class
 
-from ..config import ENV_PATTERN, MdfConfig
+from ..config import MdfConfig
 from ..engine import events
+from ..envvars import ENV_PATTERN
 from ..serve import views
 from ..upstream.record import Record
 from . import add_command
