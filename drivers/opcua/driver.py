@@ -15,7 +15,6 @@ import asyncio
 import contextlib
 import functools
 import math
-import os
 from collections.abc import AsyncIterator, Awaitable, Sequence
 from typing import ClassVar, TypeVar
 
@@ -23,9 +22,6 @@ import structlog
 from asyncua import Client, ua
 from asyncua.common.subscription import DataChangeEvent, StatusChangeEvent, Subscription
 from asyncua.common.ua_utils import data_type_to_variant_type
-from asyncua.crypto import uacrypto
-from asyncua.crypto.security_policies import SecurityPolicyBasic256Sha256
-from cryptography import x509
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
@@ -45,13 +41,12 @@ from ..errors import (
 )
 from .browse import BrowseEntry, browse
 from .config import OpcUaChannel, OpcUaInstrument
+from .login import channel_refused, configure_login, refusal
 from .nodeids import NodeRef, node_id, parse_node
 from .scan import Scan, prepare, read_plan, readings
 from .streams import Fanout
 from .values import builtin_variant, encode, quality_of, status_name, to_python
 
-LOGIN_REFUSED = ("BadUserAccessDenied", "BadIdentityToken")
-SECURITY_REFUSED = ("BadCertificate", "BadSecurity", "BadNonce", "BadApplicationSignature")
 BUILD_INFO = (
     ua.ObjectIds.Server_ServerStatus_BuildInfo_ManufacturerName,
     ua.ObjectIds.Server_ServerStatus_BuildInfo_ProductName,
@@ -234,14 +229,14 @@ class OpcUaDriver:
         client.name = client.description = f"mdfd {self.name}"
         client.application_uri = "urn:mdfd:client"
         try:
-            await self._call(self._configure(client), connecting=True)
+            await self._call(configure_login(self.name, self.config, client), connecting=True)
             try:
                 await self._call(client.connect(), connecting=True)
             except AssertionError as exc:
                 # asyncua's answer to an OpenSecureChannel response with a bad status (as
                 # node-opcua sends for an untrusted certificate) is a bare assertion.
                 raise ProtocolError(
-                    self.name, self._channel_refused(), address=self.config.endpoint
+                    self.name, channel_refused(self.config), address=self.config.endpoint
                 ) from exc
             client.connection_lost_callback = functools.partial(self._on_lost, client)
             self._client = client
@@ -252,40 +247,6 @@ class OpcUaDriver:
             await self._stop_pump()
             await self._discard(client)
             raise
-
-    async def _configure(self, client: Client) -> None:
-        security = self.config.security
-        if security.policy == "Basic256Sha256":
-            assert security.certificate is not None
-            assert security.private_key is not None
-            for path in (security.certificate, security.private_key, security.server_certificate):
-                if path is not None and not path.is_file():
-                    raise ProtocolError(self.name, f"security file {path} does not exist")
-            certificate = await uacrypto.load_certificate(str(security.certificate))
-            with contextlib.suppress(x509.ExtensionNotFound):
-                names = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName)
-                uris = names.value.get_values_for_type(x509.UniformResourceIdentifier)
-                if uris:
-                    client.application_uri = uris[0]
-            server = security.server_certificate
-            await client.set_security(
-                SecurityPolicyBasic256Sha256,
-                certificate=str(security.certificate),
-                private_key=str(security.private_key),
-                server_certificate=str(server) if server is not None else None,
-                mode=getattr(ua.MessageSecurityMode, security.mode),
-            )
-        if self.config.username is not None:
-            client.set_user(self.config.username)
-            if self.config.password_env is not None:
-                password = os.environ.get(self.config.password_env)
-                if password is None:
-                    raise ProtocolError(
-                        self.name,
-                        f"environment variable {self.config.password_env} (password_env) is not "
-                        "set; cannot log in",
-                    )
-                client.set_password(password)
 
     async def _resolve(self, client: Client) -> None:
         self._namespaces = await self._call(client.get_namespace_array(), connecting=True)
@@ -483,38 +444,10 @@ class OpcUaDriver:
         except ua.UaStatusCodeError as exc:
             raise ProtocolError(
                 self.name,
-                self._refusal(status_name(exc.code)),
+                refusal(self.config, status_name(exc.code)),
                 address=self.config.endpoint,
                 reply=status_name(exc.code),
             ) from exc
-
-    def _refusal(self, status: str) -> str:
-        if status.startswith(LOGIN_REFUSED):
-            user = self.config.username or "anonymous"
-            env = self.config.password_env
-            source = f" (password from ${env})" if env else ""
-            return f"the server refused the login of user {user!r}{source}"
-        if status.startswith(SECURITY_REFUSED):
-            return (
-                f"the server refused the secure channel ({self.config.security.policy}/"
-                f"{self.config.security.mode}); is the client certificate trusted by the server?"
-            )
-        return "the server answered with a bad status"
-
-    def _channel_refused(self) -> str:
-        """Why a server may refuse the secure channel without saying so in a usable way."""
-        security = self.config.security
-        if security.policy == "None":
-            return (
-                "the server refused to open the secure channel (security policy None); it may "
-                "require a signed or encrypted channel (set security.policy) or not trust this "
-                "client"
-            )
-        return (
-            f"the server refused to open the secure channel ({security.policy}/{security.mode}); "
-            f"most likely it does not trust the client certificate {security.certificate}: "
-            "add it to the server's trusted certificates"
-        )
 
     def _latest(self, channels: Sequence[str]) -> dict[str, Reading]:
         """The last notification of each subscribed channel that has had one, held: stamped

@@ -197,6 +197,12 @@ class ChannelRefusingPeer:
             self._loop.run_forever()
         finally:
             server.close()
+            # Connections still open (a client retrying) end here, sockets closed, before
+            # the loop does: left pending they would be torn down by the garbage collector.
+            pending = asyncio.all_tasks(self._loop)
+            for task in pending:
+                task.cancel()
+            self._loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
             self._loop.close()
 
     async def _refuse(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
