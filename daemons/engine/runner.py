@@ -19,7 +19,6 @@ import structlog
 
 from mdfd.drivers import InstrumentError
 from mdfd.recipes.loader import LoadedRecipe, load_recipe
-from mdfd.recipes.values import duration_for
 
 from ..clock import EngineClock, clock_kind
 from ..config import LoadedConfig
@@ -50,12 +49,9 @@ from .events import (
 from .instruments import Instruments
 from .interlocks import InterlockBreach, InterlockGuard, InterlockUnverifiable
 from .preconditions import PreconditionTimeout, await_preconditions
+from .recovery import apply_safe_state, await_instruments
 from .results import PointResult, RunContext
 from .steps import StabilityTimeout, StepContext, run_step
-
-SAFE_STATE_TIMEOUT = 30.0
-PROBE_FIRST_DELAY = 0.1  # wall s between probes of instruments after a failed point, doubling
-PROBE_MAX_DELAY = 2.0
 
 RecordHook = Callable[[PointResult], Callable[[sqlite3.Connection], None] | None]
 
@@ -219,7 +215,7 @@ class RunExecutor:
         try:
             status, message = await self._supervise(context, run, guard, checkpointer, done)
         finally:
-            await self._safe_state(instruments)
+            await apply_safe_state(instruments, self.config.model.safety.safe_state)
             await checkpointer.close()
             await run_file.close(status.value, {"message": message})
             await instruments.close()
@@ -347,7 +343,7 @@ class RunExecutor:
                 continue
             await self.control.checkpoint()
             if instrument_failed:
-                await self._await_instruments(recipe, point, log)
+                await await_instruments(self.instruments, self.config, recipe, point, log)
             structlog.contextvars.bind_contextvars(point=index)
             self.acquisition.begin_point(index, acquired)
             self.events.publish(
@@ -406,60 +402,6 @@ class RunExecutor:
             log.info("point ended", status=status.value, message=message or None)
         await checkpointer.flush()
 
-    async def _await_instruments(
-        self, recipe: LoadedRecipe, point: dict[str, float], log: Any
-    ) -> None:
-        """After a point failed on an instrument error, start the next one only once every
-        instrument answers again — or after `on_error.wait_for_instruments` (wall time), when
-        the point goes ahead and its own retries decide.
-
-        Without this a short fault fails the whole sweep: the next points start while the
-        driver is still reconnecting and burn their retries in the meantime.
-        """
-        assert self.instruments is not None
-        loop = asyncio.get_running_loop()
-        limit = duration_for(recipe.model.on_error.wait_for_instruments, point, recipe.model)
-        deadline = loop.time() + limit
-        probe = self._probe_channels(recipe)
-        delay, waited = PROBE_FIRST_DELAY, False
-        while True:
-            try:
-                async with asyncio.timeout(max(deadline - loop.time(), PROBE_FIRST_DELAY)):
-                    await self.instruments.read(probe)
-            except (InstrumentError, TimeoutError) as exc:
-                if loop.time() >= deadline:
-                    log.warning(
-                        "instruments still not answering; the next point goes ahead",
-                        waited_s=limit,
-                        error=str(exc),
-                    )
-                    return
-                if not waited:
-                    log.warning("waiting for instruments before the next point", error=str(exc))
-                waited = True
-                await asyncio.sleep(min(delay, max(deadline - loop.time(), 0.0)))
-                delay = min(delay * 2, PROBE_MAX_DELAY)
-                continue
-            if waited:
-                log.info("instruments answer again")
-            return
-
-    def _probe_channels(self, recipe: LoadedRecipe) -> list[str]:
-        """One channel per instrument in use, preferably one the recipe reads anyway."""
-        assert self.instruments is not None
-        safety = self.config.model.safety
-        read = [
-            *recipe.model.acquired_channels(),
-            *(interlock.channel for interlock in safety.interlocks),
-            *safety.safe_state,
-        ]
-        probe = []
-        for name in self.instruments.drivers:
-            ours = [c for c in read if c.partition(".")[0] == name]
-            channels = self.config.model.instruments[name].channels
-            probe.append(ours[0] if ours else f"{name}.{next(iter(channels))}")
-        return probe
-
     def _point_failure(
         self, exc: Exception, *, skip: bool, recipe: LoadedRecipe
     ) -> tuple[PointStatus, str]:
@@ -492,41 +434,6 @@ class RunExecutor:
             )
         row = PointRow(context.run_id, index, status, point, started, ended, rows, summary, message)
         return row, records
-
-    async def _safe_state(self, instruments: Instruments) -> None:
-        """Every channel, and again for those that failed, for up to SAFE_STATE_TIMEOUT.
-
-        One failing write must not skip the others; and a fault that stopped the run (a busy
-        or reconnecting instrument) is often over seconds later, so a failed write is retried
-        rather than leaving the instrument where the run left it.
-        """
-        log = structlog.get_logger()
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + SAFE_STATE_TIMEOUT
-        pending = {
-            channel: value
-            for channel, value in self.config.model.safety.safe_state.items()
-            if channel.partition(".")[0] in instruments.drivers
-        }
-        delay = PROBE_FIRST_DELAY
-        while pending:
-            for channel, value in list(pending.items()):
-                try:
-                    async with asyncio.timeout(max(deadline - loop.time(), PROBE_FIRST_DELAY)):
-                        await instruments.write(channel, value)
-                except (InstrumentError, OSError, TimeoutError) as exc:
-                    log.error(
-                        "safe state write failed", channel=channel, value=value, error=str(exc)
-                    )
-                    continue
-                del pending[channel]
-                log.info("safe state applied", channel=channel, value=value)
-            if not pending or loop.time() + delay > deadline:
-                break
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, PROBE_MAX_DELAY)
-        if pending:
-            log.critical("safe state NOT applied", channels=sorted(pending))
 
 
 def _stats_dict(stats: Any) -> dict[str, Any]:
