@@ -1,10 +1,11 @@
 """Write a state database fixture with the SQL of an earlier commit: `python
-tests/store/make_fixtures.py COMMIT NAME` → tests/store/fixtures/NAME.sql.
+tests/store/make_fixtures.py COMMIT NAME [--no-upstream]` → tests/store/fixtures/NAME.sql.
 
 The old commit's own `state.py` (and `upstream/outbox.py` where it existed) is taken from git
 and run as it was, so the dump holds exactly what that version wrote: one interrupted run of
 3 points with 2 checkpointed (the second failed), each with its upstream record when that
-version had an outbox. `test_migrations.py` opens every dump with today's store.
+version had an outbox — unless `--no-upstream`: an MDF without publishers never created the
+outbox tables. `test_migrations.py` opens every dump with today's store.
 """
 
 from __future__ import annotations
@@ -85,11 +86,11 @@ async def _write(state_module: Any, outbox: Any, path: Path) -> None:
     await state.close()
 
 
-def main(commit: str, name: str) -> None:
+def main(commit: str, name: str, upstream: bool) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         state_module = _old_package(commit, Path(tmp))
         outbox = None
-        if (Path(tmp) / "legacy" / "outbox.py").exists():
+        if upstream and (Path(tmp) / "legacy" / "outbox.py").exists():
             outbox = importlib.import_module("legacy.outbox")
         database = Path(tmp) / "state.sqlite3"
         asyncio.run(_write(state_module, outbox, database))
@@ -102,4 +103,4 @@ def main(commit: str, name: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2])
+    main(sys.argv[1], sys.argv[2], "--no-upstream" not in sys.argv[3:])
