@@ -196,11 +196,14 @@ async def test_a_database_of_a_newer_version_is_refused_and_left_untouched(
     assert beside == ["state.sqlite3"]  # no WAL, no reserve
 
 
-def test_mdfd_refuses_a_database_of_a_newer_version_with_exit_2(tmp_path: Path) -> None:
+@pytest.mark.parametrize("command", ["runs", "outbox", "serve"])
+def test_mdfd_refuses_a_database_of_a_newer_version_with_exit_2(
+    tmp_path: Path, command: str
+) -> None:
     config = mdf_config(tmp_path)
     database = tmp_path / "var" / "state" / "state.sqlite3"
     written = _newer(database)
-    done = mdfd("runs", "--config", str(config))
+    done = mdfd(command, "--config", str(config), timeout=60)
     assert done.returncode == 2, done.stderr
     assert str(database) in done.stderr
     assert "written by a newer mdfd" in done.stderr
