@@ -13,6 +13,8 @@ import contextlib
 import hashlib
 import json
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -28,6 +30,7 @@ from mdfd.daemons.store import (
     SchemaTooNew,
     StateDB,
     outbox,
+    runs,
 )
 from mdfd.daemons.store.database import connect
 from tests.support import mdf_config, mdfd
@@ -158,6 +161,27 @@ def test_opening_a_migrated_database_again_changes_nothing(tmp_path: Path) -> No
     with contextlib.closing(sqlite3.connect(database)) as connection:
         assert list(connection.iterdump()) == before
     assert user_version(database) == SCHEMA_VERSION
+
+
+def test_processes_opening_one_old_database_at_once_migrate_it_once(tmp_path: Path) -> None:
+    """`mdfd runs` started while the upgraded daemon starts: every opener succeeds (busy ones
+    wait for the write lock and find the version moved on), and the run is intact."""
+    database = restore("v0-465d1df-first-runs", tmp_path / "state.sqlite3")
+    script = (
+        "import sys; from pathlib import Path;"
+        " from mdfd.daemons.store.database import connect;"
+        " connect(Path(sys.argv[1])).close()"
+    )
+    openers = [
+        subprocess.Popen([sys.executable, "-c", script, str(database)], stderr=subprocess.PIPE)
+        for _ in range(4)
+    ]
+    errors = [opener.communicate(timeout=60)[1] for opener in openers]
+    assert [opener.returncode for opener in openers] == [0, 0, 0, 0], errors
+    assert user_version(database) == SCHEMA_VERSION
+    with contextlib.closing(connect(database)) as connection:
+        [run] = runs.select(connection)
+    assert (run.id, run.origin, run.points_done) == ("legacy-run", Origin.UNKNOWN, 2)
 
 
 def test_a_migration_that_fails_leaves_the_database_as_it_was(tmp_path: Path) -> None:
