@@ -147,23 +147,24 @@ def refuse_newer(connection: sqlite3.Connection, path: Path) -> None:
 def migrate(connection: sqlite3.Connection, path: Path) -> int:
     """Bring the database to SCHEMA_VERSION, one migration per transaction; the version it had.
 
-    The version is read again inside each transaction (BEGIN IMMEDIATE holds the write lock),
-    so two processes opening one database at once never run a migration twice.
+    A database at the current version is only read (a look at the runs on a read-only mount
+    works). The version is read again inside each transaction (BEGIN IMMEDIATE holds the write
+    lock), so two processes opening one database at once never run a migration twice.
     """
-    started = version(connection)
-    while True:
+    started = current = version(connection)
+    while current < SCHEMA_VERSION:
         connection.execute("BEGIN IMMEDIATE")
         try:
             current = version(connection)
             if current > SCHEMA_VERSION:
                 raise SchemaTooNew(path, current)
-            if current == SCHEMA_VERSION:
-                connection.execute("COMMIT")
-                return started
-            MIGRATIONS[current](connection)
-            connection.execute(f"PRAGMA user_version = {current + 1}")
+            if current < SCHEMA_VERSION:
+                MIGRATIONS[current](connection)
+                current += 1
+                connection.execute(f"PRAGMA user_version = {current}")
             connection.execute("COMMIT")
         except BaseException:
             if connection.in_transaction:
                 connection.execute("ROLLBACK")
             raise
+    return started
