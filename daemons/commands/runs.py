@@ -20,7 +20,7 @@ from .. import strictjson
 from ..config import LoadedConfig, load_config
 from ..console import output_console, run_id_column
 from ..oneshot import existing_state_db, run_blocking, state_db
-from ..state import RunStatus
+from ..store import RunStatus
 from . import add_command, add_config
 
 
