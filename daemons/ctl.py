@@ -39,7 +39,6 @@ from .ctlclient import (
     CtlError,
     Target,
 )
-from .ctlwatch import watch
 from .envvars import expand_env
 from .errors import report
 from .logging import configure
@@ -324,6 +323,14 @@ def _show_run(run: dict[str, Any], console: Console) -> None:
         console.print(table)
 
 
+async def _watch(client: Client, run_id: str | None, as_json: bool) -> int:
+    """`ctlwatch` is imported here, by the commands that watch: it decodes the daemon's typed
+    events with the engine's models, which `mdfctl status` and the rest never need (ADR 0075)."""
+    from .ctlwatch import watch
+
+    return await watch(client, run_id, as_json)
+
+
 async def _dispatch(args: argparse.Namespace, client: Client) -> int:
     console = output_console()
     as_json = args.json
@@ -353,7 +360,7 @@ async def _dispatch(args: argparse.Namespace, client: Client) -> int:
         for warning in run.get("warnings", []):
             print(f"mdfctl: warning: {warning}", file=sys.stderr)
         if args.watch:
-            return await watch(client, run["id"], as_json)
+            return await _watch(client, run["id"], as_json)
     elif command == "runs":
         query = f"?status={args.status}" if args.status else ""
         runs = await client.request("GET", f"/runs{query}")
@@ -362,7 +369,7 @@ async def _dispatch(args: argparse.Namespace, client: Client) -> int:
         run = await client.request("GET", f"/runs/{quote(args.run)}")
         show(run, lambda: _show_run(run, console))
     elif command == "watch":
-        return await watch(client, args.run, as_json)
+        return await _watch(client, args.run, as_json)
     elif command in ("pause", "resume", "abort"):
         target = args.run or "current"
         query = f"?reason={quote(args.reason)}" if command == "abort" else ""
