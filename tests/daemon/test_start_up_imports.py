@@ -82,7 +82,8 @@ def test_protocol_libraries_load_after_ready_and_mdfctl_status_loads_none(
         stop_process(daemon, timeout=WAIT)
 
     before, after = _split(log.read_text(errors="replace"), "daemon serving")
-    assert "mdfd.daemons.config" in before and "mdfd.daemons.serve.api" in before
+    assert "mdfd.daemons.config" in before
+    assert "mdfd.daemons.serve.api" in before
     assert _of(before, PROTOCOL_LIBRARIES) == set()
     # The simulators and the instruments' drivers brought them in, after READY=1.
     assert _of(after, PROTOCOL_LIBRARIES) == set(PROTOCOL_LIBRARIES)

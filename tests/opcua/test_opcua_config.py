@@ -141,7 +141,7 @@ def test_simulator_settings_are_checked() -> None:
 
 def test_fault_settings_name_exactly_the_address_space_variables() -> None:
     """The settings know the variables without asyncua (ADR 0075); the address space has them."""
-    assert TAG_KEYS == set(TAGS_BY_KEY)
+    assert set(TAGS_BY_KEY) == TAG_KEYS
     assert ReactorSettings.model_validate({"faults": {"bad": sorted(TAG_KEYS)}}).faults.bad
 
 
