@@ -46,20 +46,47 @@ def _of(modules: list[str], packages: tuple[str, ...]) -> set[str]:
     return {p for p in packages for m in modules if m == p or m.startswith(f"{p}.")}
 
 
-def test_protocol_libraries_load_after_ready_and_mdfctl_status_loads_none(
-    tmp_path: Path,
-) -> None:
+def _serve(tmp_path: Path, *args: str) -> tuple[Child, Path, dict[str, str]]:
+    """`mdfd serve` on config/sim.yaml under `-X importtime`; its log is the file returned."""
     env = sim_env(tmp_path / "var")
     env.pop("NOTIFY_SOCKET", None)
     log = tmp_path / "serve.log"
     daemon = Child(
         [sys.executable, "-X", "importtime", "-m", "mdfd.daemons.cli", "--log-json", "serve",
-         "--config", str(SIM_CONFIG), "--simulate"],
+         "--config", str(SIM_CONFIG), *args],
         logs=tmp_path,
         name="mdfd-serve",
         env=env,
         log=log,
     )  # fmt: skip
+    return daemon, log, env
+
+
+def test_without_simulators_the_drivers_load_after_ready(tmp_path: Path) -> None:
+    """Real instruments (here: nothing listens at their addresses) are connected to in the
+    background after READY=1, their drivers imported then too."""
+    daemon, log, _ = _serve(tmp_path)
+    try:
+
+        def drivers_imported() -> bool:
+            text = log.read_text(errors="replace")
+            assert daemon.poll() is None, text[-4000:]
+            imported = [line.rsplit("|", 1)[-1].strip() for line in text.splitlines()]
+            return _of(imported, PROTOCOL_LIBRARIES) == set(PROTOCOL_LIBRARIES)
+
+        wait_until(drivers_imported, "the drivers imported")
+    finally:
+        stop_process(daemon, timeout=WAIT)
+    before, after = _split(log.read_text(errors="replace"), "daemon serving")
+    assert "mdfd.daemons.config" in before
+    assert _of(before, PROTOCOL_LIBRARIES) == set()
+    assert _of(after, PROTOCOL_LIBRARIES) == set(PROTOCOL_LIBRARIES)
+
+
+def test_protocol_libraries_load_after_ready_and_mdfctl_status_loads_none(
+    tmp_path: Path,
+) -> None:
+    daemon, log, env = _serve(tmp_path, "--simulate")
     try:
 
         def connected() -> bool:
