@@ -3,11 +3,15 @@
 The benchmark plays systemd: it binds a UNIX datagram socket, passes it as NOTIFY_SOCKET, starts
 the daemon as a process (private state directory, free loopback ports, JSON logs on stderr) and
 times, from the spawn: the daemon's first log line after its imports and config (`daemon
-starting`), the last simulator listening, the control socket bound, the READY=1 datagram, the
-first answer of an `mdfctl status` started when READY=1 arrives (what `systemctl start mdfd &&
-mdfctl status` sees), and every instrument reported available. Baseline: the bare interpreter
-start plus `import mdfd.daemons.cli`, the floor any `mdfd` command pays. Lower is better for
-both; the ratio says how many times the floor each phase takes.
+starting`), the control socket bound, the READY=1 datagram, the first answer of an `mdfctl
+status` started when READY=1 arrives (what `systemctl start mdfd && mdfctl status` sees), every
+simulator listening, every instrument reported available; then `mdfctl status` once more on the
+settled daemon (the client's own cost). What happens before `daemon starting` is split in a
+process of its own that does the same steps (stamps on the shared monotonic clock): imports,
+the YAML parsed, the config validated, the daemon's modules imported. Baseline: the bare
+interpreter start, `python -c pass`, the floor of any Python process. Lower is better; the
+ratio says how many times the floor each phase takes. Targets (issue 19): READY=1 < 1 s, the
+first `mdfctl status` answer < 1.5 s.
 """
 
 from __future__ import annotations
@@ -32,6 +36,13 @@ REPO = Path(__file__).resolve().parent.parent
 CONFIG = REPO / "config" / "sim.yaml"
 READY_TIMEOUT = 60.0
 SETTLE_TIMEOUT = 60.0
+STEPS = {
+    "interpreter": "in-process: interpreter up, before the first import",
+    "config_imports": "in-process: `mdfd.daemons.config` imported",
+    "parsed": "in-process: config YAML parsed (located)",
+    "validated": "in-process: config validated (load_config)",
+    "daemon_imports": "in-process: `mdfd.daemons.serve.daemon` imported",
+}
 PHASES = {
     "imports": "imports and config loaded (log 'daemon starting')",
     "simulators": "every simulator listening",
@@ -40,6 +51,21 @@ PHASES = {
     "status": "first `mdfctl status` answer (started at READY=1)",
     "instruments": "every instrument connected",
 }
+TARGETS = {"ready": "; target < 1 s", "status": "; target < 1.5 s"}
+STEP_SCRIPT = """
+import json, sys, time
+stamps = {"interpreter": time.monotonic()}
+from mdfd.daemons.config import load_config
+stamps["config_imports"] = time.monotonic()
+from mdfd.recipes.located import load_located
+load_located(sys.argv[1])
+stamps["parsed"] = time.monotonic()
+load_config(sys.argv[1])
+stamps["validated"] = time.monotonic()  # load_config parses again: < the parse's own time
+import mdfd.daemons.serve.daemon
+stamps["daemon_imports"] = time.monotonic()
+print(json.dumps(stamps))
+"""
 
 
 def free_port() -> int:
@@ -84,7 +110,8 @@ class LogWatch:
 
 
 def start_up() -> dict[str, float]:
-    """Seconds from spawning `mdfd serve` to each phase of PHASES; the daemon is then stopped."""
+    """Seconds from spawning `mdfd serve` to each phase of PHASES, and `settled_status`: how
+    long an `mdfctl status` takes once every instrument is connected. Then the daemon stops."""
     declared = yaml.safe_load(CONFIG.read_text(encoding="utf-8"))
     with tempfile.TemporaryDirectory(prefix="mdfd-bench-") as tmp:
         notify_path = Path(tmp) / "notify.sock"
@@ -121,6 +148,15 @@ def start_up() -> dict[str, float]:
                 deadline = time.perf_counter() + SETTLE_TIMEOUT
                 while "instruments" not in logs.seen and time.perf_counter() < deadline:
                     time.sleep(0.05)
+                asked = time.perf_counter()
+                subprocess.run(
+                    [*status, "status"],
+                    env=env,
+                    check=True,
+                    timeout=READY_TIMEOUT,
+                    stdout=subprocess.DEVNULL,
+                )
+                logs.seen["settled_status"] = time.perf_counter() - asked
             finally:
                 proc.send_signal(signal.SIGTERM)
                 try:
@@ -149,6 +185,31 @@ def wait_ready(notify: socket.socket, proc: subprocess.Popen[bytes], began: floa
             return time.perf_counter() - began
 
 
+def in_process_steps() -> dict[str, float]:
+    """Seconds from spawning STEP_SCRIPT to each of STEPS (`time.monotonic` is one clock for
+    every process of the machine)."""
+    with tempfile.TemporaryDirectory(prefix="mdfd-bench-") as tmp:
+        env = dict(os.environ, MDFD_VAR=str(Path(tmp) / "var"))
+        began = time.monotonic()
+        done = subprocess.run(
+            [sys.executable, "-c", STEP_SCRIPT, str(CONFIG)],
+            env=env,
+            cwd=tmp,
+            check=True,
+            timeout=60,
+            capture_output=True,
+            text=True,
+        )
+    stamps: dict[str, float] = json.loads(done.stdout)
+    return {name: stamp - began for name, stamp in stamps.items()}
+
+
+def interpreter() -> float:
+    began = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "pass"], check=True, timeout=60)
+    return time.perf_counter() - began
+
+
 def bare_import() -> float:
     began = time.perf_counter()
     subprocess.run([sys.executable, "-c", "import mdfd.daemons.cli"], check=True, timeout=60)
@@ -169,35 +230,65 @@ def cli_help() -> float:
 def run(quick: bool = False) -> list[Figure]:
     repeats = 3 if quick else 5
     phases: dict[str, list[float]] = {name: [] for name in PHASES}
-    floor, helps = [], []
+    steps: dict[str, list[float]] = {name: [] for name in STEPS}
+    floor, imports, helps, settled = [], [], [], []
     for _ in range(repeats):
-        for name, seconds in start_up().items():
+        seen = start_up()
+        settled.append(seen.pop("settled_status"))
+        for name, seconds in seen.items():
             phases[name].append(seconds)
-        floor.append(bare_import())
+        for name, seconds in in_process_steps().items():
+            steps[name].append(seconds)
+        floor.append(interpreter())
+        imports.append(bare_import())
         helps.append(cli_help())
+    baseline = "python -c pass"
+    note = "ratio < 1: this phase costs that many times the bare interpreter"
     figures = [
+        Figure(
+            f"config/sim.yaml, spawn to {label}",
+            "s",
+            steps[name],
+            baseline,
+            floor,
+            higher_is_better=False,
+            note=note,
+        )
+        for name, label in STEPS.items()
+        if steps[name]
+    ]
+    figures += [
         Figure(
             f"mdfd serve --simulate on config/sim.yaml: start to {label}",
             "s",
             phases[name],
-            "python -c 'import mdfd.daemons.cli'",
+            baseline,
             floor,
             higher_is_better=False,
-            note="ratio < 1: this phase costs that many times the bare import",
+            note=note + TARGETS.get(name, ""),
         )
         for name, label in PHASES.items()
         if phases[name]
     ]
-    figures.append(
+    figures += [
+        Figure(
+            "mdfctl status on the settled daemon (its own duration)",
+            "s",
+            settled,
+            baseline,
+            floor,
+            higher_is_better=False,
+        ),
+        Figure("import mdfd.daemons.cli", "s", imports, baseline, floor, higher_is_better=False),
         Figure(
             "mdfd --help (every subcommand registered)",
             "s",
             helps,
-            "python -c 'import mdfd.daemons.cli'",
+            baseline,
             floor,
             higher_is_better=False,
-        )
-    )
+        ),
+    ]
     return figures
 
 
