@@ -68,7 +68,7 @@ class HealthMonitor:
         deferred: bool = False,
     ) -> None:
         """`deferred`: monitors start at `begin()`, not on entry — the daemon's after READY=1
-        (ADR 0075), and with --simulate once the simulators listen, so a start-up is not a
+        (ADR 0076), and with --simulate once the simulators listen, so a start-up is not a
         burst of refused connections and backoffs. Until then every instrument shows
         `connecting`."""
         self._config = config
@@ -174,7 +174,7 @@ class HealthMonitor:
         probe = [next(iter(config.channels))]
         backoff = BACKOFF_FIRST
         # Imported in a worker thread: asyncua or pymodbus takes a few hundred ms to import,
-        # which on the event loop would hold up every control request meanwhile (ADR 0075).
+        # which on the event loop would hold up every control request meanwhile (ADR 0076).
         factory = await asyncio.to_thread(driver_class, config.driver)
         while True:
             driver = factory(name, config, DriverContext(clock=self._clock))
