@@ -25,7 +25,7 @@ from .errors import (
     ProtocolError,
     WriteOutcomeUnknown,
 )
-from .registry import UnknownDriver, available, driver_class
+from .registry import UnknownDriver, available, config_model, driver_class
 
 __all__ = [
     "Browsable",
@@ -51,5 +51,6 @@ __all__ = [
     "WriteOutcomeUnknown",
     "available",
     "check_writable",
+    "config_model",
     "driver_class",
 ]

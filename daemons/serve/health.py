@@ -67,9 +67,10 @@ class HealthMonitor:
         *,
         deferred: bool = False,
     ) -> None:
-        """`deferred`: monitors start at `begin()`, not on entry — with --simulate, once the
-        simulators listen, so a start-up is not a burst of refused connections and backoffs.
-        Until then every instrument shows `connecting`."""
+        """`deferred`: monitors start at `begin()`, not on entry — the daemon's after READY=1
+        (ADR 0076), and with --simulate once the simulators listen, so a start-up is not a
+        burst of refused connections and backoffs. Until then every instrument shows
+        `connecting`."""
         self._config = config
         self._clock = clock
         self._events = events
@@ -172,8 +173,11 @@ class HealthMonitor:
         log = get_logger(instrument=name)
         probe = [next(iter(config.channels))]
         backoff = BACKOFF_FIRST
+        # Imported in a worker thread: asyncua or pymodbus takes a few hundred ms to import,
+        # which on the event loop would hold up every control request meanwhile (ADR 0076).
+        factory = await asyncio.to_thread(driver_class, config.driver)
         while True:
-            driver = driver_class(config.driver)(name, config, DriverContext(clock=self._clock))
+            driver = factory(name, config, DriverContext(clock=self._clock))
             try:
                 # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
                 # that arrives as the inner call completes, and the monitor would never stop.

@@ -9,7 +9,7 @@ from pydantic import Field, field_validator, model_validator
 
 from ..base import ChannelConfig, InstrumentConfig, Reconnect, StrictModel
 from ..deprecated import rename_deprecated
-from .nodeids import parse_node
+from .nodetext import parse_node_text
 
 
 class SecurityConfig(StrictModel):
@@ -40,7 +40,7 @@ class OpcUaChannel(ChannelConfig):
     @field_validator("node")
     @classmethod
     def _parses(cls, node: str) -> str:
-        parse_node(node)
+        parse_node_text(node)
         return node
 
 
