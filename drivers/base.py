@@ -8,12 +8,22 @@ from __future__ import annotations
 
 import enum
 import math
+import re
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Generic, Literal, Protocol, TypeVar, runtime_checkable
+from typing import (
+    Annotated,
+    Any,
+    ClassVar,
+    Generic,
+    Literal,
+    Protocol,
+    TypeVar,
+    runtime_checkable,
+)
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 Value = float | int | bool | str | list[float]
 
@@ -103,6 +113,46 @@ class Reconnect(StrictModel):
             delay *= 2
 
 
+DURATION = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*(ms|s|min|h)?\s*$")
+UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "min": 60.0, "h": 3600.0}
+
+
+def _seconds(value: object) -> object:
+    """A timeout as a config writes it: seconds, or `500 ms`, `5 s`, `2 min`, `1 h`. (The
+    drivers import nothing of the recipes' units, so the few units a timeout needs are here.)"""
+    if not isinstance(value, str):
+        return value
+    match = DURATION.match(value)
+    if match is None:
+        raise ValueError(f"expected a duration such as '5 s' or '500 ms', got {value!r}")
+    return float(match.group(1)) * UNIT_SECONDS[match.group(2) or "s"]
+
+
+Seconds = Annotated[float, BeforeValidator(_seconds)]
+
+
+class Timeouts(StrictModel):
+    """How long the engine and the daemon's health checks give one instrument, whatever its
+    driver: the bounds an operator tunes to the instrument, not to the protocol.
+
+    `connect` bounds `connect()` (opening the link, logging in, identifying) at the start of a
+    run and in the health checks. `operation` bounds one attempt of a read or a write — one
+    driver call, a lazy reconnect inside it included — so the worst case before a read fails
+    is the same formula for every protocol (`mdfd.daemons.engine.retrying`). A driver's own
+    per-request `timeout` may end an attempt sooner; nothing ends it later.
+    """
+
+    connect: Seconds = Field(
+        default=30.0, gt=0, le=3600, description="s to open the link and identify (or '5 s')"
+    )
+    operation: Seconds = Field(
+        default=60.0,
+        gt=0,
+        le=3600,
+        description="s one read or write may take, a reconnect included (or '2 s')",
+    )
+
+
 class InstrumentConfig(StrictModel, Generic[ChannelT]):
     """Fields every instrument has; each driver extends it with transport fields and names
     its own channel model as the type parameter (`InstrumentConfig[ModbusChannel]`), so the
@@ -110,6 +160,10 @@ class InstrumentConfig(StrictModel, Generic[ChannelT]):
 
     driver: str
     description: str = ""
+    timeouts: Timeouts = Field(
+        default_factory=Timeouts,
+        description="connect and per-operation bounds the engine keeps, whatever the driver",
+    )
     channels: dict[str, ChannelT] = Field(min_length=1)
 
 
