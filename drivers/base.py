@@ -6,11 +6,12 @@ a Modbus furnace, an OPC-UA skid and a SCPI meter be swept by the same recipe.
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import math
 import re
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import (
     Annotated,
@@ -24,6 +25,13 @@ from typing import (
 )
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential,
+)
 
 Value = float | int | bool | str | list[float]
 
@@ -97,20 +105,34 @@ class Reconnect(StrictModel):
     """How every driver (re)opens a lost link, with the same keys whatever the protocol.
 
     Up to `attempts` tries per call that finds the link down, waiting `initial` seconds before
-    the second try and doubling up to `maximum`. The engine's retries come on top of these, as
-    its recipe's `on_error` says; a driver never retries a request itself.
+    the second try and doubling up to `maximum` — only while the link cannot be opened at all
+    (refused, unreachable: nothing was exchanged). A peer that accepts but does not answer is
+    an `InstrumentTimeout` at once. The whole call stays within the instrument's
+    `timeouts.operation`; the engine alone retries the call, as its recipe's `on_error` says,
+    and a driver never retries a request itself (decision 0063).
     """
 
     attempts: int = Field(default=4, ge=1, le=1000, description="tries to open the link")
     initial: float = Field(default=0.2, gt=0, le=600, description="seconds before the second")
     maximum: float = Field(default=5.0, gt=0, le=3600, description="longest wait between tries")
 
-    def delays(self) -> Iterator[float]:
-        """The waits between successive attempts: initial, doubling, capped at maximum."""
-        delay = self.initial
-        for _ in range(self.attempts - 1):
-            yield min(delay, self.maximum)
-            delay *= 2
+    def retrying(
+        self,
+        retry_on: type[BaseException] | tuple[type[BaseException], ...],
+        before_sleep: Callable[[RetryCallState], None] | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> AsyncRetrying:
+        """The tenacity loop a driver opens its link with: `attempts` tries while the error is
+        one of `retry_on`, waits from `initial` doubling up to `maximum`; the last error is
+        raised."""
+        return AsyncRetrying(
+            stop=stop_after_attempt(self.attempts),
+            wait=wait_exponential(multiplier=self.initial, max=self.maximum),
+            retry=retry_if_exception_type(retry_on),
+            before_sleep=before_sleep,
+            sleep=sleep,
+            reraise=True,
+        )
 
 
 DURATION = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*(ms|s|min|h)?\s*$")

@@ -22,13 +22,7 @@ import structlog
 from asyncua import Client, ua
 from asyncua.common.subscription import DataChangeEvent, StatusChangeEvent, Subscription
 from asyncua.common.ua_utils import data_type_to_variant_type
-from tenacity import (
-    AsyncRetrying,
-    RetryCallState,
-    retry_if_exception_type,
-    stop_after_attempt,
-    wait_exponential,
-)
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential
 
 from ..base import DriverContext, InstrumentConfig, Quality, Reading, Value, check_writable, judged
 from ..errors import (
@@ -90,14 +84,9 @@ class OpcUaDriver:
     async def connect(self) -> None:
         if self._supervisor is not None:
             return
-        policy = self.config.reconnect
-        retrying = AsyncRetrying(
-            stop=stop_after_attempt(policy.attempts),
-            wait=wait_exponential(multiplier=policy.initial, max=policy.maximum),
-            retry=retry_if_exception_type((InstrumentDisconnected, InstrumentTimeout)),
-            before_sleep=self._log_retry,
-            reraise=True,
-        )
+        # Only a server that cannot be reached is tried again; one that accepts and does not
+        # answer is a timeout the caller sees at once (decision 0063).
+        retrying = self.config.reconnect.retrying(InstrumentDisconnected, self._log_retry)
         async for attempt in retrying:
             with attempt:
                 await self._open()
