@@ -157,15 +157,16 @@ class Timeouts(StrictModel):
     """How long the engine and the daemon's health checks give one instrument, whatever its
     driver: the bounds an operator tunes to the instrument, not to the protocol.
 
-    `connect` bounds `connect()` (opening the link, logging in, identifying) at the start of a
-    run and in the health checks. `operation` bounds one attempt of a read or a write — one
-    driver call, a lazy reconnect inside it included — so the worst case before a read fails
-    is the same formula for every protocol (`mdfd.daemons.engine.retrying`). A driver's own
-    per-request `timeout` may end an attempt sooner; nothing ends it later.
+    `connect` bounds `connect()` and `close()` (opening the link, logging in) at the start and
+    end of a run and in the health checks. `operation` bounds one attempt of any other call —
+    a read, a write, `identify`, a health probe — a lazy reconnect inside it included, so the
+    worst case before a read fails is the same formula for every protocol
+    (`mdfd.daemons.engine.retrying`). A driver's own per-request `timeout` may end an attempt
+    sooner; nothing ends it later.
     """
 
     connect: Seconds = Field(
-        default=30.0, gt=0, le=3600, description="s to open the link and identify (or '5 s')"
+        default=30.0, gt=0, le=3600, description="s to open (or close) the link (or '5 s')"
     )
     operation: Seconds = Field(
         default=60.0,
