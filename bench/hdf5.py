@@ -22,6 +22,7 @@ import tempfile
 import time
 from array import array
 from pathlib import Path
+from typing import Any
 
 import h5py
 import numpy as np
@@ -94,9 +95,8 @@ def through_raw_h5py(path: Path, data: list[float], low_level: bool = False) -> 
     def write(channel: int) -> None:
         times, vals, points = buffers[channel]
         start, end = rows[channel], rows[channel] + len(times)
-        for dataset, buf, dtype in zip(
-            series[channel], buffers[channel], ("f8", "f8", "i8"), strict=True
-        ):
+        columns: tuple[array[Any], ...] = buffers[channel]
+        for dataset, buf, dtype in zip(series[channel], columns, ("f8", "f8", "i8"), strict=True):
             block = np.frombuffer(buf, dtype=dtype)
             if low_level:
                 dataset.id.set_extent((end,))
@@ -169,7 +169,9 @@ def run(quick: bool = False) -> list[Figure]:
     count = 400_000 if quick else 2_000_000
     total = 1_000_000 if quick else 10_000_000
     data = values(count)
-    ours, raw, low = [], [], []
+    ours: list[float] = []
+    raw: list[float] = []
+    low: list[float] = []
     with tempfile.TemporaryDirectory(prefix="mdfd-bench-hdf5-") as tmp:
         for attempt in range(5):  # interleaved, in a rotating order
             order = ["ours", "raw", "low"]

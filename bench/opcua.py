@@ -22,6 +22,8 @@ import logging
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import Any
 
 from asyncua import Client, ua
 
@@ -34,6 +36,11 @@ VARIABLES = 100
 NAMESPACE = "urn:mdfd:bench"
 SLICE = 20
 PUBLISHING_MS = 10.0
+
+
+def _node_id(name: str, namespace: int) -> ua.NodeId:
+    """A string node id in `namespace`, typed as asyncua's stubs want it."""
+    return ua.NodeId(ua.String(name), ua.Int16(namespace))
 
 
 def _serve(updates: bool) -> None:
@@ -50,9 +57,9 @@ def _serve(updates: bool) -> None:
         server.set_endpoint("opc.tcp://127.0.0.1:0/bench")
         server.set_security_policy([ua.SecurityPolicyType.NoSecurity])
         idx = await server.register_namespace(NAMESPACE)
-        folder = await server.nodes.objects.add_folder(ua.NodeId("Bench", idx), "Bench")
+        folder = await server.nodes.objects.add_folder(_node_id("Bench", idx), "Bench")
         nodes = [
-            await folder.add_variable(ua.NodeId(f"Bench.V{i:03d}", idx), f"V{i:03d}", float(i))
+            await folder.add_variable(_node_id(f"Bench.V{i:03d}", idx), f"V{i:03d}", float(i))
             for i in range(VARIABLES)
         ]
         calls = [0]
@@ -60,7 +67,7 @@ def _serve(updates: bool) -> None:
         async def count(_event: object, _dispatcher: object) -> None:
             calls[0] += 1
 
-        counter = await folder.add_variable(ua.NodeId("Bench.ReadCalls", idx), "ReadCalls", 0)
+        counter = await folder.add_variable(_node_id("Bench.ReadCalls", idx), "ReadCalls", 0)
         server.set_attribute_value_callback(
             counter.nodeid,
             lambda _node, _attr: ua.DataValue(ua.Variant(calls[0], ua.VariantType.Int64)),
@@ -108,7 +115,7 @@ def _config(url: str, subscribe: bool) -> OpcUaInstrument:
 
 
 async def _read_calls(client: Client, idx: int) -> int:
-    return int(await client.get_node(ua.NodeId("Bench.ReadCalls", idx)).read_value())
+    return int(await client.get_node(_node_id("Bench.ReadCalls", idx)).read_value())
 
 
 async def _measure_reads(url: str, rounds: int, scans: int) -> list[Figure]:
@@ -119,7 +126,7 @@ async def _measure_reads(url: str, rounds: int, scans: int) -> list[Figure]:
     await raw.connect()
     try:
         idx = await raw.get_namespace_index(NAMESPACE)
-        nodes = [raw.get_node(ua.NodeId(f"Bench.V{i:03d}", idx)) for i in range(VARIABLES)]
+        nodes = [raw.get_node(_node_id(f"Bench.V{i:03d}", idx)) for i in range(VARIABLES)]
         check = await driver.read(names)
         assert check["v099"].value == 99.0, check["v099"]
         assert (await raw.read_values(nodes))[99] == 99.0
@@ -182,7 +189,7 @@ async def _count_for(events: asyncio.Queue[None], seconds: float) -> float:
     return count / (time.perf_counter() - started)
 
 
-async def _pump(source, events: asyncio.Queue[None]) -> None:  # type: ignore[no-untyped-def]
+async def _pump(source: AsyncIterator[object], events: asyncio.Queue[None]) -> None:
     async for _ in source:
         events.put_nowait(None)
 
@@ -202,11 +209,11 @@ async def _driver_rate(url: str, seconds: float) -> float:
 async def _raw_rate(url: str, seconds: float) -> float:
     async with Client(url, timeout=10.0) as client:
         idx = await client.get_namespace_index(NAMESPACE)
-        nodes = [client.get_node(ua.NodeId(f"Bench.V{i:03d}", idx)) for i in range(VARIABLES)]
+        nodes = [client.get_node(_node_id(f"Bench.V{i:03d}", idx)) for i in range(VARIABLES)]
         subscription = await client.create_subscription(
             PUBLISHING_MS, handler=None, queue_maxsize=100_000
         )
-        await subscription.subscribe_data_change(nodes, sampling_interval=0)
+        await subscription.subscribe_data_change(nodes, sampling_interval=ua.Double(0))
         events: asyncio.Queue[None] = asyncio.Queue()
         task = asyncio.create_task(_pump(subscription, events))
         try:
@@ -234,7 +241,9 @@ async def _measure_notifications(url: str, rounds: int, seconds: float) -> list[
     ]
 
 
-def _with_server(updates: bool, measure) -> list[Figure]:  # type: ignore[no-untyped-def]
+def _with_server(
+    updates: bool, measure: Callable[[str], Coroutine[Any, Any, list[Figure]]]
+) -> list[Figure]:
     command = [sys.executable, "-m", "bench.opcua", "--serve"] + (["--updates"] if updates else [])
     child = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:

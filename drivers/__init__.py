@@ -14,6 +14,7 @@ from .base import (
     Reconnect,
     StrictModel,
     Subscribable,
+    Timeouts,
     Value,
     check_writable,
 )
@@ -46,6 +47,7 @@ __all__ = [
     "Reconnect",
     "StrictModel",
     "Subscribable",
+    "Timeouts",
     "UnknownDriver",
     "Value",
     "WriteOutcomeUnknown",

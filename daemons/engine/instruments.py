@@ -5,11 +5,13 @@ are read concurrently. Every reading passes the hooks (the interlock guard) befo
 sees it. A list of channels read again and again (an acquisition's scans) gets a `Reader` that
 has worked out the grouping and the hooks once.
 
-Every driver operation is bounded by `OPERATION_TIMEOUT`, with plain `asyncio.timeout`: a read
-or a write on its own gets its own timeout; the scans of an acquisition share one timeout
-context that `Reader.read_within` arms before each read and disarms after it (`reschedule`), so
-the deadline is per read but the context is made once per step. Changing the per-read timeout
-is ordinary asyncio code (ADR 0056).
+Every driver call is one attempt bounded by its instrument's `timeouts` (configuration, not
+constants): `connect` for opening, `operation` for a read or a write, a driver's lazy reconnect
+inside the call included. A read or a write on its own gets its own `asyncio.timeout`; the
+scans of an acquisition share one timeout context that `Reader.read_within` arms before each
+read and disarms after it (`reschedule`), so the deadline is per read but the context is made
+once per step (ADR 0056). A failed attempt is repeated only by the engine's retry owner,
+`retrying` (ADR 0063).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from mdfd.drivers import (
     InstrumentError,
     InstrumentTimeout,
     Reading,
+    Timeouts,
     Value,
     WriteOutcomeUnknown,
     driver_class,
@@ -34,8 +37,6 @@ from mdfd.drivers import (
 
 from ..config import MdfConfig
 
-CONNECT_TIMEOUT = 30.0
-OPERATION_TIMEOUT = 60.0
 READERS_KEPT = 64  # distinct channel lists (acquire steps, interlock polls) a run keeps plans for
 
 ReadingHook = Callable[[str, Reading], None]
@@ -93,12 +94,14 @@ class Reader:
             for instrument, names in grouped.items()
         ]
         self.channels = tuple(f"{g.instrument}.{name}" for g in self._groups for name in g.names)
+        # Instruments are read concurrently: the read ends when the slowest may have answered.
+        self.timeout = max(instruments.timeouts[g.instrument].operation for g in self._groups)
         self._unfinished: tuple[str, ...] = ()  # the instruments a cut-short read waited for
 
     async def read(self) -> Sequence[Reading]:
         """One read under its own timeout (a poll, a step's single read, a retry)."""
         try:
-            async with asyncio.timeout(OPERATION_TIMEOUT):
+            async with asyncio.timeout(self.timeout):
                 return await self._read()
         except TimeoutError:
             raise self.timed_out() from None
@@ -110,7 +113,7 @@ class Reader:
         between reads (the schedule's sleeps) never counts. When it expires, the caller's
         `async with` raises `TimeoutError` and the caller turns it into `timed_out()`.
         """
-        deadline.reschedule(asyncio.get_running_loop().time() + OPERATION_TIMEOUT)
+        deadline.reschedule(asyncio.get_running_loop().time() + self.timeout)
         readings = await self._read()
         deadline.reschedule(None)
         return readings
@@ -121,7 +124,7 @@ class Reader:
         stuck = self._unfinished or tuple(g.instrument for g in self._groups)
         return InstrumentTimeout(
             ",".join(stuck),
-            f"read took over {OPERATION_TIMEOUT:g} s",
+            f"read took over {self.timeout:g} s",
             channel=",".join(c for c in self.channels if split(c)[0] in stuck),
         )
 
@@ -183,9 +186,11 @@ class Instruments:
     def __init__(self, config: MdfConfig, names: Iterable[str], clock: Callable[[], float]) -> None:
         context = DriverContext(clock=clock)
         self.drivers: dict[str, Driver] = {}
+        self.timeouts: dict[str, Timeouts] = {}
         for name in sorted(set(names)):
             instrument = config.instruments[name]
             self.drivers[name] = driver_class(instrument.driver)(name, instrument, context)
+            self.timeouts[name] = instrument.timeouts
         self.identities: dict[str, str] = {}
         self.errors = 0
         self._hooks: list[tuple[ReadingHook, Collection[str] | None]] = []
@@ -212,16 +217,16 @@ class Instruments:
     async def connect(self) -> None:
         for name, driver in self.drivers.items():
             log = structlog.get_logger().bind(instrument=name)
-            async with asyncio.timeout(CONNECT_TIMEOUT):
+            async with asyncio.timeout(self.timeouts[name].connect):
                 await driver.connect()
-            async with asyncio.timeout(OPERATION_TIMEOUT):
+            async with asyncio.timeout(self.timeouts[name].operation):
                 self.identities[name] = await driver.identify()
             log.info("instrument connected", identity=self.identities[name])
 
     async def close(self) -> None:
         for name, driver in self.drivers.items():
             try:
-                async with asyncio.timeout(CONNECT_TIMEOUT):
+                async with asyncio.timeout(self.timeouts[name].connect):
                     await driver.close()
             except (InstrumentError, OSError, TimeoutError) as exc:
                 structlog.get_logger().warning(
@@ -235,13 +240,14 @@ class Instruments:
 
     async def write(self, qualified: str, value: Value) -> None:
         instrument, channel = split(qualified)
+        timeout = self.timeouts[instrument].operation
         try:
-            async with asyncio.timeout(OPERATION_TIMEOUT):
+            async with asyncio.timeout(timeout):
                 await self.drivers[instrument].write(channel, value)
         except TimeoutError:
             self.errors += 1
             raise WriteOutcomeUnknown(
-                instrument, f"write took over {OPERATION_TIMEOUT:g} s", channel=channel
+                instrument, f"write took over {timeout:g} s", channel=channel
             ) from None
         except InstrumentError:
             self.errors += 1

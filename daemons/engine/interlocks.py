@@ -20,7 +20,7 @@ import structlog
 from mdfd.drivers import InstrumentError, Reading
 
 from ..config import Interlock
-from .instruments import OPERATION_TIMEOUT, Instruments
+from .instruments import Instruments
 
 MONITOR_PERIOD_SECONDS = 0.25
 
@@ -138,12 +138,12 @@ class InterlockGuard:
             await asyncio.sleep(MONITOR_PERIOD_SECONDS)
 
     async def _poll(self, channels: list[str]) -> None:
-        """A poll is bounded by `unverifiable_after`, so a read hanging in a driver cannot
-        hide an interlock for longer than a failing one would."""
-        bound = min(OPERATION_TIMEOUT, self._unverifiable_after or OPERATION_TIMEOUT)
+        """A poll is bounded by `unverifiable_after` as well as by the instruments' operation
+        timeouts, so a read hanging in a driver cannot hide an interlock for longer than a
+        failing one would."""
         began = self._now()
         try:
-            async with asyncio.timeout(bound):
+            async with asyncio.timeout(self._unverifiable_after):
                 await self._instruments.read(channels)
         except (InstrumentError, TimeoutError) as exc:
             self._poll_failed(channels, began, str(exc) or type(exc).__name__)

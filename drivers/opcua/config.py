@@ -63,8 +63,8 @@ class OpcUaInstrument(InstrumentConfig[OpcUaChannel]):
     sampling_interval: float = Field(default=50.0, ge=0, description="ms")
     reconnect: Reconnect = Field(
         default_factory=Reconnect,
-        description="backoff between connection attempts; `attempts` bounds the first connect,"
-        " reconnecting after a loss goes on until it works or the driver is closed",
+        description="backoff between connection attempts; `attempts` bounds the first connect"
+        " and each reconnect, made by the next call after a loss",
     )
 
     @model_validator(mode="before")

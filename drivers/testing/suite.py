@@ -33,6 +33,7 @@ from .proxy import WireProxy
 FIXED_TIME = 1_900_000_000.25
 CONCURRENT_READS = 50
 LEAK_GRACE = 3.0
+QUIET_SECONDS = 1.0  # a lost link left alone this long must see no reconnect attempt
 POOLED_THREADS = ("asyncio_", "AnyIO worker thread")
 
 
@@ -189,6 +190,25 @@ class DriverConformance:
                     if time.monotonic() > deadline:
                         raise
                     await asyncio.sleep(0.1)
+        assert set(readings) == set(target.channels)
+
+    async def test_a_lost_link_is_reopened_by_the_next_call_only(
+        self, target: ConformanceTarget
+    ) -> None:
+        """Lazy reconnect: while nobody calls, nothing connects in the background; the next
+        call reconnects (a secure OPC-UA session, for one, opens two connections to do so)."""
+        proxy = _needs_proxy(target)
+        async with connected(target) as driver:
+            await driver.read(target.channels)
+            proxy.cut()
+            with pytest.raises((InstrumentDisconnected, InstrumentTimeout)):
+                await asyncio.wait_for(driver.read(target.channels), target.failure_bound)
+            proxy.restore()
+            attempted = proxy.connections
+            await asyncio.sleep(QUIET_SECONDS)  # nobody asks
+            assert proxy.connections == attempted
+            readings = await asyncio.wait_for(driver.read(target.channels), target.failure_bound)
+            assert proxy.connections > attempted
         assert set(readings) == set(target.channels)
 
     async def test_stalled_peer_is_a_timeout_within_the_bound(

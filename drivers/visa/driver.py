@@ -26,7 +26,6 @@ from typing import ClassVar
 
 import structlog
 from pyvisa import rname
-from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from ..base import DriverContext, InstrumentConfig, Reading, Value, check_writable, judged
 from ..errors import (
@@ -155,17 +154,15 @@ class VisaDriver:
             await self._reopen()
 
     async def _reopen(self) -> None:
-        backoff = self.config.reconnect
-        retrying = AsyncRetrying(
-            stop=stop_after_attempt(backoff.attempts),
-            wait=wait_exponential(multiplier=backoff.initial, max=backoff.maximum),
-            retry=retry_if_exception_type((InstrumentDisconnected, InstrumentTimeout)),
-            before_sleep=lambda state: self._log.warning(
+        # Only a link that cannot be opened is tried again; a peer that accepts and does not
+        # answer the opening queries is a timeout the engine sees at once (decision 0063).
+        retrying = self.config.reconnect.retrying(
+            InstrumentDisconnected,
+            lambda state: self._log.warning(
                 "open failed; retrying",
                 attempt=state.attempt_number,
                 error=str(state.outcome.exception()) if state.outcome else None,
             ),
-            reraise=True,
         )
         async for attempt in retrying:
             with attempt:

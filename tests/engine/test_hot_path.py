@@ -24,7 +24,6 @@ import pytest
 
 from mdfd.daemons.clock import EngineClock
 from mdfd.daemons.config import MdfConfig, load_config
-from mdfd.daemons.engine import instruments as instruments_module
 from mdfd.daemons.engine.acquisition import Acquisition
 from mdfd.daemons.engine.events import EventBus, Readings
 from mdfd.daemons.engine.instruments import Instruments
@@ -109,8 +108,11 @@ class Flaky(MemoryDriver):
         return await super().read(channels)
 
 
-async def connected(tmp_path: Path, trip: float = 1450.0) -> tuple[Instruments, EngineClock]:
-    config = load_config(write_config(tmp_path, trip=trip))
+async def connected(
+    tmp_path: Path, trip: float = 1450.0, operation: float | None = None
+) -> tuple[Instruments, EngineClock]:
+    timeouts = None if operation is None else {"operation": operation}
+    config = load_config(write_config(tmp_path, trip=trip, timeouts=timeouts))
     clock = EngineClock(config.model.time_scale)
     instruments = Instruments(config.model, ["furnace", "meter"], clock.now)
     await instruments.connect()
@@ -126,11 +128,8 @@ async def swap(instruments: Instruments, name: str, cls: type, **kwargs: object)
     return driver
 
 
-async def test_a_read_stuck_after_suspending_is_an_instrument_timeout(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(instruments_module, "OPERATION_TIMEOUT", 0.05)
-    instruments, _ = await connected(tmp_path)
+async def test_a_read_stuck_after_suspending_is_an_instrument_timeout(tmp_path: Path) -> None:
+    instruments, _ = await connected(tmp_path, operation=0.05)
     driver = await swap(instruments, "meter", Stalled)
     with pytest.raises(InstrumentTimeout, match="read took over"):
         await instruments.read(["meter.resistivity", "meter.hardness"])
@@ -142,11 +141,8 @@ async def test_a_read_stuck_after_suspending_is_an_instrument_timeout(
     assert instruments.errors == 2
 
 
-async def test_a_write_stuck_is_a_write_of_unknown_outcome(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(instruments_module, "OPERATION_TIMEOUT", 0.05)
-    instruments, _ = await connected(tmp_path)
+async def test_a_write_stuck_is_a_write_of_unknown_outcome(tmp_path: Path) -> None:
+    instruments, _ = await connected(tmp_path, operation=0.05)
     await swap(instruments, "furnace", Stalled)
     with pytest.raises(WriteOutcomeUnknown, match="write took over"):
         await instruments.write("furnace.setpoint", 100.0)
@@ -377,11 +373,8 @@ async def test_a_clock_running_behind_still_gives_the_loop_turns() -> None:
     assert turns >= 3
 
 
-async def test_a_read_stuck_mid_acquisition_times_out_and_is_retried(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(instruments_module, "OPERATION_TIMEOUT", 0.05)
-    instruments, clock = await connected(tmp_path)
+async def test_a_read_stuck_mid_acquisition_times_out_and_is_retried(tmp_path: Path) -> None:
+    instruments, clock = await connected(tmp_path, operation=0.05)
     driver = await swap(instruments, "meter", StallsOnce, stalling={3, 12})
     spec = AcquireSpec(channels=["meter.resistivity", "meter.hardness"], rate=1000, count=20)
     acquisition, path, error = await acquire(tmp_path, instruments, clock, spec)
@@ -395,11 +388,8 @@ async def test_a_read_stuck_mid_acquisition_times_out_and_is_retried(
         assert len(handle["entry/instrument/meter/hardness/value"]) == 20
 
 
-async def test_the_schedule_s_sleeps_do_not_count_against_a_read_timeout(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(instruments_module, "OPERATION_TIMEOUT", 0.05)
-    config = load_config(write_config(tmp_path, scale=1.0))
+async def test_the_schedule_s_sleeps_do_not_count_against_a_read_timeout(tmp_path: Path) -> None:
+    config = load_config(write_config(tmp_path, scale=1.0, timeouts={"operation": "50 ms"}))
     clock = EngineClock(config.model.time_scale)
     instruments = Instruments(config.model, ["furnace", "meter"], clock.now)
     await instruments.connect()
