@@ -19,8 +19,10 @@ Scale: 20 instruments x 50 channels and 100 x 100 at 10 Hz, one pymodbus server 
 is scanned on a fixed 100 ms schedule by its own task; a tick whose scan cannot start within its
 period is missed, and the figure is the fraction of ticks kept: by `read_block`, and by raw
 pymodbus clients making the same requests (the driver's plan: 100 channels are 200 registers,
-two requests). The server process's CPU share (CPU seconds / wall, 1.0 = one core busy) is
-printed beside each, so a limit of the server side shows as a number.
+two requests). Printed beside it, so that a limit of the server side or of the machine shows as
+a number: the server process's and this process's CPU share (CPU seconds / wall, 100% = one
+core busy), this event loop's lag p99, and how much of the wall time each process's event loop
+thread spent runnable but waiting for a CPU (Linux schedstat: other processes' load).
 
     python -m bench.modbus [--quick] [--json PATH]
 """
@@ -91,11 +93,21 @@ class Servers:
     process: subprocess.Popen[str]
     ports: list[int]
 
+    def waiting_seconds(self) -> float:
+        return _waiting_seconds(str(self.process.pid))
+
     def cpu_seconds(self) -> float:
         """User + system CPU of the server process (Linux /proc), all its threads."""
         with open(f"/proc/{self.process.pid}/stat", encoding="ascii") as handle:
             fields = handle.read().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _waiting_seconds(pid: str) -> float:
+    """Time the process's main thread (its event loop) spent runnable but waiting for a CPU:
+    the share of the machine other processes took from it (Linux schedstat)."""
+    with open(f"/proc/{pid}/schedstat", encoding="ascii") as handle:
+        return int(handle.read().split()[1]) / 1e9
 
 
 @contextmanager
@@ -241,6 +253,8 @@ class Kept:
     server_cpu: float
     client_cpu: float
     lag_p99: float
+    server_waiting: float
+    client_waiting: float
 
 
 async def _lag_monitor(lags: list[float]) -> None:
@@ -257,6 +271,7 @@ async def _phase(scans: list[Callable[[], Awaitable[object]]], ticks: int, serve
     shares of the server process and of this one over the phase."""
     loop = asyncio.get_running_loop()
     wall, cpu, server = time.perf_counter(), time.process_time(), served.cpu_seconds()
+    waited = (served.waiting_seconds(), _waiting_seconds("self"))
     start = loop.time() + 0.05
     lags: list[float] = []
     monitor = asyncio.create_task(_lag_monitor(lags))
@@ -272,6 +287,8 @@ async def _phase(scans: list[Callable[[], Awaitable[object]]], ticks: int, serve
         (served.cpu_seconds() - server) / wall,
         (time.process_time() - cpu) / wall,
         lags[int(len(lags) * 0.99)] if lags else 0.0,
+        (served.waiting_seconds() - waited[0]) / wall,
+        (_waiting_seconds("self") - waited[1]) / wall,
     )
 
 
@@ -349,7 +366,10 @@ def _scale_figure(
             f"{per_scan} request(s) per scan; server process CPU {share(mine, 'server_cpu')} "
             f"(raw phase {share(theirs, 'server_cpu')}), client CPU {share(mine, 'client_cpu')} "
             f"(raw {share(theirs, 'client_cpu')}); 100% = one core; client loop lag p99 "
-            f"{median(mine, 'lag_p99') * 1e3:.0f} ms (raw {median(theirs, 'lag_p99') * 1e3:.0f} ms)"
+            f"{median(mine, 'lag_p99') * 1e3:.0f} ms "
+            f"(raw {median(theirs, 'lag_p99') * 1e3:.0f} ms); "
+            f"runnable but waiting for a CPU: server {share(mine, 'server_waiting')}, "
+            f"client {share(mine, 'client_waiting')} of the wall time"
         ),
     )
 
