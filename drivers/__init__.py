@@ -1,6 +1,12 @@
 """Instrument drivers: one async contract, many protocols."""
 
 from .base import (
+    BAD_CODE,
+    GOOD_CODE,
+    QUALITY_CODES,
+    UNCERTAIN_CODE,
+    Block,
+    BlockReadable,
     Browsable,
     BrowseEntry,
     ChannelConfig,
@@ -29,6 +35,12 @@ from .errors import (
 from .registry import UnknownDriver, available, config_model, driver_class
 
 __all__ = [
+    "BAD_CODE",
+    "GOOD_CODE",
+    "QUALITY_CODES",
+    "UNCERTAIN_CODE",
+    "Block",
+    "BlockReadable",
     "Browsable",
     "BrowseEntry",
     "ChannelConfig",
