@@ -38,7 +38,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -291,7 +291,9 @@ async def _lag_monitor(lags: list[float]) -> None:
         lags.append(max(0.0, loop.time() - due))
 
 
-async def _phase(scans: list[Callable[[], Awaitable[object]]], ticks: int, served: Servers) -> Kept:
+async def _phase(
+    scans: Sequence[Callable[[], Awaitable[object]]], ticks: int, served: Servers
+) -> Kept:
     """Every instrument on its schedule at once; the fraction of ticks kept, and the CPU
     shares of the server process and of this one over the phase."""
     loop = asyncio.get_running_loop()

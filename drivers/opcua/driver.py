@@ -154,7 +154,7 @@ class OpcUaDriver:
         if scan is None:
             for name in key:
                 self._channel(name)
-        client = self._require_client()
+        client = await self._session()
         if scan is None:
             if len(self._blocks) >= SCANS_KEPT:
                 del self._blocks[next(iter(self._blocks))]
