@@ -16,7 +16,7 @@ import pytest
 
 from tests.daemon.harness import WAIT, Daemon, submit, wait_until, write_recipe
 
-from .webharness import Browser, start, status_of, web_config
+from .webharness import Browser, start, web_config
 
 BAD = """\
 recipe: {name: bad, version: "1"}
