@@ -164,7 +164,14 @@ async def _history(request: web.Request) -> dict[str, Any]:
     for letter in outbox.dead_letters:
         if not letter.requeued:
             dead[letter.run_id] = dead.get(letter.run_id, 0) + 1
-    return {"runs": runs, "failed": failed, "dead": dead, "publishers": outbox.publishers}
+    pending = sum(p.pending for p in outbox.publishers)
+    return {
+        "runs": runs,
+        "failed": failed,
+        "dead": dead,
+        "publishers": outbox.publishers,
+        "pending": pending,
+    }
 
 
 async def _outbox(request: web.Request) -> dict[str, Any]:
