@@ -134,7 +134,7 @@ async def _instruments(request: web.Request) -> dict[str, Any]:
         )
         read = tracker.last_read(name)
         values = [
-            (chan, tracker.values[f"{name}.{chan}"].value, spec.unit)
+            (chan, tracker.values[f"{name}.{chan}"], spec.unit)
             for chan, spec in channels.items()
             if f"{name}.{chan}" in tracker.values
         ]
