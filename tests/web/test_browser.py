@@ -12,7 +12,16 @@ from typing import Any
 import pytest
 
 from tests.daemon.harness import Daemon, environment, submit, write_recipe
-from tests.support import REPO, Child, free_port, retry_port_race, sim_env, start_mdfd, stop_process
+from tests.support import (
+    REPO,
+    Child,
+    free_port,
+    retry_port_race,
+    sim_env,
+    start_mdfd,
+    start_simulators,
+    stop_process,
+)
 
 from .browser import browser_context, shot
 from .test_views import BAD
@@ -189,3 +198,28 @@ def test_live_updates_reconnect_after_a_daemon_restart(chromium: Any, tmp_path: 
         daemon.wait_status(run_id, "aborted", "failed")
     finally:
         daemon.stop()
+
+
+def test_an_instrument_goes_unavailable_and_comes_back(chromium: Any, tmp_path: Path) -> None:
+    """The simulators in their own process (`mdfd sim`): stopping it takes the instruments
+    away under the daemon; the page shows them unavailable, with the error, then back."""
+    config = REPO / "config" / "sim.yaml"
+    env = sim_env(tmp_path / "var", MDFD_TIME_SCALE="3000")
+    simulators, _ = start_simulators(config, logs=tmp_path / "sim", env=env)
+    daemon = start_mdfd("serve", "--config", str(config), logs=tmp_path, env=env)
+    try:
+        url = daemon.wait_for_line("operator page: ", stream="stdout").split(": ", 1)[1]
+        page = chromium.new_page(viewport={"width": 1280, "height": 700})
+        page.goto(f"{url.strip()}?view=instruments")
+        furnace = page.locator('tr[data-instrument="furnace"] td.state')
+        page.locator('tr[data-instrument="furnace"] td.state-ok').wait_for(timeout=WAIT_MS)
+        stop_process(simulators)
+        page.locator('tr[data-instrument="furnace"] td.state-unavailable').wait_for(timeout=WAIT_MS)
+        assert furnace.inner_text() == "unavailable"
+        assert page.locator('tr[data-instrument="furnace"] td.err').inner_text() != ""
+        shot(page, "instrument-unavailable")
+        simulators, _ = start_simulators(config, logs=tmp_path / "sim2", env=env)
+        page.locator('tr[data-instrument="furnace"] td.state-ok').wait_for(timeout=WAIT_MS)
+    finally:
+        stop_process(daemon)
+        stop_process(simulators)

@@ -118,6 +118,12 @@
     if (e.detail.successful || (e.detail.xhr && e.detail.xhr.status)) linkUp(true);
   });
   body.addEventListener("htmx:afterSettle", (e) => {
+    // A confirmation fades after a while; an error stays until the next action replaces it.
+    const flash = document.getElementById("flash");
+    if (e.detail.target === flash && flash.querySelector(".ok")) {
+      const shown = flash.firstElementChild;
+      setTimeout(() => { if (flash.firstElementChild === shown) flash.replaceChildren(); }, 10000);
+    }
     // A view swap brings a fresh #plots: draw into it.
     if (e.detail.target && e.detail.target.id === "view") { plots.clear(); drawPlots(); }
     for (const a of document.querySelectorAll("nav a[data-view]")) {
