@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import signal
 import ssl
 import subprocess
 import sys
@@ -15,7 +16,15 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from tests.daemon.harness import WAIT, Daemon, environment, submit, write_config, write_recipe
+from tests.daemon.harness import (
+    WAIT,
+    Daemon,
+    environment,
+    submit,
+    wait_until,
+    write_config,
+    write_recipe,
+)
 
 from .webharness import LOGIN, OPERATOR, TOKENS, VIEWER, Browser, start, status_of, web_config
 
@@ -207,3 +216,29 @@ def test_an_unreadable_certificate_is_a_located_error(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert "web.tls" in done.stderr
     assert "missing.crt" in done.stderr
+
+
+def test_a_reload_that_changes_the_page_is_refused(tmp_path: Path) -> None:
+    """The page's listener and tokens are bound at start: a SIGHUP that changes them would
+    have been applied in name only (the old listener serving on), so it is refused."""
+    config = web_config(tmp_path)
+    daemon, url = start(config)
+    try:
+        config.write_text(config.read_text().replace("port: 0", "port: 1"))
+        daemon.signal(signal.SIGHUP)
+        wait_until(lambda: "operator page settings changed" in daemon.log_text(), "refusal", daemon)
+        assert "mem-mdf" in Browser(url).get("/fragment/header")
+    finally:
+        daemon.stop()
+
+
+def test_off_loopback_plain_http_only_when_said_out_loud(tmp_path: Path) -> None:
+    config = web_config(tmp_path, host="0.0.0.0", insecure_http=True, **LOGIN)
+    daemon, url = start(config, **TOKENS)
+    try:
+        assert url.startswith("http://0.0.0.0:")
+        browser = Browser(url.replace("0.0.0.0", "127.0.0.1"))
+        assert browser.login(OPERATOR) == 303
+        assert "operator page served without TLS" in daemon.log_text()
+    finally:
+        daemon.stop()
