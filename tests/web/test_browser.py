@@ -79,8 +79,9 @@ def test_demo_journey_bad_recipe_good_recipe_live_plot_pause_abort(
         assert page.locator("li.bad code").inner_text() == "  - dwell: 5 parsecs"
         shot(page, "queue-bad-recipe")
 
-        recipe = (REPO / "recipes" / "examples" / "metal-annealing.yaml").read_text()
-        page.locator("#submit textarea[name=recipe]").fill(recipe)
+        # The good recipe is uploaded as a file (an upload wins over the pasted text).
+        recipe = REPO / "recipes" / "examples" / "metal-annealing.yaml"
+        page.locator("#submit input[name=file]").set_input_files(str(recipe))
         page.get_by_role("button", name="Check").click()
         page.locator("#plan-points").wait_for(timeout=WAIT_MS)
         assert page.locator("#plan-points").inner_text() == "10 points"
