@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.daemon.harness import WAIT, Daemon, submit, wait_until, write_recipe
+from tests.support import edit_config
 
 from .webharness import Browser, start, web_config
 
@@ -181,3 +182,27 @@ def test_a_failed_call_is_an_error_in_place(served: tuple[Daemon, Browser]) -> N
     assert status == 409
     assert text.startswith('<div class="error" role="alert">refused:')
     assert browser.request("GET", "/fragment/nothing")[0] == 404
+
+
+def test_a_tripped_interlock_shows_with_its_limit_and_when(tmp_path: Path) -> None:
+    safety = {
+        "interlocks": [{"channel": "furnace.temperature", "above": 150, "message": "too hot"}],
+        "safe_state": {"furnace.setpoint": 25},
+    }
+    config = edit_config(web_config(tmp_path), lambda model: model.update(safety=safety))
+    daemon, url = start(config)
+    try:
+        browser = Browser(url)
+        run_id = submit(config, write_recipe(tmp_path, temperatures="[400]", dwell="100 h"))
+        daemon.wait_status(run_id, "failed")
+        instruments = browser.get("/fragment/instruments")
+        assert "above 150 degC" in instruments
+        tripped = re.search(
+            r'<tr class="tripped"><td>([^<]+)</td><td>([^<]+)</td><td>([^<]+)</td>', instruments
+        )
+        assert tripped is not None, instruments
+        assert tripped.group(2) == run_id
+        assert "too hot" in html.unescape(tripped.group(3))
+        assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", tripped.group(1))
+    finally:
+        daemon.stop()
