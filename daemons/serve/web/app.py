@@ -34,6 +34,8 @@ def templates() -> jinja2.Environment:
         undefined=jinja2.StrictUndefined,
     )
     env.filters.update(pages.FILTERS)
+    for name in env.list_templates():
+        env.get_template(name)  # read and compiled now, not from disk on the event loop
     return env
 
 

@@ -14,7 +14,7 @@ from typing import Any
 from aiohttp import web
 
 from ...planning import format_duration
-from .access import COOKIE
+from ..controlplane import ControlPlane
 from .keys import ACCESS, PLANE, SESSION, TEMPLATES, TRACKER
 
 VIEWS = ("current", "queue", "instruments", "history", "outbox")
@@ -57,13 +57,8 @@ async def page(request: web.Request) -> web.Response:
     name = request.query.get("view", "current")
     if name not in VIEWS:
         name = "current"
-    plane = request.app[PLANE]
-    units = {
-        f"{inst}.{chan}": spec.unit
-        for inst, cfg in plane.config.model.instruments.items()
-        for chan, spec in cfg.channels.items()
-    }
-    return render(request, "page.html", view=name, views=VIEWS, units_json=json.dumps(units))
+    units = json.dumps(_units(request.app[PLANE]))
+    return render(request, "page.html", view=name, views=VIEWS, units_json=units)
 
 
 async def login_form(request: web.Request) -> web.Response:
@@ -179,7 +174,8 @@ async def _outbox(request: web.Request) -> dict[str, Any]:
     return {"outbox": outbox}
 
 
-def _units(plane: Any) -> dict[str, str]:
+def _units(plane: ControlPlane) -> dict[str, str]:
+    """Each channel's unit by qualified name, from the config in force."""
     return {
         f"{inst}.{chan}": spec.unit
         for inst, cfg in plane.config.model.instruments.items()
@@ -195,5 +191,3 @@ FRAGMENTS = {
     "history": _history,
     "outbox": _outbox,
 }
-
-__all__ = ["COOKIE", "FILTERS", "VIEWS", "page"]
