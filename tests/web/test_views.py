@@ -182,6 +182,10 @@ def test_a_failed_call_is_an_error_in_place(served: tuple[Daemon, Browser]) -> N
     assert status == 409
     assert text.startswith('<div class="error" role="alert">refused:')
     assert browser.request("GET", "/fragment/nothing")[0] == 404
+    huge = "# " + "x" * (2 * 1024 * 1024)  # over control.max_request_bytes (1 MiB)
+    status, _, text = browser.request("POST", "/act/check", {"recipe": huge})
+    assert status == 413
+    assert text  # a message to show in place, never an empty answer
 
 
 def test_a_tripped_interlock_shows_with_its_limit_and_when(tmp_path: Path) -> None:

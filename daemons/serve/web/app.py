@@ -6,6 +6,7 @@ says so): every button is a call mdfctl also makes, through the same methods.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -24,6 +25,9 @@ from .tracker import Tracker
 HERE = Path(__file__).parent
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 PUBLIC = ("/login", "/static/")
+ANSWER_SECONDS = 30.0
+"""Longest a page request waits for the daemon (the event stream excepted): a busy daemon
+gives an error in place, not a spinner forever."""
 _failures = Throttle()
 
 
@@ -121,9 +125,14 @@ def _same_origin(request: web.Request) -> bool:
 async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     """A failed call is an error shown where its answer would have gone, never a blank page."""
     try:
-        return await handler(request)
+        if request.path == "/events":
+            return await handler(request)
+        async with asyncio.timeout(ANSWER_SECONDS):
+            return await handler(request)
     except web.HTTPException:
         raise
+    except TimeoutError:
+        return _refuse(503, f"the daemon did not answer within {ANSWER_SECONDS:g} s: try again")
     except Refused as exc:
         return _refuse(409, f"refused: {exc}")
     except NotFound as exc:
