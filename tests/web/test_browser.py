@@ -82,9 +82,14 @@ def test_demo_journey_bad_recipe_good_recipe_live_plot_pause_abort(
         # The good recipe is uploaded as a file (an upload wins over the pasted text).
         recipe = REPO / "recipes" / "examples" / "metal-annealing.yaml"
         page.locator("#submit input[name=file]").set_input_files(str(recipe))
+        page.wait_for_function(
+            "() => document.querySelector('#submit textarea').value.includes('copper')",
+            timeout=WAIT_MS,
+        )
         page.get_by_role("button", name="Check").click()
         page.locator("#plan-points").wait_for(timeout=WAIT_MS)
         assert page.locator("#plan-points").inner_text() == "10 points"
+        shot(page, "queue-plan")
         page.get_by_role("button", name="Queue it").click()
         page.locator("#flash .ok").get_by_text("queued run").wait_for(timeout=WAIT_MS)
 

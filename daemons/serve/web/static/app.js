@@ -58,11 +58,13 @@
 
   function makePlot(name, box) {
     const unit = units[name] || "";
+    const label = unit ? `${name} (${unit})` : name;
     const opts = {
-      title: name, width: Math.max(320, Math.floor(box.clientWidth / 2) - 16), height: 180,
+      title: label, width: 400, height: 200,
       scales: { x: { time: true } },
-      series: [{}, { label: unit ? `${name} (${unit})` : name, stroke: "#2563eb", width: 1.5 }],
-      axes: [{}, { label: unit, size: 60 }],
+      legend: { show: false },
+      series: [{}, { label, stroke: "#2563eb", width: 1.5 }],
+      axes: [{}, { label: unit, size: 80 }],
     };
     const s = series.get(name);
     return new uPlot(opts, [s.t, s.v], box);
@@ -130,6 +132,17 @@
       a.classList.toggle("active", location.search.includes(`view=${a.dataset.view}`) ||
         (!location.search.includes("view=") && a.dataset.view === "current"));
     }
+  });
+  // An uploaded file is shown in the paste box, so what is checked is what is on screen.
+  body.addEventListener("change", (e) => {
+    const input = e.target;
+    if (!input.matches || !input.matches("#submit input[name=file]") || !input.files.length) return;
+    const file = input.files[0];
+    const form = input.form;
+    file.text().then((text) => {
+      form.querySelector("textarea[name=recipe]").value = text;
+      form.querySelector("input[name=name]").value = file.name;
+    });
   });
   connect();
 })();
