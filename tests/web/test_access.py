@@ -78,8 +78,12 @@ def test_open_on_loopback_without_tokens(tmp_path: Path) -> None:
     try:
         assert url.startswith("http://127.0.0.1:")
         browser = Browser(url)
-        page = browser.get_page()
+        status, headers, page = browser.request("GET", "/")
+        assert status == 200
         assert 'data-role="operator"' in page
+        # No other site may frame the page and trick a click on Abort.
+        assert headers["x-frame-options"] == "DENY"
+        assert "frame-ancestors 'none'" in headers["content-security-policy"]
         assert "mem-mdf" in browser.get("/fragment/header")
         # Even without login, a change needs the page's CSRF token.
         status, _, text = browser.request("POST", "/act/pause", csrf=False)

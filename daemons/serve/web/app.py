@@ -58,6 +58,7 @@ def build_web_app(plane: ControlPlane, access: Access, tracker: Tracker) -> web.
         intake.close()
 
     app.on_cleanup.append(close_intake)
+    app.on_response_prepare.append(_hardened)
     app.add_routes(
         [
             web.get("/", pages.page),
@@ -80,6 +81,20 @@ def build_web_app(plane: ControlPlane, access: Access, tracker: Tracker) -> web.
         ]
     )
     return app
+
+
+HARDENING = {
+    # No other site may frame the page: a hidden frame could trick a click on Abort.
+    "X-Frame-Options": "DENY",
+    "Content-Security-Policy": "frame-ancestors 'none'; default-src 'self'; "
+    "style-src 'self' 'unsafe-inline'; img-src 'self' data:",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",  # no-referrer would make a form send `Origin: null`
+}
+
+
+async def _hardened(_: web.Request, response: web.StreamResponse) -> None:
+    response.headers.update(HARDENING)
 
 
 def _refuse(status: int, message: str) -> web.Response:
