@@ -171,6 +171,7 @@ def start_up() -> dict[str, float]:
                 MDFD_FURNACE_PORT=str(free_port()),
                 MDFD_REACTOR_PORT=str(free_port()),
                 MDFD_METER_PORT=str(free_port()),
+                MDFD_WEB_PORT="0",
             )
             command = [sys.executable, "-m", "mdfd.daemons.cli", "--log-json", "serve"]
             command += ["--config", str(CONFIG), "--simulate"]

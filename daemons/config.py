@@ -35,6 +35,7 @@ from mdfd.recipes.units import UnitError, duration_seconds, parse_unit
 from mdfd.simulators.base import SimulatorSettings, UnknownSimulator, settings_model
 
 from .envvars import expand_env, variables_in
+from .webconfig import Web
 
 NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]*$"
 
@@ -283,6 +284,7 @@ class MdfConfig(Strict):
     control: Control = Control()
     recovery: Recovery = Recovery()
     limits: Limits = Limits()
+    web: Web | None = None
 
     @property
     def time_scale(self) -> float:

@@ -41,6 +41,7 @@ from .operations import Operations
 from .reload import review
 from .scheduler import Scheduler
 from .simulated import BackgroundSimulators
+from .web.server import WebServer
 
 STOP_TIMEOUT = 90.0
 
@@ -128,6 +129,8 @@ class Daemon(Operations):
                 simulators=simulators,
             )
             await stack.enter_async_context(ControlServer(daemon))
+            if config.model.web is not None:
+                await stack.enter_async_context(WebServer(daemon, config.model.web, config.path))
             stack.callback(daemon.closing.set)  # event streams end before the server closes
             stack.push_async_callback(daemon._finish_reload)
             yield daemon
