@@ -118,28 +118,10 @@ def series_group(instrument: str) -> str:
     return f"{instrument_group(instrument)}/{SERIES}"
 
 
-def layout2_channel_group(channel: str) -> str:
-    """A channel's NXlog group in a layout-2 file, e.g. entry/instrument/furnace/temperature."""
-    instrument, _, name = channel.partition(".")
-    return f"{INSTRUMENT}/{nexus_name(instrument)}/{name}"
-
-
-def legacy_channel_group(channel: str) -> str:
-    """The NXlog path in a layout-1 file (the instrument's name as written in the config)."""
-    instrument, _, name = channel.partition(".")
-    return f"{INSTRUMENT}/{instrument}/{name}"
-
-
 def stat_column(channel: str, stat: str) -> str:
     """A statistic's column as programs and the CSV name it, e.g. `furnace.temperature_mean`
     (also its dataset name in a layout-1 file)."""
     return f"{channel}_{stat}"
-
-
-def stat_dataset(channel: str, stat: str) -> str:
-    """The same column's dataset in a layout-2 /entry/summary, e.g. `furnace__temperature_mean`
-    (also the name programs check for clashes, see `RunFile`)."""
-    return f"{nexus_name(channel)}_{stat}"
 
 
 def run_file_path(data_dir: Path, run_id: str) -> Path:

@@ -50,11 +50,6 @@ class ScanBuffer:
     def full(self) -> bool:
         return self.count == self.time.shape[0]
 
-    @property
-    def pending(self) -> int:
-        """Scans held here, counting a row `add_sample` has begun."""
-        return self.count + self._open
-
     def add_scan(
         self, channels: Sequence[str], t: float, values: np.ndarray, point_index: int
     ) -> None:
