@@ -9,6 +9,7 @@ it from an invalid sample (NaN with `sampled` 1).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -43,7 +44,11 @@ class ScanBuffer:
         self.value = np.empty((rows, width), np.float64)
         self.sampled = np.empty((rows, width), np.uint8)
         self.count = 0  # complete rows in the block
-        self._open = False  # add_sample is filling row `count`
+        self._open = False  # `put` is assembling a row
+        self._row = [math.nan] * width
+        self._row_sampled = bytearray(width)
+        self._row_time = 0.0
+        self._row_point = 0
         self._selections: dict[tuple[str, ...], slice | list[int]] = {}
 
     @property
@@ -73,30 +78,35 @@ class ScanBuffer:
 
     def row_taken(self, column: int, point_index: int) -> bool:
         """Would a reading of `column` in `point_index` begin a new row (see `put`)?"""
-        row = self.count
-        return self._open and bool(self.sampled[row, column] or self.point[row] != point_index)
+        return self._open and (self._row_sampled[column] == 1 or self._row_point != point_index)
 
     def put(self, column: int, t: float, value: float, point_index: int) -> None:
         """One reading into the row being assembled (the caller closed a taken one first).
 
         The row takes the time of its first reading: the readings of one scan are taken
-        together, and the layout has one time per scan (ADR 0072).
+        together, and the layout has one time per scan (ADR 0072). Assembled in a list and
+        copied into the block when it closes: numpy element access costs more than the rest
+        of this method.
         """
-        row = self.count
         if not self._open:
-            self.time[row] = t
-            self.point[row] = point_index
-            self.value[row] = np.nan
-            self.sampled[row] = 0
+            self._row_time = t
+            self._row_point = point_index
             self._open = True
-        self.value[row, column] = value
-        self.sampled[row, column] = 1
+        self._row[column] = value
+        self._row_sampled[column] = 1
 
     def close_row(self) -> None:
-        """End the row `add_sample` is assembling, if any (at a point's end, before a scan)."""
+        """End the row `put` is assembling, if any (at a point's end, before a scan)."""
         if self._open:
+            row = self.count
+            self.time[row] = self._row_time
+            self.point[row] = self._row_point
+            self.value[row] = self._row
+            self.sampled[row] = np.frombuffer(self._row_sampled, np.uint8)
+            width = len(self.names)
+            self._row, self._row_sampled = [math.nan] * width, bytearray(width)
             self._open = False
-            self.count += 1
+            self.count = row + 1
 
     def take(self) -> ScanBlock:
         """The complete rows as a block of their own (copies); the buffer starts empty."""
