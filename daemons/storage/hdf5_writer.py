@@ -29,7 +29,7 @@ import queue
 import threading
 from array import array
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -225,6 +225,32 @@ class RunFile:
             self._hand_off(index)
             return bool(self._backlog)
         return False
+
+    def add_scan(
+        self,
+        instrument: str,
+        channels: Sequence[str],
+        t: float,
+        values: np.ndarray,
+        point_index: int,
+    ) -> bool:
+        """Buffer one scan of `instrument`: `values[k]` (float64) is channel `channels[k]`
+        (qualified names, as `add_sample` takes them), all sampled at `t`.
+
+        The columnar entry point: one call per instrument and scan instead of one per sample.
+        Returns True when a block waits beyond the queue (await `drain()`), like `add_sample`.
+        """
+        if len(channels) != values.shape[0]:
+            raise ValueError(
+                f"{self.path}: {instrument}: {len(channels)} channels, {values.shape[0]} values"
+            )
+        drain = False
+        for channel, value in zip(channels, values.tolist(), strict=True):
+            if not channel.startswith(instrument + "."):
+                raise ValueError(f"{self.path}: channel {channel!r} is not of {instrument!r}")
+            if self.add_sample(channel, t, value, point_index):
+                drain = True
+        return drain
 
     @property
     def needs_drain(self) -> bool:

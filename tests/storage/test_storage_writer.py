@@ -265,3 +265,28 @@ async def test_a_file_from_before_invalid_counts_is_read_and_resumed(tmp_path: P
     summary = read_summary(path)
     assert summary.columns[f"{CHANNELS[0].name}_invalid"].tolist() == [0, 0, 0]
     assert summary.columns["point_index"].tolist() == [0, 1, 2]
+
+
+async def test_a_scan_of_an_instrument_is_stored_per_channel(tmp_path: Path) -> None:
+    """`add_scan`: one call per instrument and scan; each channel reads back its own column."""
+    path = tmp_path / "run-1.h5"
+    channels = [ChannelSpec(f"rack.ch{k}", "V") for k in range(3)]
+    names = [spec.name for spec in channels]
+    run = RunFile(
+        path, metadata={"run_id": "run-1"}, channels=channels, parameters=[], block_size=4
+    )
+    await run.open()
+    for point in range(2):
+        for i in range(5):
+            values = np.array([point * 100.0 + i + k * 0.5 for k in range(3)])
+            if run.add_scan("rack", names, T0 + point * 10 + i, values, point):
+                await run.drain()
+        await run.complete_point(point, {}, {}, T0 + point * 10, T0 + point * 10 + 5)
+    with pytest.raises(ValueError, match="3 channels, 2 values"):
+        run.add_scan("rack", names, T0, np.array([1.0, 2.0]), 2)
+    await run.close("completed")
+    for k, name in enumerate(names):
+        data = read_channel(path, name)
+        assert data.value.tolist() == [p * 100.0 + i + k * 0.5 for p in range(2) for i in range(5)]
+        assert data.time.tolist() == [T0 + p * 10 + i for p in range(2) for i in range(5)]
+        assert data.point_index.tolist() == [p for p in range(2) for _ in range(5)]
