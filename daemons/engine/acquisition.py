@@ -142,12 +142,11 @@ class Acquisition:
 
         The one place that knows the file's entry point for samples.
         """
-        add, drain = self._sink.add_sample, False
+        drain = False
         for part, t in zip(parts, scan.times, strict=True):
-            values = scan.values[part.start : part.stop].tolist()
-            for channel, value in zip(part.channels, values, strict=True):
-                if add(channel, t, value, point):
-                    drain = True
+            values = scan.values[part.start : part.stop]
+            if self._sink.add_scan(part.instrument, part.channels, t, values, point):
+                drain = True
         return drain
 
     def _fold(self, names: Sequence[str], pending: np.ndarray, filled: int) -> None:

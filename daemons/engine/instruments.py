@@ -16,15 +16,18 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Coroutine, Iterable, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 import structlog
 
 from mdfd.drivers import (
+    QUALITY_CODES,
+    Block,
+    BlockReadable,
     Driver,
     DriverContext,
     InstrumentError,
@@ -103,6 +106,8 @@ class _Group:
     pick: Callable[[dict[str, Reading]], Sequence[Reading]]
     hooked: tuple[tuple[int, str, tuple[ReadingHook, ...]], ...]
     checks: tuple[BlockCheck, ...]
+    read_block: Callable[[Sequence[str]], Awaitable[Block]] | None
+    """The driver's columnar read when it offers one (`BlockReadable`)."""
 
 
 class Reader:
@@ -115,8 +120,8 @@ class Reader:
 
     def __init__(self, instruments: Instruments, channels: Iterable[str]) -> None:
         grouped: dict[str, list[str]] = {}
-        for qualified in dict.fromkeys(channels):
-            instrument, channel = split(qualified)
+        for asked in dict.fromkeys(channels):
+            instrument, channel = split(asked)
             grouped.setdefault(instrument, []).append(channel)
         self._instruments = instruments
         self._groups: list[_Group] = []
@@ -125,10 +130,11 @@ class Reader:
             qualified = tuple(f"{instrument}.{name}" for name in names)
             part = Part(instrument, qualified, start, start + len(names))
             start = part.stop
+            driver = instruments.drivers[instrument]
             self._groups.append(
                 _Group(
                     part,
-                    instruments.drivers[instrument],
+                    driver,
                     tuple(names),
                     _picker(names),
                     tuple(
@@ -137,6 +143,7 @@ class Reader:
                         if (hooks := instruments.hooks_for(channel))
                     ),
                     instruments.checks_for(qualified),
+                    driver.read_block if isinstance(driver, BlockReadable) else None,
                 )
             )
         self.parts = tuple(group.part for group in self._groups)
@@ -174,7 +181,7 @@ class Reader:
             channel=",".join(c for c in self.channels if split(c)[0] in stuck),
         )
 
-    async def _bounded(self, read: Callable[[_Group], Awaitable[T]]) -> list[T]:
+    async def _bounded(self, read: Callable[[_Group], Coroutine[Any, Any, T]]) -> list[T]:
         """Every instrument's `read` under one plain `asyncio.timeout` of its own."""
         try:
             async with asyncio.timeout(OPERATION_TIMEOUT):
@@ -182,7 +189,7 @@ class Reader:
         except TimeoutError:
             raise self.timed_out() from None
 
-    async def _each(self, read: Callable[[_Group], Awaitable[T]]) -> list[T]:
+    async def _each(self, read: Callable[[_Group], Coroutine[Any, Any, T]]) -> list[T]:
         """`read` of every instrument, concurrently when there are several. The first failure
         cancels the other instruments' reads: a read left running in the background would pile
         up under the next poll and hold its driver's lock."""
@@ -208,9 +215,12 @@ class Reader:
         return [task.result() for task in tasks]
 
     async def _driver_read(self, group: _Group) -> Sequence[Reading]:
+        return group.pick(await self._counted(group, group.driver.read(group.names)))
+
+    async def _counted(self, group: _Group, call: Awaitable[T]) -> T:
         """One driver call; a failure is counted and typed."""
         try:
-            return group.pick(await group.driver.read(group.names))
+            return await call
         except InstrumentError:
             self._instruments.errors += 1
             raise
@@ -232,7 +242,15 @@ class Reader:
         return readings
 
     async def _read_columns(self, group: _Group) -> _Columns:
-        """One instrument's values as an array, checked and hooked as they arrive."""
+        """One instrument's values as an array, checked and hooked as they arrive: its
+        `read_block` when it has one, else its readings made into the same array."""
+        if group.read_block is not None:
+            block = await self._counted(group, group.read_block(group.names))
+            for check in group.checks:
+                check(block.values)
+            if group.hooked:
+                _hook(group, _readings(block))
+            return block.values, block.timestamp, ()
         readings = await self._driver_read(group)
         values, odd = _numbers(group.part.channels, readings)
         for check in group.checks:
@@ -263,6 +281,16 @@ def _numbers(
     )
     numbers = [value if isinstance(value, int | float) else math.nan for value in values]
     return np.array(numbers, dtype=np.float64), odd
+
+
+def _readings(block: Block) -> list[Reading]:
+    """A block as readings, for the per-reading hooks (none on the hot path: the guard checks
+    arrays). Units are not in a block; a hook that needs them has the config."""
+    times = block.timestamp
+    return [
+        Reading(value, "", times, QUALITY_CODES[code])
+        for value, code in zip(block.values.tolist(), block.quality.tolist(), strict=True)
+    ]
 
 
 def _hook(group: _Group, readings: Sequence[Reading]) -> None:

@@ -33,6 +33,7 @@ from mdfd.daemons.engine.steps import StepContext
 from mdfd.daemons.stats import SMALL_BLOCK, RunningStats
 from mdfd.daemons.storage.hdf5_writer import ChannelSpec, RunFile
 from mdfd.drivers import (
+    Block,
     DriverContext,
     InstrumentError,
     InstrumentTimeout,
@@ -47,13 +48,29 @@ from mdfd.recipes.model import AcquireSpec
 from .conftest import write_config, write_recipe
 
 
-class Stalled(MemoryDriver):
+class Misbehaving(MemoryDriver):
+    """The memory driver with `_turn` before every read, columnar (`read_block`) or not: the
+    engine takes whichever the driver offers, and a fault must reach it either way."""
+
+    async def _turn(self) -> None:
+        pass
+
+    async def read(self, channels: Sequence[str]) -> dict[str, Reading]:
+        await self._turn()
+        return await super().read(channels)
+
+    async def read_block(self, channels: Sequence[str]) -> Block:
+        await self._turn()
+        return await super().read_block(channels)
+
+
+class Stalled(Misbehaving):
     """An instrument that stopped answering: reads and writes wait forever."""
 
     waiting = 0
     cancelled = 0
 
-    async def read(self, channels: Sequence[str]) -> dict[str, Reading]:
+    async def _turn(self) -> None:
         self.waiting += 1
         try:
             await asyncio.Event().wait()
@@ -66,7 +83,7 @@ class Stalled(MemoryDriver):
         await asyncio.Event().wait()
 
 
-class StallsOnce(MemoryDriver):
+class StallsOnce(Misbehaving):
     """Answers every read but the listed (1-based) ones, which wait until cancelled."""
 
     def __init__(self, *args: object, stalling: set[int]) -> None:
@@ -75,7 +92,7 @@ class StallsOnce(MemoryDriver):
         self.reads = 0
         self.cancelled = 0
 
-    async def read(self, channels: Sequence[str]) -> dict[str, Reading]:
+    async def _turn(self) -> None:
         self.reads += 1
         if self.reads in self.stalling:
             try:
@@ -83,18 +100,16 @@ class StallsOnce(MemoryDriver):
             except asyncio.CancelledError:
                 self.cancelled += 1
                 raise
-        return await super().read(channels)
 
 
-class Suspending(MemoryDriver):
+class Suspending(Misbehaving):
     """Like the memory driver, but every read goes through the event loop first."""
 
-    async def read(self, channels: Sequence[str]) -> dict[str, Reading]:
+    async def _turn(self) -> None:
         await asyncio.sleep(0)
-        return await super().read(channels)
 
 
-class Flaky(MemoryDriver):
+class Flaky(Misbehaving):
     """Times out on the reads whose (1-based) numbers are listed."""
 
     def __init__(self, *args: object, failing: set[int]) -> None:
@@ -102,11 +117,10 @@ class Flaky(MemoryDriver):
         self.failing = failing
         self.reads = 0
 
-    async def read(self, channels: Sequence[str]) -> dict[str, Reading]:
+    async def _turn(self) -> None:
         self.reads += 1
         if self.reads in self.failing:
             raise InstrumentTimeout(self.name, "no reply")
-        return await super().read(channels)
 
 
 async def connected(tmp_path: Path, trip: float = 1450.0) -> tuple[Instruments, EngineClock]:
