@@ -1,12 +1,15 @@
 """Streaming samples into HDF5: RunFile against raw h5py, and memory over a long stream.
 
-Throughput: the same samples (4 channels round-robin) go through `RunFile.add_sample` (buffers,
-bounded queue, writer thread, SWMR, a summary row + flush + fsync per point) and through the
-plainest synchronous h5py code writing the same layout in the same blocks (per-sample appends to
-array buffers, one write per block, flush + fsync per point, same chunks and gzip): once with
+Throughput: the same samples (4 channels of one instrument, round-robin) go through
+`RunFile.add_sample` (scan rows, bounded queue, writer thread, SWMR, a summary row + flush +
+fsync per point) and through the plainest synchronous h5py code writing the same layout in the
+same blocks (per-sample appends to array buffers, one write per block of scans, flush + fsync per
+point, same chunks and gzip): once with
 h5py's usual `resize` + slice assignment, once with the low-level dataset-id calls RunFile itself
 uses. All run in this process, interleaved, so the machine's mood affects all alike.
 Target: >= 0.8 of each.
+
+Creation: a run file for 1,000 and 10,000 channels (`bench.hdf5_create`).
 
 Memory: one long stream through RunFile; the peak RSS (VmHWM) after half of it and after all
 of it. A bounded pipeline has the same peak at both; ratio ~1.0 means it does not grow.
@@ -28,6 +31,7 @@ import numpy as np
 from h5py import h5s
 
 from bench.common import Figure, arguments, report
+from bench.hdf5_create import creation_figures
 from mdfd.daemons.logging import configure
 from mdfd.daemons.stats import Stats
 from mdfd.daemons.storage import ChannelSpec, RunFile
@@ -66,65 +70,68 @@ async def through_runfile(path: Path, data: list[float]) -> float:
 
 
 def through_raw_h5py(path: Path, data: list[float], low_level: bool = False) -> float:
-    """The plainest synchronous writer; `low_level` uses dataset ids instead of slicing."""
+    """The plainest synchronous writer of the same layout (one instrument's scans as rows of
+    `value[scans, 4]`, with time, point_index and sampled); `low_level` uses dataset ids
+    instead of slicing."""
     handle = h5py.File(path, "w", libver=LIBVER, rdcc_nbytes=1 << 18)
-    series = []
-    for spec in CHANNELS:
-        group = handle.create_group(f"entry/instrument/meter/{spec.short}")
-        series.append(
-            [
-                group.create_dataset(
-                    name,
-                    shape=(0,),
-                    maxshape=(None,),
-                    chunks=(BLOCK,),
-                    dtype=dt,
-                    compression="gzip",
-                    compression_opts=1,
-                    shuffle=True,
-                )
-                for name, dt in (("time", "f8"), ("value", "f8"), ("point_index", "i8"))
-            ]
+    group = handle.create_group("entry/instrument/meter/data")
+    nch = len(CHANNELS)
+    rows = BLOCK // nch
+    shapes = (("time", "f8", ()), ("value", "f8", (nch,)), ("point_index", "i8", ()))
+    datasets = [
+        group.create_dataset(
+            name,
+            shape=(0, *width),
+            maxshape=(None, *width),
+            chunks=(rows, *width),
+            dtype=dt,
+            compression="gzip",
+            compression_opts=1,
+            shuffle=True,
         )
+        for name, dt, width in (*shapes, ("sampled", "u1", (nch,)))
+    ]
     handle.swmr_mode = True
-    buffers = [(array("d"), array("d"), array("q")) for _ in CHANNELS]
-    rows = [0] * len(CHANNELS)
+    times, vals, points = array("d"), array("d"), array("q")
+    written = 0
     fd = handle.id.get_vfd_handle()
 
-    def write(channel: int) -> None:
-        times, vals, points = buffers[channel]
-        start, end = rows[channel], rows[channel] + len(times)
-        for dataset, buf, dtype in zip(
-            series[channel], buffers[channel], ("f8", "f8", "i8"), strict=True
-        ):
-            block = np.frombuffer(buf, dtype=dtype)
+    def write() -> None:
+        nonlocal written
+        count = len(times)
+        blocks = [
+            np.frombuffer(times, dtype="f8"),
+            np.frombuffer(vals, dtype="f8").reshape(count, nch),
+            np.frombuffer(points, dtype="i8"),
+            np.ones((count, nch), dtype="u1"),
+        ]
+        end = written + count
+        for dataset, block in zip(datasets, blocks, strict=True):
             if low_level:
-                dataset.id.set_extent((end,))
+                dataset.id.set_extent((end, *block.shape[1:]))
                 space = dataset.id.get_space()
-                space.select_hyperslab((start,), (end - start,))
-                dataset.id.write(h5s.create_simple((end - start,)), space, block)
+                space.select_hyperslab((written, *(0 for _ in block.shape[1:])), block.shape)
+                dataset.id.write(h5s.create_simple(block.shape), space, block)
             else:
-                dataset.resize((end,))
-                dataset[start:end] = block
-            del block  # release the buffer so the array can be emptied
-        rows[channel] = end
+                dataset.resize(end, axis=0)
+                dataset[written:end] = block
+        del blocks  # release the buffers so the arrays can be emptied
+        written = end
         del times[:], vals[:], points[:]
 
-    nch = len(CHANNELS)
     began = time.perf_counter()
     point = 0
     for i, value in enumerate(data):
         channel = i % nch
-        times, vals, points = buffers[channel]
-        times.append(T0 + i * 1e-3)
+        if channel == 0:
+            times.append(T0 + i * 1e-3)
+            points.append(point)
         vals.append(value)
-        points.append(point)
-        if len(times) >= BLOCK:
-            write(channel)
+        if channel == nch - 1 and len(times) >= rows:
+            write()
         if (i + 1) % POINT == 0:
-            for c in range(nch):
-                if buffers[c][0]:
-                    write(c)
+            if times:
+                write()
             handle.flush()
             os.fsync(fd)
             point += 1
@@ -214,6 +221,7 @@ def run(quick: bool = False) -> list[Figure]:
             higher_is_better=False,
             note="ratio ~1.0: memory does not grow with run length",
         ),
+        *creation_figures(quick),
     ]
 
 

@@ -14,7 +14,7 @@ from mdfd.daemons.engine.checkpoint import Checkpointer, CheckpointFailed, Ended
 from mdfd.daemons.engine.events import EventBus, PointEnded
 from mdfd.daemons.state import PointRow, PointStatus, RunStatus, StateDB
 from mdfd.daemons.stats import RunningStats
-from mdfd.daemons.storage import ChannelSpec, RunFile
+from mdfd.daemons.storage import ChannelSpec, RunFile, read_channel, read_summary
 
 RUN = "run-ckpt"
 CHANNEL = "meter.value"
@@ -101,9 +101,9 @@ async def test_points_ended_together_share_one_commit(tmp_path: Path) -> None:
     with h5py.File(tmp_path / "run.h5", "r") as handle:
         assert list(handle["entry/summary/point_index"][()]) == list(range(20))
         assert list(handle["entry/summary/x"][()]) == [float(i) for i in range(20)]
-        assert list(handle["entry/summary/meter__value_n"][()]) == [3] * 20
-        values = handle["entry/instrument/meter/value/value"][()]
-        assert list(values) == [float(i) for i in range(20) for _ in range(3)]
+    assert list(read_summary(tmp_path / "run.h5").columns["meter.value_n"]) == [3] * 20
+    values = read_channel(tmp_path / "run.h5", "meter.value").value
+    assert list(values) == [float(i) for i in range(20) for _ in range(3)]
 
 
 async def test_each_point_commits_alone_when_points_are_slower_than_the_disk(

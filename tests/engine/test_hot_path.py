@@ -19,7 +19,6 @@ from array import array
 from collections.abc import Sequence
 from pathlib import Path
 
-import h5py
 import pytest
 
 from mdfd.daemons.clock import EngineClock
@@ -31,6 +30,7 @@ from mdfd.daemons.engine.instruments import Instruments
 from mdfd.daemons.engine.interlocks import InterlockBreach, InterlockGuard
 from mdfd.daemons.engine.steps import StepContext
 from mdfd.daemons.stats import SMALL_BLOCK, RunningStats
+from mdfd.daemons.storage import read_channel
 from mdfd.daemons.storage.hdf5_writer import ChannelSpec, RunFile
 from mdfd.drivers import (
     Block,
@@ -286,8 +286,7 @@ async def test_an_acquisition_retries_failed_reads_and_keeps_its_count(tmp_path:
             value,
             value,
         )
-    with h5py.File(path, "r") as handle:
-        assert len(handle["entry/instrument/meter/hardness/value"]) == 50
+    assert len(read_channel(path, "meter.hardness").value) == 50
 
 
 async def test_an_acquisition_stops_when_retries_run_out_with_what_it_had(
@@ -300,8 +299,7 @@ async def test_an_acquisition_stops_when_retries_run_out_with_what_it_had(
     assert isinstance(error, InstrumentTimeout)
     assert acquisition.stats["meter.resistivity"].n == 10  # folded in despite the failure
     assert acquisition.samples_written == 10
-    with h5py.File(path, "r") as handle:
-        assert len(handle["entry/instrument/meter/resistivity/value"]) == 10
+    assert len(read_channel(path, "meter.resistivity").value) == 10
 
 
 async def test_watchers_get_the_latest_values_of_a_fast_acquisition(
@@ -405,8 +403,7 @@ async def test_a_read_stuck_mid_acquisition_times_out_and_is_retried(
     assert instruments.errors == 2
     assert acquisition.samples_written == 40
     assert acquisition.stats["meter.hardness"].result().n == 20
-    with h5py.File(path, "r") as handle:
-        assert len(handle["entry/instrument/meter/hardness/value"]) == 20
+    assert len(read_channel(path, "meter.hardness").value) == 20
 
 
 async def test_the_schedule_s_sleeps_do_not_count_against_a_read_timeout(

@@ -11,6 +11,10 @@ from mdfd.daemons.storage import ChannelSpec, RunFile
 CHANNELS = [ChannelSpec("furnace.temperature", "degC"), ChannelSpec("meter.capacitance", "nF")]
 PARAMETERS = ["temperature", "dwell"]
 T0 = 1_700_000_000.0
+RELEASE_0_2 = Path(__file__).parent / "data" / "release-0.2-run.h5"
+"""Written by release 0.2's RunFile (layout 2: a group per channel, summary columns per channel
+and statistic) with `make_run_file(run_id="layout-2")`: points 0-2 of `write_point(samples=4)`,
+completed, then point 3 failed without samples."""
 
 
 def sample(channel: int, point: int, i: int) -> tuple[float, float]:
