@@ -224,14 +224,17 @@ class Block:
     """One instrument's scan as columns: what `BlockReadable.read_block` returns.
 
     `channels` are the names in the order asked; `values[i]` and `quality[i]` belong to
-    `channels[i]`. `values` is float64, shape `(n,)`, booleans as 0/1, and NaN wherever the
-    quality is not GOOD (a NaN or ±inf from the device is BAD, as with `read`): a consumer can
-    take means and limits over the array without looking at the codes. `quality` is uint8,
-    shape `(n,)`, with the codes of `QUALITY_CODES` (0 GOOD, 1 UNCERTAIN, 2 BAD). `timestamp`
-    is one stamp for the whole scan, from the injected clock (`DriverContext.clock`), taken when
-    the scan's answer arrived. Units are not repeated per scan: they are the channels' config.
+    `channels[i]`. `values` is float64, shape `(n,)`, booleans as 0/1. `quality` is uint8,
+    shape `(n,)`, with the codes of `QUALITY_CODES`: 0 GOOD, 1 UNCERTAIN (the instrument
+    vouches for the value only partly, e.g. OPC-UA's UncertainEngineeringUnitsExceeded; the
+    value is kept, as `read` keeps it), 2 BAD (no usable value: the instrument said so, or it
+    sent NaN or ±inf, or a non-number arrived). `values` is NaN exactly where the quality is
+    BAD, so `values[quality == GOOD_CODE]` are the good samples and NaN-aware statistics skip
+    the bad ones. `timestamp` is one stamp for the whole scan, from the injected clock
+    (`DriverContext.clock`), taken when the scan's last answer arrived. Units are not repeated
+    per scan: they are the channels' config.
 
-    The arrays belong to the caller (a driver never keeps or reuses them after returning).
+    The arrays belong to the caller: a driver never keeps or reuses them after returning.
     """
 
     channels: tuple[str, ...]
@@ -246,18 +249,20 @@ class BlockReadable(Protocol):
     per channel: the engine's fast path at hundreds of channels per instrument at 10 Hz.
 
     Implement it when a scan can be decoded in bulk (registers through numpy, one OPC-UA Read
-    answer to an array); a driver without it is read through `read` and nothing is lost.
+    answer into an array); a driver without it is read through `read` and loses nothing.
 
-    `read_block(channels)` keeps every rule of `Driver.read`: the same values (as float64) for
-    the same channels, one attempt bounded by the instrument's timeout, the same errors —
-    `ChannelError` before the wire for an unknown channel and for a channel that does not hold
-    a number (text, arrays: `ChannelConfig.value_kind` not "number"/"unknown"),
-    `InstrumentDisconnected` after `close` or when the link is gone, `InstrumentTimeout`,
-    `ProtocolError` for a request the instrument refused. A channel the instrument answers
-    with a bad status does not fail the block: its value is NaN with quality BAD (or UNCERTAIN
-    when the instrument said so). It may run concurrently with `read`, `write` and other
-    `read_block` calls, serialised on the wire as `read` is. A channel configured as
-    subscribed is answered from its latest notification, as `read` does.
+    `read_block(channels)` keeps the rules of `Driver.read`: the same values (as float64) for
+    the same channels; one attempt bounded by the instrument's timeout, the engine owning
+    retries; the same errors for the same causes — `ChannelError` before the wire for an
+    unknown channel and for one that does not hold a number (text or arrays, as its config or
+    the instrument's declared type says), `InstrumentDisconnected` after `close` or when the
+    link is gone, `InstrumentTimeout`, `ProtocolError` when the instrument refuses the request.
+    One difference: a single value the instrument answers with a bad status does not fail the
+    block (where `read` raises `ProtocolError` for it) — that position is NaN with quality
+    BAD and the rest of the scan is kept, since a hundred-channel scan must not be lost to one
+    broken sensor. It may run concurrently with `read`, `write` and other `read_block` calls,
+    serialised on the wire as `read` is. A channel configured as subscribed is answered from
+    its latest notification, as `read` answers it (polled until the first one arrives).
     """
 
     async def read_block(self, channels: Sequence[str]) -> Block: ...

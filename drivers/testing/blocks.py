@@ -48,7 +48,7 @@ class BlockConformance:
         for name, value, code in zip(block.channels, block.values, block.quality, strict=True):
             reading = readings[name]
             assert QUALITY_CODES[code] == reading.quality, name
-            assert math.isnan(value) == (reading.quality is not Quality.GOOD), name
+            assert math.isnan(value) == (reading.quality is Quality.BAD), name
             if name in target.steady_channels:
                 assert isinstance(reading.value, int | float), name
                 assert value == pytest.approx(float(reading.value), rel=1e-6), name
