@@ -11,13 +11,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import ClassVar
 
-import h5py
 import numpy as np
 import pytest
 
 from mdfd.daemons.config import Interlock
 from mdfd.daemons.engine.interlocks import InterlockBreach, InterlockGuard
 from mdfd.daemons.stats import RunningStats, summarise
+from mdfd.daemons.storage import read_channel
 from mdfd.drivers import Block, BlockReadable, InstrumentConfig, Reading, Value
 from mdfd.drivers.memory import MemoryDriver
 from mdfd.recipes.model import AcquireSpec
@@ -72,9 +72,7 @@ class ReadOnly:
 
 
 def stored(path: Path, channel: str) -> list[float]:
-    instrument, name = channel.split(".")
-    with h5py.File(path, "r") as handle:
-        return handle[f"entry/instrument/{instrument}/{name}/value"][:].tolist()
+    return read_channel(path, channel).value.tolist()
 
 
 async def test_an_instrument_offering_blocks_is_read_once_per_scan_and_never_by_reading(
