@@ -28,7 +28,7 @@ import numpy as np
 from mdfd.drivers import InstrumentError
 from mdfd.recipes.model import AcquireSpec
 
-from ..stats import RunningStats, summarise
+from ..stats import ColumnStats, summarise
 from .events import EventBus, Readings
 from .instruments import Instruments, Part, Scan
 
@@ -47,7 +47,7 @@ class Acquisition:
         self._sink = sink
         self._instruments = instruments
         self._events = events
-        self.stats: dict[str, RunningStats] = {}
+        self.stats = ColumnStats(())
         self.latest: dict[str, float] = {}
         self.samples_written = 0
         self._point = 0
@@ -55,7 +55,7 @@ class Acquisition:
 
     def begin_point(self, point_index: int, channels: list[str]) -> None:
         self._point = point_index
-        self.stats = {channel: RunningStats() for channel in channels}
+        self.stats = ColumnStats(channels)
 
     async def run(self, spec: AcquireSpec, ctx: StepContext) -> None:
         count = spec.samples(ctx.point, ctx.recipe)
@@ -82,6 +82,7 @@ class Acquisition:
             return
         reader = self._instruments.reader(channels)
         names, point = reader.channels, self._point
+        at = self.stats.positions(names)
         rows = max(1, min(count, STATS_BLOCK_SCANS, STATS_BLOCK_SAMPLES // len(names)))
         pending = np.empty((len(names), rows))  # a row per channel: its samples contiguous
         filled = 0
@@ -107,7 +108,7 @@ class Acquisition:
             if self._store(reader.parts, scan, point) or self._sink.needs_drain:
                 await self._sink.drain()
             if filled == rows:
-                self._fold(names, pending, filled)
+                self._fold(at, names, pending, filled)
                 filled = 0
             now = time.monotonic()
             if now - self._last_event >= EVENT_PERIOD_WALL_SECONDS:
@@ -135,7 +136,7 @@ class Acquisition:
                 index += 1
             await clock.sleep_until(began + count / rate)
         finally:
-            self._fold(names, pending, filled)
+            self._fold(at, names, pending, filled)
 
     def _store(self, parts: Sequence[Part], scan: Scan, point: int) -> bool:
         """The scan into the data file, one call per instrument; True when it wants a drain.
@@ -149,32 +150,14 @@ class Acquisition:
                 drain = True
         return drain
 
-    def _fold(self, names: Sequence[str], pending: np.ndarray, filled: int) -> None:
-        """Move the buffered scans into the point's statistics and the latest values."""
+    def _fold(self, at: np.ndarray, names: Sequence[str], pending: np.ndarray, filled: int) -> None:
+        """Move the buffered scans into the point's statistics (at positions `at`) and the
+        latest values."""
         if not filled:
             return
         block = pending[:, :filled]
-        s = summarise(block)
-        columns = zip(
-            names,
-            s.n.tolist(),
-            s.mean.tolist(),
-            s.m2.tolist(),
-            s.min.tolist(),
-            s.max.tolist(),
-            s.last.tolist(),
-            s.invalid.tolist(),
-            strict=True,
-        )
-        for channel, *summary in columns:
-            self._stats(channel).merge(*summary)
+        self.stats.merge(at, summarise(block))
         self.latest.update(zip(names, block[:, -1].tolist(), strict=True))
-
-    def _stats(self, channel: str) -> RunningStats:
-        stats = self.stats.get(channel)
-        if stats is None:
-            stats = self.stats[channel] = RunningStats()
-        return stats
 
     def _publish(self, now: float, names: Sequence[str], values: np.ndarray) -> None:
         """The latest values of every channel so far, this step's from its last scan."""

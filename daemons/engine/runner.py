@@ -424,7 +424,7 @@ class RunExecutor:
         """The point's summary row queued in the file, its checkpoint row and its records."""
         assert self.acquisition is not None
         assert self.run_file is not None
-        stats = {channel: s.result() for channel, s in self.acquisition.stats.items()}
+        stats = self.acquisition.stats.results()
         rows = self.run_file.mark_point(index, point, stats, started, ended, status.value)
         summary = {channel: _stats_dict(s) for channel, s in stats.items()}
         records = None

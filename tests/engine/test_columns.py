@@ -16,7 +16,7 @@ import pytest
 
 from mdfd.daemons.config import Interlock
 from mdfd.daemons.engine.interlocks import InterlockBreach, InterlockGuard
-from mdfd.daemons.stats import RunningStats, summarise
+from mdfd.daemons.stats import ColumnStats, RunningStats, summarise
 from mdfd.daemons.storage import read_channel
 from mdfd.drivers import Block, BlockReadable, InstrumentConfig, Reading, Value
 from mdfd.drivers.memory import MemoryDriver
@@ -90,7 +90,7 @@ async def test_an_instrument_offering_blocks_is_read_once_per_scan_and_never_by_
     assert acquisition.samples_written == 75
     for channel, value in EXPECTED.items():
         assert stored(path, channel) == [value] * 25
-        result = acquisition.stats[channel].result()
+        result = acquisition.stats.result(channel)
         assert (result.n, result.mean, result.min, result.max, result.last) == (
             25,
             value,
@@ -115,7 +115,7 @@ async def test_a_driver_without_blocks_gives_the_same_file_and_statistics(tmp_pa
         assert error is None
         results[kind] = (
             {c: stored(path, c) for c in CHANNELS},
-            {c: acquisition.stats[c].result() for c in CHANNELS},
+            {c: acquisition.stats.result(c) for c in CHANNELS},
             acquisition.latest,
         )
     assert results["blocks"] == results["readings"]
@@ -179,3 +179,29 @@ def test_a_block_summary_per_channel_equals_adding_its_samples_one_by_one() -> N
             else:
                 assert math.isnan(b.mean)
                 assert math.isnan(b.std)
+
+
+def test_a_point_s_column_statistics_equal_running_statistics_block_by_block() -> None:
+    rng = np.random.default_rng(5)
+    names = [f"i.c{k}" for k in range(6)]
+    columns = ColumnStats(names[:4])  # two channels join later, as a second step's would
+    running = {name: RunningStats() for name in names}
+    for step, (width, samples) in enumerate(((4, 50), (6, 3), (6, 200))):
+        block = rng.normal(1e3, 2.0, (width, samples))
+        block[1, ::7] = math.nan
+        block[2, :] = math.inf if step == 1 else block[2, :]  # a block with nothing valid
+        at = columns.positions(names[:width])
+        columns.merge(at, summarise(block))
+        for name, row in zip(names, block.tolist(), strict=False):
+            running[name].add_block(row)
+    results = columns.results()
+    assert list(results) == names
+    for name in names:
+        a, b = running[name].result(), results[name]
+        assert (a.n, a.invalid, a.min, a.max, a.last) == (b.n, b.invalid, b.min, b.max, b.last)
+        assert b.mean == pytest.approx(a.mean, rel=1e-13)
+        assert b.std == pytest.approx(a.std, rel=1e-9)
+    empty = ColumnStats(["x.y"]).result("x.y")
+    assert (empty.n, empty.invalid) == (0, 0)
+    assert math.isnan(empty.mean)
+    assert math.isnan(empty.last)
