@@ -211,19 +211,36 @@ class ColumnStats:
         """Each channel's `Stats`, as `RunningStats.result` gives them."""
         names = self.channels if channels is None else list(channels)
         at = np.array([self._index[c] for c in names], dtype=np.intp)
+        rows = zip(*(column.tolist() for column in self._columns(at)), strict=True)
+        return {name: Stats(*row) for name, row in zip(names, rows, strict=True)}
+
+    def summaries(self) -> dict[str, dict[str, float | int | None]]:
+        """Every channel's statistics as JSON-ready fields (`Stats`' names; None for NaN or
+        infinite), for the point's checkpoint row: made from the arrays, not per `Stats`."""
+        columns = []
+        for column in self._columns(np.arange(len(self.channels))):
+            values = column.astype(object)
+            if column.dtype.kind == "f":
+                values[~np.isfinite(column)] = None
+            columns.append(values.tolist())
+        return {
+            name: dict(zip(Stats.__slots__, row, strict=True))
+            for name, row in zip(self.channels, zip(*columns, strict=True), strict=True)
+        }
+
+    def _columns(self, at: np.ndarray) -> tuple[np.ndarray, ...]:
+        """The `Stats` fields, in order, of the channels at `at`."""
         n = self.n[at]
         with np.errstate(invalid="ignore", divide="ignore"):
             std = np.where(n > 1, np.sqrt(self.m2[at] / np.maximum(n - 1, 1)), 0.0)
         empty = n == 0
         nan = math.nan
-        columns = (
-            np.where(empty, nan, self.mean[at]).tolist(),
-            np.where(empty, nan, std).tolist(),
-            np.where(empty, nan, self.min[at]).tolist(),
-            np.where(empty, nan, self.max[at]).tolist(),
-            n.tolist(),
-            self.last[at].tolist(),
-            self.invalid[at].tolist(),
+        return (
+            np.where(empty, nan, self.mean[at]),
+            np.where(empty, nan, std),
+            np.where(empty, nan, self.min[at]),
+            np.where(empty, nan, self.max[at]),
+            n,
+            self.last[at],
+            self.invalid[at],
         )
-        rows = zip(*columns, strict=True)
-        return {name: Stats(*row) for name, row in zip(names, rows, strict=True)}

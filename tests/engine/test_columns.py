@@ -201,6 +201,13 @@ def test_a_point_s_column_statistics_equal_running_statistics_block_by_block() -
         assert (a.n, a.invalid, a.min, a.max, a.last) == (b.n, b.invalid, b.min, b.max, b.last)
         assert b.mean == pytest.approx(a.mean, rel=1e-13)
         assert b.std == pytest.approx(a.std, rel=1e-9)
+    summaries = columns.summaries()  # the checkpoint's JSON fields: None for NaN and inf
+    for name, stats in results.items():
+        fields = {f: getattr(stats, f) for f in ("mean", "std", "min", "max", "n", "last")}
+        fields["invalid"] = stats.invalid
+        expected = {f: None if not math.isfinite(v) else v for f, v in fields.items()}
+        assert summaries[name] == expected
+    assert summaries["i.c2"]["invalid"] > 0
     empty = ColumnStats(["x.y"]).result("x.y")
     assert (empty.n, empty.invalid) == (0, 0)
     assert math.isnan(empty.mean)
