@@ -1,6 +1,9 @@
 """Instrument drivers: one async contract, many protocols."""
 
 from .base import (
+    QUALITY_CODES,
+    Block,
+    BlockReadable,
     Browsable,
     BrowseEntry,
     ChannelConfig,
@@ -28,6 +31,9 @@ from .errors import (
 from .registry import UnknownDriver, available, driver_class
 
 __all__ = [
+    "QUALITY_CODES",
+    "Block",
+    "BlockReadable",
     "Browsable",
     "BrowseEntry",
     "ChannelConfig",

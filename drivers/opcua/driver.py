@@ -18,10 +18,10 @@ import math
 from collections.abc import AsyncIterator, Awaitable, Sequence
 from typing import ClassVar, TypeVar
 
+import numpy as np
 import structlog
 from asyncua import Client, ua
 from asyncua.common.subscription import DataChangeEvent, StatusChangeEvent, Subscription
-from asyncua.common.ua_utils import data_type_to_variant_type
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
@@ -30,7 +30,17 @@ from tenacity import (
     wait_exponential,
 )
 
-from ..base import DriverContext, InstrumentConfig, Quality, Reading, Value, check_writable, judged
+from ..base import (
+    GOOD_CODE,
+    Block,
+    DriverContext,
+    InstrumentConfig,
+    Quality,
+    Reading,
+    Value,
+    check_writable,
+    judged,
+)
 from ..errors import (
     ChannelError,
     InstrumentDisconnected,
@@ -39,13 +49,15 @@ from ..errors import (
     ProtocolError,
     WriteOutcomeUnknown,
 )
+from .blocks import BlockScan, answered, finish, prepare_block
 from .browse import BrowseEntry, browse
 from .config import OpcUaChannel, OpcUaInstrument
 from .login import channel_refused, configure_login, refusal
 from .nodeids import NodeRef, node_id, parse_node
+from .resolve import resolve
 from .scan import Scan, prepare, read_plan, readings
 from .streams import Fanout
-from .values import builtin_variant, encode, quality_of, status_name, to_python
+from .values import encode, quality_of, status_name, to_python
 
 BUILD_INFO = (
     ua.ObjectIds.Server_ServerStatus_BuildInfo_ManufacturerName,
@@ -75,6 +87,7 @@ class OpcUaDriver:
         self._types: dict[str, ua.VariantType] = {}
         self._by_node: dict[ua.NodeId, list[str]] = {}
         self._scans: dict[tuple[str, ...], Scan] = {}
+        self._blocks: dict[tuple[str, ...], BlockScan] = {}
         self._namespaces: list[str] = []
         self._fanout = Fanout(name)
         self._ready = asyncio.Event()
@@ -148,6 +161,28 @@ class OpcUaDriver:
                 return polled
             out.update(polled)
         return {name: out[name] for name in scan.channels}
+
+    async def read_block(self, channels: Sequence[str]) -> Block:
+        """`BlockReadable`: the polled channels in one Read service call, subscribed ones from
+        their latest notification (polled until the first), as columns (see `blocks`)."""
+        key = tuple(channels)
+        scan = self._blocks.get(key)
+        if scan is None:
+            for name in key:
+                self._channel(name)
+        client = self._require_client()
+        if scan is None:
+            if len(self._blocks) >= SCANS_KEPT:
+                del self._blocks[next(iter(self._blocks))]
+            scan = prepare_block(
+                self.name, key, self.config.channels, self._nodes, self._refs, self._types
+            )
+            self._blocks[key] = scan
+        values, codes = np.empty(len(key)), [GOOD_CODE] * len(key)
+        plan, at = scan.polling(self._fanout.latest, values, codes, self._nodes, self._refs)
+        if plan.channels:
+            answered(await self._call(client.uaclient.read(plan.parameters)), at, values, codes)
+        return finish(key, values, codes, self._context.clock())
 
     async def write(self, channel: str, value: Value) -> None:
         config = self._channel(channel)
@@ -249,45 +284,13 @@ class OpcUaDriver:
             raise
 
     async def _resolve(self, client: Client) -> None:
-        self._namespaces = await self._call(client.get_namespace_array(), connecting=True)
-        nodes: dict[str, ua.NodeId] = {}
-        for channel, ref in self._refs.items():
-            try:
-                nodes[channel] = ref.resolve(self._namespaces, self.config.namespace)
-            except LookupError as exc:
-                raise ChannelError(self.name, str(exc), channel=channel, address=ref.text) from None
-        channels = list(nodes)
-        types = await self._call(
-            client.uaclient.read_attributes([nodes[c] for c in channels], ua.AttributeIds.DataType),
-            connecting=True,
+        resolved = await self._call(
+            resolve(self.name, client, self._refs, self.config.namespace), connecting=True
         )
-        variant_types: dict[str, ua.VariantType] = {}
-        for channel, dv in zip(channels, types, strict=True):
-            if dv.StatusCode is not None and not dv.StatusCode.is_good():
-                raise ChannelError(
-                    self.name,
-                    "node is not usable",
-                    channel=channel,
-                    address=self._refs[channel].text,
-                    reply=status_name(dv.StatusCode),
-                )
-            if dv.Value is None:
-                raise ChannelError(
-                    self.name,
-                    "node answered no data type",
-                    channel=channel,
-                    address=self._refs[channel].text,
-                )
-            type_id: ua.NodeId = dv.Value.Value
-            builtin = builtin_variant(type_id)
-            if builtin is not None:
-                variant_types[channel] = builtin
-                continue
-            variant_types[channel] = await self._call(
-                data_type_to_variant_type(client.get_node(type_id)), connecting=True
-            )
-        self._nodes, self._types = nodes, variant_types
+        self._namespaces, nodes = resolved.namespaces, resolved.nodes
+        self._nodes, self._types = nodes, resolved.types
         self._scans.clear()
+        self._blocks.clear()
         self._by_node = {}
         for channel, node in nodes.items():
             self._by_node.setdefault(node, []).append(channel)

@@ -15,60 +15,23 @@ import asyncio
 import math
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 
 import pytest
 
-from ..base import Driver, DriverContext, Value
+from ..base import DriverContext
 from ..errors import (
     ChannelError,
     InstrumentDisconnected,
     InstrumentTimeout,
     WriteOutcomeUnknown,
 )
+from .blocks import BlockConformance
 from .proxy import WireProxy
+from .target import FIXED_TIME, ConformanceTarget, connected
 
-FIXED_TIME = 1_900_000_000.25
 CONCURRENT_READS = 50
 LEAK_GRACE = 3.0
 POOLED_THREADS = ("asyncio_", "AnyIO worker thread")
-
-
-@dataclass
-class ConformanceTarget:
-    """One instrument to check a driver against.
-
-    `make_driver(context)` builds a new, unconnected driver for the instrument (the driver's
-    factory, with its config). `channels` are read together as one scan; `units` are their
-    configured units. `writable` is a channel with limits: `in_limits` is a harmless value
-    inside them, `out_of_limits` one outside. `failure_bound` is the longest a read may take to
-    fail once the peer is gone (s): a few operation timeouts plus the reconnect attempts.
-    """
-
-    make_driver: Callable[[DriverContext], Driver]
-    channels: Sequence[str]
-    units: dict[str, str]
-    writable: str
-    in_limits: Value
-    out_of_limits: Value
-    failure_bound: float = 10.0
-    proxy: WireProxy | None = None
-    recovery_bound: float = 30.0
-    extra: dict[str, object] = field(default_factory=dict)
-
-
-@asynccontextmanager
-async def connected(
-    target: ConformanceTarget, context: DriverContext | None = None
-) -> AsyncIterator[Driver]:
-    driver = target.make_driver(context or DriverContext())
-    await driver.connect()
-    try:
-        yield driver
-    finally:
-        await driver.close()
 
 
 def _needs_proxy(target: ConformanceTarget) -> WireProxy:
@@ -78,7 +41,7 @@ def _needs_proxy(target: ConformanceTarget) -> WireProxy:
 
 
 @pytest.mark.asyncio
-class DriverConformance:
+class DriverConformance(BlockConformance):
     """Subclass and provide a `target` fixture; every test below then runs against it."""
 
     async def test_connect_and_close_are_idempotent(self, target: ConformanceTarget) -> None:

@@ -33,6 +33,7 @@ from mdfd.daemons.stats import SMALL_BLOCK, RunningStats
 from mdfd.daemons.storage import read_channel
 from mdfd.daemons.storage.hdf5_writer import ChannelSpec, RunFile
 from mdfd.drivers import (
+    Block,
     DriverContext,
     InstrumentError,
     InstrumentTimeout,
@@ -47,13 +48,29 @@ from mdfd.recipes.model import AcquireSpec
 from .conftest import write_config, write_recipe
 
 
-class Stalled(MemoryDriver):
+class Misbehaving(MemoryDriver):
+    """The memory driver with `_turn` before every read, columnar (`read_block`) or not: the
+    engine takes whichever the driver offers, and a fault must reach it either way."""
+
+    async def _turn(self) -> None:
+        pass
+
+    async def read(self, channels: Sequence[str]) -> dict[str, Reading]:
+        await self._turn()
+        return await super().read(channels)
+
+    async def read_block(self, channels: Sequence[str]) -> Block:
+        await self._turn()
+        return await super().read_block(channels)
+
+
+class Stalled(Misbehaving):
     """An instrument that stopped answering: reads and writes wait forever."""
 
     waiting = 0
     cancelled = 0
 
-    async def read(self, channels: Sequence[str]) -> dict[str, Reading]:
+    async def _turn(self) -> None:
         self.waiting += 1
         try:
             await asyncio.Event().wait()
@@ -66,7 +83,7 @@ class Stalled(MemoryDriver):
         await asyncio.Event().wait()
 
 
-class StallsOnce(MemoryDriver):
+class StallsOnce(Misbehaving):
     """Answers every read but the listed (1-based) ones, which wait until cancelled."""
 
     def __init__(self, *args: object, stalling: set[int]) -> None:
@@ -75,7 +92,7 @@ class StallsOnce(MemoryDriver):
         self.reads = 0
         self.cancelled = 0
 
-    async def read(self, channels: Sequence[str]) -> dict[str, Reading]:
+    async def _turn(self) -> None:
         self.reads += 1
         if self.reads in self.stalling:
             try:
@@ -83,18 +100,16 @@ class StallsOnce(MemoryDriver):
             except asyncio.CancelledError:
                 self.cancelled += 1
                 raise
-        return await super().read(channels)
 
 
-class Suspending(MemoryDriver):
+class Suspending(Misbehaving):
     """Like the memory driver, but every read goes through the event loop first."""
 
-    async def read(self, channels: Sequence[str]) -> dict[str, Reading]:
+    async def _turn(self) -> None:
         await asyncio.sleep(0)
-        return await super().read(channels)
 
 
-class Flaky(MemoryDriver):
+class Flaky(Misbehaving):
     """Times out on the reads whose (1-based) numbers are listed."""
 
     def __init__(self, *args: object, failing: set[int]) -> None:
@@ -102,11 +117,10 @@ class Flaky(MemoryDriver):
         self.failing = failing
         self.reads = 0
 
-    async def read(self, channels: Sequence[str]) -> dict[str, Reading]:
+    async def _turn(self) -> None:
         self.reads += 1
         if self.reads in self.failing:
             raise InstrumentTimeout(self.name, "no reply")
-        return await super().read(channels)
 
 
 async def connected(tmp_path: Path, trip: float = 1450.0) -> tuple[Instruments, EngineClock]:
@@ -263,7 +277,7 @@ async def test_an_acquisition_retries_failed_reads_and_keeps_its_count(tmp_path:
     assert driver.reads == 53
     assert acquisition.samples_written == 100
     for channel, value in (("meter.resistivity", 1.8), ("meter.hardness", 60.0)):
-        result = acquisition.stats[channel].result()
+        result = acquisition.stats.result(channel)
         assert (result.n, result.mean, result.std, result.min, result.max, result.last) == (
             50,
             value,
@@ -283,7 +297,7 @@ async def test_an_acquisition_stops_when_retries_run_out_with_what_it_had(
     spec = AcquireSpec(channels=["meter.resistivity"], rate=1000, count=50)
     acquisition, path, error = await acquire(tmp_path, instruments, clock, spec)
     assert isinstance(error, InstrumentTimeout)
-    assert acquisition.stats["meter.resistivity"].n == 10  # folded in despite the failure
+    assert acquisition.stats.result("meter.resistivity").n == 10  # folded in despite the failure
     assert acquisition.samples_written == 10
     assert len(read_channel(path, "meter.resistivity").value) == 10
 
@@ -388,7 +402,7 @@ async def test_a_read_stuck_mid_acquisition_times_out_and_is_retried(
     assert driver.reads == 22  # 20 scans and the two retried reads
     assert instruments.errors == 2
     assert acquisition.samples_written == 40
-    assert acquisition.stats["meter.hardness"].result().n == 20
+    assert acquisition.stats.result("meter.hardness").n == 20
     assert len(read_channel(path, "meter.hardness").value) == 20
 
 
