@@ -1,15 +1,12 @@
 """One instrument's scans on the event loop side, gathered into blocks for the writer thread.
 
 A block is a fixed-size numpy table (`rows` scans x the instrument's channels) filled row by
-row: `add_scan` writes a whole row in one numpy assignment; `put`, the per-reading entry point,
-assembles a row a channel at a time, closed when a channel comes round again or the point
-changes (`row_taken`). A channel a scan did not read is NaN with `sampled` 0, so a reader can tell
-it from an invalid sample (NaN with `sampled` 1).
+row, each scan in one numpy assignment. A channel a scan did not read is NaN with `sampled` 0,
+so a reader can tell it from an invalid sample (NaN with `sampled` 1).
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -43,12 +40,7 @@ class ScanBuffer:
         self.point = np.empty(rows, np.int64)
         self.value = np.empty((rows, width), np.float64)
         self.sampled = np.empty((rows, width), np.uint8)
-        self.count = 0  # complete rows in the block
-        self._open = False  # `put` is assembling a row
-        self._row = [math.nan] * width
-        self._row_sampled = bytearray(width)
-        self._row_time = 0.0
-        self._row_point = 0
+        self.count = 0  # rows in the block
         self._selections: dict[tuple[str, ...], slice | list[int]] = {}
 
     @property
@@ -58,8 +50,7 @@ class ScanBuffer:
     def add_scan(
         self, channels: Sequence[str], t: float, values: np.ndarray, point_index: int
     ) -> None:
-        """One scan as a row, after any row `put` was assembling has been closed; the caller
-        hands the block off when it is `full`."""
+        """One scan as a row; the caller hands the block off when it is `full`."""
         columns = self._columns(channels)
         if len(channels) != values.shape[0]:
             raise ValueError(f"{len(channels)} channels, {values.shape[0]} values")
@@ -75,38 +66,6 @@ class ScanBuffer:
             self.value[row, columns] = values
             self.sampled[row, columns] = 1
         self.count = row + 1
-
-    def row_taken(self, column: int, point_index: int) -> bool:
-        """Would a reading of `column` in `point_index` begin a new row (see `put`)?"""
-        return self._open and (self._row_sampled[column] == 1 or self._row_point != point_index)
-
-    def put(self, column: int, t: float, value: float, point_index: int) -> None:
-        """One reading into the row being assembled (the caller closed a taken one first).
-
-        The row takes the time of its first reading: the readings of one scan are taken
-        together, and the layout has one time per scan (ADR 0072). Assembled in a list and
-        copied into the block when it closes: numpy element access costs more than the rest
-        of this method.
-        """
-        if not self._open:
-            self._row_time = t
-            self._row_point = point_index
-            self._open = True
-        self._row[column] = value
-        self._row_sampled[column] = 1
-
-    def close_row(self) -> None:
-        """End the row `put` is assembling, if any (at a point's end, before a scan)."""
-        if self._open:
-            row = self.count
-            self.time[row] = self._row_time
-            self.point[row] = self._row_point
-            self.value[row] = self._row
-            self.sampled[row] = np.frombuffer(self._row_sampled, np.uint8)
-            width = len(self.names)
-            self._row, self._row_sampled = [math.nan] * width, bytearray(width)
-            self._open = False
-            self.count = row + 1
 
     def take(self) -> ScanBlock:
         """The complete rows as a block of their own (copies); the buffer starts empty."""

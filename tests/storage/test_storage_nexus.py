@@ -10,6 +10,7 @@ from datetime import datetime
 from pathlib import Path
 
 import h5py
+import numpy as np
 import pytest
 from nexusformat.nexus import nxload
 from storage_helpers import (
@@ -165,7 +166,7 @@ async def test_an_instrument_with_a_dash_gets_a_valid_group(tmp_path: Path) -> N
         tmp_path / "x.h5", metadata={}, channels=[ChannelSpec("my-oven.t", "K")], parameters=[]
     )
     await run.open()
-    run.add_sample("my-oven.t", T0, 300.0, 0)
+    run.add_scan("my-oven", ["my-oven.t"], T0, np.array([300.0]), 0)
     await run.close("completed")
     assert run.data_paths() == {"my-oven.t": "/entry/instrument/my_oven/data"}
     assert read_channel(tmp_path / "x.h5", "my-oven.t").value.tolist() == [300.0]
