@@ -215,7 +215,7 @@ class RunFile:
             raise ValueError(message) from None
         except ValueError as exc:
             raise ValueError(f"{self.path}: {instrument}: {exc}") from None
-        if buffer.full:
+        if buffer.count == buffer.rows:
             self._hand_off(buffer)
             return bool(self._backlog)
         return False

@@ -39,19 +39,17 @@ class ScanBuffer:
         self.time = np.empty(rows, np.float64)
         self.point = np.empty(rows, np.int64)
         self.value = np.empty((rows, width), np.float64)
-        self.sampled = np.empty((rows, width), np.uint8)
-        self.count = 0  # rows in the block
+        self.sampled = np.ones((rows, width), np.uint8)  # 0s only where a scan read some
+        self.rows = rows
+        self.count = 0  # rows in the block; the caller hands it off when count == rows
+        self._partial = False  # a row of this block has 0s in `sampled`
         self._selections: dict[tuple[str, ...], slice | list[int]] = {}
-
-    @property
-    def full(self) -> bool:
-        return self.count == self.time.shape[0]
 
     def add_scan(
         self, channels: Sequence[str], t: float, values: np.ndarray, point_index: int
     ) -> None:
-        """One scan as a row; the caller hands the block off when it is `full`."""
-        columns = self._columns(channels)
+        """One scan as a row; the caller hands the block off when it is full."""
+        columns = self._selections.get(tuple(channels)) or self._columns(channels)
         if len(channels) != values.shape[0]:
             raise ValueError(f"{len(channels)} channels, {values.shape[0]} values")
         row = self.count
@@ -59,12 +57,12 @@ class ScanBuffer:
         self.point[row] = point_index
         if columns is _ALL:
             self.value[row] = values
-            self.sampled[row] = 1
         else:
             self.value[row] = np.nan
             self.sampled[row] = 0
             self.value[row, columns] = values
             self.sampled[row, columns] = 1
+            self._partial = True
         self.count = row + 1
 
     def take(self) -> ScanBlock:
@@ -77,19 +75,21 @@ class ScanBuffer:
             self.point[:rows].copy(),
             self.sampled[:rows].copy(),
         )
+        if self._partial:
+            self.sampled.fill(1)
+            self._partial = False
         self.count = 0
         return block
 
     def _columns(self, channels: Sequence[str]) -> slice | list[int]:
+        """The columns of a channel list seen for the first time (then kept by `add_scan`)."""
         key = tuple(channels)
-        found = self._selections.get(key)
-        if found is None:
-            unknown = [name for name in key if name not in self.column]
-            if unknown:
-                raise KeyError(unknown[0])
-            if len(set(key)) != len(key):
-                raise ValueError(f"a channel appears twice in {list(key)}")
-            columns = [self.column[name] for name in key]
-            found = _ALL if columns == list(range(len(self.names))) else columns
-            self._selections[key] = found
+        unknown = [name for name in key if name not in self.column]
+        if unknown:
+            raise KeyError(unknown[0])
+        if len(set(key)) != len(key):
+            raise ValueError(f"a channel appears twice in {list(key)}")
+        columns = [self.column[name] for name in key]
+        found: slice | list[int] = _ALL if columns == list(range(len(self.names))) else columns
+        self._selections[key] = found
         return found
