@@ -13,6 +13,7 @@ import h5py
 import numpy as np
 import pytest
 from nexusformat.nexus import nxload
+from silx.io.nxdata import NXdata, get_default
 from storage_helpers import (
     CHANNELS,
     PARAMETERS,
@@ -123,6 +124,21 @@ def test_nexusformat_finds_the_default_plottable_data(run_path: Path) -> None:
         )
     finally:
         root.nxfile.close()
+
+
+def test_silx_takes_the_summary_and_each_series_as_plottable_nxdata(run_path: Path) -> None:
+    with h5py.File(run_path, "r") as handle:
+        summary = get_default(handle)
+        assert summary is not None
+        assert summary.group.name == "/entry/summary"
+        assert summary.is_valid
+        assert summary.signal.shape == (3, 2)  # points x channels: an image, a column a curve
+        assert summary.axes[0][()].tolist() == [parameters(p)["temperature"] for p in range(3)]
+        assert len(summary.auxiliary_signals) == 2  # min and max
+        series = NXdata(handle["entry/instrument/furnace/data"])
+        assert series.is_valid
+        assert series.signal.shape == (12, 1)
+        assert series.axes_dataset_names[0] == "time"
 
 
 def test_the_materials_are_an_nxsample(run_path: Path) -> None:
