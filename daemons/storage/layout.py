@@ -12,6 +12,7 @@
     time[scans]             f8, the scan's time (s since the Unix epoch, `clock` attribute)
     point_index[scans]      i8
     sampled[scans, channels] u1, 1 where the scan read that channel (0: value is a NaN filler)
+/entry/instrument/<instrument>/log  NXlog    soft links to data/time and data/value
 /entry/summary                      NXdata   one row per point, signal="mean", axes set:
     point_index, <parameter>..., start_time, end_time, status          [points]
     mean, std, min, max, n, invalid                                   [points, channels]
@@ -52,6 +53,8 @@ COUNTS = frozenset({"n", "invalid"})
 SERIES = "data"
 """The NXdata group of an instrument's scans, inside its NXcollection."""
 SERIES_FIELDS = ("time", "value", "point_index", "sampled")
+SERIES_LOG = "log"
+"""An NXlog view of the same scans (soft links to `time` and `value`), beside `data`."""
 POINT_INDEX = "point_index"
 POINT_START = "start_time"
 POINT_END = "end_time"

@@ -141,6 +141,25 @@ def test_silx_takes_the_summary_and_each_series_as_plottable_nxdata(run_path: Pa
         assert series.axes_dataset_names[0] == "time"
 
 
+def test_each_instrument_has_an_nxlog_view_of_its_scans(run_path: Path) -> None:
+    """For readers that look for NXlog in an instrument: the same time and value, no copy."""
+    root = nxload(str(run_path), "r")
+    try:
+        log = root["entry/instrument/meter/log"]
+        assert log.nxclass == "NXlog"
+        assert log["value"].nxdata[:, 0].tolist() == [
+            sample(1, p, i)[1] for p in range(3) for i in range(4)
+        ]
+        assert log["time"].nxdata.tolist() == [
+            sample(1, p, i)[0] for p in range(3) for i in range(4)
+        ]
+    finally:
+        root.nxfile.close()
+    with h5py.File(run_path, "r") as handle:
+        link = handle["entry/instrument/meter"].get("log/value", getlink=True)
+        assert link.path == "/entry/instrument/meter/data/value"
+
+
 def test_the_materials_are_an_nxsample(run_path: Path) -> None:
     with h5py.File(run_path, "r") as handle:
         sample = handle["entry/sample"]
