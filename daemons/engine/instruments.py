@@ -28,6 +28,7 @@ from mdfd.drivers import (
     QUALITY_CODES,
     Block,
     BlockReadable,
+    ChannelError,
     Driver,
     DriverContext,
     InstrumentError,
@@ -149,6 +150,7 @@ class Reader:
         self.parts = tuple(group.part for group in self._groups)
         self.channels = tuple(c for part in self.parts for c in part.channels)
         self._unfinished: tuple[str, ...] = ()  # the instruments a cut-short read waited for
+        self._by_reading: set[str] = set()  # instruments whose read_block refused a channel
 
     async def read(self) -> Sequence[Reading]:
         """One read under its own timeout (a poll, a step's single read)."""
@@ -217,10 +219,15 @@ class Reader:
     async def _driver_read(self, group: _Group) -> Sequence[Reading]:
         return group.pick(await self._counted(group, group.driver.read(group.names)))
 
-    async def _counted(self, group: _Group, call: Awaitable[T]) -> T:
-        """One driver call; a failure is counted and typed."""
+    async def _counted(self, group: _Group, call: Awaitable[T], refusable: bool = False) -> T:
+        """One driver call; a failure is counted and typed (a `ChannelError` is not counted
+        when the caller has another way, `refusable`)."""
         try:
             return await call
+        except ChannelError:
+            if not refusable:
+                self._instruments.errors += 1
+            raise
         except InstrumentError:
             self._instruments.errors += 1
             raise
@@ -229,6 +236,18 @@ class Reader:
             raise InstrumentTimeout(
                 group.part.instrument, "read timed out", channel=",".join(group.names)
             ) from None
+
+    def _read_by_reading(self, group: _Group, refusal: ChannelError) -> None:
+        """`read_block` refused a channel before the wire: one the config could not type and
+        the server says holds no number (text), or one that does not exist. From now on this
+        plan reads the instrument with `read`, which stores a non-number as an invalid sample
+        (said by the acquisition) and raises the same error for an unknown channel."""
+        self._by_reading.add(group.part.instrument)
+        structlog.get_logger().warning(
+            "columnar read refused; reading this instrument value by value",
+            instrument=group.part.instrument,
+            error=str(refusal),
+        )
 
     async def _read_readings(self, group: _Group) -> Sequence[Reading]:
         """Readings, checked and hooked as soon as they arrive, so a reading that breaches an
@@ -244,13 +263,17 @@ class Reader:
     async def _read_columns(self, group: _Group) -> _Columns:
         """One instrument's values as an array, checked and hooked as they arrive: its
         `read_block` when it has one, else its readings made into the same array."""
-        if group.read_block is not None:
-            block = await self._counted(group, group.read_block(group.names))
-            for check in group.checks:
-                check(block.values)
-            if group.hooked:
-                _hook(group, _readings(block))
-            return block.values, block.timestamp, ()
+        if group.read_block is not None and group.part.instrument not in self._by_reading:
+            try:
+                block = await self._counted(group, group.read_block(group.names), True)
+            except ChannelError as exc:
+                self._read_by_reading(group, exc)
+            else:
+                for check in group.checks:
+                    check(block.values)
+                if group.hooked:
+                    _hook(group, _readings(block))
+                return block.values, block.timestamp, ()
         readings = await self._driver_read(group)
         values, odd = _numbers(group.part.channels, readings)
         for check in group.checks:
