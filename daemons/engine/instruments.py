@@ -1,9 +1,9 @@
 """The MDF's instruments as the engine sees them: drivers by name, channels as `inst.channel`.
 
 Reads of many channels are grouped per instrument so each driver can batch them; instruments
-are read concurrently. Every reading passes the hooks (the interlock guard) before anyone else
-sees it. A list of channels read again and again (an acquisition's scans) gets a `Reader` that
-has worked out the grouping and the hooks once.
+are read concurrently. Every instrument's values pass the checks (the interlock guard, on the
+values as an array) before anyone else sees them. A list of channels read again and again (an
+acquisition's scans) gets a `Reader` that has worked out the grouping and the checks once.
 
 Every driver operation is bounded by `OPERATION_TIMEOUT`, with plain `asyncio.timeout`: a read
 or a write on its own gets its own timeout; the scans of an acquisition share one timeout
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Awaitable, Callable, Collection, Coroutine, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any, Protocol, TypeVar
@@ -25,7 +25,6 @@ import numpy as np
 import structlog
 
 from mdfd.drivers import (
-    QUALITY_CODES,
     Block,
     BlockReadable,
     ChannelError,
@@ -45,7 +44,6 @@ CONNECT_TIMEOUT = 30.0
 OPERATION_TIMEOUT = 60.0
 READERS_KEPT = 64  # distinct channel lists (acquire steps, interlock polls) a run keeps plans for
 
-ReadingHook = Callable[[str, Reading], None]
 T = TypeVar("T")
 
 
@@ -99,13 +97,12 @@ class Scan:
 
 @dataclass(frozen=True, slots=True)
 class _Group:
-    """One instrument's part of a read: its channel names, the hooks per position, the checks."""
+    """One instrument's part of a read: its channel names and the checks of its values."""
 
     part: Part
     driver: Driver
     names: tuple[str, ...]
     pick: Callable[[dict[str, Reading]], Sequence[Reading]]
-    hooked: tuple[tuple[int, str, tuple[ReadingHook, ...]], ...]
     checks: tuple[BlockCheck, ...]
     read_block: Callable[[Sequence[str]], Awaitable[Block]] | None
     """The driver's columnar read when it offers one (`BlockReadable`)."""
@@ -116,7 +113,7 @@ class Reader:
 
     `read()` returns the readings in the order of `channels` (grouped by instrument, so not
     necessarily the order asked for); `scan()` and `scan_within()` the same read as a `Scan`.
-    Either way each instrument's values pass the checks and hooks as soon as they arrive.
+    Either way each instrument's values pass the checks as soon as they arrive.
     """
 
     def __init__(self, instruments: Instruments, channels: Iterable[str]) -> None:
@@ -138,11 +135,6 @@ class Reader:
                     driver,
                     tuple(names),
                     _picker(names),
-                    tuple(
-                        (index, channel, hooks)
-                        for index, channel in enumerate(qualified)
-                        if (hooks := instruments.hooks_for(channel))
-                    ),
                     instruments.checks_for(qualified),
                     driver.read_block if isinstance(driver, BlockReadable) else None,
                 )
@@ -250,18 +242,17 @@ class Reader:
         )
 
     async def _read_readings(self, group: _Group) -> Sequence[Reading]:
-        """Readings, checked and hooked as soon as they arrive, so a reading that breaches an
+        """Readings, checked as soon as they arrive, so a reading that breaches an
         interlock trips it even if another instrument's read then fails."""
         readings = await self._driver_read(group)
         if group.checks:
             values, _ = _numbers(group.part.channels, readings)
             for check in group.checks:
                 check(values)
-        _hook(group, readings)
         return readings
 
     async def _read_columns(self, group: _Group) -> _Columns:
-        """One instrument's values as an array, checked and hooked as they arrive: its
+        """One instrument's values as an array, checked as they arrive: its
         `read_block` when it has one, else its readings made into the same array."""
         if group.read_block is not None and group.part.instrument not in self._by_reading:
             try:
@@ -271,14 +262,11 @@ class Reader:
             else:
                 for check in group.checks:
                     check(block.values)
-                if group.hooked:
-                    _hook(group, _readings(block))
                 return block.values, block.timestamp, ()
         readings = await self._driver_read(group)
         values, odd = _numbers(group.part.channels, readings)
         for check in group.checks:
             check(values)
-        _hook(group, readings)
         return values, readings[0].timestamp, odd
 
 
@@ -304,22 +292,6 @@ def _numbers(
     )
     numbers = [value if isinstance(value, int | float) else math.nan for value in values]
     return np.array(numbers, dtype=np.float64), odd
-
-
-def _readings(block: Block) -> list[Reading]:
-    """A block as readings, for the per-reading hooks (none on the hot path: the guard checks
-    arrays). Units are not in a block; a hook that needs them has the config."""
-    times = block.timestamp
-    return [
-        Reading(value, "", times, QUALITY_CODES[code])
-        for value, code in zip(block.values.tolist(), block.quality.tolist(), strict=True)
-    ]
-
-
-def _hook(group: _Group, readings: Sequence[Reading]) -> None:
-    for index, qualified, hooks in group.hooked:
-        for hook in hooks:
-            hook(qualified, readings[index])
 
 
 def _joined(columns: list[_Columns]) -> Scan:
@@ -350,22 +322,13 @@ class Instruments:
             self.drivers[name] = driver_class(instrument.driver)(name, instrument, context)
         self.identities: dict[str, str] = {}
         self.errors = 0
-        self._hooks: list[tuple[ReadingHook, Collection[str] | None]] = []
         self._checks: list[BlockChecks] = []
         self._readers: dict[tuple[str, ...], Reader] = {}
-
-    def on_reading(self, hook: ReadingHook, channels: Collection[str] | None = None) -> None:
-        """Call `hook` with every reading of `channels` (of every channel if None)."""
-        self._hooks.append((hook, None if channels is None else frozenset(channels)))
-        self._readers.clear()
 
     def on_block(self, checks: BlockChecks) -> None:
         """Check every read's values with `checks.plan(...)`, made once per plan and instrument."""
         self._checks.append(checks)
         self._readers.clear()
-
-    def hooks_for(self, qualified: str) -> tuple[ReadingHook, ...]:
-        return tuple(h for h, channels in self._hooks if channels is None or qualified in channels)
 
     def checks_for(self, channels: tuple[str, ...]) -> tuple[BlockCheck, ...]:
         return tuple(c for checks in self._checks if (c := checks.plan(channels)) is not None)
