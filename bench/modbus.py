@@ -3,7 +3,8 @@ run, with the pymodbus servers in a child process.
 
 Throughput: scans per second of 50 neighbouring float32 channels, by `read` (a Reading per
 channel) and by `read_block` (numpy columns), vs raw pymodbus reading the same 100-register
-block in one request.
+block in one request; slices of the three alternate in rotating order. This process's CPU per
+scan is printed for `read_block` against `read` (and raw pymodbus).
 
 The device is a plain pymodbus server in a child process, so neither client shares its event
 loop or its GIL. Rounds alternate driver / raw in small slices so that load from other
@@ -19,8 +20,10 @@ Scale: 20 instruments x 50 channels and 100 x 100 at 10 Hz, one pymodbus server 
 is scanned on a fixed 100 ms schedule by its own task; a tick whose scan cannot start within its
 period is missed, and the figure is the fraction of ticks kept: by `read_block`, and by raw
 pymodbus clients making the same requests (the driver's plan: 100 channels are 200 registers,
-two requests). The server process's CPU share (CPU seconds / wall, 1.0 = one core busy) is
-printed beside each, so a limit of the server side shows as a number.
+two requests). Printed beside it, so that a limit of the server side or of the machine shows as
+a number: the server process's and this process's CPU share (CPU seconds / wall, 100% = one
+core busy), this event loop's lag p99, and how much of the wall time each process's event loop
+thread spent runnable but waiting for a CPU (Linux schedstat: other processes' load).
 
     python -m bench.modbus [--quick] [--json PATH]
 """
@@ -31,6 +34,7 @@ import argparse
 import asyncio
 import functools
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -91,11 +95,21 @@ class Servers:
     process: subprocess.Popen[str]
     ports: list[int]
 
+    def waiting_seconds(self) -> float:
+        return _waiting_seconds(str(self.process.pid))
+
     def cpu_seconds(self) -> float:
         """User + system CPU of the server process (Linux /proc), all its threads."""
         with open(f"/proc/{self.process.pid}/stat", encoding="ascii") as handle:
             fields = handle.read().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _waiting_seconds(pid: str) -> float:
+    """Time the process's main thread (its event loop) spent runnable but waiting for a CPU:
+    the share of the machine other processes took from it (Linux schedstat)."""
+    with open(f"/proc/{pid}/schedstat", encoding="ascii") as handle:
+        return int(handle.read().split()[1]) / 1e9
 
 
 @contextmanager
@@ -136,27 +150,31 @@ def _config(port: int, channels: int = CHANNELS) -> ModbusInstrument:
     )
 
 
-async def _driver_time(driver: ModbusDriver, names: list[str], count: int) -> float:
-    started = time.perf_counter()
+Timed = tuple[float, float]
+"""Wall seconds and this process's CPU seconds of a slice of scans."""
+
+
+async def _driver_time(driver: ModbusDriver, names: list[str], count: int) -> Timed:
+    started, cpu = time.perf_counter(), time.process_time()
     for _ in range(count):
         await driver.read(names)
-    return time.perf_counter() - started
+    return time.perf_counter() - started, time.process_time() - cpu
 
 
-async def _block_time(driver: ModbusDriver, names: list[str], count: int) -> float:
-    started = time.perf_counter()
+async def _block_time(driver: ModbusDriver, names: list[str], count: int) -> Timed:
+    started, cpu = time.perf_counter(), time.process_time()
     for _ in range(count):
         await driver.read_block(names)
-    return time.perf_counter() - started
+    return time.perf_counter() - started, time.process_time() - cpu
 
 
-async def _raw_time(client: AsyncModbusTcpClient, count: int) -> float:
-    started = time.perf_counter()
+async def _raw_time(client: AsyncModbusTcpClient, count: int) -> Timed:
+    started, cpu = time.perf_counter(), time.process_time()
     for _ in range(count):
         response = await client.read_holding_registers(0, count=2 * CHANNELS, device_id=1)
         if response.isError():
             raise RuntimeError(f"raw read failed: {response}")
-    return time.perf_counter() - started
+    return time.perf_counter() - started, time.process_time() - cpu
 
 
 async def _measure(port: int, rounds: int, scans: int) -> list[Figure]:
@@ -174,17 +192,27 @@ async def _measure(port: int, rounds: int, scans: int) -> list[Figure]:
         await _block_time(driver, names, SLICE)
         await _raw_time(raw, SLICE)
         rates: tuple[list[float], list[float], list[float]] = ([], [], [])
+        cpus: tuple[list[float], list[float], list[float]] = ([], [], [])
+        contenders = (
+            lambda: _driver_time(driver, names, SLICE),
+            lambda: _block_time(driver, names, SLICE),
+            lambda: _raw_time(raw, SLICE),
+        )
         requests_before, scans_done = driver.requests, 0
         for _ in range(rounds):
-            spent = [0.0, 0.0, 0.0]
+            spent, used = [0.0, 0.0, 0.0], [0.0, 0.0, 0.0]
             slices = max(scans // SLICE, 1)
-            for _ in range(slices):
-                spent[0] += await _driver_time(driver, names, SLICE)
-                spent[1] += await _block_time(driver, names, SLICE)
-                spent[2] += await _raw_time(raw, SLICE)
+            for index in range(slices):
+                # Who goes first rotates: no side always follows the same other's slice.
+                for side in ((0, 1, 2), (1, 2, 0), (2, 0, 1))[index % 3]:
+                    wall, cpu = await contenders[side]()
+                    spent[side] += wall
+                    used[side] += cpu
             scans_done += 2 * slices * SLICE
             for kept, took in zip(rates, spent, strict=True):
                 kept.append(slices * SLICE / took)
+            for kept, took in zip(cpus, used, strict=True):
+                kept.append(took / (slices * SLICE) * 1e6)
         per_scan = (driver.requests - requests_before) / scans_done
     finally:
         raw.close()
@@ -206,6 +234,15 @@ async def _measure(port: int, rounds: int, scans: int) -> list[Figure]:
             baseline_name=raw_name,
             baseline_samples=rates[2],
             target_ratio=TARGET,
+        ),
+        Figure(
+            name=f"modbus client CPU per scan, read_block, {CHANNELS} float32 channels",
+            unit="us/scan",
+            samples=cpus[1],
+            baseline_name="read (a Reading per channel)",
+            baseline_samples=cpus[0],
+            higher_is_better=False,
+            note=f"raw pymodbus (decodes nothing): {statistics.median(cpus[2]):.0f} us/scan",
         ),
         Figure(
             name="modbus driver requests per scan",
@@ -241,6 +278,8 @@ class Kept:
     server_cpu: float
     client_cpu: float
     lag_p99: float
+    server_waiting: float
+    client_waiting: float
 
 
 async def _lag_monitor(lags: list[float]) -> None:
@@ -257,6 +296,7 @@ async def _phase(scans: list[Callable[[], Awaitable[object]]], ticks: int, serve
     shares of the server process and of this one over the phase."""
     loop = asyncio.get_running_loop()
     wall, cpu, server = time.perf_counter(), time.process_time(), served.cpu_seconds()
+    waited = (served.waiting_seconds(), _waiting_seconds("self"))
     start = loop.time() + 0.05
     lags: list[float] = []
     monitor = asyncio.create_task(_lag_monitor(lags))
@@ -272,6 +312,8 @@ async def _phase(scans: list[Callable[[], Awaitable[object]]], ticks: int, serve
         (served.cpu_seconds() - server) / wall,
         (time.process_time() - cpu) / wall,
         lags[int(len(lags) * 0.99)] if lags else 0.0,
+        (served.waiting_seconds() - waited[0]) / wall,
+        (_waiting_seconds("self") - waited[1]) / wall,
     )
 
 
@@ -349,7 +391,10 @@ def _scale_figure(
             f"{per_scan} request(s) per scan; server process CPU {share(mine, 'server_cpu')} "
             f"(raw phase {share(theirs, 'server_cpu')}), client CPU {share(mine, 'client_cpu')} "
             f"(raw {share(theirs, 'client_cpu')}); 100% = one core; client loop lag p99 "
-            f"{median(mine, 'lag_p99') * 1e3:.0f} ms (raw {median(theirs, 'lag_p99') * 1e3:.0f} ms)"
+            f"{median(mine, 'lag_p99') * 1e3:.0f} ms "
+            f"(raw {median(theirs, 'lag_p99') * 1e3:.0f} ms); "
+            f"runnable but waiting for a CPU: server {share(mine, 'server_waiting')}, "
+            f"client {share(mine, 'client_waiting')} of the wall time"
         ),
     )
 

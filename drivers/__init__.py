@@ -1,7 +1,10 @@
 """Instrument drivers: one async contract, many protocols."""
 
 from .base import (
+    BAD_CODE,
+    GOOD_CODE,
     QUALITY_CODES,
+    UNCERTAIN_CODE,
     Block,
     BlockReadable,
     Browsable,
@@ -31,7 +34,10 @@ from .errors import (
 from .registry import UnknownDriver, available, driver_class
 
 __all__ = [
+    "BAD_CODE",
+    "GOOD_CODE",
     "QUALITY_CODES",
+    "UNCERTAIN_CODE",
     "Block",
     "BlockReadable",
     "Browsable",

@@ -4,11 +4,14 @@
 bytes with a few vectorised steps compiled once per request: the channels of one data type and
 byte order are gathered as a (channels × words) matrix of the reply's registers (word order
 applied by the gather's index), viewed as big-endian values of their type, scaled, and written
-to their slots. Bits (coils, discrete inputs, bools inside registers) are gathered the same way.
+to their slots. The common layout — evenly spaced values all big-endian (or all little-endian,
+words and bytes) — skips the gather: the reply is viewed in place with a stride. Bits (coils,
+discrete inputs, bools inside registers) are gathered the same way.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -41,6 +44,25 @@ class _Group:
     slots: Indices
     scale: Floats | None
     offset: Floats | None
+    # Evenly spaced values whose registers are in one byte order (ABCD, or DCBA read as
+    # little-endian) are a strided view of the reply: (dtype, first byte, byte step).
+    strided: tuple[np.dtype[np.generic], int, int] | None
+
+    def column(self, payload: bytes) -> Floats:
+        """This group's values, in its slots' order, scaled."""
+        if self.strided is not None:
+            dtype, first, step = self.strided
+            shape = (len(self.slots),)
+            raw = np.ndarray(shape, dtype, buffer=payload, offset=first, strides=(step,))
+        else:
+            words = np.frombuffer(payload, dtype="<u2" if self.little_bytes else ">u2")
+            # each row: one value's registers in big-endian word order, contiguous
+            raw = words[self.words].astype(">u2").view(self.dtype)[:, 0]
+        column = raw.astype(np.float64)
+        if self.scale is not None and self.offset is not None:
+            column *= self.scale
+            column += self.offset
+        return column
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,13 +82,14 @@ class ColumnDecoder:
     bits: Indices | None  # coil / discrete input: each item's index in the reply's bits
     groups: tuple[_Group, ...]
     register_bits: _Bits | None
+    whole: bool  # one group holding every item in item order: its column is the answer
 
     @classmethod
     def compile(cls, request: ReadRequest) -> ColumnDecoder:
         size = len(request.items)
         if request.bits:
             index = np.array([item.index for item in request.items], dtype=np.intp)
-            return cls(size, index, (), None)
+            return cls(size, index, (), None, False)
         keyed: dict[tuple[DataType, bool], list[int]] = {}
         flags: list[int] = []
         for slot, item in enumerate(request.items):
@@ -85,7 +108,12 @@ class ColumnDecoder:
                 np.array([request.items[s].codec.bit or 0 for s in flags], dtype=np.uint16),
                 np.array(flags, dtype=np.intp),
             )
-        return cls(size, None, groups, register_bits)
+        whole = (
+            len(groups) == 1
+            and register_bits is None
+            and groups[0].slots.tolist() == list(range(size))
+        )
+        return cls(size, None, groups, register_bits, whole)
 
     def decode(self, values: Sequence[int] | Sequence[bool], payload: bytes | None) -> Floats:
         """The items' values as float64 from the reply's bits, or its registers' big-endian
@@ -94,24 +122,15 @@ class ColumnDecoder:
             return np.asarray(values, dtype=np.float64)[self.bits]
         if payload is None:
             payload = np.asarray(values, dtype=">u2").tobytes()
+        if self.whole:
+            return self.groups[0].column(payload)
         out = np.empty(self.size)
-        big = np.frombuffer(payload, dtype=">u2")
-        little: npt.NDArray[np.uint16] | None = None
         for group in self.groups:
-            if group.little_bytes:
-                little = np.frombuffer(payload, dtype="<u2") if little is None else little
-                source = little
-            else:
-                source = big
-            # each row: one value's registers in big-endian word order, contiguous
-            rows = source[group.words].astype(">u2")
-            column = rows.view(group.dtype)[:, 0].astype(np.float64)
-            if group.scale is not None and group.offset is not None:
-                column = column * group.scale + group.offset
-            out[group.slots] = column
+            out[group.slots] = group.column(payload)
         if self.register_bits is not None:
             flags = self.register_bits
-            out[flags.slots] = (big[flags.words] >> flags.shifts) & 1
+            words = np.frombuffer(payload, dtype=">u2")
+            out[flags.slots] = (words[flags.words] >> flags.shifts) & 1
         return out
 
 
@@ -126,6 +145,13 @@ def _group(request: ReadRequest, dtype: DataType, little_bytes: bool, slots: lis
         dtype=np.intp,
     )
     scaled = any(item.codec.scale != 1.0 or item.codec.offset != 0.0 for item in items)
+    starts = [item.index for item in items]
+    steps = {b - a for a, b in itertools.pairwise(starts)} or {count}
+    one_order = {item.codec.little_words for item in items} == {little_bytes}
+    strided = None
+    if one_order and len(steps) == 1 and min(steps) >= 0:
+        big = np.dtype(DTYPES[dtype])
+        strided = (big.newbyteorder("<") if little_bytes else big, 2 * starts[0], 2 * steps.pop())
     return _Group(
         np.dtype(DTYPES[dtype]),
         little_bytes,
@@ -133,4 +159,5 @@ def _group(request: ReadRequest, dtype: DataType, little_bytes: bool, slots: lis
         np.array(slots, dtype=np.intp),
         np.array([item.codec.scale for item in items]) if scaled else None,
         np.array([item.codec.offset for item in items]) if scaled else None,
+        strided,
     )

@@ -50,8 +50,8 @@ class BlockPlan:
 
     reads: list[PlannedRead]
     decoders: tuple[ColumnDecoder, ...]
-    size: int
     order: npt.NDArray[np.intp]
+    in_order: bool  # one request whose items are the channels as asked: no reordering
 
 
 READ_REQUESTS: dict[Table, type[ModbusPDU]] = {
@@ -134,17 +134,19 @@ class ModbusDriver:
         link = self._require_link()
         key = tuple(channels)
         plan = self._block_plan(key)
-        values = np.empty(plan.size)
-        start = 0
+        parts = []
         for (request, target, pdu), decoder in zip(plan.reads, plan.decoders, strict=True):
             registers, payload = await self._read_request(link, request, target, pdu)
-            values[start : start + decoder.size] = decoder.decode(registers, payload)
-            start += decoder.size
+            parts.append(decoder.decode(registers, payload))
         stamp = self._clock()
-        column = values[plan.order]
-        bad = ~np.isfinite(column)
-        column[bad] = np.nan
-        return Block(key, column, bad.astype(np.uint8) * np.uint8(BAD_CODE), stamp)
+        column = parts[0] if plan.in_order else np.concatenate(parts)[plan.order]
+        quality = np.zeros(len(key), np.uint8)
+        finite = np.isfinite(column)
+        if not finite.all():
+            bad = ~finite
+            column[bad] = np.nan
+            quality[bad] = BAD_CODE
+        return Block(key, column, quality, stamp)
 
     def _block_plan(self, key: tuple[str, ...]) -> BlockPlan:
         plan = self._block_plans.get(key)
@@ -154,11 +156,12 @@ class ModbusDriver:
             for request, _, _ in reads:
                 for name in request.names:
                     position[name] = len(position)
+            order = [position[name] for name in key]
             plan = BlockPlan(
                 reads,
                 tuple(ColumnDecoder.compile(request) for request, _, _ in reads),
-                len(position),
-                np.array([position[name] for name in key], dtype=np.intp),
+                np.array(order, dtype=np.intp),
+                len(reads) == 1 and order == list(range(len(position))),
             )
             self._block_plans[key] = plan
         return plan

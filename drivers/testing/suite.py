@@ -6,7 +6,9 @@ which channels to read, which channel to write and with what. When the target's 
 through a `WireProxy`, the wire-fault checks (peer vanishing mid-read, lost write replies,
 nothing sent for a refused write) run too; otherwise they are skipped with that reason.
 
-The rules checked here are the ones written in `mdfd.drivers.base.Driver`'s docstring.
+The rules checked here are the ones written in `mdfd.drivers.base.Driver`'s docstring; a
+driver that offers `read_block` is also held to `BlockReadable`'s (the checks in blocks.py,
+inherited by `DriverConformance` and skipped for drivers without the capability).
 """
 
 from __future__ import annotations

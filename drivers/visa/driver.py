@@ -23,13 +23,22 @@ import asyncio
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from math import isfinite
 from typing import ClassVar
 
 import structlog
 from pyvisa import rname
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
-from ..base import DriverContext, InstrumentConfig, Reading, Value, check_writable, judged
+from ..base import (
+    DriverContext,
+    InstrumentConfig,
+    Quality,
+    Reading,
+    Value,
+    check_writable,
+    judged,
+)
 from ..errors import (
     ChannelError,
     InstrumentDisconnected,
@@ -44,6 +53,7 @@ from .transport import transport_for
 
 log = structlog.get_logger()
 PLANS_KEPT = 64
+GOOD, BAD = Quality.GOOD, Quality.BAD
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,9 +131,13 @@ class VisaDriver:
                 # A plain number: float() takes the ASCII bytes as they came. Anything it
                 # refuses goes the general way, which names what is wrong with the reply.
                 try:
-                    value = float(raw)
+                    number = float(raw)
                 except ValueError:
                     value = self._parse(raw, channel, query, name)
+                else:
+                    good = isfinite(number)  # `judged`, for a float
+                    out[name] = Reading(number, channel.unit, now, GOOD if good else BAD)
+                    continue
             else:
                 value = self._parse(raw, channel, query, name)
             out[name] = Reading(value, channel.unit, now, judged(value))

@@ -26,6 +26,8 @@ from .parse import ParseFailure, decode_reply, error_entry, program_message, spl
 
 T = TypeVar("T")
 log = structlog.get_logger()
+MESSAGES_KEPT = 64
+"""Scans whose program messages are kept built (a driver reads a handful of channel lists)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,12 +59,14 @@ class OutOfStep(ProtocolError):
 
 
 class Scpi:
-    """The dialogues of one instrument; stateless between them."""
+    """The dialogues of one instrument; stateless between them (the program messages of a
+    scan are built once and kept)."""
 
     def __init__(self, instrument: str, config: VisaInstrument) -> None:
         self._name = instrument
         self._config = config
         self._log = log.bind(instrument=instrument, resource=config.resource)
+        self._messages: dict[tuple[str, ...], list[tuple[str, tuple[str, ...]]]] = {}
 
     def open(self) -> Dialogue[str]:
         """On a fresh session: discard stale errors, run the init sequence, return the identity."""
@@ -82,17 +86,22 @@ class Scpi:
             replies += self.units(group, (yield from self._query_raw(message)))
         return replies
 
-    def messages(self, commands: Sequence[str]) -> list[tuple[str, Sequence[str]]]:
+    def messages(self, commands: Sequence[str]) -> list[tuple[str, tuple[str, ...]]]:
         """The program messages a scan of `commands` goes out as, each with the queries it
         carries: the queries alone, or up to `queries_per_message` joined into one message.
 
         With `units`, this is the scan's dialogue as plain data, for a transport that sends a
         scan without driving a generator (the socket: one await per message)."""
-        size = self._config.queries_per_message
-        if size == 1:
-            return [(command, (command,)) for command in commands]
-        groups = [commands[start : start + size] for start in range(0, len(commands), size)]
-        return [(_message(group), group) for group in groups]
+        key = tuple(commands)
+        messages = self._messages.get(key)
+        if messages is None:
+            size = self._config.queries_per_message
+            groups = [key[start : start + size] for start in range(0, len(key), size)]
+            messages = [(_message(group), group) for group in groups]
+            if len(self._messages) >= MESSAGES_KEPT:
+                del self._messages[next(iter(self._messages))]
+            self._messages[key] = messages
+        return messages
 
     def units(self, group: Sequence[str], raw: bytes) -> list[bytes]:
         """The replies of a message's queries from its reply; fewer units than queries is

@@ -68,6 +68,32 @@ def test_columns_decode_as_each_channel_does(
                 assert mine == float(theirs), name
 
 
+@pytest.mark.parametrize(
+    ("word_order", "byte_order"),
+    [("big", "big"), ("little", "little"), ("little", "big"), ("big", "little")],
+)
+def test_a_row_of_neighbouring_floats_decodes_in_every_order(
+    word_order: str, byte_order: str
+) -> None:
+    """ABCD and DCBA rows are read as a strided view of the reply, CDAB and BADC gathered:
+    both give each channel's value, scaled."""
+    fields = {"type": "float32", "word_order": word_order, "byte_order": byte_order}
+    layout = {
+        f"c{i}": ModbusChannel.model_validate({"address": 3 * i, **fields, "scale": 2.0})
+        for i in range(40)
+    }
+    entries = [(name, config, Codec(config)) for name, config in layout.items()]
+    values = [1.5 * i - 20.0 for i in range(40)]
+    words = [0] * (3 * 40)
+    for i, value in enumerate(values):
+        words[3 * i : 3 * i + 2] = entries[i][2].encode(value)
+    payload = struct.pack(f">{len(words)}H", *words)
+    (request,) = plan_reads(entries, max_gap=8, max_registers=125, max_bits=2000)
+    got = ColumnDecoder.compile(request).decode(words, payload)
+    assert got.tolist() == pytest.approx(values)
+    assert got.tolist() == request.decode(words, payload)
+
+
 def test_bits_decode_to_zero_and_one() -> None:
     layout = {
         "a": ModbusChannel.model_validate({"table": "coil", "address": 3, "type": "bool"}),
