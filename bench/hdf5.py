@@ -1,9 +1,9 @@
 """Streaming samples into HDF5: RunFile against raw h5py, and memory over a long stream.
 
-Throughput: the same samples (4 channels of one instrument, round-robin) go through
-`RunFile.add_sample` (scan rows, bounded queue, writer thread, SWMR, a summary row + flush +
+Throughput: the same samples (scans of 4 channels of one instrument) go through
+`RunFile.add_scan` (a row per scan, bounded queue, writer thread, SWMR, a summary row + flush +
 fsync per point) and through the plainest synchronous h5py code writing the same layout in the
-same blocks (per-sample appends to array buffers, one write per block of scans, flush + fsync per
+same blocks (each scan copied into a block of rows, one write per block, flush + fsync per
 point, same chunks and gzip): once with
 h5py's usual `resize` + slice assignment, once with the low-level dataset-id calls RunFile itself
 uses. All run in this process, interleaved, so the machine's mood affects all alike.
@@ -23,7 +23,6 @@ import multiprocessing
 import os
 import tempfile
 import time
-from array import array
 from pathlib import Path
 
 import h5py
@@ -55,13 +54,14 @@ async def through_runfile(path: Path, data: list[float]) -> float:
     await run.open()
     names = [c.name for c in CHANNELS]
     nch = len(names)
-    add = run.add_sample
+    scans = np.asarray(data).reshape(-1, nch)
+    add = run.add_scan
     began = time.perf_counter()
     point = 0
-    for i, value in enumerate(data):
-        if add(names[i % nch], T0 + i * 1e-3, value, point):
+    for i in range(scans.shape[0]):
+        if add("meter", names, T0 + i * 1e-3, scans[i], point):
             await run.drain()
-        if (i + 1) % POINT == 0:
+        if (i + 1) * nch % POINT == 0:
             stats = {n: Stats(0.0, 0.0, 0.0, 0.0, 1) for n in names}
             await run.complete_point(point, {"x": float(point)}, stats, T0, T0)
             point += 1
@@ -92,19 +92,15 @@ def through_raw_h5py(path: Path, data: list[float], low_level: bool = False) -> 
         for name, dt, width in (*shapes, ("sampled", "u1", (nch,)))
     ]
     handle.swmr_mode = True
-    times, vals, points = array("d"), array("d"), array("q")
-    written = 0
+    times, vals, points = np.empty(rows), np.empty((rows, nch)), np.empty(rows, np.int64)
+    sampled = np.ones((rows, nch), dtype="u1")
+    filled = written = 0
     fd = handle.id.get_vfd_handle()
 
     def write() -> None:
-        nonlocal written
-        count = len(times)
-        blocks = [
-            np.frombuffer(times, dtype="f8"),
-            np.frombuffer(vals, dtype="f8").reshape(count, nch),
-            np.frombuffer(points, dtype="i8"),
-            np.ones((count, nch), dtype="u1"),
-        ]
+        nonlocal written, filled
+        count = filled
+        blocks = [times[:count], vals[:count], points[:count], sampled[:count]]
         end = written + count
         for dataset, block in zip(datasets, blocks, strict=True):
             if low_level:
@@ -115,22 +111,20 @@ def through_raw_h5py(path: Path, data: list[float], low_level: bool = False) -> 
             else:
                 dataset.resize(end, axis=0)
                 dataset[written:end] = block
-        del blocks  # release the buffers so the arrays can be emptied
-        written = end
-        del times[:], vals[:], points[:]
+        written, filled = end, 0
 
+    scans = np.asarray(data).reshape(-1, nch)
     began = time.perf_counter()
     point = 0
-    for i, value in enumerate(data):
-        channel = i % nch
-        if channel == 0:
-            times.append(T0 + i * 1e-3)
-            points.append(point)
-        vals.append(value)
-        if channel == nch - 1 and len(times) >= rows:
+    for i in range(scans.shape[0]):
+        times[filled] = T0 + i * 1e-3
+        points[filled] = point
+        vals[filled] = scans[i]
+        filled += 1
+        if filled == rows:
             write()
-        if (i + 1) % POINT == 0:
-            if times:
+        if (i + 1) * nch % POINT == 0:
+            if filled:
                 write()
             handle.flush()
             os.fsync(fd)
@@ -152,16 +146,17 @@ async def long_stream(path: Path, total: int) -> tuple[float, float]:
     run = RunFile(path, metadata={"run_id": "long"}, channels=CHANNELS, parameters=["x"])
     await run.open()
     names = [c.name for c in CHANNELS]
+    nch = len(names)
     half = 0.0
     point = 0
-    chunk = np.sin(np.arange(POINT) / 500.0).tolist()
-    for i in range(total):
-        if run.add_sample(names[i % 4], T0 + i * 1e-3, chunk[i % POINT], point):
+    chunk = np.sin(np.arange(POINT) / 500.0).reshape(-1, nch)
+    for i in range(total // nch):
+        if run.add_scan("meter", names, T0 + i * 1e-3, chunk[i % chunk.shape[0]], point):
             await run.drain()
-        if (i + 1) % POINT == 0:
+        if (i + 1) * nch % POINT == 0:
             await run.complete_point(point, {"x": float(point)}, {}, T0, T0)
             point += 1
-        if i + 1 == total // 2:
+        if (i + 1) * nch == total // 2:
             half = peak_rss_mb()
     await run.close("completed")
     return half, peak_rss_mb()

@@ -31,6 +31,7 @@ from .layout import (
     POINT_STATUS,
     SAMPLE,
     SERIES_FIELDS,
+    SERIES_LOG,
     STATS,
     STATUS_DTYPE,
     SUMMARY,
@@ -215,6 +216,10 @@ class FilePlan:
         self._name_columns(value, plan.channels)
         self._dataset(group, POINT_INDEX, "i8", (rows,), compress=True)
         self._dataset(group, "sampled", "u1", (rows, width), compress=True)
+        log = owner.create_group(SERIES_LOG)
+        log.attrs["NX_class"] = "NXlog"
+        for name in ("time", "value"):  # the same datasets, for readers that look for an NXlog
+            log[name] = h5py.SoftLink(f"/{series_group(plan.name)}/{name}")
 
     def _build_summary(self, handle: h5py.File) -> None:
         summary = handle.create_group(SUMMARY)

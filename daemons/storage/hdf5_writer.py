@@ -1,16 +1,15 @@
 """`RunFile`: stream a run's samples into its HDF5 file without blocking the event loop.
 
 The engine calls `add_scan` per instrument and scan (one numpy row into that instrument's block,
-see `scans`), or `add_sample` per reading. A full block (about `block_size` values, at least one
-scan) is handed to a single writer thread through a queue bounded at `queue_blocks` blocks in
-flight; beyond that, blocks wait in a backlog until the
-engine awaits `drain()`, which is the back-pressure: the producer is suspended until the disk
-has caught up, so memory stays bounded by (queue_blocks + blocks added between drains) blocks
-whatever the run's length.
+see `scans`). A full block (about `block_size` values, at least one scan) is handed to a single
+writer thread through a queue bounded at `queue_blocks` blocks in flight; beyond that, blocks
+wait in a backlog until the engine awaits `drain()`, which is the back-pressure: the producer is
+suspended until the disk has caught up, so memory stays bounded by (queue_blocks + blocks added
+between drains) blocks whatever the run's length.
 
 A point ends in two halves so that checkpoints can be group-committed: `mark_point` (no I/O)
-queues the point's summary row and returns the rows (scans) per channel up to the point's end — the
-counts the engine stores in its checkpoint and hands back to `open(resume_rows=...,
+queues the point's summary row and returns the rows (scans) per channel up to the point's
+end — the counts the engine stores in its checkpoint and hands back to `open(resume_rows=...,
 resume_points=...)` after a crash, so that samples beyond them vanish; `commit()` then pushes
 every buffered sample and queued summary row to the writer and flushes (and fsyncs) once for all
 of them. Points measured while one commit is on disk share the next one.
@@ -143,9 +142,6 @@ class RunFile:
             for number, instrument in enumerate(plan_instruments(self.channels))
         ]
         self._by_instrument = {b.names[0].partition(".")[0]: b for b in self._scans}
-        self._where = {
-            name: (buffer, k) for buffer in self._scans for name, k in buffer.column.items()
-        }
         self._queue_blocks = queue_blocks
         self._io_timeout = io_timeout
         self._file = H5RunFile(self.path, plan, durable=durable, min_free_bytes=min_free_bytes)
@@ -172,7 +168,7 @@ class RunFile:
         """Create the file, or (with resume counts) reopen it and cut it back to them."""
         if self._thread is not None or self._closed:
             raise StorageError(f"{self.path}: a RunFile opens once")
-        unknown = set(resume_rows or {}) - set(self._where)
+        unknown = set(resume_rows or {}) - set(self._column)
         if unknown:
             raise ValueError(f"resume_rows names unknown channels {sorted(unknown)}")
         self._loop = asyncio.get_running_loop()
@@ -202,16 +198,16 @@ class RunFile:
         point_index: int,
     ) -> bool:
         """Buffer one scan of `instrument`: `values[k]` (float64) is channel `channels[k]`
-        (qualified names, as `add_sample` takes them; all of the instrument's or some), all
-        taken at `t`. A full block goes to the writer (or the backlog, see drain).
+        (qualified names, `instrument.channel`; all of the instrument's or some), all taken at
+        `t`. A full block goes to the writer (or the backlog, see drain).
 
-        The columnar entry point: one numpy row per instrument and scan. Returns True when a
-        block waits beyond the queue (await `drain()`), like `add_sample`.
+        One numpy row per instrument and scan. Returns `needs_drain`'s answer whenever a block
+        was handed off (False otherwise), so a fast producer can write
+        `if run.add_scan(...): await run.drain()` at no extra cost.
         """
         buffer = self._by_instrument.get(instrument)
         if buffer is None:
             raise ValueError(f"{self.path}: instrument {instrument!r} was not declared")
-        drain = self._close_row(buffer)
         try:
             buffer.add_scan(channels, t, values, point_index)
         except KeyError as exc:
@@ -219,24 +215,10 @@ class RunFile:
             raise ValueError(message) from None
         except ValueError as exc:
             raise ValueError(f"{self.path}: {instrument}: {exc}") from None
-        if buffer.full:
+        if buffer.count == buffer.rows:
             self._hand_off(buffer)
             return bool(self._backlog)
-        return drain
-
-    def add_sample(self, channel: str, t: float, value: float, point_index: int) -> bool:
-        """Buffer one reading; readings of one instrument make a scan row (see `scans`).
-
-        Returns `needs_drain`'s answer whenever a block was handed off (False otherwise), so a
-        fast producer can write `if run.add_sample(...): await run.drain()` at no extra cost.
-        """
-        try:
-            buffer, column = self._where[channel]
-        except KeyError:
-            raise ValueError(f"{self.path}: channel {channel!r} was not declared") from None
-        drain = buffer.row_taken(column, point_index) and self._close_row(buffer)
-        buffer.put(column, t, value, point_index)
-        return drain
+        return False
 
     @property
     def needs_drain(self) -> bool:
@@ -288,8 +270,6 @@ class RunFile:
         self._raise_if_failed()
         row = self._summary_row(point_index, parameters, stats, started, ended)
         row.status = status.encode("ascii", "replace")[:16]
-        for buffer in self._scans:  # the point's last scan is complete
-            self._close_row(buffer)
         self._marked.append(row)
         return {
             name: self._rows_handed[buffer.number] + buffer.count
@@ -376,18 +356,8 @@ class RunFile:
         values = [float(parameters.get(name, math.nan)) for name in self.parameters]
         return PointRow(int(point_index), values, table, float(started), float(ended), b"")
 
-    def _close_row(self, buffer: ScanBuffer) -> bool:
-        """End the row `add_sample` is assembling; True when that handed off a block that now
-        waits beyond the queue (await `drain()`)."""
-        buffer.close_row()
-        if buffer.full:
-            self._hand_off(buffer)
-            return bool(self._backlog)
-        return False
-
     def _hand_off_all(self) -> None:
         for buffer in self._scans:
-            buffer.close_row()
             self._hand_off(buffer)
 
     def _hand_off(self, buffer: ScanBuffer) -> None:

@@ -12,6 +12,7 @@
     time[scans]             f8, the scan's time (s since the Unix epoch, `clock` attribute)
     point_index[scans]      i8
     sampled[scans, channels] u1, 1 where the scan read that channel (0: value is a NaN filler)
+/entry/instrument/<instrument>/log  NXlog    soft links to data/time and data/value
 /entry/summary                      NXdata   one row per point, signal="mean", axes set:
     point_index, <parameter>..., start_time, end_time, status          [points]
     mean, std, min, max, n, invalid                                   [points, channels]
@@ -52,6 +53,8 @@ COUNTS = frozenset({"n", "invalid"})
 SERIES = "data"
 """The NXdata group of an instrument's scans, inside its NXcollection."""
 SERIES_FIELDS = ("time", "value", "point_index", "sampled")
+SERIES_LOG = "log"
+"""An NXlog view of the same scans (soft links to `time` and `value`), beside `data`."""
 POINT_INDEX = "point_index"
 POINT_START = "start_time"
 POINT_END = "end_time"
@@ -118,28 +121,10 @@ def series_group(instrument: str) -> str:
     return f"{instrument_group(instrument)}/{SERIES}"
 
 
-def layout2_channel_group(channel: str) -> str:
-    """A channel's NXlog group in a layout-2 file, e.g. entry/instrument/furnace/temperature."""
-    instrument, _, name = channel.partition(".")
-    return f"{INSTRUMENT}/{nexus_name(instrument)}/{name}"
-
-
-def legacy_channel_group(channel: str) -> str:
-    """The NXlog path in a layout-1 file (the instrument's name as written in the config)."""
-    instrument, _, name = channel.partition(".")
-    return f"{INSTRUMENT}/{instrument}/{name}"
-
-
 def stat_column(channel: str, stat: str) -> str:
     """A statistic's column as programs and the CSV name it, e.g. `furnace.temperature_mean`
     (also its dataset name in a layout-1 file)."""
     return f"{channel}_{stat}"
-
-
-def stat_dataset(channel: str, stat: str) -> str:
-    """The same column's dataset in a layout-2 /entry/summary, e.g. `furnace__temperature_mean`
-    (also the name programs check for clashes, see `RunFile`)."""
-    return f"{nexus_name(channel)}_{stat}"
 
 
 def run_file_path(data_dir: Path, run_id: str) -> Path:

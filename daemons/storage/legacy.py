@@ -17,18 +17,29 @@ import numpy as np
 
 from .errors import StorageError
 from .layout import (
+    INSTRUMENT,
     POINT_END,
     POINT_INDEX,
     POINT_START,
     POINT_STATUS,
     STATS,
     ChannelSpec,
-    layout2_channel_group,
-    legacy_channel_group,
+    nexus_name,
     stat_column,
-    stat_dataset,
 )
 from .rows import ChannelData, whole_rows
+
+
+def stat_dataset(channel: str, stat: str) -> str:
+    """A statistic's dataset in a layout-2 /entry/summary, e.g. `furnace__temperature_mean`."""
+    return f"{nexus_name(channel)}_{stat}"
+
+
+def channel_group(channel: str, layout: int) -> str:
+    """A channel's NXlog group: `entry/instrument/furnace/temperature`; in layout 1 with the
+    instrument's name as configured, in layout 2 as a NeXus name (`my-oven` -> `my_oven`)."""
+    instrument, _, name = channel.partition(".")
+    return f"{INSTRUMENT}/{instrument if layout == 1 else nexus_name(instrument)}/{name}"
 
 
 def summary_columns(
@@ -50,7 +61,7 @@ def summary_columns(
 
 def read_channel(handle: h5py.File, path: Path, channel: str) -> ChannelData:
     layout = int(handle.attrs.get("mdfd_layout", 1))
-    name = legacy_channel_group(channel) if layout == 1 else layout2_channel_group(channel)
+    name = channel_group(channel, layout)
     if name not in handle:
         raise StorageError(f"{path}: no channel {channel!r}")
     group = handle[name]

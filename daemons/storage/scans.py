@@ -1,10 +1,8 @@
 """One instrument's scans on the event loop side, gathered into blocks for the writer thread.
 
 A block is a fixed-size numpy table (`rows` scans x the instrument's channels) filled row by
-row: `add_scan` writes a whole row in one numpy assignment; `put`, the per-reading entry point,
-assembles a row a channel at a time, closed when a channel comes round again or the point
-changes (`row_taken`). A channel a scan did not read is NaN with `sampled` 0, so a reader can tell
-it from an invalid sample (NaN with `sampled` 1).
+row, each scan in one numpy assignment. A channel a scan did not read is NaN with `sampled` 0,
+so a reader can tell it from an invalid sample (NaN with `sampled` 1).
 """
 
 from __future__ import annotations
@@ -41,26 +39,17 @@ class ScanBuffer:
         self.time = np.empty(rows, np.float64)
         self.point = np.empty(rows, np.int64)
         self.value = np.empty((rows, width), np.float64)
-        self.sampled = np.empty((rows, width), np.uint8)
-        self.count = 0  # complete rows in the block
-        self._open = False  # add_sample is filling row `count`
+        self.sampled = np.ones((rows, width), np.uint8)  # 0s only where a scan read some
+        self.rows = rows
+        self.count = 0  # rows in the block; the caller hands it off when count == rows
+        self._partial = False  # a row of this block has 0s in `sampled`
         self._selections: dict[tuple[str, ...], slice | list[int]] = {}
-
-    @property
-    def full(self) -> bool:
-        return self.count == self.time.shape[0]
-
-    @property
-    def pending(self) -> int:
-        """Scans held here, counting a row `add_sample` has begun."""
-        return self.count + self._open
 
     def add_scan(
         self, channels: Sequence[str], t: float, values: np.ndarray, point_index: int
     ) -> None:
-        """One scan as a row, after any row `put` was assembling has been closed; the caller
-        hands the block off when it is `full`."""
-        columns = self._columns(channels)
+        """One scan as a row; the caller hands the block off when it is full."""
+        columns = self._selections.get(tuple(channels)) or self._columns(channels)
         if len(channels) != values.shape[0]:
             raise ValueError(f"{len(channels)} channels, {values.shape[0]} values")
         row = self.count
@@ -68,40 +57,13 @@ class ScanBuffer:
         self.point[row] = point_index
         if columns is _ALL:
             self.value[row] = values
-            self.sampled[row] = 1
         else:
             self.value[row] = np.nan
             self.sampled[row] = 0
             self.value[row, columns] = values
             self.sampled[row, columns] = 1
+            self._partial = True
         self.count = row + 1
-
-    def row_taken(self, column: int, point_index: int) -> bool:
-        """Would a reading of `column` in `point_index` begin a new row (see `put`)?"""
-        row = self.count
-        return self._open and bool(self.sampled[row, column] or self.point[row] != point_index)
-
-    def put(self, column: int, t: float, value: float, point_index: int) -> None:
-        """One reading into the row being assembled (the caller closed a taken one first).
-
-        The row takes the time of its first reading: the readings of one scan are taken
-        together, and the layout has one time per scan (ADR 0072).
-        """
-        row = self.count
-        if not self._open:
-            self.time[row] = t
-            self.point[row] = point_index
-            self.value[row] = np.nan
-            self.sampled[row] = 0
-            self._open = True
-        self.value[row, column] = value
-        self.sampled[row, column] = 1
-
-    def close_row(self) -> None:
-        """End the row `add_sample` is assembling, if any (at a point's end, before a scan)."""
-        if self._open:
-            self._open = False
-            self.count += 1
 
     def take(self) -> ScanBlock:
         """The complete rows as a block of their own (copies); the buffer starts empty."""
@@ -113,19 +75,21 @@ class ScanBuffer:
             self.point[:rows].copy(),
             self.sampled[:rows].copy(),
         )
+        if self._partial:
+            self.sampled.fill(1)
+            self._partial = False
         self.count = 0
         return block
 
     def _columns(self, channels: Sequence[str]) -> slice | list[int]:
+        """The columns of a channel list seen for the first time (then kept by `add_scan`)."""
         key = tuple(channels)
-        found = self._selections.get(key)
-        if found is None:
-            unknown = [name for name in key if name not in self.column]
-            if unknown:
-                raise KeyError(unknown[0])
-            if len(set(key)) != len(key):
-                raise ValueError(f"a channel appears twice in {list(key)}")
-            columns = [self.column[name] for name in key]
-            found = _ALL if columns == list(range(len(self.names))) else columns
-            self._selections[key] = found
+        unknown = [name for name in key if name not in self.column]
+        if unknown:
+            raise KeyError(unknown[0])
+        if len(set(key)) != len(key):
+            raise ValueError(f"a channel appears twice in {list(key)}")
+        columns = [self.column[name] for name in key]
+        found: slice | list[int] = _ALL if columns == list(range(len(self.names))) else columns
+        self._selections[key] = found
         return found

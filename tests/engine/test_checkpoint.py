@@ -8,6 +8,7 @@ import sqlite3
 from pathlib import Path
 
 import h5py
+import numpy as np
 import pytest
 
 from mdfd.daemons.engine.checkpoint import Checkpointer, CheckpointFailed, EndedPoint
@@ -50,7 +51,10 @@ def end_point(run_file: RunFile, index: int, records=None) -> EndedPoint:
     """Three samples of value `index`, then the point's summary row queued in the file."""
     stats = RunningStats()
     for i in range(3):
-        run_file.add_sample(CHANNEL, 1000.0 + index + i / 10, float(index), index)
+        value = np.array([float(index)])
+        run_file.add_scan(
+            CHANNEL.partition(".")[0], [CHANNEL], 1000.0 + index + i / 10, value, index
+        )
         stats.add(float(index))
     parameters = {"x": float(index)}
     rows = run_file.mark_point(index, parameters, {CHANNEL: stats.result()}, 0.0, 1.0)

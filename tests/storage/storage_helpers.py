@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from mdfd.daemons.stats import RunningStats, Stats
 from mdfd.daemons.storage import ChannelSpec, RunFile
 
@@ -54,13 +56,18 @@ def make_run_file(path: Path, run_id: str = "run-1", **kwargs: object) -> RunFil
     )
 
 
+def add_one(run: RunFile, channel: str, t: float, value: float, point: int) -> bool:
+    """One channel's sample, as a scan of its instrument that read that channel only."""
+    return run.add_scan(channel.partition(".")[0], [channel], t, np.array([value]), point)
+
+
 def add_point_samples(run: RunFile, point: int, samples: int) -> dict[str, Stats]:
     """Feed a point's samples for every channel; their statistics as the engine computes them."""
     stats = {spec.name: RunningStats() for spec in CHANNELS}
     for i in range(samples):
         for number, spec in enumerate(CHANNELS):
             t, value = sample(number, point, i)
-            run.add_sample(spec.name, t, value, point)
+            add_one(run, spec.name, t, value, point)
             stats[spec.name].add(value)
     return {name: s.result() for name, s in stats.items()}
 

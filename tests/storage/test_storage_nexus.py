@@ -10,8 +10,10 @@ from datetime import datetime
 from pathlib import Path
 
 import h5py
+import numpy as np
 import pytest
 from nexusformat.nexus import nxload
+from silx.io.nxdata import NXdata, get_default
 from storage_helpers import (
     CHANNELS,
     PARAMETERS,
@@ -124,6 +126,40 @@ def test_nexusformat_finds_the_default_plottable_data(run_path: Path) -> None:
         root.nxfile.close()
 
 
+def test_silx_takes_the_summary_and_each_series_as_plottable_nxdata(run_path: Path) -> None:
+    with h5py.File(run_path, "r") as handle:
+        summary = get_default(handle)
+        assert summary is not None
+        assert summary.group.name == "/entry/summary"
+        assert summary.is_valid
+        assert summary.signal.shape == (3, 2)  # points x channels: an image, a column a curve
+        assert summary.axes[0][()].tolist() == [parameters(p)["temperature"] for p in range(3)]
+        assert len(summary.auxiliary_signals) == 2  # min and max
+        series = NXdata(handle["entry/instrument/furnace/data"])
+        assert series.is_valid
+        assert series.signal.shape == (12, 1)
+        assert series.axes_dataset_names[0] == "time"
+
+
+def test_each_instrument_has_an_nxlog_view_of_its_scans(run_path: Path) -> None:
+    """For readers that look for NXlog in an instrument: the same time and value, no copy."""
+    root = nxload(str(run_path), "r")
+    try:
+        log = root["entry/instrument/meter/log"]
+        assert log.nxclass == "NXlog"
+        assert log["value"].nxdata[:, 0].tolist() == [
+            sample(1, p, i)[1] for p in range(3) for i in range(4)
+        ]
+        assert log["time"].nxdata.tolist() == [
+            sample(1, p, i)[0] for p in range(3) for i in range(4)
+        ]
+    finally:
+        root.nxfile.close()
+    with h5py.File(run_path, "r") as handle:
+        link = handle["entry/instrument/meter"].get("log/value", getlink=True)
+        assert link.path == "/entry/instrument/meter/data/value"
+
+
 def test_the_materials_are_an_nxsample(run_path: Path) -> None:
     with h5py.File(run_path, "r") as handle:
         sample = handle["entry/sample"]
@@ -165,7 +201,7 @@ async def test_an_instrument_with_a_dash_gets_a_valid_group(tmp_path: Path) -> N
         tmp_path / "x.h5", metadata={}, channels=[ChannelSpec("my-oven.t", "K")], parameters=[]
     )
     await run.open()
-    run.add_sample("my-oven.t", T0, 300.0, 0)
+    run.add_scan("my-oven", ["my-oven.t"], T0, np.array([300.0]), 0)
     await run.close("completed")
     assert run.data_paths() == {"my-oven.t": "/entry/instrument/my_oven/data"}
     assert read_channel(tmp_path / "x.h5", "my-oven.t").value.tolist() == [300.0]

@@ -16,6 +16,7 @@ from storage_helpers import (
     CHANNELS,
     RELEASE_0_2,
     T0,
+    add_one,
     make_run_file,
     parameters,
     sample,
@@ -132,7 +133,7 @@ async def test_tiny_queue_back_pressure_loses_nothing(tmp_path: Path) -> None:
         for i in range(200):
             for number, spec in enumerate(CHANNELS):
                 t, value = sample(number, point, i)
-                run.add_sample(spec.name, t, value, point)
+                add_one(run, spec.name, t, value, point)
             if i % 7 == 0:
                 await run.drain()
         await run.complete_point(point, parameters(point), {}, 0.0, 1.0)
@@ -192,7 +193,9 @@ async def test_bad_names_are_refused_before_anything_is_written(tmp_path: Path) 
     run = make_run_file(path)
     await run.open()
     with pytest.raises(ValueError, match="not declared"):
-        run.add_sample("furnace.nope", 0.0, 1.0, 0)
+        run.add_scan("oven", ["oven.t"], 0.0, np.array([1.0]), 0)
+    with pytest.raises(ValueError, match=r"'furnace\.nope' is not of 'furnace'"):
+        run.add_scan("furnace", ["furnace.nope"], 0.0, np.array([1.0]), 0)
     with pytest.raises(ValueError, match="unknown names"):
         await run.complete_point(0, {"pressure": 1.0}, {}, 0.0, 1.0)
     await run.close("failed")
@@ -303,8 +306,7 @@ async def test_scans_of_some_channels_and_single_readings_keep_each_channel_exac
     tmp_path: Path,
 ) -> None:
     """A scan that reads some of an instrument's channels leaves the others out of their
-    series (not NaN samples); readings given one by one make one row per scan; an invalid
-    (NaN) reading is kept as a sample."""
+    series (not NaN samples), in any order; an invalid (NaN) reading is kept as a sample."""
     path = tmp_path / "run-1.h5"
     channels = [ChannelSpec("rack.a", "V"), ChannelSpec("rack.b", "A"), ChannelSpec("oven.t", "K")]
     run = RunFile(
@@ -313,12 +315,12 @@ async def test_scans_of_some_channels_and_single_readings_keep_each_channel_exac
     await run.open()
     run.add_scan("rack", ["rack.b"], T0, np.array([1.0]), 0)
     run.add_scan("rack", ["rack.b", "rack.a"], T0 + 1, np.array([2.0, 20.0]), 0)
-    for i in range(3):  # the engine's per-reading path: a, b, a, b, ...
-        run.add_sample("rack.a", T0 + 2 + i, 30.0 + i, 0)
-        run.add_sample("rack.b", T0 + 2 + i, math.nan if i == 1 else 3.0 + i, 0)
-        run.add_sample("oven.t", T0 + 2 + i, 300.0 + i, 0)
+    for i in range(3):
+        rack = np.array([30.0 + i, math.nan if i == 1 else 3.0 + i])
+        run.add_scan("rack", ["rack.a", "rack.b"], T0 + 2 + i, rack, 0)
+        run.add_scan("oven", ["oven.t"], T0 + 2 + i, np.array([300.0 + i]), 0)
     rows = await run.complete_point(0, {}, {}, T0, T0 + 5)
-    run.add_sample("rack.a", T0 + 6, 40.0, 1)  # the next point begins a new row
+    run.add_scan("rack", ["rack.a"], T0 + 6, np.array([40.0]), 1)
     rows_1 = await run.complete_point(1, {}, {}, T0 + 6, T0 + 7)
     await run.close("completed")
 
