@@ -1,9 +1,9 @@
 """The MDF's instruments as the engine sees them: drivers by name, channels as `inst.channel`.
 
 Reads of many channels are grouped per instrument so each driver can batch them; instruments
-are read concurrently. Every reading passes the hooks (the interlock guard) before anyone else
-sees it. A list of channels read again and again (an acquisition's scans) gets a `Reader` that
-has worked out the grouping and the hooks once.
+are read concurrently. Every instrument's values pass the checks (the interlock guard, on the
+values as an array) before anyone else sees them. A list of channels read again and again (an
+acquisition's scans) gets a `Reader` that has worked out the grouping and the checks once.
 
 Every driver call is one attempt bounded by its instrument's `timeouts` (configuration, not
 constants): `connect` for opening, `operation` for a read or a write, a driver's lazy reconnect
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Awaitable, Callable, Collection, Coroutine, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any, Protocol, TypeVar
@@ -27,9 +27,9 @@ import numpy as np
 import structlog
 
 from mdfd.drivers import (
-    QUALITY_CODES,
     Block,
     BlockReadable,
+    ChannelError,
     Driver,
     DriverContext,
     InstrumentError,
@@ -45,7 +45,6 @@ from ..config import MdfConfig
 
 READERS_KEPT = 64  # distinct channel lists (acquire steps, interlock polls) a run keeps plans for
 
-ReadingHook = Callable[[str, Reading], None]
 T = TypeVar("T")
 
 
@@ -99,13 +98,12 @@ class Scan:
 
 @dataclass(frozen=True, slots=True)
 class _Group:
-    """One instrument's part of a read: its channel names, the hooks per position, the checks."""
+    """One instrument's part of a read: its channel names and the checks of its values."""
 
     part: Part
     driver: Driver
     names: tuple[str, ...]
     pick: Callable[[dict[str, Reading]], Sequence[Reading]]
-    hooked: tuple[tuple[int, str, tuple[ReadingHook, ...]], ...]
     checks: tuple[BlockCheck, ...]
     read_block: Callable[[Sequence[str]], Awaitable[Block]] | None
     """The driver's columnar read when it offers one (`BlockReadable`)."""
@@ -116,7 +114,7 @@ class Reader:
 
     `read()` returns the readings in the order of `channels` (grouped by instrument, so not
     necessarily the order asked for); `scan()` and `scan_within()` the same read as a `Scan`.
-    Either way each instrument's values pass the checks and hooks as soon as they arrive.
+    Either way each instrument's values pass the checks as soon as they arrive.
     """
 
     def __init__(self, instruments: Instruments, channels: Iterable[str]) -> None:
@@ -138,11 +136,6 @@ class Reader:
                     driver,
                     tuple(names),
                     _picker(names),
-                    tuple(
-                        (index, channel, hooks)
-                        for index, channel in enumerate(qualified)
-                        if (hooks := instruments.hooks_for(channel))
-                    ),
                     instruments.checks_for(qualified),
                     driver.read_block if isinstance(driver, BlockReadable) else None,
                 )
@@ -152,6 +145,7 @@ class Reader:
         # Instruments are read concurrently: the read ends when the slowest may have answered.
         self.timeout = max(instruments.timeouts[g.part.instrument].operation for g in self._groups)
         self._unfinished: tuple[str, ...] = ()  # the instruments a cut-short read waited for
+        self._by_reading: set[str] = set()  # instruments whose read_block refused a channel
 
     async def read(self) -> Sequence[Reading]:
         """One read under its own timeout (a poll, a step's single read)."""
@@ -220,10 +214,15 @@ class Reader:
     async def _driver_read(self, group: _Group) -> Sequence[Reading]:
         return group.pick(await self._counted(group, group.driver.read(group.names)))
 
-    async def _counted(self, group: _Group, call: Awaitable[T]) -> T:
-        """One driver call; a failure is counted and typed."""
+    async def _counted(self, group: _Group, call: Awaitable[T], refusable: bool = False) -> T:
+        """One driver call; a failure is counted and typed (a `ChannelError` is not counted
+        when the caller has another way, `refusable`)."""
         try:
             return await call
+        except ChannelError:
+            if not refusable:
+                self._instruments.errors += 1
+            raise
         except InstrumentError:
             self._instruments.errors += 1
             raise
@@ -233,32 +232,44 @@ class Reader:
                 group.part.instrument, "read timed out", channel=",".join(group.names)
             ) from None
 
+    def _read_by_reading(self, group: _Group, refusal: ChannelError) -> None:
+        """`read_block` refused a channel before the wire: one the config could not type and
+        the server says holds no number (text), or one that does not exist. From now on this
+        plan reads the instrument with `read`, which stores a non-number as an invalid sample
+        (said by the acquisition) and raises the same error for an unknown channel."""
+        self._by_reading.add(group.part.instrument)
+        structlog.get_logger().warning(
+            "columnar read refused; reading this instrument value by value",
+            instrument=group.part.instrument,
+            error=str(refusal),
+        )
+
     async def _read_readings(self, group: _Group) -> Sequence[Reading]:
-        """Readings, checked and hooked as soon as they arrive, so a reading that breaches an
+        """Readings, checked as soon as they arrive, so a reading that breaches an
         interlock trips it even if another instrument's read then fails."""
         readings = await self._driver_read(group)
         if group.checks:
             values, _ = _numbers(group.part.channels, readings)
             for check in group.checks:
                 check(values)
-        _hook(group, readings)
         return readings
 
     async def _read_columns(self, group: _Group) -> _Columns:
-        """One instrument's values as an array, checked and hooked as they arrive: its
+        """One instrument's values as an array, checked as they arrive: its
         `read_block` when it has one, else its readings made into the same array."""
-        if group.read_block is not None:
-            block = await self._counted(group, group.read_block(group.names))
-            for check in group.checks:
-                check(block.values)
-            if group.hooked:
-                _hook(group, _readings(block))
-            return block.values, block.timestamp, ()
+        if group.read_block is not None and group.part.instrument not in self._by_reading:
+            try:
+                block = await self._counted(group, group.read_block(group.names), True)
+            except ChannelError as exc:
+                self._read_by_reading(group, exc)
+            else:
+                for check in group.checks:
+                    check(block.values)
+                return block.values, block.timestamp, ()
         readings = await self._driver_read(group)
         values, odd = _numbers(group.part.channels, readings)
         for check in group.checks:
             check(values)
-        _hook(group, readings)
         return values, readings[0].timestamp, odd
 
 
@@ -284,22 +295,6 @@ def _numbers(
     )
     numbers = [value if isinstance(value, int | float) else math.nan for value in values]
     return np.array(numbers, dtype=np.float64), odd
-
-
-def _readings(block: Block) -> list[Reading]:
-    """A block as readings, for the per-reading hooks (none on the hot path: the guard checks
-    arrays). Units are not in a block; a hook that needs them has the config."""
-    times = block.timestamp
-    return [
-        Reading(value, "", times, QUALITY_CODES[code])
-        for value, code in zip(block.values.tolist(), block.quality.tolist(), strict=True)
-    ]
-
-
-def _hook(group: _Group, readings: Sequence[Reading]) -> None:
-    for index, qualified, hooks in group.hooked:
-        for hook in hooks:
-            hook(qualified, readings[index])
 
 
 def _joined(columns: list[_Columns]) -> Scan:
@@ -332,22 +327,13 @@ class Instruments:
             self.timeouts[name] = instrument.timeouts
         self.identities: dict[str, str] = {}
         self.errors = 0
-        self._hooks: list[tuple[ReadingHook, Collection[str] | None]] = []
         self._checks: list[BlockChecks] = []
         self._readers: dict[tuple[str, ...], Reader] = {}
-
-    def on_reading(self, hook: ReadingHook, channels: Collection[str] | None = None) -> None:
-        """Call `hook` with every reading of `channels` (of every channel if None)."""
-        self._hooks.append((hook, None if channels is None else frozenset(channels)))
-        self._readers.clear()
 
     def on_block(self, checks: BlockChecks) -> None:
         """Check every read's values with `checks.plan(...)`, made once per plan and instrument."""
         self._checks.append(checks)
         self._readers.clear()
-
-    def hooks_for(self, qualified: str) -> tuple[ReadingHook, ...]:
-        return tuple(h for h, channels in self._hooks if channels is None or qualified in channels)
 
     def checks_for(self, channels: tuple[str, ...]) -> tuple[BlockCheck, ...]:
         return tuple(c for checks in self._checks if (c := checks.plan(channels)) is not None)

@@ -396,7 +396,10 @@ class RunExecutor:
                 message=message,
             )
             await checkpointer.wait_for_room()
-            ended_point = self._ended_point(context, index, point, status, message, started, ended)
+            stats, summary = await self.acquisition.point_results()
+            ended_point = self._ended_point(
+                context, index, point, status, message, started, ended, stats, summary
+            )
             checkpointer.submit(EndedPoint(*ended_point, ended_event))
             log.info("point ended", status=status.value, message=message or None)
         await checkpointer.flush()
@@ -419,13 +422,12 @@ class RunExecutor:
         message: str,
         started: float,
         ended: float,
+        stats: dict[str, Stats],
+        summary: dict[str, dict[str, float | int | None]],
     ) -> tuple[PointRow, Callable[[sqlite3.Connection], None] | None]:
         """The point's summary row queued in the file, its checkpoint row and its records."""
-        assert self.acquisition is not None
         assert self.run_file is not None
-        stats = self.acquisition.stats.results()
         rows = self.run_file.mark_point(index, point, stats, started, ended, status.value)
-        summary = self.acquisition.stats.summaries()
         records = None
         if self.record_hook and status is PointStatus.COMPLETED:
             records = self.record_hook(

@@ -13,14 +13,18 @@ from typing import ClassVar
 
 import numpy as np
 import pytest
+import structlog
 
-from mdfd.daemons.config import Interlock
+from mdfd.daemons.clock import EngineClock
+from mdfd.daemons.config import Interlock, load_config
+from mdfd.daemons.engine.instruments import Instruments
 from mdfd.daemons.engine.interlocks import InterlockBreach, InterlockGuard
 from mdfd.daemons.stats import ColumnStats, RunningStats, summarise
 from mdfd.daemons.storage import read_channel
 from mdfd.drivers import Block, BlockReadable, InstrumentConfig, Reading, Value
 from mdfd.drivers.memory import MemoryDriver
 from mdfd.recipes.model import AcquireSpec
+from tests.support import mdf_config, memory_instruments
 
 from .test_hot_path import acquire, connected, swap
 
@@ -212,3 +216,30 @@ def test_a_point_s_column_statistics_equal_running_statistics_block_by_block() -
     assert (empty.n, empty.invalid) == (0, 0)
     assert math.isnan(empty.mean)
     assert math.isnan(empty.last)
+
+
+async def test_a_channel_the_block_read_refuses_is_read_by_value_and_stored_invalid(
+    tmp_path: Path,
+) -> None:
+    """A server's text node where the config could not say (OPC-UA): `read_block` refuses it
+    before the wire; the instrument is then read with `read`, its other channels kept, the
+    text an invalid sample with a warning, never a failed run."""
+    instruments = memory_instruments()
+    instruments["meter"]["channels"]["label"] = {"initial": "A-17"}
+    mdf_config(tmp_path, simulation={"time_scale": 3000.0}, instruments=instruments)
+    config = load_config(tmp_path / "mdf.yaml")
+    clock = EngineClock(config.model.time_scale)
+    engine_instruments = Instruments(config.model, ["furnace", "meter"], clock.now)
+    await engine_instruments.connect()
+    spec = AcquireSpec(channels=["meter.resistivity", "meter.label"], rate=1000, count=6)
+    with structlog.testing.capture_logs() as logs:
+        acquisition, path, error = await acquire(tmp_path, engine_instruments, clock, spec)
+    assert error is None
+    assert engine_instruments.errors == 0
+    assert stored(path, "meter.resistivity") == [1.8] * 6
+    assert all(math.isnan(v) for v in stored(path, "meter.label"))
+    label = acquisition.stats.result("meter.label")
+    assert (label.n, label.invalid) == (0, 6)
+    events = [entry["event"] for entry in logs]
+    assert events.count("columnar read refused; reading this instrument value by value") == 1
+    assert events.count("acquired value is not a number; stored as an invalid sample") == 1

@@ -16,9 +16,10 @@ import random
 import statistics
 import time
 from array import array
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from mdfd.daemons.clock import EngineClock
@@ -194,18 +195,33 @@ async def test_reads_that_suspend_or_not_give_the_same_readings(tmp_path: Path) 
     assert values == [expected[c] for c in reader.channels]
 
 
-async def test_hooks_see_every_reading_of_their_channels_and_only_those(tmp_path: Path) -> None:
+class Watch:
+    """Block checks that record what they are shown: of `channel` only, or of every channel."""
+
+    def __init__(self, channel: str | None = None) -> None:
+        self.channel = channel
+        self.seen: list[tuple[str, float]] = []
+
+    def plan(self, channels: tuple[str, ...]) -> Callable[[np.ndarray], None] | None:
+        watched = [(i, c) for i, c in enumerate(channels) if self.channel in (None, c)]
+        if not watched:
+            return None
+        return lambda values: self.seen.extend((c, float(values[i])) for i, c in watched)
+
+
+async def test_checks_see_every_read_of_their_channels_and_only_those(tmp_path: Path) -> None:
     instruments, _ = await connected(tmp_path)
-    seen: list[tuple[str, object]] = []
-    everything: list[str] = []
-    instruments.on_reading(lambda c, r: seen.append((c, r.value)), {"meter.hardness"})
-    instruments.on_reading(lambda c, r: everything.append(c))
+    hardness, everything = Watch("meter.hardness"), Watch()
+    instruments.on_block(hardness)
+    instruments.on_block(everything)
     reader = instruments.reader(["furnace.temperature", "meter.hardness"])
-    for _ in range(5):
-        await reader.read()
+    for _ in range(3):
+        await reader.read()  # readings
+        await reader.scan()  # columns
     await instruments.read(["meter.hardness"])
-    assert seen == [("meter.hardness", 60)] * 6
-    assert sorted(everything) == sorted(["furnace.temperature"] * 5 + ["meter.hardness"] * 6)
+    assert hardness.seen == [("meter.hardness", 60.0)] * 7
+    channels = sorted(c for c, _ in everything.seen)
+    assert channels == sorted(["furnace.temperature"] * 6 + ["meter.hardness"] * 7)
 
 
 async def test_the_guard_trips_on_the_reading_that_crosses_the_bound(tmp_path: Path) -> None:
@@ -417,13 +433,8 @@ async def test_the_loop_stays_responsive_during_a_fast_acquisition(tmp_path: Pat
     never suspend) still lets a timer-driven task (the interlock monitor, the watchdog) and the
     loop's I/O run: five 1 ms ticks and a round trip over a socket happen mid-acquisition."""
     instruments, clock = await connected(tmp_path)
-    reads = 0
-
-    def count(channel: str, reading: Reading) -> None:
-        nonlocal reads
-        reads += 1
-
-    instruments.on_reading(count, {"meter.hardness"})
+    hardness = Watch("meter.hardness")
+    instruments.on_block(hardness)
     spec = AcquireSpec(channels=["meter.resistivity", "meter.hardness"], rate=10_000, count=10**7)
     config = load_config(tmp_path / "mdf.yaml")
     recipe = load_recipe(write_recipe(tmp_path))
@@ -452,7 +463,7 @@ async def test_the_loop_stays_responsive_during_a_fast_acquisition(tmp_path: Pat
         seen: list[int] = []
         while len(seen) < 5:
             await asyncio.sleep(0.001)
-            seen.append(reads)
+            seen.append(len(hardness.seen))
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         writer.write(b"ping\n")
         answer = await reader.readline()
@@ -462,7 +473,7 @@ async def test_the_loop_stays_responsive_during_a_fast_acquisition(tmp_path: Pat
     task = asyncio.create_task(acquisition.run(spec, ctx))
     try:
         seen, answer = await asyncio.wait_for(watchdog(), 60.0)  # an upper bound, not a target
-        during = reads
+        during = len(hardness.seen)
         assert not task.done()
     finally:
         task.cancel()
