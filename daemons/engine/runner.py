@@ -21,6 +21,7 @@ from mdfd.recipes.loader import LoadedRecipe, load_recipe
 
 from ..clock import EngineClock, clock_kind
 from ..config import LoadedConfig
+from ..stats import Stats
 from ..storage.errors import DiskNearlyFull
 from ..storage.hdf5_writer import ChannelSpec, Material, RunFile
 from ..store import (
