@@ -25,6 +25,7 @@ from pydantic import (
 )
 
 from . import sweeps
+from .adaptive import AdaptiveSweep
 from .located import PathKey
 from .units import UnitText
 from .values import (
@@ -532,17 +533,35 @@ class Precondition(Strict):
         return f"{self.channel} " + " and ".join(b for b in bounds if "None" not in b)
 
 
+def _sweep_kind(value: object) -> str:
+    """`kind: adaptive` marks a campaign; any other sweep is fixed before the run (`mode`)."""
+    if isinstance(value, dict):
+        return "adaptive" if value.get("kind") == "adaptive" else "fixed"
+    return "adaptive" if isinstance(value, AdaptiveSweep) else "fixed"
+
+
+AnySweep = Annotated[
+    Annotated[Sweep, Tag("fixed")] | Annotated[AdaptiveSweep, Tag("adaptive")],
+    Discriminator(_sweep_kind),
+]
+
+
 class Recipe(Strict):
     recipe: Metadata
     materials: Materials = Materials()
     preconditions: list[Precondition] = []
-    sweep: Sweep
+    sweep: AnySweep
     steps: list[Step] = Field(min_length=1)
     record: RecordMapping = RecordMapping()
     on_error: ErrorPolicy = ErrorPolicy()
 
     def points(self) -> list[sweeps.Point]:
+        """A fixed sweep's points in order; an adaptive sweep's corners (see its `generate`)."""
         return self.sweep.generate()
+
+    @property
+    def adaptive(self) -> AdaptiveSweep | None:
+        return self.sweep if isinstance(self.sweep, AdaptiveSweep) else None
 
     def acquired_channels(self) -> list[str]:
         return list(self._acquired_where())
@@ -556,6 +575,8 @@ class Recipe(Strict):
                 if isinstance(value, ParameterRef) and value.name not in names:
                     problems.append((("steps", index, *field), f"unknown parameter {value.name!r}"))
         acquired = self._acquired_where()
+        if isinstance(self.sweep, AdaptiveSweep):
+            problems.extend(_campaign_problems(self.sweep, acquired))
         for section in ("process", "properties"):
             for index, item in enumerate(getattr(self.record, section)):
                 if item.source in names or item.source in acquired:
@@ -588,3 +609,24 @@ class Recipe(Strict):
                 if use.access == "acquire":
                     where.setdefault(use.channel, ("steps", index, *use.at))
         return where
+
+
+def _campaign_problems(
+    sweep: AdaptiveSweep, acquired: dict[str, tuple[str | int, ...]]
+) -> list[tuple[tuple[str | int, ...], str]]:
+    """An objective or outcome constraint reads a channel the steps acquire; the constraints
+    name known parameters and can be met inside the bounds."""
+    problems = sweep.problems()
+    measured = [
+        (("sweep", "objectives", name, "channel"), objective.channel)
+        for name, objective in sweep.objectives.items()
+    ] + [
+        (("sweep", "constraints", index, "channel"), constraint.channel)
+        for index, constraint in sweep.outcome_constraints()
+    ]
+    for where, channel in measured:
+        if channel not in acquired:
+            problems.append(
+                (where, f"{channel!r} is not acquired by any step; objectives need its samples")
+            )
+    return problems

@@ -32,3 +32,25 @@ class PointResult:
     started_at: float
     ended_at: float
     status: PointStatus
+
+
+@dataclass(slots=True)
+class Progress:
+    """How far the run is, for each point's events and the remaining-time estimate."""
+
+    began: float
+    total: int
+    done: int
+    measured_now: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Measured:
+    """A point whose steps have run, before its checkpoint."""
+
+    index: int
+    point: dict[str, float]
+    status: PointStatus
+    message: str
+    started: float
+    ended: float
