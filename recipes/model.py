@@ -533,15 +533,20 @@ class Precondition(Strict):
         return f"{self.channel} " + " and ".join(b for b in bounds if "None" not in b)
 
 
+# Tags in brackets: pydantic puts the tag in an error's location, and `located` drops such
+# parts, so an error reads `sweep.budget.max_points`, as the operator wrote it.
+FIXED, ADAPTIVE = "sweep[fixed]", "sweep[adaptive]"
+
+
 def _sweep_kind(value: object) -> str:
     """`kind: adaptive` marks a campaign; any other sweep is fixed before the run (`mode`)."""
     if isinstance(value, dict):
-        return "adaptive" if value.get("kind") == "adaptive" else "fixed"
-    return "adaptive" if isinstance(value, AdaptiveSweep) else "fixed"
+        return ADAPTIVE if value.get("kind") == "adaptive" else FIXED
+    return ADAPTIVE if isinstance(value, AdaptiveSweep) else FIXED
 
 
 AnySweep = Annotated[
-    Annotated[Sweep, Tag("fixed")] | Annotated[AdaptiveSweep, Tag("adaptive")],
+    Annotated[Sweep, Tag(FIXED)] | Annotated[AdaptiveSweep, Tag(ADAPTIVE)],
     Discriminator(_sweep_kind),
 ]
 
