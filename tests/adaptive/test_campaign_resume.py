@@ -20,11 +20,10 @@ import h5py
 import pytest
 
 from tests.engine.conftest import write_config
-from tests.support import mdfd, start_mdfd, stop_process
+from tests.support import Child, mdfd, start_mdfd, stop_process
 
 POINTS = 8
-RECIPE = (
-    """
+RECIPE = """
 recipe: {name: campaign-test, version: "1"}
 sweep:
   kind: adaptive
@@ -35,7 +34,7 @@ sweep:
     closeness: {channel: furnace.setpoint, reduce: mean, direction: maximize}
   constraints:
     - {inputs: {temperature: 1, time: 100}, below: 700}
-  budget: {max_points: %d}
+  budget: {max_points: 8}
   batch_size: 2
   initial_design: {kind: latin_hypercube, samples: 3}
   seed: 11
@@ -44,8 +43,6 @@ steps:
   - dwell: time
   - acquire: {channels: [furnace.setpoint], rate: 2, count: 3}
 """
-    % POINTS
-)
 
 
 def trials(state: Path) -> list[tuple[int, str, str, str]]:
@@ -55,15 +52,17 @@ def trials(state: Path) -> list[tuple[int, str, str, str]]:
         ).fetchall()
 
 
-def wait_for(state: Path, query: str, process: object, timeout: float = 60.0) -> None:
+def wait_for(state: Path, query: str, process: Child, timeout: float = 60.0) -> None:
     """Until `query` on the state database gives a true first column."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        assert process.poll() is None, process.err_text()[-3000:]  # type: ignore[attr-defined]
-        with contextlib.suppress(sqlite3.OperationalError):
-            with contextlib.closing(sqlite3.connect(state)) as connection:
-                if connection.execute(query).fetchone()[0]:
-                    return
+        assert process.poll() is None, process.err_text()[-3000:]
+        with (
+            contextlib.suppress(sqlite3.OperationalError),
+            contextlib.closing(sqlite3.connect(state)) as connection,
+        ):
+            if connection.execute(query).fetchone()[0]:
+                return
         time.sleep(0.02)
     raise TimeoutError(query)
 
