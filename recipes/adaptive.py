@@ -14,11 +14,11 @@ import itertools
 import math
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from . import sweeps
 from .units import UnitText
-from .values import NAME, Duration
+from .values import NAME, Duration, ParameterRef, StepValue, literal_seconds
 
 CHANNEL = r"^[A-Za-z][A-Za-z0-9_-]*\.[A-Za-z_][A-Za-z0-9_]*$"
 MAX_CAMPAIGN_POINTS = 10_000
@@ -175,6 +175,20 @@ class Budget(_Strict):
     max_points: int = Field(ge=1, le=MAX_CAMPAIGN_POINTS)
     max_time: Duration | None = None  # process time (engine clock): simulated time on sims
     stop_when: StopCondition | None = None
+
+    @field_validator("max_time")
+    @classmethod
+    def _literal_time(cls, value: StepValue | None) -> StepValue | None:
+        if value is None:
+            return None
+        if isinstance(value, ParameterRef):
+            raise ValueError("max_time is a duration ('12 h'), not a parameter")
+        if not literal_seconds(value):
+            raise ValueError("max_time must be longer than zero")
+        return value
+
+    def max_time_seconds(self) -> float | None:
+        return None if self.max_time is None else literal_seconds(self.max_time)
 
 
 class InitialDesign(_Strict):

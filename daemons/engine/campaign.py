@@ -15,27 +15,29 @@ is the proposal an uninterrupted campaign would have made.
 
 from __future__ import annotations
 
+import asyncio
 import math
 import sqlite3
 from collections.abc import Callable
 from dataclasses import replace
 from functools import partial
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import structlog
 
 from mdfd.recipes.adaptive import AdaptiveSweep
 from mdfd.recipes.sweeps import Point
-from mdfd.recipes.values import duration_for
 
 from ..state import PointStatus, RecordedPoints
 from ..stats import Stats
+from ..storage.campaign_group import write_campaign
 from . import campaign_store as store
 from .checkpoint import Checkpointer
 from .front import front
 from .interlocks import InterlockGuard
 from .proposer import Source, make_proposer, visible_history
-from .results import Progress, RunContext
+from .results import Choice, Progress, RunContext
 
 if TYPE_CHECKING:
     from .runner import RunExecutor
@@ -100,6 +102,7 @@ class Campaign:
             )
             process_time += measured.ended - measured.started
             told = self._tell(record, measured.status, measured.message)
+            measured = replace(measured, choice=self._choice(told))
             fresh = self._refill()
             self.log.info(
                 "trial ended",
@@ -117,6 +120,16 @@ class Campaign:
                 raise CampaignFailed(f"trial {told.trial} failed: {told.message}")
         self.log.info("campaign ended", reason=reason, best=self.best())
 
+    async def write_file(self, path: Path) -> None:
+        """The campaign group of the closed run file; the trials stay in the state database
+        whatever happens here, so a failure is a warning, not a failed run."""
+        try:
+            await asyncio.to_thread(write_campaign, path, self.sweep, list(self.records))
+        except (OSError, ValueError, KeyError) as exc:
+            self.log.warning(
+                "campaign not written to the data file", file=str(path), error=str(exc)
+            )
+
     def best(self) -> list[dict[str, object]]:
         """The best feasible point (or the Pareto front), for logs and views."""
         shown = front([r.as_trial() for r in self.records], self.directions)
@@ -130,6 +143,21 @@ class Campaign:
             for t in shown
         ]
 
+    def _choice(self, told: store.TrialRecord) -> Choice:
+        """What the point's record says of how it was chosen and what it gave."""
+        names = list(self.sweep.objectives)
+        methods = {"initial": self.sweep.initial_design.kind, "person": "person"}
+        return Choice(
+            told.source,
+            methods.get(told.source, told.optimiser),
+            told.optimiser,
+            told.optimiser_version,
+            told.seed,
+            told.trial,
+            dict(zip(names, told.objectives, strict=False)),
+            told.as_trial().feasible,
+        )
+
     def _stop_reason(self, process_time: float) -> str | None:
         budget = self.sweep.budget
         measured = sum(1 for r in self.records if r.status in ("done", "failed"))
@@ -137,10 +165,9 @@ class Campaign:
             return f"budget: {measured} points measured"
         if self.executor.control.finish_reason is not None:
             return self.executor.control.finish_reason
-        if budget.max_time is not None:
-            limit = duration_for(budget.max_time, {}, self.context.recipe.model)
-            if process_time >= limit:
-                return f"budget: {process_time:.0f} s of process time (max_time {limit:g} s)"
+        limit = budget.max_time_seconds()
+        if limit is not None and process_time >= limit:
+            return f"budget: {process_time:.0f} s of process time (max_time {limit:g} s)"
         stop = budget.stop_when
         if stop is not None:
             index = list(self.sweep.objectives).index(stop.objective)

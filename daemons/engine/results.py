@@ -23,6 +23,20 @@ class RunContext:
     data_paths: dict[str, str]
 
 
+@dataclass(frozen=True, slots=True)
+class Choice:
+    """How an adaptive campaign chose a point and what the point gave its objectives."""
+
+    source: str  # initial (design), optimiser or person
+    method: str  # latin_hypercube / random, the optimiser's name, or person
+    optimiser: str
+    optimiser_version: str
+    seed: int
+    trial: int
+    objectives: dict[str, float]
+    feasible: bool
+
+
 @dataclass(frozen=True)
 class PointResult:
     run: RunContext
@@ -32,6 +46,7 @@ class PointResult:
     started_at: float
     ended_at: float
     status: PointStatus
+    choice: Choice | None = None
 
 
 @dataclass(slots=True)
@@ -54,3 +69,4 @@ class Measured:
     message: str
     started: float
     ended: float
+    choice: Choice | None = None

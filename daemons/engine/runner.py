@@ -37,7 +37,7 @@ from ..validation import validate
 from ..version import software_version
 from .acquisition import Acquisition
 from .campaign import Campaign, CampaignFailed
-from .checkpoint import Checkpointer, CheckpointFailed, EndedPoint
+from .checkpoint import Checkpointer, CheckpointFailed, EndedPoint, both_writers
 from .control import RunAborted, RunControl
 from .events import (
     EventBus,
@@ -114,6 +114,7 @@ class RunExecutor:
         self.checkpointer: Checkpointer | None = None
         self.guard: InterlockGuard | None = None
         self._instrument_failed = False  # the last point failed on an instrument
+        self.campaign: Campaign | None = None  # an adaptive recipe's
 
     async def execute(self, run: RunRow) -> RunOutcome:
         loop = asyncio.get_running_loop()
@@ -220,6 +221,8 @@ class RunExecutor:
             await apply_safe_state(instruments, self.config.model.safety.safe_state)
             await checkpointer.close()
             await run_file.close(status.value, {"message": message})
+            if self.campaign is not None:
+                await self.campaign.write_file(Path(run.data_file))
             await instruments.close()
             await self.state.set_status(run.id, status, message)
         return status, message
@@ -331,8 +334,8 @@ class RunExecutor:
             recipe.model, self.config.model, self.instruments, self.clock, self.events, run.id
         )
         if recipe.model.adaptive is not None:
-            campaign = Campaign(self, context, recipe.model.adaptive, guard, checkpointer)
-            await campaign.run(done)
+            self.campaign = Campaign(self, context, recipe.model.adaptive, guard, checkpointer)
+            await self.campaign.run(done)
             return
         points = recipe.model.points()
         progress = Progress(self.clock.now(), len(points), len(done.indices))
@@ -427,7 +430,7 @@ class RunExecutor:
         )
         await checkpointer.wait_for_room()
         row, records = self._ended_point(context, measured)
-        checkpointer.submit(EndedPoint(row, _both(records, extra), ended_event))
+        checkpointer.submit(EndedPoint(row, both_writers(records, extra), ended_event))
 
     def _point_failure(
         self, exc: Exception, *, skip: bool, recipe: LoadedRecipe
@@ -458,25 +461,10 @@ class RunExecutor:
         records = None
         if self.record_hook and status is PointStatus.COMPLETED:
             records = self.record_hook(
-                PointResult(context, index, point, stats, started, ended, status)
+                PointResult(context, index, point, stats, started, ended, status, measured.choice)
             )
         row = PointRow(context.run_id, index, status, point, started, ended, rows, summary, message)
         return row, records
-
-
-def _both(
-    first: Callable[[sqlite3.Connection], None] | None,
-    second: Callable[[sqlite3.Connection], None] | None,
-) -> Callable[[sqlite3.Connection], None] | None:
-    """Both writers in one transaction (either may be absent)."""
-    if first is None or second is None:
-        return first or second
-
-    def write(connection: sqlite3.Connection) -> None:
-        first(connection)
-        second(connection)
-
-    return write
 
 
 def _stats_dict(stats: Any) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import textwrap
 from pathlib import Path
 
@@ -115,3 +116,26 @@ def test_cli_exits_2_before_anything_is_touched(tmp_path: Path) -> None:
         assert result.returncode == 2, (command, result.stderr)
         assert "campaign.yaml:13: sweep.budget.max_points:" in result.stderr
     assert not (tmp_path / "var" / "state").exists()
+
+
+def test_plan_shows_space_budget_and_worst_case_not_points(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    recipe = write(tmp_path, GOOD)
+    result = mdfd("plan", str(recipe), "--config", str(config), "--json")
+    assert result.returncode == 0, result.stderr
+    plan = json.loads(result.stdout)
+    assert "points" not in plan
+    assert plan["parameters"]["temperature"] == {
+        "type": "float",
+        "unit": "degC",
+        "low": 100.0,
+        "high": 500.0,
+        "log": False,
+    }
+    assert plan["budget"] == {"max_points": 6}
+    # Each point: a set (no time), the longest dwell (3 min), 3 samples at 2/s.
+    assert plan["worst_point_seconds"] == 181.5
+    assert plan["worst_case_seconds"] == 6 * 181.5
+    shown = mdfd("plan", str(recipe), "--config", str(config))
+    assert "100 .. 500" in shown.stdout
+    assert "at most 6 points" in shown.stdout
