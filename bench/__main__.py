@@ -17,7 +17,18 @@ import traceback
 from bench.common import Figure, machine
 from mdfd.daemons.logging import configure
 
-MODULES = ["engine", "hdf5", "scale", "modbus", "opcua", "visa", "upstream", "daemon", "hostile"]
+MODULES = [
+    "engine",
+    "hdf5",
+    "scale",
+    "modbus",
+    "opcua",
+    "visa",
+    "upstream",
+    "daemon",
+    "hostile",
+    "adaptive",
+]
 
 
 def main() -> int:
