@@ -75,6 +75,7 @@ class Campaign:
     async def run(self, done: RecordedPoints) -> None:
         state = self.executor.state
         run_id = self.context.run_id
+        await state.transaction(store.ensure_schema)
         self.records = await state.transaction(lambda c: store.trials(c, run_id))
         fresh = self._refill()
         if fresh:

@@ -132,8 +132,13 @@ def mark_failed(connection: sqlite3.Connection, run_id: str, trial: int, message
 
 
 def trials(connection: sqlite3.Connection, run_id: str) -> list[TrialRecord]:
-    """Every trial of a run in order: what a resume rebuilds the optimiser from."""
-    ensure_schema(connection)
+    """Every trial of a run in order: what a resume rebuilds the optimiser from. Reads only
+    (`mdfd runs` opens the database read-only): no table yet, no trials."""
+    exists = connection.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'campaign_trials'"
+    ).fetchone()
+    if exists is None:
+        return []
     rows = connection.execute(
         "SELECT run_id, trial, status, source, optimiser, optimiser_version, seed, parameters,"
         " point_index, objectives, violations, message, retry_of FROM campaign_trials"
