@@ -56,6 +56,7 @@ def write_campaign(path: Path, sweep: AdaptiveSweep, records: Sequence[TrialReco
             parameters[name] = np.array([r.parameters[name] for r in records], dtype="f8")
             parameters[name].attrs["units"] = parameter.unit
         objectives = group.create_group("objectives")
+        objectives.attrs["order"] = np.array(list(sweep.objectives), dtype=strings)  # HDF5 sorts
         for position, name in enumerate(sweep.objectives):
             objectives[name] = np.array(
                 [t.values[position] if t.state == "done" else np.nan for t in trials], dtype="f8"

@@ -110,3 +110,13 @@ def test_constraints_stop_condition_file_and_records(tmp_path: Path) -> None:
     assert all(c["seed"] == 3 for c in chosen)
     assert [c["objectives"]["level"] for c in chosen] == [t[4][0] for t in run]
     assert [c["feasible"] for c in chosen] == [t[5]["constraints[1]"] == 0 for t in run]
+
+    # `mdfd plot` of an adaptive run: the campaign at PATH, the channels beside it.
+    out = tmp_path / "plots" / "campaign.png"
+    drawn = mdfd("plot", "--config", str(config), summary["run_id"], "--out", str(out))
+    assert drawn.returncode == 0, drawn.stderr
+    assert f"{out}: 1 panels, {len(trials)} trials of the campaign" in drawn.stdout
+    channels = tmp_path / "plots" / "campaign-channels.png"
+    assert f"{channels}: 1 panels, {len(run)} points" in drawn.stdout
+    for png in (out, channels):
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
