@@ -40,11 +40,11 @@ class SearchParameter(_Strict):
 
     type: Literal["float", "int", "categorical"] = "float"
     unit: UnitText = ""
-    low: float | None = None
-    high: float | None = None
-    step: float | None = Field(default=None, gt=0)
-    log: bool = False
-    choices: list[float] | None = None
+    low: float | None = Field(default=None, description="float/int: the lowest value")
+    high: float | None = Field(default=None, description="float/int: the highest value")
+    step: float | None = Field(default=None, gt=0, description="values on low + k * step")
+    log: bool = Field(default=False, description="search log-uniformly (low > 0)")
+    choices: list[float] | None = Field(default=None, description="categorical: the values")
 
     @model_validator(mode="after")
     def _bounds(self) -> SearchParameter:
@@ -105,6 +105,8 @@ class Measure(_Strict):
 
 
 class Objective(Measure):
+    """What the campaign optimises: a reducer of an acquired channel's samples at each point."""
+
     direction: Literal["maximize", "minimize"]
 
 
@@ -172,9 +174,16 @@ class StopCondition(_Strict):
 
 
 class Budget(_Strict):
-    max_points: int = Field(ge=1, le=MAX_CAMPAIGN_POINTS)
-    max_time: Duration | None = None  # process time (engine clock): simulated time on sims
-    stop_when: StopCondition | None = None
+    """When the campaign ends: whichever limit comes first."""
+
+    max_points: int = Field(ge=1, le=MAX_CAMPAIGN_POINTS, description="points measured")
+    max_time: Duration | None = Field(
+        default=None,
+        description="process time spent measuring (engine clock: simulated time on a sim MDF)",
+    )
+    stop_when: StopCondition | None = Field(
+        default=None, description="the best feasible value of an objective reaching a bound"
+    )
 
     @field_validator("max_time")
     @classmethod
@@ -206,13 +215,25 @@ class AdaptiveSweep(_Strict):
     objectives: dict[Annotated[str, Field(pattern=NAME)], Objective] = Field(
         min_length=1, max_length=4
     )
-    constraints: list[InputConstraint | OutcomeConstraint] = []
+    constraints: list[InputConstraint | OutcomeConstraint] = Field(
+        default=[],
+        description="on the inputs (a proposal outside is never run) or on a measured value"
+        " (a point outside is infeasible); the optimiser is told either way",
+    )
     budget: Budget
-    batch_size: int = Field(default=1, ge=1, le=MAX_BATCH)
-    initial_design: InitialDesign = InitialDesign()
-    seed: int = Field(default=0, ge=0, le=2**31 - 1)
-    optimiser: Literal["tpe"] = "tpe"
-    on_failure: Literal["tell_failed", "retry_once", "stop"] = "tell_failed"
+    batch_size: int = Field(
+        default=1, ge=1, le=MAX_BATCH, description="points proposed ahead of the measurements"
+    )
+    initial_design: InitialDesign = Field(
+        default=InitialDesign(), description="the first points, before the optimiser's"
+    )
+    seed: int = Field(
+        default=0, ge=0, le=2**31 - 1, description="same seed, same results: same proposals"
+    )
+    optimiser: Literal["tpe"] = Field(default="tpe", description="Optuna's TPE sampler")
+    on_failure: Literal["tell_failed", "retry_once", "stop"] = Field(
+        default="tell_failed", description="a failed point: told failed, run once more, or stop"
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> AdaptiveSweep:
