@@ -123,7 +123,7 @@ async def run_engine(config_path: Path, recipe_path: Path) -> tuple[float, int, 
     from mdfd.daemons.config import load_config
     from mdfd.daemons.engine.runner import RunExecutor
     from mdfd.daemons.oneshot import create_run, state_db
-    from mdfd.daemons.state import RunStatus
+    from mdfd.daemons.store import RunStatus
     from mdfd.recipes.loader import load_recipe
 
     config = load_config(config_path)

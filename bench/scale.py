@@ -180,7 +180,7 @@ async def _measure(config_path: Path, recipe_path: Path) -> dict[str, float]:
     from mdfd.daemons.config import load_config
     from mdfd.daemons.engine.runner import RunExecutor
     from mdfd.daemons.oneshot import create_run, state_db
-    from mdfd.daemons.state import RunStatus
+    from mdfd.daemons.store import RunStatus
     from mdfd.recipes.loader import load_recipe
 
     config = load_config(config_path)

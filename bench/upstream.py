@@ -29,10 +29,9 @@ from bench.common import Figure, arguments, report
 from mdfd.daemons.config import LoadedConfig, load_config
 from mdfd.daemons.engine.results import PointResult, RunContext
 from mdfd.daemons.logging import configure
-from mdfd.daemons.state import PointRow, PointStatus, RunStatus, StateDB
 from mdfd.daemons.stats import Stats
-from mdfd.daemons.upstream import outbox
-from mdfd.daemons.upstream.outbox import Entry
+from mdfd.daemons.store import PointRow, PointStatus, RunStatus, StateDB, outbox
+from mdfd.daemons.store.outbox import Entry
 from mdfd.daemons.upstream.publishers.http import idempotency_key
 from mdfd.daemons.upstream.service import UpstreamService
 from mdfd.recipes.loader import LoadedRecipe, load_recipe
@@ -205,10 +204,7 @@ async def drain_rate(root: Path, count: int, http_port: int, mqtt_port: int, onl
 async def _bodies(root: Path, count: int) -> list[Entry]:
     mdf = await _filled(root, count, 1, 1)
     try:
-        rows = await mdf.state.execute(
-            "SELECT seq, record_id, run_id, body FROM outbox ORDER BY seq"
-        )
-        return [Entry(*row) for row in rows]
+        return await mdf.state.read(lambda c: outbox.fetch(c, "", count, after=0))
     finally:
         await mdf.state.close()
 

@@ -16,7 +16,7 @@ from mdfd.recipes.loader import load_recipe
 
 from .engine import campaign_store as store
 from .engine.front import front
-from .state import RunRow, StateDB
+from .store import RunRow, StateDB
 
 
 @dataclass(frozen=True)

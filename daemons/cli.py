@@ -25,8 +25,8 @@ from mdfd.recipes.located import InputError
 from . import commands
 from .errors import report
 from .logging import configure
-from .state import StateFull
 from .storage.errors import StorageError
+from .store import StateFull
 from .version import software_version
 
 EXIT_OK = 0

@@ -17,11 +17,11 @@ from .config import LoadedConfig
 from .engine.control import RunControl
 from .engine.events import EventBus
 from .engine.runner import RunExecutor, RunOutcome
-from .lock import StateLock
 from .logging import get_logger
 from .progress import progress_display
 from .simulation import running_simulators
-from .state import Origin, RunRow, RunStatus, StateDB
+from .store import Origin, RunRow, RunStatus, StateDB
+from .store.lock import StateLock
 from .summary import NO_UPSTREAM, Delivery, Finished, destination
 
 if TYPE_CHECKING:

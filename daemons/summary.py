@@ -18,7 +18,7 @@ from .config import FilePublisher, HttpPublisher, LoadedConfig, Publisher
 from .console import output_console
 from .engine.runner import RunOutcome
 from .redact import redact_url
-from .state import RunStatus
+from .store import RunStatus
 
 NO_UPSTREAM = (
     "no upstream publishers configured (config has no `upstream:` section): "

@@ -46,7 +46,7 @@ from mdfd.recipes.located import InputError
 
 from .. import strictjson
 from ..config import load_config
-from ..lock import StateLock
+from ..store.lock import StateLock
 from . import add_command, add_config
 
 EXIT_FAILED = 1

@@ -10,7 +10,7 @@ from ..config import load_config
 from ..logging import quiet_for_progress
 from ..oneshot import EXIT_CODES, execute_once, run_blocking, state_db
 from ..simulation import require_simulators
-from ..state import RunStatus
+from ..store import RunStatus
 from ..summary import print_summary
 from . import add_command, add_config
 

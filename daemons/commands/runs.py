@@ -22,7 +22,7 @@ from ..campaignview import CampaignSummary, load_summary
 from ..config import LoadedConfig, load_config
 from ..console import output_console, run_id_column
 from ..oneshot import existing_state_db, run_blocking, state_db
-from ..state import RunRow, RunStatus
+from ..store import RunRow, RunStatus
 from . import add_command, add_config
 
 

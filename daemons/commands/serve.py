@@ -14,9 +14,9 @@ import faulthandler
 import sys
 
 from ..config import load_config
-from ..lock import RuntimeLock, StateLock
 from ..logging import throttle_library_logs
 from ..simulation import require_simulators
+from ..store.lock import RuntimeLock, StateLock
 from . import add_command, add_config
 
 GIL_SWITCH_SECONDS = 0.0005

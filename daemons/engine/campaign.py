@@ -29,9 +29,9 @@ import structlog
 from mdfd.recipes.adaptive import AdaptiveSweep
 from mdfd.recipes.sweeps import Point
 
-from ..state import PointStatus, RecordedPoints
 from ..stats import Stats
 from ..storage.campaign_group import write_campaign
+from ..store import PointStatus, RecordedPoints
 from . import campaign_store as store
 from .checkpoint import Checkpointer
 from .front import front

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 
 import structlog
 
-from ..state import PointRow, StateDB
 from ..storage.hdf5_writer import RunFile
+from ..store import PointRow, StateDB
 from .events import EventBus, PointEnded
 
 MAX_PENDING_POINTS = 64

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from mdfd.recipes.loader import LoadedRecipe
 
 from ..config import LoadedConfig
-from ..state import PointStatus
 from ..stats import Stats
+from ..store import PointStatus
 
 
 @dataclass(frozen=True)

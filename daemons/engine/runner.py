@@ -22,7 +22,9 @@ from mdfd.recipes.loader import LoadedRecipe, load_recipe
 
 from ..clock import EngineClock, clock_kind
 from ..config import LoadedConfig
-from ..state import (
+from ..storage.errors import DiskNearlyFull
+from ..storage.hdf5_writer import ChannelSpec, Material, RunFile
+from ..store import (
     PointRow,
     PointStatus,
     RecordedPoints,
@@ -31,8 +33,6 @@ from ..state import (
     StateDB,
     StateFull,
 )
-from ..storage.errors import DiskNearlyFull
-from ..storage.hdf5_writer import ChannelSpec, Material, RunFile
 from ..validation import validate
 from ..version import software_version
 from .acquisition import Acquisition

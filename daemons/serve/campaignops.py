@@ -11,7 +11,7 @@ import asyncio
 
 from ..campaignview import adaptive_sweep, load_summary, point_problems
 from ..logging import get_logger
-from ..state import RunRow, StateDB
+from ..store import RunRow, StateDB
 from . import views
 from .controlplane import BadPoint, NotFound, Refused
 from .scheduler import ActiveRun

@@ -29,7 +29,7 @@ from ..engine.events import EventBus
 from ..logging import get_logger
 from ..notify import Notifier, Watchdog, watchdog_interval
 from ..oneshot import state_db
-from ..state import StateDB
+from ..store import StateDB
 from ..summary import NO_UPSTREAM
 from ..supervise import start_supervised
 from ..upstream.service import UpstreamService

@@ -12,8 +12,8 @@ import asyncio
 import os
 from pathlib import Path
 
-from ..state import StateDB
 from ..storage.hdf5_writer import MIN_FREE_BYTES
+from ..store import StateDB
 
 
 def _data_problem(data_dir: Path) -> str | None:

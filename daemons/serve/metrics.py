@@ -11,7 +11,9 @@ import asyncio
 import contextlib
 import time
 
-from ..state import StateDB
+from ..store import StateDB
+from ..store import points as stored_points
+from ..store import runs as stored_runs
 from ..supervise import start_supervised
 from ..upstream.service import UpstreamService
 from .health import OK, HealthMonitor
@@ -79,19 +81,19 @@ async def render(
     mdf = scheduler.config.model.mdf.id
     base = {"mdf": mdf}
     out = Exposition()
-    points = await state.execute("SELECT status, COUNT(*) FROM points GROUP BY status")
+    points = await state.read(stored_points.count_by_status)
     out.metric(
         "mdfd_points_total",
         "counter",
         "Points checkpointed in the state database, by point status.",
-        [({**base, "status": status}, count) for status, count in points] or [(base, 0)],
+        [({**base, "status": p.status}, p.count) for p in points] or [(base, 0)],
     )
-    runs = await state.execute("SELECT status, COUNT(*) FROM runs GROUP BY status")
+    runs = await state.read(stored_runs.count_by_status)
     out.metric(
         "mdfd_runs",
         "gauge",
         "Runs in the state database, by run status.",
-        [({**base, "status": status}, count) for status, count in runs] or [(base, 0)],
+        [({**base, "status": r.status}, r.count) for r in runs] or [(base, 0)],
     )
     out.metric(
         "mdfd_samples_written_total",

@@ -21,7 +21,7 @@ from ..engine.events import Dropped, Event, EventBus, Heartbeat, Queued, QueueOr
 from ..handover import far_setpoints
 from ..logging import get_logger
 from ..oneshot import create_run
-from ..state import Origin, RunRow, StateDB
+from ..store import Origin, RunRow, StateDB
 from ..upstream.service import UpstreamService
 from . import campaignops, runqueue, views
 from .controlplane import CURRENT, NotFound, Refused

@@ -36,7 +36,7 @@ from ..engine.interlocks import Unverified
 from ..engine.runner import RecordHook, RunExecutor, RunOutcome, instruments_used
 from ..logging import get_logger
 from ..notify import Notifier, Watchdog
-from ..state import RunRow, RunStatus, StateDB, StateFull
+from ..store import RunRow, RunStatus, StateDB, StateFull
 from ..supervise import start_supervised
 from . import runqueue
 from .controlplane import Refused

@@ -26,9 +26,8 @@ from tenacity import (
 )
 
 from ..logging import get_logger
-from ..state import StateDB
-from . import outbox
-from .outbox import Entry
+from ..store import StateDB, outbox
+from ..store.outbox import Entry
 from .publishers.base import Blocked, Publisher, Rejected, Retryable
 
 

@@ -22,11 +22,10 @@ from typing import Any
 from ..config import FilePublisher, HttpPublisher, Identity, LoadedConfig, MqttPublisher
 from ..engine.results import PointResult
 from ..logging import get_logger
-from ..state import StateDB
+from ..store import StateDB, outbox
+from ..store.outbox import DeadLetter, Depth
 from ..supervise import start_supervised
-from . import outbox
 from .drain import Drain
-from .outbox import DeadLetter, Depth
 from .publishers.base import Publisher
 from .publishers.file import FileSpool
 from .publishers.http import HttpPoster

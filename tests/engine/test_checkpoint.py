@@ -12,9 +12,9 @@ import pytest
 
 from mdfd.daemons.engine.checkpoint import Checkpointer, CheckpointFailed, EndedPoint
 from mdfd.daemons.engine.events import EventBus, PointEnded
-from mdfd.daemons.state import PointRow, PointStatus, RunStatus, StateDB
 from mdfd.daemons.stats import RunningStats
 from mdfd.daemons.storage import ChannelSpec, RunFile
+from mdfd.daemons.store import PointRow, PointStatus, RunStatus, StateDB
 
 RUN = "run-ckpt"
 CHANNEL = "meter.value"
@@ -137,7 +137,7 @@ async def test_close_commits_the_points_already_ended(tmp_path: Path) -> None:
 
 async def test_records_commit_in_the_points_transaction(tmp_path: Path) -> None:
     state, run_file = await open_run(tmp_path)
-    await state.execute("CREATE TABLE records (point INTEGER)")
+    await state.transaction(lambda c: c.execute("CREATE TABLE records (point INTEGER)"))
 
     def record(index: int):
         return lambda connection: connection.execute("INSERT INTO records VALUES (?)", (index,))
@@ -148,20 +148,20 @@ async def test_records_commit_in_the_points_transaction(tmp_path: Path) -> None:
         checkpointer.submit(end_point(run_file, index, record(index)))
     await checkpointer.close()
     await run_file.close("completed")
-    assert await state.execute("SELECT point FROM records ORDER BY point") == [
-        (0,),
-        (1,),
-        (2,),
-        (3,),
-    ]
+    rows = await state.read(
+        lambda c: c.execute("SELECT point FROM records ORDER BY point").fetchall()
+    )
+    assert [row["point"] for row in rows] == [0, 1, 2, 3]
     await state.close()
 
 
 async def test_a_failed_commit_stops_the_run_with_its_cause(tmp_path: Path) -> None:
     state, run_file = await open_run(tmp_path)
-    await state.execute(
-        "CREATE TRIGGER refuse BEFORE INSERT ON points"
-        " BEGIN SELECT RAISE(ABORT, 'the state disk says no'); END"
+    await state.transaction(
+        lambda c: c.execute(
+            "CREATE TRIGGER refuse BEFORE INSERT ON points"
+            " BEGIN SELECT RAISE(ABORT, 'the state disk says no'); END"
+        )
     )
     checkpointer = Checkpointer(run_file, state, EventBus())
     commits = checkpointer.start()

@@ -13,7 +13,7 @@ from mdfd.daemons.engine.control import RunControl
 from mdfd.daemons.engine.events import Event
 from mdfd.daemons.engine.runner import RunExecutor
 from mdfd.daemons.oneshot import create_run, state_db
-from mdfd.daemons.state import PointStatus, RunStatus
+from mdfd.daemons.store import PointStatus, RunStatus
 from mdfd.recipes.loader import load_recipe
 
 from .conftest import write_config, write_recipe

@@ -11,7 +11,7 @@ from mdfd.daemons.engine.events import EventBus, to_wire
 from mdfd.daemons.engine.runner import RunExecutor
 from mdfd.daemons.oneshot import create_run, state_db
 from mdfd.daemons.planning import make_plan
-from mdfd.daemons.state import RunStatus
+from mdfd.daemons.store import RunStatus
 from mdfd.recipes.loader import load_recipe
 from mdfd.recipes.located import InputError
 from tests.support import edit_config, mdfd

@@ -49,9 +49,10 @@ def mypy_on(tmp_path: Path, module: str, text: str) -> str:
     [
         "mdfd.drivers.base",
         "mdfd.daemons.engine.runner",
-        "mdfd.daemons.state",
+        "mdfd.daemons.store.database",
+        "mdfd.daemons.store.schema",
         "mdfd.daemons.serve.runqueue",
-        "mdfd.daemons.upstream.outbox",
+        "mdfd.daemons.store.outbox",
     ],
 )
 def test_the_named_modules_are_checked_strictly(tmp_path: Path, module: str) -> None:

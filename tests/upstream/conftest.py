@@ -23,8 +23,8 @@ from aiohttp import web
 
 from mdfd.daemons.config import LoadedConfig, load_config
 from mdfd.daemons.engine.results import PointResult, RunContext
-from mdfd.daemons.state import PointRow, PointStatus, RunStatus, StateDB
 from mdfd.daemons.stats import Stats
+from mdfd.daemons.store import PointRow, PointStatus, RunStatus, StateDB
 from mdfd.daemons.upstream.record import record_id
 from mdfd.daemons.upstream.service import UpstreamService
 from mdfd.recipes.loader import LoadedRecipe, load_recipe

@@ -11,7 +11,7 @@ from pathlib import Path
 from aiohttp import web
 
 from mdfd.daemons.config import load_config
-from mdfd.daemons.state import StateDB
+from mdfd.daemons.store import StateDB, outbox
 from mdfd.daemons.upstream.service import UpstreamService
 from mdfd.recipes.loader import load_recipe
 
@@ -84,8 +84,8 @@ async def test_cursor_follows_acknowledgements_and_no_record_is_sent_twice(
     assert all(cursor <= accepted for cursor, accepted in receiver.seen), receiver.seen
     [status] = (await service.status())["publishers"]
     assert (status["pending"], status["delivered"]) == (0, 250)
-    rows = await points.state.execute("SELECT COUNT(*) FROM outbox")
-    assert rows == [(0,)]
+    left = await points.state.read(lambda c: outbox.fetch(c, "", 1000, after=0))
+    assert left == []
 
 
 async def test_dead_letters_requeued_during_a_backlog_are_delivered_once(

@@ -8,8 +8,9 @@ import uuid
 from pathlib import Path
 
 from mdfd.daemons.config import FilePublisher
-from mdfd.daemons.upstream import outbox
-from mdfd.daemons.upstream.outbox import Entry
+from mdfd.daemons.store import outbox
+from mdfd.daemons.store.database import connect
+from mdfd.daemons.store.outbox import Entry
 from mdfd.daemons.upstream.publishers.file import FileSpool
 from mdfd.daemons.upstream.record import record_id
 
@@ -75,37 +76,31 @@ async def test_spool_cuts_a_torn_line_and_never_writes_an_id_twice(tmp_path: Pat
     assert ids == ["a", "b", "c", "d"]
 
 
-def test_a_state_database_from_before_last_error_is_upgraded(tmp_path: Path) -> None:
-    connection = sqlite3.connect(tmp_path / "old.sqlite3", isolation_level=None)
-    connection.execute(
-        "CREATE TABLE outbox_cursors (publisher TEXT PRIMARY KEY, position INTEGER NOT NULL"
-        " DEFAULT 0, delivered INTEGER NOT NULL DEFAULT 0, last_delivery_at REAL)"
-    )
-    connection.execute("INSERT INTO outbox_cursors (publisher, delivered) VALUES ('spool', 3)")
-    [depth] = outbox.depths(connection, ["spool"])
-    assert (depth.delivered, depth.last_error) == (3, None)
-    outbox.note_error(connection, "spool", "POST …: HTTP 503")
-    [depth] = outbox.depths(connection, ["spool"])
-    assert depth.last_error == "POST …: HTTP 503"
-    connection.close()
-
-
-def test_first_record_creates_the_outbox_inside_the_checkpoint_transaction(
+def test_records_commit_with_the_points_transaction_and_a_resumed_point_adds_none(
     tmp_path: Path,
 ) -> None:
-    connection = sqlite3.connect(tmp_path / "fresh.sqlite3", isolation_level=None)
-    connection.execute("CREATE TABLE points (point_index INTEGER)")
+    connection = connect(tmp_path / "fresh.sqlite3")
+    connection.execute("CREATE TABLE done (point_index INTEGER)")
     connection.execute("BEGIN IMMEDIATE")
-    connection.execute("INSERT INTO points VALUES (0)")
+    connection.execute("INSERT INTO done VALUES (0)")
     outbox.enqueue(connection, "rec-0", "run-1", 0, '{"id": "rec-0"}')
-    connection.execute("INSERT INTO points VALUES (1)")
+    connection.execute("INSERT INTO done VALUES (1)")
     outbox.enqueue(connection, "rec-1", "run-1", 1, '{"id": "rec-1"}')
     outbox.enqueue(connection, "rec-1", "run-1", 1, '{"id": "rec-1"}')  # a resumed point
+    connection.execute("ROLLBACK")
+    assert outbox.fetch(connection, "", 10, after=0) == []
+    connection.execute("BEGIN IMMEDIATE")
+    outbox.enqueue(connection, "rec-0", "run-1", 0, '{"id": "rec-0"}')
+    outbox.enqueue(connection, "rec-1", "run-1", 1, '{"id": "rec-1"}')
+    outbox.enqueue(connection, "rec-1", "run-1", 1, '{"id": "rec-1"}')
     connection.execute("COMMIT")
-    assert connection.execute("SELECT COUNT(*) FROM points").fetchone() == (2,)
-    rows = connection.execute("SELECT seq, record_id, body FROM outbox ORDER BY seq").fetchall()
-    assert rows == [(1, "rec-0", '{"id": "rec-0"}'), (2, "rec-1", '{"id": "rec-1"}')]
     outbox.register(connection, ["platform"])
-    assert [e.record_id for e in outbox.fetch(connection, "platform", 10)] == ["rec-0", "rec-1"]
+    assert outbox.fetch(connection, "platform", 10) == [
+        Entry(1, "rec-0", "run-1", '{"id": "rec-0"}'),
+        Entry(2, "rec-1", "run-1", '{"id": "rec-1"}'),
+    ]
     assert [e.record_id for e in outbox.fetch(connection, "platform", 10, after=1)] == ["rec-1"]
+    outbox.note_error(connection, "platform", "POST …: HTTP 503")
+    [depth] = outbox.depths(connection, ["platform"])
+    assert (depth.pending, depth.delivered, depth.last_error) == (2, 0, "POST …: HTTP 503")
     connection.close()

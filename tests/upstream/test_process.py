@@ -13,7 +13,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from mdfd.daemons.state import StateDB
+from mdfd.daemons.store import StateDB
 from tests.support import REPO, mdfd, start_mdfd, stop_process
 
 from .conftest import (

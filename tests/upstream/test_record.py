@@ -11,8 +11,8 @@ import pytest
 
 from mdfd.daemons.config import load_config
 from mdfd.daemons.engine.results import PointResult, RunContext
-from mdfd.daemons.state import PointStatus
 from mdfd.daemons.stats import Stats
+from mdfd.daemons.store import PointStatus
 from mdfd.daemons.upstream.record import Record, RecordBuilder, record_id
 from mdfd.daemons.vocabulary import load_vocabulary
 from mdfd.recipes.loader import load_recipe

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from ..outbox import Entry
+from ...store.outbox import Entry
 
 
 class DeliveryError(Exception):

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ...config import FilePublisher
-from ..outbox import Entry
+from ...store.outbox import Entry
 from .base import Rejected, Retryable
 
 KNOWN_FILES = 4

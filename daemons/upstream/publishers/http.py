@@ -24,7 +24,7 @@ import aiohttp
 
 from ...config import HttpPublisher
 from ...redact import Scrubber, redact_url, url_secrets
-from ..outbox import Entry
+from ...store.outbox import Entry
 from ..record import RECORD_NAMESPACE, SCHEMA_ID
 from .base import Blocked, Rejected, Retryable
 

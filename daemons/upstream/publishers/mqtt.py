@@ -27,7 +27,7 @@ from aiomqtt.exceptions import MqttConnectError
 
 from ...config import Identity, MqttPublisher
 from ...logging import get_logger
-from ..outbox import Entry
+from ...store.outbox import Entry
 from .base import Blocked, Retryable
 
 CLOSE_TIMEOUT = 5.0

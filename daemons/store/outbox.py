@@ -1,4 +1,4 @@
-"""The durable outbox: tables of the state database, and the statements that move records.
+"""The durable outbox's statements: the tables (created by schema.py) that move records upstream.
 
 A record enters `outbox` in the same transaction that marks its point complete. Each publisher
 has its own cursor (the highest `seq` it has delivered or dead-lettered), so one that is down
@@ -16,35 +16,6 @@ import sqlite3
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS outbox (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    record_id TEXT NOT NULL UNIQUE,
-    run_id TEXT NOT NULL,
-    point_index INTEGER NOT NULL,
-    created_at REAL NOT NULL,
-    body TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS outbox_cursors (
-    publisher TEXT PRIMARY KEY,
-    position INTEGER NOT NULL DEFAULT 0,
-    delivered INTEGER NOT NULL DEFAULT 0,
-    last_delivery_at REAL,
-    last_error TEXT,
-    last_error_at REAL
-);
-CREATE TABLE IF NOT EXISTS outbox_dead (
-    publisher TEXT NOT NULL,
-    seq INTEGER NOT NULL,
-    record_id TEXT NOT NULL,
-    reason TEXT NOT NULL,
-    failed_at REAL NOT NULL,
-    attempts INTEGER NOT NULL DEFAULT 1,
-    requeued INTEGER NOT NULL DEFAULT 0,
-    PRIMARY KEY (publisher, seq)
-);
-"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,42 +64,23 @@ ENQUEUE = (
     " VALUES (?,?,?,?,?)"
 )
 
-ADDED_COLUMNS = {"outbox_cursors": {"last_error": "TEXT", "last_error_at": "REAL"}}
-"""Columns added after the first release of a table: state databases in the field get them."""
-
-
-def ensure_schema(connection: sqlite3.Connection) -> None:
-    """CREATE … IF NOT EXISTS one statement at a time: valid inside an open transaction."""
-    for statement in SCHEMA.split(";"):
-        if statement.strip():
-            connection.execute(statement)
-    for table, columns in ADDED_COLUMNS.items():
-        present = {row[1] for row in connection.execute(f"PRAGMA table_info({table})")}
-        for name, kind in columns.items():
-            if name not in present:
-                connection.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
-
 
 def enqueue(
     connection: sqlite3.Connection, record_id: str, run_id: str, point: int, body: str
 ) -> None:
-    """Creates the tables only when they are missing: the schema statements cost more than the
-    insert, and a checkpoint transaction may carry the records of several points."""
-    row = (record_id, run_id, point, time.time(), body)
-    try:
-        connection.execute(ENQUEUE, row)
-    except sqlite3.OperationalError as exc:
-        if "no such table" not in str(exc):
-            raise
-        ensure_schema(connection)
-        connection.execute(ENQUEUE, row)
+    """A record, in the checkpoint transaction of its point; a resumed point's record, already
+    queued, is not queued twice."""
+    connection.execute(ENQUEUE, (record_id, run_id, point, time.time(), body))
 
 
 def register(connection: sqlite3.Connection, publishers: Sequence[str]) -> None:
-    ensure_schema(connection)
     connection.executemany(
         "INSERT OR IGNORE INTO outbox_cursors (publisher) VALUES (?)", [(p,) for p in publishers]
     )
+
+
+def _entry(row: sqlite3.Row) -> Entry:
+    return Entry(seq=row["seq"], record_id=row["record_id"], run_id=row["run_id"], body=row["body"])
 
 
 def fetch(
@@ -147,7 +99,7 @@ def fetch(
             "SELECT seq, record_id, run_id, body FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?",
             (after, limit),
         ).fetchall()
-    return [Entry(*row) for row in rows]
+    return [_entry(row) for row in rows]
 
 
 def fetch_requeued(connection: sqlite3.Connection, publisher: str, limit: int) -> list[Entry]:
@@ -156,7 +108,7 @@ def fetch_requeued(connection: sqlite3.Connection, publisher: str, limit: int) -
         " ON o.seq = d.seq WHERE d.publisher = ? AND d.requeued = 1 ORDER BY d.seq LIMIT ?",
         (publisher, limit),
     ).fetchall()
-    return [Entry(*row) for row in rows]
+    return [_entry(row) for row in rows]
 
 
 def next_batch(
@@ -217,9 +169,10 @@ def _prune(connection: sqlite3.Connection, configured: Sequence[str]) -> None:
     if not configured:
         return
     marks = ",".join("?" * len(configured))
-    (floor,) = connection.execute(
-        f"SELECT MIN(position) FROM outbox_cursors WHERE publisher IN ({marks})", tuple(configured)
-    ).fetchone()
+    floor = connection.execute(
+        f"SELECT MIN(position) AS floor FROM outbox_cursors WHERE publisher IN ({marks})",
+        tuple(configured),
+    ).fetchone()["floor"]
     if floor:
         connection.execute(
             "DELETE FROM outbox WHERE seq <= ? AND seq NOT IN (SELECT seq FROM outbox_dead)",
@@ -228,7 +181,6 @@ def _prune(connection: sqlite3.Connection, configured: Sequence[str]) -> None:
 
 
 def depths(connection: sqlite3.Connection, publishers: Sequence[str]) -> list[Depth]:
-    ensure_schema(connection)
     now = time.time()
     out = []
     for name in publishers:
@@ -237,28 +189,28 @@ def depths(connection: sqlite3.Connection, publishers: Sequence[str]) -> list[De
             " FROM outbox_cursors WHERE publisher = ?",
             (name,),
         ).fetchone()
-        position, delivered, last, error, error_at = cursor if cursor else (0, 0, None, None, None)
-        pending, oldest = connection.execute(
-            "SELECT COUNT(*), MIN(created_at) FROM outbox WHERE seq > ?", (position,)
+        queued = connection.execute(
+            "SELECT COUNT(*) AS pending, MIN(created_at) AS oldest FROM outbox WHERE seq > ?",
+            (cursor["position"] if cursor else 0,),
         ).fetchone()
-        dead, requeued, oldest_requeued = connection.execute(
-            "SELECT COUNT(*), COALESCE(SUM(d.requeued), 0),"
-            " MIN(CASE WHEN d.requeued THEN o.created_at END)"
+        dead = connection.execute(
+            "SELECT COUNT(*) AS dead, COALESCE(SUM(d.requeued), 0) AS requeued,"
+            " MIN(CASE WHEN d.requeued THEN o.created_at END) AS oldest_requeued"
             " FROM outbox_dead d JOIN outbox o ON o.seq = d.seq WHERE d.publisher = ?",
             (name,),
         ).fetchone()
-        stamps = [s for s in (oldest, oldest_requeued) if s is not None]
+        stamps = [s for s in (queued["oldest"], dead["oldest_requeued"]) if s is not None]
         out.append(
             Depth(
                 publisher=name,
-                pending=pending + requeued,
+                pending=queued["pending"] + dead["requeued"],
                 oldest_age=now - min(stamps) if stamps else None,
-                dead_letters=dead - requeued,
-                requeued=requeued,
-                delivered=delivered,
-                last_delivery_at=last,
-                last_error=error,
-                last_error_at=error_at,
+                dead_letters=dead["dead"] - dead["requeued"],
+                requeued=dead["requeued"],
+                delivered=cursor["delivered"] if cursor else 0,
+                last_delivery_at=cursor["last_delivery_at"] if cursor else None,
+                last_error=cursor["last_error"] if cursor else None,
+                last_error_at=cursor["last_error_at"] if cursor else None,
             )
         )
     return out
@@ -274,7 +226,6 @@ def note_error(connection: sqlite3.Connection, publisher: str, error: str) -> No
 def dead_letters(
     connection: sqlite3.Connection, publisher: str | None = None, limit: int = 100
 ) -> list[DeadLetter]:
-    ensure_schema(connection)
     rows = connection.execute(
         "SELECT d.publisher, d.seq, d.record_id, o.run_id, d.reason, d.failed_at, d.attempts,"
         " d.requeued FROM outbox_dead d JOIN outbox o ON o.seq = d.seq"
@@ -283,22 +234,21 @@ def dead_letters(
     ).fetchall()
     return [
         DeadLetter(
-            publisher=name,
-            seq=seq,
-            record_id=record_id,
-            run_id=run_id,
-            reason=reason,
-            failed_at=failed_at,
-            attempts=attempts,
-            requeued=bool(requeued),
+            publisher=row["publisher"],
+            seq=row["seq"],
+            record_id=row["record_id"],
+            run_id=row["run_id"],
+            reason=row["reason"],
+            failed_at=row["failed_at"],
+            attempts=row["attempts"],
+            requeued=bool(row["requeued"]),
         )
-        for name, seq, record_id, run_id, reason, failed_at, attempts, requeued in rows
+        for row in rows
     ]
 
 
 def requeue(connection: sqlite3.Connection, publisher: str | None = None) -> int:
     """Mark dead letters for another attempt; their publisher's drain picks them up first."""
-    ensure_schema(connection)
     return connection.execute(
         "UPDATE outbox_dead SET requeued = 1 WHERE requeued = 0 AND (? IS NULL OR publisher = ?)",
         (publisher, publisher),
