@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 from mdfd.recipes.adaptive import AdaptiveSweep
 from mdfd.recipes.loader import load_recipe
 
-from .engine import campaign_store as store
 from .engine.front import front
+from .engine.proposer import as_trial
 from .store import RunRow, StateDB
+from .store import campaign as store
 
 
 @dataclass(frozen=True)
@@ -62,7 +63,7 @@ def summarize(
             t.parameters,
             dict(zip(names, t.values, strict=True)),
         )
-        for t in front([r.as_trial() for r in records], directions)
+        for t in front([as_trial(r) for r in records], directions)
     ]
 
     def count(*statuses: str) -> int:
@@ -91,7 +92,7 @@ async def load_summary(state: StateDB, run: RunRow) -> CampaignSummary | None:
     sweep = await asyncio.to_thread(adaptive_sweep, run)
     if sweep is None:
         return None
-    records = await state.transaction(lambda c: store.trials(c, run.id))
+    records = await state.read(lambda c: store.trials(c, run.id))
     return summarize(run.id, sweep, records)
 
 

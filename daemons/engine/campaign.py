@@ -32,11 +32,11 @@ from mdfd.recipes.sweeps import Point
 from ..stats import Stats
 from ..storage.campaign_group import write_campaign
 from ..store import PointStatus, RecordedPoints
-from . import campaign_store as store
+from ..store import campaign as store
 from .checkpoint import Checkpointer
 from .front import front
 from .interlocks import InterlockGuard
-from .proposer import Source, make_proposer, visible_history
+from .proposer import as_trial, make_proposer, visible_history
 from .results import Choice, Progress, RunContext
 
 if TYPE_CHECKING:
@@ -75,8 +75,7 @@ class Campaign:
     async def run(self, done: RecordedPoints) -> None:
         state = self.executor.state
         run_id = self.context.run_id
-        await state.transaction(store.ensure_schema)
-        self.records = await state.transaction(lambda c: store.trials(c, run_id))
+        self.records = await state.read(lambda c: store.trials(c, run_id))
         fresh = self._refill()
         if fresh:
             await state.transaction(lambda c: _record_all(c, fresh))
@@ -133,7 +132,7 @@ class Campaign:
 
     def best(self) -> list[dict[str, object]]:
         """The best feasible point (or the Pareto front), for logs and views."""
-        shown = front([r.as_trial() for r in self.records], self.directions)
+        shown = front([as_trial(r) for r in self.records], self.directions)
         names = list(self.sweep.objectives)
         return [
             {
@@ -156,7 +155,7 @@ class Campaign:
             told.seed,
             told.trial,
             dict(zip(names, told.objectives, strict=False)),
-            told.as_trial().feasible,
+            as_trial(told).feasible,
         )
 
     def _stop_reason(self, process_time: float) -> str | None:
@@ -172,7 +171,7 @@ class Campaign:
         stop = budget.stop_when
         if stop is not None:
             index = list(self.sweep.objectives).index(stop.objective)
-            trials = [r.as_trial() for r in self.records]
+            trials = [as_trial(r) for r in self.records]
             for trial in front(trials, self.directions):
                 if stop.reached(trial.values[index]):
                     return f"stop condition: {stop.objective} reached {trial.values[index]:g}"
@@ -231,17 +230,17 @@ class Campaign:
             self.records.append(record)
             fresh.append(record)
 
-    def _source(self, number: int) -> Source:
+    def _source(self, number: int) -> store.Source:
         return "initial" if number < len(self.initial) else "optimiser"
 
     def _propose(self, number: int) -> Point:
         if number < len(self.initial):
             return self.initial[number]
-        trials = [r.as_trial() for r in self.records]
+        trials = [as_trial(r) for r in self.records]
         return self.proposer.propose(number, visible_history(trials, number, self.sweep.batch_size))
 
     def _new(
-        self, point: Point, source: Source, retry_of: store.TrialRecord | None = None
+        self, point: Point, source: store.Source, retry_of: store.TrialRecord | None = None
     ) -> store.TrialRecord:
         violations = self.sweep.input_violations(point)
         broken = any(v > 0 for v in violations.values())

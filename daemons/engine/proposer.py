@@ -22,8 +22,9 @@ from typing import Any, Literal, Protocol
 from mdfd.recipes.adaptive import AdaptiveSweep, SearchParameter
 from mdfd.recipes.sweeps import Point
 
+from ..store.campaign import TrialRecord
+
 TrialState = Literal["pending", "done", "failed", "rejected"]
-Source = Literal["initial", "optimiser", "person"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +71,24 @@ def visible_history(history: Sequence[Trial], number: int, batch_size: int) -> l
             trial = Trial(trial.number, trial.parameters, "pending")
         shown.append(trial)
     return shown
+
+
+def as_trial(record: TrialRecord) -> Trial:
+    """A recorded trial as the optimiser is told it."""
+    states: dict[str, TrialState] = {
+        "proposed": "pending",
+        "running": "pending",
+        "done": "done",
+        "failed": "failed",
+        "rejected": "rejected",
+    }
+    return Trial(
+        record.trial,
+        record.parameters,
+        states[record.status],
+        record.objectives,
+        dict(record.violations or {}),
+    )
 
 
 class TpeProposer:

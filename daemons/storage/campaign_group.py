@@ -22,15 +22,16 @@ import numpy as np
 
 from mdfd.recipes.adaptive import AdaptiveSweep
 
-from ..engine.campaign_store import TrialRecord
 from ..engine.front import best_so_far, front
+from ..engine.proposer import as_trial
+from ..store.campaign import TrialRecord
 
 GROUP = "entry/campaign"
 
 
 def write_campaign(path: Path, sweep: AdaptiveSweep, records: Sequence[TrialRecord]) -> None:
     """Replace the file's campaign group with these trials (blocking: call it in a thread)."""
-    trials = [r.as_trial() for r in records]
+    trials = [as_trial(r) for r in records]
     directions = [o.direction for o in sweep.objectives.values()]
     strings = h5py.string_dtype()
     with h5py.File(path, "a") as handle:

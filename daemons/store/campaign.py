@@ -1,11 +1,11 @@
-"""The trials of adaptive campaigns, in the state database: their own table, their own SQL.
+"""The trials of adaptive campaigns (table `campaign_trials`, created by schema version 2).
 
 A trial is recorded `proposed` before anything moves, `running` (with its point index) just
 before its point starts, and `done` / `failed` in the same transaction as its point's
 checkpoint, together with the proposals made from its result. So after a `kill -9` the table
 says exactly which points were chosen, which ran and what each measured, and the optimiser is
-rebuilt from it (decision 0078). Every function takes an open connection and runs inside the
-caller's transaction (`StateDB.transaction`, or the checkpoint's `extra`).
+rebuilt from it (decision 0079). Every function takes an open connection and runs inside the
+caller's transaction (`StateDB.transaction`, or the checkpoint's `extra`) or read.
 """
 
 from __future__ import annotations
@@ -16,28 +16,9 @@ from dataclasses import dataclass
 from typing import Literal
 
 from .. import strictjson
-from .proposer import Source, Trial, TrialState
 
 Status = Literal["proposed", "running", "done", "failed", "rejected"]
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS campaign_trials (
-    run_id TEXT NOT NULL,
-    trial INTEGER NOT NULL,
-    status TEXT NOT NULL,
-    source TEXT NOT NULL,
-    optimiser TEXT NOT NULL,
-    optimiser_version TEXT NOT NULL,
-    seed INTEGER NOT NULL,
-    parameters TEXT NOT NULL,
-    point_index INTEGER,
-    objectives TEXT NOT NULL DEFAULT '[]',
-    violations TEXT NOT NULL DEFAULT '{}',
-    message TEXT NOT NULL DEFAULT '',
-    retry_of INTEGER,
-    PRIMARY KEY (run_id, trial)
-);
-"""
+Source = Literal["initial", "optimiser", "person"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,27 +38,6 @@ class TrialRecord:
     violations: dict[str, float] | None = None
     message: str = ""
     retry_of: int | None = None  # `on_failure: retry_once`: the failed trial this repeats
-
-    def as_trial(self) -> Trial:
-        """What the optimiser is told of it."""
-        states: dict[Status, TrialState] = {
-            "proposed": "pending",
-            "running": "pending",
-            "done": "done",
-            "failed": "failed",
-            "rejected": "rejected",
-        }
-        return Trial(
-            self.trial,
-            self.parameters,
-            states[self.status],
-            self.objectives,
-            dict(self.violations or {}),
-        )
-
-
-def ensure_schema(connection: sqlite3.Connection) -> None:
-    connection.execute(SCHEMA)
 
 
 def record_proposal(connection: sqlite3.Connection, record: TrialRecord) -> None:
@@ -132,13 +92,7 @@ def mark_failed(connection: sqlite3.Connection, run_id: str, trial: int, message
 
 
 def trials(connection: sqlite3.Connection, run_id: str) -> list[TrialRecord]:
-    """Every trial of a run in order: what a resume rebuilds the optimiser from. Reads only
-    (`mdfd runs` opens the database read-only): no table yet, no trials."""
-    exists = connection.execute(
-        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'campaign_trials'"
-    ).fetchone()
-    if exists is None:
-        return []
+    """Every trial of a run in order: what a resume rebuilds the optimiser from."""
     rows = connection.execute(
         "SELECT run_id, trial, status, source, optimiser, optimiser_version, seed, parameters,"
         " point_index, objectives, violations, message, retry_of FROM campaign_trials"
@@ -147,19 +101,19 @@ def trials(connection: sqlite3.Connection, run_id: str) -> list[TrialRecord]:
     ).fetchall()
     return [
         TrialRecord(
-            r[0],
-            r[1],
-            r[2],
-            r[3],
-            r[4],
-            r[5],
-            r[6],
-            json.loads(r[7]),
-            r[8],
-            tuple(_float(v) for v in json.loads(r[9])),
-            {k: _float(v) for k, v in json.loads(r[10]).items()},
-            r[11],
-            r[12],
+            r["run_id"],
+            r["trial"],
+            r["status"],
+            r["source"],
+            r["optimiser"],
+            r["optimiser_version"],
+            r["seed"],
+            json.loads(r["parameters"]),
+            r["point_index"],
+            tuple(_float(v) for v in json.loads(r["objectives"])),
+            {k: _float(v) for k, v in json.loads(r["violations"]).items()},
+            r["message"],
+            r["retry_of"],
         )
         for r in rows
     ]
