@@ -30,6 +30,18 @@ MAX_PARAMETERS = 8
 Reducer = Literal["mean", "last", "min", "max", "std"]
 
 
+# Tags in brackets: pydantic puts the tag in an error's location, and `located` drops such
+# parts, so an error reads `sweep.budget.max_points`, as the operator wrote it.
+FIXED, ADAPTIVE = "sweep[fixed]", "sweep[adaptive]"
+
+
+def sweep_kind(value: object) -> str:
+    """`kind: adaptive` marks a campaign; any other sweep is fixed before the run (`mode`)."""
+    if isinstance(value, dict):
+        return ADAPTIVE if value.get("kind") == "adaptive" else FIXED
+    return ADAPTIVE if isinstance(value, AdaptiveSweep) else FIXED
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -262,9 +274,22 @@ class AdaptiveSweep(_Strict):
         axes = [self.parameters[name].extremes() for name in names]
         return [dict(zip(names, combo, strict=True)) for combo in itertools.product(*axes)]
 
-    def problems(self) -> list[tuple[tuple[str | int, ...], str]]:
-        """Constraints that name nothing known or that no point in the bounds satisfies."""
+    def problems(self, acquired: set[str]) -> list[tuple[tuple[str | int, ...], str]]:
+        """An objective or outcome constraint on a channel the steps do not acquire; a
+        constraint that names nothing known or that no point in the bounds satisfies."""
         found: list[tuple[tuple[str | int, ...], str]] = []
+        measured = [
+            (("sweep", "objectives", name, "channel"), objective.channel)
+            for name, objective in self.objectives.items()
+        ] + [
+            (("sweep", "constraints", index, "channel"), constraint.channel)
+            for index, constraint in self.outcome_constraints()
+        ]
+        for at, channel in measured:
+            if channel not in acquired:
+                found.append(
+                    (at, f"{channel!r} is not acquired by any step; objectives need its samples")
+                )
         for index, constraint in enumerate(self.constraints):
             where: tuple[str | int, ...] = ("sweep", "constraints", index)
             if not isinstance(constraint, InputConstraint):

@@ -25,7 +25,7 @@ from pydantic import (
 )
 
 from . import sweeps
-from .adaptive import AdaptiveSweep
+from .adaptive import ADAPTIVE, FIXED, AdaptiveSweep, sweep_kind
 from .located import PathKey
 from .units import UnitText
 from .values import (
@@ -533,21 +533,9 @@ class Precondition(Strict):
         return f"{self.channel} " + " and ".join(b for b in bounds if "None" not in b)
 
 
-# Tags in brackets: pydantic puts the tag in an error's location, and `located` drops such
-# parts, so an error reads `sweep.budget.max_points`, as the operator wrote it.
-FIXED, ADAPTIVE = "sweep[fixed]", "sweep[adaptive]"
-
-
-def _sweep_kind(value: object) -> str:
-    """`kind: adaptive` marks a campaign; any other sweep is fixed before the run (`mode`)."""
-    if isinstance(value, dict):
-        return ADAPTIVE if value.get("kind") == "adaptive" else FIXED
-    return ADAPTIVE if isinstance(value, AdaptiveSweep) else FIXED
-
-
 AnySweep = Annotated[
     Annotated[Sweep, Tag(FIXED)] | Annotated[AdaptiveSweep, Tag(ADAPTIVE)],
-    Discriminator(_sweep_kind),
+    Discriminator(sweep_kind),
 ]
 
 
@@ -581,7 +569,7 @@ class Recipe(Strict):
                     problems.append((("steps", index, *field), f"unknown parameter {value.name!r}"))
         acquired = self._acquired_where()
         if isinstance(self.sweep, AdaptiveSweep):
-            problems.extend(_campaign_problems(self.sweep, acquired))
+            problems.extend(self.sweep.problems(set(acquired)))
         for section in ("process", "properties"):
             for index, item in enumerate(getattr(self.record, section)):
                 if item.source in names or item.source in acquired:
@@ -614,24 +602,3 @@ class Recipe(Strict):
                 if use.access == "acquire":
                     where.setdefault(use.channel, ("steps", index, *use.at))
         return where
-
-
-def _campaign_problems(
-    sweep: AdaptiveSweep, acquired: dict[str, tuple[str | int, ...]]
-) -> list[tuple[tuple[str | int, ...], str]]:
-    """An objective or outcome constraint reads a channel the steps acquire; the constraints
-    name known parameters and can be met inside the bounds."""
-    problems = sweep.problems()
-    measured = [
-        (("sweep", "objectives", name, "channel"), objective.channel)
-        for name, objective in sweep.objectives.items()
-    ] + [
-        (("sweep", "constraints", index, "channel"), constraint.channel)
-        for index, constraint in sweep.outcome_constraints()
-    ]
-    for where, channel in measured:
-        if channel not in acquired:
-            problems.append(
-                (where, f"{channel!r} is not acquired by any step; objectives need its samples")
-            )
-    return problems
