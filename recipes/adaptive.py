@@ -193,23 +193,30 @@ class Budget(_Strict):
         default=None,
         description="process time spent measuring (engine clock: simulated time on a sim MDF)",
     )
+    max_wall_time: Duration | None = Field(
+        default=None,
+        description="wall time since the run first started (pauses and downtime included)",
+    )
     stop_when: StopCondition | None = Field(
         default=None, description="the best feasible value of an objective reaching a bound"
     )
 
-    @field_validator("max_time")
+    @field_validator("max_time", "max_wall_time")
     @classmethod
     def _literal_time(cls, value: StepValue | None) -> StepValue | None:
         if value is None:
             return None
         if isinstance(value, ParameterRef):
-            raise ValueError("max_time is a duration ('12 h'), not a parameter")
+            raise ValueError("a time budget is a duration ('12 h'), not a parameter")
         if not literal_seconds(value):
-            raise ValueError("max_time must be longer than zero")
+            raise ValueError("a time budget must be longer than zero")
         return value
 
     def max_time_seconds(self) -> float | None:
         return None if self.max_time is None else literal_seconds(self.max_time)
+
+    def max_wall_seconds(self) -> float | None:
+        return None if self.max_wall_time is None else literal_seconds(self.max_wall_time)
 
 
 class InitialDesign(_Strict):

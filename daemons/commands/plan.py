@@ -98,6 +98,8 @@ def _campaign(plan: CampaignPlan, as_json: bool) -> int:
     line = f"budget: at most {budget.max_points} points"
     if budget.max_time is not None:
         line += f", {format_duration(budget.max_time_seconds() or 0.0)} of process time"
+    if budget.max_wall_time is not None:
+        line += f", {format_duration(budget.max_wall_seconds() or 0.0)} of wall time"
     if budget.stop_when is not None:
         stop = budget.stop_when
         bound = f">= {stop.above:g}" if stop.above is not None else f"<= {stop.below:g}"

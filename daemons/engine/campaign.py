@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import math
 import sqlite3
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from functools import partial
@@ -69,10 +70,14 @@ class Campaign:
         self.initial = sweep.initial_points()
         self.records: list[store.TrialRecord] = []
         self._retry: store.TrialRecord | None = None  # a failed trial to run once more
+        self.wall_began = time.time()
         self.directions = [o.direction for o in sweep.objectives.values()]
         self.log = structlog.get_logger().bind(campaign=context.run_id)
 
-    async def run(self, done: RecordedPoints) -> None:
+    async def run(self, done: RecordedPoints, started_at: float | None) -> None:
+        """Measure until the budget, a stop condition or a person ends the campaign;
+        `started_at` is when the run first started (wall clock), for `max_wall_time`."""
+        self.wall_began = time.time() if started_at is None else started_at
         state = self.executor.state
         run_id = self.context.run_id
         self.records = await state.read(lambda c: store.trials(c, run_id))
@@ -165,6 +170,9 @@ class Campaign:
             return f"budget: {measured} points measured"
         if self.executor.control.finish_reason is not None:
             return self.executor.control.finish_reason
+        wall_limit = budget.max_wall_seconds()
+        if wall_limit is not None and time.time() - self.wall_began >= wall_limit:
+            return f"budget: max_wall_time {wall_limit:g} s since the run started"
         limit = budget.max_time_seconds()
         if limit is not None and process_time >= limit:
             return f"budget: {process_time:.0f} s of process time (max_time {limit:g} s)"

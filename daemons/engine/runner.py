@@ -335,7 +335,7 @@ class RunExecutor:
         )
         if recipe.model.adaptive is not None:
             self.campaign = Campaign(self, context, recipe.model.adaptive, guard, checkpointer)
-            await self.campaign.run(done)
+            await self.campaign.run(done, run.started_at)
             return
         points = recipe.model.points()
         progress = Progress(self.clock.now(), len(points), len(done.indices))

@@ -99,3 +99,16 @@ def test_max_time_ends_the_campaign_after_the_point_that_crosses_it(tmp_path: Pa
     # Each point takes its dwell plus 0.5 s of samples: it stops once 7 min are spent.
     assert sum(minutes[:-1]) < 7 <= sum(minutes) + 0.5 / 60 * len(minutes)
     assert summary["points_done"] == len(minutes) < 50
+
+
+def test_max_wall_time_ends_a_campaign_its_points_would_not(tmp_path: Path) -> None:
+    text = TIMED.replace(
+        "budget: {max_points: 50, max_time: 7 min}",
+        "budget: {max_points: 2000, max_wall_time: 1 s}",
+    )
+    assert text != TIMED
+    summary, trials = run(tmp_path, text)
+    assert summary["status"] == "completed"
+    # 2000 points of 2-3 min at time scale 3000 would take over 80 s of wall time.
+    assert 1 <= summary["points_done"] < 2000
+    assert sum(1 for t in trials if t[1] == "done") == summary["points_done"]
