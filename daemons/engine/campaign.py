@@ -130,7 +130,7 @@ class Campaign:
         whatever happens here, so a failure is a warning, not a failed run."""
         try:
             await asyncio.to_thread(write_campaign, path, self.sweep, list(self.records))
-        except (OSError, ValueError, KeyError) as exc:
+        except Exception as exc:  # a copy that fails must never cost the run its status
             self.log.warning(
                 "campaign not written to the data file", file=str(path), error=str(exc)
             )
