@@ -123,6 +123,10 @@ class Campaign:
             await self.checkpointer.flush()
             if told.status == "failed" and self.sweep.on_failure == "stop":
                 raise CampaignFailed(f"trial {told.trial} failed: {told.message}")
+        await state.transaction(lambda c: store.drop_proposed(c, run_id))
+        self.records = [
+            replace(r, status="dropped") if r.status == "proposed" else r for r in self.records
+        ]
         self.log.info("campaign ended", reason=reason, best=self.best())
 
     async def write_file(self, path: Path) -> None:

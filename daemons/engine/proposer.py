@@ -81,6 +81,7 @@ def as_trial(record: TrialRecord) -> Trial:
         "done": "done",
         "failed": "failed",
         "rejected": "rejected",
+        "dropped": "pending",  # proposed, never measured: the campaign had ended
     }
     return Trial(
         record.trial,

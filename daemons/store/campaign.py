@@ -17,7 +17,7 @@ from typing import Literal
 
 from .. import strictjson
 
-Status = Literal["proposed", "running", "done", "failed", "rejected"]
+Status = Literal["proposed", "running", "done", "failed", "rejected", "dropped"]
 Source = Literal["initial", "optimiser", "person"]
 
 
@@ -88,6 +88,14 @@ def mark_failed(connection: sqlite3.Connection, run_id: str, trial: int, message
     connection.execute(
         "UPDATE campaign_trials SET status = 'failed', message = ? WHERE run_id = ? AND trial = ?",
         (message, run_id, trial),
+    )
+
+
+def drop_proposed(connection: sqlite3.Connection, run_id: str) -> None:
+    """The campaign ended (budget, stop condition, a person) with proposals never run."""
+    connection.execute(
+        "UPDATE campaign_trials SET status = 'dropped' WHERE run_id = ? AND status = 'proposed'",
+        (run_id,),
     )
 
 

@@ -59,6 +59,11 @@ def test_constraints_stop_condition_file_and_records(tmp_path: Path) -> None:
     trials = [(t, s, json.loads(p), i, json.loads(o), json.loads(v)) for t, s, p, i, o, v in rows]
     run = [t for t in trials if t[1] == "done"]
     rejected = [t for t in trials if t[1] == "rejected"]
+    # The campaign ended with a proposal that never ran: it says so.
+    assert {t[1] for t in trials} <= {"done", "rejected", "dropped"}
+    assert [t[3] for t in trials if t[1] == "dropped"] == [None] * sum(
+        1 for t in trials if t[1] == "dropped"
+    )
     # Input constraint: every point that ran keeps it; every rejected one broke it, never ran.
     for _, _, point, index, _, violations in run:
         assert point["temperature"] + 50 * point["time"] <= 500
