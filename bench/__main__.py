@@ -27,6 +27,7 @@ MODULES = [
     "upstream",
     "daemon",
     "hostile",
+    "web",
     "adaptive",
 ]
 

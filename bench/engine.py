@@ -22,8 +22,10 @@ Bluesky's RunEngine per point, in the same run. Target: overhead <= 1/10 of Blue
 
 Streaming: one point acquiring 4 memory channels back to back (time scale 100,000, so the
 drift-free schedule never waits) through the engine into HDF5, vs `bench.hdf5`'s plain h5py
-writer appending the same layout (4 channels x time/value/point_index, 4096-sample blocks,
-gzip, flush + fsync per 100,000 samples). Target: >= 0.8.
+writer appending the same layout (4096-sample blocks, gzip, flush + fsync per 100,000
+samples), fed sample by sample. And the columnar case: one memory instrument of 100 channels
+(read by `read_block`, one call per scan) vs `bench.hdf5.through_raw_h5py_scans`, raw h5py
+writing the same scans (the same values, row by row) as the same blocks. Target: >= 0.8.
 
 Memory: peak RSS (VmHWM) of fresh child processes running the engine over 1M and 10M samples
 in two points, and over sweeps of 2,000 and 20,000 short points; for each, also the long run's
@@ -46,6 +48,7 @@ import time
 from pathlib import Path
 
 import h5py
+import numpy as np
 
 from bench import engine_rss
 from bench.common import Figure, arguments, report
@@ -327,6 +330,31 @@ def engine_samples_per_second(samples: int) -> float:
     return written / elapsed
 
 
+STREAM_CHANNELS = 100  # one instrument's scan, as a columnar driver returns it
+STREAM_SCANS_PER_POINT = 1_000  # 100,000 samples per point, each with a flush + fsync
+
+
+def columns_samples_per_second(samples: int) -> float:
+    """One memory instrument of 100 channels acquired back to back, 100,000 samples a point."""
+    scans = STREAM_SCANS_PER_POINT
+    points = max(1, samples // (STREAM_CHANNELS * scans))
+    with tempfile.TemporaryDirectory(prefix="mdfd-bench-") as tmp:
+        config, recipe = write_mdf(Path(tmp), points, STREAM_CHANNELS, scans, scale=100_000)
+        elapsed, written, _ = asyncio.run(run_engine(config, recipe))
+    return written / elapsed
+
+
+def raw_columns_samples_per_second(samples: int) -> float:
+    """Raw h5py writing the same scans (the memory instrument's values, row by row)."""
+    from bench.hdf5 import through_raw_h5py_scans
+
+    count = max(1, samples // (STREAM_CHANNELS * STREAM_SCANS_PER_POINT)) * STREAM_SCANS_PER_POINT
+    row = np.arange(STREAM_CHANNELS) + 1.5  # the `initial` values of write_mdf's channels
+    scans = np.broadcast_to(row, (count, STREAM_CHANNELS))
+    with tempfile.TemporaryDirectory(prefix="mdfd-bench-") as tmp:
+        return through_raw_h5py_scans(Path(tmp) / "raw.h5", scans, STREAM_SCANS_PER_POINT)
+
+
 def raw_samples_per_second(samples: int) -> float:
     from bench.hdf5 import through_raw_h5py, values
 
@@ -384,6 +412,21 @@ def run(quick: bool = False) -> list[Figure]:
             "raw h5py, same layout and blocks",
             theirs,
             target_ratio=0.8,
+        )
+    )
+    ours, theirs = [], []
+    for _ in range(3):
+        ours.append(columns_samples_per_second(samples))
+        theirs.append(raw_columns_samples_per_second(samples))
+    figures.append(
+        Figure(
+            f"streaming memory driver -> engine -> HDF5 ({STREAM_CHANNELS} channels, columnar)",
+            "samples/s",
+            ours,
+            "raw h5py writing the same scans as blocks",
+            theirs,
+            target_ratio=0.8,
+            note=f"{STREAM_SCANS_PER_POINT:,} scans a point, flush + fsync per point",
         )
     )
     figures.extend(engine_rss.figures(quick))

@@ -1,12 +1,15 @@
 """Streaming samples into HDF5: RunFile against raw h5py, and memory over a long stream.
 
-Throughput: the same samples (4 channels round-robin) go through `RunFile.add_sample` (buffers,
-bounded queue, writer thread, SWMR, a summary row + flush + fsync per point) and through the
-plainest synchronous h5py code writing the same layout in the same blocks (per-sample appends to
-array buffers, one write per block, flush + fsync per point, same chunks and gzip): once with
+Throughput: the same samples (scans of 4 channels of one instrument) go through
+`RunFile.add_scan` (a row per scan, bounded queue, writer thread, SWMR, a summary row + flush +
+fsync per point) and through the plainest synchronous h5py code writing the same layout in the
+same blocks (each scan copied into a block of rows, one write per block, flush + fsync per
+point, same chunks and gzip): once with
 h5py's usual `resize` + slice assignment, once with the low-level dataset-id calls RunFile itself
 uses. All run in this process, interleaved, so the machine's mood affects all alike.
 Target: >= 0.8 of each.
+
+Creation: a run file for 1,000 and 10,000 channels (`bench.hdf5_create`).
 
 Memory: one long stream through RunFile; the peak RSS (VmHWM) after half of it and after all
 of it. A bounded pipeline has the same peak at both; ratio ~1.0 means it does not grow.
@@ -20,7 +23,6 @@ import multiprocessing
 import os
 import tempfile
 import time
-from array import array
 from pathlib import Path
 
 import h5py
@@ -28,6 +30,7 @@ import numpy as np
 from h5py import h5s
 
 from bench.common import Figure, arguments, report
+from bench.hdf5_create import creation_figures
 from mdfd.daemons.logging import configure
 from mdfd.daemons.stats import Stats
 from mdfd.daemons.storage import ChannelSpec, RunFile
@@ -51,13 +54,14 @@ async def through_runfile(path: Path, data: list[float]) -> float:
     await run.open()
     names = [c.name for c in CHANNELS]
     nch = len(names)
-    add = run.add_sample
+    scans = np.asarray(data).reshape(-1, nch)
+    add = run.add_scan
     began = time.perf_counter()
     point = 0
-    for i, value in enumerate(data):
-        if add(names[i % nch], T0 + i * 1e-3, value, point):
+    for i in range(scans.shape[0]):
+        if add("meter", names, T0 + i * 1e-3, scans[i], point):
             await run.drain()
-        if (i + 1) % POINT == 0:
+        if (i + 1) * nch % POINT == 0:
             stats = {n: Stats(0.0, 0.0, 0.0, 0.0, 1) for n in names}
             await run.complete_point(point, {"x": float(point)}, stats, T0, T0)
             point += 1
@@ -66,65 +70,62 @@ async def through_runfile(path: Path, data: list[float]) -> float:
 
 
 def through_raw_h5py(path: Path, data: list[float], low_level: bool = False) -> float:
-    """The plainest synchronous writer; `low_level` uses dataset ids instead of slicing."""
+    """The plainest synchronous writer of the same layout (one instrument's scans as rows of
+    `value[scans, 4]`, with time, point_index and sampled); `low_level` uses dataset ids
+    instead of slicing."""
     handle = h5py.File(path, "w", libver=LIBVER, rdcc_nbytes=1 << 18)
-    series = []
-    for spec in CHANNELS:
-        group = handle.create_group(f"entry/instrument/meter/{spec.short}")
-        series.append(
-            [
-                group.create_dataset(
-                    name,
-                    shape=(0,),
-                    maxshape=(None,),
-                    chunks=(BLOCK,),
-                    dtype=dt,
-                    compression="gzip",
-                    compression_opts=1,
-                    shuffle=True,
-                )
-                for name, dt in (("time", "f8"), ("value", "f8"), ("point_index", "i8"))
-            ]
+    group = handle.create_group("entry/instrument/meter/data")
+    nch = len(CHANNELS)
+    rows = BLOCK // nch
+    shapes = (("time", "f8", ()), ("value", "f8", (nch,)), ("point_index", "i8", ()))
+    datasets = [
+        group.create_dataset(
+            name,
+            shape=(0, *width),
+            maxshape=(None, *width),
+            chunks=(rows, *width),
+            dtype=dt,
+            compression="gzip",
+            compression_opts=1,
+            shuffle=True,
         )
+        for name, dt, width in (*shapes, ("sampled", "u1", (nch,)))
+    ]
     handle.swmr_mode = True
-    buffers = [(array("d"), array("d"), array("q")) for _ in CHANNELS]
-    rows = [0] * len(CHANNELS)
+    times, vals, points = np.empty(rows), np.empty((rows, nch)), np.empty(rows, np.int64)
+    sampled = np.ones((rows, nch), dtype="u1")
+    filled = written = 0
     fd = handle.id.get_vfd_handle()
 
-    def write(channel: int) -> None:
-        times, vals, points = buffers[channel]
-        start, end = rows[channel], rows[channel] + len(times)
-        for dataset, buf, dtype in zip(
-            series[channel], buffers[channel], ("f8", "f8", "i8"), strict=True
-        ):
-            block = np.frombuffer(buf, dtype=dtype)
+    def write() -> None:
+        nonlocal written, filled
+        count = filled
+        blocks = [times[:count], vals[:count], points[:count], sampled[:count]]
+        end = written + count
+        for dataset, block in zip(datasets, blocks, strict=True):
             if low_level:
-                dataset.id.set_extent((end,))
+                dataset.id.set_extent((end, *block.shape[1:]))
                 space = dataset.id.get_space()
-                space.select_hyperslab((start,), (end - start,))
-                dataset.id.write(h5s.create_simple((end - start,)), space, block)
+                space.select_hyperslab((written, *(0 for _ in block.shape[1:])), block.shape)
+                dataset.id.write(h5s.create_simple(block.shape), space, block)
             else:
-                dataset.resize((end,))
-                dataset[start:end] = block
-            del block  # release the buffer so the array can be emptied
-        rows[channel] = end
-        del times[:], vals[:], points[:]
+                dataset.resize(end, axis=0)
+                dataset[written:end] = block
+        written, filled = end, 0
 
-    nch = len(CHANNELS)
+    scans = np.asarray(data).reshape(-1, nch)
     began = time.perf_counter()
     point = 0
-    for i, value in enumerate(data):
-        channel = i % nch
-        times, vals, points = buffers[channel]
-        times.append(T0 + i * 1e-3)
-        vals.append(value)
-        points.append(point)
-        if len(times) >= BLOCK:
-            write(channel)
-        if (i + 1) % POINT == 0:
-            for c in range(nch):
-                if buffers[c][0]:
-                    write(c)
+    for i in range(scans.shape[0]):
+        times[filled] = T0 + i * 1e-3
+        points[filled] = point
+        vals[filled] = scans[i]
+        filled += 1
+        if filled == rows:
+            write()
+        if (i + 1) * nch % POINT == 0:
+            if filled:
+                write()
             handle.flush()
             os.fsync(fd)
             point += 1
@@ -145,16 +146,17 @@ async def long_stream(path: Path, total: int) -> tuple[float, float]:
     run = RunFile(path, metadata={"run_id": "long"}, channels=CHANNELS, parameters=["x"])
     await run.open()
     names = [c.name for c in CHANNELS]
+    nch = len(names)
     half = 0.0
     point = 0
-    chunk = np.sin(np.arange(POINT) / 500.0).tolist()
-    for i in range(total):
-        if run.add_sample(names[i % 4], T0 + i * 1e-3, chunk[i % POINT], point):
+    chunk = np.sin(np.arange(POINT) / 500.0).reshape(-1, nch)
+    for i in range(total // nch):
+        if run.add_scan("meter", names, T0 + i * 1e-3, chunk[i % chunk.shape[0]], point):
             await run.drain()
-        if (i + 1) % POINT == 0:
+        if (i + 1) * nch % POINT == 0:
             await run.complete_point(point, {"x": float(point)}, {}, T0, T0)
             point += 1
-        if i + 1 == total // 2:
+        if (i + 1) * nch == total // 2:
             half = peak_rss_mb()
     await run.close("completed")
     return half, peak_rss_mb()
@@ -169,7 +171,9 @@ def run(quick: bool = False) -> list[Figure]:
     count = 400_000 if quick else 2_000_000
     total = 1_000_000 if quick else 10_000_000
     data = values(count)
-    ours, raw, low = [], [], []
+    ours: list[float] = []
+    raw: list[float] = []
+    low: list[float] = []
     with tempfile.TemporaryDirectory(prefix="mdfd-bench-hdf5-") as tmp:
         for attempt in range(5):  # interleaved, in a rotating order
             order = ["ours", "raw", "low"]
@@ -214,6 +218,7 @@ def run(quick: bool = False) -> list[Figure]:
             higher_is_better=False,
             note="ratio ~1.0: memory does not grow with run length",
         ),
+        *creation_figures(quick),
     ]
 
 
@@ -226,3 +231,59 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def through_raw_h5py_scans(path: Path, scans: np.ndarray, scans_per_point: int) -> float:
+    """The plainest synchronous writer of one instrument's scans given as arrays (a row of
+    `scans` per scan, as a columnar driver returns them): layout 3's value[scans, channels],
+    time, point_index and sampled, in RunFile's chunks (about 4096 values), one write per
+    block, gzip-1 + shuffle, flush + fsync per point. Samples per second."""
+    count, width = scans.shape
+    rows = max(1, BLOCK // width)
+    handle = h5py.File(path, "w", libver=LIBVER, rdcc_nbytes=1 << 18)
+    group = handle.create_group("entry/instrument/meter/data")
+    shapes = (("time", "f8", ()), ("value", "f8", (width,)), ("point_index", "i8", ()))
+    datasets = [
+        group.create_dataset(
+            name,
+            shape=(0, *shape),
+            maxshape=(None, *shape),
+            chunks=(rows, *shape),
+            dtype=dt,
+            compression="gzip",
+            compression_opts=1,
+            shuffle=True,
+        )
+        for name, dt, shape in (*shapes, ("sampled", "u1", (width,)))
+    ]
+    handle.swmr_mode = True
+    fd = handle.id.get_vfd_handle()
+    block_time, block_point = np.empty(rows), np.empty(rows, np.int64)
+    block_value = np.empty((rows, width))
+    sampled = np.ones((rows, width), np.uint8)
+    filled = written = 0
+
+    def write() -> None:
+        nonlocal filled, written
+        end = written + filled
+        blocks = (block_time[:filled], block_value[:filled], block_point[:filled])
+        for dataset, block in zip(datasets, (*blocks, sampled[:filled]), strict=True):
+            dataset.resize(end, axis=0)
+            dataset[written:end] = block
+        written, filled = end, 0
+
+    began = time.perf_counter()
+    for i in range(count):
+        block_time[filled] = T0 + i * 1e-3
+        block_point[filled] = i // scans_per_point
+        block_value[filled] = scans[i]
+        filled += 1
+        if filled == rows:
+            write()
+        if (i + 1) % scans_per_point == 0:
+            if filled:
+                write()
+            handle.flush()
+            os.fsync(fd)
+    handle.close()
+    return count * width / (time.perf_counter() - began)

@@ -9,12 +9,22 @@ first point's start to the last point's end (setup and teardown reported apart).
 size: the achieved sample rate, the CPU share (process CPU time of all threads / wall), the
 event loop's lag (a 10 ms ticker's overshoot, p50/p99), CPU per point and per sample. The
 figure is wall time per point against the schedule's (count / rate): ratio ~1.0 means the
-engine kept up, lower means each point's sampling and checkpoint took longer than that.
+engine kept up, lower means each point's sampling and checkpoint took longer than that
+(target 0.98: the engine keeps at least 98 % of its schedule).
+
+The largest size, 100 memory instruments x 100 channels at 10 Hz (10,000 channels, 100,000
+samples/s), runs in a child process pinned to one core (`os.sched_setaffinity`, as under
+`taskset -c 0`): the modest industrial PC of issue 19, whatever this machine has. Its loop lag
+p99 is a figure of its own against the 10 ms budget. The CPU per sample at 1,000 channels
+(20 x 50 at 10 Hz) is set against the 10 us budget of the same issue.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import multiprocessing
+import os
 import statistics
 import subprocess
 import sys
@@ -221,6 +231,20 @@ def measure(points: int, instruments: int, channels: int, rate: float, count: in
         return asyncio.run(_measure(config, recipe))
 
 
+def _one_core() -> None:
+    configure("warning")
+    os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+
+
+def measure_on_one_core(
+    points: int, instruments: int, channels: int, rate: float, count: int
+) -> dict:
+    """`measure` in a fresh child process pinned to one core."""
+    spawn = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(1, spawn, initializer=_one_core) as pool:
+        return pool.submit(measure, points, instruments, channels, rate, count).result()
+
+
 def run(quick: bool = False) -> list[Figure]:
     configure("warning")
     points = 3 if quick else 5
@@ -229,11 +253,43 @@ def run(quick: bool = False) -> list[Figure]:
     if quick:
         sizes = sizes[:3]
     runs = [("memory", measure, size) for size in sizes]
+    runs.append(("memory, one core,", measure_on_one_core, (100, 100, 10.0)))
     runs.append(("modbus", measure_modbus, (20, 50, 10.0)))
-    return [
-        _figure(kind, [how(points, *size, count) for _ in range(2)], points, size, count)
-        for kind, how, size in runs
-    ]
+    figures: list[Figure] = []
+    for kind, how, size in runs:
+        results = [how(points, *size, count) for _ in range(2)]
+        figures.append(_figure(kind, results, points, size, count))
+        if size == (20, 50, 10.0) and kind == "memory":
+            figures.append(_cpu_figure(results, "1,000 channels (memory 20 x 50 @ 10 Hz)"))
+        if size == (100, 100, 10.0):
+            figures.append(_lag_figure(results, "10,000 channels on one core"))
+    return figures
+
+
+def _cpu_figure(results: list[dict], label: str) -> Figure:
+    return Figure(
+        f"scale CPU per sample, {label}",
+        "us/sample",
+        [r["cpu"] / r["samples"] * 1e6 for r in results],
+        "issue 19's budget",
+        [10.0 for _ in results],
+        higher_is_better=False,
+        target_ratio=1.0,
+        note="process CPU (all threads) over the sweep, checkpoints included, / samples",
+    )
+
+
+def _lag_figure(results: list[dict], label: str) -> Figure:
+    return Figure(
+        f"scale event-loop lag p99, {label}",
+        "ms",
+        [r["lag_p99"] * 1e3 for r in results],
+        "issue 19's budget",
+        [10.0 for _ in results],
+        higher_is_better=False,
+        target_ratio=1.0,
+        note="overshoot of a 10 ms ticker on the engine's loop during the sweep",
+    )
 
 
 def _figure(
@@ -249,7 +305,7 @@ def _figure(
         f"schedule ({count} samples per channel at the rate)",
         [count / rate for _ in results],
         higher_is_better=False,
-        target_ratio=0.9,
+        target_ratio=0.98,
         note=(
             f"{median(r['samples'] / r['wall'] for r in results):.0f} samples/s, "
             f"CPU share {median(r['cpu'] / r['wall'] for r in results):.0%}, "

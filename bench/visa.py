@@ -200,7 +200,10 @@ def _cases(serial: bool) -> list[Case]:
             loop: lambda p: _plain(p, QUERIES[:1]),
             threaded: lambda p: _plain_in_thread(p, QUERIES[:1]),
         }
-        compound = ("plain pyvisa compound query() loop", _plain_compound)
+        compound: tuple[str, Callable[[Peers], Contender]] = (
+            "plain pyvisa compound query() loop",
+            _plain_compound,
+        )
         note = HOP
     else:
         # The own socket transport: against plain asyncio streams (same work) and pyvisa.

@@ -46,5 +46,10 @@ class EngineClock:
         """Sleep until process time `when` (see `sleep`)."""
         await asyncio.sleep((when - self.now()) / self.scale)
 
+    async def sleep_wall(self, seconds: float) -> None:
+        """Sleep `seconds` of wall time whatever the scale: a retry's backoff, because faults
+        and reconnects take real seconds on a simulated MDF too (decisions 0022, 0063)."""
+        await asyncio.sleep(seconds)
+
     def wall_seconds(self, seconds: float) -> float:
         return seconds / self.scale

@@ -22,7 +22,7 @@ from pydantic import (
     model_validator,
 )
 
-from mdfd.drivers import InstrumentConfig, UnknownDriver, driver_class
+from mdfd.drivers import InstrumentConfig, UnknownDriver, config_model
 from mdfd.recipes.located import (
     InputError,
     LocatedDocument,
@@ -32,9 +32,10 @@ from mdfd.recipes.located import (
 )
 from mdfd.recipes.model import MAX_POINTS
 from mdfd.recipes.units import UnitError, duration_seconds, parse_unit
-from mdfd.simulators.base import SimulatorSettings, UnknownSimulator, simulator_class
+from mdfd.simulators.base import SimulatorSettings, UnknownSimulator, settings_model
 
 from .envvars import expand_env, variables_in
+from .webconfig import Web
 
 NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]*$"
 
@@ -283,6 +284,7 @@ class MdfConfig(Strict):
     control: Control = Control()
     recovery: Recovery = Recovery()
     limits: Limits = Limits()
+    web: Web | None = None
 
     @property
     def time_scale(self) -> float:
@@ -374,11 +376,11 @@ def load_config(path: Path | str) -> LoadedConfig:
 
 
 def _instrument_model(spec: dict[str, Any]) -> type[BaseModel]:
-    return driver_class(str(spec.get("driver"))).config_model
+    return config_model(str(spec.get("driver")))
 
 
 def _simulator_model(spec: dict[str, Any]) -> type[BaseModel]:
-    return simulator_class(str(spec.get("kind"))).settings_model
+    return settings_model(str(spec.get("kind")))
 
 
 def _validate_section(

@@ -18,7 +18,7 @@ import asyncio
 import datetime as dt
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -39,7 +39,6 @@ from .ctlclient import (
     CtlError,
     Target,
 )
-from .ctlwatch import watch
 from .envvars import expand_env
 from .errors import report
 from .logging import configure
@@ -330,6 +329,16 @@ def _show_run(run: dict[str, Any], console: Console) -> None:
         console.print(table)
 
 
+def _watcher() -> Callable[[Client, str | None, bool], Awaitable[int]]:
+    """`ctlwatch`, imported by the commands that watch: it decodes the daemon's typed events
+    with the engine's models, which `mdfctl status` and the rest never need (ADR 0076).
+    `submit --watch` imports it before submitting, so the stream opens as soon as the run is
+    queued, not an import later."""
+    from .ctlwatch import watch
+
+    return watch
+
+
 async def _dispatch(args: argparse.Namespace, client: Client) -> int:
     console = output_console()
     as_json = args.json
@@ -345,6 +354,7 @@ async def _dispatch(args: argparse.Namespace, client: Client) -> int:
         data = await client.request("GET", "/status")
         show(data, lambda: _show_status(data, console))
     elif command == "submit":
+        watch = _watcher() if args.watch else None
         try:
             text = read_bounded(args.recipe)
         except Refused as exc:
@@ -358,7 +368,7 @@ async def _dispatch(args: argparse.Namespace, client: Client) -> int:
             console.print(f"queued {run['id']} ({run['points_total']} points)", highlight=False)
         for warning in run.get("warnings", []):
             print(f"mdfctl: warning: {warning}", file=sys.stderr)
-        if args.watch:
+        if watch is not None:
             return await watch(client, run["id"], as_json)
     elif command == "runs":
         query = f"?status={args.status}" if args.status else ""
@@ -368,7 +378,7 @@ async def _dispatch(args: argparse.Namespace, client: Client) -> int:
         run = await client.request("GET", f"/runs/{quote(args.run)}")
         show(run, lambda: _show_run(run, console))
     elif command == "watch":
-        return await watch(client, args.run, as_json)
+        return await _watcher()(client, args.run, as_json)
     elif command in ("pause", "resume", "abort"):
         target = args.run or "current"
         query = f"?reason={quote(args.reason)}" if command == "abort" else ""

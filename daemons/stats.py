@@ -2,7 +2,9 @@
 
 A ten-million-sample run must not hold its samples to summarise them: Welford's update keeps
 mean and variance numerically stable with O(1) state per channel. A fast acquisition folds its
-samples in by blocks (`add_block`) rather than one Python call per sample.
+samples in by blocks rather than one Python call per sample: `summarise` reduces a 2-D block
+(one row per channel) with numpy in one pass for all channels, and `RunningStats.merge` folds a
+channel's share into its running statistics (`add_block` is the same for one channel).
 
 A NaN or ±inf sample (a device's "no value", an overflowed float) is no measurement: it is
 counted in `invalid` and kept out of n, mean, std, min, max and last. Folded in, one NaN would
@@ -18,6 +20,50 @@ from dataclasses import dataclass
 import numpy as np
 
 SMALL_BLOCK = 32  # samples: below this numpy's fixed cost per call exceeds a Python loop
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """A block's statistics per channel (one entry per row of the block), ready to merge.
+
+    `m2` is the sum of squared deviations from the block's own mean; `last` the last finite
+    sample (NaN when there is none); channels with `n == 0` have NaN mean and zero m2.
+    """
+
+    n: np.ndarray
+    mean: np.ndarray
+    m2: np.ndarray
+    min: np.ndarray
+    max: np.ndarray
+    last: np.ndarray
+    invalid: np.ndarray
+
+
+def summarise(block: np.ndarray) -> Summary:
+    """The statistics of each row of a 2-D float64 block (channels x samples), NaN/inf apart.
+
+    Each row's samples are contiguous, so numpy sums them pairwise; the deviations are taken
+    from the row's own mean (two passes), which is at least as stable as Welford.
+    """
+    width, k = block.shape
+    finite = np.isfinite(block)
+    n = finite.sum(axis=1)
+    if int(n.sum()) == width * k:  # the usual case: no NaN anywhere, no masking needed
+        mean = block.mean(axis=1) if k else np.full(width, math.nan)
+        deviations = block - mean[:, None]
+        low, high = (block.min(axis=1), block.max(axis=1)) if k else (mean, mean)
+        last = block[:, -1] if k else mean
+    else:
+        kept = np.where(finite, block, 0.0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = kept.sum(axis=1) / n
+        deviations = np.where(finite, block - mean[:, None], 0.0)
+        low = np.where(finite, block, math.inf).min(axis=1)
+        high = np.where(finite, block, -math.inf).max(axis=1)
+        at = k - 1 - np.argmax(finite[:, ::-1], axis=1)  # the last finite sample of each row
+        last = np.where(n > 0, block[np.arange(width), at], math.nan)
+    m2 = np.einsum("ij,ij->i", deviations, deviations)
+    return Summary(n, mean, m2, low, high, last, k - n)
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,35 +103,42 @@ class RunningStats:
     def add_block(self, values: Sequence[float]) -> None:
         """Fold in many samples at once, with the same result as `add` one by one (to rounding).
 
-        The block's own mean and sum of squared deviations are computed by numpy (pairwise
-        sums, two passes: at least as stable as Welford) and merged with the update of Chan,
-        Golub and LeVeque, which is Welford's for a block. Non-finite samples are counted
-        apart, as in `add`.
+        The block is summarised by `summarise` (numpy) and merged by `merge`; small blocks go
+        through `add`, where numpy's fixed cost per call would exceed the loop's.
         """
-        k = len(values)
-        if k < SMALL_BLOCK:
+        if len(values) < SMALL_BLOCK:
             for value in values:
                 self.add(value)
             return
-        block = np.asarray(values, dtype=np.float64)
-        finite = np.isfinite(block)
-        if not finite.all():
-            self.invalid += k - int(finite.sum())
-            block = block[finite]
-            k = len(block)
-            if k == 0:
-                return
-        block_mean = float(block.mean())
-        deviations = block - block_mean
-        block_m2 = float((deviations * deviations).sum())
+        s = summarise(np.asarray(values, dtype=np.float64).reshape(1, -1))
+        self.merge(
+            int(s.n[0]),
+            float(s.mean[0]),
+            float(s.m2[0]),
+            float(s.min[0]),
+            float(s.max[0]),
+            float(s.last[0]),
+            int(s.invalid[0]),
+        )
+
+    def merge(
+        self, k: int, mean: float, m2: float, low: float, high: float, last: float, invalid: int
+    ) -> None:
+        """Fold in a block's statistics (one channel's entries of a `Summary`).
+
+        The update of Chan, Golub and LeVeque, which is Welford's for a block.
+        """
+        self.invalid += invalid
+        if k == 0:
+            return
         before = self.n
         self.n = n = before + k
-        delta = block_mean - self.mean
+        delta = mean - self.mean
         self.mean += delta * k / n
-        self._m2 += block_m2 + delta * delta * before * k / n
-        self.min = min(self.min, float(block.min()))
-        self.max = max(self.max, float(block.max()))
-        self.last = float(block[-1])
+        self._m2 += m2 + delta * delta * before * k / n
+        self.min = min(self.min, low)
+        self.max = max(self.max, high)
+        self.last = last
 
     def result(self) -> Stats:
         if self.n == 0:
@@ -93,3 +146,101 @@ class RunningStats:
             return Stats(nan, nan, nan, nan, 0, invalid=self.invalid)
         std = math.sqrt(self._m2 / (self.n - 1)) if self.n > 1 else 0.0
         return Stats(self.mean, std, self.min, self.max, self.n, self.last, self.invalid)
+
+
+class ColumnStats:
+    """The running statistics of many channels (a point's), as arrays: what `RunningStats` is
+    for one channel, merged a whole block at a time with numpy instead of channel by channel.
+
+    A point of ten thousand channels would otherwise make ten thousand `RunningStats` when it
+    begins and merge into each of them in a Python loop. Channels met that were not declared
+    when the point began are added on first use.
+    """
+
+    def __init__(self, channels: Sequence[str]) -> None:
+        self.channels: list[str] = []
+        self._index: dict[str, int] = {}
+        self.n = np.zeros(0, dtype=np.int64)
+        self.mean = np.zeros(0)
+        self.m2 = np.zeros(0)
+        self.min = np.zeros(0)
+        self.max = np.zeros(0)
+        self.last = np.zeros(0)
+        self.invalid = np.zeros(0, dtype=np.int64)
+        self.positions(channels)
+
+    def positions(self, channels: Sequence[str]) -> np.ndarray:
+        """Where `channels` are in the arrays (adding those not there yet): a step works it
+        out once and merges its blocks there."""
+        new = [c for c in dict.fromkeys(channels) if c not in self._index]
+        if new:
+            for channel in new:
+                self._index[channel] = len(self.channels)
+                self.channels.append(channel)
+            k = len(new)
+            self.n = np.concatenate([self.n, np.zeros(k, dtype=np.int64)])
+            self.mean = np.concatenate([self.mean, np.zeros(k)])
+            self.m2 = np.concatenate([self.m2, np.zeros(k)])
+            self.min = np.concatenate([self.min, np.full(k, math.inf)])
+            self.max = np.concatenate([self.max, np.full(k, -math.inf)])
+            self.last = np.concatenate([self.last, np.full(k, math.nan)])
+            self.invalid = np.concatenate([self.invalid, np.zeros(k, dtype=np.int64)])
+        return np.array([self._index[c] for c in channels], dtype=np.intp)
+
+    def merge(self, at: np.ndarray, s: Summary) -> None:
+        """Fold in a block's `Summary` for the channels at positions `at` (as `merge` of
+        `RunningStats`, vectorised: the update of Chan, Golub and LeVeque)."""
+        self.invalid[at] += s.invalid
+        some = s.n > 0
+        if not some.all():
+            at, s = at[some], Summary(*(getattr(s, f)[some] for f in Summary.__slots__))
+        before = self.n[at]
+        n = before + s.n
+        delta = s.mean - self.mean[at]
+        self.mean[at] += delta * s.n / n
+        self.m2[at] += s.m2 + delta * delta * before * s.n / n
+        self.n[at] = n
+        self.min[at] = np.minimum(self.min[at], s.min)
+        self.max[at] = np.maximum(self.max[at], s.max)
+        self.last[at] = s.last
+
+    def result(self, channel: str) -> Stats:
+        return self.results([channel])[channel]
+
+    def results(self, channels: Sequence[str] | None = None) -> dict[str, Stats]:
+        """Each channel's `Stats`, as `RunningStats.result` gives them."""
+        names = self.channels if channels is None else list(channels)
+        at = np.array([self._index[c] for c in names], dtype=np.intp)
+        rows = zip(*(column.tolist() for column in self._columns(at)), strict=True)
+        return {name: Stats(*row) for name, row in zip(names, rows, strict=True)}
+
+    def summaries(self) -> dict[str, dict[str, float | int | None]]:
+        """Every channel's statistics as JSON-ready fields (`Stats`' names; None for NaN or
+        infinite), for the point's checkpoint row: made from the arrays, not per `Stats`."""
+        columns = []
+        for column in self._columns(np.arange(len(self.channels))):
+            values = column.astype(object)
+            if column.dtype.kind == "f":
+                values[~np.isfinite(column)] = None
+            columns.append(values.tolist())
+        return {
+            name: dict(zip(Stats.__slots__, row, strict=True))
+            for name, row in zip(self.channels, zip(*columns, strict=True), strict=True)
+        }
+
+    def _columns(self, at: np.ndarray) -> tuple[np.ndarray, ...]:
+        """The `Stats` fields, in order, of the channels at `at`."""
+        n = self.n[at]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            std = np.where(n > 1, np.sqrt(self.m2[at] / np.maximum(n - 1, 1)), 0.0)
+        empty = n == 0
+        nan = math.nan
+        return (
+            np.where(empty, nan, self.mean[at]),
+            np.where(empty, nan, std),
+            np.where(empty, nan, self.min[at]),
+            np.where(empty, nan, self.max[at]),
+            n,
+            self.last[at],
+            self.invalid[at],
+        )

@@ -1,6 +1,12 @@
 """Instrument drivers: one async contract, many protocols."""
 
 from .base import (
+    BAD_CODE,
+    GOOD_CODE,
+    QUALITY_CODES,
+    UNCERTAIN_CODE,
+    Block,
+    BlockReadable,
     Browsable,
     BrowseEntry,
     ChannelConfig,
@@ -14,6 +20,7 @@ from .base import (
     Reconnect,
     StrictModel,
     Subscribable,
+    Timeouts,
     Value,
     check_writable,
 )
@@ -25,9 +32,15 @@ from .errors import (
     ProtocolError,
     WriteOutcomeUnknown,
 )
-from .registry import UnknownDriver, available, driver_class
+from .registry import UnknownDriver, available, config_model, driver_class
 
 __all__ = [
+    "BAD_CODE",
+    "GOOD_CODE",
+    "QUALITY_CODES",
+    "UNCERTAIN_CODE",
+    "Block",
+    "BlockReadable",
     "Browsable",
     "BrowseEntry",
     "ChannelConfig",
@@ -46,10 +59,12 @@ __all__ = [
     "Reconnect",
     "StrictModel",
     "Subscribable",
+    "Timeouts",
     "UnknownDriver",
     "Value",
     "WriteOutcomeUnknown",
     "available",
     "check_writable",
+    "config_model",
     "driver_class",
 ]

@@ -6,14 +6,34 @@ a Modbus furnace, an OPC-UA skid and a SCPI meter be swept by the same recipe.
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import math
+import re
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Generic, Literal, Protocol, TypeVar, runtime_checkable
+from typing import (
+    Annotated,
+    Any,
+    ClassVar,
+    Generic,
+    Literal,
+    Protocol,
+    TypeVar,
+    runtime_checkable,
+)
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+import numpy as np
+import numpy.typing as npt
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential,
+)
 
 Value = float | int | bool | str | list[float]
 
@@ -22,6 +42,12 @@ class Quality(enum.StrEnum):
     GOOD = "good"
     UNCERTAIN = "uncertain"
     BAD = "bad"
+
+
+# A `Block`'s quality codes: the position of each `Quality` in this tuple. GOOD is 0 so that
+# `np.zeros(n, np.uint8)` is an all-good scan and `quality == 0` selects the good samples.
+QUALITY_CODES: tuple[Quality, ...] = (Quality.GOOD, Quality.UNCERTAIN, Quality.BAD)
+GOOD_CODE, UNCERTAIN_CODE, BAD_CODE = 0, 1, 2
 
 
 @dataclass(slots=True)
@@ -87,20 +113,75 @@ class Reconnect(StrictModel):
     """How every driver (re)opens a lost link, with the same keys whatever the protocol.
 
     Up to `attempts` tries per call that finds the link down, waiting `initial` seconds before
-    the second try and doubling up to `maximum`. The engine's retries come on top of these, as
-    its recipe's `on_error` says; a driver never retries a request itself.
+    the second try and doubling up to `maximum` — only while the link cannot be opened at all
+    (refused, unreachable: nothing was exchanged). A peer that accepts but does not answer is
+    an `InstrumentTimeout` at once. The whole call stays within the instrument's
+    `timeouts.operation`; the engine alone retries the call, as its recipe's `on_error` says,
+    and a driver never retries a request itself (decision 0063).
     """
 
     attempts: int = Field(default=4, ge=1, le=1000, description="tries to open the link")
     initial: float = Field(default=0.2, gt=0, le=600, description="seconds before the second")
     maximum: float = Field(default=5.0, gt=0, le=3600, description="longest wait between tries")
 
-    def delays(self) -> Iterator[float]:
-        """The waits between successive attempts: initial, doubling, capped at maximum."""
-        delay = self.initial
-        for _ in range(self.attempts - 1):
-            yield min(delay, self.maximum)
-            delay *= 2
+    def retrying(
+        self,
+        retry_on: type[BaseException] | tuple[type[BaseException], ...],
+        before_sleep: Callable[[RetryCallState], None] | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> AsyncRetrying:
+        """The tenacity loop a driver opens its link with: `attempts` tries while the error is
+        one of `retry_on`, waits from `initial` doubling up to `maximum`; the last error is
+        raised."""
+        return AsyncRetrying(
+            stop=stop_after_attempt(self.attempts),
+            wait=wait_exponential(multiplier=self.initial, max=self.maximum),
+            retry=retry_if_exception_type(retry_on),
+            before_sleep=before_sleep,
+            sleep=sleep,
+            reraise=True,
+        )
+
+
+DURATION = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*(ms|s|min|h)?\s*$")
+UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "min": 60.0, "h": 3600.0}
+
+
+def _seconds(value: object) -> object:
+    """A timeout as a config writes it: seconds, or `500 ms`, `5 s`, `2 min`, `1 h`. (The
+    drivers import nothing of the recipes' units, so the few units a timeout needs are here.)"""
+    if not isinstance(value, str):
+        return value
+    match = DURATION.match(value)
+    if match is None:
+        raise ValueError(f"expected a duration such as '5 s' or '500 ms', got {value!r}")
+    return float(match.group(1)) * UNIT_SECONDS[match.group(2) or "s"]
+
+
+Seconds = Annotated[float, BeforeValidator(_seconds)]
+
+
+class Timeouts(StrictModel):
+    """How long the engine and the daemon's health checks give one instrument, whatever its
+    driver: the bounds an operator tunes to the instrument, not to the protocol.
+
+    `connect` bounds `connect()` and `close()` (opening the link, logging in) at the start and
+    end of a run and in the health checks. `operation` bounds one attempt of any other call —
+    a read, a write, `identify`, a health probe — a lazy reconnect inside it included, so the
+    worst case before a read fails is the same formula for every protocol
+    (`mdfd.daemons.engine.retrying`). A driver's own per-request `timeout` may end an attempt
+    sooner; nothing ends it later.
+    """
+
+    connect: Seconds = Field(
+        default=30.0, gt=0, le=3600, description="s to open (or close) the link (or '5 s')"
+    )
+    operation: Seconds = Field(
+        default=60.0,
+        gt=0,
+        le=3600,
+        description="s one read or write may take, a reconnect included (or '2 s')",
+    )
 
 
 class InstrumentConfig(StrictModel, Generic[ChannelT]):
@@ -110,6 +191,10 @@ class InstrumentConfig(StrictModel, Generic[ChannelT]):
 
     driver: str
     description: str = ""
+    timeouts: Timeouts = Field(
+        default_factory=Timeouts,
+        description="connect and per-operation bounds the engine keeps, whatever the driver",
+    )
     channels: dict[str, ChannelT] = Field(min_length=1)
 
 
@@ -209,6 +294,55 @@ class Subscribable(Protocol):
     def subscribed_channels(self) -> Sequence[str]: ...
 
     def stream(self, channels: Sequence[str]) -> AsyncIterator[tuple[str, Reading]]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Block:
+    """One instrument's scan as columns: what `BlockReadable.read_block` returns.
+
+    `channels` are the names in the order asked; `values[i]` and `quality[i]` belong to
+    `channels[i]`. `values` is float64, shape `(n,)`, booleans as 0/1. `quality` is uint8,
+    shape `(n,)`, with the codes of `QUALITY_CODES`: 0 GOOD, 1 UNCERTAIN (the instrument
+    vouches for the value only partly, e.g. OPC-UA's UncertainEngineeringUnitsExceeded; the
+    value is kept, as `read` keeps it), 2 BAD (no usable value: the instrument said so, or it
+    sent NaN or ±inf, or a non-number arrived). `values` is NaN exactly where the quality is
+    BAD, so `values[quality == GOOD_CODE]` are the good samples and NaN-aware statistics skip
+    the bad ones. `timestamp` is one stamp for the whole scan, from the injected clock
+    (`DriverContext.clock`), taken when the scan's last answer arrived. Units are not repeated
+    per scan: they are the channels' config.
+
+    The arrays belong to the caller: a driver never keeps or reuses them after returning.
+    """
+
+    channels: tuple[str, ...]
+    values: npt.NDArray[np.float64]
+    quality: npt.NDArray[np.uint8]
+    timestamp: float
+
+
+@runtime_checkable
+class BlockReadable(Protocol):
+    """Drivers that can return a scan of number channels as arrays instead of one `Reading`
+    per channel: the engine's fast path at hundreds of channels per instrument at 10 Hz.
+
+    Implement it when a scan can be decoded in bulk (registers through numpy, one OPC-UA Read
+    answer into an array); a driver without it is read through `read` and loses nothing.
+
+    `read_block(channels)` keeps the rules of `Driver.read`: the same values (as float64) for
+    the same channels; one attempt bounded by the instrument's timeout, the engine owning
+    retries; the same errors for the same causes — `ChannelError` before the wire for an
+    unknown channel and for one that does not hold a number (text or arrays, as its config or
+    the instrument's declared type says), `InstrumentDisconnected` after `close` or when the
+    link is gone, `InstrumentTimeout`, `ProtocolError` when the instrument refuses the request.
+    One difference: a single value the instrument answers with a bad status does not fail the
+    block (where `read` raises `ProtocolError` for it) — that position is NaN with quality
+    BAD and the rest of the scan is kept, since a hundred-channel scan must not be lost to one
+    broken sensor. It may run concurrently with `read`, `write` and other `read_block` calls,
+    serialised on the wire as `read` is. A channel configured as subscribed is answered from
+    its latest notification, as `read` answers it (polled until the first one arrives).
+    """
+
+    async def read_block(self, channels: Sequence[str]) -> Block: ...
 
 
 @dataclass(frozen=True, slots=True)

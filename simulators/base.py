@@ -2,7 +2,9 @@
 
 A simulator is an independent peer on the wire: it never imports drivers or the daemon, so a
 driver test against it proves the protocol rather than a shared assumption. Simulators are
-found through the `mdfd.simulators` entry-point group, just like drivers.
+found through the `mdfd.simulators` entry-point group, just like drivers; a kind may declare its
+settings model under `mdfd.simulator_settings`, in a module that imports no protocol library,
+so a config is validated without importing the simulator itself (ADR 0075).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ if TYPE_CHECKING:
     from .world import World
 
 GROUP = "mdfd.simulators"
+SETTINGS_GROUP = "mdfd.simulator_settings"
 
 
 class SimulatorSettings(BaseModel):
@@ -69,3 +72,14 @@ def simulator_class(kind: str) -> SimulatorClass:
     if not matches:
         raise UnknownSimulator(f"unknown simulator kind {kind!r}; installed: {available()}")
     return matches[0].load()
+
+
+@cache
+def settings_model(kind: str) -> type[SimulatorSettings]:
+    """The model a simulator of `kind` is validated by: from its `mdfd.simulator_settings` entry
+    point when it declares one (no protocol library imported), else from its class."""
+    light = [ep for ep in entry_points(group=SETTINGS_GROUP) if ep.name == kind]
+    if light:
+        model: type[SimulatorSettings] = light[0].load()
+        return model
+    return simulator_class(kind).settings_model

@@ -116,6 +116,7 @@ def sim_env(var_dir: Path, **extra: str) -> dict[str, str]:
         MDFD_FURNACE_PORT=str(free_port()),
         MDFD_REACTOR_PORT=str(free_port()),
         MDFD_METER_PORT=str(free_port()),
+        MDFD_WEB_PORT="0",
     )
     env.update(extra)
     return env

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ValidationError
 from structlog.testing import capture_logs
 
 from mdfd.daemons.config import load_config
-from mdfd.drivers import Reconnect
+from mdfd.drivers import InstrumentDisconnected, Reconnect
 from mdfd.drivers.modbus import ModbusInstrument
 from mdfd.drivers.opcua import OpcUaInstrument
 from mdfd.drivers.visa import VisaInstrument
@@ -94,10 +94,30 @@ def test_modbus_retries_is_ignored_with_a_warning_naming_on_error() -> None:
     assert "on_error" in event["reason"]
 
 
-def test_backoff_doubles_up_to_its_maximum() -> None:
-    delays = list(Reconnect(attempts=5, initial=0.5, maximum=1.5).delays())
-    assert delays == [0.5, 1.0, 1.5, 1.5]
-    assert list(Reconnect(attempts=1).delays()) == []
+@pytest.mark.parametrize(
+    ("reconnect", "expected"),
+    [
+        (Reconnect(attempts=5, initial=0.5, maximum=1.5), [0.5, 1.0, 1.5, 1.5]),
+        (Reconnect(attempts=1), []),
+    ],
+)
+async def test_backoff_doubles_up_to_its_maximum(
+    reconnect: Reconnect, expected: list[float]
+) -> None:
+    waits: list[float] = []
+    tries = 0
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+
+    async def refused() -> None:
+        nonlocal tries
+        tries += 1
+        raise InstrumentDisconnected("furnace", "connection refused")
+
+    with pytest.raises(InstrumentDisconnected):
+        await reconnect.retrying(InstrumentDisconnected, sleep=sleep)(refused)
+    assert (waits, tries) == (expected, reconnect.attempts)
 
 
 CONFIG = """\

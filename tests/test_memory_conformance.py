@@ -14,6 +14,8 @@ CONFIG = MemoryInstrument.model_validate(
             "temperature": {"unit": "degC", "follows": "setpoint", "tau": 5, "initial": 25},
             "setpoint": {"unit": "degC", "writable": True, "limits": {"min": 0, "max": 1400}},
             "running": {"writable": True, "initial": True},
+            "broken": {"initial": float("nan")},
+            "label": {"initial": "batch 7"},
         },
     }
 )
@@ -29,4 +31,7 @@ class TestMemory(DriverConformance):
             writable="setpoint",
             in_limits=300.0,
             out_of_limits=1500.0,
+            steady_channels=["setpoint", "running"],
+            bad_channel="broken",
+            text_channel="label",
         )

@@ -8,33 +8,36 @@ stamped at the read, so an acquisition of 10 gives 10 samples however often the 
 notifies (a server that samples slower than asked says so in a warning at connect).
 
 The polling loop is the engine's hottest path (a memory instrument is read millions of times
-in a benchmark or a dry run), so per scan it does only what each scan must: read within the
-step's timeout context, check the interlocks, hand each sample to the file. What can be worked
-out once per step is (the read plan, the channels' buffers), and statistics are folded in by
-blocks.
+in a benchmark or a dry run, a line of a hundred instruments carries ten thousand channels), so
+it is columnar: each scan is a `Scan` (a float64 per channel, a timestamp per instrument) read
+with one call per instrument; the interlocks are checked on those arrays inside the read, the
+values go to the file one call per instrument and into a 2-D buffer (channels x scans) that is
+folded into the statistics with numpy when it is full and when the step ends. No Python object
+is made per sample. What can be worked out once per step is (the read plan, the buffer).
 """
 
 from __future__ import annotations
 
 import asyncio
-import math
 import time
-from array import array
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from mdfd.drivers import InstrumentError, Reading
+import numpy as np
+
+from mdfd.drivers import InstrumentError
 from mdfd.recipes.model import AcquireSpec
 
-from ..stats import RunningStats
+from ..stats import ColumnStats, summarise
 from .events import EventBus, Readings
-from .instruments import Instruments
+from .instruments import Instruments, Part, Scan
 
 if TYPE_CHECKING:
     from .steps import StepContext
 
 EVENT_PERIOD_WALL_SECONDS = 0.25
 STATS_BLOCK_SCANS = 4096  # scans whose samples wait in a buffer before joining the statistics
+STATS_BLOCK_SAMPLES = 1 << 20  # ... and at most this many samples (8 MiB) for wide scans
 
 
 class Acquisition:
@@ -44,7 +47,7 @@ class Acquisition:
         self._sink = sink
         self._instruments = instruments
         self._events = events
-        self.stats: dict[str, RunningStats] = {}
+        self.stats = ColumnStats(())
         self.latest: dict[str, float] = {}
         self.samples_written = 0
         self._point = 0
@@ -52,7 +55,7 @@ class Acquisition:
 
     def begin_point(self, point_index: int, channels: list[str]) -> None:
         self._point = point_index
-        self.stats = {channel: RunningStats() for channel in channels}
+        self.stats = ColumnStats(channels)
 
     async def run(self, spec: AcquireSpec, ctx: StepContext) -> None:
         count = spec.samples(ctx.point, ctx.recipe)
@@ -63,10 +66,10 @@ class Acquisition:
     async def _scan(self, channels: list[str], count: int, rate: float, ctx: StepContext) -> None:
         """`count` scans of the polled `channels` on the drift-free schedule.
 
-        The scans share one timeout context, armed around each read by `Reader.read_within`.
+        The scans share one timeout context, armed around each read by `Reader.scan_within`.
         A read that fails or runs out of time leaves that context: it is retried under the
         recipe's error policy (each attempt with a timeout of its own) and the scans go on in
-        a new context. Each scan's readings pass the interlock hooks inside the read; the
+        a new context. Each scan's values pass the interlock checks inside the read; the
         breach check follows before any of them is kept, and so before the next read.
         """
         clock, check = ctx.clock, ctx.check_interlocks
@@ -78,52 +81,38 @@ class Acquisition:
             await clock.sleep_until(began + count / rate)
             return
         reader = self._instruments.reader(channels)
-        add, point = self._sink.add_sample, self._point
-        slots = [(channel, array("d")) for channel in reader.channels]
-        names = reader.channels
-        keeps = [pending.append for _, pending in slots]
-        width = len(slots)
-        until_fold = STATS_BLOCK_SCANS
-
+        names, point = reader.channels, self._point
+        at = self.stats.positions(names)
+        rows = max(1, min(count, STATS_BLOCK_SCANS, STATS_BLOCK_SAMPLES // len(names)))
+        pending = np.empty((len(names), rows))  # a row per channel: its samples contiguous
+        filled = 0
         not_numbers: set[str] = set()
 
-        async def take(readings: Sequence[Reading]) -> None:
-            """One scan's readings: checked, then into the file and the statistics' buffers."""
-            nonlocal until_fold
+        async def take(scan: Scan) -> None:
+            """One scan's values: checked, then into the file and the statistics' buffer."""
+            nonlocal filled
             check()
-            drain = False
-            for channel, reading, keep in zip(names, readings, keeps, strict=True):
-                sample = reading.value
-                if type(sample) is float:
-                    value = sample
-                elif isinstance(sample, int | float):
-                    value = float(sample)
-                else:
-                    # Validation refuses channels known to give text or arrays; one that
-                    # does so anyway is an invalid sample (NaN), counted and said, not dropped.
-                    value = math.nan
-                    if channel not in not_numbers:
-                        not_numbers.add(channel)
-                        ctx.log.warning(
-                            "acquired value is not a number; stored as an invalid sample",
-                            channel=channel,
-                            value=repr(sample)[:80],
-                        )
-                if add(channel, reading.timestamp, value, point):
-                    drain = True
-                keep(value)
-            self.samples_written += width
-            if drain or self._sink.needs_drain:
+            for channel, value in scan.not_numbers:
+                # Validation refuses channels known to give text or arrays; one that does
+                # so anyway is an invalid sample (NaN), counted and said, not dropped.
+                if channel not in not_numbers:
+                    not_numbers.add(channel)
+                    ctx.log.warning(
+                        "acquired value is not a number; stored as an invalid sample",
+                        channel=channel,
+                        value=repr(value)[:80],
+                    )
+            pending[:, filled] = scan.values
+            filled += 1
+            self.samples_written += len(names)
+            if self._store(reader.parts, scan, point) or self._sink.needs_drain:
                 await self._sink.drain()
+            if filled == rows:
+                self._fold(at, names, pending, filled)
+                filled = 0
             now = time.monotonic()
             if now - self._last_event >= EVENT_PERIOD_WALL_SECONDS:
-                self._fold(slots)
-                self._publish(now)
-                until_fold = STATS_BLOCK_SCANS
-            until_fold -= 1
-            if not until_fold:
-                self._fold(slots)
-                until_fold = STATS_BLOCK_SCANS
+                self._publish(now, names, scan.values)
 
         began = clock.now()
         index = 0
@@ -134,7 +123,7 @@ class Acquisition:
                     async with deadline:
                         while index < count:
                             await clock.sleep_until(began + index / rate)
-                            await take(await reader.read_within(deadline))
+                            await take(await reader.scan_within(deadline))
                             index += 1
                     break
                 except TimeoutError:
@@ -143,26 +132,35 @@ class Acquisition:
                     error: InstrumentError = reader.timed_out()
                 except InstrumentError as exc:
                     error = exc
-                await take(await ctx.retry("acquire", reader.read, error))
+                await take(await ctx.retry("acquire", reader.scan, error))
                 index += 1
             await clock.sleep_until(began + count / rate)
         finally:
-            self._fold(slots)
+            self._fold(at, names, pending, filled)
 
-    def _fold(self, slots: list[tuple[str, array[float]]]) -> None:
-        """Move the buffered samples into the point's statistics and the latest values."""
-        for channel, pending in slots:
-            if pending:
-                self._stats(channel).add_block(pending)
-                self.latest[channel] = pending[-1]
-                del pending[:]
+    def _store(self, parts: Sequence[Part], scan: Scan, point: int) -> bool:
+        """The scan into the data file, one call per instrument; True when it wants a drain.
 
-    def _stats(self, channel: str) -> RunningStats:
-        stats = self.stats.get(channel)
-        if stats is None:
-            stats = self.stats[channel] = RunningStats()
-        return stats
+        The one place that knows the file's entry point for samples.
+        """
+        drain = False
+        for part, t in zip(parts, scan.times, strict=True):
+            values = scan.values[part.start : part.stop]
+            if self._sink.add_scan(part.instrument, part.channels, t, values, point):
+                drain = True
+        return drain
 
-    def _publish(self, now: float) -> None:
+    def _fold(self, at: np.ndarray, names: Sequence[str], pending: np.ndarray, filled: int) -> None:
+        """Move the buffered scans into the point's statistics (at positions `at`) and the
+        latest values."""
+        if not filled:
+            return
+        block = pending[:, :filled]
+        self.stats.merge(at, summarise(block))
+        self.latest.update(zip(names, block[:, -1].tolist(), strict=True))
+
+    def _publish(self, now: float, names: Sequence[str], values: np.ndarray) -> None:
+        """The latest values of every channel so far, this step's from its last scan."""
         self._last_event = now
+        self.latest.update(zip(names, values.tolist(), strict=True))
         self._events.publish(Readings(point=self._point, values=dict(self.latest)))

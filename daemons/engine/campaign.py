@@ -199,7 +199,7 @@ class Campaign:
                 self._retry = record
             return told
         assert self.executor.acquisition is not None
-        stats = {c: s.result() for c, s in self.executor.acquisition.stats.items()}
+        stats = self.executor.acquisition.stats.results()
         objectives = tuple(
             _reduce(stats, o.channel, o.reduce) for o in self.sweep.objectives.values()
         )

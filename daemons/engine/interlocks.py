@@ -1,7 +1,10 @@
 """Interlocks: a channel above or below its bound stops the run in the safe state.
 
 Every reading the engine takes is checked as it arrives, in every step; between readings a
-monitor polls the interlocked channels so a dwell of hours is guarded too.
+monitor polls the interlocked channels so a dwell of hours is guarded too. The check works on
+an instrument's values as an array: per read plan the guard works out once which positions are
+interlocked and their tightest bounds, so a scan of a thousand channels costs two numpy
+comparisons; only a value past a bound goes on to find the interlock and its message.
 
 An interlock that cannot be read cannot protect anything: the first failed poll is a warning,
 and a channel left unverified for `safety.unverifiable_after` wall seconds (faults and
@@ -12,15 +15,17 @@ breach.
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
 import structlog
 
-from mdfd.drivers import InstrumentError, Reading
+from mdfd.drivers import InstrumentError
 
 from ..config import Interlock
-from .instruments import OPERATION_TIMEOUT, Instruments
+from .instruments import BlockCheck, Instruments
 
 MONITOR_PERIOD_SECONDS = 0.25
 
@@ -76,24 +81,59 @@ class InterlockGuard:
         started = self._now()
         self._verified = dict.fromkeys(self._by_channel, started)
         self._failing: dict[str, str] = {}
-        instruments.on_reading(self.check, self._by_channel)
+        instruments.on_block(self)
 
     @property
     def channels(self) -> list[str]:
         return list(self._by_channel)
 
-    def check(self, channel: str, reading: Reading) -> None:
-        self._verified[channel] = self._now()
-        if self._failing.pop(channel, None) is not None:
+    def plan(self, channels: tuple[str, ...]) -> BlockCheck | None:
+        """The check of one instrument's values in `channels` order (see `BlockChecks`)."""
+        at = [i for i, channel in enumerate(channels) if channel in self._by_channel]
+        if not at:
+            return None
+        watched = [channels[i] for i in at]
+        positions = np.array(at, dtype=np.intp)
+        interlocks = [self._by_channel[channel] for channel in watched]
+        above = np.array(
+            [
+                min((i.above for i in ils if i.above is not None), default=math.inf)
+                for ils in interlocks
+            ]
+        )
+        below = np.array(
+            [
+                max((i.below for i in ils if i.below is not None), default=-math.inf)
+                for ils in interlocks
+            ]
+        )
+
+        def check(values: np.ndarray) -> None:
+            now = self._now()
+            for channel in watched:
+                self._verified[channel] = now
+            if self._failing:
+                self._verified_again(watched)
+            seen = values[positions]
+            if (seen > above).any() or (seen < below).any():
+                for channel, value in zip(watched, seen.tolist(), strict=True):
+                    self._judge(channel, value)
+
+        return check
+
+    def _verified_again(self, channels: list[str]) -> None:
+        again = [c for c in channels if self._failing.pop(c, None) is not None]
+        for channel in again:
             structlog.get_logger().warning("interlock verified again", channel=channel)
+        if again:
             self._on_change(self.unverified())
-        value = reading.value
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            return
-        for interlock in self._by_channel.get(channel, ()):
-            bound = interlock.breached_by(float(value))
+
+    def _judge(self, channel: str, value: float) -> None:
+        """A value past the bounds: which interlock, and trip (the first breach is kept)."""
+        for interlock in self._by_channel[channel]:
+            bound = interlock.breached_by(value)
             if bound is not None and self.breach is None:
-                self._trip(InterlockBreach(interlock, float(value), bound))
+                self._trip(InterlockBreach(interlock, value, bound))
                 structlog.get_logger().error(
                     "interlock breached",
                     channel=channel,
@@ -138,12 +178,12 @@ class InterlockGuard:
             await asyncio.sleep(MONITOR_PERIOD_SECONDS)
 
     async def _poll(self, channels: list[str]) -> None:
-        """A poll is bounded by `unverifiable_after`, so a read hanging in a driver cannot
-        hide an interlock for longer than a failing one would."""
-        bound = min(OPERATION_TIMEOUT, self._unverifiable_after or OPERATION_TIMEOUT)
+        """A poll is bounded by `unverifiable_after` as well as by the instruments' operation
+        timeouts, so a read hanging in a driver cannot hide an interlock for longer than a
+        failing one would."""
         began = self._now()
         try:
-            async with asyncio.timeout(bound):
+            async with asyncio.timeout(self._unverifiable_after):
                 await self._instruments.read(channels)
         except (InstrumentError, TimeoutError) as exc:
             self._poll_failed(channels, began, str(exc) or type(exc).__name__)

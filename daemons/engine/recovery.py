@@ -2,16 +2,19 @@
 next point, and drive the safe state, retrying writes that fail, when a run stops.
 
 Both wait in wall time: faults and reconnects take real seconds, whatever a simulation's time
-scale (decision 0022).
+scale (decision 0022). Both are tenacity loops; neither repeats a failed step's operation,
+which is the recipe's `on_error` alone (`retrying`, decision 0063).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Mapping
 from typing import Any
 
 import structlog
+from tenacity import AsyncRetrying, RetryCallState, RetryError, retry_if_exception_type
 
 from mdfd.drivers import InstrumentError, Value
 from mdfd.recipes.loader import LoadedRecipe
@@ -43,28 +46,46 @@ async def await_instruments(
     limit = duration_for(recipe.model.on_error.wait_for_instruments, point, recipe.model)
     deadline = loop.time() + limit
     probe = probe_channels(instruments, config, recipe)
-    delay, waited = PROBE_FIRST_DELAY, False
-    while True:
-        try:
-            async with asyncio.timeout(max(deadline - loop.time(), PROBE_FIRST_DELAY)):
-                await instruments.read(probe)
-        except (InstrumentError, TimeoutError) as exc:
-            if loop.time() >= deadline:
-                log.warning(
-                    "instruments still not answering; the next point goes ahead",
-                    waited_s=limit,
-                    error=str(exc),
-                )
-                return
-            if not waited:
-                log.warning("waiting for instruments before the next point", error=str(exc))
-            waited = True
-            await asyncio.sleep(min(delay, max(deadline - loop.time(), 0.0)))
-            delay = min(delay * 2, PROBE_MAX_DELAY)
-            continue
-        if waited:
-            log.info("instruments answer again")
+    waited = False
+
+    async def answer() -> None:
+        async with asyncio.timeout(max(deadline - loop.time(), PROBE_FIRST_DELAY)):
+            await instruments.read(probe)
+
+    def waiting(state: RetryCallState) -> None:
+        nonlocal waited
+        if not waited:
+            log.warning("waiting for instruments before the next point", error=_error(state))
+        waited = True
+
+    retrying = AsyncRetrying(
+        stop=lambda _: loop.time() >= deadline,
+        wait=lambda state: min(_probe_delay(state), max(deadline - loop.time(), 0.0)),
+        retry=retry_if_exception_type((InstrumentError, TimeoutError)),
+        before_sleep=waiting,
+        reraise=True,
+    )
+    try:
+        await retrying(answer)
+    except (InstrumentError, TimeoutError) as exc:
+        log.warning(
+            "instruments still not answering; the next point goes ahead",
+            waited_s=limit,
+            error=str(exc),
+        )
         return
+    if waited:
+        log.info("instruments answer again")
+
+
+def _probe_delay(state: RetryCallState) -> float:
+    """The pause after the n-th failed probe or round: 0.1 s doubling up to 2 s."""
+    return float(min(PROBE_FIRST_DELAY * 2 ** (state.attempt_number - 1), PROBE_MAX_DELAY))
+
+
+def _error(state: RetryCallState) -> str:
+    error = state.outcome.exception() if state.outcome is not None else None
+    return str(error) or type(error).__name__
 
 
 def probe_channels(
@@ -100,8 +121,8 @@ async def apply_safe_state(instruments: Instruments, safe_state: Mapping[str, Va
         for channel, value in safe_state.items()
         if channel.partition(".")[0] in instruments.drivers
     }
-    delay = PROBE_FIRST_DELAY
-    while pending:
+
+    async def write_pending() -> None:
         for channel, value in list(pending.items()):
             try:
                 async with asyncio.timeout(max(deadline - loop.time(), PROBE_FIRST_DELAY)):
@@ -111,9 +132,20 @@ async def apply_safe_state(instruments: Instruments, safe_state: Mapping[str, Va
                 continue
             del pending[channel]
             log.info("safe state applied", channel=channel, value=value)
-        if not pending or loop.time() + delay > deadline:
-            break
-        await asyncio.sleep(delay)
-        delay = min(delay * 2, PROBE_MAX_DELAY)
+        if pending:
+            raise _Pending
+
+    retrying = AsyncRetrying(
+        # no round that would start past the deadline
+        stop=lambda state: loop.time() + _probe_delay(state) > deadline,
+        wait=_probe_delay,
+        retry=retry_if_exception_type(_Pending),
+    )
+    with contextlib.suppress(RetryError):
+        await retrying(write_pending)
     if pending:
         log.critical("safe state NOT applied", channels=sorted(pending))
+
+
+class _Pending(Exception):
+    """A round of safe-state writes left some channels unwritten."""

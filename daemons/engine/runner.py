@@ -8,7 +8,6 @@ is closed, and the status is committed last.
 from __future__ import annotations
 
 import asyncio
-import math
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -455,9 +454,9 @@ class RunExecutor:
         )
         assert self.acquisition is not None
         assert self.run_file is not None
-        stats = {channel: s.result() for channel, s in self.acquisition.stats.items()}
+        stats = self.acquisition.stats.results()
         rows = self.run_file.mark_point(index, point, stats, started, ended, status.value)
-        summary = {channel: _stats_dict(s) for channel, s in stats.items()}
+        summary = self.acquisition.stats.summaries()
         records = None
         if self.record_hook and status is PointStatus.COMPLETED:
             records = self.record_hook(
@@ -465,14 +464,6 @@ class RunExecutor:
             )
         row = PointRow(context.run_id, index, status, point, started, ended, rows, summary, message)
         return row, records
-
-
-def _stats_dict(stats: Any) -> dict[str, Any]:
-    out = {}
-    for name in ("mean", "std", "min", "max", "n", "last", "invalid"):
-        value = getattr(stats, name)
-        out[name] = None if isinstance(value, float) and not math.isfinite(value) else value
-    return out
 
 
 def _materials(recipe: LoadedRecipe) -> list[Material]:

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 import structlog
 
-from mdfd.drivers import ChannelConfig, InstrumentError, Value, WriteOutcomeUnknown
+from mdfd.drivers import ChannelConfig, InstrumentError, Value
 from mdfd.recipes.model import (
     STEP_MODELS,
     AcquireStep,
@@ -37,6 +37,7 @@ from ..clock import EngineClock
 from ..config import MdfConfig
 from .acquisition import Acquisition
 from .instruments import Instruments, as_number, split
+from .retrying import RetryPolicy, with_retries
 
 T = TypeVar("T")
 S = TypeVar("S", bound=StepModel)
@@ -85,8 +86,12 @@ class StepContext:
         # debug; bound once here, a point's steps log for the price of a no-op when quiet.
         self.log = self.log.bind()
 
+    def retry_policy(self) -> RetryPolicy:
+        policy: ErrorPolicy = self.recipe.on_error
+        return RetryPolicy(policy.retries, duration_for(policy.backoff, self.point, self.recipe))
+
     async def with_retries(self, what: str, operation: Callable[[], Awaitable[T]]) -> T:
-        """The recipe's error policy around one instrument operation."""
+        """The recipe's error policy around one instrument operation (`retrying`)."""
         try:
             return await operation()
         except InstrumentError as exc:
@@ -101,31 +106,14 @@ class StepContext:
         Split out so a loop that runs an operation many times (an acquisition's scans) pays
         for the policy only when something fails.
         """
-        policy: ErrorPolicy = self.recipe.on_error
-        attempt = 0
-        while True:
-            if isinstance(error, WriteOutcomeUnknown):
-                self.log.warning(
-                    "write outcome unknown; re-sending the same absolute value",
-                    operation=what,
-                    error=str(error),
-                )
-            attempt += 1
-            if attempt > policy.retries:
-                raise error
-            self.log.warning(
-                "instrument error, retrying",
-                operation=what,
-                attempt=attempt,
-                retries=policy.retries,
-                error=str(error),
-            )
-            # Wall time: the fault and the driver's reconnect take real seconds on any clock.
-            await asyncio.sleep(duration_for(policy.backoff, self.point, self.recipe))
-            try:
-                return await operation()
-            except InstrumentError as exc:
-                error = exc
+        return await with_retries(
+            self.retry_policy(),
+            what,
+            operation,
+            sleep=self.clock.sleep_wall,
+            log=self.log,
+            failed=error,
+        )
 
 
 def executes(kind: type[S]) -> Callable[[Runs[S]], Runs[S]]:

@@ -41,6 +41,7 @@ from .operations import Operations
 from .reload import review
 from .scheduler import Scheduler
 from .simulated import BackgroundSimulators
+from .web.server import WebServer
 
 STOP_TIMEOUT = 90.0
 
@@ -100,10 +101,10 @@ class Daemon(Operations):
             # The drains in use at the end: a reload may have replaced the first ones.
             stack.push_async_callback(lambda: (daemon.upstream if daemon else upstream).stop())
             clock = EngineClock(config.model.time_scale)
-            monitor = HealthMonitor(config.model, clock.now, events, deferred=simulate)
-            # With --simulate the simulators start after READY=1 (Daemon.run), all at once, and
-            # the instrument monitors once they listen. Entered before the monitors, so left
-            # after them: drivers close before their simulators.
+            monitor = HealthMonitor(config.model, clock.now, events, deferred=True)
+            # The instrument monitors begin after READY=1 (Daemon.run); with --simulate the
+            # simulators start then, all at once, and the monitors once they listen. Entered
+            # before the monitors, so left after them: drivers close before their simulators.
             simulators = BackgroundSimulators(
                 config, monitor, lambda exc: daemon._simulators_failed(exc) if daemon else None
             )
@@ -128,6 +129,8 @@ class Daemon(Operations):
                 simulators=simulators,
             )
             await stack.enter_async_context(ControlServer(daemon))
+            if config.model.web is not None:
+                await stack.enter_async_context(WebServer(daemon, config.model.web, config.path))
             stack.callback(daemon.closing.set)  # event streams end before the server closes
             stack.push_async_callback(daemon._finish_reload)
             yield daemon
@@ -153,7 +156,9 @@ class Daemon(Operations):
         log = get_logger(mdf=self.config.model.mdf.id)
         self.notifier.ready(status="serving")
         if self.simulate:
-            self.simulators.start()
+            self.simulators.start()  # then begins the monitors
+        else:
+            await self.health.begin()
         log.info(
             "daemon serving",
             socket=str(self.config.model.storage.control_socket),

@@ -2,8 +2,10 @@
 
 The daemon must tell an operator that the furnace is unplugged before a run is started on it,
 and must notice when it comes back. One task per instrument owns its own driver: it connects,
-identifies, then reads one channel every `PROBE_SECONDS`; on any failure it closes the driver,
-reports the instrument unavailable with the error, and retries with exponential backoff.
+identifies, then reads one channel every `PROBE_SECONDS`, each step bounded by the instrument's
+configured `timeouts` (`connect` for opening, `operation` for each request); on any failure it
+closes the driver, reports the instrument unavailable with the error, and retries with
+exponential backoff.
 
 A run opens its own connections (the engine's `Instruments`), so before a run starts the
 instruments it uses are *lent* to it: their monitor tasks stop and close their drivers — a
@@ -28,7 +30,6 @@ from ..logging import get_logger
 from ..supervise import start_supervised
 
 PROBE_SECONDS = 5.0
-CONNECT_TIMEOUT = 15.0
 CLOSE_TIMEOUT = 5.0
 STOP_RETRY_SECONDS = 1.0
 BACKOFF_FIRST = 0.5
@@ -67,9 +68,10 @@ class HealthMonitor:
         *,
         deferred: bool = False,
     ) -> None:
-        """`deferred`: monitors start at `begin()`, not on entry — with --simulate, once the
-        simulators listen, so a start-up is not a burst of refused connections and backoffs.
-        Until then every instrument shows `connecting`."""
+        """`deferred`: monitors start at `begin()`, not on entry — the daemon's after READY=1
+        (ADR 0076), and with --simulate once the simulators listen, so a start-up is not a
+        burst of refused connections and backoffs. Until then every instrument shows
+        `connecting`."""
         self._config = config
         self._clock = clock
         self._events = events
@@ -171,15 +173,21 @@ class HealthMonitor:
         config = self._config.instruments[name]
         log = get_logger(instrument=name)
         probe = [next(iter(config.channels))]
+        timeouts = config.timeouts
         backoff = BACKOFF_FIRST
+        # Imported in a worker thread: asyncua or pymodbus takes a few hundred ms to import,
+        # which on the event loop would hold up every control request meanwhile (ADR 0076).
+        factory = await asyncio.to_thread(driver_class, config.driver)
         while True:
-            driver = driver_class(config.driver)(name, config, DriverContext(clock=self._clock))
+            driver = factory(name, config, DriverContext(clock=self._clock))
             try:
                 # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
                 # that arrives as the inner call completes, and the monitor would never stop.
-                async with asyncio.timeout(CONNECT_TIMEOUT):
+                async with asyncio.timeout(timeouts.connect):
                     await driver.connect()
+                async with asyncio.timeout(timeouts.operation):
                     identity = await driver.identify()
+                async with asyncio.timeout(timeouts.operation):
                     await driver.read(probe)
                 if self.health[name].state != OK:
                     log.info("instrument available", identity=identity)
@@ -187,7 +195,7 @@ class HealthMonitor:
                 backoff = BACKOFF_FIRST
                 while True:
                     await asyncio.sleep(PROBE_SECONDS)
-                    async with asyncio.timeout(CONNECT_TIMEOUT):
+                    async with asyncio.timeout(timeouts.operation):
                         await driver.read(probe)
             except (InstrumentError, OSError, TimeoutError) as exc:
                 self._failed(name, log, backoff, str(exc) or type(exc).__name__)

@@ -36,6 +36,8 @@ def review(old: MdfConfig, new: MdfConfig, *, run_active: str | None, simulate: 
         result.refused.append("storage paths changed: restart the daemon to move them")
     if changed("control"):
         result.refused.append("control listeners changed: restart the daemon to rebind them")
+    if changed("web"):
+        result.refused.append("operator page settings changed: restart the daemon to rebind it")
     if simulate and (changed("simulators") or changed("simulation")):
         result.refused.append("simulators changed under --simulate: restart to restart them")
     if changed("instruments"):

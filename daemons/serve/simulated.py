@@ -16,6 +16,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
+from mdfd.simulators.base import simulator_class
+
 from ..config import LoadedConfig
 from ..logging import get_logger
 from ..simulation import running_simulators
@@ -61,9 +63,18 @@ class BackgroundSimulators:
 
     async def _run(self) -> None:
         try:
+            # Their classes are imported in a worker thread: asyncua and pymodbus take a few
+            # hundred ms, which on the event loop would hold up the first `mdfctl status`.
+            await asyncio.to_thread(_import_classes, self._config)
             async with running_simulators(self._config):
                 await self._health.begin()
                 # Held until the daemon stops and cancels this task (see __aexit__).
                 await asyncio.Event().wait()
         except Exception as exc:
             self._failed(exc)
+
+
+def _import_classes(config: LoadedConfig) -> None:
+    """Import the class of every simulator kind in `config` (`simulator_class` keeps them)."""
+    for settings in config.model.simulators.values():
+        simulator_class(settings.kind)

@@ -1,15 +1,15 @@
 """`RunFile`: stream a run's samples into its HDF5 file without blocking the event loop.
 
-The engine calls `add_sample` per reading (cheap: three appends to per-channel buffers). Every
-`block_size` samples of a channel become one block handed to a single writer thread through a
-queue bounded at `queue_blocks` blocks in flight; beyond that, blocks wait in a backlog until the
-engine awaits `drain()`, which is the back-pressure: the producer is suspended until the disk
-has caught up, so memory stays bounded by (queue_blocks + blocks added between drains) blocks
-whatever the run's length.
+The engine calls `add_scan` per instrument and scan (one numpy row into that instrument's block,
+see `scans`). A full block (about `block_size` values, at least one scan) is handed to a single
+writer thread through a queue bounded at `queue_blocks` blocks in flight; beyond that, blocks
+wait in a backlog until the engine awaits `drain()`, which is the back-pressure: the producer is
+suspended until the disk has caught up, so memory stays bounded by (queue_blocks + blocks added
+between drains) blocks whatever the run's length.
 
 A point ends in two halves so that checkpoints can be group-committed: `mark_point` (no I/O)
-queues the point's summary row and returns the rows per channel up to the point's end — the
-counts the engine stores in its checkpoint and hands back to `open(resume_rows=...,
+queues the point's summary row and returns the rows (scans) per channel up to the point's
+end — the counts the engine stores in its checkpoint and hands back to `open(resume_rows=...,
 resume_points=...)` after a crash, so that samples beyond them vanish; `commit()` then pushes
 every buffered sample and queued summary row to the writer and flushes (and fsyncs) once for all
 of them. Points measured while one commit is on disk share the next one.
@@ -27,9 +27,8 @@ import contextlib
 import math
 import queue
 import threading
-from array import array
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -40,33 +39,29 @@ import numpy as np
 from ..logging import get_logger
 from ..stats import Stats
 from .errors import DiskNearlyFull, StorageError
-from .h5file import H5RunFile
+from .h5build import FilePlan, plan_instruments
+from .h5file import H5RunFile, PointRow
 from .layout import (
     CLOCKS,
-    POINT_END,
-    POINT_INDEX,
-    POINT_START,
-    POINT_STATUS,
+    COUNTS,
     RESERVED,
     STATS,
     ChannelSpec,
     Material,
-    channel_group,
     check_channel_name,
     nexus_name,
-    stat_dataset,
+    series_group,
 )
+from .scans import ScanBlock, ScanBuffer
 
 __all__ = ["ChannelSpec", "Material", "RunFile", "StorageError"]
-
-_NO_STATS = Stats(math.nan, math.nan, math.nan, math.nan, 0)
 
 MIN_FREE_BYTES = 64 << 20  # the default reserve a run needs on its data file's disk
 
 
 def _check_nexus_names(channels: list[ChannelSpec], parameters: list[str]) -> None:
-    """Refuse names that become the same NeXus name (`a-b` and `a_b`, `a.b__c` and `a__b.c`)."""
-    seen: dict[str, str] = {}
+    """Refuse names that meet in the file: instruments that become the same group (`a-b` and
+    `a_b`), parameters named like a summary dataset (`mean`, `status`, ...)."""
     instruments: dict[str, str] = {}
     for spec in channels:
         group = nexus_name(spec.instrument)
@@ -75,22 +70,10 @@ def _check_nexus_names(channels: list[ChannelSpec], parameters: list[str]) -> No
                 f"instruments {instruments[group]!r} and {spec.instrument!r} are both"
                 f" {group!r} in the data file; rename one"
             )
-    columns = [(p, p) for p in parameters]
-    for spec in channels:
-        columns += [(stat_dataset(spec.name, st), spec.name) for st in (*STATS, "mean_errors")]
-    for column, owner in columns:
-        if seen.setdefault(column, owner) != owner:
-            raise ValueError(
-                f"{seen[column]!r} and {owner!r} make the same column {column!r}; rename one"
-            )
-
-
-@dataclass(slots=True)
-class _Block:
-    channel: int
-    time: np.ndarray
-    value: np.ndarray
-    point: np.ndarray
+    taken = RESERVED | set(STATS) | {"mean_errors"}
+    clashes = [p for p in parameters if p in taken or "/" in p or "." in p]
+    if clashes:
+        raise ValueError(f"parameter names {clashes} clash with summary columns")
 
 
 @dataclass(slots=True)
@@ -136,41 +119,39 @@ class RunFile:
             check_channel_name(name)
         if len(set(names)) != len(names) or len(set(parameters)) != len(parameters):
             raise ValueError("channel and parameter names must be unique")
-        clashes = [p for p in parameters if p in RESERVED or "/" in p or "." in p]
-        if clashes:
-            raise ValueError(f"parameter names {clashes} clash with summary columns")
         _check_nexus_names(channels, parameters)
         if clock not in CLOCKS:
             raise ValueError(f"clock {clock!r}: expected one of {', '.join(CLOCKS)}")
         self.path = Path(path)
         self.channels = list(channels)
         self.parameters = list(parameters)
-        self._index = {name: i for i, name in enumerate(names)}
-        self._buffers = [(array("d"), array("d"), array("q")) for _ in channels]
-        self._by_name = {name: (*self._buffers[i], i) for name, i in self._index.items()}
-        self._block_size = block_size
-        self._queue_blocks = queue_blocks
-        self._io_timeout = io_timeout
-        self._file = H5RunFile(
-            self.path,
-            metadata=metadata,
+        self._column = {name: k for k, name in enumerate(names)}  # in the summary statistics
+        plan = FilePlan(
+            name=self.path.name,
+            metadata=dict(metadata),
             channels=self.channels,
             parameters=self.parameters,
-            parameter_units=parameter_units or {},
-            chunk=block_size,
-            compression=compression,
-            durable=durable,
-            min_free_bytes=min_free_bytes,
+            parameter_units=dict(parameter_units or {}),
             materials=list(materials or []),
             clock=clock,
+            block_size=block_size,
+            compression=compression,
         )
-        self._jobs: queue.SimpleQueue[_Block | _Call | None] = queue.SimpleQueue()
+        self._scans = [
+            ScanBuffer(number, instrument, instrument.rows_per_chunk(block_size))
+            for number, instrument in enumerate(plan_instruments(self.channels))
+        ]
+        self._by_instrument = {b.names[0].partition(".")[0]: b for b in self._scans}
+        self._queue_blocks = queue_blocks
+        self._io_timeout = io_timeout
+        self._file = H5RunFile(self.path, plan, durable=durable, min_free_bytes=min_free_bytes)
+        self._jobs: queue.SimpleQueue[ScanBlock | _Call | None] = queue.SimpleQueue()
         self._handed = 0  # blocks put in the queue (event loop side)
         self._written = 0  # blocks the writer finished (writer side)
         self._waiters = 0  # drains waiting for the queue to fall to half (acquisition, commit)
-        self._rows_handed = [0] * len(channels)  # per channel: samples handed off so far
-        self._marked: list[dict[str, float | int | bytes]] = []  # summary rows not yet committed
-        self._backlog: deque[_Block] = deque()
+        self._rows_handed = [0] * len(self._scans)  # per instrument: scans handed off so far
+        self._marked: list[PointRow] = []  # summary rows not yet committed
+        self._backlog: deque[ScanBlock] = deque()
         self._space = asyncio.Event()
         self._error: BaseException | None = None
         self._reported = False  # the caller has seen `_error` raised
@@ -187,7 +168,7 @@ class RunFile:
         """Create the file, or (with resume counts) reopen it and cut it back to them."""
         if self._thread is not None or self._closed:
             raise StorageError(f"{self.path}: a RunFile opens once")
-        unknown = set(resume_rows or {}) - set(self._index)
+        unknown = set(resume_rows or {}) - set(self._column)
         if unknown:
             raise ValueError(f"resume_rows names unknown channels {sorted(unknown)}")
         self._loop = asyncio.get_running_loop()
@@ -208,21 +189,34 @@ class RunFile:
             raise
         self._log.info("data file open", resumed=resuming)
 
-    def add_sample(self, channel: str, t: float, value: float, point_index: int) -> bool:
-        """Buffer one sample; a full block goes to the writer (or the backlog, see drain).
+    def add_scan(
+        self,
+        instrument: str,
+        channels: Sequence[str],
+        t: float,
+        values: np.ndarray,
+        point_index: int,
+    ) -> bool:
+        """Buffer one scan of `instrument`: `values[k]` (float64) is channel `channels[k]`
+        (qualified names, `instrument.channel`; all of the instrument's or some), all taken at
+        `t`. A full block goes to the writer (or the backlog, see drain).
 
-        Returns `needs_drain`'s answer whenever a block was handed off (False otherwise), so a
-        fast producer can write `if run.add_sample(...): await run.drain()` at no extra cost.
+        One numpy row per instrument and scan. Returns `needs_drain`'s answer whenever a block
+        was handed off (False otherwise), so a fast producer can write
+        `if run.add_scan(...): await run.drain()` at no extra cost.
         """
+        buffer = self._by_instrument.get(instrument)
+        if buffer is None:
+            raise ValueError(f"{self.path}: instrument {instrument!r} was not declared")
         try:
-            times, values, points, index = self._by_name[channel]
-        except KeyError:
-            raise ValueError(f"{self.path}: channel {channel!r} was not declared") from None
-        times.append(t)
-        values.append(value)
-        points.append(point_index)
-        if len(times) >= self._block_size:
-            self._hand_off(index)
+            buffer.add_scan(channels, t, values, point_index)
+        except KeyError as exc:
+            message = f"{self.path}: channel {exc.args[0]!r} is not of {instrument!r}"
+            raise ValueError(message) from None
+        except ValueError as exc:
+            raise ValueError(f"{self.path}: {instrument}: {exc}") from None
+        if buffer.count == buffer.rows:
+            self._hand_off(buffer)
             return bool(self._backlog)
         return False
 
@@ -275,11 +269,12 @@ class RunFile:
         """
         self._raise_if_failed()
         row = self._summary_row(point_index, parameters, stats, started, ended)
-        row[POINT_STATUS] = status.encode("ascii", "replace")[:16]
+        row.status = status.encode("ascii", "replace")[:16]
         self._marked.append(row)
         return {
-            spec.name: self._rows_handed[i] + len(self._buffers[i][0])
-            for i, spec in enumerate(self.channels)
+            name: self._rows_handed[buffer.number] + buffer.count
+            for buffer in self._scans
+            for name in buffer.names
         }
 
     async def commit(self) -> None:
@@ -289,8 +284,7 @@ class RunFile:
         that is what lets one flush serve many points.
         """
         rows, self._marked = self._marked, []
-        for channel in range(len(self.channels)):
-            self._hand_off(channel)
+        self._hand_off_all()
         await self.drain()
         await self._call(partial(self._file.write_points, rows))
 
@@ -321,8 +315,7 @@ class RunFile:
         self._closed = True
         try:
             if self._error is None:
-                for channel in range(len(self.channels)):
-                    self._hand_off(channel)
+                self._hand_off_all()
                 await self.drain()
         finally:
             try:
@@ -334,8 +327,9 @@ class RunFile:
         self._log.info("data file closed", status=status)
 
     def data_paths(self) -> dict[str, str]:
-        """Channel -> its NXlog group in the file, for the links in upstream records."""
-        return {spec.name: "/" + channel_group(spec.name) for spec in self.channels}
+        """Channel -> its instrument's series (NXdata) in the file, for the links in upstream
+        records; the channel is the column its name has in `value`'s `channels` attribute."""
+        return {spec.name: "/" + series_group(spec.instrument) for spec in self.channels}
 
     # -- the loop side of the hand-off -------------------------------------------------------
 
@@ -346,36 +340,32 @@ class RunFile:
         stats: Mapping[str, Stats],
         started: float,
         ended: float,
-    ) -> dict[str, float | int | bytes]:
-        unknown = (set(parameters) - set(self.parameters)) | (set(stats) - set(self._index))
+    ) -> PointRow:
+        unknown = (set(parameters) - set(self.parameters)) | (set(stats) - set(self._column))
         if unknown:
             raise ValueError(f"{self.path}: point {point_index}: unknown names {sorted(unknown)}")
-        row: dict[str, float | int | bytes] = {POINT_INDEX: int(point_index)}
-        for name in self.parameters:
-            row[name] = float(parameters.get(name, math.nan))
-        for spec in self.channels:
-            result = stats.get(spec.name, _NO_STATS)
-            for stat in ("mean", "std", "min", "max"):
-                row[stat_dataset(spec.name, stat)] = float(getattr(result, stat))
-            row[stat_dataset(spec.name, "n")] = int(result.n)
-            row[stat_dataset(spec.name, "invalid")] = int(result.invalid)
-        row[POINT_START] = float(started)
-        row[POINT_END] = float(ended)
-        return row
+        width = len(self.channels)
+        table = {
+            stat: np.zeros(width, np.int64) if stat in COUNTS else np.full(width, math.nan)
+            for stat in STATS
+        }
+        for name, result in stats.items():
+            k = self._column[name]
+            for stat in STATS:
+                table[stat][k] = getattr(result, stat)
+        values = [float(parameters.get(name, math.nan)) for name in self.parameters]
+        return PointRow(int(point_index), values, table, float(started), float(ended), b"")
 
-    def _hand_off(self, channel: int) -> None:
-        times, values, points = self._buffers[channel]
-        if not times:
+    def _hand_off_all(self) -> None:
+        for buffer in self._scans:
+            self._hand_off(buffer)
+
+    def _hand_off(self, buffer: ScanBuffer) -> None:
+        if not buffer.count:
             return
         self._raise_if_failed()
-        block = _Block(
-            channel,
-            np.frombuffer(times, dtype=np.float64).copy(),
-            np.frombuffer(values, dtype=np.float64).copy(),
-            np.frombuffer(points, dtype=np.int64).copy(),
-        )
-        del times[:], values[:], points[:]
-        self._rows_handed[channel] += block.time.shape[0]
+        block = buffer.take()
+        self._rows_handed[buffer.number] += block.time.shape[0]
         if self._backlog or self._handed - self._written >= self._queue_blocks:
             self._backlog.append(block)
         else:
@@ -425,10 +415,12 @@ class RunFile:
     def _run(self) -> None:
         """The writer thread: blocks and calls in the order they were queued."""
         while (job := self._jobs.get()) is not None:
-            if isinstance(job, _Block):
+            if isinstance(job, ScanBlock):
                 if self._error is None:
                     try:
-                        self._file.append(job.channel, job.time, job.value, job.point)
+                        self._file.append(
+                            job.instrument, job.time, job.value, job.point, job.sampled
+                        )
                     except Exception as exc:
                         self._fail(exc)
                 self._written += 1

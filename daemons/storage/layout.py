@@ -1,21 +1,31 @@
 """Where things live inside a run's HDF5 file: one place for the writer, reader and exporters.
 
 ```
-/                                   NXroot   default="entry", mdfd_layout=2
+/                                   NXroot   default="entry", mdfd_layout=3
 /entry                              NXentry  run metadata as attributes, default="summary"
 /entry/start_time, /entry/end_time  NX_DATE_TIME fields (ISO 8601, wall clock; end "" while open)
 /entry/sample                       NXsample the recipe's materials, one field per vocabulary code
 /entry/instrument                   NXinstrument
-/entry/instrument/<instrument>      NXcollection  identity
-/entry/instrument/<instrument>/<channel>   NXlog  time, value, point_index (extendible)
-/entry/summary                      NXdata   one row per point, signal/axes set
+/entry/instrument/<instrument>      NXcollection  identity, instrument (the true name)
+/entry/instrument/<instrument>/data NXdata   one row per scan of the instrument (extendible):
+    value[scans, channels]  f8, signal; `channels`/`channel_units` attributes name the columns
+    time[scans]             f8, the scan's time (s since the Unix epoch, `clock` attribute)
+    point_index[scans]      i8
+    sampled[scans, channels] u1, 1 where the scan read that channel (0: value is a NaN filler)
+/entry/instrument/<instrument>/log  NXlog    soft links to data/time and data/value
+/entry/summary                      NXdata   one row per point, signal="mean", axes set:
+    point_index, <parameter>..., start_time, end_time, status          [points]
+    mean, std, min, max, n, invalid                                   [points, channels]
+    mean_errors (= std, a hard link); `channels`/`channel_units` name the columns
 ```
 
-Every name in the file follows the NeXus naming rule `^[a-zA-Z0-9_]+$` (ADR 0040): a channel
-`furnace.temperature` becomes the summary column stem `furnace__temperature`, an instrument
-`my-furnace` the group `my_furnace`; the true names are kept in attributes. Files of layout 1
-(release 0.1: dotted column names, start/end times as attributes) have no `mdfd_layout`
-attribute; the reader still reads them.
+A file holds a few datasets per instrument and six statistics in all, whatever the number of
+channels (ADR 0072): creating a 10,000-channel file is creating ~500 datasets, not 80,000.
+Every name in the file follows the NeXus naming rule `^[a-zA-Z0-9_]+$` (ADR 0040): an
+instrument `my-furnace` is the group `my_furnace`; true names are kept in attributes. Files of
+layout 2 (release 0.2: per-channel NXlog groups and per-channel summary columns such as
+`furnace__temperature_mean`) and layout 1 (release 0.1: dotted column names, no `mdfd_layout`
+attribute) are still read by `reader` (ADR 0073).
 """
 
 from __future__ import annotations
@@ -29,7 +39,7 @@ INSTRUMENT = f"{ENTRY}/instrument"
 SUMMARY = f"{ENTRY}/summary"
 SAMPLE = f"{ENTRY}/sample"
 LAYOUT_ATTR = "mdfd_layout"
-LAYOUT_VERSION = 2
+LAYOUT_VERSION = 3
 ENTRY_TIMES = ("start_time", "end_time")
 """NXentry fields written as fixed-length ISO 8601 text (SWMR cannot grow a variable string)."""
 TIME_TEXT_DTYPE = "S40"
@@ -40,6 +50,11 @@ LIBVER = ("v110", "v110")
 STATS = ("mean", "std", "min", "max", "n", "invalid")
 """Per channel and point; `invalid` counts NaN/±inf samples, which n and the rest leave out."""
 COUNTS = frozenset({"n", "invalid"})
+SERIES = "data"
+"""The NXdata group of an instrument's scans, inside its NXcollection."""
+SERIES_FIELDS = ("time", "value", "point_index", "sampled")
+SERIES_LOG = "log"
+"""An NXlog view of the same scans (soft links to `time` and `value`), beside `data`."""
 POINT_INDEX = "point_index"
 POINT_START = "start_time"
 POINT_END = "end_time"
@@ -96,27 +111,20 @@ def nexus_name(text: str) -> str:
     return re.sub(r"[^a-zA-Z0-9_]", "_", text.replace(".", "__"))
 
 
-def channel_group(channel: str) -> str:
-    """Path of a channel's NXlog group, e.g. entry/instrument/furnace/temperature."""
-    instrument, _, name = channel.partition(".")
-    return f"{INSTRUMENT}/{nexus_name(instrument)}/{name}"
+def instrument_group(instrument: str) -> str:
+    """Path of an instrument's group, e.g. entry/instrument/my_furnace."""
+    return f"{INSTRUMENT}/{nexus_name(instrument)}"
 
 
-def legacy_channel_group(channel: str) -> str:
-    """The NXlog path in a layout-1 file (the instrument's name as written in the config)."""
-    instrument, _, name = channel.partition(".")
-    return f"{INSTRUMENT}/{instrument}/{name}"
+def series_group(instrument: str) -> str:
+    """Path of an instrument's scans (NXdata), e.g. entry/instrument/furnace/data."""
+    return f"{instrument_group(instrument)}/{SERIES}"
 
 
 def stat_column(channel: str, stat: str) -> str:
     """A statistic's column as programs and the CSV name it, e.g. `furnace.temperature_mean`
     (also its dataset name in a layout-1 file)."""
     return f"{channel}_{stat}"
-
-
-def stat_dataset(channel: str, stat: str) -> str:
-    """The same column's dataset in /entry/summary, e.g. `furnace__temperature_mean`."""
-    return f"{nexus_name(channel)}_{stat}"
 
 
 def run_file_path(data_dir: Path, run_id: str) -> Path:

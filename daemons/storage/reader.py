@@ -2,8 +2,8 @@
 
 Opened read-only in SWMR-read mode, which works for finished files too. Datasets of one table
 can differ in length for a moment while the writer appends, so a table is cut to its shortest
-column: a reader sees whole rows only. Files of layout 1 (release 0.1, see `layout`) read
-the same: their dotted column names are mapped to today's, their attribute times to fields.
+column: a reader sees whole rows only. Files of layouts 1 and 2 (releases 0.1 and 0.2, one
+group and column per channel, see `layout`) read the same through `legacy` (ADR 0073).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from typing import Any
 import h5py
 import numpy as np
 
+from . import legacy
 from .errors import StorageError
 from .layout import (
     ENTRY,
@@ -33,11 +34,10 @@ from .layout import (
     SUMMARY,
     ChannelSpec,
     Material,
-    channel_group,
-    legacy_channel_group,
+    series_group,
     stat_column,
-    stat_dataset,
 )
+from .rows import ChannelData, whole_rows
 
 
 @dataclass(frozen=True)
@@ -71,13 +71,6 @@ class Summary:
         return np.flatnonzero(self.columns[POINT_STATUS] == "completed")
 
 
-@dataclass(frozen=True)
-class ChannelData:
-    time: np.ndarray
-    value: np.ndarray
-    point_index: np.ndarray
-
-
 @contextmanager
 def open_run_file(path: Path) -> Iterator[h5py.File]:
     try:
@@ -90,13 +83,6 @@ def open_run_file(path: Path) -> Iterator[h5py.File]:
 
 def _text(value: Any) -> Any:
     return value.decode() if isinstance(value, bytes) else value
-
-
-def _whole_rows(datasets: list[h5py.Dataset]) -> list[np.ndarray]:
-    for dataset in datasets:
-        dataset.refresh()
-    rows = min(dataset.shape[0] for dataset in datasets)
-    return [dataset[:rows] for dataset in datasets]
 
 
 def _entry_metadata(handle: h5py.File) -> dict[str, Any]:
@@ -138,28 +124,20 @@ def read_summary(path: Path) -> Summary:
             metadata = _entry_metadata(handle)
         except (KeyError, ValueError) as exc:
             raise StorageError(f"{path}: not an mdfd run file ({exc})") from exc
-        legacy = LAYOUT_ATTR not in handle.attrs
-        stored = stat_column if legacy else stat_dataset
-        names = [POINT_INDEX, *(p["name"] for p in params)]
-        names += [stat_column(c.name, stat) for c in channels for stat in STATS]
-        names += [POINT_START, POINT_END, POINT_STATUS]
-        paths = [POINT_INDEX, *(p["name"] for p in params)]
-        paths += [stored(c.name, stat) for c in channels for stat in STATS]
-        paths += [POINT_START, POINT_END, POINT_STATUS]
-        # Files written before NaN samples were counted apart have no `_invalid` columns.
-        kept = [
-            (name, stored_as)
-            for name, stored_as in zip(names, paths, strict=True)
-            if stored_as in group or not name.endswith("_invalid")
-        ]
+        layout = int(handle.attrs.get(LAYOUT_ATTR, 1))
         try:
-            data = _whole_rows([group[stored_as] for _, stored_as in kept])
+            if layout < 3:
+                columns = legacy.summary_columns(group, params, channels, layout)
+            else:
+                columns = _summary_columns(group, params, channels)
         except KeyError as exc:
             raise StorageError(f"{path}: not an mdfd run file ({exc})") from exc
-        data[-1] = data[-1].astype(str)
         materials = _materials(handle)
-    columns = dict(zip((name for name, _ in kept), data, strict=True))
-    rows = len(data[0])
+    columns[POINT_STATUS] = columns[POINT_STATUS].astype(str)
+    rows = len(columns[POINT_INDEX])
+    names = [POINT_INDEX, *(p["name"] for p in params)]
+    names += [stat_column(c.name, stat) for c in channels for stat in STATS]
+    names += [POINT_START, POINT_END, POINT_STATUS]
     return Summary(
         parameters=[p["name"] for p in params],
         parameter_units={p["name"]: p["unit"] for p in params},
@@ -170,14 +148,35 @@ def read_summary(path: Path) -> Summary:
     )
 
 
+def _summary_columns(
+    group: h5py.Group, params: list[dict[str, str]], channels: list[ChannelSpec]
+) -> dict[str, np.ndarray]:
+    """Layout 3: 1-D columns as they are, each statistic's [points, channels] split by channel."""
+    scalars = [POINT_INDEX, *(p["name"] for p in params), POINT_START, POINT_END, POINT_STATUS]
+    data = whole_rows([group[name] for name in (*scalars, *STATS)])
+    columns = dict(zip(scalars, data, strict=False))
+    for stat, table in zip(STATS, data[len(scalars) :], strict=True):
+        for k, channel in enumerate(channels):
+            columns[stat_column(channel.name, stat)] = table[:, k]
+    return columns
+
+
 def read_channel(path: Path, channel: str) -> ChannelData:
-    """Every sample of one channel: time (epoch s, see `Summary.clock`), value, point index."""
+    """Every sample of one channel: time (epoch s, see `Summary.clock`), value, point index.
+
+    In layout 3, the scans of its instrument that read it (a NaN value among them is an
+    invalid sample; scans that read other channels only are left out).
+    """
     with open_run_file(path) as handle:
-        name = channel_group(channel)
-        if LAYOUT_ATTR not in handle.attrs:
-            name = legacy_channel_group(channel)
-        if name not in handle:
-            raise StorageError(f"{path}: no channel {channel!r}")
-        group = handle[name]
-        time, value, point = _whole_rows([group["time"], group["value"], group[POINT_INDEX]])
-    return ChannelData(time, value, point)
+        if int(handle.attrs.get(LAYOUT_ATTR, 1)) < 3:
+            return legacy.read_channel(handle, path, channel)
+        name = series_group(channel.partition(".")[0])
+        try:
+            group = handle[name]
+            column = list(group["value"].attrs["channels"]).index(channel)
+        except (KeyError, ValueError):
+            raise StorageError(f"{path}: no channel {channel!r}") from None
+        fields = [group[n] for n in ("time", "value", POINT_INDEX, "sampled")]
+        time, value, point, sampled = whole_rows(fields)
+    read = sampled[:, column] == 1
+    return ChannelData(time[read], value[read, column], point[read])

@@ -10,8 +10,11 @@ link found down is reopened by the next call.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
+import numpy as np
+import numpy.typing as npt
 import structlog
 from pymodbus.pdu import ModbusPDU
 from pymodbus.pdu.bit_message import (
@@ -27,15 +30,30 @@ from pymodbus.pdu.register_message import (
     WriteSingleRegisterRequest,
 )
 
-from ..base import DriverContext, InstrumentConfig, Reading, Value, check_writable
+from ..base import BAD_CODE, Block, DriverContext, InstrumentConfig, Reading, Value, check_writable
 from ..errors import ChannelError, InstrumentDisconnected, InstrumentError
 from .codec import Codec, EncodeError
+from .columns import ColumnDecoder
 from .config import ModbusChannel, ModbusInstrument, Table
 from .plan import ReadRequest, plan_reads
 from .readings import build_readings
 from .transport import GarbledReply, Link, Target, acquire, release
 
 PlannedRead = tuple[ReadRequest, Target, ModbusPDU]
+
+
+@dataclass(frozen=True, slots=True)
+class BlockPlan:
+    """A channel list's requests with their column decoders, and `order`: where each asked
+    channel's value sits in the requests' concatenated items (a channel asked twice is read
+    once)."""
+
+    reads: list[PlannedRead]
+    decoders: tuple[ColumnDecoder, ...]
+    order: npt.NDArray[np.intp]
+    in_order: bool  # one request whose items are the channels as asked: no reordering
+
+
 READ_REQUESTS: dict[Table, type[ModbusPDU]] = {
     Table.COIL: ReadCoilsRequest,
     Table.DISCRETE_INPUT: ReadDiscreteInputsRequest,
@@ -53,6 +71,7 @@ class ModbusDriver:
         self._clock = context.clock
         self._codecs = {ch: Codec(cfg) for ch, cfg in config.channels.items()}
         self._plans: dict[tuple[str, ...], list[PlannedRead]] = {}
+        self._block_plans: dict[tuple[str, ...], BlockPlan] = {}
         self._link: Link | None = None
         self._log = structlog.get_logger().bind(instrument=name, unit=config.unit)
         self.requests = 0
@@ -108,6 +127,44 @@ class ModbusDriver:
             readings = build_readings(values, request.units, self._clock())
             out.update(zip(request.names, readings, strict=True))
         return out
+
+    async def read_block(self, channels: Sequence[str]) -> Block:
+        """The scan as columns (`BlockReadable`): the same requests as `read`, each reply
+        decoded with numpy. Modbus has no per-value status: only NaN or ±inf is BAD."""
+        link = self._require_link()
+        key = tuple(channels)
+        plan = self._block_plan(key)
+        parts = []
+        for (request, target, pdu), decoder in zip(plan.reads, plan.decoders, strict=True):
+            registers, payload = await self._read_request(link, request, target, pdu)
+            parts.append(decoder.decode(registers, payload))
+        stamp = self._clock()
+        column = parts[0] if plan.in_order else np.concatenate(parts)[plan.order]
+        quality = np.zeros(len(key), np.uint8)
+        finite = np.isfinite(column)
+        if not finite.all():
+            bad = ~finite
+            column[bad] = np.nan
+            quality[bad] = BAD_CODE
+        return Block(key, column, quality, stamp)
+
+    def _block_plan(self, key: tuple[str, ...]) -> BlockPlan:
+        plan = self._block_plans.get(key)
+        if plan is None:
+            reads = self._plan(key)
+            position: dict[str, int] = {}
+            for request, _, _ in reads:
+                for name in request.names:
+                    position[name] = len(position)
+            order = [position[name] for name in key]
+            plan = BlockPlan(
+                reads,
+                tuple(ColumnDecoder.compile(request) for request, _, _ in reads),
+                np.array(order, dtype=np.intp),
+                len(reads) == 1 and order == list(range(len(position))),
+            )
+            self._block_plans[key] = plan
+        return plan
 
     async def write(self, channel: str, value: Value) -> None:
         link = self._require_link()

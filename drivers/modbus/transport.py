@@ -31,6 +31,7 @@ from pymodbus.constants import ExcCodes
 from pymodbus.exceptions import ModbusIOException
 from pymodbus.framer import FramerRTU, FramerSocket
 from pymodbus.pdu import DecodePDU, ModbusPDU
+from tenacity import RetryCallState
 
 from ..base import Reconnect
 from ..errors import (
@@ -246,30 +247,27 @@ class Link:
 
     async def _open(self, target: Target, reconnect: Reconnect, within: float) -> None:
         """Open the wire (each attempt bounded by `within`), with `reconnect`'s attempts and
-        backoff between them."""
-        delays = reconnect.delays()
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                await self._wire.open(within)
-                break
-            except WireClosed as exc:
-                self._log.warning(
-                    "modbus connect failed",
-                    instrument=target.instrument,
-                    attempt=attempt,
-                    error=str(exc),
-                )
-                delay = next(delays, None)
-                if delay is None:
-                    raise InstrumentDisconnected(
-                        target.instrument,
-                        f"cannot connect to {self.describe()} after {attempt} attempts ({exc})",
-                        channel=target.channel,
-                        address=target.address,
-                    ) from None
-                await asyncio.sleep(delay)
+        backoff between them while it cannot be opened at all. Opening sends no request:
+        repeating it repeats nothing on the instrument."""
+
+        def failed(state: RetryCallState) -> None:
+            error = state.outcome.exception() if state.outcome is not None else None
+            self._log.warning(
+                "modbus connect failed",
+                instrument=target.instrument,
+                attempt=state.attempt_number,
+                error=str(error),
+            )
+
+        try:
+            await reconnect.retrying(WireClosed, failed)(self._wire.open, within)
+        except WireClosed as exc:
+            raise InstrumentDisconnected(
+                target.instrument,
+                f"cannot connect to {self.describe()} after {reconnect.attempts} attempts ({exc})",
+                channel=target.channel,
+                address=target.address,
+            ) from None
         self._buffer = b""
         self.connects += 1
         if self.connects > 1:

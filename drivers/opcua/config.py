@@ -9,7 +9,7 @@ from pydantic import Field, field_validator, model_validator
 
 from ..base import ChannelConfig, InstrumentConfig, Reconnect, StrictModel
 from ..deprecated import rename_deprecated
-from .nodeids import parse_node
+from .nodetext import parse_node_text
 
 
 class SecurityConfig(StrictModel):
@@ -40,7 +40,7 @@ class OpcUaChannel(ChannelConfig):
     @field_validator("node")
     @classmethod
     def _parses(cls, node: str) -> str:
-        parse_node(node)
+        parse_node_text(node)
         return node
 
 
@@ -63,8 +63,8 @@ class OpcUaInstrument(InstrumentConfig[OpcUaChannel]):
     sampling_interval: float = Field(default=50.0, ge=0, description="ms")
     reconnect: Reconnect = Field(
         default_factory=Reconnect,
-        description="backoff between connection attempts; `attempts` bounds the first connect,"
-        " reconnecting after a loss goes on until it works or the driver is closed",
+        description="backoff between connection attempts; `attempts` bounds the first connect"
+        " and each reconnect, made by the next call after a loss",
     )
 
     @model_validator(mode="before")

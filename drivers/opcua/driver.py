@@ -4,9 +4,10 @@ One session per instrument. A scan of many channels is one Read service call; ch
 `subscribe` are delivered by one subscription into a `Reading` stream, and `read` answers them
 from the latest notification (sample-and-hold) without a round trip. A server that samples
 slower than asked (a revised sampling interval) is reported at warning level. When the server
-goes away (restart, network loss, liveness probe timing out) a supervisor task reconnects with
-exponential backoff, resolves namespaces again, re-creates the session and the subscription,
-and logs both events.
+goes away (restart, network loss, liveness probe timing out) the loss is logged, and the next
+call reconnects — with the `reconnect` backoff while the server cannot be reached — resolves
+namespaces again and re-creates the session and the subscription: one attempt per call, lazily,
+never in the background while nobody asks (the driver contract; decision 0063).
 """
 
 from __future__ import annotations
@@ -18,19 +19,23 @@ import math
 from collections.abc import AsyncIterator, Awaitable, Sequence
 from typing import ClassVar, TypeVar
 
+import numpy as np
 import structlog
 from asyncua import Client, ua
 from asyncua.common.subscription import DataChangeEvent, StatusChangeEvent, Subscription
-from asyncua.common.ua_utils import data_type_to_variant_type
-from tenacity import (
-    AsyncRetrying,
-    RetryCallState,
-    retry_if_exception_type,
-    stop_after_attempt,
-    wait_exponential,
-)
+from tenacity import RetryCallState
 
-from ..base import DriverContext, InstrumentConfig, Quality, Reading, Value, check_writable, judged
+from ..base import (
+    GOOD_CODE,
+    Block,
+    DriverContext,
+    InstrumentConfig,
+    Quality,
+    Reading,
+    Value,
+    check_writable,
+    judged,
+)
 from ..errors import (
     ChannelError,
     InstrumentDisconnected,
@@ -39,13 +44,15 @@ from ..errors import (
     ProtocolError,
     WriteOutcomeUnknown,
 )
+from .blocks import BlockScan, answered, finish, prepare_block
 from .browse import BrowseEntry, browse
 from .config import OpcUaChannel, OpcUaInstrument
 from .login import channel_refused, configure_login, refusal
 from .nodeids import NodeRef, node_id, parse_node
+from .resolve import resolve
 from .scan import Scan, prepare, read_plan, readings
 from .streams import Fanout
-from .values import builtin_variant, encode, quality_of, status_name, to_python
+from .values import encode, quality_of, status_name, to_python
 
 BUILD_INFO = (
     ua.ObjectIds.Server_ServerStatus_BuildInfo_ManufacturerName,
@@ -75,12 +82,13 @@ class OpcUaDriver:
         self._types: dict[str, ua.VariantType] = {}
         self._by_node: dict[ua.NodeId, list[str]] = {}
         self._scans: dict[tuple[str, ...], Scan] = {}
+        self._blocks: dict[tuple[str, ...], BlockScan] = {}
         self._namespaces: list[str] = []
         self._fanout = Fanout(name)
-        self._ready = asyncio.Event()
+        self._connected = False  # between connect() and close()
         self._lost = asyncio.Event()
+        self._reopening = asyncio.Lock()
         self._lost_reason = ""
-        self._supervisor: asyncio.Task[None] | None = None
         self._pump: asyncio.Task[None] | None = None
         self._bad_status: dict[str, str] = {}
         self._log = structlog.get_logger().bind(instrument=name, endpoint=config.endpoint)
@@ -88,36 +96,25 @@ class OpcUaDriver:
     # -- the Driver contract ---------------------------------------------------------------
 
     async def connect(self) -> None:
-        if self._supervisor is not None:
+        if self._connected:
             return
-        policy = self.config.reconnect
-        retrying = AsyncRetrying(
-            stop=stop_after_attempt(policy.attempts),
-            wait=wait_exponential(multiplier=policy.initial, max=policy.maximum),
-            retry=retry_if_exception_type((InstrumentDisconnected, InstrumentTimeout)),
-            before_sleep=self._log_retry,
-            reraise=True,
-        )
+        # Only a server that cannot be reached is tried again; one that accepts and does not
+        # answer is a timeout the caller sees at once (decision 0063).
+        retrying = self.config.reconnect.retrying(InstrumentDisconnected, self._log_retry)
         async for attempt in retrying:
             with attempt:
                 await self._open()
         self._lost.clear()
-        self._ready.set()
-        self._supervisor = asyncio.create_task(self._supervise(), name=f"{self.name}-supervisor")
+        self._connected = True
         self._log.info("connected", subscribed=len(self.subscribed_channels()))
 
     async def close(self) -> None:
-        task, self._supervisor = self._supervisor, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._ready.clear()
+        self._connected = False
         await self._teardown()
         self._fanout.close()
 
     async def identify(self) -> str:
-        client = self._require_client()
+        client = await self._session()
         ids = [node_id(identifier) for identifier in BUILD_INFO]
         values = await self._call(client.uaclient.read_attributes(ids, ua.AttributeIds.Value))
         parts = [str(dv.Value.Value) if dv.Value is not None else "" for dv in values]
@@ -129,7 +126,7 @@ class OpcUaDriver:
         if scan is None:
             for name in key:
                 self._channel(name)
-        client = self._require_client()
+        client = await self._session()
         if scan is None:
             if len(self._scans) >= SCANS_KEPT:
                 del self._scans[next(iter(self._scans))]
@@ -149,10 +146,32 @@ class OpcUaDriver:
             out.update(polled)
         return {name: out[name] for name in scan.channels}
 
+    async def read_block(self, channels: Sequence[str]) -> Block:
+        """`BlockReadable`: the polled channels in one Read service call, subscribed ones from
+        their latest notification (polled until the first), as columns (see `blocks`)."""
+        key = tuple(channels)
+        scan = self._blocks.get(key)
+        if scan is None:
+            for name in key:
+                self._channel(name)
+        client = await self._session()
+        if scan is None:
+            if len(self._blocks) >= SCANS_KEPT:
+                del self._blocks[next(iter(self._blocks))]
+            scan = prepare_block(
+                self.name, key, self.config.channels, self._nodes, self._refs, self._types
+            )
+            self._blocks[key] = scan
+        values, codes = np.empty(len(key)), [GOOD_CODE] * len(key)
+        plan, at = scan.polling(self._fanout.latest, values, codes, self._nodes, self._refs)
+        if plan.channels:
+            answered(await self._call(client.uaclient.read(plan.parameters)), at, values, codes)
+        return finish(key, values, codes, self._context.clock())
+
     async def write(self, channel: str, value: Value) -> None:
         config = self._channel(channel)
         check_writable(self.name, channel, config, value)
-        client = self._require_client()
+        client = await self._session()
         variant_type = self._types[channel]
         try:
             variant = encode(value, variant_type)
@@ -208,7 +227,7 @@ class OpcUaDriver:
 
     async def browse(self, node: str | None = None) -> list[BrowseEntry]:
         """Variables under `node` (default Objects) with node ids, data types and values."""
-        client = self._require_client()
+        client = await self._session()
         start = None
         if node is not None:
             try:
@@ -249,45 +268,13 @@ class OpcUaDriver:
             raise
 
     async def _resolve(self, client: Client) -> None:
-        self._namespaces = await self._call(client.get_namespace_array(), connecting=True)
-        nodes: dict[str, ua.NodeId] = {}
-        for channel, ref in self._refs.items():
-            try:
-                nodes[channel] = ref.resolve(self._namespaces, self.config.namespace)
-            except LookupError as exc:
-                raise ChannelError(self.name, str(exc), channel=channel, address=ref.text) from None
-        channels = list(nodes)
-        types = await self._call(
-            client.uaclient.read_attributes([nodes[c] for c in channels], ua.AttributeIds.DataType),
-            connecting=True,
+        resolved = await self._call(
+            resolve(self.name, client, self._refs, self.config.namespace), connecting=True
         )
-        variant_types: dict[str, ua.VariantType] = {}
-        for channel, dv in zip(channels, types, strict=True):
-            if dv.StatusCode is not None and not dv.StatusCode.is_good():
-                raise ChannelError(
-                    self.name,
-                    "node is not usable",
-                    channel=channel,
-                    address=self._refs[channel].text,
-                    reply=status_name(dv.StatusCode),
-                )
-            if dv.Value is None:
-                raise ChannelError(
-                    self.name,
-                    "node answered no data type",
-                    channel=channel,
-                    address=self._refs[channel].text,
-                )
-            type_id: ua.NodeId = dv.Value.Value
-            builtin = builtin_variant(type_id)
-            if builtin is not None:
-                variant_types[channel] = builtin
-                continue
-            variant_types[channel] = await self._call(
-                data_type_to_variant_type(client.get_node(type_id)), connecting=True
-            )
-        self._nodes, self._types = nodes, variant_types
+        self._namespaces, nodes = resolved.namespaces, resolved.nodes
+        self._nodes, self._types = nodes, resolved.types
         self._scans.clear()
+        self._blocks.clear()
         self._by_node = {}
         for channel, node in nodes.items():
             self._by_node.setdefault(node, []).append(channel)
@@ -369,31 +356,44 @@ class OpcUaDriver:
         python = to_python(value) if value is not None else math.nan
         return Reading(python, unit, now, judged(python, quality_of(status)))
 
-    async def _supervise(self) -> None:
-        """Wait for a loss; reconnect with backoff until it works or the driver is closed."""
-        policy = self.config.reconnect
-        while True:
-            await self._lost.wait()
-            self._ready.clear()
-            self._log.warning("connection lost; reconnecting", reason=self._lost_reason)
-            await self._teardown()
-            retrying = AsyncRetrying(
-                wait=wait_exponential(multiplier=policy.initial, max=policy.maximum),
-                retry=retry_if_exception_type(InstrumentError),
-                before_sleep=self._log_retry,
-            )
-            attempts = 0
+    async def _session(self) -> Client:
+        """The connected client. A connection found lost is reopened here, by the call that
+        needs it, once (serialised: concurrent callers share one reconnect)."""
+        if not self._connected:
+            raise InstrumentDisconnected(self.name, "not connected", address=self.config.endpoint)
+        if self._lost.is_set() or self._client is None:
+            async with self._reopening:
+                if self._lost.is_set() or self._client is None:
+                    await self._reopen()
+        assert self._client is not None
+        return self._client
+
+    async def _reopen(self) -> None:
+        """Tear the lost session down and open a new one, with the `reconnect` backoff while
+        the server cannot be reached; a failure leaves it lost for the next call to try."""
+        await self._teardown()
+        self._lost.clear()
+        retrying = self.config.reconnect.retrying(InstrumentDisconnected, self._log_retry)
+        try:
             async for attempt in retrying:
                 with attempt:
-                    attempts += 1
-                    self._lost.clear()
                     await self._open()
-            self._ready.set()
-            self._log.info(
-                "reconnected; session and subscription re-created",
-                attempts=attempts,
-                subscribed=len(self.subscribed_channels()),
-            )
+        except InstrumentError as exc:
+            self._lost.set()
+            raise InstrumentDisconnected(
+                self.name, f"reconnecting failed: {exc.message}", address=self.config.endpoint
+            ) from exc
+        except BaseException:
+            self._lost.set()
+            raise
+        if not self._connected:  # closed meanwhile
+            await self._teardown()
+            raise InstrumentDisconnected(self.name, "not connected", address=self.config.endpoint)
+        self._log.info(
+            "reconnected; session and subscription re-created",
+            attempts=retrying.statistics.get("attempt_number", 1),
+            subscribed=len(self.subscribed_channels()),
+        )
 
     async def _on_lost(self, client: Client, exc: Exception) -> None:
         if client is self._client:
@@ -403,6 +403,9 @@ class OpcUaDriver:
         if not self._lost.is_set():
             self._lost_reason = repr(exc)
             self._lost.set()
+            self._log.warning(
+                "connection lost; reconnecting", reason=self._lost_reason, at="the next call"
+            )
 
     async def _teardown(self) -> None:
         await self._stop_pump()
@@ -475,12 +478,6 @@ class OpcUaDriver:
             return self.config.channels[name]
         except KeyError:
             raise ChannelError(self.name, "no such channel", channel=name) from None
-
-    def _require_client(self) -> Client:
-        if self._client is None or not self._ready.is_set():
-            state = "reconnecting" if self._supervisor is not None else "not connected"
-            raise InstrumentDisconnected(self.name, state, address=self.config.endpoint)
-        return self._client
 
     def _log_retry(self, state: RetryCallState) -> None:
         outcome = state.outcome

@@ -1,19 +1,17 @@
-"""Node ids as an engineer writes them in a config, resolved against the server at connect.
-
-Forms (OPC 10000-6 §5.3.1.10): `ns=2;s=Reactor.Temperature`, `ns=2;i=1001`,
-`ns=2;g=09087e75-8e5e-499b-954f-f2a9603db28a`, `ns=2;b=TWFu`, and the same with
-`nsu=<namespace URI>` instead of `ns=<index>`. Namespace indexes may change when a server is
-reconfigured, URIs do not; so a URI is resolved to its index on every (re)connect.
+"""Node ids as an engineer writes them in a config (parsed by `nodetext`), resolved against the
+server at connect. Namespace indexes may change when a server is reconfigured, URIs do not; so a
+URI is resolved to its index on every (re)connect.
 """
 
 from __future__ import annotations
 
 import base64
-import binascii
 import uuid
 from dataclasses import dataclass
 
 from asyncua import ua
+
+from .nodetext import parse_node_text
 
 KINDS = {
     "i": ua.NodeIdType.Numeric,
@@ -60,42 +58,8 @@ def node_id(
 
 def parse_node(text: str) -> NodeRef:
     """Parse a node id string; raise ValueError saying what is wrong with it."""
-    rest = text.strip()
-    index: int | None = None
-    uri: str | None = None
-    while rest.startswith(("ns=", "nsu=")):
-        head, sep, rest = rest.partition(";")
-        if not sep:
-            raise ValueError(f"{text!r}: expected ';' and an identifier after {head!r}")
-        key, _, value = head.partition("=")
-        if key == "ns":
-            try:
-                index = int(value)
-            except ValueError:
-                raise ValueError(f"{text!r}: namespace index {value!r} is not a number") from None
-        else:
-            uri = value
-    if index is not None and uri is not None:
-        raise ValueError(f"{text!r}: give the namespace by index (ns=) or by URI (nsu=), not both")
-    key, sep, value = rest.partition("=")
-    if not sep or key not in KINDS:
-        raise ValueError(f"{text!r}: the identifier must start with i=, s=, g= or b=")
-    kind = KINDS[key]
-    identifier: int | str | uuid.UUID | bytes
-    try:
-        if kind is ua.NodeIdType.Numeric:
-            identifier = int(value)
-        elif kind is ua.NodeIdType.Guid:
-            identifier = uuid.UUID(value)
-        elif kind is ua.NodeIdType.ByteString:
-            identifier = base64.b64decode(value, validate=True)
-        else:
-            identifier = value
-    except (ValueError, binascii.Error):
-        raise ValueError(f"{text!r}: {value!r} is not a valid {kind.name} identifier") from None
-    if isinstance(identifier, int) and identifier < 0:
-        raise ValueError(f"{text!r}: numeric identifiers are unsigned")
-    return NodeRef(text, identifier, kind, index, uri)
+    parsed = parse_node_text(text)
+    return NodeRef(text, parsed.identifier, KINDS[parsed.kind], parsed.index, parsed.uri)
 
 
 def format_node(node: ua.NodeId, namespaces: list[str] | None = None) -> str:

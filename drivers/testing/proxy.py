@@ -5,7 +5,9 @@ that speaks TCP to anything — a simulator, a vendor's server, a real instrumen
 peer knowing: `cut` makes the peer vanish (every connection closed, new ones closed on accept),
 `drop_replies` lets requests through and loses the answers (a write whose outcome is unknown),
 `stall` holds both directions (a peer that stops answering). `bytes_to_peer` counts what the
-driver actually sent, which is how "refused before the wire" is proven.
+driver actually sent, which is how "refused before the wire" is proven; `connections` and
+`messages_to_peer` count how often the driver connected and sent, which is how "one attempt per
+call" is proven (a driver waits for each answer, so each request arrives as one message).
 """
 
 from __future__ import annotations
@@ -41,6 +43,8 @@ class WireProxy:
         self._resume = asyncio.Event()
         self._resume.set()
         self.bytes_to_peer = 0
+        self.messages_to_peer = 0
+        self.connections = 0
         self.port = 0
 
     async def __aenter__(self) -> WireProxy:
@@ -96,6 +100,7 @@ class WireProxy:
         self._writers.clear()
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
         if self._mode is Mode.CUT:
             writer.close()
             return
@@ -129,5 +134,6 @@ class WireProxy:
                     continue
                 if to_peer:
                     self.bytes_to_peer += len(data)
+                    self.messages_to_peer += 1
                 writer.write(data)
                 await writer.drain()

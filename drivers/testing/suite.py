@@ -6,7 +6,9 @@ which channels to read, which channel to write and with what. When the target's 
 through a `WireProxy`, the wire-fault checks (peer vanishing mid-read, lost write replies,
 nothing sent for a refused write) run too; otherwise they are skipped with that reason.
 
-The rules checked here are the ones written in `mdfd.drivers.base.Driver`'s docstring.
+The rules checked here are the ones written in `mdfd.drivers.base.Driver`'s docstring; a
+driver that offers `read_block` is also held to `BlockReadable`'s (the checks in blocks.py,
+inherited by `DriverConformance` and skipped for drivers without the capability).
 """
 
 from __future__ import annotations
@@ -15,60 +17,24 @@ import asyncio
 import math
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 
 import pytest
 
-from ..base import Driver, DriverContext, Value
+from ..base import DriverContext
 from ..errors import (
     ChannelError,
     InstrumentDisconnected,
     InstrumentTimeout,
     WriteOutcomeUnknown,
 )
+from .blocks import BlockConformance
 from .proxy import WireProxy
+from .target import FIXED_TIME, ConformanceTarget, connected
 
-FIXED_TIME = 1_900_000_000.25
 CONCURRENT_READS = 50
 LEAK_GRACE = 3.0
+QUIET_SECONDS = 1.0  # a lost link left alone this long must see no reconnect attempt
 POOLED_THREADS = ("asyncio_", "AnyIO worker thread")
-
-
-@dataclass
-class ConformanceTarget:
-    """One instrument to check a driver against.
-
-    `make_driver(context)` builds a new, unconnected driver for the instrument (the driver's
-    factory, with its config). `channels` are read together as one scan; `units` are their
-    configured units. `writable` is a channel with limits: `in_limits` is a harmless value
-    inside them, `out_of_limits` one outside. `failure_bound` is the longest a read may take to
-    fail once the peer is gone (s): a few operation timeouts plus the reconnect attempts.
-    """
-
-    make_driver: Callable[[DriverContext], Driver]
-    channels: Sequence[str]
-    units: dict[str, str]
-    writable: str
-    in_limits: Value
-    out_of_limits: Value
-    failure_bound: float = 10.0
-    proxy: WireProxy | None = None
-    recovery_bound: float = 30.0
-    extra: dict[str, object] = field(default_factory=dict)
-
-
-@asynccontextmanager
-async def connected(
-    target: ConformanceTarget, context: DriverContext | None = None
-) -> AsyncIterator[Driver]:
-    driver = target.make_driver(context or DriverContext())
-    await driver.connect()
-    try:
-        yield driver
-    finally:
-        await driver.close()
 
 
 def _needs_proxy(target: ConformanceTarget) -> WireProxy:
@@ -78,7 +44,7 @@ def _needs_proxy(target: ConformanceTarget) -> WireProxy:
 
 
 @pytest.mark.asyncio
-class DriverConformance:
+class DriverConformance(BlockConformance):
     """Subclass and provide a `target` fixture; every test below then runs against it."""
 
     async def test_connect_and_close_are_idempotent(self, target: ConformanceTarget) -> None:
@@ -189,6 +155,25 @@ class DriverConformance:
                     if time.monotonic() > deadline:
                         raise
                     await asyncio.sleep(0.1)
+        assert set(readings) == set(target.channels)
+
+    async def test_a_lost_link_is_reopened_by_the_next_call_only(
+        self, target: ConformanceTarget
+    ) -> None:
+        """Lazy reconnect: while nobody calls, nothing connects in the background; the next
+        call reconnects (a secure OPC-UA session, for one, opens two connections to do so)."""
+        proxy = _needs_proxy(target)
+        async with connected(target) as driver:
+            await driver.read(target.channels)
+            proxy.cut()
+            with pytest.raises((InstrumentDisconnected, InstrumentTimeout)):
+                await asyncio.wait_for(driver.read(target.channels), target.failure_bound)
+            proxy.restore()
+            attempted = proxy.connections
+            await asyncio.sleep(QUIET_SECONDS)  # nobody asks
+            assert proxy.connections == attempted
+            readings = await asyncio.wait_for(driver.read(target.channels), target.failure_bound)
+            assert proxy.connections > attempted
         assert set(readings) == set(target.channels)
 
     async def test_stalled_peer_is_a_timeout_within_the_bound(

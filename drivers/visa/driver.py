@@ -22,13 +22,22 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
+from math import isfinite
 from typing import ClassVar
 
 import structlog
 from pyvisa import rname
-from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
-from ..base import DriverContext, InstrumentConfig, Reading, Value, check_writable, judged
+from ..base import (
+    DriverContext,
+    InstrumentConfig,
+    Quality,
+    Reading,
+    Value,
+    check_writable,
+    judged,
+)
 from ..errors import (
     ChannelError,
     InstrumentDisconnected,
@@ -36,12 +45,24 @@ from ..errors import (
     ProtocolError,
     WriteOutcomeUnknown,
 )
-from .config import VisaChannel, VisaInstrument
+from .config import Parse, VisaChannel, VisaInstrument
 from .parse import ParseFailure, decode_reply, format_command, parse_reply
 from .scpi import LinkDown
 from .transport import transport_for
 
 log = structlog.get_logger()
+PLANS_KEPT = 64
+GOOD, BAD = Quality.GOOD, Quality.BAD
+
+
+@dataclass(frozen=True, slots=True)
+class ScanPlan:
+    """A channel list's distinct queries and, per channel, its query, its reply's index and
+    whether the reply is a plain number (parse `float`, no field)."""
+
+    queries: list[str]
+    items: tuple[tuple[str, VisaChannel, str, int, bool], ...]
+
 
 # Serial ports held by a driver of this process. RS-232 is point to point: two sessions on one
 # port would read each other's replies, so the port has one owner (the first to connect).
@@ -57,6 +78,7 @@ class VisaDriver:
         self._context = context
         self._transport = transport_for(name, config)
         self._lock = asyncio.Lock()
+        self._plans: dict[tuple[str, ...], ScanPlan] = {}
         self._identity: str | None = None
         self._closed = True
         self._port: str | None = None
@@ -85,30 +107,64 @@ class VisaDriver:
         return self._identity
 
     async def read(self, channels: Sequence[str]) -> dict[str, Reading]:
-        configs = {name: self._readable(name) for name in channels}
-        queries = list(dict.fromkeys(c.query for c in configs.values() if c.query is not None))
+        key = tuple(channels)
+        plan = self._plans.get(key)
+        if plan is None:
+            plan = self._plan(key)
         async with self._lock:
-            await self._ensure_open()
+            if self._closed or self._transport.stale:  # the common case awaits nothing here
+                await self._ensure_open()
             try:
-                replies = await self._transport.query(queries)
+                replies = await self._transport.query(plan.queries)
             except LinkDown as exc:
                 # Found down before anything was sent: reconnecting is not a retry.
                 self._log.warning("link down before a read; reconnecting", error=str(exc))
                 await self._reopen()
-                replies = await self._transport.query(queries)
+                replies = await self._transport.query(plan.queries)
         now = self._context.clock()
-        by_query = dict(zip(queries, replies, strict=True))
         out: dict[str, Reading] = {}
-        for name, channel in configs.items():
-            assert channel.query is not None
-            raw = by_query[channel.query]
-            reply = self._decode(raw, channel.query, name)
-            try:
-                value = parse_reply(reply, channel)
-            except ParseFailure as exc:
-                raise self._garbled(channel.query, name, exc, reply) from None
+        for name, channel, query, index, plain in plan.items:
+            raw = replies[index]
+            value: Value
+            if plain:
+                # A plain number: float() takes the ASCII bytes as they came. Anything it
+                # refuses goes the general way, which names what is wrong with the reply.
+                try:
+                    number = float(raw)
+                except ValueError:
+                    value = self._parse(raw, channel, query, name)
+                else:
+                    good = isfinite(number)  # `judged`, for a float
+                    out[name] = Reading(number, channel.unit, now, GOOD if good else BAD)
+                    continue
+            else:
+                value = self._parse(raw, channel, query, name)
             out[name] = Reading(value, channel.unit, now, judged(value))
         return out
+
+    def _parse(self, raw: bytes, channel: VisaChannel, query: str, name: str) -> Value:
+        reply = self._decode(raw, query, name)
+        try:
+            return parse_reply(reply, channel)
+        except ParseFailure as exc:
+            raise self._garbled(query, name, exc, reply) from None
+
+    def _plan(self, key: tuple[str, ...]) -> ScanPlan:
+        """Each distinct query once, in order, and where each channel's reply is; kept per
+        channel list (a recipe reads a handful)."""
+        configs = {name: self._readable(name) for name in key}
+        queries = list(dict.fromkeys(c.query for c in configs.values() if c.query is not None))
+        index = {query: i for i, query in enumerate(queries)}
+        items = tuple(
+            (name, channel, channel.query, index[channel.query], _plain_number(channel))
+            for name, channel in configs.items()
+            if channel.query is not None
+        )
+        plan = ScanPlan(queries, items)
+        if len(self._plans) >= PLANS_KEPT:
+            del self._plans[next(iter(self._plans))]
+        self._plans[key] = plan
+        return plan
 
     async def write(self, channel: str, value: Value) -> None:
         config = self._channel(channel)
@@ -155,17 +211,15 @@ class VisaDriver:
             await self._reopen()
 
     async def _reopen(self) -> None:
-        backoff = self.config.reconnect
-        retrying = AsyncRetrying(
-            stop=stop_after_attempt(backoff.attempts),
-            wait=wait_exponential(multiplier=backoff.initial, max=backoff.maximum),
-            retry=retry_if_exception_type((InstrumentDisconnected, InstrumentTimeout)),
-            before_sleep=lambda state: self._log.warning(
+        # Only a link that cannot be opened is tried again; a peer that accepts and does not
+        # answer the opening queries is a timeout the engine sees at once (decision 0063).
+        retrying = self.config.reconnect.retrying(
+            InstrumentDisconnected,
+            lambda state: self._log.warning(
                 "open failed; retrying",
                 attempt=state.attempt_number,
                 error=str(state.outcome.exception()) if state.outcome else None,
             ),
-            reraise=True,
         )
         async for attempt in retrying:
             with attempt:
@@ -220,6 +274,10 @@ class VisaDriver:
         if channel.query is None:
             raise ChannelError(self.name, "channel has no query (write-only)", channel=name)
         return channel
+
+
+def _plain_number(channel: VisaChannel) -> bool:
+    return channel.parse is Parse.FLOAT and channel.field is None
 
 
 def _serial_port(config: VisaInstrument) -> str | None:

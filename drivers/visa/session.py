@@ -26,7 +26,7 @@ from pyvisa.resources import MessageBasedResource, SerialInstrument
 
 from ..errors import InstrumentDisconnected, InstrumentError, InstrumentTimeout
 from .config import VisaInstrument
-from .scpi import Dialogue, LinkDown, OutOfStep, Receive, Scpi, Send
+from .scpi import Dialogue, LinkDown, OutOfStep, Scpi, Send
 
 T = TypeVar("T")
 STOP_BITS = {
@@ -97,10 +97,9 @@ class VisaSession:
                 except StopIteration as done:
                     return done.value
                 reply = None
-                if isinstance(step, Send):
-                    self._send(step.command)
-                else:
-                    reply = self._receive(step)
+                self._send(step.command)
+                if not isinstance(step, Send):
+                    reply = self._receive(step.command)
         except OutOfStep:
             self.stale = True
             raise
@@ -114,12 +113,12 @@ class VisaSession:
         except (VisaIOError, OSError) as exc:
             raise self._failed(command, exc) from exc
 
-    def _receive(self, step: Receive) -> bytes:
+    def _receive(self, command: str) -> bytes:
         resource = self._require()
         try:
             raw = resource.read_raw()
         except (VisaIOError, OSError) as exc:
-            raise self._failed(step.command, exc) from exc
+            raise self._failed(command, exc) from exc
         return raw.removesuffix(self._termination)
 
     def _open_resource(self) -> MessageBasedResource:

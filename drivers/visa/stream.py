@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import TypeVar
 
 from pyvisa import rname
 
 from ..errors import InstrumentDisconnected, InstrumentError, InstrumentTimeout, ProtocolError
 from .config import VisaInstrument
-from .scpi import Dialogue, LinkDown, OutOfStep, Receive, Scpi, Send
+from .scpi import Dialogue, LinkDown, OutOfStep, Scpi, Send
 
 T = TypeVar("T")
 # Longest reply read (a trace of many thousand floats fits); a longer one is a ProtocolError.
@@ -41,6 +41,8 @@ class SocketSession:
         self._scpi = Scpi(instrument, config)
         self._termination = config.read_termination.encode(config.encoding)
         self._write_termination = config.write_termination
+        # The bytes of each query sent (a config's queries and compound messages: few)
+        self._encoded: dict[str, bytes] = {}
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
         self.stale = True
@@ -73,8 +75,14 @@ class SocketSession:
         return identity
 
     async def query(self, commands: Sequence[str]) -> list[bytes]:
+        """The scan's messages exchanged in turn, each one coroutine (the dialogue of
+        `Scpi.query` as data: no generator to drive per query)."""
         self._check_peer(commands[0] if commands else "")
-        return await self._run(self._scpi.query(commands))
+        replies: list[bytes] = []
+        with self._in_step():
+            for message, group in self._scpi.messages(commands):
+                replies += self._scpi.units(group, await self._exchange(message))
+        return replies
 
     async def write(self, command: str) -> None:
         self._check_peer(command)
@@ -89,20 +97,30 @@ class SocketSession:
                     await writer.wait_closed()
 
     async def _run(self, dialogue: Dialogue[T]) -> T:
-        """Drive a dialogue with stream I/O. Anything but an instrument's own complaint
-        (a ProtocolError about a reply read whole) leaves the stream out of step."""
+        """Drive a dialogue (open, write: the error queue after a command) with stream I/O."""
         reply: bytes | None = None
+        with self._in_step():
+            try:
+                while True:
+                    try:
+                        step = dialogue.send(reply)
+                    except StopIteration as done:
+                        return done.value
+                    reply = None
+                    if isinstance(step, Send):
+                        if self._put(step.command, self._encode(step.command)):
+                            await self._drain(step.command)
+                    else:
+                        reply = await self._exchange(step.command)
+            finally:
+                dialogue.close()
+
+    @contextlib.contextmanager
+    def _in_step(self) -> Iterator[None]:
+        """Anything but an instrument's own complaint (a ProtocolError about a reply read
+        whole) leaves the stream out of step: it is reopened before its next use."""
         try:
-            while True:
-                try:
-                    step = dialogue.send(reply)
-                except StopIteration as done:
-                    return done.value
-                reply = None
-                if isinstance(step, Send):
-                    await self._send(step.command)
-                else:
-                    reply = await self._receive(step)
+            yield
         except ProtocolError as exc:
             if isinstance(exc, OutOfStep):
                 self.stale = True
@@ -110,52 +128,63 @@ class SocketSession:
         except BaseException:
             self.stale = True
             raise
-        finally:
-            dialogue.close()
 
-    async def _send(self, command: str) -> None:
-        reader, writer = self._require()
+    def _encode(self, command: str) -> bytes:
         try:
-            data = (command + self._write_termination).encode(self._config.encoding)
+            return (command + self._write_termination).encode(self._config.encoding)
         except UnicodeEncodeError as exc:
             raise ProtocolError(
                 self._name,
                 f"{command!r} cannot be encoded as {self._config.encoding}: {exc.reason}",
                 address=self._config.resource,
             ) from None
+
+    def _put(self, command: str, data: bytes) -> bool:
+        """Hand `data` to the transport; True when a backlog must be drained first."""
+        reader, writer = self._require()
         if writer.is_closing() or reader.at_eof():
             raise self._lost(f"the peer closed the connection before {command!r} was sent")
         try:
             writer.write(data)
-            # A command fits the socket's buffer and leaves at once; only a backlog (a peer
-            # that stopped reading) needs draining, and that wait is bounded like a read.
-            if writer.transport.get_write_buffer_size():
-                async with asyncio.timeout(self._config.timeout):
-                    await writer.drain()
+        except OSError as exc:
+            raise self._lost(f"{command!r} failed: {exc}") from exc
+        # A command fits the socket's buffer and leaves at once; only a backlog (a peer that
+        # stopped reading) needs draining, and that wait is bounded like a read.
+        return bool(writer.transport.get_write_buffer_size())
+
+    async def _drain(self, command: str) -> None:
+        _, writer = self._require()
+        try:
+            async with asyncio.timeout(self._config.timeout):
+                await writer.drain()
         except TimeoutError:
             raise self._timeout(f"{command!r} not taken by the peer") from None
         except OSError as exc:
             raise self._lost(f"{command!r} failed: {exc}") from exc
 
-    async def _receive(self, step: Receive) -> bytes:
+    async def _exchange(self, command: str) -> bytes:
+        """Send a query and read its reply: one coroutine for both halves."""
+        data = self._encoded.get(command)
+        if data is None:
+            data = self._encoded[command] = self._encode(command)
         reader, _ = self._require()
         try:
             async with asyncio.timeout(self._config.timeout):
+                if self._put(command, data):
+                    await self._drain(command)
                 raw = await reader.readuntil(self._termination)
         except TimeoutError:
-            raise self._timeout(f"no reply to {step.command!r}") from None
+            raise self._timeout(f"no reply to {command!r}") from None
         except asyncio.IncompleteReadError:
-            raise self._lost(
-                f"the peer closed the connection; no reply to {step.command!r}"
-            ) from None
+            raise self._lost(f"the peer closed the connection; no reply to {command!r}") from None
         except asyncio.LimitOverrunError:
             raise OutOfStep(
                 self._name,
-                f"reply to {step.command!r} longer than {REPLY_LIMIT} bytes",
+                f"reply to {command!r} longer than {REPLY_LIMIT} bytes",
                 address=self._config.resource,
             ) from None
         except OSError as exc:
-            raise self._lost(f"{step.command!r} failed: {exc}") from exc
+            raise self._lost(f"{command!r} failed: {exc}") from exc
         return raw[: -len(self._termination)]
 
     def _check_peer(self, command: str) -> None:

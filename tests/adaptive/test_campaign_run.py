@@ -12,6 +12,7 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+import pytest
 
 from tests.support import mdf_config, mdfd, memory_instruments
 
@@ -75,7 +76,7 @@ def test_constraints_stop_condition_file_and_records(tmp_path: Path) -> None:
         assert index is None
     # Outcome constraint: told as a violation exactly when the measured set-point passed 390.
     for _, _, point, _, objectives, violations in run:
-        assert objectives == [point["temperature"]]
+        assert objectives == [pytest.approx(point["temperature"])]
         assert (violations["constraints[1]"] > 0) == (point["temperature"] > 390)
     # The stop condition ended it before the budget, at the first feasible point >= 370.
     feasible = [t for t in run if t[5]["constraints[1]"] == 0]

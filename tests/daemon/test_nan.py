@@ -9,11 +9,11 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
-import h5py
 import numpy as np
 import yaml
 
-from mdfd.daemons.storage.layout import stat_dataset
+from mdfd.daemons.storage import read_channel, read_summary
+from mdfd.daemons.storage.layout import stat_column
 from tests.support import edit_config, mdfd, read_export
 
 from .harness import Daemon, environment, mdfctl, write_config
@@ -127,12 +127,13 @@ async def test_nan_samples_are_counted_apart_and_every_output_stays_strict_json(
             assert row[f"{channel}_min"] == row[f"{channel}_max"] == ""
 
     data_file = tmp_path / "var" / "data" / f"{run_id}.h5"
-    with h5py.File(data_file, "r") as handle:
-        summary = handle["entry/summary"]
-        for channel in BROKEN:
-            assert summary[stat_dataset(channel, "n")][:].tolist() == [0, 0]
-            assert summary[stat_dataset(channel, "invalid")][:].tolist() == [4, 4]
-            assert np.isnan(summary[stat_dataset(channel, "min")][:]).all()
-            assert np.isnan(summary[stat_dataset(channel, "max")][:]).all()
-        # The raw samples keep what the device said.
-        assert np.isnan(handle["entry/instrument/meter/broken/value"][:]).all()
+    summary = read_summary(data_file)
+    for channel in BROKEN:
+        assert summary.columns[stat_column(channel, "n")].tolist() == [0, 0]
+        assert summary.columns[stat_column(channel, "invalid")].tolist() == [4, 4]
+        assert np.isnan(summary.columns[stat_column(channel, "min")]).all()
+        assert np.isnan(summary.columns[stat_column(channel, "max")]).all()
+    # The raw samples keep what the device said: 8 samples, each NaN.
+    broken = read_channel(data_file, "meter.broken").value
+    assert broken.shape == (8,)
+    assert np.isnan(broken).all()

@@ -6,10 +6,10 @@ from __future__ import annotations
 import signal
 from pathlib import Path
 
-import h5py
 import numpy as np
 
-from mdfd.daemons.storage.layout import stat_dataset
+from mdfd.daemons.storage import read_channel, read_summary
+from mdfd.daemons.storage.layout import stat_column
 
 from .harness import Daemon, environment, point_rows, submit, write_config, write_recipe
 
@@ -27,15 +27,15 @@ def _assert_every_point_once(daemon: Daemon, run_id: str) -> None:
     assert rows == [(i, "completed") for i in range(count)]
     run = daemon.run(run_id)
     assert [p["parameters"]["temperature"] for p in run["points"]] == TEMPERATURES
-    with h5py.File(run["files"][0]["path"], "r") as handle:
-        summary = handle["entry/summary"]
-        assert list(summary["point_index"][()]) == list(range(count))
-        np.testing.assert_allclose(summary["temperature"][()], TEMPERATURES)
-        resistivity_n = summary[stat_dataset("meter.resistivity", "n")][()]
-        assert list(resistivity_n) == [SAMPLES_PER_POINT] * count
-        # The samples of a half-measured point vanished: each point's samples exactly once.
-        points = handle["entry/instrument/meter/resistivity/point_index"][()]
-        assert sorted(points.tolist()) == [i for i in range(count) for _ in range(4)]
+    path = Path(run["files"][0]["path"])
+    summary = read_summary(path)
+    assert list(summary.columns["point_index"]) == list(range(count))
+    np.testing.assert_allclose(summary.columns["temperature"], TEMPERATURES)
+    resistivity_n = summary.columns[stat_column("meter.resistivity", "n")]
+    assert list(resistivity_n) == [SAMPLES_PER_POINT] * count
+    # The samples of a half-measured point vanished: each point's samples exactly once.
+    points = read_channel(path, "meter.resistivity").point_index
+    assert sorted(points.tolist()) == [i for i in range(count) for _ in range(4)]
 
 
 def test_kill_9_mid_run_resumes_by_itself_with_every_point_once(tmp_path: Path) -> None:

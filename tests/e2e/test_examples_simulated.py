@@ -16,6 +16,7 @@ import h5py
 import numpy as np
 import pytest
 
+from mdfd.daemons.storage import read_channel, read_summary
 from tests.support import EXAMPLES, SIM_CONFIG, mdfd, read_export, retry_port_race, sim_env
 
 TIME_SCALE = "3000"
@@ -60,11 +61,10 @@ def check_file_matches_export(
     summary: dict, rows: list[dict[str, str]], channel: str, unit: str
 ) -> None:
     """Each exported mean is the mean of that point's raw samples in the HDF5 file."""
-    instrument, _, name = channel.partition(".")
-    with h5py.File(summary["data_file"], "r") as handle:
-        group = handle[f"entry/instrument/{instrument}/{name}"]
-        values, points = group["value"][()], group["point_index"][()]
-        assert group["value"].attrs["units"] == unit
+    samples = read_channel(Path(summary["data_file"]), channel)
+    values, points = samples.value, samples.point_index
+    channels = read_summary(Path(summary["data_file"])).channels
+    assert [c.unit for c in channels if c.name == channel] == [unit]
     for row in rows:
         index = int(float(row["point_index"]))
         samples = values[points == index]

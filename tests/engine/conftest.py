@@ -34,11 +34,19 @@ on_error: {{retries: 1, backoff: 1 s, then: {then}}}
 """
 
 
-def write_config(tmp_path: Path, scale: float = 3000.0, trip: float = 1450.0) -> Path:
+def write_config(
+    tmp_path: Path,
+    scale: float = 3000.0,
+    trip: float = 1450.0,
+    timeouts: dict[str, object] | None = None,
+) -> Path:
     """The memory MDF (with the furnace's `running` switch) on a clock `scale` times fast,
-    its interlock tripping above `trip` degC."""
+    its interlock tripping above `trip` degC; `timeouts` for every instrument if given."""
     instruments = memory_instruments()
     instruments["furnace"]["channels"]["running"] = {"writable": True, "initial": True}
+    if timeouts is not None:
+        for instrument in instruments.values():
+            instrument["timeouts"] = timeouts
     return mdf_config(
         tmp_path,
         simulation={"time_scale": scale},

@@ -8,12 +8,13 @@ import sqlite3
 from pathlib import Path
 
 import h5py
+import numpy as np
 import pytest
 
 from mdfd.daemons.engine.checkpoint import Checkpointer, CheckpointFailed, EndedPoint
 from mdfd.daemons.engine.events import EventBus, PointEnded
 from mdfd.daemons.stats import RunningStats
-from mdfd.daemons.storage import ChannelSpec, RunFile
+from mdfd.daemons.storage import ChannelSpec, RunFile, read_channel, read_summary
 from mdfd.daemons.store import PointRow, PointStatus, RunStatus, StateDB
 
 RUN = "run-ckpt"
@@ -50,7 +51,10 @@ def end_point(run_file: RunFile, index: int, records=None) -> EndedPoint:
     """Three samples of value `index`, then the point's summary row queued in the file."""
     stats = RunningStats()
     for i in range(3):
-        run_file.add_sample(CHANNEL, 1000.0 + index + i / 10, float(index), index)
+        value = np.array([float(index)])
+        run_file.add_scan(
+            CHANNEL.partition(".")[0], [CHANNEL], 1000.0 + index + i / 10, value, index
+        )
         stats.add(float(index))
     parameters = {"x": float(index)}
     rows = run_file.mark_point(index, parameters, {CHANNEL: stats.result()}, 0.0, 1.0)
@@ -101,9 +105,9 @@ async def test_points_ended_together_share_one_commit(tmp_path: Path) -> None:
     with h5py.File(tmp_path / "run.h5", "r") as handle:
         assert list(handle["entry/summary/point_index"][()]) == list(range(20))
         assert list(handle["entry/summary/x"][()]) == [float(i) for i in range(20)]
-        assert list(handle["entry/summary/meter__value_n"][()]) == [3] * 20
-        values = handle["entry/instrument/meter/value/value"][()]
-        assert list(values) == [float(i) for i in range(20) for _ in range(3)]
+    assert list(read_summary(tmp_path / "run.h5").columns["meter.value_n"]) == [3] * 20
+    values = read_channel(tmp_path / "run.h5", "meter.value").value
+    assert list(values) == [float(i) for i in range(20) for _ in range(3)]
 
 
 async def test_each_point_commits_alone_when_points_are_slower_than_the_disk(

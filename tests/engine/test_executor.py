@@ -13,6 +13,7 @@ from mdfd.daemons.engine.control import RunControl
 from mdfd.daemons.engine.events import Event
 from mdfd.daemons.engine.runner import RunExecutor
 from mdfd.daemons.oneshot import create_run, state_db
+from mdfd.daemons.storage import read_channel, read_summary
 from mdfd.daemons.store import PointStatus, RunStatus
 from mdfd.recipes.loader import load_recipe
 
@@ -49,15 +50,13 @@ async def test_every_point_completes_with_exact_sample_counts(tmp_path: Path) ->
     ]
     assert run is not None
     assert run.status is RunStatus.COMPLETED
-    with h5py.File(run.data_file, "r") as handle:
-        summary = handle["entry/summary"]
-        assert list(summary["point_index"][()]) == [0, 1, 2, 3]
-        np.testing.assert_allclose(summary["temperature"][()], [200, 200, 300, 300])
-        n = summary["furnace__temperature_n"][()]
-        assert list(n) == [10, 10, 10, 10]
-        means = summary["furnace__temperature_mean"][()]
-        np.testing.assert_allclose(means, [200, 200, 300, 300], atol=1.0)
-        np.testing.assert_allclose(summary["meter__resistivity_mean"][()], 1.8)
+    summary = read_summary(Path(run.data_file)).columns
+    assert list(summary["point_index"]) == [0, 1, 2, 3]
+    np.testing.assert_allclose(summary["temperature"], [200, 200, 300, 300])
+    assert list(summary["furnace.temperature_n"]) == [10, 10, 10, 10]
+    means = summary["furnace.temperature_mean"]
+    np.testing.assert_allclose(means, [200, 200, 300, 300], atol=1.0)
+    np.testing.assert_allclose(summary["meter.resistivity_mean"], 1.8)
     for point in points:
         assert point.summary["meter.resistivity"]["n"] == 10
 
@@ -72,8 +71,7 @@ async def test_drift_free_acquisition_gives_rate_times_duration(tmp_path: Path) 
     outcome, points, run, _executor = await execute(write_config(tmp_path, scale=100), recipe)
     assert outcome.status is RunStatus.COMPLETED
     assert points[0].summary["furnace.temperature"]["n"] == 600
-    with h5py.File(run.data_file, "r") as handle:
-        times = handle["entry/instrument/furnace/temperature/time"][()]
+    times = read_channel(Path(run.data_file), "furnace.temperature").time
     assert len(times) == 600
     # Stamped in order on the process clock; how late the last one is depends on the machine's
     # load (a late sample is taken, never dropped or bunched into drift), so only an upper bound.
@@ -137,8 +135,8 @@ async def test_interrupt_then_resume_measures_each_point_once(tmp_path: Path) ->
     assert [p.point_index for p in points] == [0, 1, 2, 3]
     with h5py.File(run.data_file, "r") as handle:
         assert list(handle["entry/summary/point_index"][()]) == [0, 1, 2, 3]
-        point_of_sample = handle["entry/instrument/meter/resistivity/point_index"][()]
-        assert [int((point_of_sample == i).sum()) for i in range(4)] == [10, 10, 10, 10]
+    point_of_sample = read_channel(Path(run.data_file), "meter.resistivity").point_index
+    assert [int((point_of_sample == i).sum()) for i in range(4)] == [10, 10, 10, 10]
 
 
 async def test_pause_stops_the_run_and_resume_goes_on(tmp_path: Path) -> None:

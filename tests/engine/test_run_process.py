@@ -14,6 +14,7 @@ from pathlib import Path
 import h5py
 import pytest
 
+from mdfd.daemons.storage import read_channel
 from tests.support import Child, mdfd, read_export, require_tool, start_mdfd, stop_process
 
 from .conftest import write_config, write_recipe
@@ -130,8 +131,8 @@ def test_kill_9_then_resume_completes_each_point_exactly_once(
     with h5py.File(final["data_file"], "r") as handle:
         indices = list(handle["entry/summary/point_index"][()])
         assert indices == list(range(POINTS))
-        samples = handle["entry/instrument/meter/resistivity/point_index"][()]
-        assert [int((samples == i).sum()) for i in range(POINTS)] == [10] * POINTS
+    samples = read_channel(Path(final["data_file"]), "meter.resistivity").point_index
+    assert [int((samples == i).sum()) for i in range(POINTS)] == [10] * POINTS
     dump = subprocess.run(
         [require_tool("h5dump", "hdf5-tools"), "-H", final["data_file"]],
         capture_output=True,

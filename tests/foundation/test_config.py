@@ -18,7 +18,7 @@ from mdfd.recipes.model import Category
 from tests.support import EXAMPLES, SIM_CONFIG
 
 VOCABULARY = SIM_CONFIG.parent / "vocabulary.yaml"
-ENV = ("MDFD_VAR", "MDFD_FURNACE_PORT", "MDFD_REACTOR_PORT", "MDFD_METER_PORT")
+ENV = ("MDFD_VAR", "MDFD_FURNACE_PORT", "MDFD_REACTOR_PORT", "MDFD_METER_PORT", "MDFD_WEB_PORT")
 
 
 @pytest.fixture
@@ -39,6 +39,9 @@ def test_sim_config_loads_with_its_defaults(clean_env: pytest.MonkeyPatch) -> No
     assert config.time_scale == 600
     assert {s.kind for s in config.simulators.values()} == {"furnace", "reactor", "meter"}
     assert [p.directory for p in config.upstream.publishers] == [Path("var/sim-mdf-01/spool")]
+    # The demo shows the operator's page at once, on loopback only, without a login.
+    assert config.web is not None
+    assert (config.web.host, config.web.port, config.web.token_env) == ("127.0.0.1", 8470, None)
     furnace = config.instruments["furnace"].channels
     assert furnace["setpoint"].writable
     assert (furnace["setpoint"].limits.min, furnace["setpoint"].limits.max) == (0, 1400)

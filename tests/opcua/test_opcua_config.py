@@ -13,7 +13,9 @@ from mdfd.daemons.config import load_config
 from mdfd.drivers.opcua import OpcUaInstrument
 from mdfd.drivers.opcua.nodeids import format_node, parse_node
 from mdfd.drivers.opcua.values import encode
+from mdfd.simulators.opcua_space import TAGS_BY_KEY
 from mdfd.simulators.reactor import ReactorSettings
+from mdfd.simulators.reactor_settings import TAG_KEYS
 from tests.support import SIM_CONFIG
 
 NAMESPACES = ["http://opcfoundation.org/UA/", "urn:server", "urn:mdfd:sim:reactor"]
@@ -135,6 +137,12 @@ def test_simulator_settings_are_checked() -> None:
         ReactorSettings(security=["Basic256Sha256"])
     with pytest.raises(ValidationError, match="unknown variables"):
         ReactorSettings.model_validate({"faults": {"stuck": ["Reactor.Nope"]}})
+
+
+def test_fault_settings_name_exactly_the_address_space_variables() -> None:
+    """The settings know the variables without asyncua (ADR 0075); the address space has them."""
+    assert set(TAGS_BY_KEY) == TAG_KEYS
+    assert ReactorSettings.model_validate({"faults": {"bad": sorted(TAG_KEYS)}}).faults.bad
 
 
 def test_sim_yaml_keeps_the_reactor_channel_contract() -> None:

@@ -12,6 +12,7 @@ import pytest
 from opcua_support import CHANNELS as REACTOR_CHANNELS
 from opcua_support import client_certificate, instrument, start_simulator, write_config
 
+from mdfd.drivers import DriverContext
 from mdfd.drivers.opcua import OpcUaDriver, OpcUaInstrument
 from mdfd.drivers.testing import ConformanceTarget, DriverConformance, WireProxy
 from tests.support import stop_process
@@ -35,7 +36,20 @@ def target_for(config: OpcUaInstrument, proxy: WireProxy) -> ConformanceTarget:
         out_of_limits=900.0,
         failure_bound=12.0,
         proxy=proxy,
+        bad_channel="conversion",
+        text_channel="fault_bad",
     )
+
+
+async def break_conversion(config: OpcUaInstrument) -> None:
+    """The analyser's conversion reads Bad (BadSensorFailure): the block checks' bad channel.
+    Nothing else of the kit reads it, so it stays broken for the module's simulator."""
+    driver = OpcUaDriver("reactor", config, DriverContext())
+    await driver.connect()
+    try:
+        await driver.write("fault_bad", "Analyser.Conversion")
+    finally:
+        await driver.close()
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +68,9 @@ class TestOpcUaPlain(DriverConformance):
     async def target(self, plain_reactor: str) -> AsyncIterator[ConformanceTarget]:
         url = plain_reactor
         async with WireProxy("127.0.0.1", urlsplit(url).port or 4840) as proxy:
-            yield target_for(instrument(through(url, proxy)), proxy)
+            config = instrument(through(url, proxy))
+            await break_conversion(config)
+            yield target_for(config, proxy)
 
 
 @pytest.fixture(scope="module")
@@ -96,4 +112,5 @@ class TestOpcUaSecure(DriverConformance):
                 username="operator",
                 password_env=PASSWORD_ENV,
             )
+            await break_conversion(config)
             yield target_for(config, proxy)

@@ -6,12 +6,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import h5py
 import numpy as np
 import pytest
 from opcua_support import write_config
 
-from mdfd.daemons.storage.layout import stat_dataset
+from mdfd.daemons.storage import read_channel, read_summary
 from tests.support import REPO, free_port, mdfd
 
 RECIPE = """
@@ -38,9 +37,8 @@ def test_a_text_value_from_the_server_is_an_invalid_sample_with_a_warning(tmp_pa
     assert result.returncode == 0, result.stderr[-3000:]
     assert "acquired value is not a number; stored as an invalid sample" in result.stderr
     summary = json.loads(result.stdout.strip().splitlines()[-1])
-    with h5py.File(summary["data_file"], "r") as handle:
-        values = handle["entry/instrument/reactor/fault_stuck/value"][()]
-        invalid = handle["entry/summary"][stat_dataset("reactor.fault_stuck", "invalid")][()]
+    values = read_channel(Path(summary["data_file"]), "reactor.fault_stuck").value
+    invalid = read_summary(Path(summary["data_file"])).columns["reactor.fault_stuck_invalid"]
     assert len(values) == 4
     assert np.isnan(values).all()
     assert invalid.tolist() == [4]

@@ -6,11 +6,11 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-import h5py
 import pytest
 import structlog
 from opcua_support import instrument, write_config
 
+from mdfd.daemons.storage import read_channel
 from mdfd.drivers import DriverContext
 from mdfd.drivers.opcua import OpcUaDriver
 from mdfd.simulators.reactor import ReactorSettings, ReactorSimulator
@@ -43,9 +43,8 @@ def test_acquire_over_a_subscribed_channel_takes_the_recipes_count(tmp_path: Pat
     result = retry_port_race(attempt)
     assert result.returncode == 0, result.stderr[-3000:]
     data_file = result.stdout.strip().splitlines()[-1].split('"data_file": "')[1].split('"')[0]
-    with h5py.File(data_file, "r") as handle:
-        group = handle["entry/instrument/reactor/temperature"]
-        points, times = group["point_index"][()], group["time"][()]
+    samples = read_channel(Path(data_file), "reactor.temperature")
+    points, times = samples.point_index, samples.time
     assert [int((points == index).sum()) for index in (0, 1)] == [10, 10]
     # Held samples are stamped when taken, on the acquisition's schedule.
     assert len(set(times.tolist())) == len(times)

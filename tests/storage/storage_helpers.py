@@ -5,12 +5,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from mdfd.daemons.stats import RunningStats, Stats
 from mdfd.daemons.storage import ChannelSpec, RunFile
 
 CHANNELS = [ChannelSpec("furnace.temperature", "degC"), ChannelSpec("meter.capacitance", "nF")]
 PARAMETERS = ["temperature", "dwell"]
 T0 = 1_700_000_000.0
+RELEASE_0_2 = Path(__file__).parent / "data" / "release-0.2-run.h5"
+"""Written by release 0.2's RunFile (layout 2: a group per channel, summary columns per channel
+and statistic) with `make_run_file(run_id="layout-2")`: points 0-2 of `write_point(samples=4)`,
+completed, then point 3 failed without samples."""
 
 
 def sample(channel: int, point: int, i: int) -> tuple[float, float]:
@@ -50,13 +56,18 @@ def make_run_file(path: Path, run_id: str = "run-1", **kwargs: object) -> RunFil
     )
 
 
+def add_one(run: RunFile, channel: str, t: float, value: float, point: int) -> bool:
+    """One channel's sample, as a scan of its instrument that read that channel only."""
+    return run.add_scan(channel.partition(".")[0], [channel], t, np.array([value]), point)
+
+
 def add_point_samples(run: RunFile, point: int, samples: int) -> dict[str, Stats]:
     """Feed a point's samples for every channel; their statistics as the engine computes them."""
     stats = {spec.name: RunningStats() for spec in CHANNELS}
     for i in range(samples):
         for number, spec in enumerate(CHANNELS):
             t, value = sample(number, point, i)
-            run.add_sample(spec.name, t, value, point)
+            add_one(run, spec.name, t, value, point)
             stats[spec.name].add(value)
     return {name: s.result() for name, s in stats.items()}
 

@@ -17,7 +17,7 @@ def main(path: str) -> None:
     with h5py.File(path, "r", libver=LIBVER, swmr=True) as handle:
         print("open", flush=True)
         summary = handle["entry/summary"]
-        values = handle["entry/instrument/meter/capacitance/value"]
+        values = handle["entry/instrument/meter/data/value"]  # [scans, channels]
         for _ in sys.stdin:
             for dataset in (summary["point_index"], summary["temperature"], values):
                 dataset.refresh()
@@ -25,7 +25,7 @@ def main(path: str) -> None:
             answer = {
                 "points": points,
                 "temperature": summary["temperature"][:points].tolist(),
-                "samples": values[: values.shape[0]].tolist(),
+                "samples": values[: values.shape[0], 0].tolist(),
             }
             print(json.dumps(answer), flush=True)
 

@@ -131,7 +131,10 @@ async def test_killed_writer_resumes_at_its_checkpoint(tmp_path: Path, mode: str
 
     header = tool("h5dump", "-H", str(path))
     assert header.returncode == 0, header.stderr
-    assert "furnace__temperature_mean" in header.stdout
+    assert 'DATASET "mean"' in header.stdout
+    assert f"/entry/instrument/furnace/data/value Dataset {{{total * 21}/Inf, 1}}" in (
+        tool("h5ls", "-r", str(path)).stdout
+    )
     listing = tool("h5ls", "-r", str(path))
     assert listing.returncode == 0, listing.stderr
     assert f"/entry/summary/point_index Dataset {{{total}/Inf}}" in listing.stdout

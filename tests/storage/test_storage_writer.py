@@ -4,13 +4,24 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
+import shutil
 from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
-from storage_helpers import CHANNELS, T0, make_run_file, parameters, sample, write_point
+from storage_helpers import (
+    CHANNELS,
+    RELEASE_0_2,
+    T0,
+    add_one,
+    make_run_file,
+    parameters,
+    sample,
+    write_point,
+)
 
 from mdfd.daemons.stats import RunningStats
 from mdfd.daemons.storage import (
@@ -22,7 +33,6 @@ from mdfd.daemons.storage import (
     read_metadata,
     read_summary,
 )
-from mdfd.daemons.storage.layout import channel_group, stat_dataset
 
 
 def expected_channel(number: int, points: range, samples: int) -> tuple[list, list, list]:
@@ -94,18 +104,22 @@ async def test_entry_metadata_and_nexus_attributes(tmp_path: Path) -> None:
         assert handle.attrs["default"] == "entry"
         summary = handle["entry/summary"]
         assert summary.attrs["NX_class"] == "NXdata"
-        assert summary.attrs["signal"] == "furnace__temperature_mean"
-        assert summary.attrs["axes"] == "temperature"
+        assert summary.attrs["signal"] == "mean"
+        assert summary.attrs["axes"].tolist() == ["temperature", "."]
         assert summary.attrs["temperature_indices"] == 0
-        errors = summary["furnace__temperature_mean_errors"]
-        assert errors.id == summary["furnace__temperature_std"].id  # one dataset, two names
-        log = handle[channel_group("meter.capacitance")]
-        assert log.attrs["NX_class"] == "NXlog"
-        assert log["value"].attrs["units"] == "nF"
+        assert summary["mean_errors"].id == summary["std"].id  # one dataset, two names
+        assert summary["mean"].shape == (1, 2)  # [points, channels]
+        assert summary["mean"].attrs["channels"].tolist() == [c.name for c in CHANNELS]
+        assert summary["mean"].attrs["channel_units"].tolist() == ["degC", "nF"]
+        series = handle["entry/instrument/meter/data"]
+        assert series.attrs["NX_class"] == "NXdata"
+        assert series.attrs["signal"] == "value"
+        assert series["value"].shape == (3, 1)  # [scans, channels]
+        assert series["value"].attrs["units"] == "nF"
         assert handle["entry/instrument/furnace"].attrs["identity"] == "ACME,F1,001"
     assert run.data_paths() == {
-        "furnace.temperature": "/entry/instrument/furnace/temperature",
-        "meter.capacitance": "/entry/instrument/meter/capacitance",
+        "furnace.temperature": "/entry/instrument/furnace/data",
+        "meter.capacitance": "/entry/instrument/meter/data",
     }
 
 
@@ -119,7 +133,7 @@ async def test_tiny_queue_back_pressure_loses_nothing(tmp_path: Path) -> None:
         for i in range(200):
             for number, spec in enumerate(CHANNELS):
                 t, value = sample(number, point, i)
-                run.add_sample(spec.name, t, value, point)
+                add_one(run, spec.name, t, value, point)
             if i % 7 == 0:
                 await run.drain()
         await run.complete_point(point, parameters(point), {}, 0.0, 1.0)
@@ -179,7 +193,9 @@ async def test_bad_names_are_refused_before_anything_is_written(tmp_path: Path) 
     run = make_run_file(path)
     await run.open()
     with pytest.raises(ValueError, match="not declared"):
-        run.add_sample("furnace.nope", 0.0, 1.0, 0)
+        run.add_scan("oven", ["oven.t"], 0.0, np.array([1.0]), 0)
+    with pytest.raises(ValueError, match=r"'furnace\.nope' is not of 'furnace'"):
+        run.add_scan("furnace", ["furnace.nope"], 0.0, np.array([1.0]), 0)
     with pytest.raises(ValueError, match="unknown names"):
         await run.complete_point(0, {"pressure": 1.0}, {}, 0.0, 1.0)
     await run.close("failed")
@@ -244,24 +260,99 @@ async def test_a_disk_reaching_its_reserve_stops_the_run_with_a_healthy_file(
         assert handle["entry/summary/point_index"][()].tolist() == [0]
 
 
-async def test_a_file_from_before_invalid_counts_is_read_and_resumed(tmp_path: Path) -> None:
+async def test_a_run_in_an_older_layout_is_refused_on_resume_not_damaged(
+    tmp_path: Path,
+) -> None:
+    """A file of release 0.2 (per-channel datasets) is read, but never appended to in the new
+    layout: the resume says why and what to do, and the file is left as it was."""
     path = tmp_path / "run-1.h5"
-    run = make_run_file(path)
-    await run.open()
-    counts = [await write_point(run, point, samples=5) for point in range(2)]
-    await run.close("interrupted")
-    with h5py.File(path, "r+") as handle:  # the layout of files written before the upgrade
-        for spec in CHANNELS:
-            del handle[f"entry/summary/{stat_dataset(spec.name, 'invalid')}"]
-
-    summary = read_summary(path)
-    assert summary.columns[f"{CHANNELS[0].name}_invalid"].tolist() == [0, 0]
-    assert summary.columns[f"{CHANNELS[0].name}_n"].tolist() == [5, 5]
-
+    shutil.copy(RELEASE_0_2, path)
+    with h5py.File(path, "r+") as handle:
+        handle["entry"].attrs["run_id"] = "run-1"
+    before = path.read_bytes()
     resumed = make_run_file(path)
-    await resumed.open(resume_rows=counts[-1], resume_points=2)
-    await write_point(resumed, 2, samples=5)
-    await resumed.close("completed")
-    summary = read_summary(path)
-    assert summary.columns[f"{CHANNELS[0].name}_invalid"].tolist() == [0, 0, 0]
-    assert summary.columns["point_index"].tolist() == [0, 1, 2]
+    with pytest.raises(StorageError, match="layout 2 by an older mdfd"):
+        await resumed.open(resume_rows={"furnace.temperature": 12}, resume_points=4)
+    assert path.read_bytes() == before
+    assert read_summary(path).rows == 4
+
+
+async def test_a_scan_of_an_instrument_is_stored_per_channel(tmp_path: Path) -> None:
+    """`add_scan`: one call per instrument and scan; each channel reads back its own column."""
+    path = tmp_path / "run-1.h5"
+    channels = [ChannelSpec(f"rack.ch{k}", "V") for k in range(3)]
+    names = [spec.name for spec in channels]
+    run = RunFile(
+        path, metadata={"run_id": "run-1"}, channels=channels, parameters=[], block_size=4
+    )
+    await run.open()
+    for point in range(2):
+        for i in range(5):
+            values = np.array([point * 100.0 + i + k * 0.5 for k in range(3)])
+            if run.add_scan("rack", names, T0 + point * 10 + i, values, point):
+                await run.drain()
+        await run.complete_point(point, {}, {}, T0 + point * 10, T0 + point * 10 + 5)
+    with pytest.raises(ValueError, match="3 channels, 2 values"):
+        run.add_scan("rack", names, T0, np.array([1.0, 2.0]), 2)
+    await run.close("completed")
+    for k, name in enumerate(names):
+        data = read_channel(path, name)
+        assert data.value.tolist() == [p * 100.0 + i + k * 0.5 for p in range(2) for i in range(5)]
+        assert data.time.tolist() == [T0 + p * 10 + i for p in range(2) for i in range(5)]
+        assert data.point_index.tolist() == [p for p in range(2) for _ in range(5)]
+
+
+async def test_scans_of_some_channels_and_single_readings_keep_each_channel_exact(
+    tmp_path: Path,
+) -> None:
+    """A scan that reads some of an instrument's channels leaves the others out of their
+    series (not NaN samples), in any order; an invalid (NaN) reading is kept as a sample."""
+    path = tmp_path / "run-1.h5"
+    channels = [ChannelSpec("rack.a", "V"), ChannelSpec("rack.b", "A"), ChannelSpec("oven.t", "K")]
+    run = RunFile(
+        path, metadata={"run_id": "run-1"}, channels=channels, parameters=[], block_size=2
+    )
+    await run.open()
+    run.add_scan("rack", ["rack.b"], T0, np.array([1.0]), 0)
+    run.add_scan("rack", ["rack.b", "rack.a"], T0 + 1, np.array([2.0, 20.0]), 0)
+    for i in range(3):
+        rack = np.array([30.0 + i, math.nan if i == 1 else 3.0 + i])
+        run.add_scan("rack", ["rack.a", "rack.b"], T0 + 2 + i, rack, 0)
+        run.add_scan("oven", ["oven.t"], T0 + 2 + i, np.array([300.0 + i]), 0)
+    rows = await run.complete_point(0, {}, {}, T0, T0 + 5)
+    run.add_scan("rack", ["rack.a"], T0 + 6, np.array([40.0]), 1)
+    rows_1 = await run.complete_point(1, {}, {}, T0 + 6, T0 + 7)
+    await run.close("completed")
+
+    assert rows == {"rack.a": 5, "rack.b": 5, "oven.t": 3}
+    assert rows_1 == {"rack.a": 6, "rack.b": 6, "oven.t": 3}
+    a = read_channel(path, "rack.a")
+    assert a.value.tolist() == [20.0, 30.0, 31.0, 32.0, 40.0]
+    assert a.time.tolist() == [T0 + 1, T0 + 2, T0 + 3, T0 + 4, T0 + 6]
+    assert a.point_index.tolist() == [0, 0, 0, 0, 1]
+    b = read_channel(path, "rack.b")
+    assert b.value[[0, 1, 2, 4]].tolist() == [1.0, 2.0, 3.0, 5.0]
+    assert math.isnan(b.value[3])
+    assert read_channel(path, "oven.t").value.tolist() == [300.0, 301.0, 302.0]
+
+
+async def test_a_wide_file_has_a_few_datasets_per_instrument(tmp_path: Path) -> None:
+    """The object count grows with instruments, not channels: what made creating a file of
+    1,000 channels take seconds (~8 datasets per channel) is gone; timing is in bench/hdf5.py."""
+    path = tmp_path / "wide.h5"
+    channels = [ChannelSpec(f"i{k // 1000}.c{k % 1000}", "V") for k in range(5000)]
+    run = RunFile(path, metadata={"run_id": "w"}, channels=channels, parameters=["x"])
+    await run.open()
+    scan = np.arange(1000, dtype=np.float64)
+    for instrument in range(5):
+        run.add_scan(f"i{instrument}", [f"i{instrument}.c{k}" for k in range(1000)], T0, scan, 0)
+    await run.complete_point(0, {"x": 1.0}, {}, T0, T0 + 1)
+    await run.close("completed")
+    datasets: list[str] = []
+    with h5py.File(path, "r") as handle:
+        handle.visititems(
+            lambda name, obj: datasets.append(name) if isinstance(obj, h5py.Dataset) else None
+        )
+    assert len(datasets) == 5 * 4 + 6 + 5 + 3  # series, statistics, 1-D columns, entry fields
+    assert read_channel(path, "i3.c999").value.tolist() == [999.0]
+    assert read_summary(path).columns["i4.c7_n"].tolist() == [0]

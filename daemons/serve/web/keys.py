@@ -1,0 +1,18 @@
+"""The web application's typed keys (one module, so handlers and the app share them)."""
+
+from __future__ import annotations
+
+import jinja2
+from aiohttp import web
+
+from ..controlplane import ControlPlane
+from ..intake import RecipeIntake
+from .access import Access, Session
+from .tracker import Tracker
+
+PLANE = web.AppKey("control plane", ControlPlane)
+ACCESS = web.AppKey("access", Access)
+TRACKER = web.AppKey("tracker", Tracker)
+TEMPLATES = web.AppKey("templates", jinja2.Environment)
+INTAKE = web.AppKey("intake", RecipeIntake)
+SESSION = web.RequestKey("session", Session)

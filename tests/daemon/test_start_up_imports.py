@@ -1,0 +1,126 @@
+"""What the way to READY=1 and a first `mdfctl status` import (ADR 0075), without timing.
+
+The daemon runs as a real process under `python -X importtime`, which writes one line per module
+it imports to stderr, interleaved in order with the JSON log lines. Everything imported before
+the `daemon serving` line is on the way to READY=1: config validation through the drivers' and
+simulators' light config models, the state database, the control API. The protocol libraries
+come after, with the simulators and the instrument connections — the test sees them arrive, so
+it would see them move back before READY. `mdfctl status` is run the same way against it.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.support import REPO, SIM_CONFIG, Child, sim_env, stop_process
+
+from .harness import WAIT, wait_until
+
+PROTOCOL_LIBRARIES = ("pymodbus", "asyncua")
+"""Kept off the way to READY. pyvisa is not: its resource-name grammar validates a VISA
+instrument's `resource`, and a copy of that grammar would drift (ADR 0075)."""
+NOT_FOR_MDFCTL = ("pymodbus", "asyncua", "pyvisa", "h5py", "numpy", "pint", "mdfd.daemons.engine")
+
+
+def _split(stderr: str, marker: str) -> tuple[list[str], list[str]]:
+    """Modules imported before the JSON log line whose event is `marker`, and after it."""
+    before: list[str] = []
+    after: list[str] = []
+    current = before
+    for line in stderr.splitlines():
+        if line.startswith("import time:"):
+            name = line.rsplit("|", 1)[-1].strip()
+            if name != "imported package":  # the header line
+                current.append(name)
+        elif line.startswith("{") and json.loads(line).get("event") == marker:
+            current = after
+    assert current is after, f"no {marker!r} log line"
+    return before, after
+
+
+def _of(modules: list[str], packages: tuple[str, ...]) -> set[str]:
+    """Which of `packages` (or a module inside one) appear in `modules`."""
+    return {p for p in packages for m in modules if m == p or m.startswith(f"{p}.")}
+
+
+def _serve(tmp_path: Path, *args: str) -> tuple[Child, Path, dict[str, str]]:
+    """`mdfd serve` on config/sim.yaml under `-X importtime`; its log is the file returned."""
+    env = sim_env(tmp_path / "var")
+    env.pop("NOTIFY_SOCKET", None)
+    log = tmp_path / "serve.log"
+    daemon = Child(
+        [sys.executable, "-X", "importtime", "-m", "mdfd.daemons.cli", "--log-json", "serve",
+         "--config", str(SIM_CONFIG), *args],
+        logs=tmp_path,
+        name="mdfd-serve",
+        env=env,
+        log=log,
+    )  # fmt: skip
+    return daemon, log, env
+
+
+def test_without_simulators_the_drivers_load_after_ready(tmp_path: Path) -> None:
+    """Real instruments (here: nothing listens at their addresses) are connected to in the
+    background after READY=1, their drivers imported then too."""
+    daemon, log, _ = _serve(tmp_path)
+    try:
+
+        def drivers_imported() -> bool:
+            text = log.read_text(errors="replace")
+            assert daemon.poll() is None, text[-4000:]
+            imported = [line.rsplit("|", 1)[-1].strip() for line in text.splitlines()]
+            return _of(imported, PROTOCOL_LIBRARIES) == set(PROTOCOL_LIBRARIES)
+
+        wait_until(drivers_imported, "the drivers imported")
+    finally:
+        stop_process(daemon, timeout=WAIT)
+    before, after = _split(log.read_text(errors="replace"), "daemon serving")
+    assert "mdfd.daemons.config" in before
+    assert _of(before, PROTOCOL_LIBRARIES) == set()
+    assert _of(after, PROTOCOL_LIBRARIES) == set(PROTOCOL_LIBRARIES)
+
+
+def test_protocol_libraries_load_after_ready_and_mdfctl_status_loads_none(
+    tmp_path: Path,
+) -> None:
+    daemon, log, env = _serve(tmp_path, "--simulate")
+    try:
+
+        def connected() -> bool:
+            text = log.read_text(errors="replace")
+            assert daemon.poll() is None, text[-4000:]
+            return text.count('"instrument available"') >= 3
+
+        wait_until(connected, "every instrument available")
+        status = subprocess.run(
+            [sys.executable, "-X", "importtime", "-m", "mdfd.daemons.ctl",
+             "--config", str(SIM_CONFIG), "--json", "status"],
+            env=env,
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=WAIT,
+            check=False,
+        )  # fmt: skip
+    finally:
+        stop_process(daemon, timeout=WAIT)
+
+    before, after = _split(log.read_text(errors="replace"), "daemon serving")
+    assert "mdfd.daemons.config" in before
+    assert "mdfd.daemons.serve.api" in before
+    assert _of(before, PROTOCOL_LIBRARIES) == set()
+    # The simulators and the instruments' drivers brought them in, after READY=1.
+    assert _of(after, PROTOCOL_LIBRARIES) == set(PROTOCOL_LIBRARIES)
+
+    assert status.returncode == 0, status.stderr[-3000:]
+    assert set(json.loads(status.stdout)["instruments"]) == {"furnace", "reactor", "meter"}
+    imported = [
+        line.rsplit("|", 1)[-1].strip()
+        for line in status.stderr.splitlines()
+        if line.startswith("import time:")
+    ]
+    assert "mdfd.daemons.ctlclient" in imported
+    assert _of(imported, NOT_FOR_MDFCTL) == set()
