@@ -28,6 +28,7 @@ MODULES = [
     "daemon",
     "hostile",
     "web",
+    "adaptive",
 ]
 
 

@@ -29,7 +29,7 @@ from rich.table import Table
 from mdfd.recipes.located import InputError, load_located
 from mdfd.recipes.yamlbounds import Refused, read_bounded
 
-from . import strictjson
+from . import ctlcampaign, strictjson
 from .console import output_console, run_id_column
 from .ctlclient import (
     EXIT_BAD_INPUT,
@@ -150,6 +150,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="default: the executing run only — never one that started after your last abort",
     )
     p.add_argument("--reason", default="aborted by operator", help="stored as the run's message")
+    p = command(
+        "campaign",
+        "an adaptive run: best point or Pareto front; inject a person's point; stop early",
+        "mdfctl campaign inject --set temperature=1250 --set dwell=90",
+    )
+    ctlcampaign.add_arguments(p)
     command("queue", "the waiting runs, in execution order", "mdfctl queue")
     p = command(
         "reorder",
@@ -378,6 +384,9 @@ async def _dispatch(args: argparse.Namespace, client: Client) -> int:
         query = f"?reason={quote(args.reason)}" if command == "abort" else ""
         reply = await client.request("POST", f"/runs/{quote(target)}/{command}{query}")
         show(reply, lambda: console.print(f"{command}: {next(iter(reply.values()))}"))
+    elif command == "campaign":
+        reply = await ctlcampaign.dispatch(args, client)
+        show(reply, lambda: ctlcampaign.show(args.action, reply, console))
     elif command == "queue":
         runs = await client.request("GET", "/queue")
         show(runs, lambda: console.print(_runs_table("queue", runs)))

@@ -71,7 +71,7 @@ def make_plan(recipe: LoadedRecipe, config: LoadedConfig) -> Plan:
         for k, v in config.model.safety.safe_state.items()
         if isinstance(v, int | float) and not isinstance(v, bool)
     }
-    estimate = Estimate(model, lambda name: _unit(config, name), last_written)
+    estimate = Estimate(model, lambda name: unit_of(config, name), last_written)
     planned = []
     for index, point in enumerate(model.points()):
         total = 0.0
@@ -82,7 +82,7 @@ def make_plan(recipe: LoadedRecipe, config: LoadedConfig) -> Plan:
     return Plan(model.recipe.name, model.recipe.version, planned, config.model.time_scale, waits)
 
 
-def _unit(config: LoadedConfig, qualified: str) -> str:
+def unit_of(config: LoadedConfig, qualified: str) -> str:
     instrument, _, channel = qualified.partition(".")
     return config.model.instruments[instrument].channels[channel].unit
 

@@ -25,6 +25,7 @@ from pydantic import (
 )
 
 from . import sweeps
+from .adaptive import ADAPTIVE, FIXED, AdaptiveSweep, sweep_kind
 from .located import PathKey
 from .units import UnitText
 from .values import (
@@ -532,17 +533,28 @@ class Precondition(Strict):
         return f"{self.channel} " + " and ".join(b for b in bounds if "None" not in b)
 
 
+AnySweep = Annotated[
+    Annotated[Sweep, Tag(FIXED)] | Annotated[AdaptiveSweep, Tag(ADAPTIVE)],
+    Discriminator(sweep_kind),
+]
+
+
 class Recipe(Strict):
     recipe: Metadata
     materials: Materials = Materials()
     preconditions: list[Precondition] = []
-    sweep: Sweep
+    sweep: AnySweep
     steps: list[Step] = Field(min_length=1)
     record: RecordMapping = RecordMapping()
     on_error: ErrorPolicy = ErrorPolicy()
 
     def points(self) -> list[sweeps.Point]:
+        """A fixed sweep's points in order; an adaptive sweep's corners (see its `generate`)."""
         return self.sweep.generate()
+
+    @property
+    def adaptive(self) -> AdaptiveSweep | None:
+        return self.sweep if isinstance(self.sweep, AdaptiveSweep) else None
 
     def acquired_channels(self) -> list[str]:
         return list(self._acquired_where())
@@ -556,6 +568,8 @@ class Recipe(Strict):
                 if isinstance(value, ParameterRef) and value.name not in names:
                     problems.append((("steps", index, *field), f"unknown parameter {value.name!r}"))
         acquired = self._acquired_where()
+        if isinstance(self.sweep, AdaptiveSweep):
+            problems.extend(self.sweep.problems(set(acquired)))
         for section in ("process", "properties"):
             for index, item in enumerate(getattr(self.record, section)):
                 if item.source in names or item.source in acquired:

@@ -84,3 +84,15 @@ def latin_hypercube(
         for i in range(samples):
             out[i][name] = float(low + unit[i] * (high - low))
     return out
+
+
+def uniform_random(
+    bounds: Mapping[str, tuple[float, float]], samples: int, seed: int
+) -> list[Point]:
+    """Independent uniform samples, seeded like `latin_hypercube` (PCG64)."""
+    rng = np.random.default_rng(seed)
+    out: list[Point] = [{} for _ in range(samples)]
+    for name, (low, high) in bounds.items():
+        for i, u in enumerate(rng.random(samples)):
+            out[i][name] = float(low + u * (high - low))
+    return out

@@ -13,7 +13,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = add_command(
         sub,
         "plot",
-        "draw a run's measured channels against its swept parameters (PNG)",
+        "draw a run's measured channels against its swept parameters (PNG), and an adaptive"
+        " run's campaign (objectives per trial, best so far, Pareto front)",
         "mdfd plot --config config/sim.yaml RUN_ID --out run.png",
     )
     add_config(parser)
@@ -26,19 +27,28 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def handle(args: argparse.Namespace) -> int:
     # Imported here: h5py and matplotlib would slow every other `mdfd` command's start.
+    from ..storage.campaign_plot import plot_campaign, read_campaign
     from ..storage.errors import StorageError
     from ..storage.locate import locate_run
     from ..storage.plot import plot_summary
     from ..storage.reader import read_summary
 
     path = locate_run(args.config, args.run_id)
+    out = args.out
     try:
         summary = read_summary(path)
         recipe = summary.metadata.get("recipe_name", "")
         title = f"run {args.run_id}" + (f" — {recipe}" if recipe else "")
-        panels = plot_summary(summary, args.out, title=title)
+        campaign = read_campaign(path)
+        if campaign is not None:
+            # An adaptive run: PATH shows the campaign, PATH-channels.png the channels.
+            panels = plot_campaign(campaign, out, title=f"{title}: campaign")
+            trials = len(campaign.trial)
+            print(f"{out}: {panels} panels, {trials} trials of the campaign of run {args.run_id}")
+            out = out.with_name(f"{out.stem}-channels{out.suffix or '.png'}")
+        panels = plot_summary(summary, out, title=title)
     except (StorageError, OSError) as exc:
         print(f"mdfd plot: {exc}", file=sys.stderr)
         return 1
-    print(f"{args.out}: {panels} panels, {summary.rows} points of run {args.run_id}")
+    print(f"{out}: {panels} panels, {summary.rows} points of run {args.run_id}")
     return 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import datetime as dt
 
 from rich.table import Table
@@ -17,10 +18,11 @@ from rich.table import Table
 from mdfd.recipes.located import InputError, Problem
 
 from .. import strictjson
+from ..campaignview import CampaignSummary, load_summary
 from ..config import LoadedConfig, load_config
 from ..console import output_console, run_id_column
 from ..oneshot import existing_state_db, run_blocking, state_db
-from ..store import RunStatus
+from ..store import RunRow, RunStatus
 from . import add_command, add_config
 
 
@@ -49,17 +51,32 @@ def handle(args: argparse.Namespace) -> int:
     if args.action == "discard":
         return discard(config, args.run)
 
-    async def fetch() -> list:
+    async def fetch() -> tuple[list[RunRow], dict[str, CampaignSummary]]:
         async with existing_state_db(config) as state:
-            return await state.runs()
+            rows = await state.runs()
+            campaigns = {}
+            for row in rows:
+                summary = await load_summary(state, row)
+                if summary is not None:
+                    campaigns[row.id] = summary
+            return rows, campaigns
 
-    runs = asyncio.run(fetch())
+    runs, campaigns = asyncio.run(fetch())
     if args.json:
-        print(strictjson.dumps([r.as_dict() for r in runs]))
+        listed = []
+        for run in runs:
+            entry = run.as_dict()
+            if run.id in campaigns:
+                entry["campaign"] = dataclasses.asdict(campaigns[run.id])
+            listed.append(entry)
+        print(strictjson.dumps(listed))
         return 0
     table = Table(title=f"runs on {config.model.mdf.id}")
     run_id_column(table, (run.id for run in runs))
-    for column in ("recipe", "status", "by", "points", "started", "ended", "data"):
+    columns = ["recipe", "status", "by", "points", "started", "ended", "data"]
+    if campaigns:
+        columns.append("best so far (adaptive)")
+    for column in columns:
         table.add_column(column, overflow="fold")
     for run in runs:
         table.add_row(
@@ -71,6 +88,7 @@ def handle(args: argparse.Namespace) -> int:
             _time(run.started_at),
             _time(run.ended_at),
             run.data_file,
+            *([campaigns[run.id].best_text() if run.id in campaigns else ""] if campaigns else []),
         )
     output_console().print(table)
     return 0

@@ -31,9 +31,11 @@ def handle(args: argparse.Namespace) -> int:
     problems = check(recipe, config)
     if problems:
         raise InputError(problems)
-    points = recipe.model.sweep.count()
+    points = f"{recipe.model.sweep.count()} points"
+    if recipe.model.adaptive is not None:
+        points = f"adaptive, at most {points}"
     print(
         f"{args.recipe}: ok — {recipe.model.recipe.name} {recipe.model.recipe.version}, "
-        f"{points} points, fits {config.model.mdf.id}"
+        f"{points}, fits {config.model.mdf.id}"
     )
     return 0

@@ -144,3 +144,18 @@ class Checkpointer:
             for point in batch:
                 self._events.publish(point.event)
             log.debug("points committed", points=len(batch), last=batch[-1].row.point_index)
+
+
+def both_writers(
+    first: Callable[[sqlite3.Connection], None] | None,
+    second: Callable[[sqlite3.Connection], None] | None,
+) -> Callable[[sqlite3.Connection], None] | None:
+    """Both writers in one transaction (either may be absent)."""
+    if first is None or second is None:
+        return first or second
+
+    def write(connection: sqlite3.Connection) -> None:
+        first(connection)
+        second(connection)
+
+    return write

@@ -25,6 +25,16 @@ class RunControl:
         self.stop_requested = asyncio.Event()
         self.abort_reason: str | None = None
         self.interrupt_reason: str | None = None
+        # An adaptive campaign: a person's early end (after the current point, the run ends
+        # completed) and the points a person chose, told to the optimiser like any other.
+        self.finish_reason: str | None = None
+        self.injected: list[dict[str, float]] = []
+
+    def finish(self, reason: str = "campaign stopped early by operator") -> None:
+        self.finish_reason = reason
+
+    def inject(self, point: dict[str, float]) -> None:
+        self.injected.append(dict(point))
 
     def interrupt(self, reason: str = "interrupted") -> None:
         self.interrupt_reason = reason

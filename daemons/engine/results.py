@@ -23,6 +23,20 @@ class RunContext:
     data_paths: dict[str, str]
 
 
+@dataclass(frozen=True, slots=True)
+class Choice:
+    """How an adaptive campaign chose a point and what the point gave its objectives."""
+
+    source: str  # initial (design), optimiser or person
+    method: str  # latin_hypercube / random, the optimiser's name, or person
+    optimiser: str
+    optimiser_version: str
+    seed: int
+    trial: int
+    objectives: dict[str, float]
+    feasible: bool
+
+
 @dataclass(frozen=True)
 class PointResult:
     run: RunContext
@@ -32,3 +46,27 @@ class PointResult:
     started_at: float
     ended_at: float
     status: PointStatus
+    choice: Choice | None = None
+
+
+@dataclass(slots=True)
+class Progress:
+    """How far the run is, for each point's events and the remaining-time estimate."""
+
+    began: float
+    total: int
+    done: int
+    measured_now: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Measured:
+    """A point whose steps have run, before its checkpoint."""
+
+    index: int
+    point: dict[str, float]
+    status: PointStatus
+    message: str
+    started: float
+    ended: float
+    choice: Choice | None = None

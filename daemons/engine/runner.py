@@ -36,7 +36,8 @@ from ..store import (
 from ..validation import validate
 from ..version import software_version
 from .acquisition import Acquisition
-from .checkpoint import Checkpointer, CheckpointFailed, EndedPoint
+from .campaign import Campaign, CampaignFailed
+from .checkpoint import Checkpointer, CheckpointFailed, EndedPoint, both_writers
 from .control import RunAborted, RunControl
 from .events import (
     EventBus,
@@ -50,7 +51,7 @@ from .instruments import Instruments
 from .interlocks import InterlockBreach, InterlockGuard, InterlockUnverifiable
 from .preconditions import PreconditionTimeout, await_preconditions
 from .recovery import apply_safe_state, await_instruments
-from .results import PointResult, RunContext
+from .results import Measured, PointResult, Progress, RunContext
 from .steps import StabilityTimeout, StepContext, run_step
 
 RecordHook = Callable[[PointResult], Callable[[sqlite3.Connection], None] | None]
@@ -112,6 +113,8 @@ class RunExecutor:
         self.run_file: RunFile | None = None
         self.checkpointer: Checkpointer | None = None
         self.guard: InterlockGuard | None = None
+        self._instrument_failed = False  # the last point failed on an instrument
+        self.campaign: Campaign | None = None  # an adaptive recipe's
 
     async def execute(self, run: RunRow) -> RunOutcome:
         loop = asyncio.get_running_loop()
@@ -218,6 +221,8 @@ class RunExecutor:
             await apply_safe_state(instruments, self.config.model.safety.safe_state)
             await checkpointer.close()
             await run_file.close(status.value, {"message": message})
+            if self.campaign is not None:
+                await self.campaign.write_file(Path(run.data_file))
             await instruments.close()
             await self.state.set_status(run.id, status, message)
         return status, message
@@ -297,7 +302,7 @@ class RunExecutor:
             return RunStatus.ABORTED, str(outcome)
         if isinstance(outcome, InterlockBreach | InterlockUnverifiable):
             return RunStatus.FAILED, str(outcome)
-        if isinstance(outcome, PointFailed | PreconditionTimeout):
+        if isinstance(outcome, PointFailed | PreconditionTimeout | CampaignFailed):
             return RunStatus.FAILED, str(outcome)
         if isinstance(outcome, DiskNearlyFull | StateFull):
             # The file and the database are intact and resumable once space is freed.
@@ -323,87 +328,111 @@ class RunExecutor:
         done: RecordedPoints,
     ) -> None:
         recipe = context.recipe
-        points = recipe.model.points()
-        finished = set(done.indices)
-        acquired = recipe.model.acquired_channels()
-        assert self.acquisition is not None
         assert self.instruments is not None
         # Before the first point of this execution (a resumed run waits again too).
         await await_preconditions(
             recipe.model, self.config.model, self.instruments, self.clock, self.events, run.id
         )
-        run_began = self.clock.now()
-        completed_now = 0
-        # One bound logger for the run: the lazy proxy of `get_logger()` re-binds on every call.
-        # The point still appears in every line, merged from the context variable at log time.
-        log = structlog.get_logger().bind()
-        instrument_failed = False
+        if recipe.model.adaptive is not None:
+            self.campaign = Campaign(self, context, recipe.model.adaptive, guard, checkpointer)
+            await self.campaign.run(done, run.started_at)
+            return
+        points = recipe.model.points()
+        progress = Progress(self.clock.now(), len(points), len(done.indices))
         for index, point in enumerate(points):
-            if index in finished:
+            if index in done.indices:
                 continue
-            await self.control.checkpoint()
-            if instrument_failed:
-                await await_instruments(self.instruments, self.config, recipe, point, log)
-            structlog.contextvars.bind_contextvars(point=index)
-            self.acquisition.begin_point(index, acquired)
-            self.events.publish(
-                PointStarted(
-                    run=run.id,
-                    point=index,
-                    parameters=point,
-                    points_total=len(points),
-                    points_done=len(finished),
-                )
-            )
-            log.info("point started", parameters=point)
-            started = self.clock.now()
-            ctx = StepContext(
-                recipe.model,
-                self.config.model,
-                self.instruments,
-                self.clock,
-                index,
-                point,
-                self.acquisition,
-                guard.raise_if_breached,
-                log,
-            )
-            status, message = PointStatus.COMPLETED, ""
-            instrument_failed = False
-            try:
-                for step in recipe.model.steps:
-                    await self.control.checkpoint()
-                    await run_step(step, ctx)
-            except StabilityTimeout as exc:
-                status, message = self._point_failure(exc, skip=exc.skip, recipe=recipe)
-            except InstrumentError as exc:
-                instrument_failed = True
-                status, message = self._point_failure(exc, skip=False, recipe=recipe)
-            ended = self.clock.now()
-            finished.add(index)
-            completed_now += 1
-            elapsed = self.clock.now() - run_began
-            remaining = elapsed / completed_now * (len(points) - len(finished))
-            ended_event = PointEnded(
-                run=run.id,
-                point=index,
-                status=status.value,
-                parameters=point,
-                points_total=len(points),
-                points_done=len(finished),
-                elapsed=elapsed,
-                remaining=remaining,
-                remaining_wall=self.clock.wall_seconds(remaining),
-                message=message,
-            )
-            await checkpointer.wait_for_room()
-            stats, summary = await self.acquisition.point_results()
-            ended_point = self._ended_point(
-                context, index, point, status, message, started, ended, stats, summary
-            )
-            checkpointer.submit(EndedPoint(*ended_point, ended_event))
-            log.info("point ended", status=status.value, message=message or None)
+            measured = await self.measure_point(context, guard, index, point, progress)
+            await self.submit_point(context, checkpointer, measured, progress)
         await checkpointer.flush()
+
+    async def measure_point(
+        self,
+        context: RunContext,
+        guard: InterlockGuard,
+        index: int,
+        point: dict[str, float],
+        progress: Progress,
+    ) -> Measured:
+        """Run the recipe's steps at one point; its samples are in `self.acquisition`."""
+        recipe = context.recipe
+        assert self.acquisition is not None
+        assert self.instruments is not None
+        # One bound logger for the point: the lazy proxy of `get_logger()` re-binds on every
+        # call. The point appears in every line, merged from the context variable at log time.
+        log = structlog.get_logger().bind()
+        await self.control.checkpoint()
+        if self._instrument_failed:
+            await await_instruments(self.instruments, self.config, recipe, point, log)
+        structlog.contextvars.bind_contextvars(point=index)
+        self.acquisition.begin_point(index, recipe.model.acquired_channels())
+        self.events.publish(
+            PointStarted(
+                run=context.run_id,
+                point=index,
+                parameters=point,
+                points_total=progress.total,
+                points_done=progress.done,
+            )
+        )
+        log.info("point started", parameters=point)
+        started = self.clock.now()
+        ctx = StepContext(
+            recipe.model,
+            self.config.model,
+            self.instruments,
+            self.clock,
+            index,
+            point,
+            self.acquisition,
+            guard.raise_if_breached,
+            log,
+        )
+        status, message = PointStatus.COMPLETED, ""
+        self._instrument_failed = False
+        try:
+            for step in recipe.model.steps:
+                await self.control.checkpoint()
+                await run_step(step, ctx)
+        except StabilityTimeout as exc:
+            status, message = self._point_failure(exc, skip=exc.skip, recipe=recipe)
+        except InstrumentError as exc:
+            self._instrument_failed = True
+            status, message = self._point_failure(exc, skip=False, recipe=recipe)
+        log.info("point ended", status=status.value, message=message or None)
+        return Measured(index, point, status, message, started, self.clock.now())
+
+    async def submit_point(
+        self,
+        context: RunContext,
+        checkpointer: Checkpointer,
+        measured: Measured,
+        progress: Progress,
+        extra: Callable[[sqlite3.Connection], None] | None = None,
+    ) -> None:
+        """Queue the measured point for its checkpoint, with what `extra` writes in the same
+        transaction (an adaptive campaign's trial and the proposals made from its result)."""
+        progress.done += 1
+        progress.measured_now += 1
+        elapsed = self.clock.now() - progress.began
+        remaining = elapsed / progress.measured_now * (progress.total - progress.done)
+        ended_event = PointEnded(
+            run=context.run_id,
+            point=measured.index,
+            status=measured.status.value,
+            parameters=measured.point,
+            points_total=progress.total,
+            points_done=progress.done,
+            elapsed=elapsed,
+            remaining=remaining,
+            remaining_wall=self.clock.wall_seconds(remaining),
+            message=measured.message,
+        )
+        await checkpointer.wait_for_room()
+        assert self.acquisition is not None
+        stats, summary = await self.acquisition.point_results()
+        row, records = self._ended_point(context, measured, stats, summary)
+        checkpointer.submit(EndedPoint(row, both_writers(records, extra), ended_event))
 
     def _point_failure(
         self, exc: Exception, *, skip: bool, recipe: LoadedRecipe
@@ -417,22 +446,26 @@ class RunExecutor:
     def _ended_point(
         self,
         context: RunContext,
-        index: int,
-        point: dict[str, float],
-        status: PointStatus,
-        message: str,
-        started: float,
-        ended: float,
+        measured: Measured,
         stats: dict[str, Stats],
         summary: dict[str, dict[str, float | int | None]],
     ) -> tuple[PointRow, Callable[[sqlite3.Connection], None] | None]:
         """The point's summary row queued in the file, its checkpoint row and its records."""
+        index, point, status, message, started, ended = (
+            measured.index,
+            measured.point,
+            measured.status,
+            measured.message,
+            measured.started,
+            measured.ended,
+        )
+        assert self.acquisition is not None
         assert self.run_file is not None
         rows = self.run_file.mark_point(index, point, stats, started, ended, status.value)
         records = None
         if self.record_hook and status is PointStatus.COMPLETED:
             records = self.record_hook(
-                PointResult(context, index, point, stats, started, ended, status)
+                PointResult(context, index, point, stats, started, ended, status, measured.choice)
             )
         row = PointRow(context.run_id, index, status, point, started, ended, rows, summary, message)
         return row, records

@@ -38,7 +38,7 @@ from ..engine.events import (
 )
 from ..logging import Throttle, get_logger
 from . import views
-from .controlplane import CURRENT, ControlPlane, NotFound, Refused
+from .controlplane import CURRENT, BadPoint, ControlPlane, NotFound, Refused
 from .intake import Busy, RecipeIntake, parse_json, read_body
 
 HEARTBEAT_SECONDS = 10.0
@@ -78,6 +78,8 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return _error(409, str(exc))
     except NotFound as exc:
         return _error(404, str(exc))
+    except BadPoint as exc:
+        return _error(422, "point rejected", exc.problems)
     except Busy as exc:
         return _error(503, str(exc))
     except web.HTTPException:
@@ -136,6 +138,9 @@ def build_app(plane: ControlPlane, token: str | None = None) -> web.Application:
             web.post("/runs/{id}/pause", pause),
             web.post("/runs/{id}/resume", resume),
             web.post("/runs/{id}/abort", abort),
+            web.get("/runs/{id}/campaign", campaign),
+            web.post("/runs/{id}/campaign/points", inject),
+            web.post("/runs/{id}/campaign/stop", stop_campaign),
             web.get("/queue", queue),
             web.post("/queue", reorder),
             web.get("/events", events),
@@ -200,6 +205,25 @@ async def resume(request: web.Request) -> web.Response:
 async def abort(request: web.Request) -> web.Response:
     reason = request.query.get("reason", "aborted by operator")[:MAX_NAME_CHARS]
     return _json(await _plane(request).abort(_explicit(request), reason))
+
+
+async def campaign(request: web.Request) -> web.Response:
+    return _json(await _plane(request).campaign(request.match_info["id"]))
+
+
+async def inject(request: web.Request) -> web.Response:
+    """A person's point: `{"parameters": {"temperature": 1250, ...}}`."""
+    plane = _plane(request)
+    body = parse_json(await read_body(request, plane.control.body_timeout))
+    parameters = body.get("parameters") if isinstance(body, dict) else None
+    if not isinstance(parameters, dict):
+        return _error(400, 'body must be {"parameters": {"name": number, ...}}')
+    return _json(await plane.inject(_explicit(request), parameters), status=201)
+
+
+async def stop_campaign(request: web.Request) -> web.Response:
+    reason = request.query.get("reason", "campaign stopped early by operator")[:MAX_NAME_CHARS]
+    return _json(await _plane(request).stop_campaign(_explicit(request), reason))
 
 
 def _explicit(request: web.Request) -> str | None:

@@ -30,6 +30,14 @@ class NotFound(Exception):
     """No such run (HTTP 404)."""
 
 
+class BadPoint(Exception):
+    """A person's point that does not fit the campaign (HTTP 422, one message per problem)."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(problems))
+
+
 class ControlPlane(Protocol):
     """Operator requests raise `Refused` when they do not apply now (HTTP 409)."""
 
@@ -67,6 +75,20 @@ class ControlPlane(Protocol):
     async def resume(self, run_id: str | None) -> views.Resumed: ...
 
     async def abort(self, run_id: str | None, reason: str) -> views.Aborted: ...
+
+    async def campaign(self, run_id: str) -> views.Campaign:
+        """An adaptive run's campaign; `current` names the executing run. Raises NotFound
+        (no such run, or not adaptive)."""
+        ...
+
+    async def inject(self, run_id: str | None, parameters: dict[str, object]) -> views.Injected:
+        """Queue a person's point in the executing campaign. Raises Refused when no adaptive
+        run executes, BadPoint (HTTP 422) when the point does not fit the campaign."""
+        ...
+
+    async def stop_campaign(self, run_id: str | None, reason: str) -> views.CampaignStopped:
+        """End the executing campaign after its current point (completed, not aborted)."""
+        ...
 
     async def queue(self) -> list[views.Run]: ...
 

@@ -23,7 +23,7 @@ from ..logging import get_logger
 from ..oneshot import create_run
 from ..store import Origin, RunRow, StateDB
 from ..upstream.service import UpstreamService
-from . import runqueue, views
+from . import campaignops, runqueue, views
 from .controlplane import CURRENT, NotFound, Refused
 from .health import HealthMonitor
 from .metrics import LoopLag, render
@@ -134,6 +134,27 @@ class Operations:
 
     async def abort(self, run_id: str | None, reason: str) -> views.Aborted:
         return views.Aborted(aborted=await self.scheduler.abort(run_id, reason))
+
+    async def campaign(self, run_id: str) -> views.Campaign:
+        wanted = self.executing() if run_id == CURRENT else run_id
+        row = await self.state.run(wanted) if wanted else None
+        if row is None:
+            raise NotFound(f"no run {run_id!r}")
+        return await campaignops.campaign(self.state, row)
+
+    async def inject(self, run_id: str | None, parameters: dict[str, object]) -> views.Injected:
+        return await campaignops.inject(self._executing(run_id), parameters)
+
+    async def stop_campaign(self, run_id: str | None, reason: str) -> views.CampaignStopped:
+        return await campaignops.stop(self._executing(run_id), reason)
+
+    def _executing(self, run_id: str | None) -> ActiveRun:
+        active = self.scheduler.active
+        if active is None:
+            raise Refused("no run is executing")
+        if run_id is not None and run_id != active.run.id:
+            raise Refused(f"run {run_id} is not the executing run ({active.run.id})")
+        return active
 
     async def queue(self) -> list[views.Run]:
         return [_run(r) for r in await runqueue.pending(self.state)]

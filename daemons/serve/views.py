@@ -203,6 +203,38 @@ class QueueOrder(View):
     queue: list[str] = Field(description="the waiting runs' ids, first to run first")
 
 
+class CampaignPoint(View):
+    trial: int
+    point_index: int | None = Field(description="null: not measured yet")
+    parameters: dict[str, float]
+    objectives: dict[str, float]
+
+
+class Campaign(View):
+    """An adaptive run's campaign: its counts and its best point (one objective) or its
+    Pareto front (several)."""
+
+    run: str
+    objectives: dict[str, str] = Field(description="objective name: maximize or minimize")
+    measured: int
+    failed: int
+    rejected: int = Field(description="proposals that broke an input constraint, never run")
+    pending: int = Field(description="proposed (or running), not measured yet")
+    best: list[CampaignPoint] = Field(description="the best feasible point, or the front")
+
+
+class Injected(View):
+    run: str
+    parameters: dict[str, float] = Field(
+        description="queued: recorded and run after the point executing now (and those"
+        " already proposed ahead), told to the optimiser like any other"
+    )
+
+
+class CampaignStopped(View):
+    stopped: str = Field(description="the run, which ends completed after its current point")
+
+
 class Error(View):
     """Every 4xx and 5xx answer; `problems` may be absent (a refusal sent before any
     request is read, such as "too many control connections")."""
@@ -224,6 +256,9 @@ ENDPOINTS: dict[str, Any] = {
     "POST /runs/{id}/pause": Paused,
     "POST /runs/{id}/resume": Resumed,
     "POST /runs/{id}/abort": Aborted,
+    "GET /runs/{id}/campaign": Campaign,
+    "POST /runs/{id}/campaign/points": Injected,
+    "POST /runs/{id}/campaign/stop": CampaignStopped,
     "GET /queue": list[Run],
     "POST /queue": QueueOrder,
     "GET /outbox": Outbox,

@@ -108,7 +108,29 @@ def _version_1(connection: sqlite3.Connection) -> None:
                 raise  # present already: that version shipped with it
 
 
-MIGRATIONS: Sequence[Migration] = (_version_1,)
+def _version_2(connection: sqlite3.Connection) -> None:
+    """Version 1 → 2: the trials of adaptive campaigns (store/campaign.py, decision 0079)."""
+    connection.execute(
+        """CREATE TABLE campaign_trials (
+            run_id TEXT NOT NULL REFERENCES runs(id),
+            trial INTEGER NOT NULL,
+            status TEXT NOT NULL,
+            source TEXT NOT NULL,
+            optimiser TEXT NOT NULL,
+            optimiser_version TEXT NOT NULL,
+            seed INTEGER NOT NULL,
+            parameters TEXT NOT NULL,
+            point_index INTEGER,
+            objectives TEXT NOT NULL DEFAULT '[]',
+            violations TEXT NOT NULL DEFAULT '{}',
+            message TEXT NOT NULL DEFAULT '',
+            retry_of INTEGER,
+            PRIMARY KEY (run_id, trial)
+        )"""
+    )
+
+
+MIGRATIONS: Sequence[Migration] = (_version_1, _version_2)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -73,9 +73,27 @@ class RecipeRef(Frozen):
     domain: str | None = Field(description="the material domain of the recipe; null if unsaid")
 
 
+class ChoiceRef(Frozen):
+    """How an adaptive campaign chose this point, and what it gave its objectives."""
+
+    source: Literal["initial", "optimiser", "person"] = Field(
+        description="the initial design, the optimiser, or a person (mdfctl campaign inject)"
+    )
+    method: str = Field(description="latin_hypercube / random, the optimiser's name, or person")
+    optimiser: str
+    optimiser_version: str
+    seed: int
+    trial: int = Field(description="trial number in the campaign (rejected proposals count)")
+    objectives: dict[str, float | None]
+    feasible: bool = Field(description="measured, and every outcome constraint met")
+
+
 class PointRef(Frozen):
     index: int
     parameters: dict[str, float]
+    chosen_by: ChoiceRef | None = Field(
+        default=None, description="adaptive sweeps only: how the point was chosen"
+    )
 
 
 class Provenance(Frozen):
@@ -133,6 +151,22 @@ def _timestamp(epoch: float) -> dt.datetime:
     return dt.datetime.fromtimestamp(epoch, dt.UTC)
 
 
+def _choice(result: PointResult) -> ChoiceRef | None:
+    choice = result.choice
+    if choice is None:
+        return None
+    return ChoiceRef(
+        source=choice.source,
+        method=choice.method,
+        optimiser=choice.optimiser,
+        optimiser_version=choice.optimiser_version,
+        seed=choice.seed,
+        trial=choice.trial,
+        objectives={name: _finite(value) for name, value in choice.objectives.items()},
+        feasible=choice.feasible,
+    )
+
+
 def _finite(value: float) -> float | None:
     return value if math.isfinite(value) else None
 
@@ -179,7 +213,11 @@ class RecordBuilder:
                     domain=recipe.model.recipe.domain,
                 ),
                 run_id=run.run_id,
-                point=PointRef(index=result.point_index, parameters=dict(result.parameters)),
+                point=PointRef(
+                    index=result.point_index,
+                    parameters=dict(result.parameters),
+                    chosen_by=_choice(result),
+                ),
                 instruments=dict(run.identities),
                 software=software_version(),
                 clock=clock_kind(run.config.model.time_scale),

@@ -45,6 +45,20 @@ class Api:
         return self.validate("4xx, 5xx" if status >= 400 else route, data)
 
 
+CAMPAIGN = """\
+recipe: {name: campaign, version: "1"}
+sweep:
+  kind: adaptive
+  parameters: {temperature: {unit: degC, low: 100, high: 400}}
+  objectives: {level: {channel: furnace.setpoint, direction: maximize}}
+  budget: {max_points: 500}
+steps:
+  - set: {furnace.setpoint: temperature}
+  - dwell: 1 min
+  - acquire: {channels: [furnace.setpoint], rate: 2, count: 2}
+"""
+
+
 def test_every_answer_and_event_matches_the_published_schema(tmp_path: Path) -> None:
     config = write_config(tmp_path)
     daemon = Daemon(config, env=environment()).start()
@@ -86,6 +100,27 @@ def test_every_answer_and_event_matches_the_published_schema(tmp_path: Path) -> 
         api.call("POST", f"/runs/{long}/resume", "POST /runs/{id}/resume", 200)
         api.call("POST", f"/runs/{long}/abort", "POST /runs/{id}/abort", 200)
         daemon.wait_status(long, "aborted")
+
+        # An adaptive campaign, paused: its view, a person's point, an early stop.
+        adaptive = tmp_path / "campaign.yaml"
+        adaptive.write_text(CAMPAIGN)
+        campaign = submit(config, adaptive)
+        daemon.wait_status(campaign, "running")
+        api.call("POST", f"/runs/{campaign}/pause", "POST /runs/{id}/pause", 200)
+        api.call("GET", "/runs/current/campaign", "GET /runs/{id}/campaign", 200)
+        point = json.dumps({"parameters": {"temperature": 250}}).encode()
+        injected = api.call(
+            "POST", "/runs/current/campaign/points", "POST /runs/{id}/campaign/points", 201, point
+        )
+        assert injected == {"run": campaign, "parameters": {"temperature": 250.0}}
+        stopped = api.call(
+            "POST", "/runs/current/campaign/stop", "POST /runs/{id}/campaign/stop", 200
+        )
+        assert stopped == {"stopped": campaign}
+        api.call("POST", f"/runs/{campaign}/resume", "POST /runs/{id}/resume", 200)
+        daemon.wait_status(campaign, "completed")
+        outside = json.dumps({"parameters": {"temperature": 900}}).encode()
+        api.call("POST", "/runs/current/campaign/points", "", 409, outside)  # none executes
 
         # One shape for a run everywhere: the listing's keys are the detail's and the queue's.
         runs = api.call("GET", "/runs", "GET /runs", 200)

@@ -1,0 +1,61 @@
+"""The control API's campaign requests over the daemon's parts: show, inject, stop.
+
+Kept apart from `operations` (which delegates here) so the campaign's checks live in one
+place: a person's point is checked against the recipe the run was queued with, before it is
+handed to the engine (`RunControl.inject`), which records it at its next proposal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from ..campaignview import adaptive_sweep, load_summary, point_problems
+from ..logging import get_logger
+from ..store import RunRow, StateDB
+from . import views
+from .controlplane import BadPoint, NotFound, Refused
+from .scheduler import ActiveRun
+
+
+async def campaign(state: StateDB, run: RunRow) -> views.Campaign:
+    summary = await load_summary(state, run)
+    if summary is None:
+        raise NotFound(f"run {run.id} is not an adaptive campaign")
+    return views.Campaign(
+        run=summary.run,
+        objectives=summary.objectives,
+        measured=summary.measured,
+        failed=summary.failed,
+        rejected=summary.rejected,
+        pending=summary.pending,
+        best=[
+            views.CampaignPoint(
+                trial=b.trial,
+                point_index=b.point_index,
+                parameters=b.parameters,
+                objectives=b.objectives,
+            )
+            for b in summary.best
+        ],
+    )
+
+
+async def inject(active: ActiveRun, parameters: dict[str, object]) -> views.Injected:
+    sweep = await asyncio.to_thread(adaptive_sweep, active.run)
+    if sweep is None:
+        raise Refused(f"run {active.run.id} is not an adaptive campaign")
+    problems = point_problems(sweep, parameters)
+    if problems:
+        raise BadPoint(problems)
+    point = {name: float(value) for name, value in parameters.items()}  # type: ignore[arg-type]
+    active.control.inject(point)
+    get_logger(run=active.run.id).info("point injected by operator", parameters=point)
+    return views.Injected(run=active.run.id, parameters=point)
+
+
+async def stop(active: ActiveRun, reason: str) -> views.CampaignStopped:
+    if await asyncio.to_thread(adaptive_sweep, active.run) is None:
+        raise Refused(f"run {active.run.id} is not an adaptive campaign")
+    active.control.finish(reason)
+    get_logger(run=active.run.id).info("campaign stop requested", reason=reason)
+    return views.CampaignStopped(stopped=active.run.id)
