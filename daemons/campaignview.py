@@ -36,7 +36,9 @@ class CampaignSummary:
     failed: int
     rejected: int
     pending: int
+    budget: int  # the sweep's max_points
     best: list[BestPoint] = field(default_factory=list)
+    trials: list[BestPoint] = field(default_factory=list)  # measured, in trial order
 
     def best_text(self) -> str:
         """One line: the best point, or the size of the front."""
@@ -66,6 +68,12 @@ def summarize(
         for t in front([as_trial(r) for r in records], directions)
     ]
 
+    trials = [
+        BestPoint(r.trial, r.point_index, r.parameters, dict(zip(names, r.objectives, strict=True)))
+        for r in sorted(records, key=lambda r: r.trial)
+        if r.status == "done"
+    ]
+
     def count(*statuses: str) -> int:
         return sum(1 for r in records if r.status in statuses)
 
@@ -76,7 +84,9 @@ def summarize(
         count("failed"),
         count("rejected"),
         count("proposed", "running"),
+        sweep.budget.max_points,
         best,
+        trials,
     )
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 
-from ..campaignview import adaptive_sweep, load_summary, point_problems
+from ..campaignview import BestPoint, adaptive_sweep, load_summary, point_problems
 from ..logging import get_logger
 from ..store import RunRow, StateDB
 from . import views
@@ -28,15 +28,18 @@ async def campaign(state: StateDB, run: RunRow) -> views.Campaign:
         failed=summary.failed,
         rejected=summary.rejected,
         pending=summary.pending,
-        best=[
-            views.CampaignPoint(
-                trial=b.trial,
-                point_index=b.point_index,
-                parameters=b.parameters,
-                objectives=b.objectives,
-            )
-            for b in summary.best
-        ],
+        budget=summary.budget,
+        best=[_point(b) for b in summary.best],
+        trials=[_point(b) for b in summary.trials],
+    )
+
+
+def _point(point: BestPoint) -> views.CampaignPoint:
+    return views.CampaignPoint(
+        trial=point.trial,
+        point_index=point.point_index,
+        parameters=point.parameters,
+        objectives=point.objectives,
     )
 
 

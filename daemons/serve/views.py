@@ -220,7 +220,11 @@ class Campaign(View):
     failed: int
     rejected: int = Field(description="proposals that broke an input constraint, never run")
     pending: int = Field(description="proposed (or running), not measured yet")
+    budget: int = Field(description="the most points the campaign may measure (max_points)")
     best: list[CampaignPoint] = Field(description="the best feasible point, or the front")
+    trials: list[CampaignPoint] = Field(
+        description="every measured trial in trial order, with its objective values"
+    )
 
 
 class Injected(View):

@@ -210,3 +210,46 @@ def test_a_tripped_interlock_shows_with_its_limit_and_when(tmp_path: Path) -> No
         assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", tripped.group(1))
     finally:
         daemon.stop()
+
+
+CAMPAIGN = """\
+recipe: {name: web-campaign, version: "1"}
+sweep:
+  kind: adaptive
+  parameters:
+    temperature: {unit: degC, low: 100, high: 500, step: 10}
+  objectives:
+    level: {channel: furnace.setpoint, reduce: mean, direction: maximize}
+  budget: {max_points: 40}
+  initial_design: {kind: latin_hypercube, samples: 3}
+  seed: 5
+steps:
+  - set: {furnace.setpoint: temperature}
+  - dwell: 1 min
+  - acquire: {channels: [furnace.setpoint], rate: 2, count: 3}
+"""
+
+
+def test_an_adaptive_run_shows_each_trial_with_the_best_so_far(
+    served: tuple[Daemon, Browser], tmp_path: Path
+) -> None:
+    daemon, browser = served
+    recipe = tmp_path / "campaign.yaml"
+    recipe.write_text(CAMPAIGN)
+    run_id = submit(daemon.config, recipe)
+    daemon.wait_points(run_id, 4)
+    current = browser.get("/fragment/current")
+    assert re.search(r"[0-9]+ of 40 points measured", current), current
+    rows = re.findall(
+        r'<tr><td class="num">([0-9]+)</td><td class="num">([^<]*)</td>'
+        r'<td class="num">([^<]*)</td></tr>',
+        current,
+    )
+    assert len(rows) >= 4, current
+    levels = [float(level) for _, level, _ in rows]
+    best = [float(best) for _, _, best in rows]
+    # the objective is the setpoint's mean: the trial's temperature; the best is its running max
+    assert best == [max(levels[: i + 1]) for i in range(len(levels))]
+    assert all(100 <= level <= 500 for level in levels)
+    browser.request("POST", "/act/abort")
+    daemon.wait_status(run_id, "aborted", "failed", "completed")

@@ -6,6 +6,7 @@ call renders as an error in that fragment's place (`app._errors`).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Callable
@@ -14,7 +15,8 @@ from typing import Any
 from aiohttp import web
 
 from ...planning import format_duration
-from ..controlplane import ControlPlane
+from .. import views
+from ..controlplane import ControlPlane, NotFound
 from .keys import ACCESS, PLANE, SESSION, TEMPLATES, TRACKER
 
 VIEWS = ("current", "queue", "instruments", "history", "outbox")
@@ -104,10 +106,26 @@ async def _current(request: web.Request) -> dict[str, Any]:
     detail = await plane.run_detail(current.id)
     context["started_at"] = detail.started_at
     context["units"] = _units(plane)
-    # ADAPTIVE (branch `adaptive`): when the run's progress carries campaign data (objective
-    # per trial, best so far) it is shown here; the integrator wires the field's name.
-    context["campaign"] = current.model_dump().get("campaign")
+    with contextlib.suppress(NotFound):  # not an adaptive run
+        context["campaign"] = trials_with_best(await plane.campaign(current.id))
     return context
+
+
+def trials_with_best(campaign: views.Campaign) -> dict[str, Any]:
+    """The campaign as the current-run view draws it: each measured trial's objective values
+    beside the best value of each objective so far (in its own direction)."""
+    best: dict[str, float] = {}
+    rows = []
+    for trial in campaign.trials:
+        for name, direction in campaign.objectives.items():
+            value = trial.objectives.get(name)
+            held = best.get(name)
+            if value is not None and (
+                held is None or (value > held if direction == "maximize" else value < held)
+            ):
+                best[name] = value
+        rows.append({"trial": trial.trial, "objectives": trial.objectives, "best": dict(best)})
+    return {"view": campaign, "rows": rows}
 
 
 async def _queue(request: web.Request) -> dict[str, Any]:
