@@ -22,7 +22,17 @@ from .harness import WAIT, wait_until
 PROTOCOL_LIBRARIES = ("pymodbus", "asyncua")
 """Kept off the way to READY. pyvisa is not: its resource-name grammar validates a VISA
 instrument's `resource`, and a copy of that grammar would drift (ADR 0075)."""
-NOT_FOR_MDFCTL = ("pymodbus", "asyncua", "pyvisa", "h5py", "numpy", "pint", "mdfd.daemons.engine")
+NOT_FOR_MDFCTL = (
+    "aiohttp",
+    "pymodbus",
+    "asyncua",
+    "pyvisa",
+    "h5py",
+    "numpy",
+    "pint",
+    "mdfd.daemons.engine",
+)
+"""aiohttp too: it was 0.135 s of `mdfctl`'s CPU (ADR 0085)."""
 
 
 def _split(stderr: str, marker: str) -> tuple[list[str], list[str]]:
