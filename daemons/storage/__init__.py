@@ -2,24 +2,7 @@
 
 `run_file_path(config.storage.data_dir, run_id)` is the single naming convention shared by the
 engine (which writes) and `mdfd export` / `mdfd plot` (which read).
+
+Nothing is imported here: `storage.errors` and `storage.layout` are on the daemon's way to
+READY=1, h5py (`hdf5_writer`, `reader`) only where a file is opened (ADR 0085).
 """
-
-from __future__ import annotations
-
-from .errors import DiskNearlyFull, StorageError
-from .hdf5_writer import RunFile
-from .layout import ChannelSpec, run_file_path
-from .reader import ChannelData, Summary, read_channel, read_metadata, read_summary
-
-__all__ = [
-    "ChannelData",
-    "ChannelSpec",
-    "DiskNearlyFull",
-    "RunFile",
-    "StorageError",
-    "Summary",
-    "read_channel",
-    "read_metadata",
-    "read_summary",
-    "run_file_path",
-]

@@ -39,7 +39,7 @@ import numpy as np
 
 from ..logging import get_logger
 from ..stats import Stats
-from .errors import DiskNearlyFull, StorageError
+from .errors import MIN_FREE_BYTES, DiskNearlyFull, StorageError
 from .h5file import H5RunFile
 from .layout import (
     CLOCKS,
@@ -60,8 +60,6 @@ from .layout import (
 __all__ = ["ChannelSpec", "Material", "RunFile", "StorageError"]
 
 _NO_STATS = Stats(math.nan, math.nan, math.nan, math.nan, 0)
-
-MIN_FREE_BYTES = 64 << 20  # the default reserve a run needs on its data file's disk
 
 
 def _check_nexus_names(channels: list[ChannelSpec], parameters: list[str]) -> None:
