@@ -30,7 +30,7 @@ from h5py import h5s
 from bench.common import Figure, arguments, report
 from mdfd.daemons.logging import configure
 from mdfd.daemons.stats import Stats
-from mdfd.daemons.storage.hdf5_writer import ChannelSpec, RunFile
+from mdfd.daemons.storage import ChannelSpec, RunFile
 from mdfd.daemons.storage.layout import LIBVER
 
 CHANNELS = [ChannelSpec(f"meter.ch{i}", "V") for i in range(4)]

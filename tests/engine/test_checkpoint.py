@@ -13,7 +13,7 @@ import pytest
 from mdfd.daemons.engine.checkpoint import Checkpointer, CheckpointFailed, EndedPoint
 from mdfd.daemons.engine.events import EventBus, PointEnded
 from mdfd.daemons.stats import RunningStats
-from mdfd.daemons.storage.hdf5_writer import ChannelSpec, RunFile
+from mdfd.daemons.storage import ChannelSpec, RunFile
 from mdfd.daemons.store import PointRow, PointStatus, RunStatus, StateDB
 
 RUN = "run-ckpt"

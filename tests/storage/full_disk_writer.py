@@ -17,7 +17,7 @@ from pathlib import Path
 
 from storage_helpers import make_run_file, write_point
 
-from mdfd.daemons.storage.errors import StorageError
+from mdfd.daemons.storage import StorageError
 
 
 async def main(path: Path) -> None:

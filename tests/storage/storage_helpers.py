@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from mdfd.daemons.stats import RunningStats, Stats
-from mdfd.daemons.storage.hdf5_writer import ChannelSpec, RunFile
+from mdfd.daemons.storage import ChannelSpec, RunFile
 
 CHANNELS = [ChannelSpec("furnace.temperature", "degC"), ChannelSpec("meter.capacitance", "nF")]
 PARAMETERS = ["temperature", "dwell"]

@@ -14,11 +14,10 @@ from nexusformat.nexus import nxload
 from storage_helpers import CHANNELS, PARAMETERS, T0, make_run_file, parameters, write_point
 from support import SIM_CONFIG, mdfd, sim_env
 
+from mdfd.daemons.storage import ChannelSpec, RunFile, read_channel, read_summary
 from mdfd.daemons.storage.export import write_csv
-from mdfd.daemons.storage.hdf5_writer import ChannelSpec, RunFile
 from mdfd.daemons.storage.layout import Material
 from mdfd.daemons.storage.plot import plot_summary
-from mdfd.daemons.storage.reader import read_channel, read_summary
 
 NEXUS_NAME = re.compile(r"^[a-zA-Z0-9_]+$")
 RELEASE_0_1 = Path(__file__).parent / "data" / "release-0.1-run.h5"

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from storage_helpers import CHANNELS, make_run_file, parameters, sample, write_point
 
-from mdfd.daemons.storage.reader import read_channel, read_metadata, read_summary
+from mdfd.daemons.storage import read_channel, read_metadata, read_summary
 from tests.support import require_tool
 
 HERE = Path(__file__).resolve().parent

@@ -13,10 +13,16 @@ import pytest
 from storage_helpers import CHANNELS, T0, make_run_file, parameters, sample, write_point
 
 from mdfd.daemons.stats import RunningStats
-from mdfd.daemons.storage.errors import DiskNearlyFull, StorageError
-from mdfd.daemons.storage.hdf5_writer import ChannelSpec, RunFile
+from mdfd.daemons.storage import (
+    ChannelSpec,
+    DiskNearlyFull,
+    RunFile,
+    StorageError,
+    read_channel,
+    read_metadata,
+    read_summary,
+)
 from mdfd.daemons.storage.layout import channel_group, stat_dataset
-from mdfd.daemons.storage.reader import read_channel, read_metadata, read_summary
 
 
 def expected_channel(number: int, points: range, samples: int) -> tuple[list, list, list]:
