@@ -13,10 +13,17 @@ backend, the only one some Python builds have, writes `path.dat` and `path.dir` 
 empty file at the path marks a complete shelf there. A cache that cannot be created (a
 read-only home under a sandbox) or read (corrupt) costs only the time: the server is built the
 slow way, with one log line saying why.
+
+All of it runs in a worker thread, on an event loop of its own: asyncua opens the shelf on the
+loop that calls `init`, and `dbm.dumb` parses the shelf's 6,174-key index there (0.1–0.4 s), a
+stall of every other task of the caller's loop — the daemon's control API, with `--simulate`
+(ADR 0086). `init` starts nothing on that loop (asyncua's tasks begin with `Server.start`), so
+the server it returns is started on the caller's loop.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import sys
@@ -48,7 +55,12 @@ def shelf_directory() -> Path:
 
 async def initialized_server(make: Callable[[], Server]) -> Server:
     """A new server from `make()`, initialised from the cached standard address space when
-    there is one, else the slow way (writing the cache for next time when it can)."""
+    there is one, else the slow way (writing the cache for next time when it can); built in
+    a worker thread so the caller's event loop keeps running meanwhile."""
+    return await asyncio.to_thread(asyncio.run, _initialized(make))
+
+
+async def _initialized(make: Callable[[], Server]) -> Server:
     log = structlog.get_logger().bind(component="opcua-shelf")
     try:
         directory = shelf_directory()

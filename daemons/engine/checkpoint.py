@@ -18,12 +18,15 @@ import asyncio
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import structlog
 
-from ..storage.hdf5_writer import RunFile
 from ..store import PointRow, StateDB
 from .events import EventBus, PointEnded
+
+if TYPE_CHECKING:  # h5py is imported when a run's file is opened, off the way to READY=1
+    from ..storage.hdf5_writer import RunFile
 
 MAX_PENDING_POINTS = 64
 

@@ -12,7 +12,7 @@ import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
@@ -23,7 +23,7 @@ from ..clock import EngineClock, clock_kind
 from ..config import LoadedConfig
 from ..stats import Stats
 from ..storage.errors import DiskNearlyFull
-from ..storage.hdf5_writer import ChannelSpec, Material, RunFile
+from ..storage.layout import ChannelSpec, Material
 from ..store import (
     PointRow,
     PointStatus,
@@ -53,6 +53,9 @@ from .preconditions import PreconditionTimeout, await_preconditions
 from .recovery import apply_safe_state, await_instruments
 from .results import Measured, PointResult, Progress, RunContext
 from .steps import StabilityTimeout, StepContext, run_step
+
+if TYPE_CHECKING:
+    from ..storage.hdf5_writer import RunFile
 
 RecordHook = Callable[[PointResult], Callable[[sqlite3.Connection], None] | None]
 
@@ -250,6 +253,10 @@ class RunExecutor:
             "time_scale": self.config.model.time_scale,
         }
         parameters = recipe.model.sweep.parameters
+        # Imported here, with h5py, when the first run's file is opened: not on the daemon's
+        # way to READY=1 (ADR 0085).
+        from ..storage.hdf5_writer import RunFile
+
         return RunFile(
             Path(run.data_file),
             metadata=metadata,

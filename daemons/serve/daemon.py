@@ -96,8 +96,8 @@ class Daemon(Operations):
             events = EventBus()
             daemon: Daemon | None = None
             state = await stack.enter_async_context(state_db(config))
+            # Its drains start after READY=1 (`run`): the publishers' libraries load then.
             upstream = UpstreamService(config, state)
-            await upstream.start()
             # The drains in use at the end: a reload may have replaced the first ones.
             stack.push_async_callback(lambda: (daemon.upstream if daemon else upstream).stop())
             clock = EngineClock(config.model.time_scale)
@@ -155,6 +155,7 @@ class Daemon(Operations):
         """Serve until a stop is requested: READY=1, the watchdog, the work loop."""
         log = get_logger(mdf=self.config.model.mdf.id)
         self.notifier.ready(status="serving")
+        await self.upstream.start()
         if self.simulate:
             self.simulators.start()  # then begins the monitors
         else:

@@ -12,7 +12,7 @@ import asyncio
 import os
 from pathlib import Path
 
-from ..storage.hdf5_writer import MIN_FREE_BYTES
+from ..storage.errors import MIN_FREE_BYTES
 from ..store import StateDB
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+MIN_FREE_BYTES = 64 << 20  # the default reserve a run needs on its data file's disk
+
 
 class StorageError(RuntimeError):
     """Disk, lock or consistency trouble with a run's data file; the message names the file."""

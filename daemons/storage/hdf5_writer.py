@@ -38,7 +38,7 @@ import numpy as np
 
 from ..logging import get_logger
 from ..stats import Stats
-from .errors import DiskNearlyFull, StorageError
+from .errors import MIN_FREE_BYTES, DiskNearlyFull, StorageError
 from .h5build import FilePlan, plan_instruments
 from .h5file import H5RunFile, PointRow
 from .layout import (
@@ -55,8 +55,6 @@ from .layout import (
 from .scans import ScanBlock, ScanBuffer
 
 __all__ = ["ChannelSpec", "Material", "RunFile", "StorageError"]
-
-MIN_FREE_BYTES = 64 << 20  # the default reserve a run needs on its data file's disk
 
 
 def _check_nexus_names(channels: list[ChannelSpec], parameters: list[str]) -> None:

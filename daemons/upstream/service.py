@@ -27,9 +27,8 @@ from ..store.outbox import DeadLetter, Depth
 from ..supervise import start_supervised
 from .drain import Drain
 from .publishers.base import Publisher
+from .publishers.deferred import Deferred
 from .publishers.file import FileSpool
-from .publishers.http import HttpPoster
-from .publishers.mqtt import MqttPoster
 from .record import RecordBuilder
 
 POLL_INTERVAL = 5.0
@@ -41,11 +40,26 @@ IDLE_POLL = 0.05
 def make_publisher(
     config: FilePublisher | HttpPublisher | MqttPublisher, mdf: Identity
 ) -> Publisher:
+    """The HTTP and MQTT publishers import their client libraries when started (ADR 0085)."""
     if isinstance(config, FilePublisher):
         return FileSpool(config)
     if isinstance(config, HttpPublisher):
-        return HttpPoster(config)
-    return MqttPoster(config, mdf)
+        http = config
+
+        def http_poster() -> Publisher:
+            from .publishers.http import HttpPoster
+
+            return HttpPoster(http)
+
+        return Deferred(config.name, config.batch_size, http_poster)
+    mqtt = config
+
+    def mqtt_poster() -> Publisher:
+        from .publishers.mqtt import MqttPoster
+
+        return MqttPoster(mqtt, mdf)
+
+    return Deferred(config.name, config.batch_size, mqtt_poster)
 
 
 class UpstreamService:
@@ -71,6 +85,7 @@ class UpstreamService:
         ]
         self._builder: RecordBuilder | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._stopped = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self.log = get_logger(component="upstream")
 
@@ -85,7 +100,10 @@ class UpstreamService:
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
+        self._stopped = False
         await self.state.transaction(lambda c: outbox.register(c, self.names))
+        if self._stopped:
+            return  # replaced meanwhile (a reload held during start-up): its drains run instead
         for drain in self.drains:
             drain.reset()
         self._tasks = [
@@ -93,6 +111,7 @@ class UpstreamService:
         ]
 
     async def stop(self) -> None:
+        self._stopped = True
         for task in self._tasks:
             task.cancel()
         if self._tasks:

@@ -171,6 +171,31 @@ def test_tcp_needs_the_bearer_token(tcp_daemon: tuple[Daemon, int], tmp_path: Pa
     assert unset.returncode == 2
 
 
+def test_a_run_submitted_and_watched_over_tcp_with_the_token(
+    tcp_daemon: tuple[Daemon, int], tmp_path: Path
+) -> None:
+    """The submit's body and the chunked NDJSON event stream over TCP with the bearer token:
+    `mdfctl`'s own HTTP client (standard library, ADR 0085)."""
+    _, port = tcp_daemon
+    watched = mdfctl(
+        "--url",
+        f"http://127.0.0.1:{port}",
+        "--token-env",
+        "MDFD_TEST_TOKEN",
+        "submit",
+        str(write_recipe(tmp_path)),
+        "--json",
+        "--watch",
+        env=environment(MDFD_TEST_TOKEN=TOKEN),
+    )
+    assert watched.returncode == 0, watched.stderr
+    answer, *events = [json.loads(line) for line in watched.stdout.splitlines()]
+    assert answer["points_total"] == 3
+    ends = [e for e in events if e["event"] == "point_end"]
+    assert [e["point"] for e in ends] == [0, 1, 2]
+    assert (events[-1]["event"], events[-1]["status"]) == ("run_end", "completed")
+
+
 def test_socket_is_0660_and_bad_requests_get_4xx_while_serving_on(
     tcp_daemon: tuple[Daemon, int], tmp_path: Path
 ) -> None:

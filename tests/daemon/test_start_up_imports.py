@@ -11,18 +11,31 @@ it would see them move back before READY. `mdfctl status` is run the same way ag
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-from tests.support import REPO, SIM_CONFIG, Child, sim_env, stop_process
+from tests.support import REPO, SIM_CONFIG, Child, edit_config, sim_env, stop_process
 
 from .harness import WAIT, wait_until
 
 PROTOCOL_LIBRARIES = ("pymodbus", "asyncua")
 """Kept off the way to READY. pyvisa is not: its resource-name grammar validates a VISA
 instrument's `resource`, and a copy of that grammar would drift (ADR 0075)."""
-NOT_FOR_MDFCTL = ("pymodbus", "asyncua", "pyvisa", "h5py", "numpy", "pint", "mdfd.daemons.engine")
+WHEN_USED = ("h5py", "aiomqtt", "paho", "mdfd.daemons.upstream.publishers.http")
+"""Imported when a run's file is opened / a publisher starts, never before READY=1 (ADR 0085)."""
+NOT_FOR_MDFCTL = (
+    "aiohttp",
+    "pymodbus",
+    "asyncua",
+    "pyvisa",
+    "h5py",
+    "numpy",
+    "pint",
+    "mdfd.daemons.engine",
+)
+"""aiohttp too: it was 0.135 s of `mdfctl`'s CPU (ADR 0085)."""
 
 
 def _split(stderr: str, marker: str) -> tuple[list[str], list[str]]:
@@ -46,14 +59,16 @@ def _of(modules: list[str], packages: tuple[str, ...]) -> set[str]:
     return {p for p in packages for m in modules if m == p or m.startswith(f"{p}.")}
 
 
-def _serve(tmp_path: Path, *args: str) -> tuple[Child, Path, dict[str, str]]:
+def _serve(
+    tmp_path: Path, *args: str, config: Path = SIM_CONFIG
+) -> tuple[Child, Path, dict[str, str]]:
     """`mdfd serve` on config/sim.yaml under `-X importtime`; its log is the file returned."""
     env = sim_env(tmp_path / "var")
     env.pop("NOTIFY_SOCKET", None)
     log = tmp_path / "serve.log"
     daemon = Child(
         [sys.executable, "-X", "importtime", "-m", "mdfd.daemons.cli", "--log-json", "serve",
-         "--config", str(SIM_CONFIG), *args],
+         "--config", str(config), *args],
         logs=tmp_path,
         name="mdfd-serve",
         env=env,
@@ -124,3 +139,36 @@ def test_protocol_libraries_load_after_ready_and_mdfctl_status_loads_none(
     ]
     assert "mdfd.daemons.ctlclient" in imported
     assert _of(imported, NOT_FOR_MDFCTL) == set()
+
+
+def test_h5py_and_the_publishers_libraries_load_only_when_used(tmp_path: Path) -> None:
+    """No run, so no file opened: h5py is never imported. The MQTT and HTTP publishers (their
+    peers do not listen: they retry) import their libraries when their drains start them,
+    after READY=1."""
+    config = edit_config(
+        Path(shutil.copy(SIM_CONFIG, tmp_path / "sim.yaml")),
+        lambda model: model["upstream"]["publishers"].extend(
+            [
+                {"type": "mqtt", "name": "broker", "host": "127.0.0.1", "port": 1},
+                {"type": "http", "name": "platform", "url": "http://127.0.0.1:1/records"},
+            ]
+        ),
+    )
+    daemon, log, _ = _serve(tmp_path, "--simulate", config=config)
+    try:
+
+        def started() -> bool:
+            text = log.read_text(errors="replace")
+            assert daemon.poll() is None, text[-4000:]
+            imported = [line.rsplit("|", 1)[-1].strip() for line in text.splitlines()]
+            return text.count('"instrument available"') >= 3 and _of(imported, WHEN_USED) == set(
+                WHEN_USED
+            ) - {"h5py"}
+
+        wait_until(started, "every instrument available and both publishers started")
+    finally:
+        stop_process(daemon, timeout=WAIT)
+    before, after = _split(log.read_text(errors="replace"), "daemon serving")
+    assert "mdfd.daemons.engine.runner" in before
+    assert _of(before, WHEN_USED) == set()
+    assert _of(after, WHEN_USED) == set(WHEN_USED) - {"h5py"}

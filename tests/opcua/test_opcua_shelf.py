@@ -4,8 +4,13 @@ read only costs time. Checked through asyncua's own client on the real wire."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import os
+import sys
+import threading
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 from asyncua import Client, ua
@@ -31,6 +36,36 @@ async def _serves_like_a_plant(url: str) -> None:
         assert (eu_range.Low, eu_range.High) == (1.0, 50.0)
         analog = client.get_node(ua.NodeId(ua.ObjectIds.AnalogItemType))
         assert (await analog.read_browse_name()).Name == "AnalogItemType"
+
+
+_index_reads: list[list[int]] = []
+"""Where `_note_index_read` records the threads that open a shelf, while a test
+watches (an audit hook cannot be removed, so it is installed once and mostly idle)."""
+
+
+def _note_index_read(event: str, args: tuple[Any, ...]) -> None:
+    """Opening the shelf: its `dbm.dumb` index (`.dir`, parsed whole), or the one file of
+    another dbm. Not `.dat`: `dbm.dumb` opens it for each node asyncua reads later, lazily."""
+    if not (_index_reads and event == "open" and isinstance(args[0], str | bytes)):
+        return
+    name = os.path.basename(os.fsdecode(args[0]))
+    if name.startswith(SHELF_NAME) and not name.endswith(".dat"):
+        _index_reads[-1].append(threading.get_ident())
+
+
+sys.addaudithook(_note_index_read)
+
+
+@contextmanager
+def _threads_reading_the_index() -> Iterator[list[int]]:
+    """The threads that opened the shelf inside the block, from Python's "open" audit event:
+    no timing, no patching."""
+    threads: list[int] = []
+    _index_reads.append(threads)
+    try:
+        yield threads
+    finally:
+        _index_reads.remove(threads)
 
 
 @pytest.fixture
@@ -89,3 +124,17 @@ async def test_a_corrupt_cache_is_replaced_and_the_server_built_the_slow_way(
     simulator = await _start(started)
     await _serves_like_a_plant(simulator.url)
     assert (directory / f"{SHELF_NAME}.dat").read_bytes() != b"not a shelf"  # rewritten whole
+
+
+async def test_the_shelf_is_read_off_the_event_loop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, started: list[ReactorSimulator]
+) -> None:
+    """Opening the cached shelf parses its 6,174-key index: 0.1-0.4 s that stalled every task
+    of the loop starting the simulator — the daemon's control API with `--simulate` (ADR 0086)."""
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
+    await (await _start(started)).stop()  # writes the cache
+    with _threads_reading_the_index() as threads:
+        simulator = await _start(started)
+    assert threads, "the cache was not read"
+    assert threading.get_ident() not in threads
+    await _serves_like_a_plant(simulator.url)

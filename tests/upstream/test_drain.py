@@ -153,3 +153,21 @@ async def test_a_stop_with_batches_in_flight_resends_them_under_the_same_keys(
         for record in ids:
             assert first_key.setdefault(record, key) == key, f"{record} re-sent under a new key"
     assert (status["pending"], status["delivered"]) == (0, 100)
+
+
+async def test_a_service_stopped_while_it_starts_begins_no_drain(
+    mdf: MakeMdf, tmp_path: Path
+) -> None:
+    """A reload held during the daemon's start-up replaces the first service while its start
+    awaits the outbox: that one must not begin drains beside its replacement's (ADR 0085)."""
+    service, _ = await mdf(f"{{type: file, name: spool, directory: {tmp_path / 'spool'}}}")
+    await service.stop()
+    starting = asyncio.create_task(service.start())
+    await asyncio.sleep(0)  # the start now awaits its outbox transaction
+    await service.stop()
+    await starting
+    [status] = (await service.status())["publishers"]
+    assert status["state"] == "stopped"
+    await service.start()  # a deliberate start after a stop still starts
+    [status] = (await service.status())["publishers"]
+    assert status["state"] != "stopped"
