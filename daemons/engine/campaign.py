@@ -31,7 +31,6 @@ from mdfd.recipes.adaptive import AdaptiveSweep
 from mdfd.recipes.sweeps import Point
 
 from ..stats import Stats
-from ..storage.campaign_group import write_campaign
 from ..store import PointStatus, RecordedPoints
 from ..store import campaign as store
 from .checkpoint import Checkpointer
@@ -133,6 +132,8 @@ class Campaign:
         """The campaign group of the closed run file; the trials stay in the state database
         whatever happens here, so a failure is a warning, not a failed run."""
         try:
+            from .campaign_file import write_campaign  # h5py: only once a campaign ends
+
             await asyncio.to_thread(write_campaign, path, self.sweep, list(self.records))
         except Exception as exc:  # a copy that fails must never cost the run its status
             self.log.warning(

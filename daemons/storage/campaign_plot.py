@@ -17,7 +17,7 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from .campaign_group import GROUP
+from .layout import CAMPAIGN_GROUP as GROUP
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,7 @@ ENTRY = "entry"
 INSTRUMENT = f"{ENTRY}/instrument"
 SUMMARY = f"{ENTRY}/summary"
 SAMPLE = f"{ENTRY}/sample"
+CAMPAIGN_GROUP = f"{ENTRY}/campaign"  # an adaptive run's trials (engine/campaign_file.py)
 LAYOUT_ATTR = "mdfd_layout"
 LAYOUT_VERSION = 3
 ENTRY_TIMES = ("start_time", "end_time")

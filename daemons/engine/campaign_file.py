@@ -22,11 +22,10 @@ import numpy as np
 
 from mdfd.recipes.adaptive import AdaptiveSweep
 
-from ..engine.front import best_so_far, front
-from ..engine.proposer import as_trial
+from ..storage.layout import CAMPAIGN_GROUP as GROUP
 from ..store.campaign import TrialRecord
-
-GROUP = "entry/campaign"
+from .front import best_so_far, front
+from .proposer import as_trial
 
 
 def write_campaign(path: Path, sweep: AdaptiveSweep, records: Sequence[TrialRecord]) -> None:
