@@ -14,7 +14,15 @@ import itertools
 import math
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    field_validator,
+    model_validator,
+)
 
 from . import sweeps
 from .units import UnitText
@@ -109,11 +117,50 @@ class SearchParameter(_Strict):
         return float(value)
 
 
+class MeanOfLast(_Strict):
+    """The mean of the samples taken in the last `mean_of_last` of the point, e.g. `{mean_of_last:
+    30 s}`: the settled end of a transient rather than the whole of it."""
+
+    mean_of_last: Duration
+
+    @field_validator("mean_of_last")
+    @classmethod
+    def _a_literal_duration(cls, value: StepValue) -> StepValue:
+        seconds = literal_seconds(value)
+        if seconds is None or not seconds > 0:
+            raise ValueError("a positive duration such as `30 s` (not a parameter)")
+        return value
+
+    @property
+    def seconds(self) -> float:
+        seconds = literal_seconds(self.mean_of_last)
+        assert seconds is not None  # checked at load
+        return seconds
+
+    def __str__(self) -> str:
+        return f"mean of the last {self.seconds:g} s"
+
+
+def _reduce_kind(value: object) -> str:
+    return "[window]" if isinstance(value, dict | MeanOfLast) else "[named]"
+
+
+# A named statistic, or a window: told apart before validation so an error names only the
+# form written (the tags in brackets leave the located path, as the sweeps' do).
+ReduceSpec = Annotated[
+    Annotated[Reducer, Tag("[named]")] | Annotated[MeanOfLast, Tag("[window]")],
+    Discriminator(_reduce_kind),
+]
+
+
 class Measure(_Strict):
     """A number from one point's samples of an acquired channel."""
 
     channel: Annotated[str, Field(pattern=CHANNEL)]
-    reduce: Reducer = "mean"
+    reduce: ReduceSpec = Field(
+        default="mean",
+        description="mean, last, min, max, std of the point's samples, or {mean_of_last: 30 s}",
+    )
 
 
 class Objective(Measure):
@@ -337,6 +384,11 @@ class AdaptiveSweep(_Strict):
             for index, constraint in enumerate(self.constraints)
             if isinstance(constraint, OutcomeConstraint)
         ]
+
+    def measures(self) -> list[Measure]:
+        """Every number taken from a point's samples: the objectives, then the outcome
+        constraints."""
+        return [*self.objectives.values(), *(c for _, c in self.outcome_constraints())]
 
     def initial_points(self) -> list[sweeps.Point]:
         """The initial design, a pure function of the seed: reusing the sweep generators."""

@@ -31,6 +31,7 @@ from mdfd.recipes.model import AcquireSpec
 from ..stats import ColumnStats, Stats, summarise
 from .events import EventBus, Readings
 from .instruments import Instruments, Part, Scan
+from .tails import Tails
 
 if TYPE_CHECKING:
     from .steps import StepContext
@@ -48,6 +49,7 @@ class Acquisition:
         self._instruments = instruments
         self._events = events
         self.stats = ColumnStats(())
+        self.tails = Tails()  # the windows an adaptive campaign's reducers ask for
         self.latest: dict[str, float] = {}
         self.samples_written = 0
         self._point = 0
@@ -56,6 +58,7 @@ class Acquisition:
     def begin_point(self, point_index: int, channels: list[str]) -> None:
         self._point = point_index
         self.stats = ColumnStats(channels)
+        self.tails.begin_point()
 
     async def point_results(self) -> tuple[dict[str, Stats], dict[str, dict[str, Any]]]:
         """The point's `Stats` per channel and their checkpoint fields (`ColumnStats.results`
@@ -157,6 +160,7 @@ class Acquisition:
         drain = False
         for part, t in zip(parts, scan.times, strict=True):
             values = scan.values[part.start : part.stop]
+            self.tails.add(part.channels, t, values)
             if self._sink.add_scan(part.instrument, part.channels, t, values, point):
                 drain = True
         return drain

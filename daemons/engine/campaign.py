@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from mdfd.recipes.adaptive import AdaptiveSweep
+from mdfd.recipes.adaptive import AdaptiveSweep, MeanOfLast, Measure
 from mdfd.recipes.sweeps import Point
 
 from ..stats import Stats
@@ -38,6 +38,7 @@ from .front import front
 from .interlocks import InterlockGuard
 from .proposer import as_trial, make_proposer, visible_history
 from .results import Choice, Progress, RunContext
+from .tails import Tails
 
 if TYPE_CHECKING:
     from .runner import RunExecutor
@@ -77,6 +78,10 @@ class Campaign:
         """Measure until the budget, a stop condition or a person ends the campaign;
         `started_at` is when the run first started (wall clock), for `max_wall_time`."""
         self.wall_began = time.time() if started_at is None else started_at
+        assert self.executor.acquisition is not None
+        for measure in self.sweep.measures():
+            if isinstance(measure.reduce, MeanOfLast):
+                self.executor.acquisition.tails.keep(measure.channel, measure.reduce.seconds)
         state = self.executor.state
         run_id = self.context.run_id
         self.records = await state.read(lambda c: store.trials(c, run_id))
@@ -200,13 +205,14 @@ class Campaign:
                 self._retry = record
             return told
         assert self.executor.acquisition is not None
-        stats = self.executor.acquisition.stats.results()
+        acquisition = self.executor.acquisition
+        stats = acquisition.stats.results()
         objectives = tuple(
-            _reduce(stats, o.channel, o.reduce) for o in self.sweep.objectives.values()
+            _reduce(stats, acquisition.tails, o) for o in self.sweep.objectives.values()
         )
         violations = self.sweep.input_violations(record.parameters)
         for index, constraint in self.sweep.outcome_constraints():
-            value = _reduce(stats, constraint.channel, constraint.reduce)
+            value = _reduce(stats, acquisition.tails, constraint)
             violations[f"constraints[{index}]"] = constraint.violation(value)
         return self._replace(record, status="done", objectives=objectives, violations=violations)
 
@@ -277,11 +283,15 @@ class Campaign:
         return updated
 
 
-def _reduce(stats: dict[str, Stats], channel: str, reducer: str) -> float:
-    found = stats.get(channel)
+def _reduce(stats: dict[str, Stats], tails: Tails, measure: Measure) -> float:
+    """The measure's number from the point: a statistic of all its samples, or the mean of
+    its last seconds."""
+    if isinstance(measure.reduce, MeanOfLast):
+        return tails.mean(measure.channel)
+    found = stats.get(measure.channel)
     if found is None or found.n == 0:
         return math.nan
-    return float(getattr(found, reducer))
+    return float(getattr(found, measure.reduce))
 
 
 def _record_all(connection: sqlite3.Connection, records: list[store.TrialRecord]) -> None:
