@@ -21,7 +21,7 @@ from mdfd.recipes.loader import LoadedRecipe, load_recipe
 
 from ..clock import EngineClock, clock_kind
 from ..config import LoadedConfig
-from ..stats import Stats
+from ..stats import PointStats
 from ..storage.errors import DiskNearlyFull
 from ..storage.hdf5_writer import ChannelSpec, Material, RunFile
 from ..store import (
@@ -397,9 +397,9 @@ class RunExecutor:
                 message=message,
             )
             await checkpointer.wait_for_room()
-            stats, summary = await self.acquisition.point_results()
+            stats = self.acquisition.stats.snapshot()
             ended_point = self._ended_point(
-                context, index, point, status, message, started, ended, stats, summary
+                context, index, point, status, message, started, ended, stats
             )
             checkpointer.submit(EndedPoint(*ended_point, ended_event))
             log.info("point ended", status=status.value, message=message or None)
@@ -423,8 +423,7 @@ class RunExecutor:
         message: str,
         started: float,
         ended: float,
-        stats: dict[str, Stats],
-        summary: dict[str, dict[str, float | int | None]],
+        stats: PointStats,
     ) -> tuple[PointRow, Callable[[sqlite3.Connection], None] | None]:
         """The point's summary row queued in the file, its checkpoint row and its records."""
         assert self.run_file is not None
@@ -434,7 +433,7 @@ class RunExecutor:
             records = self.record_hook(
                 PointResult(context, index, point, stats, started, ended, status)
             )
-        row = PointRow(context.run_id, index, status, point, started, ended, rows, summary, message)
+        row = PointRow(context.run_id, index, status, point, started, ended, rows, stats, message)
         return row, records
 
 

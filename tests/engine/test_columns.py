@@ -205,7 +205,9 @@ def test_a_point_s_column_statistics_equal_running_statistics_block_by_block() -
         assert (a.n, a.invalid, a.min, a.max, a.last) == (b.n, b.invalid, b.min, b.max, b.last)
         assert b.mean == pytest.approx(a.mean, rel=1e-13)
         assert b.std == pytest.approx(a.std, rel=1e-9)
-    summaries = columns.summaries()  # the checkpoint's JSON fields: None for NaN and inf
+    snapshot = columns.snapshot()  # the point's arrays, as its end hands them on
+    assert all(snapshot.get(name) == results[name] for name in ("i.c0", "i.c1", "i.c5"))
+    summaries = snapshot.fields()  # the control API's JSON fields: None for NaN and inf
     for name, stats in results.items():
         fields = {f: getattr(stats, f) for f in ("mean", "std", "min", "max", "n", "last")}
         fields["invalid"] = stats.invalid
