@@ -169,9 +169,23 @@ class ColumnStats:
         self.invalid = np.zeros(0, dtype=np.int64)
         self.positions(channels)
 
+    def reset(self) -> None:
+        """Forget every sample, keep the channels: a point like the last one begins without
+        indexing its channels again (3 ms at 10,000 channels)."""
+        self.n[:] = 0
+        self.mean[:] = 0.0
+        self.m2[:] = 0.0
+        self.min[:] = math.inf
+        self.max[:] = -math.inf
+        self.last[:] = math.nan
+        self.invalid[:] = 0
+
     def positions(self, channels: Sequence[str]) -> np.ndarray:
         """Where `channels` are in the arrays (adding those not there yet): a step works it
-        out once and merges its blocks there."""
+        out once and merges its blocks there. A step of all the point's channels, in order
+        (the usual one), needs no lookup."""
+        if list(channels) == self.channels:
+            return np.arange(len(self.channels), dtype=np.intp)
         new = [c for c in dict.fromkeys(channels) if c not in self._index]
         if new:
             for channel in new:

@@ -54,8 +54,13 @@ class Acquisition:
         self._last_event = 0.0
 
     def begin_point(self, point_index: int, channels: list[str]) -> None:
+        """New statistics for the point: the last point's arrays reset when it had exactly
+        these channels (its snapshot holds copies), else a new set."""
         self._point = point_index
-        self.stats = ColumnStats(channels)
+        if self.stats.channels == channels:
+            self.stats.reset()
+        else:
+            self.stats = ColumnStats(channels)
 
     async def run(self, spec: AcquireSpec, ctx: StepContext) -> None:
         count = spec.samples(ctx.point, ctx.recipe)

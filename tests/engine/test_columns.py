@@ -245,3 +245,18 @@ async def test_a_channel_the_block_read_refuses_is_read_by_value_and_stored_inva
     events = [entry["event"] for entry in logs]
     assert events.count("columnar read refused; reading this instrument value by value") == 1
     assert events.count("acquired value is not a number; stored as an invalid sample") == 1
+
+
+def test_statistics_reset_for_the_next_point_are_those_of_a_new_point() -> None:
+    names = ["i.a", "i.b", "i.c"]
+    block = np.array([[1.0, 2.0], [math.nan, 5.0], [7.0, math.inf]])
+    used = ColumnStats(names)
+    used.merge(used.positions(names), summarise(block * 3.0))
+    kept = used.snapshot()
+    used.reset()
+    fresh = ColumnStats(names)
+    for columns in (used, fresh):
+        columns.merge(columns.positions(names[1:]), summarise(block[1:]))
+    assert repr(used.snapshot()) == repr(fresh.snapshot())
+    assert kept.n.tolist() == [2, 1, 1]  # the last point's snapshot is its own copy
+    assert used.snapshot().n.tolist() == [0, 1, 1]
