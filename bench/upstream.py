@@ -29,7 +29,7 @@ from bench.common import Figure, arguments, report
 from mdfd.daemons.config import LoadedConfig, load_config
 from mdfd.daemons.engine.results import PointResult, RunContext
 from mdfd.daemons.logging import configure
-from mdfd.daemons.stats import Stats
+from mdfd.daemons.stats import PointStats, Stats
 from mdfd.daemons.store import PointRow, PointStatus, RunStatus, StateDB, outbox
 from mdfd.daemons.store.outbox import Entry
 from mdfd.daemons.upstream.publishers.http import idempotency_key
@@ -146,15 +146,17 @@ class Mdf:
         )
 
     async def checkpoint(self, index: int, hook) -> None:
-        stats = {
-            "meter.resistivity": Stats(1.7, 0.01, 1.69, 1.72, 2, 1.7),
-            "furnace.temperature": Stats(200.0, 0.5, 199.0, 201.0, 2, 200.0),
-        }
+        stats = PointStats.of(
+            {
+                "meter.resistivity": Stats(1.7, 0.01, 1.69, 1.72, 2, 1.7),
+                "furnace.temperature": Stats(200.0, 0.5, 199.0, 201.0, 2, 200.0),
+            }
+        )
         t = 1_800_000_000.0 + index
         result = PointResult(
             self.context, index, {"temperature": 200.0}, stats, t, t + 1, PointStatus.COMPLETED
         )
-        row = PointRow("bench-run", index, PointStatus.COMPLETED, {}, t, t + 1, {}, {}, "")
+        row = PointRow("bench-run", index, PointStatus.COMPLETED, {}, t, t + 1, {}, stats, "")
         await self.state.complete_point(row, extra=hook(result) if hook else None)
 
 

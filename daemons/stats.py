@@ -14,7 +14,7 @@ make the mean NaN for the rest of the point, and a channel of NaNs would end `mi
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -169,9 +169,23 @@ class ColumnStats:
         self.invalid = np.zeros(0, dtype=np.int64)
         self.positions(channels)
 
+    def reset(self) -> None:
+        """Forget every sample, keep the channels: a point like the last one begins without
+        indexing its channels again (3 ms at 10,000 channels)."""
+        self.n[:] = 0
+        self.mean[:] = 0.0
+        self.m2[:] = 0.0
+        self.min[:] = math.inf
+        self.max[:] = -math.inf
+        self.last[:] = math.nan
+        self.invalid[:] = 0
+
     def positions(self, channels: Sequence[str]) -> np.ndarray:
         """Where `channels` are in the arrays (adding those not there yet): a step works it
-        out once and merges its blocks there."""
+        out once and merges its blocks there. A step of all the point's channels, in order
+        (the usual one), needs no lookup."""
+        if list(channels) == self.channels:
+            return np.arange(len(self.channels), dtype=np.intp)
         new = [c for c in dict.fromkeys(channels) if c not in self._index]
         if new:
             for channel in new:
@@ -207,26 +221,17 @@ class ColumnStats:
     def result(self, channel: str) -> Stats:
         return self.results([channel])[channel]
 
+    def snapshot(self) -> PointStats:
+        """The statistics as they stand, as arrays (copies): what a point hands to its file,
+        checkpoint and records when it ends, made without a Python object per channel."""
+        return PointStats(tuple(self.channels), *self._columns(np.arange(len(self.channels))))
+
     def results(self, channels: Sequence[str] | None = None) -> dict[str, Stats]:
         """Each channel's `Stats`, as `RunningStats.result` gives them."""
         names = self.channels if channels is None else list(channels)
         at = np.array([self._index[c] for c in names], dtype=np.intp)
         rows = zip(*(column.tolist() for column in self._columns(at)), strict=True)
         return {name: Stats(*row) for name, row in zip(names, rows, strict=True)}
-
-    def summaries(self) -> dict[str, dict[str, float | int | None]]:
-        """Every channel's statistics as JSON-ready fields (`Stats`' names; None for NaN or
-        infinite), for the point's checkpoint row: made from the arrays, not per `Stats`."""
-        columns = []
-        for column in self._columns(np.arange(len(self.channels))):
-            values = column.astype(object)
-            if column.dtype.kind == "f":
-                values[~np.isfinite(column)] = None
-            columns.append(values.tolist())
-        return {
-            name: dict(zip(Stats.__slots__, row, strict=True))
-            for name, row in zip(self.channels, zip(*columns, strict=True), strict=True)
-        }
 
     def _columns(self, at: np.ndarray) -> tuple[np.ndarray, ...]:
         """The `Stats` fields, in order, of the channels at `at`."""
@@ -244,3 +249,83 @@ class ColumnStats:
             self.last[at],
             self.invalid[at],
         )
+
+
+FLOAT_FIELDS = ("mean", "std", "min", "max", "last")
+COUNT_FIELDS = ("n", "invalid")
+
+
+@dataclass(frozen=True, slots=True)
+class PointStats:
+    """A point's statistics per channel as arrays, in `channels` order: the columnar form of a
+    `dict[str, Stats]` (same fields, same NaN for a channel without a finite sample).
+
+    At ten thousand channels a dict of `Stats` costs tens of ms per point to build and again
+    to encode; the file's summary row, the checkpoint and the records take these arrays
+    instead, and only a reader that wants one channel (`get`) or all of them as JSON
+    (`fields`, for the control API) pays per channel.
+    """
+
+    channels: tuple[str, ...]
+    mean: np.ndarray
+    std: np.ndarray
+    min: np.ndarray
+    max: np.ndarray
+    n: np.ndarray
+    last: np.ndarray
+    invalid: np.ndarray
+
+    @classmethod
+    def of(cls, stats: Mapping[str, Stats]) -> PointStats:
+        """The arrays of per-channel `Stats` (writers and tests that summarise channel by
+        channel)."""
+        rows = list(stats.values())
+        columns = [
+            np.array([getattr(r, f) for r in rows], dtype=np.int64 if f in COUNT_FIELDS else float)
+            for f in Stats.__slots__
+        ]
+        return cls(tuple(stats), *columns)
+
+    @classmethod
+    def from_fields(cls, fields: Mapping[str, Mapping[str, float | int | None]]) -> PointStats:
+        """The inverse of `fields` (checkpoints written before the columnar form): None or an
+        absent field is NaN, an absent count 0."""
+        columns = []
+        for name in Stats.__slots__:
+            counts = name in COUNT_FIELDS
+            values = [f.get(name) for f in fields.values()]
+            default = 0 if counts else math.nan
+            column = [default if v is None else v for v in values]
+            columns.append(np.array(column, dtype=np.int64 if counts else float))
+        return cls(tuple(fields), *columns)
+
+    def get(self, channel: str) -> Stats | None:
+        """One channel's `Stats`, or None when the point has no such channel."""
+        try:
+            k = self.channels.index(channel)
+        except ValueError:
+            return None
+        return Stats(
+            float(self.mean[k]),
+            float(self.std[k]),
+            float(self.min[k]),
+            float(self.max[k]),
+            int(self.n[k]),
+            float(self.last[k]),
+            int(self.invalid[k]),
+        )
+
+    def fields(self) -> dict[str, dict[str, float | int | None]]:
+        """Every channel's statistics as JSON-ready fields (`Stats`' names; None for NaN or
+        infinite), for the control API and `mdfctl show`."""
+        columns = []
+        for name in Stats.__slots__:
+            column = getattr(self, name)
+            values = column.astype(object)
+            if column.dtype.kind == "f":
+                values[~np.isfinite(column)] = None
+            columns.append(values.tolist())
+        return {
+            channel: dict(zip(Stats.__slots__, row, strict=True))
+            for channel, row in zip(self.channels, zip(*columns, strict=True), strict=True)
+        }

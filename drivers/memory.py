@@ -135,11 +135,13 @@ class MemoryDriver:
         now = self._context.clock()
         if self._lag_rows.size:
             self._advance_lagging(now)
-        values = self._numbers[rows]
-        bad = ~np.isfinite(values)
+        values = self._numbers.take(rows)
+        finite = np.isfinite(values)
+        if finite.all():  # the usual scan: nothing to mark, no masked assignment
+            return Block(key, values, np.zeros(len(key), np.uint8), now)
+        bad = ~finite
         values[bad] = np.nan
-        quality = bad.astype(np.uint8) * np.uint8(BAD_CODE)
-        return Block(key, values, quality, now)
+        return Block(key, values, bad.astype(np.uint8) * np.uint8(BAD_CODE), now)
 
     def _rows(self, channels: tuple[str, ...]) -> npt.NDArray[np.intp]:
         """Each asked channel's column; a channel that is not a number is refused."""

@@ -28,7 +28,7 @@ import numpy as np
 from mdfd.drivers import InstrumentError
 from mdfd.recipes.model import AcquireSpec
 
-from ..stats import ColumnStats, Stats, summarise
+from ..stats import ColumnStats, summarise
 from .events import EventBus, Readings
 from .instruments import Instruments, Part, Scan
 from .tails import Tails
@@ -56,20 +56,14 @@ class Acquisition:
         self._last_event = 0.0
 
     def begin_point(self, point_index: int, channels: list[str]) -> None:
+        """New statistics for the point: the last point's arrays reset when it had exactly
+        these channels (its snapshot holds copies), else a new set."""
         self._point = point_index
-        self.stats = ColumnStats(channels)
+        if self.stats.channels == channels:
+            self.stats.reset()
+        else:
+            self.stats = ColumnStats(channels)
         self.tails.begin_point()
-
-    async def point_results(self) -> tuple[dict[str, Stats], dict[str, dict[str, Any]]]:
-        """The point's `Stats` per channel and their checkpoint fields (`ColumnStats.results`
-        and `summaries`), made on a thread: at 10,000 channels that is ~30 ms of Python, and
-        the loop keeps its turns (the interpreter switches threads every few ms)."""
-        stats = self.stats
-
-        def both() -> tuple[dict[str, Stats], dict[str, dict[str, Any]]]:
-            return stats.results(), stats.summaries()
-
-        return await asyncio.to_thread(both)
 
     async def run(self, spec: AcquireSpec, ctx: StepContext) -> None:
         count = spec.samples(ctx.point, ctx.recipe)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from mdfd.recipes.loader import LoadedRecipe
 
 from ..config import LoadedConfig
-from ..stats import Stats
+from ..stats import PointStats
 from ..store import PointStatus
 
 
@@ -42,7 +42,7 @@ class PointResult:
     run: RunContext
     point_index: int
     parameters: dict[str, float]
-    stats: dict[str, Stats]
+    stats: PointStats
     started_at: float
     ended_at: float
     status: PointStatus

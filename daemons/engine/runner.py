@@ -21,7 +21,7 @@ from mdfd.recipes.loader import LoadedRecipe, load_recipe
 
 from ..clock import EngineClock, clock_kind
 from ..config import LoadedConfig
-from ..stats import Stats
+from ..stats import PointStats
 from ..storage.errors import DiskNearlyFull
 from ..storage.layout import ChannelSpec, Material
 from ..store import (
@@ -437,8 +437,7 @@ class RunExecutor:
         )
         await checkpointer.wait_for_room()
         assert self.acquisition is not None
-        stats, summary = await self.acquisition.point_results()
-        row, records = self._ended_point(context, measured, stats, summary)
+        row, records = self._ended_point(context, measured, self.acquisition.stats.snapshot())
         checkpointer.submit(EndedPoint(row, both_writers(records, extra), ended_event))
 
     def _point_failure(
@@ -454,8 +453,7 @@ class RunExecutor:
         self,
         context: RunContext,
         measured: Measured,
-        stats: dict[str, Stats],
-        summary: dict[str, dict[str, float | int | None]],
+        stats: PointStats,
     ) -> tuple[PointRow, Callable[[sqlite3.Connection], None] | None]:
         """The point's summary row queued in the file, its checkpoint row and its records."""
         index, point, status, message, started, ended = (
@@ -474,7 +472,7 @@ class RunExecutor:
             records = self.record_hook(
                 PointResult(context, index, point, stats, started, ended, status, measured.choice)
             )
-        row = PointRow(context.run_id, index, status, point, started, ended, rows, summary, message)
+        row = PointRow(context.run_id, index, status, point, started, ended, rows, stats, message)
         return row, records
 
 

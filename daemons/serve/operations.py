@@ -93,7 +93,7 @@ class Operations:
                     parameters=p.parameters,
                     started_at=p.started_at,
                     ended_at=p.ended_at,
-                    summary=p.summary,
+                    summary=p.summary.fields(),
                     message=p.message,
                 )
                 for p in points

@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from ..logging import get_logger
-from ..stats import Stats
+from ..stats import PointStats, Stats
 from .errors import MIN_FREE_BYTES, DiskNearlyFull, StorageError
 from .h5build import FilePlan, plan_instruments
 from .h5file import H5RunFile, PointRow
@@ -124,6 +124,7 @@ class RunFile:
         self.channels = list(channels)
         self.parameters = list(parameters)
         self._column = {name: k for k, name in enumerate(names)}  # in the summary statistics
+        self._names = tuple(names)
         plan = FilePlan(
             name=self.path.name,
             metadata=dict(metadata),
@@ -254,13 +255,15 @@ class RunFile:
         self,
         point_index: int,
         parameters: dict[str, float],
-        stats: dict[str, Stats],
+        stats: PointStats | Mapping[str, Stats],
         started: float,
         ended: float,
         status: str = "completed",
     ) -> dict[str, int]:
         """Queue the point's summary row for the next `commit`; rows per channel at its end.
 
+        `stats` are the point's statistics as arrays (the engine's), or per channel (writers
+        that summarise channel by channel); channels without any are NaN (n 0) in the row.
         `status` ("completed", "failed", "skipped") goes into the summary's status column, so
         a table reader can tell a measured point from one whose statistics are partial. Nothing
         is on disk until `commit()` returns.
@@ -290,7 +293,7 @@ class RunFile:
         self,
         point_index: int,
         parameters: dict[str, float],
-        stats: dict[str, Stats],
+        stats: PointStats | Mapping[str, Stats],
         started: float,
         ended: float,
         status: str = "completed",
@@ -335,22 +338,28 @@ class RunFile:
         self,
         point_index: int,
         parameters: Mapping[str, float],
-        stats: Mapping[str, Stats],
+        stats: PointStats | Mapping[str, Stats],
         started: float,
         ended: float,
     ) -> PointRow:
-        unknown = (set(parameters) - set(self.parameters)) | (set(stats) - set(self._column))
+        """The row from the statistics' arrays: one assignment per statistic, whatever the
+        number of channels (the engine's channels are the file's, in its order: no lookup)."""
+        if not isinstance(stats, PointStats):
+            stats = PointStats.of(stats)
+        unknown = set(parameters) - set(self.parameters)
+        if stats.channels == self._names:
+            columns: slice | np.ndarray = slice(None)
+        else:
+            unknown |= set(stats.channels) - set(self._column)
+            columns = np.array([self._column.get(c, -1) for c in stats.channels], dtype=np.intp)
         if unknown:
             raise ValueError(f"{self.path}: point {point_index}: unknown names {sorted(unknown)}")
         width = len(self.channels)
-        table = {
-            stat: np.zeros(width, np.int64) if stat in COUNTS else np.full(width, math.nan)
-            for stat in STATS
-        }
-        for name, result in stats.items():
-            k = self._column[name]
-            for stat in STATS:
-                table[stat][k] = getattr(result, stat)
+        table = {}
+        for stat in STATS:
+            column = np.zeros(width, np.int64) if stat in COUNTS else np.full(width, math.nan)
+            column[columns] = getattr(stats, stat)
+            table[stat] = column
         values = [float(parameters.get(name, math.nan)) for name in self.parameters]
         return PointRow(int(point_index), values, table, float(started), float(ended), b"")
 

@@ -1,6 +1,13 @@
 """The `points` table: each checkpointed point of a run, the record a resume starts from.
 
 Functions take the connection and run on the store's thread (`StateDB.transaction`/`read`).
+
+A point's statistics (`PointStats`) are kept in the `stats` column as one binary value (schema
+version 2, ADR 0087): a header line naming the format and, as JSON, the channels, then each
+`Stats` field as a little-endian array. At ten thousand channels the JSON `summary` that
+version 1 wrote took ~45 ms per point to encode, in one C call holding the GIL, and ~1.4 MB;
+the arrays take well under a millisecond and ~0.8 MB. Rows written before keep their JSON in
+`summary` (`stats` NULL) and read as before.
 """
 
 from __future__ import annotations
@@ -9,15 +16,18 @@ import json
 import sqlite3
 from collections.abc import Sequence
 
+import numpy as np
+
 from .. import strictjson
+from ..stats import COUNT_FIELDS, PointStats, Stats
 from .rows import PointRow, PointStatus, RecordedPoints, StatusCount, point_row
 
 
 def insert(connection: sqlite3.Connection, points: Sequence[PointRow]) -> None:
     connection.executemany(
         "INSERT INTO points (run_id, point_index, status, parameters, started_at, ended_at,"
-        " rows, summary, message) VALUES (:run_id, :point_index, :status, :parameters,"
-        " :started_at, :ended_at, :rows, :summary, :message)",
+        " rows, summary, stats, message) VALUES (:run_id, :point_index, :status, :parameters,"
+        " :started_at, :ended_at, :rows, '', :stats, :message)",
         [
             {
                 "run_id": point.run_id,
@@ -27,7 +37,7 @@ def insert(connection: sqlite3.Connection, points: Sequence[PointRow]) -> None:
                 "started_at": point.started_at,
                 "ended_at": point.ended_at,
                 "rows": strictjson.dumps(point.rows),
-                "summary": strictjson.dumps(point.summary),
+                "stats": pack(point.summary),
                 "message": point.message,
             }
             for point in points
@@ -57,10 +67,17 @@ def recorded(connection: sqlite3.Connection, run_id: str) -> RecordedPoints:
 def of_run(connection: sqlite3.Connection, run_id: str) -> list[PointRow]:
     rows = connection.execute(
         "SELECT run_id, point_index, status, parameters, started_at, ended_at, rows, summary,"
-        " message FROM points WHERE run_id = ? ORDER BY point_index",
+        " stats, message FROM points WHERE run_id = ? ORDER BY point_index",
         (run_id,),
     ).fetchall()
-    return [point_row(row) for row in rows]
+    return [point_row(row, _summary(row)) for row in rows]
+
+
+def _summary(row: sqlite3.Row) -> PointStats:
+    """A point's statistics: the `stats` column, or the JSON of a row from before it."""
+    if row["stats"] is not None:
+        return unpack(row["stats"])
+    return PointStats.from_fields(json.loads(row["summary"]))
 
 
 def count_by_status(connection: sqlite3.Connection) -> list[StatusCount]:
@@ -69,3 +86,33 @@ def count_by_status(connection: sqlite3.Connection) -> list[StatusCount]:
         "SELECT status, COUNT(*) AS count FROM points GROUP BY status ORDER BY status"
     ).fetchall()
     return [StatusCount(row["status"], row["count"]) for row in rows]
+
+
+STATS_FORMAT = b"mdfd-point-stats/1"
+
+
+def pack(stats: PointStats) -> bytes:
+    """`stats` as the `stats` column holds it (see the module's docstring)."""
+    header = strictjson.dumps({"channels": list(stats.channels)}).encode()
+    arrays = [
+        np.ascontiguousarray(getattr(stats, name), dtype="<i8" if name in COUNT_FIELDS else "<f8")
+        for name in Stats.__slots__
+    ]
+    return b"\n".join((STATS_FORMAT, header, b"".join(a.tobytes() for a in arrays)))
+
+
+def unpack(blob: bytes) -> PointStats:
+    """The inverse of `pack`. JSON never holds a raw newline, so the first two lines are the
+    format and the header, and the rest is the arrays, each `8 * channels` bytes."""
+    form, header, body = blob.split(b"\n", 2)
+    if form != STATS_FORMAT:
+        raise ValueError(f"point statistics in an unknown format {form[:40]!r}")
+    channels = tuple(json.loads(header)["channels"])
+    width = 8 * len(channels)
+    if len(body) != width * len(Stats.__slots__):
+        raise ValueError(f"point statistics of {len(body)} bytes for {len(channels)} channels")
+    columns = [
+        np.frombuffer(body, "<i8" if name in COUNT_FIELDS else "<f8", len(channels), k * width)
+        for k, name in enumerate(Stats.__slots__)
+    ]
+    return PointStats(channels, *columns)

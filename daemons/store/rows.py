@@ -13,6 +13,7 @@ from enum import StrEnum
 from typing import Any
 
 from ..logging import get_logger
+from ..stats import PointStats
 
 
 class RunStatus(StrEnum):
@@ -88,7 +89,7 @@ class PointRow:
     started_at: float
     ended_at: float
     rows: dict[str, int]
-    summary: dict[str, Any]
+    summary: PointStats
     message: str
 
 
@@ -141,7 +142,9 @@ def run_row(row: sqlite3.Row) -> RunRow | None:
         return None
 
 
-def point_row(row: sqlite3.Row) -> PointRow:
+def point_row(row: sqlite3.Row, summary: PointStats) -> PointRow:
+    """A point; its statistics decoded by the caller (`points.unpack`, or JSON before schema
+    version 2)."""
     return PointRow(
         run_id=row["run_id"],
         point_index=row["point_index"],
@@ -150,6 +153,6 @@ def point_row(row: sqlite3.Row) -> PointRow:
         started_at=row["started_at"],
         ended_at=row["ended_at"],
         rows=json.loads(row["rows"]),
-        summary=json.loads(row["summary"]),
+        summary=summary,
         message=row["message"],
     )

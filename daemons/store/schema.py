@@ -130,7 +130,16 @@ def _version_2(connection: sqlite3.Connection) -> None:
     )
 
 
-MIGRATIONS: Sequence[Migration] = (_version_1, _version_2)
+def _version_3(connection: sqlite3.Connection) -> None:
+    """Version 2 → 3: a point's statistics as one binary value (`points.pack`, ADR 0087).
+
+    Rows already written keep their JSON `summary` and `stats` NULL: converting them would
+    rewrite every point of every run at start-up, and they read as they are.
+    """
+    connection.execute("ALTER TABLE points ADD COLUMN stats BLOB")
+
+
+MIGRATIONS: Sequence[Migration] = (_version_1, _version_2, _version_3)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

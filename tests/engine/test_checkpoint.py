@@ -13,7 +13,7 @@ import pytest
 
 from mdfd.daemons.engine.checkpoint import Checkpointer, CheckpointFailed, EndedPoint
 from mdfd.daemons.engine.events import EventBus, PointEnded
-from mdfd.daemons.stats import RunningStats
+from mdfd.daemons.stats import PointStats, RunningStats
 from mdfd.daemons.storage import ChannelSpec, RunFile, read_channel, read_summary
 from mdfd.daemons.store import PointRow, PointStatus, RunStatus, StateDB
 
@@ -57,8 +57,9 @@ def end_point(run_file: RunFile, index: int, records=None) -> EndedPoint:
         )
         stats.add(float(index))
     parameters = {"x": float(index)}
-    rows = run_file.mark_point(index, parameters, {CHANNEL: stats.result()}, 0.0, 1.0)
-    row = PointRow(RUN, index, PointStatus.COMPLETED, parameters, 0.0, 1.0, rows, {}, "")
+    summary = PointStats.of({CHANNEL: stats.result()})
+    rows = run_file.mark_point(index, parameters, summary, 0.0, 1.0)
+    row = PointRow(RUN, index, PointStatus.COMPLETED, parameters, 0.0, 1.0, rows, summary, "")
     ended = PointEnded(
         run=RUN,
         point=index,

@@ -205,7 +205,9 @@ def test_a_point_s_column_statistics_equal_running_statistics_block_by_block() -
         assert (a.n, a.invalid, a.min, a.max, a.last) == (b.n, b.invalid, b.min, b.max, b.last)
         assert b.mean == pytest.approx(a.mean, rel=1e-13)
         assert b.std == pytest.approx(a.std, rel=1e-9)
-    summaries = columns.summaries()  # the checkpoint's JSON fields: None for NaN and inf
+    snapshot = columns.snapshot()  # the point's arrays, as its end hands them on
+    assert all(snapshot.get(name) == results[name] for name in ("i.c0", "i.c1", "i.c5"))
+    summaries = snapshot.fields()  # the control API's JSON fields: None for NaN and inf
     for name, stats in results.items():
         fields = {f: getattr(stats, f) for f in ("mean", "std", "min", "max", "n", "last")}
         fields["invalid"] = stats.invalid
@@ -243,3 +245,18 @@ async def test_a_channel_the_block_read_refuses_is_read_by_value_and_stored_inva
     events = [entry["event"] for entry in logs]
     assert events.count("columnar read refused; reading this instrument value by value") == 1
     assert events.count("acquired value is not a number; stored as an invalid sample") == 1
+
+
+def test_statistics_reset_for_the_next_point_are_those_of_a_new_point() -> None:
+    names = ["i.a", "i.b", "i.c"]
+    block = np.array([[1.0, 2.0], [math.nan, 5.0], [7.0, math.inf]])
+    used = ColumnStats(names)
+    used.merge(used.positions(names), summarise(block * 3.0))
+    kept = used.snapshot()
+    used.reset()
+    fresh = ColumnStats(names)
+    for columns in (used, fresh):
+        columns.merge(columns.positions(names[1:]), summarise(block[1:]))
+    assert repr(used.snapshot()) == repr(fresh.snapshot())
+    assert kept.n.tolist() == [2, 1, 1]  # the last point's snapshot is its own copy
+    assert used.snapshot().n.tolist() == [0, 1, 1]

@@ -58,7 +58,7 @@ async def test_every_point_completes_with_exact_sample_counts(tmp_path: Path) ->
     np.testing.assert_allclose(means, [200, 200, 300, 300], atol=1.0)
     np.testing.assert_allclose(summary["meter.resistivity_mean"], 1.8)
     for point in points:
-        assert point.summary["meter.resistivity"]["n"] == 10
+        assert point.summary.fields()["meter.resistivity"]["n"] == 10
 
 
 async def test_drift_free_acquisition_gives_rate_times_duration(tmp_path: Path) -> None:
@@ -70,7 +70,7 @@ async def test_drift_free_acquisition_gives_rate_times_duration(tmp_path: Path) 
     )
     outcome, points, run, _executor = await execute(write_config(tmp_path, scale=100), recipe)
     assert outcome.status is RunStatus.COMPLETED
-    assert points[0].summary["furnace.temperature"]["n"] == 600
+    assert points[0].summary.fields()["furnace.temperature"]["n"] == 600
     times = read_channel(Path(run.data_file), "furnace.temperature").time
     assert len(times) == 600
     # Stamped in order on the process clock; how late the last one is depends on the machine's

@@ -30,18 +30,35 @@ MODULES = {
 }
 
 
+def _show(commit: str, path: str) -> str | None:
+    shown = subprocess.run(
+        ["git", "show", f"{commit}:{path}"], cwd=REPO, capture_output=True, text=True
+    )
+    return shown.stdout if shown.returncode == 0 else None
+
+
 def _old_package(commit: str, into: Path) -> Any:
+    """The old `state` module, or from the store package on (ADR 0060) the old `store`."""
     package = into / "legacy"
     package.mkdir()
     (package / "__init__.py").write_text("")
     for name, path in MODULES.items():
-        shown = subprocess.run(
-            ["git", "show", f"{commit}:{path}"], cwd=REPO, capture_output=True, text=True
-        )
-        if shown.returncode == 0:
-            (package / name).write_text(shown.stdout)
+        text = _show(commit, path)
+        if text is not None:
+            (package / name).write_text(text)
     sys.path.insert(0, str(into))
-    return importlib.import_module("legacy.state")
+    listed = subprocess.run(
+        ["git", "ls-tree", "--name-only", f"{commit}:daemons/store"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
+    if listed.returncode != 0:
+        return importlib.import_module("legacy.state")
+    (package / "store").mkdir()
+    for name in listed.stdout.split():
+        (package / "store" / name).write_text(_show(commit, f"daemons/store/{name}") or "")
+    return importlib.import_module("legacy.store")
 
 
 async def _write(state_module: Any, outbox: Any, path: Path) -> None:
@@ -90,7 +107,9 @@ def main(commit: str, name: str, upstream: bool) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         state_module = _old_package(commit, Path(tmp))
         outbox = None
-        if upstream and (Path(tmp) / "legacy" / "outbox.py").exists():
+        if upstream and (Path(tmp) / "legacy" / "store").exists():
+            outbox = importlib.import_module("legacy.store.outbox")
+        elif upstream and (Path(tmp) / "legacy" / "outbox.py").exists():
             outbox = importlib.import_module("legacy.outbox")
         database = Path(tmp) / "state.sqlite3"
         asyncio.run(_write(state_module, outbox, database))

@@ -21,6 +21,7 @@ import pytest
 
 from mdfd.daemons.config import Recovery
 from mdfd.daemons.serve import runqueue
+from mdfd.daemons.stats import PointStats, Stats
 from mdfd.daemons.store import (
     SCHEMA_VERSION,
     Origin,
@@ -57,10 +58,15 @@ def user_version(database: Path) -> int:
         return int(connection.execute("PRAGMA user_version").fetchone()[0])
 
 
-def test_the_fixtures_cover_the_oldest_schema_with_runs_and_todays_main() -> None:
-    assert {"v0-465d1df-first-runs", "v0-573a7ed-main", "v0-573a7ed-main-no-upstream"} <= set(
-        SHIPPED
-    )
+def test_the_fixtures_cover_the_oldest_schema_with_runs_and_every_version() -> None:
+    assert {
+        "v0-465d1df-first-runs",
+        "v0-573a7ed-main",
+        "v0-573a7ed-main-no-upstream",
+        "v1-e448483-main",
+        "v2-932c3d5-main",
+    } <= set(SHIPPED)
+    assert SCHEMA_VERSION == 3
 
 
 @pytest.mark.parametrize("name", SHIPPED)
@@ -98,7 +104,12 @@ async def test_a_database_of_an_earlier_version_opens_lists_and_resumes(
             {"furnace": 4},
         )
         assert (second.status, second.message) == (PointStatus.FAILED, "read timed out")
-        assert second.summary == {"furnace.temperature": {"mean": 350.0}}
+        # Version 1 kept the statistics as JSON; they read as the columnar form.
+        assert second.summary.fields() == {
+            "furnace.temperature": dict.fromkeys(Stats.__slots__, None)
+            | {"mean": 350.0}
+            | {"n": 0, "invalid": 0}
+        }
 
         # A daemon starting on it holds the person's run, an operator releases it, the daemon
         # claims it and checkpoints the last point with its upstream record.
@@ -116,7 +127,9 @@ async def test_a_database_of_an_earlier_version_opens_lists_and_resumes(
             started_at=1002.0,
             ended_at=1002.5,
             rows={"furnace": 12},
-            summary={},
+            summary=PointStats.of(
+                {"furnace.temperature": Stats(400.0, 0.5, 399.0, 401.0, 4, 400.5)}
+            ),
             message="",
         )
         await state.complete_point(
@@ -134,6 +147,8 @@ async def test_a_database_of_an_earlier_version_opens_lists_and_resumes(
         queued = await state.read(lambda c: outbox.fetch(c, "spool", 10))
         expected = ["legacy-run/0", "legacy-run/1"] if name in WITH_OUTBOX else []
         assert [e.record_id for e in queued] == [*expected, "legacy-run/2"]
+        last = (await state.points("legacy-run"))[2].summary
+        assert last.get("furnace.temperature") == Stats(400.0, 0.5, 399.0, 401.0, 4, 400.5)
     assert user_version(database) == SCHEMA_VERSION
 
 

@@ -23,7 +23,7 @@ from aiohttp import web
 
 from mdfd.daemons.config import LoadedConfig, load_config
 from mdfd.daemons.engine.results import PointResult, RunContext
-from mdfd.daemons.stats import Stats
+from mdfd.daemons.stats import PointStats, Stats
 from mdfd.daemons.store import PointRow, PointStatus, RunStatus, StateDB
 from mdfd.daemons.upstream.record import record_id
 from mdfd.daemons.upstream.service import UpstreamService
@@ -163,10 +163,12 @@ class Points:
     def result(self, index: int) -> PointResult:
         assert self.context is not None
         started = 1_800_000_000.0 + index * 60
-        stats = {
-            "meter.resistivity": Stats(1.7 + index * 1e-3, 0.01, 1.69, 1.72, 5, 1.7),
-            "furnace.temperature": Stats(200.0 + index, 0.5, 199.0, 201.0, 5, 200.0),
-        }
+        stats = PointStats.of(
+            {
+                "meter.resistivity": Stats(1.7 + index * 1e-3, 0.01, 1.69, 1.72, 5, 1.7),
+                "furnace.temperature": Stats(200.0 + index, 0.5, 199.0, 201.0, 5, 200.0),
+            }
+        )
         parameters = {"temperature": 200.0 + index, "time": 0.5}
         return PointResult(
             self.context, index, parameters, stats, started, started + 30, PointStatus.COMPLETED
@@ -182,7 +184,7 @@ class Points:
             result.started_at,
             result.ended_at,
             {},
-            {},
+            result.stats,
             "",
         )
         await self.state.complete_point(row, extra=hook(result))  # type: ignore[arg-type]

@@ -11,7 +11,7 @@ import pytest
 
 from mdfd.daemons.config import load_config
 from mdfd.daemons.engine.results import PointResult, RunContext
-from mdfd.daemons.stats import Stats
+from mdfd.daemons.stats import PointStats, Stats
 from mdfd.daemons.store import PointStatus
 from mdfd.daemons.upstream.record import Record, RecordBuilder, record_id
 from mdfd.daemons.vocabulary import load_vocabulary
@@ -34,7 +34,7 @@ def _result(recipe_path, stats_for) -> PointResult:
         "var/run-x.h5",
         {c: f"/entry/instrument/{c.replace('.', '/')}" for c in channels},
     )
-    stats = {c: stats_for(c) for c in channels}
+    stats = PointStats.of({c: stats_for(c) for c in channels})
     return PointResult(context, 0, point, stats, 1.8e9, 1.8e9 + 60, PointStatus.COMPLETED)
 
 
