@@ -141,8 +141,9 @@ def point_problems(sweep: AdaptiveSweep, point: dict[str, object]) -> list[str]:
             continue
         step = parameter.step or (1.0 if parameter.type == "int" else None)
         if step is not None:
-            steps = (value - parameter.low) / step
-            if abs(steps - round(steps)) > 1e-9:
+            nearest = parameter.low + round((value - parameter.low) / step) * step
+            # relative to the value: far from zero, a step is a few of its last bits
+            if not math.isclose(value, nearest, rel_tol=1e-12, abs_tol=1e-9 * step):
                 problems.append(
                     f"{name}: {value:g} is not on its step {step:g} from {parameter.low:g}"
                 )

@@ -35,7 +35,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="NAME=VALUE",
         help="inject: one value per campaign parameter",
     )
-    parser.add_argument("--reason", default="campaign stopped early by operator")
+    parser.add_argument(
+        "--reason",
+        default="campaign stopped early by operator",
+        help="stop: why, in the log and the run's message",
+    )
 
 
 def parse_point(pairs: list[str]) -> dict[str, float]:

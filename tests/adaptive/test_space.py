@@ -3,7 +3,7 @@ checked against: within bounds, on the step, one of the choices."""
 
 from __future__ import annotations
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from mdfd.daemons.campaignview import point_problems
@@ -24,6 +24,17 @@ bounds = st.tuples(
     samples=st.integers(1, 30),
     seed=st.integers(0, 2**31 - 1),
     kind=st.sampled_from(["latin_hypercube", "random"]),
+)
+# Far from zero a step is a few of the value's last bits: the check once refused this point.
+@example(
+    low_high=(256.0, 256.001),
+    step_fraction=0.015625,
+    int_low=0,
+    int_span=1,
+    choices=[0.0],
+    samples=1,
+    seed=0,
+    kind="latin_hypercube",
 )
 def test_initial_points_fit_the_space(
     low_high: tuple[float, float],

@@ -117,6 +117,7 @@ def main(commit: str, name: str, upstream: bool) -> None:
         (version,) = connection.execute("PRAGMA user_version").fetchone()
         lines = [f"-- written by mdfd {commit} (user_version {version})"]
         lines += list(connection.iterdump())
+        lines.append(f"PRAGMA user_version = {version};")  # iterdump leaves the version out
         connection.close()
     (HERE / "fixtures" / f"{name}.sql").write_text("\n".join(lines) + "\n")
 

@@ -56,7 +56,11 @@ def test_run_spools_one_line_per_completed_point(tmp_path: Path) -> None:
     assert provenance["recipe"]["version"] == "2.1"
     assert len(provenance["recipe"]["sha256"]) == 64
     assert provenance["run_id"] == run_id
-    assert provenance["point"] == {"index": 0, "parameters": {"temperature": 200.0, "time": 0.5}}
+    assert provenance["point"] == {
+        "index": 0,
+        "parameters": {"temperature": 200.0, "time": 0.5},
+        "chosen_by": None,  # a fixed sweep: no optimiser chose the point
+    }
     assert provenance["instruments"] == {
         "furnace": "mdfd,memory,0,1.0",
         "meter": "mdfd,memory,0,1.0",
