@@ -15,7 +15,7 @@ import time
 import traceback
 
 from bench.common import Figure, machine
-from mdfd.daemons.logging import configure
+from mdfd.daemons.core.logging import configure
 
 MODULES = [
     "engine",

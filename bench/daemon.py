@@ -44,7 +44,7 @@ POLL_SECONDS = 0.02
 SETTLED_POLL_SECONDS = 2.0
 STEPS = {
     "interpreter": "in-process: interpreter up, before the first import",
-    "config_imports": "in-process: `mdfd.daemons.config` imported",
+    "config_imports": "in-process: `mdfd.daemons.core.config` imported",
     "parsed": "in-process: config YAML parsed (located)",
     "validated": "in-process: config validated (load_config)",
     "daemon_imports": "in-process: `mdfd.daemons.serve.daemon` imported",
@@ -61,7 +61,7 @@ TARGETS = {"ready": "; target < 1 s", "status": "; target < 1.5 s"}
 STEP_SCRIPT = """
 import json, sys, time
 stamps = {"interpreter": time.monotonic()}
-from mdfd.daemons.config import load_config
+from mdfd.daemons.core.config import load_config
 stamps["config_imports"] = time.monotonic()
 from mdfd.recipes.located import load_located
 load_located(sys.argv[1])
@@ -173,7 +173,7 @@ def start_up() -> dict[str, float]:
                 MDFD_METER_PORT=str(free_port()),
                 MDFD_WEB_PORT="0",
             )
-            command = [sys.executable, "-m", "mdfd.daemons.cli", "--log-json", "serve"]
+            command = [sys.executable, "-m", "mdfd.daemons.cli.mdfd", "--log-json", "serve"]
             command += ["--config", str(CONFIG), "--simulate"]
             began = time.perf_counter()
             proc = subprocess.Popen(
@@ -186,7 +186,7 @@ def start_up() -> dict[str, float]:
                 logs.seen["ready"] = wait_ready(notify, proc, began)
                 logs.seen["ready_cpu"] = cpu_seconds(proc.pid)
                 control = Path(tmp) / "var" / "sim-mdf-01" / "run" / "control.sock"
-                status = [sys.executable, "-m", "mdfd.daemons.ctl", "--config", str(CONFIG)]
+                status = [sys.executable, "-m", "mdfd.daemons.cli.mdfctl", "--config", str(CONFIG)]
                 with StatusPoller(control) as busy:
                     subprocess.run(
                         [*status, "status"],
@@ -279,14 +279,14 @@ def interpreter() -> tuple[float, float]:
 
 def bare_import() -> float:
     began = time.perf_counter()
-    subprocess.run([sys.executable, "-c", "import mdfd.daemons.cli"], check=True, timeout=60)
+    subprocess.run([sys.executable, "-c", "import mdfd.daemons.cli.mdfd"], check=True, timeout=60)
     return time.perf_counter() - began
 
 
 def cli_help() -> float:
     began = time.perf_counter()
     subprocess.run(
-        [sys.executable, "-m", "mdfd.daemons.cli", "--help"],
+        [sys.executable, "-m", "mdfd.daemons.cli.mdfd", "--help"],
         check=True,
         timeout=60,
         stdout=subprocess.DEVNULL,
@@ -369,7 +369,9 @@ def run(quick: bool = False) -> list[Figure]:
             floor,
             higher_is_better=False,
         ),
-        Figure("import mdfd.daemons.cli", "s", imports, baseline, floor, higher_is_better=False),
+        Figure(
+            "import mdfd.daemons.cli.mdfd", "s", imports, baseline, floor, higher_is_better=False
+        ),
         Figure(
             "mdfd --help (every subcommand registered)",
             "s",

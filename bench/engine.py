@@ -52,7 +52,7 @@ import numpy as np
 
 from bench import engine_rss
 from bench.common import Figure, arguments, report
-from mdfd.daemons.logging import configure
+from mdfd.daemons.core.logging import configure
 
 CONFIG = """
 mdf: {{id: bench, domain: metal, site: BENCH}}
@@ -123,9 +123,9 @@ def write_mdf(
 
 async def run_engine(config_path: Path, recipe_path: Path) -> tuple[float, int, int]:
     """Seconds spent in `RunExecutor.execute`, the samples it wrote, the commits it took."""
-    from mdfd.daemons.config import load_config
+    from mdfd.daemons.core.config import load_config
     from mdfd.daemons.engine.runner import RunExecutor
-    from mdfd.daemons.oneshot import create_run, state_db
+    from mdfd.daemons.launch.oneshot import create_run, state_db
     from mdfd.daemons.store import RunStatus
     from mdfd.recipes.loader import load_recipe
 
@@ -181,7 +181,7 @@ class FurnaceSimulator:
             )
         )
         endpoints = self.root / "endpoints.json"
-        command = [sys.executable, "-m", "mdfd.daemons.cli", "sim", "--config", str(config)]
+        command = [sys.executable, "-m", "mdfd.daemons.cli.mdfd", "sim", "--config", str(config)]
         with open(self.root / "sim.log", "wb") as log:
             self._child = subprocess.Popen(
                 [*command, "--endpoints-file", str(endpoints)],

@@ -171,7 +171,7 @@ def figures(quick: bool) -> list[Figure]:
 
 
 def main() -> None:
-    from mdfd.daemons.logging import configure
+    from mdfd.daemons.core.logging import configure
 
     configure("warning")
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -31,8 +31,8 @@ from h5py import h5s
 
 from bench.common import Figure, arguments, report
 from bench.hdf5_create import creation_figures
-from mdfd.daemons.logging import configure
-from mdfd.daemons.stats import Stats
+from mdfd.daemons.core.logging import configure
+from mdfd.daemons.core.stats import Stats
 from mdfd.daemons.storage import ChannelSpec, RunFile
 from mdfd.daemons.storage.layout import LIBVER
 

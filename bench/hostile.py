@@ -106,7 +106,7 @@ def run(quick: bool = False) -> list[Figure]:
                 sock.bind(("127.0.0.1", 0))
                 env[f"MDFD_{name}_PORT"] = str(sock.getsockname()[1])
         socket_path = Path(tmp) / "var" / "sim-mdf-01" / "run" / "control.sock"
-        command = [sys.executable, "-m", "mdfd.daemons.cli", "serve", "--simulate"]
+        command = [sys.executable, "-m", "mdfd.daemons.cli.mdfd", "serve", "--simulate"]
         command += ["--config", str(REPO / "config" / "sim.yaml")]
         log = Path(tmp) / "serve.log"
         with log.open("w") as out:

@@ -33,8 +33,8 @@ import time
 from pathlib import Path
 
 from bench.common import Figure, arguments, report
+from mdfd.daemons.core.logging import configure
 from mdfd.daemons.engine.events import Event, EventBus, PointEnded, PointStarted
-from mdfd.daemons.logging import configure
 
 CONFIG = """
 mdf: {{id: bench, domain: metal, site: BENCH}}
@@ -187,9 +187,9 @@ class _PointClock(EventBus):
 
 
 async def _measure(config_path: Path, recipe_path: Path) -> dict[str, float]:
-    from mdfd.daemons.config import load_config
+    from mdfd.daemons.core.config import load_config
     from mdfd.daemons.engine.runner import RunExecutor
-    from mdfd.daemons.oneshot import create_run, state_db
+    from mdfd.daemons.launch.oneshot import create_run, state_db
     from mdfd.daemons.store import RunStatus
     from mdfd.recipes.loader import load_recipe
 

@@ -26,10 +26,10 @@ import aiomqtt
 from aiohttp import web
 
 from bench.common import Figure, arguments, report
-from mdfd.daemons.config import LoadedConfig, load_config
+from mdfd.daemons.core.config import LoadedConfig, load_config
+from mdfd.daemons.core.logging import configure
+from mdfd.daemons.core.stats import PointStats, Stats
 from mdfd.daemons.engine.results import PointResult, RunContext
-from mdfd.daemons.logging import configure
-from mdfd.daemons.stats import PointStats, Stats
 from mdfd.daemons.store import PointRow, PointStatus, RunStatus, StateDB, outbox
 from mdfd.daemons.store.outbox import Entry
 from mdfd.daemons.upstream.publishers.http import idempotency_key

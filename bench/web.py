@@ -48,7 +48,7 @@ class Served:
         self.out = root / "serve.out"
         with self.out.open("w") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "mdfd.daemons.cli", "serve", "--config", str(config)],
+                [sys.executable, "-m", "mdfd.daemons.cli.mdfd", "serve", "--config", str(config)],
                 stdout=out, stderr=subprocess.DEVNULL, env=dict(os.environ),
             )  # fmt: skip
         deadline = time.monotonic() + WAIT

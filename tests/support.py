@@ -127,7 +127,7 @@ def mdfd(
 ) -> subprocess.CompletedProcess[str]:
     """Run the `mdfd` CLI as a separate process and wait for it."""
     return subprocess.run(
-        [sys.executable, "-m", "mdfd.daemons.cli", *args],
+        [sys.executable, "-m", "mdfd.daemons.cli.mdfd", *args],
         env=env,
         cwd=cwd or REPO,
         capture_output=True,
@@ -216,7 +216,7 @@ def start_mdfd(
     """Start the `mdfd` CLI as a background process logging to files in `logs` (the test's
     tmp dir); the caller stops it by its PID (`stop_process`)."""
     return Child(
-        [sys.executable, "-m", "mdfd.daemons.cli", *args],
+        [sys.executable, "-m", "mdfd.daemons.cli.mdfd", *args],
         logs=logs,
         name="mdfd-" + next((a for a in args if not a.startswith("-")), "cli"),
         env=env,

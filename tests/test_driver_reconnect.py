@@ -10,7 +10,7 @@ import pytest
 from pydantic import BaseModel, ValidationError
 from structlog.testing import capture_logs
 
-from mdfd.daemons.config import load_config
+from mdfd.daemons.core.config import load_config
 from mdfd.drivers import InstrumentDisconnected, Reconnect
 from mdfd.drivers.modbus import ModbusInstrument
 from mdfd.drivers.opcua import OpcUaInstrument

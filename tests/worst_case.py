@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 import structlog
 
-from mdfd.daemons.clock import EngineClock
-from mdfd.daemons.config import load_config
+from mdfd.daemons.core.clock import EngineClock
+from mdfd.daemons.core.config import load_config
 from mdfd.daemons.engine.instruments import Instruments
 from mdfd.daemons.engine.retrying import RetryPolicy, with_retries
 from mdfd.drivers import InstrumentTimeout

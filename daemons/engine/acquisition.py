@@ -25,10 +25,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from mdfd.daemons.core.stats import ColumnStats, summarise
 from mdfd.drivers import InstrumentError
 from mdfd.recipes.model import AcquireSpec
 
-from ..stats import ColumnStats, summarise
 from .events import EventBus, Readings
 from .instruments import Instruments, Part, Scan
 from .tails import Tails

@@ -27,12 +27,12 @@ from typing import TYPE_CHECKING
 
 import structlog
 
+from mdfd.daemons.core.stats import Stats
+from mdfd.daemons.store import PointStatus, RecordedPoints
+from mdfd.daemons.store import campaign as store
 from mdfd.recipes.adaptive import AdaptiveSweep, MeanOfLast, Measure
 from mdfd.recipes.sweeps import Point
 
-from ..stats import Stats
-from ..store import PointStatus, RecordedPoints
-from ..store import campaign as store
 from .checkpoint import Checkpointer
 from .front import front
 from .interlocks import InterlockGuard

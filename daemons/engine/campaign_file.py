@@ -20,10 +20,10 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from mdfd.daemons.storage.layout import CAMPAIGN_GROUP as GROUP
+from mdfd.daemons.store.campaign import TrialRecord
 from mdfd.recipes.adaptive import AdaptiveSweep
 
-from ..storage.layout import CAMPAIGN_GROUP as GROUP
-from ..store.campaign import TrialRecord
 from .front import best_so_far, front
 from .proposer import as_trial
 

@@ -22,11 +22,12 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from ..store import PointRow, StateDB
+from mdfd.daemons.store import PointRow, StateDB
+
 from .events import EventBus, PointEnded
 
 if TYPE_CHECKING:  # h5py is imported when a run's file is opened, off the way to READY=1
-    from ..storage.hdf5_writer import RunFile
+    from mdfd.daemons.storage.hdf5_writer import RunFile
 
 MAX_PENDING_POINTS = 64
 

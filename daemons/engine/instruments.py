@@ -26,6 +26,7 @@ from typing import Any, Protocol, TypeVar
 import numpy as np
 import structlog
 
+from mdfd.daemons.core.config import MdfConfig
 from mdfd.drivers import (
     Block,
     BlockReadable,
@@ -40,8 +41,6 @@ from mdfd.drivers import (
     WriteOutcomeUnknown,
     driver_class,
 )
-
-from ..config import MdfConfig
 
 READERS_KEPT = 64  # distinct channel lists (acquire steps, interlock polls) a run keeps plans for
 

@@ -22,9 +22,9 @@ from dataclasses import dataclass
 import numpy as np
 import structlog
 
+from mdfd.daemons.core.config import Interlock
 from mdfd.drivers import InstrumentError
 
-from ..config import Interlock
 from .instruments import BlockCheck, Instruments
 
 MONITOR_PERIOD_SECONDS = 0.25

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import structlog
 
+from mdfd.daemons.core.clock import EngineClock
+from mdfd.daemons.core.config import MdfConfig
 from mdfd.drivers import InstrumentError
 from mdfd.recipes.model import Precondition, Recipe
 from mdfd.recipes.values import StepValue, duration_for, value_for
 
-from ..clock import EngineClock
-from ..config import MdfConfig
 from .events import EventBus, RunState
 from .instruments import Instruments, as_number, split
 

@@ -19,10 +19,9 @@ from dataclasses import dataclass, field
 from importlib.metadata import version
 from typing import Any, Literal, Protocol
 
+from mdfd.daemons.store.campaign import TrialRecord
 from mdfd.recipes.adaptive import AdaptiveSweep, SearchParameter
 from mdfd.recipes.sweeps import Point
-
-from ..store.campaign import TrialRecord
 
 TrialState = Literal["pending", "done", "failed", "rejected"]
 

@@ -16,11 +16,11 @@ from typing import Any
 import structlog
 from tenacity import AsyncRetrying, RetryCallState, RetryError, retry_if_exception_type
 
+from mdfd.daemons.core.config import LoadedConfig
 from mdfd.drivers import InstrumentError, Value
 from mdfd.recipes.loader import LoadedRecipe
 from mdfd.recipes.values import duration_for
 
-from ..config import LoadedConfig
 from .instruments import Instruments
 
 SAFE_STATE_TIMEOUT = 30.0

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from mdfd.daemons.core.config import LoadedConfig
+from mdfd.daemons.core.stats import PointStats
+from mdfd.daemons.store import PointStatus
 from mdfd.recipes.loader import LoadedRecipe
-
-from ..config import LoadedConfig
-from ..stats import PointStats
-from ..store import PointStatus
 
 
 @dataclass(frozen=True)

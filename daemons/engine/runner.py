@@ -16,15 +16,14 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from mdfd.drivers import InstrumentError
-from mdfd.recipes.loader import LoadedRecipe, load_recipe
-
-from ..clock import EngineClock, clock_kind
-from ..config import LoadedConfig
-from ..stats import PointStats
-from ..storage.errors import DiskNearlyFull
-from ..storage.layout import ChannelSpec, Material
-from ..store import (
+from mdfd.daemons.analysis.validation import validate
+from mdfd.daemons.core.clock import EngineClock, clock_kind
+from mdfd.daemons.core.config import LoadedConfig
+from mdfd.daemons.core.stats import PointStats
+from mdfd.daemons.core.version import software_version
+from mdfd.daemons.storage.errors import DiskNearlyFull
+from mdfd.daemons.storage.layout import ChannelSpec, Material
+from mdfd.daemons.store import (
     PointRow,
     PointStatus,
     RecordedPoints,
@@ -33,8 +32,9 @@ from ..store import (
     StateDB,
     StateFull,
 )
-from ..validation import validate
-from ..version import software_version
+from mdfd.drivers import InstrumentError
+from mdfd.recipes.loader import LoadedRecipe, load_recipe
+
 from .acquisition import Acquisition
 from .campaign import Campaign, CampaignFailed
 from .checkpoint import Checkpointer, CheckpointFailed, EndedPoint, both_writers
@@ -55,7 +55,7 @@ from .results import Measured, PointResult, Progress, RunContext
 from .steps import StabilityTimeout, StepContext, run_step
 
 if TYPE_CHECKING:
-    from ..storage.hdf5_writer import RunFile
+    from mdfd.daemons.storage.hdf5_writer import RunFile
 
 RecordHook = Callable[[PointResult], Callable[[sqlite3.Connection], None] | None]
 
@@ -255,7 +255,7 @@ class RunExecutor:
         parameters = recipe.model.sweep.parameters
         # Imported here, with h5py, when the first run's file is opened: not on the daemon's
         # way to READY=1 (ADR 0085).
-        from ..storage.hdf5_writer import RunFile
+        from mdfd.daemons.storage.hdf5_writer import RunFile
 
         return RunFile(
             Path(run.data_file),

@@ -17,6 +17,8 @@ from typing import Any, TypeVar
 
 import structlog
 
+from mdfd.daemons.core.clock import EngineClock
+from mdfd.daemons.core.config import MdfConfig
 from mdfd.drivers import ChannelConfig, InstrumentError, Value
 from mdfd.recipes.model import (
     STEP_MODELS,
@@ -33,8 +35,6 @@ from mdfd.recipes.model import (
 from mdfd.recipes.sweeps import Point
 from mdfd.recipes.values import duration_for, rate_per_second, value_for
 
-from ..clock import EngineClock
-from ..config import MdfConfig
 from .acquisition import Acquisition
 from .instruments import Instruments, as_number, split
 from .retrying import RetryPolicy, with_retries

@@ -19,10 +19,9 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel
 
-from mdfd.recipes.located import InputError
-
-from .. import strictjson
-from ..engine.events import (
+from mdfd.daemons.core import strictjson
+from mdfd.daemons.core.logging import Throttle, get_logger
+from mdfd.daemons.engine.events import (
     Alarm,
     Dropped,
     Event,
@@ -36,7 +35,8 @@ from ..engine.events import (
     Subscribed,
     to_wire,
 )
-from ..logging import Throttle, get_logger
+from mdfd.recipes.located import InputError
+
 from . import views
 from .controlplane import CURRENT, BadPoint, ControlPlane, NotFound, Refused
 from .intake import Busy, RecipeIntake, parse_json, read_body

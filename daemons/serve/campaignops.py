@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import asyncio
 
-from ..campaignview import BestPoint, adaptive_sweep, load_summary, point_problems
-from ..logging import get_logger
-from ..store import RunRow, StateDB
+from mdfd.daemons.core.logging import get_logger
+from mdfd.daemons.engine.campaignview import BestPoint, adaptive_sweep, load_summary, point_problems
+from mdfd.daemons.store import RunRow, StateDB
+
 from . import views
 from .controlplane import BadPoint, NotFound, Refused
 from .scheduler import ActiveRun

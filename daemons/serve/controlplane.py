@@ -12,10 +12,10 @@ import asyncio
 from contextlib import AbstractContextManager
 from typing import Protocol
 
+from mdfd.daemons.core.config import Control, LoadedConfig
+from mdfd.daemons.engine.events import Event, Heartbeat
 from mdfd.recipes.loader import LoadedRecipe
 
-from ..config import Control, LoadedConfig
-from ..engine.events import Event, Heartbeat
 from . import views
 
 CURRENT = "current"

@@ -21,19 +21,20 @@ import signal
 import time
 from collections.abc import AsyncIterator
 
+from mdfd.daemons.core.clock import EngineClock
+from mdfd.daemons.core.config import LoadedConfig, load_config
+from mdfd.daemons.core.logging import get_logger
+from mdfd.daemons.core.notify import Notifier, Watchdog, watchdog_interval
+from mdfd.daemons.core.supervise import start_supervised
+from mdfd.daemons.core.version import software_version
+from mdfd.daemons.engine.events import EventBus
+from mdfd.daemons.launch.oneshot import state_db
+from mdfd.daemons.launch.summary import NO_UPSTREAM
+from mdfd.daemons.serve.web.server import WebServer
+from mdfd.daemons.store import StateDB
+from mdfd.daemons.upstream.service import UpstreamService
 from mdfd.recipes.located import InputError
 
-from ..clock import EngineClock
-from ..config import LoadedConfig, load_config
-from ..engine.events import EventBus
-from ..logging import get_logger
-from ..notify import Notifier, Watchdog, watchdog_interval
-from ..oneshot import state_db
-from ..store import StateDB
-from ..summary import NO_UPSTREAM
-from ..supervise import start_supervised
-from ..upstream.service import UpstreamService
-from ..version import software_version
 from .health import HealthMonitor
 from .listeners import ControlServer
 from .metrics import LoopLag
@@ -41,7 +42,6 @@ from .operations import Operations
 from .reload import review
 from .scheduler import Scheduler
 from .simulated import BackgroundSimulators
-from .web.server import WebServer
 
 STOP_TIMEOUT = 90.0
 

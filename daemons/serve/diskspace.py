@@ -12,8 +12,8 @@ import asyncio
 import os
 from pathlib import Path
 
-from ..storage.errors import MIN_FREE_BYTES
-from ..store import StateDB
+from mdfd.daemons.storage.errors import MIN_FREE_BYTES
+from mdfd.daemons.store import StateDB
 
 
 def _data_problem(data_dir: Path) -> str | None:

@@ -22,12 +22,11 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from mdfd.daemons.core.config import MdfConfig
+from mdfd.daemons.core.logging import get_logger
+from mdfd.daemons.core.supervise import start_supervised
+from mdfd.daemons.engine.events import EventBus, InstrumentChanged
 from mdfd.drivers import DriverContext, InstrumentError, driver_class
-
-from ..config import MdfConfig
-from ..engine.events import EventBus, InstrumentChanged
-from ..logging import get_logger
-from ..supervise import start_supervised
 
 PROBE_SECONDS = 5.0
 CLOSE_TIMEOUT = 5.0

@@ -16,10 +16,9 @@ from typing import Any
 
 from aiohttp import web
 
+from mdfd.daemons.analysis.validation import validate
+from mdfd.daemons.core.config import LoadedConfig
 from mdfd.recipes.loader import LoadedRecipe, load_recipe
-
-from ..config import LoadedConfig
-from ..validation import validate
 
 
 class Busy(Exception):

@@ -22,10 +22,10 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from mdfd.daemons.core.config import ControlTcp
+from mdfd.daemons.core.logging import Throttle, get_logger
 from mdfd.recipes.located import InputError, Problem
 
-from ..config import ControlTcp
-from ..logging import Throttle, get_logger
 from .api import build_app
 
 if TYPE_CHECKING:

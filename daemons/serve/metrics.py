@@ -11,11 +11,12 @@ import asyncio
 import contextlib
 import time
 
-from ..store import StateDB
-from ..store import points as stored_points
-from ..store import runs as stored_runs
-from ..supervise import start_supervised
-from ..upstream.service import UpstreamService
+from mdfd.daemons.core.supervise import start_supervised
+from mdfd.daemons.store import StateDB
+from mdfd.daemons.store import points as stored_points
+from mdfd.daemons.store import runs as stored_runs
+from mdfd.daemons.upstream.service import UpstreamService
+
 from .health import OK, HealthMonitor
 from .scheduler import Scheduler
 

@@ -13,16 +13,16 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
+from mdfd.daemons.analysis.handover import far_setpoints
+from mdfd.daemons.core.config import Control, LoadedConfig
+from mdfd.daemons.core.logging import get_logger
+from mdfd.daemons.engine.events import Dropped, Event, EventBus, Heartbeat, Queued, QueueOrder
+from mdfd.daemons.launch.oneshot import create_run
+from mdfd.daemons.store import Origin, RunRow, StateDB
+from mdfd.daemons.upstream.service import UpstreamService
 from mdfd.recipes.loader import LoadedRecipe, load_recipe
 from mdfd.recipes.located import InputError
 
-from ..config import Control, LoadedConfig
-from ..engine.events import Dropped, Event, EventBus, Heartbeat, Queued, QueueOrder
-from ..handover import far_setpoints
-from ..logging import get_logger
-from ..oneshot import create_run
-from ..store import Origin, RunRow, StateDB
-from ..upstream.service import UpstreamService
 from . import campaignops, runqueue, views
 from .controlplane import CURRENT, NotFound, Refused
 from .health import HealthMonitor

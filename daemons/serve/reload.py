@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..config import MdfConfig
+from mdfd.daemons.core.config import MdfConfig
 
 
 @dataclass

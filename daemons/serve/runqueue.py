@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..config import Recovery
-from ..store import Origin, RunRow, RunStatus, StateDB, queue
-from ..store.queue import ReorderError as ReorderError
+from mdfd.daemons.core.config import Recovery
+from mdfd.daemons.store import Origin, RunRow, RunStatus, StateDB, queue
+from mdfd.daemons.store.queue import ReorderError as ReorderError
 
 
 @dataclass(frozen=True)

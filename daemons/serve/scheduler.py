@@ -16,11 +16,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from mdfd.recipes.located import InputError
-
-from ..config import LoadedConfig
-from ..engine.control import RunControl
-from ..engine.events import (
+from mdfd.daemons.core.config import LoadedConfig
+from mdfd.daemons.core.logging import get_logger
+from mdfd.daemons.core.notify import Notifier, Watchdog
+from mdfd.daemons.core.supervise import start_supervised
+from mdfd.daemons.engine.control import RunControl
+from mdfd.daemons.engine.events import (
     Alarm,
     Event,
     EventBus,
@@ -32,12 +33,11 @@ from ..engine.events import (
     RunStarted,
     RunState,
 )
-from ..engine.interlocks import Unverified
-from ..engine.runner import RecordHook, RunExecutor, RunOutcome, instruments_used
-from ..logging import get_logger
-from ..notify import Notifier, Watchdog
-from ..store import RunRow, RunStatus, StateDB, StateFull
-from ..supervise import start_supervised
+from mdfd.daemons.engine.interlocks import Unverified
+from mdfd.daemons.engine.runner import RecordHook, RunExecutor, RunOutcome, instruments_used
+from mdfd.daemons.store import RunRow, RunStatus, StateDB, StateFull
+from mdfd.recipes.located import InputError
+
 from . import runqueue
 from .controlplane import Refused
 from .diskspace import space_problem

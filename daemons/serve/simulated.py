@@ -16,11 +16,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
+from mdfd.daemons.core.config import LoadedConfig
+from mdfd.daemons.core.logging import get_logger
+from mdfd.daemons.launch.simulation import running_simulators
 from mdfd.simulators.base import simulator_class
 
-from ..config import LoadedConfig
-from ..logging import get_logger
-from ..simulation import running_simulators
 from .health import HealthMonitor
 
 STOP_TIMEOUT = 30.0

@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from pydantic.json_schema import models_json_schema
 
-from ..config import Identity
+from mdfd.daemons.core.config import Identity
 
 
 class View(BaseModel):

@@ -16,8 +16,9 @@ from typing import Any
 import h5py
 import numpy as np
 
-from .. import strictjson
-from ..version import package_version
+from mdfd.daemons.core import strictjson
+from mdfd.daemons.core.version import package_version
+
 from .layout import (
     COUNTS,
     ENTRY,

@@ -20,8 +20,9 @@ import h5py
 import numpy as np
 from h5py import h5s
 
-from .. import strictjson
-from ..logging import get_logger
+from mdfd.daemons.core import strictjson
+from mdfd.daemons.core.logging import get_logger
+
 from .errors import DiskNearlyFull, StorageError
 from .h5build import FilePlan, layout_names, now_iso, plan_instruments, summary_rows_per_chunk
 from .layout import (

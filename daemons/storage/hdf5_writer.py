@@ -36,8 +36,9 @@ from typing import Any
 
 import numpy as np
 
-from ..logging import get_logger
-from ..stats import PointStats, Stats
+from mdfd.daemons.core.logging import get_logger
+from mdfd.daemons.core.stats import PointStats, Stats
+
 from .errors import MIN_FREE_BYTES, DiskNearlyFull, StorageError
 from .h5build import FilePlan, plan_instruments
 from .h5file import H5RunFile, PointRow

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from mdfd.daemons.core.config import load_config
 from mdfd.recipes.located import InputError, Problem
 
-from ..config import load_config
 from .layout import run_file_path
 
 

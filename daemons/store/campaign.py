@@ -15,7 +15,7 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Literal
 
-from .. import strictjson
+from mdfd.daemons.core import strictjson
 
 Status = Literal["proposed", "running", "done", "failed", "rejected", "dropped"]
 Source = Literal["initial", "optimiser", "person"]

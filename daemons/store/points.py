@@ -18,8 +18,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .. import strictjson
-from ..stats import COUNT_FIELDS, PointStats, Stats
+from mdfd.daemons.core import strictjson
+from mdfd.daemons.core.stats import COUNT_FIELDS, PointStats, Stats
+
 from .rows import PointRow, PointStatus, RecordedPoints, StatusCount, point_row
 
 

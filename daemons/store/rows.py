@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from ..logging import get_logger
-from ..stats import PointStats
+from mdfd.daemons.core.logging import get_logger
+from mdfd.daemons.core.stats import PointStats
 
 
 class RunStatus(StrEnum):

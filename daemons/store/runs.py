@@ -11,7 +11,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .. import strictjson
+from mdfd.daemons.core import strictjson
+
 from .rows import Origin, RunRow, RunStatus, StatusCount, run_row
 
 # Every column a RunRow has, by name; `points_done` is counted from `points`.

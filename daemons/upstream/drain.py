@@ -25,10 +25,10 @@ from tenacity import (
     wait_random,
 )
 
-from ..logging import get_logger
-from ..store import StateDB, outbox
-from ..store.outbox import Entry
-from .publishers.base import Blocked, Publisher, Rejected, Retryable
+from mdfd.daemons.core.logging import get_logger
+from mdfd.daemons.store import StateDB, outbox
+from mdfd.daemons.store.outbox import Entry
+from mdfd.daemons.upstream.publishers.base import Blocked, Publisher, Rejected, Retryable
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,13 +22,12 @@ from pydantic import (
     model_serializer,
 )
 
+from mdfd.daemons.core.clock import clock_kind
+from mdfd.daemons.core.version import software_version
+from mdfd.daemons.core.vocabulary import Item, load_vocabulary
+from mdfd.daemons.engine.results import PointResult
 from mdfd.recipes.model import MaterialItem, RecordItem
 from mdfd.recipes.units import convert
-
-from ..clock import clock_kind
-from ..engine.results import PointResult
-from ..version import software_version
-from ..vocabulary import Item, load_vocabulary
 
 SCHEMA_ID: Final = "mdfd.record/1"
 RECORD_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "urn:mdfd:record")

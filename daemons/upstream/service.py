@@ -19,16 +19,23 @@ import sqlite3
 from collections.abc import Callable
 from typing import Any
 
-from ..config import FilePublisher, HttpPublisher, Identity, LoadedConfig, MqttPublisher
-from ..engine.results import PointResult
-from ..logging import get_logger
-from ..store import StateDB, outbox
-from ..store.outbox import DeadLetter, Depth
-from ..supervise import start_supervised
+from mdfd.daemons.core.config import (
+    FilePublisher,
+    HttpPublisher,
+    Identity,
+    LoadedConfig,
+    MqttPublisher,
+)
+from mdfd.daemons.core.logging import get_logger
+from mdfd.daemons.core.supervise import start_supervised
+from mdfd.daemons.engine.results import PointResult
+from mdfd.daemons.store import StateDB, outbox
+from mdfd.daemons.store.outbox import DeadLetter, Depth
+from mdfd.daemons.upstream.publishers.base import Publisher
+from mdfd.daemons.upstream.publishers.deferred import Deferred
+from mdfd.daemons.upstream.publishers.file import FileSpool
+
 from .drain import Drain
-from .publishers.base import Publisher
-from .publishers.deferred import Deferred
-from .publishers.file import FileSpool
 from .record import RecordBuilder
 
 POLL_INTERVAL = 5.0
@@ -47,7 +54,7 @@ def make_publisher(
         http = config
 
         def http_poster() -> Publisher:
-            from .publishers.http import HttpPoster
+            from mdfd.daemons.upstream.publishers.http import HttpPoster
 
             return HttpPoster(http)
 
@@ -55,7 +62,7 @@ def make_publisher(
     mqtt = config
 
     def mqtt_poster() -> Publisher:
-        from .publishers.mqtt import MqttPoster
+        from mdfd.daemons.upstream.publishers.mqtt import MqttPoster
 
         return MqttPoster(mqtt, mdf)
 

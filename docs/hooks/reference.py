@@ -50,7 +50,7 @@ PAGES = {
 
 
 def schema_of(kind: str) -> dict[str, Any]:
-    from mdfd.daemons.commands.schema import schema_for
+    from mdfd.daemons.cli.commands.schema import schema_for
 
     return schema_for(kind)
 

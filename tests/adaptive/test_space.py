@@ -6,7 +6,7 @@ from __future__ import annotations
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from mdfd.daemons.campaignview import point_problems
+from mdfd.daemons.engine.campaignview import point_problems
 from mdfd.recipes.adaptive import AdaptiveSweep
 
 bounds = st.tuples(

@@ -123,7 +123,7 @@ class Daemon:
 
     def start(self, wait: bool = True) -> Daemon:
         self.process = Child(
-            [sys.executable, "-m", "mdfd.daemons.cli", "serve", "--config", str(self.config),
+            [sys.executable, "-m", "mdfd.daemons.cli.mdfd", "serve", "--config", str(self.config),
              *self.args],
             logs=self.log.parent,
             name="mdfd-serve",
@@ -216,7 +216,7 @@ def wait_until(predicate: Callable[[], bool], what: str, daemon: Daemon | None =
 
 def mdfctl(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "mdfd.daemons.ctl", *args],
+        [sys.executable, "-m", "mdfd.daemons.cli.mdfctl", *args],
         env=env,
         cwd=REPO,
         capture_output=True,

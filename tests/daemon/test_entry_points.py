@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from mdfd.daemons import cli, ctl
-from mdfd.daemons.commands import runs
-from mdfd.daemons.logging import configure
+from mdfd.daemons.cli import mdfctl as ctl
+from mdfd.daemons.cli import mdfd as cli
+from mdfd.daemons.cli.commands import runs
+from mdfd.daemons.core.logging import configure
 from tests.support import EXAMPLES, SIM_CONFIG, mdfd, sim_env
 
 from .harness import mdfctl

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from mdfd.daemons import cli, ctl
-from mdfd.daemons.ctlwatch import _Display
+from mdfd.daemons.cli import mdfctl as ctl
+from mdfd.daemons.cli import mdfd as cli
+from mdfd.daemons.cli.watch import _Display
 from tests.support import mdfd
 
 from .harness import (

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from mdfd.daemons.config import load_config
+from mdfd.daemons.core.config import load_config
 from mdfd.daemons.engine.events import EventBus
 from mdfd.daemons.serve.health import UNAVAILABLE, HealthMonitor
 from tests.support import mdf_config

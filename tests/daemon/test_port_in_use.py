@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from mdfd.daemons.clock import EngineClock
-from mdfd.daemons.config import load_config
+from mdfd.daemons.core.clock import EngineClock
+from mdfd.daemons.core.config import load_config
 from mdfd.daemons.engine.events import EventBus
+from mdfd.daemons.launch.simulation import running_simulators
 from mdfd.daemons.serve.health import CONNECTING, HealthMonitor
 from mdfd.daemons.serve.simulated import BackgroundSimulators
-from mdfd.daemons.simulation import running_simulators
 from mdfd.recipes.located import InputError, load_located
 from tests.support import EXAMPLES, SIM_CONFIG, mdfd, sim_env
 

@@ -95,7 +95,14 @@ def test_instruments_away_then_back(tmp_path: Path) -> None:
         assert "(chemistry, metal, ceramic, textile; KR-SIM)" in " ".join(shown.stdout.split())
         # `mdfctl watch` right after submit: the run is still waiting, and watch waits for it.
         watcher = Child(
-            [sys.executable, "-m", "mdfd.daemons.ctl", "--socket", str(daemon.socket), "watch"],
+            [
+                sys.executable,
+                "-m",
+                "mdfd.daemons.cli.mdfctl",
+                "--socket",
+                str(daemon.socket),
+                "watch",
+            ],
             logs=tmp_path,
             name="mdfctl-watch",
             env=env,

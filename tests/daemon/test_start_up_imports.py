@@ -67,7 +67,7 @@ def _serve(
     env.pop("NOTIFY_SOCKET", None)
     log = tmp_path / "serve.log"
     daemon = Child(
-        [sys.executable, "-X", "importtime", "-m", "mdfd.daemons.cli", "--log-json", "serve",
+        [sys.executable, "-X", "importtime", "-m", "mdfd.daemons.cli.mdfd", "--log-json", "serve",
          "--config", str(config), *args],
         logs=tmp_path,
         name="mdfd-serve",
@@ -93,7 +93,7 @@ def test_without_simulators_the_drivers_load_after_ready(tmp_path: Path) -> None
     finally:
         stop_process(daemon, timeout=WAIT)
     before, after = _split(log.read_text(errors="replace"), "daemon serving")
-    assert "mdfd.daemons.config" in before
+    assert "mdfd.daemons.core.config" in before
     assert _of(before, PROTOCOL_LIBRARIES) == set()
     assert _of(after, PROTOCOL_LIBRARIES) == set(PROTOCOL_LIBRARIES)
 
@@ -111,7 +111,7 @@ def test_protocol_libraries_load_after_ready_and_mdfctl_status_loads_none(
 
         wait_until(connected, "every instrument available")
         status = subprocess.run(
-            [sys.executable, "-X", "importtime", "-m", "mdfd.daemons.ctl",
+            [sys.executable, "-X", "importtime", "-m", "mdfd.daemons.cli.mdfctl",
              "--config", str(SIM_CONFIG), "--json", "status"],
             env=env,
             cwd=REPO,
@@ -124,7 +124,7 @@ def test_protocol_libraries_load_after_ready_and_mdfctl_status_loads_none(
         stop_process(daemon, timeout=WAIT)
 
     before, after = _split(log.read_text(errors="replace"), "daemon serving")
-    assert "mdfd.daemons.config" in before
+    assert "mdfd.daemons.core.config" in before
     assert "mdfd.daemons.serve.api" in before
     assert _of(before, PROTOCOL_LIBRARIES) == set()
     # The simulators and the instruments' drivers brought them in, after READY=1.
@@ -137,7 +137,7 @@ def test_protocol_libraries_load_after_ready_and_mdfctl_status_loads_none(
         for line in status.stderr.splitlines()
         if line.startswith("import time:")
     ]
-    assert "mdfd.daemons.ctlclient" in imported
+    assert "mdfd.daemons.cli.client" in imported
     assert _of(imported, NOT_FOR_MDFCTL) == set()
 
 

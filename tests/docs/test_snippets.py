@@ -22,9 +22,10 @@ from typing import Any
 import pytest
 import yaml
 
-from mdfd.daemons import cli, ctl
-from mdfd.daemons.config import MdfConfig, load_config
-from mdfd.daemons.vocabulary import Vocabulary
+from mdfd.daemons.cli import mdfctl as ctl
+from mdfd.daemons.cli import mdfd as cli
+from mdfd.daemons.core.config import MdfConfig, load_config
+from mdfd.daemons.core.vocabulary import Vocabulary
 from mdfd.recipes.loader import load_recipe
 from mdfd.recipes.model import Recipe
 from tests.support import REPO, SIM_CONFIG, mdfd, retry_port_race, sim_env

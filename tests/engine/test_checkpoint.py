@@ -11,9 +11,9 @@ import h5py
 import numpy as np
 import pytest
 
+from mdfd.daemons.core.stats import PointStats, RunningStats
 from mdfd.daemons.engine.checkpoint import Checkpointer, CheckpointFailed, EndedPoint
 from mdfd.daemons.engine.events import EventBus, PointEnded
-from mdfd.daemons.stats import PointStats, RunningStats
 from mdfd.daemons.storage import ChannelSpec, RunFile, read_channel, read_summary
 from mdfd.daemons.store import PointRow, PointStatus, RunStatus, StateDB
 

@@ -15,11 +15,11 @@ import numpy as np
 import pytest
 import structlog
 
-from mdfd.daemons.clock import EngineClock
-from mdfd.daemons.config import Interlock, load_config
+from mdfd.daemons.core.clock import EngineClock
+from mdfd.daemons.core.config import Interlock, load_config
+from mdfd.daemons.core.stats import ColumnStats, RunningStats, summarise
 from mdfd.daemons.engine.instruments import Instruments
 from mdfd.daemons.engine.interlocks import InterlockBreach, InterlockGuard
-from mdfd.daemons.stats import ColumnStats, RunningStats, summarise
 from mdfd.daemons.storage import read_channel
 from mdfd.drivers import Block, BlockReadable, InstrumentConfig, Reading, Value
 from mdfd.drivers.memory import MemoryDriver

@@ -9,8 +9,8 @@ import json
 import pytest
 from jsonschema import Draft202012Validator
 
-from mdfd.daemons import strictjson
-from mdfd.daemons.ctlwatch import _Display
+from mdfd.daemons.cli.watch import _Display
+from mdfd.daemons.core import strictjson
 from mdfd.daemons.engine import events as ev
 
 EVERY_KIND = [

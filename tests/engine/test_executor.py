@@ -8,11 +8,11 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from mdfd.daemons.config import load_config
+from mdfd.daemons.core.config import load_config
 from mdfd.daemons.engine.control import RunControl
 from mdfd.daemons.engine.events import Event
 from mdfd.daemons.engine.runner import RunExecutor
-from mdfd.daemons.oneshot import create_run, state_db
+from mdfd.daemons.launch.oneshot import create_run, state_db
 from mdfd.daemons.storage import read_channel, read_summary
 from mdfd.daemons.store import PointStatus, RunStatus
 from mdfd.recipes.loader import load_recipe

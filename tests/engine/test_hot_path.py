@@ -22,14 +22,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mdfd.daemons.clock import EngineClock
-from mdfd.daemons.config import MdfConfig, load_config
+from mdfd.daemons.core.clock import EngineClock
+from mdfd.daemons.core.config import MdfConfig, load_config
+from mdfd.daemons.core.stats import SMALL_BLOCK, RunningStats
 from mdfd.daemons.engine.acquisition import Acquisition
 from mdfd.daemons.engine.events import EventBus, Readings
 from mdfd.daemons.engine.instruments import Instruments
 from mdfd.daemons.engine.interlocks import InterlockBreach, InterlockGuard
 from mdfd.daemons.engine.steps import StepContext
-from mdfd.daemons.stats import SMALL_BLOCK, RunningStats
 from mdfd.daemons.storage import read_channel
 from mdfd.daemons.storage.hdf5_writer import ChannelSpec, RunFile
 from mdfd.drivers import (

@@ -13,7 +13,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from mdfd.daemons.stats import ColumnStats, summarise
+from mdfd.daemons.core.stats import ColumnStats, summarise
 from mdfd.daemons.storage import ChannelSpec, RunFile
 from mdfd.daemons.store import PointRow, PointStatus, RunStatus, StateDB
 

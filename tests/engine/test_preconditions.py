@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from mdfd.daemons.config import load_config
+from mdfd.daemons.analysis.planning import make_plan
+from mdfd.daemons.core.config import load_config
 from mdfd.daemons.engine.events import EventBus, to_wire
 from mdfd.daemons.engine.runner import RunExecutor
-from mdfd.daemons.oneshot import create_run, state_db
-from mdfd.daemons.planning import make_plan
+from mdfd.daemons.launch.oneshot import create_run, state_db
 from mdfd.daemons.store import RunStatus
 from mdfd.recipes.loader import load_recipe
 from mdfd.recipes.located import InputError

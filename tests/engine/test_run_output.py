@@ -15,8 +15,8 @@ import sys
 import termios
 from pathlib import Path
 
-from mdfd.daemons.config import load_config
-from mdfd.daemons.summary import resume_command
+from mdfd.daemons.core.config import load_config
+from mdfd.daemons.launch.summary import resume_command
 from tests.support import mdfd, start_mdfd, stop_process
 
 from .conftest import write_config, write_recipe
@@ -98,7 +98,7 @@ def test_runs_at_120_columns_on_a_terminal_shows_whole_ids(tmp_path: Path) -> No
     env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
     env["TERM"] = "xterm"
     process = subprocess.Popen(
-        [sys.executable, "-m", "mdfd.daemons.cli", "runs", "--config", str(config)],
+        [sys.executable, "-m", "mdfd.daemons.cli.mdfd", "runs", "--config", str(config)],
         stdout=child,
         stderr=child,
         env=env,

@@ -14,8 +14,10 @@ from typing import ClassVar
 
 import pytest
 
-from mdfd.daemons.clock import EngineClock
-from mdfd.daemons.config import load_config
+from mdfd.daemons.analysis.planning import make_plan
+from mdfd.daemons.analysis.validation import check
+from mdfd.daemons.core.clock import EngineClock
+from mdfd.daemons.core.config import load_config
 from mdfd.daemons.engine.acquisition import Acquisition
 from mdfd.daemons.engine.events import EventBus
 from mdfd.daemons.engine.instruments import Instruments
@@ -27,8 +29,6 @@ from mdfd.daemons.engine.steps import (
     executes,
     run_step,
 )
-from mdfd.daemons.planning import make_plan
-from mdfd.daemons.validation import check
 from mdfd.recipes.loader import load_recipe
 from mdfd.recipes.located import PathKey
 from mdfd.recipes.model import (

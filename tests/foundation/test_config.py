@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mdfd.daemons.cli import main
-from mdfd.daemons.config import load_config
-from mdfd.daemons.vocabulary import load_vocabulary
+from mdfd.daemons.cli.mdfd import main
+from mdfd.daemons.core.config import load_config
+from mdfd.daemons.core.vocabulary import load_vocabulary
 from mdfd.recipes.located import InputError
 from mdfd.recipes.model import Category
 from tests.support import EXAMPLES, SIM_CONFIG

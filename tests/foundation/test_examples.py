@@ -11,7 +11,7 @@ import pytest
 import yaml
 from jsonschema import Draft202012Validator
 
-from mdfd.daemons.cli import main
+from mdfd.daemons.cli.mdfd import main
 from tests.support import EXAMPLES, SIM_CONFIG, mdfd
 
 RECIPES = sorted(EXAMPLES.glob("*.yaml"))

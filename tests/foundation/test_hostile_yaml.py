@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from mdfd.daemons.cli import main
+from mdfd.daemons.cli.mdfd import main
 from tests.support import SIM_CONFIG, mdfd
 
 RECIPE = textwrap.dedent(

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mdfd.daemons.clock import EngineClock
-from mdfd.daemons.commands.schema import schema_for
-from mdfd.daemons.config import load_config
+from mdfd.daemons.cli.commands.schema import schema_for
+from mdfd.daemons.core.clock import EngineClock
+from mdfd.daemons.core.config import load_config
 from mdfd.daemons.engine.instruments import Instruments
 from mdfd.drivers import DriverContext, InstrumentTimeout, Reading, Value, WriteOutcomeUnknown
 from mdfd.drivers.memory import MemoryDriver

@@ -2,7 +2,7 @@
 
 An operator fixes what they can find. Every case below is a whole file with one mistake; the
 table says on which line the mistake is, which field it is in and what the message must say.
-Most cases run through `mdfd.daemons.cli.main` in-process (fast); a handful run the real CLI as
+Most cases run through `mdfd.daemons.cli.mdfd.main` in-process (fast); a handful run the real CLI as
 a separate process to prove the exit code and stderr end to end.
 """
 
@@ -19,10 +19,10 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mdfd.daemons.cli import main
-from mdfd.daemons.config import LoadedConfig, load_config
-from mdfd.daemons.planning import make_plan
-from mdfd.daemons.validation import check
+from mdfd.daemons.analysis.planning import make_plan
+from mdfd.daemons.analysis.validation import check
+from mdfd.daemons.cli.mdfd import main
+from mdfd.daemons.core.config import LoadedConfig, load_config
 from mdfd.recipes.loader import load_recipe
 from mdfd.recipes.located import InputError
 from tests.support import EXAMPLES, SIM_CONFIG, mdfd

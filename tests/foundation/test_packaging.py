@@ -71,7 +71,7 @@ def test_wheel_declares_scripts_and_plugin_groups(wheel: Path) -> None:
             n for n in archive.namelist() if n.endswith(".dist-info/entry_points.txt")
         ]
         text = archive.read(entry_points).decode()
-    assert "mdfd = mdfd.daemons.cli:main" in text
+    assert "mdfd = mdfd.daemons.cli.mdfd:main" in text
     assert "mdfctl = " in text
     for line in (
         "memory = mdfd.drivers.memory:MemoryDriver",
@@ -92,7 +92,7 @@ def test_installed_wheel_alone_plans_an_example(wheel: Path, tmp_path: Path) -> 
     env = {**os.environ, "PYTHONPATH": str(target)}
     argv = ["plan", str(example), "--config", str(REPO / "config/sim.yaml"), "--json"]
     probe = (
-        "import sys, mdfd.recipes, mdfd.daemons.cli as cli\n"
+        "import sys, mdfd.recipes, mdfd.daemons.cli.mdfd as cli\n"
         "print(cli.__file__)\n"
         f"sys.exit(cli.main({argv!r}))\n"
     )

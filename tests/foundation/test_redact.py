@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mdfd.daemons.redact import Scrubber, redact_url, url_secrets
+from mdfd.daemons.core.redact import Scrubber, redact_url, url_secrets
 
 
 @pytest.mark.parametrize(

@@ -10,8 +10,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from mdfd.daemons import logging as mdfd_logging
-from mdfd.daemons.supervise import start_supervised
+from mdfd.daemons.core import logging as mdfd_logging
+from mdfd.daemons.core.supervise import start_supervised
 
 
 @pytest.fixture

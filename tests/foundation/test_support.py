@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mdfd.daemons.config import load_config
+from mdfd.daemons.core.config import load_config
 from tests.daemon.harness import Daemon, environment, write_config
 from tests.support import (
     PORT_TAKEN,

@@ -62,8 +62,8 @@ def test_the_named_modules_are_checked_strictly(tmp_path: Path, module: str) -> 
 def test_other_modules_are_not_strict_but_their_untyped_bodies_are_checked(
     tmp_path: Path,
 ) -> None:
-    assert "Success" in mypy_on(tmp_path / "a", "mdfd.daemons.cli", UNANNOTATED)
-    report = mypy_on(tmp_path / "b", "mdfd.daemons.cli", ILL_TYPED_BODY)
+    assert "Success" in mypy_on(tmp_path / "a", "mdfd.daemons.cli.mdfd", UNANNOTATED)
+    report = mypy_on(tmp_path / "b", "mdfd.daemons.cli.mdfd", ILL_TYPED_BODY)
     assert "[operator]" in report
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from mdfd.daemons import cli
+from mdfd.daemons.cli import mdfd as cli
 from tests.support import (
     endpoint_port,
     mdf_config,

@@ -9,7 +9,7 @@ import pytest
 from asyncua import ua
 from pydantic import ValidationError
 
-from mdfd.daemons.config import load_config
+from mdfd.daemons.core.config import load_config
 from mdfd.drivers.opcua import OpcUaInstrument
 from mdfd.drivers.opcua.nodeids import format_node, parse_node
 from mdfd.drivers.opcua.values import encode

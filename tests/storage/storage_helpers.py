@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mdfd.daemons.stats import RunningStats, Stats
+from mdfd.daemons.core.stats import RunningStats, Stats
 from mdfd.daemons.storage import ChannelSpec, RunFile
 
 CHANNELS = [ChannelSpec("furnace.temperature", "degC"), ChannelSpec("meter.capacitance", "nF")]

@@ -11,7 +11,7 @@ import pytest
 from storage_helpers import CHANNELS, T0, make_run_file, parameters, sample, write_point
 from support import SIM_CONFIG, mdfd, sim_env
 
-from mdfd.daemons.stats import RunningStats
+from mdfd.daemons.core.stats import RunningStats
 from mdfd.daemons.storage.layout import Material
 
 POINTS = 8

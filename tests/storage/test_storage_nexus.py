@@ -26,7 +26,7 @@ from storage_helpers import (
 )
 from support import SIM_CONFIG, mdfd, sim_env
 
-from mdfd.daemons.stats import RunningStats
+from mdfd.daemons.core.stats import RunningStats
 from mdfd.daemons.storage import ChannelSpec, RunFile, read_channel, read_summary
 from mdfd.daemons.storage.export import write_csv
 from mdfd.daemons.storage.layout import Material

@@ -23,7 +23,7 @@ from storage_helpers import (
     write_point,
 )
 
-from mdfd.daemons.stats import RunningStats
+from mdfd.daemons.core.stats import RunningStats
 from mdfd.daemons.storage import (
     ChannelSpec,
     DiskNearlyFull,

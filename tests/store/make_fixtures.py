@@ -24,8 +24,8 @@ REPO = HERE.parents[1]
 # What the old modules import from their package; absent files are skipped (older commits).
 MODULES = {
     "state.py": "daemons/state.py",
-    "strictjson.py": "daemons/strictjson.py",
-    "logging.py": "daemons/logging.py",
+    "strictjson.py": "daemons/core/strictjson.py",
+    "logging.py": "daemons/core/logging.py",
     "outbox.py": "daemons/upstream/outbox.py",
 }
 

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from mdfd.daemons.config import Recovery
+from mdfd.daemons.core.config import Recovery
+from mdfd.daemons.core.stats import PointStats, Stats
 from mdfd.daemons.serve import runqueue
-from mdfd.daemons.stats import PointStats, Stats
 from mdfd.daemons.store import (
     SCHEMA_VERSION,
     Origin,

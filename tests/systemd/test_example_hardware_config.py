@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from mdfd.daemons.config import load_config
+from mdfd.daemons.core.config import load_config
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "config" / "example-hardware.yaml"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from mdfd.daemons.notify import Notifier, Watchdog, watchdog_interval
+from mdfd.daemons.core.notify import Notifier, Watchdog, watchdog_interval
 
 # 100 ms watchdog -> a ping every 50 ms: the tests see many pings within a fraction of a second.
 WATCHDOG_USEC = "100000"

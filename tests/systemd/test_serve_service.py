@@ -63,7 +63,7 @@ def test_serve_under_the_unit(tmp_path: Path) -> None:
         "WATCHDOG_USEC": "2000000",
         "PYTHONFAULTHANDLER": "1",
     }
-    serve = [sys.executable, "-m", "mdfd.daemons.cli", "serve", "--config", str(config)]
+    serve = [sys.executable, "-m", "mdfd.daemons.cli.mdfd", "serve", "--config", str(config)]
     if unavailable() is None:
         serve = sandboxed(REPO / "systemd" / "mdfd@.service", *serve)
     log = (tmp_path / "serve.log").open("w")
@@ -80,7 +80,15 @@ def test_serve_under_the_unit(tmp_path: Path) -> None:
         for path in (root / "state").iterdir():
             assert stat.S_IMODE(path.stat().st_mode) & 0o007 == 0, path  # UMask=0007
         status = subprocess.run(
-            [sys.executable, "-m", "mdfd.daemons.ctl", "--config", str(config), "status", "--json"],
+            [
+                sys.executable,
+                "-m",
+                "mdfd.daemons.cli.mdfctl",
+                "--config",
+                str(config),
+                "status",
+                "--json",
+            ],
             cwd=REPO,
             capture_output=True,
             text=True,

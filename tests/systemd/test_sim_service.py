@@ -33,7 +33,7 @@ def test_simulators_notify_ready_and_stopping(tmp_path: Path) -> None:
     command = [
         sys.executable,
         "-m",
-        "mdfd.daemons.cli",
+        "mdfd.daemons.cli.mdfd",
         "sim",
         "--config",
         str(SIM_CONFIG),

@@ -71,7 +71,7 @@ def root(tmp_path: Path) -> Path:
     shutil.copy(kill, root / "usr/bin/kill")
     mdfd = root / "usr/local/bin/mdfd"
     mdfd.parent.mkdir(parents=True)
-    mdfd.write_text(f'#!/bin/sh\nexec {sys.executable} -m mdfd.daemons.cli "$@"\n')
+    mdfd.write_text(f'#!/bin/sh\nexec {sys.executable} -m mdfd.daemons.cli.mdfd "$@"\n')
     mdfd.chmod(0o755)
     units = root / "etc/systemd/system"
     units.mkdir(parents=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import configparser
 
-from mdfd.daemons.config import ControlTcp
+from mdfd.daemons.core.config import ControlTcp
 from tests.support import REPO
 
 HEADROOM = 1024  # instruments, HDF5, SQLite, the UNIX socket, simulators, libraries

@@ -21,9 +21,9 @@ import pytest
 import yaml
 from aiohttp import web
 
-from mdfd.daemons.config import LoadedConfig, load_config
+from mdfd.daemons.core.config import LoadedConfig, load_config
+from mdfd.daemons.core.stats import PointStats, Stats
 from mdfd.daemons.engine.results import PointResult, RunContext
-from mdfd.daemons.stats import PointStats, Stats
 from mdfd.daemons.store import PointRow, PointStatus, RunStatus, StateDB
 from mdfd.daemons.upstream.record import record_id
 from mdfd.daemons.upstream.service import UpstreamService

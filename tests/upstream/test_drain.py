@@ -10,7 +10,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from mdfd.daemons.config import load_config
+from mdfd.daemons.core.config import load_config
 from mdfd.daemons.store import StateDB, outbox
 from mdfd.daemons.upstream.service import UpstreamService
 from mdfd.recipes.loader import load_recipe

@@ -7,7 +7,7 @@ import sqlite3
 import uuid
 from pathlib import Path
 
-from mdfd.daemons.config import FilePublisher
+from mdfd.daemons.core.config import FilePublisher
 from mdfd.daemons.store import outbox
 from mdfd.daemons.store.database import connect
 from mdfd.daemons.store.outbox import Entry

@@ -97,7 +97,7 @@ async def _mdfd(*args: str) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "mdfd.daemons.cli",
+        "mdfd.daemons.cli.mdfd",
         *args,
         cwd=REPO,
         stdout=asyncio.subprocess.PIPE,

@@ -9,12 +9,12 @@ import math
 import jsonschema
 import pytest
 
-from mdfd.daemons.config import load_config
+from mdfd.daemons.core.config import load_config
+from mdfd.daemons.core.stats import PointStats, Stats
+from mdfd.daemons.core.vocabulary import load_vocabulary
 from mdfd.daemons.engine.results import PointResult, RunContext
-from mdfd.daemons.stats import PointStats, Stats
 from mdfd.daemons.store import PointStatus
 from mdfd.daemons.upstream.record import Record, RecordBuilder, record_id
-from mdfd.daemons.vocabulary import load_vocabulary
 from mdfd.recipes.loader import load_recipe
 from tests.support import EXAMPLES, SIM_CONFIG
 

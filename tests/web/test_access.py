@@ -31,7 +31,7 @@ from .webharness import LOGIN, OPERATOR, TOKENS, VIEWER, Browser, start, status_
 
 def serve_refused(config: Path, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "mdfd.daemons.cli", "serve", "--config", str(config)],
+        [sys.executable, "-m", "mdfd.daemons.cli.mdfd", "serve", "--config", str(config)],
         env=environment(**env),
         capture_output=True,
         text=True,

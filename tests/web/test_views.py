@@ -51,7 +51,7 @@ def test_a_bad_recipe_shows_located_problems_next_to_its_lines(
     path = tmp_path / "bad.yaml"
     path.write_text(BAD)
     validate = subprocess.run(
-        [sys.executable, "-m", "mdfd.daemons.cli", "validate", "--config", str(daemon.config),
+        [sys.executable, "-m", "mdfd.daemons.cli.mdfd", "validate", "--config", str(daemon.config),
          str(path)],
         capture_output=True, text=True, timeout=WAIT, check=False, cwd=tmp_path,
     )  # fmt: skip

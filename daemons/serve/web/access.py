@@ -21,9 +21,8 @@ import time
 from dataclasses import dataclass
 from typing import Literal
 
+from mdfd.daemons.core.webconfig import Web
 from mdfd.recipes.located import InputError, Problem
-
-from ...webconfig import Web
 
 Role = Literal["operator", "viewer"]
 COOKIE = "mdfd_session"

@@ -11,10 +11,10 @@ from typing import Any
 
 from aiohttp import web
 
+from mdfd.daemons.analysis.planning import format_duration, make_plan
 from mdfd.recipes.loader import LoadedRecipe
 from mdfd.recipes.located import InputError, Problem
 
-from ...planning import format_duration, make_plan
 from .access import COOKIE
 from .keys import ACCESS, INTAKE, PLANE
 from .pages import render

@@ -14,9 +14,10 @@ from pathlib import Path
 import jinja2
 from aiohttp import web
 
-from ...logging import Throttle, get_logger
-from ..controlplane import ControlPlane, NotFound, Refused
-from ..intake import Busy, RecipeIntake
+from mdfd.daemons.core.logging import Throttle, get_logger
+from mdfd.daemons.serve.controlplane import ControlPlane, NotFound, Refused
+from mdfd.daemons.serve.intake import Busy, RecipeIntake
+
 from . import actions, files, live, pages
 from .access import COOKIE, CSRF_HEADER, Access
 from .keys import ACCESS, INTAKE, PLANE, SESSION, TEMPLATES, TRACKER

@@ -9,7 +9,8 @@ from pathlib import Path
 
 from aiohttp import web
 
-from ...storage.errors import StorageError
+from mdfd.daemons.storage.errors import StorageError
+
 from .keys import PLANE
 
 KINDS = {"hdf5": ".h5", "csv": ".csv", "plot.png": ".png"}
@@ -39,9 +40,9 @@ async def download(request: web.Request) -> web.StreamResponse:
 def _derived(path: Path, kind: str, title: str) -> bytes:
     """The CSV export or the plot of a run file (blocking, in a worker thread). h5py and
     matplotlib are imported here, on first download, never on the daemon's way to READY=1."""
-    from ...storage.export import write_csv
-    from ...storage.plot import plot_summary
-    from ...storage.reader import read_summary
+    from mdfd.daemons.storage.export import write_csv
+    from mdfd.daemons.storage.plot import plot_summary
+    from mdfd.daemons.storage.reader import read_summary
 
     summary = read_summary(path)
     with tempfile.TemporaryDirectory(prefix="mdfd-web-") as tmp:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import jinja2
 from aiohttp import web
 
-from ..controlplane import ControlPlane
-from ..intake import RecipeIntake
+from mdfd.daemons.serve.controlplane import ControlPlane
+from mdfd.daemons.serve.intake import RecipeIntake
+
 from .access import Access, Session
 from .tracker import Tracker
 

@@ -16,8 +16,9 @@ import time
 
 from aiohttp import web
 
-from ... import strictjson
-from ...engine.events import Event, Readings, to_wire
+from mdfd.daemons.core import strictjson
+from mdfd.daemons.engine.events import Event, Readings, to_wire
+
 from .keys import PLANE, SESSION
 
 RETRY_MS = 2000

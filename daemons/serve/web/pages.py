@@ -14,9 +14,10 @@ from typing import Any
 
 from aiohttp import web
 
-from ...planning import format_duration
-from .. import views
-from ..controlplane import ControlPlane, NotFound
+from mdfd.daemons.analysis.planning import format_duration
+from mdfd.daemons.serve import views
+from mdfd.daemons.serve.controlplane import ControlPlane, NotFound
+
 from .keys import ACCESS, PLANE, SESSION, TEMPLATES, TRACKER
 
 VIEWS = ("current", "queue", "instruments", "history", "outbox")

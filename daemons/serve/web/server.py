@@ -15,11 +15,11 @@ from pathlib import Path
 
 from aiohttp import web
 
+from mdfd.daemons.core.logging import get_logger
+from mdfd.daemons.core.webconfig import Web, WebTls, is_loopback
+from mdfd.daemons.serve.controlplane import ControlPlane
 from mdfd.recipes.located import InputError, Problem
 
-from ...logging import get_logger
-from ...webconfig import Web, WebTls, is_loopback
-from ..controlplane import ControlPlane
 from .access import Access
 from .app import build_web_app
 from .tracker import Tracker

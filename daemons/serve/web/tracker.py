@@ -8,8 +8,8 @@ import asyncio
 import time
 from dataclasses import dataclass, field
 
-from ...engine.events import Alarm, Readings
-from ..controlplane import ControlPlane
+from mdfd.daemons.engine.events import Alarm, Readings
+from mdfd.daemons.serve.controlplane import ControlPlane
 
 MAX_ALARMS = 50
 

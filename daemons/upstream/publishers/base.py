@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from ...store.outbox import Entry
+from mdfd.daemons.store.outbox import Entry
 
 
 class DeliveryError(Exception):

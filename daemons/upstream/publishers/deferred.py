@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Sequence
 
-from ...store.outbox import Entry
+from mdfd.daemons.store.outbox import Entry
+
 from .base import Publisher
 
 

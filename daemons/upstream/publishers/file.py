@@ -15,8 +15,9 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 
-from ...config import FilePublisher
-from ...store.outbox import Entry
+from mdfd.daemons.core.config import FilePublisher
+from mdfd.daemons.store.outbox import Entry
+
 from .base import Rejected, Retryable
 
 KNOWN_FILES = 4

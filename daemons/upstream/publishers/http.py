@@ -22,10 +22,11 @@ from collections.abc import Sequence
 
 import aiohttp
 
-from ...config import HttpPublisher
-from ...redact import Scrubber, redact_url, url_secrets
-from ...store.outbox import Entry
-from ..record import RECORD_NAMESPACE, SCHEMA_ID
+from mdfd.daemons.core.config import HttpPublisher
+from mdfd.daemons.core.redact import Scrubber, redact_url, url_secrets
+from mdfd.daemons.store.outbox import Entry
+from mdfd.daemons.upstream.record import RECORD_NAMESPACE, SCHEMA_ID
+
 from .base import Blocked, Rejected, Retryable
 
 RETRYABLE_4XX = frozenset({408, 425, 429})

@@ -25,9 +25,10 @@ from collections.abc import Sequence
 import aiomqtt
 from aiomqtt.exceptions import MqttConnectError
 
-from ...config import Identity, MqttPublisher
-from ...logging import get_logger
-from ...store.outbox import Entry
+from mdfd.daemons.core.config import Identity, MqttPublisher
+from mdfd.daemons.core.logging import get_logger
+from mdfd.daemons.store.outbox import Entry
+
 from .base import Blocked, Retryable
 
 CLOSE_TIMEOUT = 5.0

@@ -14,10 +14,9 @@ from urllib.parse import quote
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from . import strictjson
-from .console import output_console
-from .ctlclient import EXIT_FAILED, EXIT_OK, EXIT_UNREACHABLE, Client, CtlError
-from .engine.events import (
+from mdfd.daemons.core import strictjson
+from mdfd.daemons.core.console import output_console
+from mdfd.daemons.engine.events import (
     PointEnded,
     PointStarted,
     Readings,
@@ -27,6 +26,8 @@ from .engine.events import (
     from_wire,
     to_wire,
 )
+
+from .client import EXIT_FAILED, EXIT_OK, EXIT_UNREACHABLE, Client, CtlError
 
 FINISHED = {"completed", "completed_with_failures", "aborted", "failed"}
 

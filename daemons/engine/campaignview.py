@@ -11,13 +11,13 @@ import asyncio
 import math
 from dataclasses import dataclass, field
 
+from mdfd.daemons.store import RunRow, StateDB
+from mdfd.daemons.store import campaign as store
 from mdfd.recipes.adaptive import AdaptiveSweep
 from mdfd.recipes.loader import load_recipe
 
-from .engine.front import front
-from .engine.proposer import as_trial
-from .store import RunRow, StateDB
-from .store import campaign as store
+from .front import front
+from .proposer import as_trial
 
 
 @dataclass(frozen=True)

@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from mdfd.daemons.analysis.validation import check
+from mdfd.daemons.core.config import load_config
 from mdfd.recipes.loader import load_recipe
 from mdfd.recipes.located import InputError
 
-from ..config import load_config
-from ..validation import check
 from . import add_command, add_config
 
 

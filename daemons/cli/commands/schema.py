@@ -12,17 +12,17 @@ from typing import Any, Union
 
 from pydantic import BaseModel, create_model
 
+from mdfd.daemons.core.config import MdfConfig
+from mdfd.daemons.core.envvars import ENV_PATTERN
+from mdfd.daemons.engine import events
+from mdfd.daemons.serve import views
+from mdfd.daemons.upstream.record import Record
 from mdfd.drivers import available as available_drivers
 from mdfd.drivers import driver_class
 from mdfd.recipes.model import Recipe
 from mdfd.simulators.base import available as available_simulators
 from mdfd.simulators.base import simulator_class
 
-from ..config import MdfConfig
-from ..engine import events
-from ..envvars import ENV_PATTERN
-from ..serve import views
-from ..upstream.record import Record
 from . import add_command
 
 DIALECT = "https://json-schema.org/draft/2020-12/schema"

@@ -10,11 +10,10 @@ how to wait, so that instrument is not warned about (ADR 0039).
 
 from __future__ import annotations
 
+from mdfd.daemons.core.config import LoadedConfig
 from mdfd.recipes.loader import LoadedRecipe
 from mdfd.recipes.sweeps import Point
 from mdfd.recipes.values import value_for
-
-from .config import LoadedConfig
 
 FAR_FRACTION = 0.2
 

@@ -29,6 +29,9 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from mdfd.daemons.core import strictjson
+from mdfd.daemons.core.config import load_config
+from mdfd.daemons.store.lock import StateLock
 from mdfd.drivers import (
     Browsable,
     BrowseEntry,
@@ -44,9 +47,6 @@ from mdfd.drivers import (
 )
 from mdfd.recipes.located import InputError
 
-from .. import strictjson
-from ..config import load_config
-from ..store.lock import StateLock
 from . import add_command, add_config
 
 EXIT_FAILED = 1

@@ -26,10 +26,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def handle(args: argparse.Namespace) -> int:
     # Imported here: h5py and matplotlib would slow every other `mdfd` command's start.
-    from ..storage.errors import StorageError
-    from ..storage.export import write_csv
-    from ..storage.locate import locate_run
-    from ..storage.reader import read_summary
+    from mdfd.daemons.storage.errors import StorageError
+    from mdfd.daemons.storage.export import write_csv
+    from mdfd.daemons.storage.locate import locate_run
+    from mdfd.daemons.storage.reader import read_summary
 
     path = locate_run(args.config, args.run_id)
     try:

@@ -13,12 +13,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from . import strictjson
-from .config import FilePublisher, HttpPublisher, LoadedConfig, Publisher
-from .console import output_console
-from .engine.runner import RunOutcome
-from .redact import redact_url
-from .store import RunStatus
+from mdfd.daemons.core import strictjson
+from mdfd.daemons.core.config import FilePublisher, HttpPublisher, LoadedConfig, Publisher
+from mdfd.daemons.core.console import output_console
+from mdfd.daemons.core.redact import redact_url
+from mdfd.daemons.engine.runner import RunOutcome
+from mdfd.daemons.store import RunStatus
 
 NO_UPSTREAM = (
     "no upstream publishers configured (config has no `upstream:` section): "

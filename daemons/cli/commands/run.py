@@ -9,20 +9,20 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from mdfd.recipes.loader import load_recipe
-
-from ..config import load_config
-from ..logging import quiet_for_progress
-from ..oneshot import (
+from mdfd.daemons.analysis.validation import validate
+from mdfd.daemons.core.config import load_config
+from mdfd.daemons.core.logging import quiet_for_progress
+from mdfd.daemons.launch.oneshot import (
     EXIT_CODES,
     create_run,
     execute_once,
     run_blocking,
     state_db,
 )
-from ..simulation import require_simulators
-from ..summary import print_summary
-from ..validation import validate
+from mdfd.daemons.launch.simulation import require_simulators
+from mdfd.daemons.launch.summary import print_summary
+from mdfd.recipes.loader import load_recipe
+
 from . import add_command, add_config
 
 

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import argparse
 
+from mdfd.daemons.core.config import load_config
+from mdfd.daemons.core.logging import quiet_for_progress
+from mdfd.daemons.launch.oneshot import EXIT_CODES, execute_once, run_blocking, state_db
+from mdfd.daemons.launch.simulation import require_simulators
+from mdfd.daemons.launch.summary import print_summary
+from mdfd.daemons.store import RunStatus
 from mdfd.recipes.located import InputError, Problem
 
-from ..config import load_config
-from ..logging import quiet_for_progress
-from ..oneshot import EXIT_CODES, execute_once, run_blocking, state_db
-from ..simulation import require_simulators
-from ..store import RunStatus
-from ..summary import print_summary
 from . import add_command, add_config
 
 

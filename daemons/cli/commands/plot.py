@@ -27,11 +27,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def handle(args: argparse.Namespace) -> int:
     # Imported here: h5py and matplotlib would slow every other `mdfd` command's start.
-    from ..storage.campaign_plot import plot_campaign, read_campaign
-    from ..storage.errors import StorageError
-    from ..storage.locate import locate_run
-    from ..storage.plot import plot_summary
-    from ..storage.reader import read_summary
+    from mdfd.daemons.storage.campaign_plot import plot_campaign, read_campaign
+    from mdfd.daemons.storage.errors import StorageError
+    from mdfd.daemons.storage.locate import locate_run
+    from mdfd.daemons.storage.plot import plot_summary
+    from mdfd.daemons.storage.reader import read_summary
 
     path = locate_run(args.config, args.run_id)
     out = args.out

@@ -7,8 +7,8 @@ from typing import Any
 
 from rich.table import Table
 
-from . import strictjson
-from .console import output_console
+from mdfd.daemons.core import strictjson
+from mdfd.daemons.core.console import output_console
 
 
 def print_outbox(report: dict[str, Any], as_json: bool) -> None:

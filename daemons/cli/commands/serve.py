@@ -13,10 +13,11 @@ import asyncio
 import faulthandler
 import sys
 
-from ..config import load_config
-from ..logging import throttle_library_logs
-from ..simulation import require_simulators
-from ..store.lock import RuntimeLock, StateLock
+from mdfd.daemons.core.config import load_config
+from mdfd.daemons.core.logging import throttle_library_logs
+from mdfd.daemons.launch.simulation import require_simulators
+from mdfd.daemons.store.lock import RuntimeLock, StateLock
+
 from . import add_command, add_config
 
 GIL_SWITCH_SECONDS = 0.0005
@@ -46,7 +47,7 @@ def handle(args: argparse.Namespace) -> int:
     # systemd's watchdog kills with SIGABRT: the journal then shows where every thread was stuck.
     # Imported here: the daemon pulls in aiohttp (control API, HTTP publisher), which
     # `mdfd --help` and every other subcommand would otherwise pay for at start-up.
-    from ..serve.daemon import serve
+    from mdfd.daemons.serve.daemon import serve
 
     faulthandler.enable()
     throttle_library_logs()

@@ -15,14 +15,14 @@ import datetime as dt
 
 from rich.table import Table
 
+from mdfd.daemons.core import strictjson
+from mdfd.daemons.core.config import LoadedConfig, load_config
+from mdfd.daemons.core.console import output_console, run_id_column
+from mdfd.daemons.engine.campaignview import CampaignSummary, load_summary
+from mdfd.daemons.launch.oneshot import existing_state_db, run_blocking, state_db
+from mdfd.daemons.store import RunRow, RunStatus
 from mdfd.recipes.located import InputError, Problem
 
-from .. import strictjson
-from ..campaignview import CampaignSummary, load_summary
-from ..config import LoadedConfig, load_config
-from ..console import output_console, run_id_column
-from ..oneshot import existing_state_db, run_blocking, state_db
-from ..store import RunRow, RunStatus
 from . import add_command, add_config
 
 

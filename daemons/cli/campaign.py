@@ -16,7 +16,7 @@ from urllib.parse import quote
 from rich.console import Console
 from rich.table import Table
 
-from .ctlclient import EXIT_BAD_INPUT, Client, CtlError
+from .client import EXIT_BAD_INPUT, Client, CtlError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from .engine.events import Event, EventBus, PointEnded, PointStarted, Readings
+from mdfd.daemons.engine.events import Event, EventBus, PointEnded, PointStarted, Readings
 
 EVENT_WAIT_SECONDS = 1.0
 

@@ -1,6 +1,6 @@
 """`mdfd`: the daemon and its offline tools, one subcommand per module in `commands/`.
 
-Each module in `mdfd.daemons.commands` defines `register(subparsers)`; it is discovered here,
+Each module in `mdfd.daemons.cli.commands` defines `register(subparsers)`; it is discovered here,
 so adding a command never means editing a central list.
 
 Exit codes shared by every subcommand: 0 ok, 1 failed, 2 bad input (nothing touched),
@@ -19,15 +19,15 @@ import sqlite3
 import sys
 from collections.abc import Sequence
 
+from mdfd.daemons.core.errors import report
+from mdfd.daemons.core.logging import configure
+from mdfd.daemons.core.version import software_version
+from mdfd.daemons.storage.errors import StorageError
+from mdfd.daemons.store import StateFull
 from mdfd.drivers.errors import InstrumentError
 from mdfd.recipes.located import InputError
 
 from . import commands
-from .errors import report
-from .logging import configure
-from .storage.errors import StorageError
-from .store import StateFull
-from .version import software_version
 
 EXIT_OK = 0
 EXIT_FAILED = 1

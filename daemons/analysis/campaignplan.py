@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from mdfd.daemons.core.config import LoadedConfig
 from mdfd.recipes.adaptive import AdaptiveSweep
 from mdfd.recipes.loader import LoadedRecipe
 from mdfd.recipes.model import Estimate
 from mdfd.recipes.values import duration_for
 
-from .config import LoadedConfig
 from .planning import unit_of
 
 

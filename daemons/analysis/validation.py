@@ -9,6 +9,8 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
+from mdfd.daemons.core.config import LoadedConfig
+from mdfd.daemons.core.vocabulary import Item, load_vocabulary
 from mdfd.drivers import ChannelConfig
 from mdfd.recipes.loader import LoadedRecipe
 from mdfd.recipes.located import InputError, LocatedDocument, Problem
@@ -16,9 +18,6 @@ from mdfd.recipes.model import ChannelUse, MaterialItem, RecordItem
 from mdfd.recipes.sweeps import Point
 from mdfd.recipes.units import UnitError, compatible, convert
 from mdfd.recipes.values import ParameterRef, StepValue, rate_per_second, value_for
-
-from .config import LoadedConfig
-from .vocabulary import Item, load_vocabulary
 
 MAX_PROBLEMS_PER_STEP = 3
 

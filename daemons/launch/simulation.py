@@ -8,14 +8,13 @@ import errno
 import socket
 from collections.abc import AsyncIterator
 
+from mdfd.daemons.core.config import LoadedConfig, as_written, variables_of
+from mdfd.daemons.core.logging import get_logger
+from mdfd.daemons.core.portholder import port_holder
 from mdfd.recipes.located import InputError, Problem
 from mdfd.simulators.base import Simulator, SimulatorSettings, simulator_class
 from mdfd.simulators.clock import ScaledClock
 from mdfd.simulators.world import World
-
-from .config import LoadedConfig, as_written, variables_of
-from .logging import get_logger
-from .portholder import port_holder
 
 
 class SimulatorStartError(RuntimeError):

@@ -13,11 +13,11 @@ import asyncio
 import json
 from typing import Any
 
+from mdfd.daemons.cli.outboxview import print_outbox
+from mdfd.daemons.core.config import LoadedConfig, load_config
+from mdfd.daemons.launch.oneshot import existing_state_db, run_blocking
 from mdfd.recipes.located import InputError, Problem
 
-from ..config import LoadedConfig, load_config
-from ..oneshot import existing_state_db, run_blocking
-from ..outboxview import print_outbox
 from . import add_command, add_config
 
 DEAD_SHOWN = 20
@@ -77,21 +77,21 @@ def handle(args: argparse.Namespace) -> int:
 
 
 async def _retry(config: LoadedConfig, publisher: str | None) -> int:
-    from ..upstream.service import UpstreamService  # aiohttp: only when used
+    from mdfd.daemons.upstream.service import UpstreamService  # aiohttp: only when used
 
     async with existing_state_db(config) as state:
         return await UpstreamService(config, state).retry_dead_letters(publisher)
 
 
 async def _report(config: LoadedConfig) -> dict[str, Any]:
-    from ..upstream.service import UpstreamService  # aiohttp: only when used
+    from mdfd.daemons.upstream.service import UpstreamService  # aiohttp: only when used
 
     async with existing_state_db(config) as state:
         return await UpstreamService(config, state).report(DEAD_SHOWN)
 
 
 async def _drain(config: LoadedConfig, args: argparse.Namespace) -> int:
-    from ..upstream.service import UpstreamService  # aiohttp: only when used
+    from mdfd.daemons.upstream.service import UpstreamService  # aiohttp: only when used
 
     async with existing_state_db(config) as state, UpstreamService(config, state) as service:
         idle = await service.drain_until_idle(args.within)

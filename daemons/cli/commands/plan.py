@@ -9,13 +9,13 @@ from pathlib import Path
 from rich.markup import escape
 from rich.table import Table
 
+from mdfd.daemons.analysis.campaignplan import CampaignPlan, make_campaign_plan
+from mdfd.daemons.analysis.planning import format_duration, make_plan
+from mdfd.daemons.analysis.validation import validate
+from mdfd.daemons.core.config import load_config
+from mdfd.daemons.core.console import output_console
 from mdfd.recipes.loader import load_recipe
 
-from ..campaignplan import CampaignPlan, make_campaign_plan
-from ..config import load_config
-from ..console import output_console
-from ..planning import format_duration, make_plan
-from ..validation import validate
 from . import add_command, add_config
 
 

@@ -12,12 +12,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from mdfd.daemons.core.config import LoadedConfig
 from mdfd.recipes.loader import LoadedRecipe
 from mdfd.recipes.model import Estimate
 from mdfd.recipes.sweeps import Point
 from mdfd.recipes.values import duration_for
-
-from .config import LoadedConfig
 
 
 @dataclass(frozen=True)

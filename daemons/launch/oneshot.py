@@ -10,22 +10,22 @@ import signal
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
+from mdfd.daemons.core.config import LoadedConfig
+from mdfd.daemons.core.logging import get_logger
+from mdfd.daemons.engine.control import RunControl
+from mdfd.daemons.engine.events import EventBus
+from mdfd.daemons.engine.runner import RunExecutor, RunOutcome
+from mdfd.daemons.store import Origin, RunRow, RunStatus, StateDB
+from mdfd.daemons.store.lock import StateLock
 from mdfd.recipes.loader import LoadedRecipe
 from mdfd.recipes.located import InputError, Problem
 
-from .config import LoadedConfig
-from .engine.control import RunControl
-from .engine.events import EventBus
-from .engine.runner import RunExecutor, RunOutcome
-from .logging import get_logger
 from .progress import progress_display
 from .simulation import running_simulators
-from .store import Origin, RunRow, RunStatus, StateDB
-from .store.lock import StateLock
 from .summary import NO_UPSTREAM, Delivery, Finished, destination
 
 if TYPE_CHECKING:
-    from .upstream.service import UpstreamService
+    from mdfd.daemons.upstream.service import UpstreamService
 
 log = get_logger()
 
@@ -110,7 +110,7 @@ async def execute_once(
     """
     # Imported here: the publishers pull in aiohttp, which every other `mdfd` command that
     # only needs `state_db` would otherwise pay for at start-up.
-    from .upstream.service import UpstreamService
+    from mdfd.daemons.upstream.service import UpstreamService
 
     control = RunControl()
     loop = asyncio.get_running_loop()

@@ -8,9 +8,10 @@ import json
 import signal
 from pathlib import Path
 
-from ..config import LoadedConfig, load_config
-from ..notify import Notifier
-from ..simulation import require_simulators, running_simulators
+from mdfd.daemons.core.config import LoadedConfig, load_config
+from mdfd.daemons.core.notify import Notifier
+from mdfd.daemons.launch.simulation import require_simulators, running_simulators
+
 from . import add_command, add_config
 
 

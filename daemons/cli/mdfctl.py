@@ -26,12 +26,17 @@ from urllib.parse import quote, urlsplit
 from rich.console import Console
 from rich.table import Table
 
+from mdfd.daemons.core import strictjson
+from mdfd.daemons.core.console import output_console, run_id_column
+from mdfd.daemons.core.envvars import expand_env
+from mdfd.daemons.core.errors import report
+from mdfd.daemons.core.logging import configure
+from mdfd.daemons.core.version import package_version
 from mdfd.recipes.located import InputError, load_located
 from mdfd.recipes.yamlbounds import Refused, read_bounded
 
-from . import ctlcampaign, strictjson
-from .console import output_console, run_id_column
-from .ctlclient import (
+from . import campaign as campaign_cli
+from .client import (
     EXIT_BAD_INPUT,
     EXIT_FAILED,
     EXIT_OK,
@@ -39,11 +44,7 @@ from .ctlclient import (
     CtlError,
     Target,
 )
-from .envvars import expand_env
-from .errors import report
-from .logging import configure
 from .outboxview import print_outbox
-from .version import package_version
 
 RUNTIME_GLOB = "/run/mdfd"
 EPILOG = """\
@@ -155,7 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
         "an adaptive run: best point or Pareto front; inject a person's point; stop early",
         "mdfctl campaign inject --set temperature=1250 --set dwell=90",
     )
-    ctlcampaign.add_arguments(p)
+    campaign_cli.add_arguments(p)
     command("queue", "the waiting runs, in execution order", "mdfctl queue")
     p = command(
         "reorder",
@@ -334,7 +335,7 @@ def _watcher() -> Callable[[Client, str | None, bool], Awaitable[int]]:
     with the engine's models, which `mdfctl status` and the rest never need (ADR 0076).
     `submit --watch` imports it before submitting, so the stream opens as soon as the run is
     queued, not an import later."""
-    from .ctlwatch import watch
+    from .watch import watch
 
     return watch
 
@@ -385,8 +386,8 @@ async def _dispatch(args: argparse.Namespace, client: Client) -> int:
         reply = await client.request("POST", f"/runs/{quote(target)}/{command}{query}")
         show(reply, lambda: console.print(f"{command}: {next(iter(reply.values()))}"))
     elif command == "campaign":
-        reply = await ctlcampaign.dispatch(args, client)
-        show(reply, lambda: ctlcampaign.show(args.action, reply, console))
+        reply = await campaign_cli.dispatch(args, client)
+        show(reply, lambda: campaign_cli.show(args.action, reply, console))
     elif command == "queue":
         runs = await client.request("GET", "/queue")
         show(runs, lambda: console.print(_runs_table("queue", runs)))

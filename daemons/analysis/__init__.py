@@ -1,0 +1,1 @@
+"""Offline recipe analysis: validation against an MDF, planning, hand-over checks."""

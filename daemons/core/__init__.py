@@ -1,0 +1,1 @@
+"""Shared foundations: configuration, vocabulary, clock, logging, version, errors."""
