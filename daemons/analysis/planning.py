@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from mdfd.daemons.core.config import LoadedConfig
 from mdfd.recipes.loader import LoadedRecipe
-from mdfd.recipes.model import Estimate
+from mdfd.recipes.steps import Estimate
 from mdfd.recipes.sweeps import Point
 from mdfd.recipes.values import duration_for
 

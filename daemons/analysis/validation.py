@@ -14,7 +14,8 @@ from mdfd.daemons.core.vocabulary import Item, load_vocabulary
 from mdfd.drivers import ChannelConfig
 from mdfd.recipes.loader import LoadedRecipe
 from mdfd.recipes.located import InputError, LocatedDocument, Problem
-from mdfd.recipes.model import ChannelUse, MaterialItem, RecordItem
+from mdfd.recipes.model import MaterialItem, RecordItem
+from mdfd.recipes.steps import ChannelUse
 from mdfd.recipes.sweeps import Point
 from mdfd.recipes.units import UnitError, compatible, convert
 from mdfd.recipes.values import ParameterRef, StepValue, rate_per_second, value_for

@@ -27,7 +27,7 @@ import numpy as np
 
 from mdfd.daemons.core.stats import ColumnStats, summarise
 from mdfd.drivers import InstrumentError
-from mdfd.recipes.model import AcquireSpec
+from mdfd.recipes.steps import AcquireSpec
 
 from .events import EventBus, Readings
 from .instruments import Instruments, Part, Scan

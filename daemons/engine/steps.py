@@ -20,13 +20,12 @@ import structlog
 from mdfd.daemons.core.clock import EngineClock
 from mdfd.daemons.core.config import MdfConfig
 from mdfd.drivers import ChannelConfig, InstrumentError, Value
-from mdfd.recipes.model import (
+from mdfd.recipes.model import ErrorPolicy, Recipe
+from mdfd.recipes.steps import (
     STEP_MODELS,
     AcquireStep,
     DwellStep,
-    ErrorPolicy,
     RampStep,
-    Recipe,
     SetStep,
     StableStep,
     Step,

@@ -23,7 +23,7 @@ from mdfd.daemons.engine.interlocks import InterlockBreach, InterlockGuard
 from mdfd.daemons.storage import read_channel
 from mdfd.drivers import Block, BlockReadable, InstrumentConfig, Reading, Value
 from mdfd.drivers.memory import MemoryDriver
-from mdfd.recipes.model import AcquireSpec
+from mdfd.recipes.steps import AcquireSpec
 from tests.support import mdf_config, memory_instruments
 
 from .test_hot_path import acquire, connected, swap

@@ -43,7 +43,7 @@ from mdfd.drivers import (
 )
 from mdfd.drivers.memory import MemoryDriver
 from mdfd.recipes.loader import load_recipe
-from mdfd.recipes.model import AcquireSpec
+from mdfd.recipes.steps import AcquireSpec
 
 from .conftest import write_config, write_recipe
 

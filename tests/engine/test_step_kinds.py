@@ -31,7 +31,7 @@ from mdfd.daemons.engine.steps import (
 )
 from mdfd.recipes.loader import load_recipe
 from mdfd.recipes.located import PathKey
-from mdfd.recipes.model import (
+from mdfd.recipes.steps import (
     STEP_MODELS,
     ChannelUse,
     Estimate,

@@ -13,7 +13,7 @@ import yaml
 
 from mdfd.recipes.loader import load_recipe
 from mdfd.recipes.located import InputError
-from mdfd.recipes.model import STEP_KINDS, RampStep, SetStep, StableStep
+from mdfd.recipes.steps import STEP_KINDS, RampStep, SetStep, StableStep
 from mdfd.recipes.values import LiteralValue, ParameterRef, Quantity, duration_for, value_for
 from tests.support import EXAMPLES
 
