@@ -16,7 +16,7 @@ from mdfd.daemons.store import campaign as store
 from mdfd.recipes.adaptive import AdaptiveSweep
 from mdfd.recipes.loader import load_recipe
 
-from .front import front
+from .front import best_so_far, front
 from .proposer import as_trial
 
 
@@ -29,6 +29,12 @@ class BestPoint:
 
 
 @dataclass(frozen=True)
+class MeasuredTrial(BestPoint):
+    feasible: bool  # every outcome constraint met
+    best_so_far: float  # the first objective's best feasible value up to here (`front.best_so_far`)
+
+
+@dataclass(frozen=True)
 class CampaignSummary:
     run: str
     objectives: dict[str, str]  # name -> maximize / minimize
@@ -38,7 +44,7 @@ class CampaignSummary:
     pending: int
     budget: int  # the sweep's max_points
     best: list[BestPoint] = field(default_factory=list)
-    trials: list[BestPoint] = field(default_factory=list)  # measured, in trial order
+    trials: list[MeasuredTrial] = field(default_factory=list)  # measured, in trial order
 
     def best_text(self) -> str:
         """One line: the best point, or the size of the front."""
@@ -68,10 +74,18 @@ def summarize(
         for t in front([as_trial(r) for r in records], directions)
     ]
 
+    measured = sorted((r for r in records if r.status == "done"), key=lambda r: r.trial)
+    told = [as_trial(r) for r in measured]
     trials = [
-        BestPoint(r.trial, r.point_index, r.parameters, dict(zip(names, r.objectives, strict=True)))
-        for r in sorted(records, key=lambda r: r.trial)
-        if r.status == "done"
+        MeasuredTrial(
+            r.trial,
+            r.point_index,
+            r.parameters,
+            dict(zip(names, r.objectives, strict=True)),
+            t.feasible,
+            line,
+        )
+        for r, t, line in zip(measured, told, best_so_far(told, directions), strict=True)
     ]
 
     def count(*statuses: str) -> int:

@@ -8,6 +8,7 @@ handed to the engine (`RunControl.inject`), which records it at its next proposa
 from __future__ import annotations
 
 import asyncio
+import math
 
 from mdfd.daemons.core.logging import get_logger
 from mdfd.daemons.engine.campaignview import BestPoint, adaptive_sweep, load_summary, point_problems
@@ -31,7 +32,14 @@ async def campaign(state: StateDB, run: RunRow) -> views.Campaign:
         pending=summary.pending,
         budget=summary.budget,
         best=[_point(b) for b in summary.best],
-        trials=[_point(b) for b in summary.trials],
+        trials=[
+            views.CampaignTrial(
+                **_point(t).model_dump(),
+                feasible=t.feasible,
+                best_so_far=t.best_so_far if math.isfinite(t.best_so_far) else None,
+            )
+            for t in summary.trials
+        ],
     )
 
 

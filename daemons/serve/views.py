@@ -210,6 +210,14 @@ class CampaignPoint(View):
     objectives: dict[str, float]
 
 
+class CampaignTrial(CampaignPoint):
+    feasible: bool = Field(description="every outcome constraint met")
+    best_so_far: float | None = Field(
+        description="the first objective's best feasible value up to this trial (null before"
+        " the first): the line `mdfd plot` draws"
+    )
+
+
 class Campaign(View):
     """An adaptive run's campaign: its counts and its best point (one objective) or its
     Pareto front (several)."""
@@ -222,7 +230,7 @@ class Campaign(View):
     pending: int = Field(description="proposed (or running), not measured yet")
     budget: int = Field(description="the most points the campaign may measure (max_points)")
     best: list[CampaignPoint] = Field(description="the best feasible point, or the front")
-    trials: list[CampaignPoint] = Field(
+    trials: list[CampaignTrial] = Field(
         description="every measured trial in trial order, with its objective values"
     )
 

@@ -15,7 +15,6 @@ from typing import Any
 from aiohttp import web
 
 from mdfd.daemons.analysis.planning import format_duration
-from mdfd.daemons.serve import views
 from mdfd.daemons.serve.controlplane import ControlPlane, NotFound
 
 from .keys import ACCESS, PLANE, SESSION, TEMPLATES, TRACKER
@@ -108,25 +107,8 @@ async def _current(request: web.Request) -> dict[str, Any]:
     context["started_at"] = detail.started_at
     context["units"] = _units(plane)
     with contextlib.suppress(NotFound):  # not an adaptive run
-        context["campaign"] = trials_with_best(await plane.campaign(current.id))
+        context["campaign"] = await plane.campaign(current.id)
     return context
-
-
-def trials_with_best(campaign: views.Campaign) -> dict[str, Any]:
-    """The campaign as the current-run view draws it: each measured trial's objective values
-    beside the best value of each objective so far (in its own direction)."""
-    best: dict[str, float] = {}
-    rows = []
-    for trial in campaign.trials:
-        for name, direction in campaign.objectives.items():
-            value = trial.objectives.get(name)
-            held = best.get(name)
-            if value is not None and (
-                held is None or (value > held if direction == "maximize" else value < held)
-            ):
-                best[name] = value
-        rows.append({"trial": trial.trial, "objectives": trial.objectives, "best": dict(best)})
-    return {"view": campaign, "rows": rows}
 
 
 async def _queue(request: web.Request) -> dict[str, Any]:
