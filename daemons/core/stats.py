@@ -218,9 +218,6 @@ class ColumnStats:
         self.max[at] = np.maximum(self.max[at], s.max)
         self.last[at] = s.last
 
-    def result(self, channel: str) -> Stats:
-        return self.results([channel])[channel]
-
     def snapshot(self) -> PointStats:
         """The statistics as they stand, as arrays (copies): what a point hands to its file,
         checkpoint and records when it ends, made without a Python object per channel."""

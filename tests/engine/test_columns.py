@@ -94,7 +94,7 @@ async def test_an_instrument_offering_blocks_is_read_once_per_scan_and_never_by_
     assert acquisition.samples_written == 75
     for channel, value in EXPECTED.items():
         assert stored(path, channel) == [value] * 25
-        result = acquisition.stats.result(channel)
+        result = acquisition.stats.results([channel])[channel]
         assert (result.n, result.mean, result.min, result.max, result.last) == (
             25,
             value,
@@ -119,7 +119,7 @@ async def test_a_driver_without_blocks_gives_the_same_file_and_statistics(tmp_pa
         assert error is None
         results[kind] = (
             {c: stored(path, c) for c in CHANNELS},
-            {c: acquisition.stats.result(c) for c in CHANNELS},
+            acquisition.stats.results(CHANNELS),
             acquisition.latest,
         )
     assert results["blocks"] == results["readings"]
@@ -214,7 +214,7 @@ def test_a_point_s_column_statistics_equal_running_statistics_block_by_block() -
         expected = {f: None if not math.isfinite(v) else v for f, v in fields.items()}
         assert summaries[name] == expected
     assert summaries["i.c2"]["invalid"] > 0
-    empty = ColumnStats(["x.y"]).result("x.y")
+    empty = ColumnStats(["x.y"]).results()["x.y"]
     assert (empty.n, empty.invalid) == (0, 0)
     assert math.isnan(empty.mean)
     assert math.isnan(empty.last)
@@ -240,7 +240,7 @@ async def test_a_channel_the_block_read_refuses_is_read_by_value_and_stored_inva
     assert engine_instruments.errors == 0
     assert stored(path, "meter.resistivity") == [1.8] * 6
     assert all(math.isnan(v) for v in stored(path, "meter.label"))
-    label = acquisition.stats.result("meter.label")
+    label = acquisition.stats.results(["meter.label"])["meter.label"]
     assert (label.n, label.invalid) == (0, 6)
     events = [entry["event"] for entry in logs]
     assert events.count("columnar read refused; reading this instrument value by value") == 1

@@ -289,7 +289,7 @@ async def test_an_acquisition_retries_failed_reads_and_keeps_its_count(tmp_path:
     assert driver.reads == 53
     assert acquisition.samples_written == 100
     for channel, value in (("meter.resistivity", 1.8), ("meter.hardness", 60.0)):
-        result = acquisition.stats.result(channel)
+        result = acquisition.stats.results([channel])[channel]
         assert (result.n, result.mean, result.std, result.min, result.max, result.last) == (
             50,
             value,
@@ -309,7 +309,9 @@ async def test_an_acquisition_stops_when_retries_run_out_with_what_it_had(
     spec = AcquireSpec(channels=["meter.resistivity"], rate=1000, count=50)
     acquisition, path, error = await acquire(tmp_path, instruments, clock, spec)
     assert isinstance(error, InstrumentTimeout)
-    assert acquisition.stats.result("meter.resistivity").n == 10  # folded in despite the failure
+    assert (
+        acquisition.stats.results(["meter.resistivity"])["meter.resistivity"].n == 10
+    )  # folded in despite the failure
     assert acquisition.samples_written == 10
     assert len(read_channel(path, "meter.resistivity").value) == 10
 
@@ -411,7 +413,7 @@ async def test_a_read_stuck_mid_acquisition_times_out_and_is_retried(tmp_path: P
     assert driver.reads == 22  # 20 scans and the two retried reads
     assert instruments.errors == 2
     assert acquisition.samples_written == 40
-    assert acquisition.stats.result("meter.hardness").n == 20
+    assert acquisition.stats.results(["meter.hardness"])["meter.hardness"].n == 20
     assert len(read_channel(path, "meter.hardness").value) == 20
 
 
