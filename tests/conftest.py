@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Generator, Iterator
 import pytest
 from hypothesis import HealthCheck, settings
 
+from mdfd.daemons.core.logging import configure
 from tests.support import CHILDREN
 
 # No per-example deadline: the machines are shared and noisy, and a timing threshold in a test
@@ -50,6 +51,14 @@ def pytest_runtest_makereport(
                         (f"{child.name} {stream} ({path})", text[-CHILD_OUTPUT_TAIL:])
                     )
     return report
+
+
+@pytest.fixture(autouse=True, scope="session")
+def logging_configured() -> None:
+    """mdfd configures structlog on its first logger; done here once, that never happens
+    inside a test's `structlog.testing.capture_logs()`, whose capture it would replace (a test
+    that ran first in its xdist worker saw none of its warnings)."""
+    configure()
 
 
 @pytest.fixture(autouse=True)
