@@ -43,7 +43,7 @@ def _split(stderr: str, marker: str) -> tuple[list[str], list[str]]:
     before: list[str] = []
     after: list[str] = []
     current = before
-    for line in stderr.splitlines():
+    for line in _entries(stderr):
         if line.startswith("import time:"):
             name = line.rsplit("|", 1)[-1].strip()
             if name != "imported package":  # the header line
@@ -52,6 +52,24 @@ def _split(stderr: str, marker: str) -> tuple[list[str], list[str]]:
             current = after
     assert current is after, f"no {marker!r} log line"
     return before, after
+
+
+def _entries(stderr: str) -> list[str]:
+    """stderr's log lines and import-time lines, in order. The interpreter writes its import
+    times to the file descriptor from whichever thread imports, so one can land between a log
+    line and its newline: such a line is cut after the JSON object."""
+    entries = []
+    for line in stderr.splitlines():
+        if line.startswith("{"):
+            _, end = JSON.raw_decode(line)
+            entries.append(line[:end])
+            line = line[end:]
+        if line:
+            entries.append(line)
+    return entries
+
+
+JSON = json.JSONDecoder()
 
 
 def _of(modules: list[str], packages: tuple[str, ...]) -> set[str]:
