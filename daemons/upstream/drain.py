@@ -26,7 +26,7 @@ from tenacity import (
 )
 
 from mdfd.daemons.core.logging import get_logger
-from mdfd.daemons.store import StateDB, outbox
+from mdfd.daemons.store import StateDB, StateFull, outbox
 from mdfd.daemons.store.outbox import Entry
 from mdfd.daemons.upstream.publishers.base import Blocked, Publisher, Rejected, Retryable
 
@@ -96,6 +96,12 @@ class Drain:
             while True:
                 try:
                     await self._serve()
+                except StateFull as exc:  # operational, like the engine's: no traceback
+                    self.log.warning("state database full; deliveries wait", error=str(exc))
+                    self._note(exc, state="error")
+                    self.idle.clear()
+                    await self.publisher.close()
+                    await asyncio.sleep(self.retry_max)
                 except Exception as exc:
                     self.log.exception("publisher failed; restarting", error=repr(exc))
                     self._note(exc, state="error")
