@@ -21,6 +21,9 @@ import numpy as np
 
 SMALL_BLOCK = 32  # samples: below this numpy's fixed cost per call exceeds a Python loop
 
+Positions = slice | np.ndarray
+"""Where a step's channels are in a `ColumnStats`: all of them in order (a slice), or indices."""
+
 
 @dataclass(frozen=True, slots=True)
 class Summary:
@@ -46,14 +49,17 @@ def summarise(block: np.ndarray) -> Summary:
     from the row's own mean (two passes), which is at least as stable as Welford.
     """
     width, k = block.shape
+    if not k:
+        nan, zero = np.full(width, math.nan), np.zeros(width, dtype=np.int64)
+        return Summary(zero, nan, np.zeros(width), nan, nan, nan, zero)
     finite = np.isfinite(block)
-    n = finite.sum(axis=1)
-    if int(n.sum()) == width * k:  # the usual case: no NaN anywhere, no masking needed
-        mean = block.mean(axis=1) if k else np.full(width, math.nan)
+    if finite.all():  # the usual case: no NaN or inf anywhere, no masking needed
+        n = np.full(width, k)
+        mean = block.sum(axis=1) / k
         deviations = block - mean[:, None]
-        low, high = (block.min(axis=1), block.max(axis=1)) if k else (mean, mean)
-        last = block[:, -1] if k else mean
+        low, high, last = block.min(axis=1), block.max(axis=1), block[:, -1]
     else:
+        n = finite.sum(axis=1)
         kept = np.where(finite, block, 0.0)
         with np.errstate(invalid="ignore", divide="ignore"):
             mean = kept.sum(axis=1) / n
@@ -167,6 +173,7 @@ class ColumnStats:
         self.max = np.zeros(0)
         self.last = np.zeros(0)
         self.invalid = np.zeros(0, dtype=np.int64)
+        self._fresh = True  # no block merged since the point began
         self.positions(channels)
 
     def reset(self) -> None:
@@ -179,13 +186,14 @@ class ColumnStats:
         self.max[:] = -math.inf
         self.last[:] = math.nan
         self.invalid[:] = 0
+        self._fresh = True
 
-    def positions(self, channels: Sequence[str]) -> np.ndarray:
+    def positions(self, channels: Sequence[str]) -> Positions:
         """Where `channels` are in the arrays (adding those not there yet): a step works it
         out once and merges its blocks there. A step of all the point's channels, in order
-        (the usual one), needs no lookup."""
+        (the usual one), gets a slice: no lookup, and views instead of gathered copies."""
         if list(channels) == self.channels:
-            return np.arange(len(self.channels), dtype=np.intp)
+            return slice(None)
         new = [c for c in dict.fromkeys(channels) if c not in self._index]
         if new:
             for channel in new:
@@ -201,13 +209,24 @@ class ColumnStats:
             self.invalid = np.concatenate([self.invalid, np.zeros(k, dtype=np.int64)])
         return np.array([self._index[c] for c in channels], dtype=np.intp)
 
-    def merge(self, at: np.ndarray, s: Summary) -> None:
+    def merge(self, at: Positions, s: Summary) -> None:
         """Fold in a block's `Summary` for the channels at positions `at` (as `merge` of
-        `RunningStats`, vectorised: the update of Chan, Golub and LeVeque)."""
+        `RunningStats`, vectorised: the update of Chan, Golub and LeVeque).
+
+        The first block of a point in which every channel has a sample — most points have
+        one acquisition — is the statistics as they stand: it is copied in, not merged."""
         self.invalid[at] += s.invalid
         some = s.n > 0
         if not some.all():
+            if isinstance(at, slice):
+                at = np.arange(len(self.channels))[at]
             at, s = at[some], Summary(*(getattr(s, f)[some] for f in Summary.__slots__))
+        elif self._fresh and isinstance(at, slice):
+            self._fresh = False
+            self.n[at], self.mean[at], self.m2[at] = s.n, s.mean, s.m2
+            self.min[at], self.max[at], self.last[at] = s.min, s.max, s.last
+            return
+        self._fresh = False
         before = self.n[at]
         n = before + s.n
         delta = s.mean - self.mean[at]
@@ -221,7 +240,7 @@ class ColumnStats:
     def snapshot(self) -> PointStats:
         """The statistics as they stand, as arrays (copies): what a point hands to its file,
         checkpoint and records when it ends, made without a Python object per channel."""
-        return PointStats(tuple(self.channels), *self._columns(np.arange(len(self.channels))))
+        return PointStats(tuple(self.channels), *self._columns(slice(None)))
 
     def results(self, channels: Sequence[str] | None = None) -> dict[str, Stats]:
         """Each channel's `Stats`, as `RunningStats.result` gives them."""
@@ -230,9 +249,13 @@ class ColumnStats:
         rows = zip(*(column.tolist() for column in self._columns(at)), strict=True)
         return {name: Stats(*row) for name, row in zip(names, rows, strict=True)}
 
-    def _columns(self, at: np.ndarray) -> tuple[np.ndarray, ...]:
-        """The `Stats` fields, in order, of the channels at `at`."""
-        n = self.n[at]
+    def _columns(self, at: Positions) -> tuple[np.ndarray, ...]:
+        """The `Stats` fields, in order, of the channels at `at` (copies)."""
+        n = self.n[at].copy()
+        if n.all():  # the usual case: every channel has a sample (m2 is 0 for one sample)
+            std = np.sqrt(self.m2[at] / np.maximum(n - 1, 1))
+            mean, low, high = self.mean[at].copy(), self.min[at].copy(), self.max[at].copy()
+            return mean, std, low, high, n, self.last[at].copy(), self.invalid[at].copy()
         with np.errstate(invalid="ignore", divide="ignore"):
             std = np.where(n > 1, np.sqrt(self.m2[at] / np.maximum(n - 1, 1)), 0.0)
         empty = n == 0
@@ -243,8 +266,8 @@ class ColumnStats:
             np.where(empty, nan, self.min[at]),
             np.where(empty, nan, self.max[at]),
             n,
-            self.last[at],
-            self.invalid[at],
+            self.last[at].copy(),
+            self.invalid[at].copy(),
         )
 
 

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from mdfd.daemons.core.stats import ColumnStats, summarise
+from mdfd.daemons.core.stats import ColumnStats, Positions, summarise
 from mdfd.drivers import InstrumentError
 from mdfd.recipes.steps import AcquireSpec
 
@@ -142,7 +142,8 @@ class Acquisition:
                     error = exc
                 await take(await ctx.retry("acquire", reader.scan, error))
                 index += 1
-            await clock.sleep_until(began + count / rate)
+            if clock.now() < began + count / rate:  # the loop had its turn before each scan
+                await clock.sleep_until(began + count / rate)
         finally:
             self._fold(at, names, pending, filled)
 
@@ -159,7 +160,7 @@ class Acquisition:
                 drain = True
         return drain
 
-    def _fold(self, at: np.ndarray, names: Sequence[str], pending: np.ndarray, filled: int) -> None:
+    def _fold(self, at: Positions, names: Sequence[str], pending: np.ndarray, filled: int) -> None:
         """Move the buffered scans into the point's statistics (at positions `at`) and the
         latest values."""
         if not filled:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 from mdfd.daemons.core.config import LoadedConfig
 from mdfd.daemons.core.stats import PointStats
@@ -20,6 +21,12 @@ class RunContext:
     identities: dict[str, str]
     data_file: str
     data_paths: dict[str, str]
+
+    @cached_property
+    def acquired(self) -> list[str]:
+        """The recipe's acquired channels in order, worked out once: every point's
+        statistics begin with them."""
+        return self.recipe.model.acquired_channels()
 
 
 @dataclass(frozen=True, slots=True)

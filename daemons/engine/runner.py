@@ -117,6 +117,7 @@ class RunExecutor:
         self.checkpointer: Checkpointer | None = None
         self.guard: InterlockGuard | None = None
         self._instrument_failed = False  # the last point failed on an instrument
+        self._log: structlog.typing.FilteringBoundLogger = structlog.get_logger()
         self.campaign: Campaign | None = None  # an adaptive recipe's
 
     async def execute(self, run: RunRow) -> RunOutcome:
@@ -156,6 +157,10 @@ class RunExecutor:
         self, run: RunRow, recipe: LoadedRecipe, done: RecordedPoints
     ) -> tuple[RunStatus, str]:
         log = structlog.get_logger()
+        # One bound logger for the run's points: the lazy proxy of `get_logger()` builds a
+        # logger on every call. Run and point appear in every line, merged from the context
+        # variables at log time.
+        self._log = log.bind()
         instruments = Instruments(
             self.config.model, instruments_used(recipe, self.config), self.clock.now
         )
@@ -365,14 +370,12 @@ class RunExecutor:
         recipe = context.recipe
         assert self.acquisition is not None
         assert self.instruments is not None
-        # One bound logger for the point: the lazy proxy of `get_logger()` re-binds on every
-        # call. The point appears in every line, merged from the context variable at log time.
-        log = structlog.get_logger().bind()
+        log = self._log
         await self.control.checkpoint()
         if self._instrument_failed:
             await await_instruments(self.instruments, self.config, recipe, point, log)
         structlog.contextvars.bind_contextvars(point=index)
-        self.acquisition.begin_point(index, recipe.model.acquired_channels())
+        self.acquisition.begin_point(index, context.acquired)
         self.events.publish(
             PointStarted(
                 run=context.run_id,

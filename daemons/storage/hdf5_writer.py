@@ -358,6 +358,9 @@ class RunFile:
         width = len(self.channels)
         table = {}
         for stat in STATS:
+            if isinstance(columns, slice):  # the snapshot's arrays are copies: kept as they are
+                table[stat] = getattr(stats, stat)
+                continue
             column = np.zeros(width, np.int64) if stat in COUNTS else np.full(width, math.nan)
             column[columns] = getattr(stats, stat)
             table[stat] = column

@@ -12,7 +12,15 @@ import numpy as np
 import pytest
 
 from mdfd.daemons.core.stats import PointStats, RunningStats
-from mdfd.daemons.engine.checkpoint import Checkpointer, CheckpointFailed, EndedPoint
+from mdfd.daemons.engine.checkpoint import (
+    BYTES_PER_CHANNEL,
+    MAX_PENDING_POINTS,
+    PENDING_BYTES,
+    Checkpointer,
+    CheckpointFailed,
+    EndedPoint,
+    pending_limit,
+)
 from mdfd.daemons.engine.events import EventBus, PointEnded
 from mdfd.daemons.storage import ChannelSpec, RunFile, read_channel, read_summary
 from mdfd.daemons.store import PointRow, PointStatus, RunStatus, StateDB
@@ -184,3 +192,71 @@ async def test_a_failed_commit_stops_the_run_with_its_cause(tmp_path: Path) -> N
     await run_file.close("failed")
     assert await state.points(RUN) == []
     await state.close()
+
+
+async def test_points_ending_between_wire_waits_share_commits(tmp_path: Path) -> None:
+    """Points of a millisecond on a wire yield to the loop between them; each commit used to
+    begin as soon as the last one ended, so a sweep over Modbus committed every third point
+    and spent more time committing than measuring. Within the interval they wait together."""
+    state, run_file = await open_run(tmp_path)
+    checkpointer = Checkpointer(run_file, state, EventBus(), interval=10.0)
+    checkpointer.start()
+    for index in range(30):
+        await checkpointer.wait_for_room()
+        checkpointer.submit(end_point(run_file, index))
+        await asyncio.sleep(0.002)  # the next point's requests on the wire
+    await checkpointer.flush()
+    await checkpointer.close()
+    await run_file.close("completed")
+    assert [p.point_index for p in await state.points(RUN)] == list(range(30))
+    await state.close()
+    assert (checkpointer.committed, checkpointer.commits) == (30, 2)  # the first, then the rest
+
+
+async def test_a_point_long_after_the_last_commit_is_durable_without_a_flush(
+    tmp_path: Path,
+) -> None:
+    state, run_file = await open_run(tmp_path)
+    events = EventBus()
+    checkpointer = Checkpointer(run_file, state, events, interval=0.05)
+    checkpointer.start()
+    with events.watch() as queue:
+        for index in range(2):
+            await asyncio.sleep(0.1)  # longer than the interval: nothing to wait for
+            checkpointer.submit(end_point(run_file, index))
+            announced = await asyncio.wait_for(queue.get(), 10)
+            assert announced.point == index
+            assert len(await state.points(RUN)) == index + 1
+    await checkpointer.close()
+    await run_file.close("completed")
+    await state.close()
+
+
+async def test_half_the_room_used_starts_a_commit_before_the_interval(tmp_path: Path) -> None:
+    state, run_file = await open_run(tmp_path)
+    events = EventBus()
+    checkpointer = Checkpointer(run_file, state, events, max_pending=8, interval=3600.0)
+    checkpointer.start()
+    with events.watch() as queue:
+        checkpointer.submit(end_point(run_file, 0))
+        assert (await asyncio.wait_for(queue.get(), 10)).point == 0  # the first: at once
+        for index in range(1, 5):
+            checkpointer.submit(end_point(run_file, index))
+            await asyncio.sleep(0)
+        announced = [(await asyncio.wait_for(queue.get(), 10)).point for _ in range(4)]
+    assert announced == [1, 2, 3, 4]
+    assert checkpointer.commits == 2
+    await checkpointer.close()
+    await run_file.close("completed")
+    await state.close()
+
+
+@pytest.mark.parametrize("channels", [1, 10, 100, 1_000, 10_000, 100_000])
+def test_the_points_waiting_are_bounded_by_memory_not_by_count(channels: int) -> None:
+    limit = pending_limit(channels)
+    assert 2 <= limit <= MAX_PENDING_POINTS
+    assert limit == 2 or limit * channels * BYTES_PER_CHANNEL <= PENDING_BYTES
+    if channels <= 100:
+        assert limit == MAX_PENDING_POINTS  # narrow points: the count bounds
+    else:
+        assert limit < pending_limit(channels // 10)  # wide ones: the bytes
