@@ -154,12 +154,16 @@ async def test_a_nan_value_trips_no_interlock(tmp_path: Path) -> None:
 
 def test_a_block_summary_per_channel_equals_adding_its_samples_one_by_one() -> None:
     rng = random.Random(11)
-    for width, samples in ((1, 5), (3, 40), (7, 1000)):
+    blocks = ((1, 5), (3, 40), (7, 1000), (4, 1), (4, 1))  # (4, 1): one scan, clean then not
+    for number, (width, samples) in enumerate(blocks):
         rows = [[rng.gauss(1e3, 3.0) for _ in range(samples)] for _ in range(width)]
-        for row in rows[1:]:  # invalid samples here and there, none in the first channel
-            for at in rng.sample(range(samples), k=max(1, samples // 10)):
-                row[at] = rng.choice([math.nan, math.inf, -math.inf])
-        rows.append([math.nan] * samples)  # a channel that never gave a number
+        if number == 3:
+            rows.append([2.5])  # a clean scan: each value its own mean, min, max and last
+        else:
+            for row in rows[1:]:  # invalid samples here and there, none in the first channel
+                for at in rng.sample(range(samples), k=max(1, samples // 10)):
+                    row[at] = rng.choice([math.nan, math.inf, -math.inf])
+            rows.append([math.nan] * samples)  # a channel that never gave a number
         summary = summarise(np.array(rows))
         for i, row in enumerate(rows):
             one, merged = RunningStats(), RunningStats()
