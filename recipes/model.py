@@ -8,6 +8,7 @@ Nothing is evaluated. Each step kind is one class that knows what it writes, rea
 from __future__ import annotations
 
 import difflib
+from collections.abc import Iterator
 from enum import StrEnum
 from typing import Annotated, Literal
 
@@ -219,15 +220,20 @@ class Sweep(Strict):
         return total
 
     def generate(self) -> list[sweeps.Point]:
+        return list(self.each())
+
+    def each(self) -> Iterator[sweeps.Point]:
+        """The points in order, made one at a time as a run reaches them (`generate` is the
+        list): a sweep's points are never all held by the engine."""
         if self.mode is SweepMode.LIST:
-            return [{k: float(v) for k, v in p.items()} for p in self.points or []]
+            return ({k: float(v) for k, v in p.items()} for p in self.points or [])
         if self.mode is SweepMode.LHS:
             bounds = {n: p.between for n, p in self.parameters.items() if p.between is not None}
-            return sweeps.latin_hypercube(bounds, self.samples or 0, self.seed or 0)
+            return iter(sweeps.latin_hypercube(bounds, self.samples or 0, self.seed or 0))
         axes = {n: p.axis() for n, p in self.parameters.items()}
         if self.mode is SweepMode.ZIP:
-            return sweeps.zipped(axes)
-        return sweeps.grid(axes, serpentine=self.order == "serpentine")
+            return sweeps.each_zipped(axes)
+        return sweeps.each_of_grid(axes, serpentine=self.order == "serpentine")
 
 
 class RecordItem(Strict):

@@ -6,8 +6,8 @@ the same points in the same order, and a resumed run finds point i where it left
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from itertools import product
 
 import numpy as np
 
@@ -33,7 +33,13 @@ def arange_count(start: float, stop: float, step: float) -> int:
 
 
 def grid(axes: Mapping[str, Sequence[float]], serpentine: bool = False) -> list[Point]:
-    """Cartesian product, first parameter outermost.
+    """Cartesian product, first parameter outermost (`each_of_grid`, as a list)."""
+    return list(each_of_grid(axes, serpentine))
+
+
+def each_of_grid(axes: Mapping[str, Sequence[float]], serpentine: bool = False) -> Iterator[Point]:
+    """Cartesian product, first parameter outermost, one point at a time: the engine runs a
+    sweep of a hundred thousand points without holding them (a point is a dict, ~200 bytes).
 
     Serpentine order reverses every other pass of each inner axis so consecutive points differ
     in one parameter by one step — a furnace never jumps from the top of a range back to the
@@ -41,31 +47,33 @@ def grid(axes: Mapping[str, Sequence[float]], serpentine: bool = False) -> list[
     """
     names = list(axes)
     if not names:
-        return []
-    if not serpentine:
-        return [dict(zip(names, combo, strict=True)) for combo in itertools.product(*axes.values())]
-    return [
-        dict(zip(names, combo, strict=True)) for combo in _snake([list(v) for v in axes.values()])
-    ]
+        return
+    combos = _snake([list(v) for v in axes.values()]) if serpentine else product(*axes.values())
+    for combo in combos:
+        yield dict(zip(names, combo, strict=True))
 
 
-def _snake(axes: list[list[float]]) -> list[tuple[float, ...]]:
+def _snake(axes: list[list[float]]) -> Iterator[tuple[float, ...]]:
     if len(axes) == 1:
-        return [(v,) for v in axes[0]]
-    inner = _snake(axes[1:])
-    out: list[tuple[float, ...]] = []
+        yield from ((v,) for v in axes[0])
+        return
+    inner = list(_snake(axes[1:]))  # one pass of the inner axes, walked both ways
     for index, value in enumerate(axes[0]):
-        sequence = inner if index % 2 == 0 else inner[::-1]
-        out.extend((value, *rest) for rest in sequence)
-    return out
+        for rest in inner if index % 2 == 0 else reversed(inner):
+            yield (value, *rest)
 
 
 def zipped(axes: Mapping[str, Sequence[float]]) -> list[Point]:
+    return list(each_zipped(axes))
+
+
+def each_zipped(axes: Mapping[str, Sequence[float]]) -> Iterator[Point]:
     lengths = {len(v) for v in axes.values()}
     if len(lengths) > 1:
         raise ValueError(f"zip needs axes of equal length, got {sorted(lengths)}")
     names = list(axes)
-    return [dict(zip(names, combo, strict=True)) for combo in zip(*axes.values(), strict=True)]
+    for combo in zip(*axes.values(), strict=True):
+        yield dict(zip(names, combo, strict=True))
 
 
 def latin_hypercube(

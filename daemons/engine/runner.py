@@ -33,6 +33,7 @@ from mdfd.daemons.store import (
     StateFull,
 )
 from mdfd.drivers import InstrumentError
+from mdfd.recipes.adaptive import AdaptiveSweep
 from mdfd.recipes.loader import LoadedRecipe, load_recipe
 
 from .acquisition import Acquisition
@@ -138,13 +139,13 @@ class RunExecutor:
                 log.error("run status could not be recorded", status=status.value, error=message)
         finally:
             structlog.contextvars.unbind_contextvars("run", "point")
-        recorded = await self.state.recorded(run.id)
+        counts = await self.state.point_counts(run.id)
         outcome = RunOutcome(
             run.id,
             status,
             run.points_total,
-            len(recorded.indices),
-            recorded.not_completed,
+            counts.done,
+            counts.not_completed,
             loop.time() - wall_start,
             run.data_file,
             message,
@@ -322,7 +323,7 @@ class RunExecutor:
         if isinstance(outcome, BaseException):
             structlog.get_logger().error("run crashed", error=repr(outcome))
             return RunStatus.FAILED, f"internal error: {outcome!r}"
-        failed = (await self.state.recorded(run.id)).failed
+        failed = (await self.state.point_counts(run.id)).failed
         if failed:
             # Every point ran, but not every point measured: nobody may take it for a success.
             return (
@@ -349,9 +350,10 @@ class RunExecutor:
             self.campaign = Campaign(self, context, recipe.model.adaptive, guard, checkpointer)
             await self.campaign.run(done, run.started_at)
             return
-        points = recipe.model.points()
-        progress = Progress(self.clock.now(), len(points), len(done.indices))
-        for index, point in enumerate(points):
+        sweep = recipe.model.sweep
+        assert not isinstance(sweep, AdaptiveSweep)
+        progress = Progress(self.clock.now(), sweep.count(), len(done.indices))
+        for index, point in enumerate(sweep.each()):  # made as they are reached, not held
             if index in done.indices:
                 continue
             measured = await self.measure_point(context, guard, index, point, progress)

@@ -319,7 +319,7 @@ class Scheduler:
             control=control,
             record_hook=self.record_hook,
         )
-        done = len((await self.state.recorded(run.id)).indices)
+        done = (await self.state.point_counts(run.id)).done
         active = self.active = ActiveRun(
             run, control, executor, sequence=self.runs_executed, points_done=done
         )

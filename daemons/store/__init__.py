@@ -33,13 +33,14 @@ docs/decisions/0060-state-store.md).
 """
 
 from .database import Extra, StateDB, StateFull
-from .rows import Origin, PointRow, PointStatus, RecordedPoints, RunRow, RunStatus
+from .rows import Origin, PointCounts, PointRow, PointStatus, RecordedPoints, RunRow, RunStatus
 from .schema import SCHEMA_VERSION, SchemaTooNew
 
 __all__ = [
     "SCHEMA_VERSION",
     "Extra",
     "Origin",
+    "PointCounts",
     "PointRow",
     "PointStatus",
     "RecordedPoints",

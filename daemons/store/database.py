@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from . import points, runs, schema
-from .rows import Origin, PointRow, RecordedPoints, RunRow, RunStatus
+from .rows import Origin, PointCounts, PointRow, RecordedPoints, RunRow, RunStatus
 
 T = TypeVar("T")
 
@@ -241,7 +241,12 @@ class StateDB:
         await self.transaction(insert)
 
     async def recorded(self, run_id: str) -> RecordedPoints:
+        """Which points of a run are checkpointed (what a resume skips)."""
         return await self.read(lambda c: points.recorded(c, run_id))
+
+    async def point_counts(self, run_id: str) -> PointCounts:
+        """How many points of a run are checkpointed, not completed, failed."""
+        return await self.read(lambda c: points.counts(c, run_id))
 
     async def points(self, run_id: str) -> list[PointRow]:
         return await self.read(lambda c: points.of_run(c, run_id))

@@ -22,7 +22,7 @@ import numpy as np
 from mdfd.daemons.core import strictjson
 from mdfd.daemons.core.stats import COUNT_FIELDS, PointStats, Stats
 
-from .rows import PointRow, PointStatus, RecordedPoints, StatusCount, point_row
+from .rows import PointCounts, PointRow, PointStatus, RecordedPoints, StatusCount, point_row
 
 
 def insert(connection: sqlite3.Connection, points: Sequence[PointRow]) -> None:
@@ -64,6 +64,15 @@ def recorded(connection: sqlite3.Connection, run_id: str) -> RecordedPoints:
         last_rows=json.loads(last["rows"]) if last else None,
         failed=sum(1 for status in statuses if status == PointStatus.FAILED.value),
     )
+
+
+def counts(connection: sqlite3.Connection, run_id: str) -> PointCounts:
+    row = connection.execute(
+        "SELECT COUNT(*) AS done, COALESCE(SUM(status != ?), 0) AS not_completed,"
+        " COALESCE(SUM(status = ?), 0) AS failed FROM points WHERE run_id = ?",
+        (PointStatus.COMPLETED.value, PointStatus.FAILED.value, run_id),
+    ).fetchone()
+    return PointCounts(row["done"], row["not_completed"], row["failed"])
 
 
 def of_run(connection: sqlite3.Connection, run_id: str) -> list[PointRow]:

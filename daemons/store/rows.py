@@ -105,6 +105,16 @@ class RecordedPoints:
 
 
 @dataclass(frozen=True)
+class PointCounts:
+    """How many points of a run are checkpointed, how many did not complete, how many failed:
+    counted by SQLite, so a run of a hundred thousand points costs no row in Python."""
+
+    done: int
+    not_completed: int
+    failed: int
+
+
+@dataclass(frozen=True)
 class StatusCount:
     """How many rows of a table have one status (for `/metrics`)."""
 

@@ -25,6 +25,7 @@ from mdfd.daemons.serve import runqueue
 from mdfd.daemons.store import (
     SCHEMA_VERSION,
     Origin,
+    PointCounts,
     PointRow,
     PointStatus,
     RunStatus,
@@ -97,6 +98,9 @@ async def test_a_database_of_an_earlier_version_opens_lists_and_resumes(
         assert recorded.indices == frozenset({0, 1})
         assert (recorded.not_completed, recorded.failed) == (1, 1)
         assert recorded.last_rows == {"furnace": 8}
+        counts = await state.point_counts("legacy-run")
+        assert (counts.done, counts.not_completed, counts.failed) == (2, 1, 1)
+        assert (await state.point_counts("no-such-run")) == PointCounts(0, 0, 0)
         [first, second] = await state.points("legacy-run")
         assert (first.status, first.parameters, first.rows) == (
             PointStatus.COMPLETED,
