@@ -209,6 +209,16 @@ def test_a_tripped_interlock_shows_with_its_limit_and_when(tmp_path: Path) -> No
         assert tripped.group(2) == run_id
         assert "too hot" in html.unescape(tripped.group(3))
         assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", tripped.group(1))
+        daemon.stop()
+        # The list began empty after a restart: an operator arriving later saw no alarm.
+        daemon, url = start(config, log=tmp_path / "serve-again.log")
+        again = Browser(url).get("/fragment/instruments")
+        rows = re.findall(
+            r'<tr class="tripped"><td>([^<]+)</td><td>([^<]+)</td><td>([^<]+)</td>', again
+        )
+        assert [run for _, run, _ in rows] == [run_id]
+        assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", rows[0][0])
+        assert "too hot" in html.unescape(rows[0][2])
     finally:
         daemon.stop()
 

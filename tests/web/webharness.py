@@ -27,9 +27,10 @@ def web_config(tmp_path: Path, **web: Any) -> Path:
     return write_config(tmp_path, yaml.safe_dump({"web": section}))
 
 
-def start(config: Path, **env: str) -> tuple[Daemon, str]:
-    """The daemon serving, and its page's URL as it printed it."""
-    daemon = Daemon(config, env=environment(**env)).start()
+def start(config: Path, log: Path | None = None, **env: str) -> tuple[Daemon, str]:
+    """The daemon serving, and its page's URL as it printed it (in `log`, a file of its own
+    when the same config is served again)."""
+    daemon = Daemon(config, env=environment(**env), log=log).start()
     found: list[str] = []
 
     def announced() -> bool:
