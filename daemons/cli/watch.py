@@ -97,7 +97,7 @@ class _Display:
                         f"point {index} {status} ({done}/{self.total} done) {params}".rstrip(),
                         flush=True,
                     )
-            case Readings(values=values):
+            case Readings(point=int(), values=values):  # the run's, not a health probe's
                 self._update(detail=f"{self.params} | {_values(values)}")
             case RunState(state=state):
                 self._update(state=state)

@@ -117,7 +117,8 @@ class PointEnded:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Readings:
     """The latest value per channel, a few times a second while a point acquires; null is an
-    invalid sample (NaN or ±inf)."""
+    invalid sample (NaN or ±inf). `point` null: an idle instrument's health probe (one
+    channel every few seconds, while no run holds the instrument)."""
 
     event: Literal["readings"] = "readings"
     point: int | None

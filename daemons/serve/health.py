@@ -2,8 +2,9 @@
 
 The daemon must tell an operator that the furnace is unplugged before a run is started on it,
 and must notice when it comes back. One task per instrument owns its own driver: it connects,
-identifies, then reads one channel every `PROBE_SECONDS`, each step bounded by the instrument's
-configured `timeouts` (`connect` for opening, `operation` for each request); on any failure it
+identifies, then reads one channel every `PROBE_SECONDS` (published as a `Readings` of no point,
+the idle instrument's latest value), each step bounded by the instrument's configured
+`timeouts` (`connect` for opening, `operation` for each request); on any failure it
 closes the driver, reports the instrument unavailable with the error, and retries with
 exponential backoff.
 
@@ -17,16 +18,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import time
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from mdfd.daemons.core.config import MdfConfig
 from mdfd.daemons.core.logging import get_logger
 from mdfd.daemons.core.supervise import start_supervised
-from mdfd.daemons.engine.events import EventBus, InstrumentChanged
-from mdfd.drivers import DriverContext, InstrumentError, driver_class
+from mdfd.daemons.engine.events import EventBus, InstrumentChanged, Readings
+from mdfd.drivers import DriverContext, InstrumentError, Reading, driver_class
 
 PROBE_SECONDS = 5.0
 CLOSE_TIMEOUT = 5.0
@@ -187,7 +189,7 @@ class HealthMonitor:
                 async with asyncio.timeout(timeouts.operation):
                     identity = await driver.identify()
                 async with asyncio.timeout(timeouts.operation):
-                    await driver.read(probe)
+                    self._probed(name, await driver.read(probe))
                 if self.health[name].state != OK:
                     log.info("instrument available", identity=identity)
                 self._set(name, OK, identity)
@@ -195,7 +197,7 @@ class HealthMonitor:
                 while True:
                     await asyncio.sleep(PROBE_SECONDS)
                     async with asyncio.timeout(timeouts.operation):
-                        await driver.read(probe)
+                        self._probed(name, await driver.read(probe))
             except (InstrumentError, OSError, TimeoutError) as exc:
                 self._failed(name, log, backoff, str(exc) or type(exc).__name__)
             except Exception as exc:
@@ -207,6 +209,17 @@ class HealthMonitor:
                 await _close(driver, log)
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, BACKOFF_MAX)
+
+    def _probed(self, name: str, readings: Mapping[str, Reading]) -> None:
+        """The probe's value as a `Readings` of no point: what an operator sees of an idle
+        instrument (the page's latest values). Only numbers; NaN or ±inf is null."""
+        values: dict[str, float | None] = {}
+        for channel, reading in readings.items():
+            value = reading.value
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                values[f"{name}.{channel}"] = float(value) if math.isfinite(value) else None
+        if values:
+            self._events.publish(Readings(point=None, values=values))
 
     def _failed(self, name: str, log: Any, backoff: float, error: str) -> None:
         self.health[name].errors += 1

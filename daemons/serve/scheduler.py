@@ -386,7 +386,7 @@ class Scheduler:
                 case PointEnded(points_done=done, remaining_wall=remaining):
                     active.points_done = done
                     active.remaining_wall = remaining
-                case Readings(values=values):
+                case Readings(point=int(), values=values):  # the run's, not a health probe's
                     active.latest = values
                 case InterlocksUnverified():
                     self._update_status()

@@ -173,6 +173,26 @@ def test_live_views_and_the_event_stream(served: tuple[Daemon, Browser], tmp_pat
     daemon.wait_status(run_id, "aborted", "failed")
 
 
+def test_idle_instruments_show_their_probed_value_and_its_age(
+    served: tuple[Daemon, Browser],
+) -> None:
+    """With no run the values column was empty ("—"): the health probe's reading now shows."""
+    daemon, browser = served
+
+    def probed() -> bool:
+        return "temperature = " in browser.get("/fragment/instruments")
+
+    wait_until(probed, "the idle furnace's probed temperature on the page", daemon)
+    instruments = browser.get("/fragment/instruments")
+    furnace = re.search(r'<tr data-instrument="furnace">(.*?)</tr>', instruments, re.DOTALL)
+    assert furnace is not None, instruments
+    assert re.search(r"<div>temperature = 25 degC</div>", furnace.group(1)), furnace.group(1)
+    assert re.search(r"<td>[^<]+ ago</td>", furnace.group(1)), furnace.group(1)
+    meter = re.search(r'<tr data-instrument="meter">(.*?)</tr>', instruments, re.DOTALL)
+    assert meter is not None
+    assert "resistivity = 1.8 " in meter.group(1)
+
+
 def test_a_failed_call_is_an_error_in_place(served: tuple[Daemon, Browser]) -> None:
     _, browser = served
     status, _, text = browser.request("GET", "/files/no-such-run/csv")
