@@ -109,7 +109,10 @@
       linkUp(true);
       refresh();              // after a reconnect everything may have changed
     });
-    source.addEventListener("readings", (e) => onReadings(JSON.parse(e.data)));
+    source.addEventListener("readings", (e) => {
+      const data = JSON.parse(e.data);
+      if (data.point !== null) onReadings(data);  // a run's; an idle instrument's probe is not plotted
+    });
     source.addEventListener("run_start", () => { series.clear(); drawPlots(); });
     for (const name of REFRESHING) source.addEventListener(name, refresh);
     source.onerror = () => { if (source.readyState !== EventSource.OPEN) linkUp(false); };
