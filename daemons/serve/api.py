@@ -29,6 +29,7 @@ from mdfd.daemons.engine.events import (
     PointEnded,
     PointStarted,
     Queued,
+    Readings,
     RunEnded,
     RunStarted,
     RunState,
@@ -288,10 +289,13 @@ def _line(event: Event) -> bytes:
 
 def _concerns(event: Event, run_id: str, plane: ControlPlane) -> bool:
     """Whether a `?run=ID` stream shows the event: the run's own events, heartbeats, and the
-    events of no run in particular (readings, instruments, the queue) while the run executes."""
+    events of no run in particular (readings, instruments, the queue) while the run executes —
+    but not the health probes' readings of idle instruments (`point` null)."""
     match event:
         case Heartbeat():
             return True
+        case Readings(point=None):
+            return False
         case (
             Queued(run=owner)
             | Dropped(run=owner)
