@@ -232,8 +232,8 @@ class Sweep(Strict):
             return iter(sweeps.latin_hypercube(bounds, self.samples or 0, self.seed or 0))
         axes = {n: p.axis() for n, p in self.parameters.items()}
         if self.mode is SweepMode.ZIP:
-            return sweeps.each_zipped(axes)
-        return sweeps.each_of_grid(axes, serpentine=self.order == "serpentine")
+            return sweeps.zipped(axes)
+        return sweeps.grid(axes, serpentine=self.order == "serpentine")
 
 
 class RecordItem(Strict):

@@ -1,4 +1,4 @@
-"""Sweep generators: from a declarative sweep to the ordered list of points.
+"""Sweep generators: from a declarative sweep to its points in order.
 
 Pure functions of the recipe (and its seed), so `mdfd plan`, `mdfd validate` and the engine see
 the same points in the same order, and a resumed run finds point i where it left it.
@@ -32,12 +32,7 @@ def arange_count(start: float, stop: float, step: float) -> int:
     return max(int(np.floor((stop - start) / step + 1e-9)) + 1, 0)
 
 
-def grid(axes: Mapping[str, Sequence[float]], serpentine: bool = False) -> list[Point]:
-    """Cartesian product, first parameter outermost (`each_of_grid`, as a list)."""
-    return list(each_of_grid(axes, serpentine))
-
-
-def each_of_grid(axes: Mapping[str, Sequence[float]], serpentine: bool = False) -> Iterator[Point]:
+def grid(axes: Mapping[str, Sequence[float]], serpentine: bool = False) -> Iterator[Point]:
     """Cartesian product, first parameter outermost, one point at a time: the engine runs a
     sweep of a hundred thousand points without holding them (a point is a dict, ~200 bytes).
 
@@ -63,11 +58,9 @@ def _snake(axes: list[list[float]]) -> Iterator[tuple[float, ...]]:
             yield (value, *rest)
 
 
-def zipped(axes: Mapping[str, Sequence[float]]) -> list[Point]:
-    return list(each_zipped(axes))
-
-
-def each_zipped(axes: Mapping[str, Sequence[float]]) -> Iterator[Point]:
+def zipped(axes: Mapping[str, Sequence[float]]) -> Iterator[Point]:
+    """The axes' values paired in order, one point at a time (the error on unequal lengths
+    comes with the first point)."""
     lengths = {len(v) for v in axes.values()}
     if len(lengths) > 1:
         raise ValueError(f"zip needs axes of equal length, got {sorted(lengths)}")

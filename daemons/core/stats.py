@@ -54,10 +54,6 @@ def summarise(block: np.ndarray) -> Summary:
         nan, zero = np.full(width, math.nan), np.zeros(width, dtype=np.int64)
         return Summary(zero, nan, np.zeros(width), nan, nan, nan, zero)
     finite = np.isfinite(block)
-    if k == 1 and finite.all():  # one scan (a point measured once): each value is its own
-        column = block[:, 0]  # mean, min, max and last, with no spread
-        ones, zeros = np.ones(width, dtype=np.int64), np.zeros(width, dtype=np.int64)
-        return Summary(ones, column, np.zeros(width), column, column, column, zeros)
     if finite.all():  # the usual case: no NaN or inf anywhere, no masking needed
         n = np.full(width, k)
         mean = block.sum(axis=1) / k

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import math
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -212,12 +211,12 @@ class HealthMonitor:
 
     def _probed(self, name: str, readings: Mapping[str, Reading]) -> None:
         """The probe's value as a `Readings` of no point: what an operator sees of an idle
-        instrument (the page's latest values). Only numbers; NaN or ±inf is null."""
-        values: dict[str, float | None] = {}
-        for channel, reading in readings.items():
-            value = reading.value
-            if isinstance(value, int | float) and not isinstance(value, bool):
-                values[f"{name}.{channel}"] = float(value) if math.isfinite(value) else None
+        instrument (the page's latest values). Numbers only, as the acquisition stores them."""
+        values: dict[str, float | None] = {
+            f"{name}.{channel}": float(reading.value)
+            for channel, reading in readings.items()
+            if isinstance(reading.value, int | float) and not isinstance(reading.value, bool)
+        }
         if values:
             self._events.publish(Readings(point=None, values=values))
 

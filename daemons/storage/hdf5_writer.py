@@ -358,12 +358,12 @@ class RunFile:
         width = len(self.channels)
         table = {}
         for stat in STATS:
-            if isinstance(columns, slice):  # the snapshot's arrays are copies: kept as they are
+            if isinstance(columns, slice):  # the file's channels: the arrays as they are
                 table[stat] = getattr(stats, stat)
-                continue
-            column = np.zeros(width, np.int64) if stat in COUNTS else np.full(width, math.nan)
-            column[columns] = getattr(stats, stat)
-            table[stat] = column
+            else:
+                column = np.zeros(width, np.int64) if stat in COUNTS else np.full(width, math.nan)
+                column[columns] = getattr(stats, stat)
+                table[stat] = column
         values = [float(parameters.get(name, math.nan)) for name in self.parameters]
         return PointRow(int(point_index), values, table, float(started), float(ended), b"")
 

@@ -95,13 +95,11 @@ class PointRow:
 
 @dataclass(frozen=True)
 class RecordedPoints:
-    """A run's checkpointed points in brief: which, how many did not complete, and the row
-    counts per channel of the last one (where its data file is cut back to on resume)."""
+    """A run's checkpointed points in brief, for its resume: which, and the row counts per
+    channel of the last one (where its data file is cut back to)."""
 
     indices: frozenset[int]
-    not_completed: int
     last_rows: dict[str, int] | None
-    failed: int = 0  # of `not_completed`, those failed (the others were skipped)
 
 
 @dataclass(frozen=True)

@@ -41,7 +41,7 @@ def axes(draw: st.DrawFn, max_axes: int = 4, max_len: int = 5) -> dict[str, list
 def test_grid_has_the_product_of_axis_lengths_and_covers_every_combination(
     ax: dict[str, list[float]],
 ) -> None:
-    points = sweeps.grid(ax)
+    points = list(sweeps.grid(ax))
     assert len(points) == math.prod(len(v) for v in ax.values())
     combos = {tuple(p[k] for k in ax) for p in points}
     assert len(combos) == len(points)
@@ -52,7 +52,7 @@ def test_grid_has_the_product_of_axis_lengths_and_covers_every_combination(
 
 @given(axes())
 def test_grid_natural_order_has_the_first_parameter_outermost(ax: dict[str, list[float]]) -> None:
-    points = sweeps.grid(ax)
+    points = list(sweeps.grid(ax))
     first = next(iter(ax))
     inner = len(points) // len(ax[first])
     for index, point in enumerate(points):
@@ -61,8 +61,8 @@ def test_grid_natural_order_has_the_first_parameter_outermost(ax: dict[str, list
 
 @given(axes())
 def test_serpentine_is_a_permutation_of_natural_order(ax: dict[str, list[float]]) -> None:
-    natural = sweeps.grid(ax)
-    snake = sweeps.grid(ax, serpentine=True)
+    natural = list(sweeps.grid(ax))
+    snake = list(sweeps.grid(ax, serpentine=True))
     key = lambda p: tuple(p[k] for k in ax)  # noqa: E731
     assert sorted(map(key, snake)) == sorted(map(key, natural))
     assert snake[0] == natural[0]
@@ -72,7 +72,7 @@ def test_serpentine_is_a_permutation_of_natural_order(ax: dict[str, list[float]]
 def test_serpentine_neighbours_differ_in_one_parameter_by_one_step(
     ax: dict[str, list[float]],
 ) -> None:
-    snake = sweeps.grid(ax, serpentine=True)
+    snake = list(sweeps.grid(ax, serpentine=True))
     for before, after in itertools.pairwise(snake):
         changed = [k for k in ax if before[k] != after[k]]
         assert len(changed) == 1, (before, after)
@@ -84,7 +84,7 @@ def test_serpentine_neighbours_differ_in_one_parameter_by_one_step(
 def test_zip_pairs_axes_of_equal_length_in_order(length: int, data: st.DataObject) -> None:
     keys = data.draw(st.lists(names, min_size=1, max_size=4, unique=True))
     ax = {k: data.draw(st.lists(finite, min_size=length, max_size=length)) for k in keys}
-    points = sweeps.zipped(ax)
+    points = list(sweeps.zipped(ax))
     assert len(points) == length
     for index, point in enumerate(points):
         assert point == {k: ax[k][index] for k in keys}
@@ -94,7 +94,7 @@ def test_zip_pairs_axes_of_equal_length_in_order(length: int, data: st.DataObjec
 def test_zip_refuses_axes_of_unequal_length(lengths: list[int]) -> None:
     ax = {f"p{i}": [float(j) for j in range(n)] for i, n in enumerate(lengths)}
     with pytest.raises(ValueError, match="equal length"):
-        sweeps.zipped(ax)
+        list(sweeps.zipped(ax))
 
 
 @given(finite, finite, st.integers(1, 200))
@@ -191,7 +191,7 @@ def test_a_grid_sweep_model_generates_what_the_generator_does(
     )
     points = sweep.generate()
     assert sweep.count() == len(points)
-    assert points == sweeps.grid(ax, serpentine=order == "serpentine")
+    assert points == list(sweeps.grid(ax, serpentine=order == "serpentine"))
     assert points == sweep.generate(), "a sweep gives the same points every time"
 
 
