@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from mdfd.daemons.store import RunStatus, StateDB
 from tests.support import mdf_config, memory_instruments
 
 RECIPE = """
@@ -91,3 +92,20 @@ def write_recipe(
 @pytest.fixture
 def memory_config(tmp_path: Path) -> Path:
     return write_config(tmp_path)
+
+
+async def create_running_run(state: StateDB, run_id: str, data_file: Path, points: int) -> None:
+    """A run row in `state`, running, with placeholders for what these tests do not read (the
+    recipe's texts and hash): the parent rows of the points a test checkpoints."""
+    await state.create_run(
+        run_id=run_id,
+        recipe_name="r",
+        recipe_version="1",
+        recipe_sha256="0" * 64,
+        recipe_text="",
+        recipe_path="",
+        config_text="",
+        points_total=points,
+        status=RunStatus.RUNNING,
+        data_file=str(data_file),
+    )

@@ -23,7 +23,8 @@ from mdfd.daemons.engine.checkpoint import (
 )
 from mdfd.daemons.engine.events import EventBus, PointEnded
 from mdfd.daemons.storage import ChannelSpec, RunFile, read_channel, read_summary
-from mdfd.daemons.store import PointRow, PointStatus, RunStatus, StateDB
+from mdfd.daemons.store import PointRow, PointStatus, StateDB
+from tests.engine.conftest import create_running_run
 
 RUN = "run-ckpt"
 CHANNEL = "meter.value"
@@ -32,18 +33,7 @@ CHANNEL = "meter.value"
 async def open_run(tmp_path: Path) -> tuple[StateDB, RunFile]:
     state = StateDB(tmp_path / "state.db")
     await state.open()
-    await state.create_run(
-        run_id=RUN,
-        recipe_name="r",
-        recipe_version="1",
-        recipe_sha256="0" * 64,
-        recipe_text="",
-        recipe_path="",
-        config_text="",
-        points_total=100,
-        status=RunStatus.RUNNING,
-        data_file=str(tmp_path / "run.h5"),
-    )
+    await create_running_run(state, RUN, tmp_path / "run.h5", 100)
     run_file = RunFile(
         tmp_path / "run.h5",
         metadata={"run_id": RUN},

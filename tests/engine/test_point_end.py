@@ -15,7 +15,8 @@ import numpy as np
 
 from mdfd.daemons.core.stats import ColumnStats, summarise
 from mdfd.daemons.storage import ChannelSpec, RunFile
-from mdfd.daemons.store import PointRow, PointStatus, RunStatus, StateDB
+from mdfd.daemons.store import PointRow, PointStatus, StateDB
+from tests.engine.conftest import create_running_run
 
 RUN = "run-wide"
 INSTRUMENTS, CHANNELS = 100, 100
@@ -47,18 +48,7 @@ async def test_a_wide_point_reaches_the_file_and_the_checkpoint_exactly(tmp_path
     await run_file.close("completed")
 
     async with StateDB(tmp_path / "state.db") as state:
-        await state.create_run(
-            run_id=RUN,
-            recipe_name="r",
-            recipe_version="1",
-            recipe_sha256="0" * 64,
-            recipe_text="",
-            recipe_path="",
-            config_text="",
-            points_total=1,
-            status=RunStatus.RUNNING,
-            data_file=str(tmp_path / "run.h5"),
-        )
+        await create_running_run(state, RUN, tmp_path / "run.h5", 1)
         row = PointRow(RUN, 0, PointStatus.COMPLETED, {"x": 1.0}, 0.0, 1.0, rows, snapshot, "")
         await state.complete_point(row)
         [back] = await state.points(RUN)
