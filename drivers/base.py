@@ -346,6 +346,60 @@ class BlockReadable(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
+class Scans:
+    """Scans an instrument took on its own clock, oldest first: what `Buffered.fetch_buffer`
+    returns.
+
+    `values[k, i]` and `quality[k, i]` are scan k's value of `channels[i]`, float64 and uint8,
+    with `Block`'s quality codes and its rule that a value is NaN exactly where its quality is
+    BAD; `times[k]` is when scan k was taken, on the injected clock's time base. No scans (shape
+    `(0, len(channels))`) is an answer too: none was taken since the last fetch.
+
+    The arrays belong to the caller: a driver never keeps or reuses them after returning.
+    """
+
+    channels: tuple[str, ...]
+    values: npt.NDArray[np.float64]
+    quality: npt.NDArray[np.uint8]
+    times: npt.NDArray[np.float64]
+
+    def __len__(self) -> int:
+        return int(self.times.shape[0])
+
+
+@runtime_checkable
+class Buffered(Protocol):
+    """Instruments that sample on their own clock into a memory the driver fetches from — a
+    DAQ card's buffer, a DMM's reading memory: the engine's path for fast acquisitions, one
+    round trip per many scans instead of one per scan (decision 0089).
+
+    - `buffers(channels, rate)`: whether the instrument can take these channels at `rate`
+      scans per second on its own. No I/O; the engine asks before every acquisition and polls
+      (`read`/`read_block`, one round trip per scan) when the answer is no.
+    - `start_buffer(channels, rate, count)`: arm and start `count` scans, `1 / rate` apart on
+      the instrument's clock, the first at once. One attempt, like every call.
+    - `fetch_buffer(most)`: the scans taken since the last fetch, at most `most`, oldest first;
+      none when no new scan is due yet (the engine then waits for the next one). A fetched
+      scan is not fetched again. One attempt: when it fails, the scans it would have returned
+      may be lost with it, so the engine stops and starts again for the scans still missing.
+    - `stop_buffer()`: stop taking scans and drop those not fetched; harmless when no
+      acquisition runs. The engine calls it when the step ends, however it ends.
+
+    One buffered acquisition runs per instrument at a time. The errors are `read`'s, for the
+    same causes (`ChannelError` before the wire for a channel that is unknown or holds no
+    number).
+    """
+
+    def buffers(self, channels: Sequence[str], rate: float) -> bool: ...
+
+    async def start_buffer(self, channels: Sequence[str], rate: float, count: int) -> None: ...
+
+    async def fetch_buffer(self, most: int) -> Scans: ...
+
+    async def stop_buffer(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
 class BrowseEntry:
     """One variable found by browsing: its address, where it sits, its type and value."""
 
