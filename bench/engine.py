@@ -62,6 +62,7 @@ simulation: {{time_scale: {scale}}}
 instruments:
   dev:
     driver: memory
+    buffer: {buffer}
     channels:
       x: {{writable: true, limits: {{min: -1.0e9, max: 1.0e9}}}}
 {channels}
@@ -109,12 +110,17 @@ SIMULATOR_START_SECONDS = 60.0
 
 
 def write_mdf(
-    root: Path, points: int, channels: int, count: int, scale: float
+    root: Path, points: int, channels: int, count: int, scale: float, buffer: bool = False
 ) -> tuple[Path, Path]:
+    """A memory instrument of `channels` channels, polled (one read per scan) or, with
+    `buffer`, sampling on its own clock (blocks of scans per fetch, `drivers.Buffered`)."""
     names = [f"y{i}" for i in range(channels)]
     lines = "\n".join(f"      {n}: {{initial: {i + 1}.5}}" for i, n in enumerate(names))
     config = root / "mdf.yaml"
-    config.write_text(CONFIG.format(root=root, vocabulary=VOCABULARY, scale=scale, channels=lines))
+    text = CONFIG.format(
+        root=root, vocabulary=VOCABULARY, scale=scale, channels=lines, buffer=str(buffer).lower()
+    )
+    config.write_text(text)
     recipe = root / "recipe.yaml"
     acquired = ", ".join(f"dev.{n}" for n in names)
     recipe.write_text(RECIPE.format(points=points, acquired=acquired, count=count))
@@ -321,47 +327,62 @@ def durability_components(count: int) -> dict[str, float]:
     return out
 
 
-def engine_samples_per_second(samples: int) -> float:
-    """One point acquiring 4 channels, 100,000 samples per flush like the raw writer."""
-    per_channel = 25_000
-    points = max(1, samples // (4 * per_channel))
-    with tempfile.TemporaryDirectory(prefix="mdfd-bench-") as tmp:
-        config, recipe = write_mdf(Path(tmp), points, 4, per_channel, scale=100_000)
-        elapsed, written, _ = asyncio.run(run_engine(config, recipe))
-    return written / elapsed
-
-
 STREAM_CHANNELS = 100  # one instrument's scan, as a columnar driver returns it
-STREAM_SCANS_PER_POINT = 1_000  # 100,000 samples per point, each with a flush + fsync
+STREAM_SAMPLES_PER_POINT = 100_000  # each point ends with a flush + fsync
 
 
-def columns_samples_per_second(samples: int) -> float:
-    """One memory instrument of 100 channels acquired back to back, 100,000 samples a point."""
-    scans = STREAM_SCANS_PER_POINT
-    points = max(1, samples // (STREAM_CHANNELS * scans))
+def engine_samples_per_second(samples: int, channels: int, buffer: bool) -> float:
+    """One memory instrument of `channels` channels acquired back to back through the engine,
+    100,000 samples a point: polled (a read per scan) or buffered (fetched blocks of scans)."""
+    scans = STREAM_SAMPLES_PER_POINT // channels
+    points = max(1, samples // STREAM_SAMPLES_PER_POINT)
     with tempfile.TemporaryDirectory(prefix="mdfd-bench-") as tmp:
-        config, recipe = write_mdf(Path(tmp), points, STREAM_CHANNELS, scans, scale=100_000)
+        config, recipe = write_mdf(Path(tmp), points, channels, scans, 100_000, buffer)
         elapsed, written, _ = asyncio.run(run_engine(config, recipe))
     return written / elapsed
 
 
-def raw_columns_samples_per_second(samples: int) -> float:
-    """Raw h5py writing the same scans (the memory instrument's values, row by row)."""
+def raw_samples_per_second(samples: int, channels: int, arriving: int) -> float:
+    """Raw h5py writing the same scans (the memory instrument's values) in the same blocks,
+    the scans arriving `arriving` at a time (1: as polled; the engine's fetch size: as
+    buffered)."""
     from bench.hdf5 import through_raw_h5py_scans
 
-    count = max(1, samples // (STREAM_CHANNELS * STREAM_SCANS_PER_POINT)) * STREAM_SCANS_PER_POINT
-    row = np.arange(STREAM_CHANNELS) + 1.5  # the `initial` values of write_mdf's channels
-    scans = np.broadcast_to(row, (count, STREAM_CHANNELS))
+    per_point = STREAM_SAMPLES_PER_POINT // channels
+    count = max(1, samples // STREAM_SAMPLES_PER_POINT) * per_point
+    row = np.arange(channels) + 1.5  # the `initial` values of write_mdf's channels
+    scans = np.ascontiguousarray(np.broadcast_to(row, (count, channels)))
     with tempfile.TemporaryDirectory(prefix="mdfd-bench-") as tmp:
-        return through_raw_h5py_scans(Path(tmp) / "raw.h5", scans, STREAM_SCANS_PER_POINT)
+        return through_raw_h5py_scans(Path(tmp) / "raw.h5", scans, per_point, arriving)
 
 
-def raw_samples_per_second(samples: int) -> float:
-    from bench.hdf5 import through_raw_h5py, values
+def streaming_figures(samples: int) -> list[Figure]:
+    """Polled and buffered streaming at 4 and 100 channels, each against raw h5py fed the same
+    way, interleaved."""
+    from mdfd.daemons.engine.acquisition import STATS_BLOCK_SCANS
 
-    data = values(samples)
-    with tempfile.TemporaryDirectory(prefix="mdfd-bench-") as tmp:
-        return through_raw_h5py(Path(tmp) / "raw.h5", data)
+    figures = []
+    for channels in (4, STREAM_CHANNELS):
+        for buffer in (False, True):
+            arriving = STATS_BLOCK_SCANS if buffer else 1
+            ours, theirs = [], []
+            for _ in range(3):
+                ours.append(engine_samples_per_second(samples, channels, buffer))
+                theirs.append(raw_samples_per_second(samples, channels, arriving))
+            how = "buffered: blocks of scans per fetch" if buffer else "polled: a read per scan"
+            figures.append(
+                Figure(
+                    f"streaming memory driver -> engine -> HDF5 ({channels} channels, {how})",
+                    "samples/s",
+                    ours,
+                    f"raw h5py, same scans and blocks, arriving {arriving} scan(s) at a time",
+                    theirs,
+                    target_ratio=0.8 if buffer else None,
+                    note=f"{STREAM_SAMPLES_PER_POINT:,} samples a point, flush + fsync per point"
+                    + ("" if buffer else "; bounded by the cost of one read per scan"),
+                )
+            )
+    return figures
 
 
 def run(quick: bool = False) -> list[Figure]:
@@ -404,36 +425,7 @@ def run(quick: bool = False) -> list[Figure]:
                 note="one per point; not a comparison",
             )
         )
-    samples = 400_000 if quick else 2_000_000
-    ours, theirs = [], []
-    for _ in range(3):
-        ours.append(engine_samples_per_second(samples))
-        theirs.append(raw_samples_per_second(samples))
-    figures.append(
-        Figure(
-            "streaming memory driver -> engine -> HDF5 (4 channels)",
-            "samples/s",
-            ours,
-            "raw h5py, same layout and blocks",
-            theirs,
-            target_ratio=0.8,
-        )
-    )
-    ours, theirs = [], []
-    for _ in range(3):
-        ours.append(columns_samples_per_second(samples))
-        theirs.append(raw_columns_samples_per_second(samples))
-    figures.append(
-        Figure(
-            f"streaming memory driver -> engine -> HDF5 ({STREAM_CHANNELS} channels, columnar)",
-            "samples/s",
-            ours,
-            "raw h5py writing the same scans as blocks",
-            theirs,
-            target_ratio=0.8,
-            note=f"{STREAM_SCANS_PER_POINT:,} scans a point, flush + fsync per point",
-        )
-    )
+    figures.extend(streaming_figures(400_000 if quick else 2_000_000))
     figures.extend(engine_rss.figures(quick))
     return figures
 

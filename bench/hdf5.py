@@ -233,11 +233,14 @@ if __name__ == "__main__":
     main()
 
 
-def through_raw_h5py_scans(path: Path, scans: np.ndarray, scans_per_point: int) -> float:
+def through_raw_h5py_scans(
+    path: Path, scans: np.ndarray, scans_per_point: int, arriving: int = 1
+) -> float:
     """The plainest synchronous writer of one instrument's scans given as arrays (a row of
-    `scans` per scan, as a columnar driver returns them): layout 3's value[scans, channels],
-    time, point_index and sampled, in RunFile's chunks (about 4096 values), one write per
-    block, gzip-1 + shuffle, flush + fsync per point. Samples per second."""
+    `scans` per scan), arriving `arriving` at a time — one as a polled driver returns them,
+    a block as a buffered one does: layout 3's value[scans, channels], time, point_index and
+    sampled, in RunFile's chunks (about 4096 values), one write per block, gzip-1 + shuffle,
+    flush + fsync per point. Samples per second."""
     count, width = scans.shape
     rows = max(1, BLOCK // width)
     handle = h5py.File(path, "w", libver=LIBVER, rdcc_nbytes=1 << 18)
@@ -273,17 +276,37 @@ def through_raw_h5py_scans(path: Path, scans: np.ndarray, scans_per_point: int) 
         written, filled = end, 0
 
     began = time.perf_counter()
-    for i in range(count):
-        block_time[filled] = T0 + i * 1e-3
-        block_point[filled] = i // scans_per_point
-        block_value[filled] = scans[i]
-        filled += 1
-        if filled == rows:
-            write()
-        if (i + 1) % scans_per_point == 0:
-            if filled:
+    if arriving == 1:  # scan by scan: a row at a time
+        for i in range(count):
+            block_time[filled] = T0 + i * 1e-3
+            block_point[filled] = i // scans_per_point
+            block_value[filled] = scans[i]
+            filled += 1
+            if filled == rows:
                 write()
-            handle.flush()
-            os.fsync(fd)
+            if (i + 1) % scans_per_point == 0:
+                if filled:
+                    write()
+                handle.flush()
+                os.fsync(fd)
+    else:  # blocks of scans, copied a slice at a time; a block never spans a point's end
+        i = 0
+        while i < count:
+            end_of_point = (i // scans_per_point + 1) * scans_per_point
+            stop = min(i + arriving, end_of_point, count)
+            while i < stop:
+                n = min(rows - filled, stop - i)
+                block_time[filled : filled + n] = T0 + np.arange(i, i + n) * 1e-3
+                block_point[filled : filled + n] = i // scans_per_point
+                block_value[filled : filled + n] = scans[i : i + n]
+                filled += n
+                i += n
+                if filled == rows:
+                    write()
+            if i == end_of_point:
+                if filled:
+                    write()
+                handle.flush()
+                os.fsync(fd)
     handle.close()
     return count * width / (time.perf_counter() - began)

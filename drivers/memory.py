@@ -10,12 +10,18 @@ the loop its turns itself (see `EngineClock`).
 Number channels also live in one float64 array (`read_block` is a fancy-index of it, with the
 lagging channels advanced in one vectorised step); `read` and `write` keep the array and the
 per-channel values in step.
+
+Configured with `buffer: true` it is also `Buffered`, like a DAQ card: started at a rate, it
+has taken the scans due on the injected clock since the start (the first at once), and a fetch
+hands over those not fetched
+yet as arrays — a lagging channel's value at each scan's own time.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from math import isfinite
 from typing import ClassVar, Literal
 
@@ -31,10 +37,11 @@ from .base import (
     InstrumentConfig,
     Quality,
     Reading,
+    Scans,
     Value,
     check_writable,
 )
-from .errors import ChannelError, InstrumentDisconnected
+from .errors import ChannelError, InstrumentDisconnected, ProtocolError
 
 GOOD, BAD = Quality.GOOD, Quality.BAD
 
@@ -53,6 +60,11 @@ class MemoryChannel(ChannelConfig):
 class MemoryInstrument(InstrumentConfig[MemoryChannel]):
     driver: Literal["memory"]
     identity: str = "mdfd,memory,0,1.0"
+    buffer: bool = Field(
+        default=False,
+        description="sample on its own clock like a DAQ card: acquisitions of its number "
+        "channels fetch blocks of scans (`Buffered`) instead of reading scan by scan",
+    )
 
     @model_validator(mode="after")
     def _follows_known(self) -> MemoryInstrument:
@@ -60,6 +72,19 @@ class MemoryInstrument(InstrumentConfig[MemoryChannel]):
             if channel.follows is not None and channel.follows not in self.channels:
                 raise ValueError(f"channel {name!r} follows unknown channel {channel.follows!r}")
         return self
+
+
+@dataclass(slots=True)
+class _Buffering:
+    """A buffered acquisition under way: `count` scans of columns `rows`, `1 / rate` apart
+    from `start`, of which `fetched` were handed over."""
+
+    channels: tuple[str, ...]
+    rows: npt.NDArray[np.intp]
+    rate: float
+    count: int
+    start: float
+    fetched: int = 0
 
 
 class MemoryDriver:
@@ -92,6 +117,7 @@ class MemoryDriver:
         )
         self._lag_taus = np.array([self._lagging[n].tau for n in lagging])
         self._blocks: dict[tuple[str, ...], npt.NDArray[np.intp]] = {}
+        self._buffering: _Buffering | None = None
 
     async def connect(self) -> None:
         now = self._now()
@@ -102,6 +128,7 @@ class MemoryDriver:
 
     async def close(self) -> None:
         self._connected = False
+        self._buffering = None
 
     async def identify(self) -> str:
         return self.config.identity
@@ -142,6 +169,58 @@ class MemoryDriver:
         bad = ~finite
         values[bad] = np.nan
         return Block(key, values, bad.astype(np.uint8) * np.uint8(BAD_CODE), now)
+
+    def buffers(self, channels: Sequence[str], rate: float) -> bool:
+        """Any number channels, at any rate, when configured with `buffer: true`."""
+        return self.config.buffer and rate > 0 and all(name in self._column for name in channels)
+
+    async def start_buffer(self, channels: Sequence[str], rate: float, count: int) -> None:
+        self._require_connected()
+        key = tuple(channels)
+        self._buffering = _Buffering(key, self._rows(key), rate, count, self._now())
+
+    async def fetch_buffer(self, most: int) -> Scans:
+        """The scans due by now and not fetched yet, at most `most`; a lagging channel's value
+        at each scan's time (its target held where it stood at the fetch)."""
+        self._require_connected()
+        run = self._buffering
+        if run is None:
+            raise ProtocolError(self.name, "no buffered acquisition started")
+        due = min(run.count, math.floor((self._now() - run.start) * run.rate) + 1)
+        n = max(0, min(most, due - run.fetched))
+        times = run.start + (run.fetched + np.arange(n)) / run.rate
+        run.fetched += n
+        values = np.tile(self._numbers.take(run.rows), (n, 1))
+        if n and self._lag_rows.size:
+            self._lag_at(times, run.rows, values)
+        quality = np.zeros(values.shape, np.uint8)
+        finite = np.isfinite(values)
+        if not finite.all():
+            bad = ~finite
+            values[bad] = np.nan
+            quality[bad] = BAD_CODE
+        return Scans(run.channels, values, quality, times)
+
+    async def stop_buffer(self) -> None:
+        self._buffering = None
+
+    def _lag_at(
+        self, times: npt.NDArray[np.float64], rows: npt.NDArray[np.intp], values: np.ndarray
+    ) -> None:
+        """The lagging channels among `rows` at each of `times` (into `values`), and their
+        state advanced to the last of them."""
+        for lag, row in enumerate(self._lag_rows.tolist()):
+            columns = np.flatnonzero(rows == row)
+            if not columns.size:
+                continue
+            target = self._numbers[self._lag_targets[lag]]
+            tau = float(self._lag_taus[lag])
+            elapsed = times - self._stamps[row]
+            decay = np.exp(-elapsed / tau) if tau > 0.0 else np.zeros_like(elapsed)
+            series = target + (self._numbers[row] - target) * decay
+            values[:, columns] = series[:, None]
+            self._numbers[row] = series[-1]
+            self._stamps[row] = times[-1]
 
     def _rows(self, channels: tuple[str, ...]) -> npt.NDArray[np.intp]:
         """Each asked channel's column; a channel that is not a number is refused."""

@@ -3,7 +3,13 @@ import asyncio
 import numpy as np
 import pytest
 
-from mdfd.drivers import ChannelError, DriverContext, InstrumentDisconnected, driver_class
+from mdfd.drivers import (
+    ChannelError,
+    DriverContext,
+    InstrumentDisconnected,
+    ProtocolError,
+    driver_class,
+)
 
 
 def make(channels: dict, clock=None):
@@ -88,4 +94,46 @@ async def test_block_refuses_text_and_marks_non_finite_values_bad():
     block = await driver.read_block(["v"])
     assert np.isnan(block.values[0])
     assert block.quality[0] == 2
+    await driver.close()
+
+
+async def test_a_buffered_acquisition_hands_over_the_scans_due_at_their_own_times():
+    now = [1000.0]
+    channels = {
+        "sp": {"writable": True, "initial": 0.0},
+        "pv": {"follows": "sp", "tau": 10.0},
+        "note": {"initial": "text"},
+    }
+    plain = make(channels, clock=lambda: now[0])
+    assert not plain.buffers(["pv"], 10.0)  # only when configured to
+    cls = driver_class("memory")
+    config = cls.config_model.model_validate(
+        {"driver": "memory", "buffer": True, "channels": channels}
+    )
+    driver = cls("mem", config, DriverContext(clock=lambda: now[0]))
+    assert driver.buffers(["pv", "sp"], 10.0)
+    assert not driver.buffers(["note"], 10.0)
+    await driver.connect()
+    await driver.write("sp", 100.0)
+    with pytest.raises(ChannelError, match="not a number channel"):
+        await driver.start_buffer(["note"], 10.0, 5)
+    await driver.start_buffer(["pv", "sp"], 10.0, 25)
+    first = await driver.fetch_buffer(100)
+    assert first.times.tolist() == [1000.0]  # the first scan at once
+    now[0] += 1.0
+    assert len(await driver.fetch_buffer(3)) == 3  # `most` bounds a fetch
+    rest = await driver.fetch_buffer(100)
+    assert rest.times.tolist() == pytest.approx(
+        [1000.4, 1000.5, 1000.6, 1000.7, 1000.8, 1000.9, 1001.0]
+    )
+    expected = 100.0 * (1 - np.exp(-(rest.times - 1000.0) / 10.0))  # the lag at each scan's time
+    assert rest.values[:, 0] == pytest.approx(expected, rel=1e-9)
+    assert rest.values[:, 1].tolist() == [100.0] * 7
+    assert not rest.quality.any()
+    assert len(await driver.fetch_buffer(100)) == 0  # none due since
+    now[0] += 100.0
+    assert len(await driver.fetch_buffer(100)) == 25 - 11  # never more than the count
+    await driver.stop_buffer()
+    with pytest.raises(ProtocolError, match="no buffered acquisition"):
+        await driver.fetch_buffer(1)
     await driver.close()

@@ -30,12 +30,14 @@ from mdfd.daemons.core.config import MdfConfig
 from mdfd.drivers import (
     Block,
     BlockReadable,
+    Buffered,
     ChannelError,
     Driver,
     DriverContext,
     InstrumentError,
     InstrumentTimeout,
     Reading,
+    Scans,
     Timeouts,
     Value,
     WriteOutcomeUnknown,
@@ -61,7 +63,8 @@ def as_number(value: Value) -> float:
 
 
 BlockCheck = Callable[[np.ndarray], None]
-"""A check of one instrument's values (in its read plan's channel order), made once per plan."""
+"""A check of one instrument's values in its read plan's channel order — one scan `(channels,)`
+or many `(scans, channels)`, oldest first — made once per plan."""
 
 
 class BlockChecks(Protocol):
@@ -106,6 +109,8 @@ class _Group:
     checks: tuple[BlockCheck, ...]
     read_block: Callable[[Sequence[str]], Awaitable[Block]] | None
     """The driver's columnar read when it offers one (`BlockReadable`)."""
+    buffered: Buffered | None
+    """The driver when it can acquire on the instrument's own clock (`Buffered`)."""
 
 
 class Reader:
@@ -137,6 +142,7 @@ class Reader:
                     _picker(names),
                     instruments.checks_for(qualified),
                     driver.read_block if isinstance(driver, BlockReadable) else None,
+                    driver if isinstance(driver, Buffered) else None,
                 )
             )
         self.parts = tuple(group.part for group in self._groups)
@@ -166,6 +172,46 @@ class Reader:
         columns = await self._each(self._read_columns)
         deadline.reschedule(None)
         return _joined(columns)
+
+    def buffers(self, rate: float) -> bool:
+        """Whether these channels can be acquired at `rate` on their instrument's own clock:
+        they are one instrument's, and its driver is `Buffered` and says it can."""
+        if len(self._groups) != 1:
+            return False
+        group = self._groups[0]
+        return group.buffered is not None and group.buffered.buffers(group.names, rate)
+
+    async def start_buffer(self, rate: float, count: int) -> None:
+        """Start the instrument's buffered acquisition (`buffers(rate)` said it can)."""
+        group, driver = self._buffering()
+        await self._once(group, driver.start_buffer(group.names, rate, count))
+
+    async def fetch_buffer(self, most: int) -> Scans:
+        """The scans taken since the last fetch (at most `most`), checked as they arrive."""
+        group, driver = self._buffering()
+        scans = await self._once(group, driver.fetch_buffer(most))
+        if len(scans):
+            for check in group.checks:
+                check(scans.values)
+        return scans
+
+    async def stop_buffer(self) -> None:
+        group, driver = self._buffering()
+        await self._once(group, driver.stop_buffer())
+
+    def _buffering(self) -> tuple[_Group, Buffered]:
+        group = self._groups[0]
+        if group.buffered is None:
+            raise TypeError(f"{group.part.instrument} does not acquire on its own clock")
+        return group, group.buffered
+
+    async def _once(self, group: _Group, call: Awaitable[T]) -> T:
+        """One driver call under the read timeout, its failure counted and typed."""
+        try:
+            async with asyncio.timeout(self.timeout):
+                return await self._counted(group, call)
+        except TimeoutError:
+            raise self.timed_out() from None
 
     def timed_out(self) -> InstrumentTimeout:
         """The error of a read that ran out of time, counted as an instrument error."""

@@ -114,10 +114,11 @@ class InterlockGuard:
                 self._verified[channel] = now
             if self._failing:
                 self._verified_again(watched)
-            seen = values[positions]
+            seen = values[..., positions]
             if (seen > above).any() or (seen < below).any():
-                for channel, value in zip(watched, seen.tolist(), strict=True):
-                    self._judge(channel, value)
+                for scan in np.atleast_2d(seen).tolist():  # the first breach in time trips
+                    for channel, value in zip(watched, scan, strict=True):
+                        self._judge(channel, value)
 
         return check
 

@@ -44,6 +44,14 @@ class Tails:
             while samples[0][0] < horizon:
                 samples.popleft()
 
+    def add_scans(self, channels: Sequence[str], times: np.ndarray, values: np.ndarray) -> None:
+        """Many scans of an instrument (`values[k]` taken at `times[k]`); a no-op unless a
+        window was asked for."""
+        if not self._samples:
+            return
+        for t, row in zip(times.tolist(), values, strict=True):
+            self.add(channels, t, row)
+
     def mean(self, channel: str) -> float:
         """The mean of the channel's valid samples in its window; NaN when there are none."""
         valid = [value for _, value in self._samples.get(channel, ()) if math.isfinite(value)]

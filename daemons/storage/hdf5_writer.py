@@ -1,10 +1,11 @@
 """`RunFile`: stream a run's samples into its HDF5 file without blocking the event loop.
 
 The engine calls `add_scan` per instrument and scan (one numpy row into that instrument's block,
-see `scans`). A full block (about `block_size` values, at least one scan) is handed to a single
-writer thread through a queue bounded at `queue_blocks` blocks in flight; beyond that, blocks
-wait in a backlog until the engine awaits `drain()`, which is the back-pressure: the producer is
-suspended until the disk has caught up, so memory stays bounded by (queue_blocks + blocks added
+see `scans`), or `add_scans` with many scans an instrument took on its own clock. A full block
+(about `block_size` values, at least one scan) is handed to a single writer thread through a
+queue bounded at `queue_blocks` blocks in flight; beyond that, blocks wait in a backlog until
+the engine awaits `drain()`, which is the back-pressure: the producer is suspended until the
+disk has caught up, so memory stays bounded by (queue_blocks + blocks added
 between drains) blocks whatever the run's length.
 
 A point ends in two halves so that checkpoints can be group-committed: `mark_point` (no I/O)
@@ -219,6 +220,34 @@ class RunFile:
             self._hand_off(buffer)
             return bool(self._backlog)
         return False
+
+    def add_scans(
+        self,
+        instrument: str,
+        channels: Sequence[str],
+        times: np.ndarray,
+        values: np.ndarray,
+        point_index: int,
+    ) -> bool:
+        """Buffer many scans of `instrument` at once: `values[k, i]` is channel `channels[i]`
+        in the scan taken at `times[k]` (what an instrument sampling on its own clock hands
+        over, `drivers.Scans`). The same as `add_scan` for each row, in slices of the block:
+        full blocks go to the writer; the answer is `needs_drain`'s."""
+        buffer = self._by_instrument.get(instrument)
+        if buffer is None:
+            raise ValueError(f"{self.path}: instrument {instrument!r} was not declared")
+        done = 0
+        while done < times.shape[0]:
+            try:
+                done += buffer.add_scans(channels, times[done:], values[done:], point_index)
+            except KeyError as exc:
+                message = f"{self.path}: channel {exc.args[0]!r} is not of {instrument!r}"
+                raise ValueError(message) from None
+            except ValueError as exc:
+                raise ValueError(f"{self.path}: {instrument}: {exc}") from None
+            if buffer.count == buffer.rows:
+                self._hand_off(buffer)
+        return bool(self._backlog)
 
     @property
     def needs_drain(self) -> bool:

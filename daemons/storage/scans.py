@@ -65,6 +65,30 @@ class ScanBuffer:
             self._partial = True
         self.count = row + 1
 
+    def add_scans(
+        self, channels: Sequence[str], times: np.ndarray, values: np.ndarray, point_index: int
+    ) -> int:
+        """Scans as rows (`values[k]` taken at `times[k]`), as many as the block has room for;
+        how many it took. The caller hands the full block off and passes the rest again."""
+        columns = self._selections.get(tuple(channels)) or self._columns(channels)
+        if values.ndim != 2 or values.shape != (times.shape[0], len(channels)):
+            raise ValueError(f"{len(channels)} channels, values of shape {values.shape}")
+        start = self.count
+        taken = min(self.rows - start, times.shape[0])
+        stop = start + taken
+        self.time[start:stop] = times[:taken]
+        self.point[start:stop] = point_index
+        if columns is _ALL:
+            self.value[start:stop] = values[:taken]
+        else:
+            self.value[start:stop] = np.nan
+            self.sampled[start:stop] = 0
+            self.value[start:stop, columns] = values[:taken]
+            self.sampled[start:stop, columns] = 1
+            self._partial = True
+        self.count = stop
+        return taken
+
     def take(self) -> ScanBlock:
         """The complete rows as a block of their own (copies); the buffer starts empty."""
         rows = self.count

@@ -256,8 +256,10 @@ async def acquire(
     clock: EngineClock,
     spec: AcquireSpec,
     events: EventBus | None = None,
+    check: Callable[[], None] = lambda: None,
 ) -> tuple[Acquisition, Path, BaseException | None]:
-    """One acquire step into a real data file; the error it ended with, if any."""
+    """One acquire step into a real data file, `check` its interlock check; the error it
+    ended with, if any."""
     config = load_config(tmp_path / "mdf.yaml")
     recipe = load_recipe(write_recipe(tmp_path))  # on_error: retries 1, backoff 1 s
     path = tmp_path / "run.h5"
@@ -267,16 +269,15 @@ async def acquire(
     await run_file.open()
     acquisition = Acquisition(run_file, instruments, events or EventBus())
     acquisition.begin_point(0, list(spec.channels))
-    ctx = StepContext(
-        recipe.model, config.model, instruments, clock, 0, {}, acquisition, lambda: None
-    )
+    ctx = StepContext(recipe.model, config.model, instruments, clock, 0, {}, acquisition, check)
     error: BaseException | None = None
     try:
         await acquisition.run(spec, ctx)
-    except InstrumentError as exc:
+    except (InstrumentError, InterlockBreach) as exc:
         error = exc
-    await run_file.commit()
-    await run_file.close("completed")
+    finally:
+        await run_file.commit()
+        await run_file.close("completed")
     return acquisition, path, error
 
 

@@ -302,6 +302,47 @@ async def test_a_scan_of_an_instrument_is_stored_per_channel(tmp_path: Path) -> 
         assert data.point_index.tolist() == [p for p in range(2) for _ in range(5)]
 
 
+async def test_blocks_of_scans_are_stored_as_the_same_scans_one_by_one(tmp_path: Path) -> None:
+    """`add_scans` (an instrument's buffered scans) across block boundaries and points, all
+    of the instrument's channels or some, reads back as `add_scan` row by row would."""
+    channels = [ChannelSpec(f"rack.ch{k}", "V") for k in range(3)]
+    names = [spec.name for spec in channels]
+    paths = {how: tmp_path / f"{how}.h5" for how in ("blocks", "rows")}
+    rng = np.random.default_rng(3)
+    batches = [
+        (names, 0, rng.normal(size=(7, 3))),  # 7 scans over blocks of 4 values (1 scan each)
+        (names[1:], 0, rng.normal(size=(2, 2))),  # some of the channels
+        (names, 1, rng.normal(size=(5, 3))),
+    ]
+    for how, path in paths.items():
+        run = RunFile(
+            path, metadata={"run_id": how}, channels=channels, parameters=[], block_size=4
+        )
+        await run.open()
+        t = T0
+        for point, (asked, index, values) in enumerate(batches):
+            times = t + np.arange(values.shape[0]) * 0.5
+            t = float(times[-1]) + 1.0
+            if how == "blocks":
+                if run.add_scans("rack", asked, times, values, index):
+                    await run.drain()
+            else:
+                for k in range(values.shape[0]):
+                    if run.add_scan("rack", asked, float(times[k]), values[k], index):
+                        await run.drain()
+            if point != 1:
+                await run.complete_point(index, {}, {}, T0, t)
+        with pytest.raises(ValueError, match="values of shape"):
+            run.add_scans("rack", names, np.array([T0]), np.ones((1, 2)), 2)
+        await run.close("completed")
+    for name in names:
+        blocks, rows = read_channel(paths["blocks"], name), read_channel(paths["rows"], name)
+        assert len(blocks.value) == (14 if name != "rack.ch0" else 12)
+        assert blocks.value.tolist() == rows.value.tolist()
+        assert blocks.time.tolist() == rows.time.tolist()
+        assert blocks.point_index.tolist() == rows.point_index.tolist()
+
+
 async def test_scans_of_some_channels_and_single_readings_keep_each_channel_exact(
     tmp_path: Path,
 ) -> None:
