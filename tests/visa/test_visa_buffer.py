@@ -15,6 +15,8 @@ from pydantic import ValidationError
 from visa_support import BUFFER, driver_config, instrument
 
 from mdfd.drivers import (
+    BAD_CODE,
+    GOOD_CODE,
     Buffered,
     ChannelError,
     DriverContext,
@@ -24,6 +26,7 @@ from mdfd.drivers import (
     Scans,
 )
 from mdfd.drivers.visa import VisaDriver
+from mdfd.drivers.visa.buffer import BufferRun
 from mdfd.drivers.visa.parse import ParseFailure, parse_readings
 from mdfd.simulators.meter import MeterSimulator
 from mdfd.simulators.world import World
@@ -167,17 +170,45 @@ async def test_a_muted_fetch_times_out_and_the_run_must_start_again(
     assert len(await buffered.fetch_buffer(10)) == 1
 
 
-async def test_a_memory_overflow_fails_the_fetch(meter: MeterSimulator, world: World) -> None:
-    driver = VisaDriver(
-        "meter",
-        driver_config(meter, "tcp", buffer=BUFFER, timeout=10.0),  # the sim takes 50,000 at once
-        DriverContext(clock=world.clock.now),
+@pytest.mark.parametrize("per_message", [1, 2])  # R? and STAT:QUES? apart, or in one message
+async def test_a_memory_overflow_fails_the_fetch(
+    meter: MeterSimulator, world: World, per_message: int
+) -> None:
+    config = driver_config(
+        meter,
+        "tcp",
+        buffer=BUFFER,
+        queries_per_message=per_message,
+        timeout=10.0,  # the sim takes 50,000 readings at once
     )
+    driver = VisaDriver("meter", config, DriverContext(clock=world.clock.now))
     await driver.connect()
     try:
+        await driver.start_buffer(RES, 1, 10)
+        assert len(await driver.fetch_buffer(10)) == 1  # no overflow: the flag reads 0
         await driver.start_buffer(RES, 50_000, 1_000_000)
         await asyncio.sleep(0.01)  # 6 simulated s: 300,000 readings for a memory of 50,000
         with pytest.raises(ProtocolError, match="overflowed"):
+            await driver.fetch_buffer(10)
+    finally:
+        await driver.close()
+
+
+async def test_a_session_reopened_by_a_read_fails_the_fetch(
+    meter: MeterSimulator, world: World
+) -> None:
+    """A read that found the link down reopened the session (and ran `init`: *RST clears the
+    memory), so the run's count is no longer the instrument's: the fetch says so."""
+    driver = VisaDriver(
+        "meter", driver_config(meter, "tcp", buffer=BUFFER), DriverContext(clock=world.clock.now)
+    )
+    await driver.connect()
+    try:
+        await driver.start_buffer(RES, RATE, 1000)
+        meter.drop_connections()
+        await asyncio.sleep(0.05)
+        await driver.read(RES)
+        with pytest.raises(InstrumentDisconnected, match="start it again"):
             await driver.fetch_buffer(10)
     finally:
         await driver.close()
@@ -249,6 +280,15 @@ def test_config_errors_name_the_field(change: dict[str, Any], field: str, messag
     text = str(caught.value)
     assert field in text
     assert message in text
+
+
+def test_a_reading_that_is_no_finite_number_is_bad() -> None:
+    run = BufferRun("resistivity", start=100.0, rate=4.0, count=10, session=1, fetched=2)
+    scans = run.scans(np.array([1.5, np.nan, np.inf, -np.inf]))
+    np.testing.assert_array_equal(scans.values[:, 0], [1.5, np.nan, np.nan, np.nan])
+    np.testing.assert_array_equal(scans.quality[:, 0], [GOOD_CODE] + [BAD_CODE] * 3)
+    np.testing.assert_array_equal(scans.times, [100.5, 100.75, 101.0, 101.25])
+    assert run.remaining == 4
 
 
 @pytest.mark.parametrize(
