@@ -2,7 +2,9 @@
 colorimeter in one box) on a raw TCP socket and on a serial line (a pty pair it creates).
 
 Its readings are the shared world's specimen, advanced to "now" at every measurement, so what
-the furnace and the bath did to the specimen is what a recipe measures. Fault injection (slow
+the furnace and the bath did to the specimen is what a recipe measures. Like a DMM with a
+reading memory it also samples one configured measurement on its own clock into a memory a
+client fetches from (`CONF:...`, `SAMP:...`, `INIT`, `R?`: reading_memory.py). Fault injection (slow
 replies, no reply, garbage, errors in the queue, dropped connections) is reachable on the wire
 (`SIM:FAULT:...`) so a test or an operator can break a running simulator from any client.
 """
@@ -24,11 +26,21 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from .base import SimulatorSettings
 from .ieee488 import StatusModel
+from .reading_memory import MAX_INTERVAL, MAX_SAMPLES, MIN_INTERVAL, ReadingMemory
 from .scpi import CommandSet, ErrorQueue, ScpiError, execute, no_params, number
 from .world import Specimen, World
 
 MAX_LINE = 4096
 log = structlog.get_logger()
+# What the meter measures, by the short form of its MEASure / CONFigure header.
+FUNCTIONS: dict[str, tuple[str, Callable[[Specimen], float]]] = {
+    "CAP": ("CAPacitance", Specimen.capacitance_nf),
+    "LOSS": ("LOSS", Specimen.dissipation_factor),
+    "RES": ("RESistivity", Specimen.resistivity_uohm_cm),
+    "HARD": ("HARDness", Specimen.hardness_hv),
+    "KS": ("KS", Specimen.colour_strength),
+}
+DEFAULT_FUNCTION = "CAP"
 
 
 class MeterFaults(BaseModel):
@@ -85,6 +97,8 @@ class Meter:
         self.faults = Faults(**settings.faults.model_dump())
         self.averaging = 1
         self.specimen_id = 0
+        self.function = DEFAULT_FUNCTION  # what the reading memory samples (CONFigure)
+        self.memory = ReadingMemory(world.clock.now, self._sample_at)
         self._drop = drop
         self._rng = random.Random(settings.identity)
         self.commands = CommandSet()
@@ -116,12 +130,22 @@ class Meter:
         add("SYSTem:ERRor[:NEXT]?", self._query(self.errors.pop))
         add("SYSTem:ERRor:COUNt?", self._query(lambda: str(len(self.errors))))
         add("SYSTem:VERSion?", self._query(lambda: "1999.0"))
-        add("MEASure:CAPacitance?", self._measurement(Specimen.capacitance_nf))
-        add("MEASure:LOSS?", self._measurement(Specimen.dissipation_factor))
-        add("MEASure:RESistivity?", self._measurement(Specimen.resistivity_uohm_cm))
-        add("MEASure:HARDness?", self._measurement(Specimen.hardness_hv))
-        add("MEASure:KS?", self._measurement(Specimen.colour_strength))
+        for short, (header, truth) in FUNCTIONS.items():
+            add(f"MEASure:{header}?", self._measurement(truth))
+            add(f"CONFigure:{header}", self._configure(short))
         add("MEASure:ALL?", self._query(self._measure_all))
+        add("CONFigure?", self._query(lambda: f'"{self.function}"'))
+        add("SAMPle:COUNt", self._sample_count)
+        add("SAMPle:COUNt?", self._query(lambda: f"{self.memory.count:+d}"))
+        add("SAMPle:TIMer", self._sample_timer)
+        add("SAMPle:TIMer?", self._query(lambda: f"{self.memory.interval:+.8E}"))
+        add("SAMPle:SOURce", self._only("TIMer", "the simulator paces samples by SAMP:TIM only"))
+        add("TRIGger:SOURce", self._only("IMMediate", "the simulator triggers immediately only"))
+        add("INITiate[:IMMediate]", self._command(self.memory.initiate))
+        add("ABORt", self._command(self.memory.abort))
+        add("DATA:POINts?", self._query(lambda: f"{self.memory.points():+d}"))
+        add("R?", self._read_memory)
+        add("STATus:QUEStionable[:EVENt]?", self._query(self._questionable))
         add("SPECimen?", self._query(lambda: str(self.specimen_id)))
         add("SPECimen:NEW", self._new_specimen)
         add("SENSe:AVERage:COUNt?", self._query(lambda: str(self.averaging)))
@@ -162,6 +186,52 @@ class Meter:
         relative = self.settings.noise / math.sqrt(self.averaging)
         return f"{self.world.noisy(truth(self.world.specimen), relative):.6E}"
 
+    def _sample_at(self, when: float) -> str:
+        """A reading of the configured function as the memory takes it, at sample time `when`."""
+        self.world.advance(until=when)
+        return self._reading(FUNCTIONS[self.function][1])
+
+    def _configure(self, function: str) -> Callable[[list[str]], None]:
+        """`CONFigure:<function>`: as on a DMM, a new configuration stops a run, clears the
+        memory and resets the sample settings."""
+
+        def handler(params: list[str]) -> None:
+            no_params(params)
+            self.function = function
+            self.memory.reset()
+
+        return handler
+
+    def _sample_count(self, params: list[str]) -> None:
+        self.memory.count = int(number(params, 1, MAX_SAMPLES, integral=True))
+
+    def _sample_timer(self, params: list[str]) -> None:
+        self.memory.interval = number(params, MIN_INTERVAL, MAX_INTERVAL)
+
+    @staticmethod
+    def _only(choice: str, detail: str) -> Callable[[list[str]], None]:
+        """A setting of which the simulator has only the one `choice` (short or long form)."""
+        short = "".join(c for c in choice if not c.islower()).upper()
+
+        def handler(params: list[str]) -> None:
+            if len(params) != 1:
+                raise ScpiError(-109 if not params else -108)
+            if params[0].upper() not in (short, choice.upper()):
+                raise ScpiError(-224, detail)
+
+        return handler
+
+    def _read_memory(self, params: list[str]) -> str:
+        """`R? [max]`: read and erase up to max readings (all without one) as an IEEE 488.2
+        definite-length block of comma-separated readings, `#10` when there are none."""
+        most = int(number(params, 1, MAX_SAMPLES, integral=True)) if params else MAX_SAMPLES
+        data = ",".join(self.memory.remove(most))
+        size = str(len(data))
+        return f"#{len(size)}{size}{data}"
+
+    def _questionable(self) -> str:
+        return str(self.memory.read_questionable())
+
     def _measure_all(self) -> str:
         self.world.advance()
         return ",".join(
@@ -178,6 +248,7 @@ class Meter:
     def _clear_status(self) -> None:
         self.errors.clear()
         self.status.clear()
+        self.memory.clear_status()
 
     def _status_byte(self) -> str:
         # MAV: replies of earlier queries in this program message wait in the output queue.
@@ -199,6 +270,8 @@ class Meter:
 
     def _reset(self) -> None:
         self.averaging = 1
+        self.function = DEFAULT_FUNCTION
+        self.memory.reset()
 
     def _new_specimen(self, params: list[str]) -> None:
         self.specimen_id = int(number(params, 0, 1_000_000, integral=True))

@@ -29,6 +29,7 @@ MESSAGES: dict[int, str] = {
     -109: "Missing parameter",
     -113: "Undefined header",
     -200: "Execution error",
+    -213: "Init ignored",
     -222: "Data out of range",
     -224: "Illegal parameter value",
     -300: "Device-specific error",

@@ -168,8 +168,13 @@ class World:
         self.rng = np.random.default_rng(seed)
         self._time = self.clock.now()
 
-    def advance(self) -> None:
-        now = self.clock.now()
+    def advance(self, until: float | None = None) -> None:
+        """Step the world to now, or to `until` when that is earlier (a reading the meter took
+        at a past moment of its buffered run). The world never runs backwards: a moment it
+        has passed leaves it where it is."""
+        now = self.clock.now() if until is None else min(until, self.clock.now())
+        if now <= self._time:
+            return
         elapsed = min(now - self._time, MAX_CATCH_UP_SECONDS)
         while elapsed > 0.0:
             dt = min(STEP_SECONDS, elapsed)

@@ -2,7 +2,8 @@
 
 Everything that differs between two SCPI instruments is data here (resource string, backend,
 terminations, serial line settings, init sequence, per-channel query / parse rule / write
-template), so bringing up a new meter is a config change, not code.
+template, the commands of a buffered acquisition), so bringing up a new meter is a config
+change, not code.
 """
 
 from __future__ import annotations
@@ -70,6 +71,88 @@ class ErrorQueueCheck(StrictModel):
     max_entries: int = Field(default=20, ge=1, le=1000)
 
 
+def placeholders(template: str) -> set[str]:
+    """The names a Python format template fills (`'SAMP:COUN {count:d}'` -> {'count'})."""
+    return {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
+
+
+def _fills(template: str, allowed: set[str], **example: float) -> str:
+    """`template` if it uses only `allowed` placeholders and formats the `example` values
+    (a spec such as `{interval:d}` that would fail on the wire fails here instead)."""
+    names = placeholders(template)
+    if not names <= allowed:
+        unknown = ", ".join(sorted(names - allowed))
+        given = ", ".join(f"{{{name}}}" for name in sorted(allowed)) or "none"
+        raise ValueError(f"{template!r}: unknown placeholder {unknown} (allowed: {given})")
+    try:
+        template.format(**example)
+    except (ValueError, TypeError, IndexError) as exc:
+        raise ValueError(f"{template!r} cannot be filled: {exc}") from None
+    return template
+
+
+class OverflowCheck(StrictModel):
+    """How to learn that the instrument's memory overflowed and lost its oldest readings,
+    after which the times of the scans fetched are not known any more (they are counted from
+    the start): an integer register whose `mask` bits say so, read after every fetch."""
+
+    query: str = Field(description="e.g. 'STAT:QUES?' (Keysight: read and cleared)")
+    mask: int = Field(ge=1, description="bits that mean readings were lost, e.g. 16384")
+
+
+START_PLACEHOLDERS = {"count", "interval", "rate"}
+
+
+class BufferConfig(StrictModel):
+    """The instrument's reading memory, for buffered acquisitions of one channel.
+
+    `start` arms and starts `{count}` samples, `{interval}` seconds (= 1 / `{rate}`) apart,
+    the first at once; `fetch` reads and erases at most `{most}` readings, oldest first, as
+    an IEEE 488.2 definite-length block (`#15 1,2,3`) or a plain comma-separated list (empty
+    when none); `stop` stops the run. The bounds are the instrument's, so that the driver never
+    asks what it cannot do: `max_rate` and `max_count` its fastest pacing and its largest
+    sample count; `max_fetch` the readings asked per fetch, which bounds a reply's size (about
+    16 bytes a reading; the socket transport reads replies up to 16 MiB).
+    """
+
+    channel: str = Field(description="the number channel the instrument samples into memory")
+    max_rate: float = Field(gt=0, le=1e7, description="scans/s the instrument can take")
+    max_count: int = Field(default=1_000_000, ge=1, description="largest sample count")
+    max_fetch: int = Field(default=10_000, ge=1, le=1_000_000, description="readings per fetch")
+    start: list[str] = Field(min_length=1, description="commands; the last one starts the run")
+    fetch: str = Field(description="query template with {most}, e.g. 'R? {most}'")
+    stop: list[str] = Field(min_length=1, description="commands that stop the run")
+    overflow: OverflowCheck | None = None
+
+    @field_validator("start")
+    @classmethod
+    def _start_templates(cls, start: list[str]) -> list[str]:
+        for template in start:
+            _fills(template, START_PLACEHOLDERS, count=1, interval=0.001, rate=1000.0)
+        used = set().union(*(placeholders(template) for template in start))
+        if "count" not in used or not used & {"interval", "rate"}:
+            raise ValueError("the start commands must set {count} and {interval} or {rate}")
+        return start
+
+    @field_validator("fetch")
+    @classmethod
+    def _fetch_template(cls, fetch: str) -> str:
+        if placeholders(_fills(fetch, {"most"}, most=1)) != {"most"}:
+            raise ValueError(f"{fetch!r}: the fetch query must ask for at most {{most}} readings")
+        return fetch
+
+    @field_validator("stop")
+    @classmethod
+    def _stop_commands(cls, stop: list[str]) -> list[str]:
+        for command in stop:
+            _fills(command, set())
+        return stop
+
+    def start_commands(self, rate: float, count: int) -> list[str]:
+        values = {"count": count, "interval": 1.0 / rate, "rate": rate}
+        return [template.format(**values) for template in self.start]
+
+
 class VisaChannel(ChannelConfig):
     query: str | None = Field(default=None, description="SCPI query that reads this channel")
     parse: Parse = Parse.FLOAT
@@ -91,8 +174,7 @@ class VisaChannel(ChannelConfig):
     def _template(cls, template: str | None) -> str | None:
         if template is None:
             return None
-        names = {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
-        if names != {"value"}:
+        if placeholders(template) != {"value"}:
             raise ValueError("a write template uses exactly the placeholder {value}")
         return template
 
@@ -126,6 +208,9 @@ class VisaInstrument(InstrumentConfig[VisaChannel]):
     error_queue: ErrorQueueCheck | None = ErrorQueueCheck()
     identity_query: str = "*IDN?"
     reconnect: Reconnect = Field(default_factory=Reconnect)
+    buffer: BufferConfig | None = Field(
+        default=None, description="the reading memory, for buffered acquisitions (optional)"
+    )
     queries_per_message: int = Field(
         default=1,
         ge=1,
@@ -170,6 +255,21 @@ class VisaInstrument(InstrumentConfig[VisaChannel]):
                         " joined with others (its reply splits into more units); use"
                         " `queries_per_message: 1`"
                     )
+        return self
+
+    @model_validator(mode="after")
+    def _buffered_channel(self) -> VisaInstrument:
+        if self.buffer is None:
+            return self
+        channel = self.channels.get(self.buffer.channel)
+        if channel is None:
+            known = ", ".join(sorted(self.channels))
+            raise ValueError(f"buffer.channel {self.buffer.channel!r} is not a channel ({known})")
+        if channel.value_kind() != "number":
+            raise ValueError(
+                f"buffer.channel {self.buffer.channel!r} must hold a number (parse float, int or"
+                f" bool), not {channel.parse.value}"
+            )
         return self
 
     @property

@@ -15,6 +15,14 @@ was found down before anything was sent goes out on the reopened session; a read
 mid-exchange raises its typed error and the next call reconnects. A write that failed during
 the write or its error check may or may not have landed, so it is reported as
 WriteOutcomeUnknown and never repeated.
+
+Buffered acquisitions (`buffer:` in the config) use the instrument's reading memory: the start
+commands (CONF, SAMP:COUN, SAMP:TIM, INIT), then one fetch query (`R? {most}`) per many scans,
+placed in time on the host (buffer.py). They share the lock, so a fetch and a read queue on
+the wire like two reads. A fetch never reopens the session: a reopen runs `init`, which may
+reset the instrument and its memory, and scans lost so would shift every later scan's time;
+so a fetch on a session lost or reopened since the start fails typed and the engine starts the
+acquisition again (start_buffer reopens).
 """
 
 from __future__ import annotations
@@ -26,6 +34,8 @@ from dataclasses import dataclass
 from math import isfinite
 from typing import ClassVar
 
+import numpy as np
+import numpy.typing as npt
 import structlog
 from pyvisa import rname
 
@@ -34,6 +44,7 @@ from ..base import (
     InstrumentConfig,
     Quality,
     Reading,
+    Scans,
     Value,
     check_writable,
     judged,
@@ -45,8 +56,9 @@ from ..errors import (
     ProtocolError,
     WriteOutcomeUnknown,
 )
-from .config import Parse, VisaChannel, VisaInstrument
-from .parse import ParseFailure, decode_reply, format_command, parse_reply
+from .buffer import BufferRun
+from .config import BufferConfig, Parse, VisaChannel, VisaInstrument
+from .parse import ParseFailure, decode_reply, format_command, parse_readings, parse_reply
 from .scpi import LinkDown
 from .transport import transport_for
 
@@ -82,6 +94,8 @@ class VisaDriver:
         self._identity: str | None = None
         self._closed = True
         self._port: str | None = None
+        self._sessions = 0  # sessions opened: a buffered run is valid on the one it began on
+        self._run: BufferRun | None = None
         self._log = log.bind(instrument=name, resource=config.resource)
 
     async def connect(self) -> None:
@@ -202,7 +216,149 @@ class VisaDriver:
                     reply=exc.reply,
                 ) from exc
 
+    # --- Buffered: the instrument's reading memory
+
+    def buffers(self, channels: Sequence[str], rate: float) -> bool:
+        """Whether the reading memory takes these channels at `rate`: exactly the configured
+        `buffer.channel`, at up to `buffer.max_rate` scans/s. No I/O."""
+        buffer = self.config.buffer
+        return (
+            buffer is not None
+            and list(channels) == [buffer.channel]
+            and 0 < rate <= buffer.max_rate
+        )
+
+    async def start_buffer(self, channels: Sequence[str], rate: float, count: int) -> None:
+        """Write the start commands (each followed by the error-queue check, as a write), and
+        note the start time just before the last one, which starts the run."""
+        buffer = self._buffer_for(channels, rate, count)
+        commands = buffer.start_commands(rate, count)
+        async with self._lock:
+            self._run = None
+            started = await self._write_sequence(commands)
+            self._run = BufferRun(buffer.channel, started, rate, count, session=self._sessions)
+
+    async def fetch_buffer(self, most: int) -> Scans:
+        """One fetch query for up to `most` readings (fewer when `buffer.max_fetch`, which
+        bounds the reply's size, or the scans still to come are fewer); with `buffer.overflow`
+        its register is read in the same exchange, and a set flag fails the fetch."""
+        async with self._lock:
+            run = self._live_run()
+            buffer = self._buffer_config()
+            ask = min(most, buffer.max_fetch, run.remaining)
+            if ask < 1:
+                return run.scans(np.empty(0, np.float64))
+            queries = [buffer.fetch.format(most=ask)]
+            if buffer.overflow is not None:
+                queries.append(buffer.overflow.query)
+            replies = await self._transport.query(queries)
+            return run.scans(self._readings(replies, queries, ask, run.channel))
+
+    async def stop_buffer(self) -> None:
+        """Write the stop commands; nothing when no run was started or the driver is closed.
+        Unfetched readings stay in the memory until the next start clears it."""
+        async with self._lock:
+            run, self._run = self._run, None
+            if run is None or self._closed:
+                return
+            await self._write_sequence(self._buffer_config().stop)
+
+    def _buffer_for(self, channels: Sequence[str], rate: float, count: int) -> BufferConfig:
+        """The buffer config, when it can take this acquisition; ChannelError before the wire
+        when it cannot (the engine asks `buffers` first, so this is a caller's mistake)."""
+        buffer = self._buffer_config()
+        if not self.buffers(channels, rate):
+            raise ChannelError(
+                self.name,
+                f"the reading memory takes only [{buffer.channel!r}] at up to"
+                f" {buffer.max_rate:g} scans/s, not {list(channels)} at {rate:g}",
+                channel=buffer.channel,
+            )
+        if not 1 <= count <= buffer.max_count:
+            raise ChannelError(
+                self.name,
+                f"{count} scans asked; the reading memory takes 1 to {buffer.max_count}",
+                channel=buffer.channel,
+            )
+        return buffer
+
+    def _buffer_config(self) -> BufferConfig:
+        if self.config.buffer is None:
+            raise ChannelError(self.name, "no `buffer` is configured: not a buffered instrument")
+        return self.config.buffer
+
+    def _live_run(self) -> BufferRun:
+        """The run a fetch continues, on the session it began on (see the module docstring)."""
+        if self._closed:
+            raise InstrumentDisconnected(self.name, "not connected", address=self.config.resource)
+        run = self._run
+        if run is None:
+            raise ChannelError(self.name, "no buffered acquisition was started")
+        if self._transport.stale or run.session != self._sessions:
+            raise InstrumentDisconnected(
+                self.name,
+                "the session was lost or reopened since the buffered acquisition started (a"
+                " reopen may reset the instrument's memory); start it again",
+                address=self.config.resource,
+            )
+        return run
+
+    def _readings(
+        self, replies: list[bytes], queries: list[str], ask: int, channel: str
+    ) -> npt.NDArray[np.float64]:
+        try:
+            readings = parse_readings(replies[0], self.config.encoding)
+        except ParseFailure as exc:
+            raise self._garbled(queries[0], channel, exc, replies[0]) from None
+        if len(readings) > ask:
+            raise self._garbled(
+                queries[0],
+                channel,
+                ParseFailure(f"{len(readings)} readings, asked for {ask}"),
+                replies[0],
+            )
+        overflow = self._buffer_config().overflow
+        if overflow is not None and self._register(replies[1], queries[1]) & overflow.mask:
+            raise ProtocolError(
+                self.name,
+                f"the reading memory overflowed ({queries[1]!r}): readings were lost, so the"
+                " scans' times are unknown; start the acquisition again",
+                channel=channel,
+                address=self.config.resource,
+                reply=replies[1],
+            )
+        return readings
+
+    def _register(self, raw: bytes, query: str) -> int:
+        text = self._decode(raw, query, None).strip()
+        try:
+            return int(text)
+        except ValueError:
+            raise self._garbled(
+                query, None, ParseFailure(f"not an integer: {text!r}"), raw
+            ) from None
+
     # --- helpers; the caller holds self._lock
+
+    async def _write_sequence(self, commands: Sequence[str]) -> float:
+        """Write `commands` in order, each checked as a write is; the clock just before the
+        last one is returned. A link found down before a command went out is reopened and the
+        whole sequence sent again: the reopen ran `init`, so the earlier ones may be undone."""
+        await self._ensure_open()
+        try:
+            return await self._write_each(commands)
+        except LinkDown as exc:
+            self._log.warning("link down in a command sequence; reconnecting", error=str(exc))
+            await self._reopen()
+            return await self._write_each(commands)
+
+    async def _write_each(self, commands: Sequence[str]) -> float:
+        *first, last = commands
+        for command in first:
+            await self._transport.write(command)
+        sent = self._context.clock()
+        await self._transport.write(last)
+        return sent
 
     async def _ensure_open(self) -> None:
         if self._closed:
@@ -224,6 +380,7 @@ class VisaDriver:
         async for attempt in retrying:
             with attempt:
                 self._identity = (await self._transport.open()).strip()
+        self._sessions += 1
         self._log.info("session open", identity=self._identity)
 
     def _decode(self, raw: bytes, query: str, channel: str | None) -> str:
@@ -245,6 +402,7 @@ class VisaDriver:
 
     async def _shut(self) -> None:
         self._closed = True
+        self._run = None
         try:
             await self._transport.close()
         finally:

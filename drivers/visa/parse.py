@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
+import numpy.typing as npt
+
 from ..base import Value
 from .config import Parse, VisaChannel
 
@@ -65,6 +68,35 @@ def _bool(text: str) -> bool:
     if word in FALSE_WORDS:
         return False
     raise ParseFailure(f"not a boolean: {text!r}")
+
+
+def parse_readings(raw: bytes, encoding: str) -> npt.NDArray[np.float64]:
+    """The readings of a reading-memory fetch, oldest first: comma-separated numbers, bare (a
+    plain list, empty when there are none) or as the data of an IEEE 488.2 definite-length
+    block (`#15 1,2,3`, `#10` for none: what Keysight's `R?` sends). `nan` and `inf` are
+    numbers here; the caller marks them BAD."""
+    text = decode_reply(block_data(raw.strip()), encoding).strip()
+    if not text:
+        return np.empty(0, np.float64)
+    return np.array([_float(field) for field in text.split(",")], np.float64)
+
+
+def block_data(raw: bytes) -> bytes:
+    """The data of a definite-length block `#<n><length><data>`; anything not starting with
+    `#` is returned as it is. A length that disagrees with the data is a garbled reply."""
+    if not raw.startswith(b"#"):
+        return raw
+    digits = raw[1:2]
+    if not digits.isdigit() or digits == b"0":
+        raise ParseFailure(f"not a definite-length block: {raw[:16]!r}")
+    count = int(digits)
+    header = raw[2 : 2 + count]
+    if len(header) != count or not header.isdigit():
+        raise ParseFailure(f"block length field {header!r} is not {count} digits")
+    data = raw[2 + count :]
+    if len(data) != int(header):
+        raise ParseFailure(f"block announces {int(header)} bytes, holds {len(data)}")
+    return data
 
 
 def error_entry(reply: str) -> int:

@@ -36,6 +36,24 @@ CHANNELS: dict[str, dict[str, Any]] = {
 }
 
 
+# The meter's reading memory as a Keysight 34465A's is driven (the sim paces by SAMP:TIM only).
+BUFFER: dict[str, Any] = {
+    "channel": "resistivity",
+    "max_rate": 50_000,
+    "start": [
+        "CONF:RES",
+        "TRIG:SOUR IMM",
+        "SAMP:SOUR TIM",
+        "SAMP:COUN {count:d}",
+        "SAMP:TIM {interval:.9g}",
+        "INIT",
+    ],
+    "fetch": "R? {most:d}",
+    "stop": ["ABOR"],
+    "overflow": {"query": "STAT:QUES?", "mask": 16384},
+}
+
+
 def instrument(resource: str, **overrides: Any) -> VisaInstrument:
     spec: dict[str, Any] = {
         "driver": "visa",
