@@ -10,6 +10,7 @@ from mdfd.drivers.testing import ConformanceTarget, DriverConformance
 CONFIG = MemoryInstrument.model_validate(
     {
         "driver": "memory",
+        "buffer": True,
         "channels": {
             "temperature": {"unit": "degC", "follows": "setpoint", "tau": 5, "initial": 25},
             "setpoint": {"unit": "degC", "writable": True, "limits": {"min": 0, "max": 1400}},
@@ -34,4 +35,6 @@ class TestMemory(DriverConformance):
             steady_channels=["setpoint", "running"],
             bad_channel="broken",
             text_channel="label",
+            buffer_channels=["temperature", "setpoint"],
+            buffer_rate=1000.0,
         )

@@ -7,8 +7,9 @@ through a `WireProxy`, the wire-fault checks (peer vanishing mid-read, lost writ
 nothing sent for a refused write) run too; otherwise they are skipped with that reason.
 
 The rules checked here are the ones written in `mdfd.drivers.base.Driver`'s docstring; a
-driver that offers `read_block` is also held to `BlockReadable`'s (the checks in blocks.py,
-inherited by `DriverConformance` and skipped for drivers without the capability).
+driver that offers `read_block` is also held to `BlockReadable`'s (the checks in blocks.py), and
+a `Buffered` one to `Buffered`'s (buffers.py): inherited by `DriverConformance`, skipped for
+drivers without the capability.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from ..errors import (
     WriteOutcomeUnknown,
 )
 from .blocks import BlockConformance
+from .buffers import BufferConformance
 from .proxy import WireProxy
 from .target import FIXED_TIME, ConformanceTarget, connected
 
@@ -44,7 +46,7 @@ def _needs_proxy(target: ConformanceTarget) -> WireProxy:
 
 
 @pytest.mark.asyncio
-class DriverConformance(BlockConformance):
+class DriverConformance(BlockConformance, BufferConformance):
     """Subclass and provide a `target` fixture; every test below then runs against it."""
 
     async def test_connect_and_close_are_idempotent(self, target: ConformanceTarget) -> None:

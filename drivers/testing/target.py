@@ -27,6 +27,9 @@ class ConformanceTarget:
     reads (compared exactly between `read` and `read_block`; the `writable` one always is),
     `bad_channel` one the peer answers with a bad quality, `text_channel` one that holds text
     (a block asking it is refused); the checks that need one skip without it.
+
+    For a `Buffered` driver: `buffer_channels` are channels it acquires on its own clock at
+    `buffer_rate` scans per second (its config must allow that); without them those checks skip.
     """
 
     make_driver: Callable[[DriverContext], Driver]
@@ -43,6 +46,8 @@ class ConformanceTarget:
     steady_channels: Sequence[str] = ()
     bad_channel: str | None = None
     text_channel: str | None = None
+    buffer_channels: Sequence[str] = ()
+    buffer_rate: float = 100.0
 
 
 @asynccontextmanager

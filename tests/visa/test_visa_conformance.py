@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
+from visa_support import BUFFER, driver_config, instrument
 from visa_support import CHANNELS as METER_CHANNELS
-from visa_support import driver_config, instrument
 
 from mdfd.drivers.testing import ConformanceTarget, DriverConformance, WireProxy
 from mdfd.drivers.visa import VisaDriver, VisaInstrument
@@ -26,6 +26,8 @@ def target_for(config: VisaInstrument, proxy: WireProxy | None) -> ConformanceTa
         out_of_limits=-1,
         failure_bound=8.0,
         proxy=proxy,
+        buffer_channels=["resistivity"] if config.buffer is not None else [],
+        buffer_rate=50.0,
     )
 
 
@@ -35,10 +37,10 @@ class TestVisaSocket(DriverConformance):
         port = int(meter.endpoints()["tcp"].rsplit(":", 1)[1])
         async with WireProxy("127.0.0.1", port) as proxy:
             resource = f"TCPIP::127.0.0.1::{proxy.port}::SOCKET"
-            yield target_for(instrument(resource), proxy)
+            yield target_for(instrument(resource, buffer=BUFFER), proxy)
 
 
 class TestVisaSerial(DriverConformance):
     @pytest.fixture
     async def target(self, meter: MeterSimulator) -> ConformanceTarget:
-        return target_for(driver_config(meter, "serial"), None)
+        return target_for(driver_config(meter, "serial", buffer=BUFFER), None)
