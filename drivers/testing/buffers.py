@@ -82,8 +82,8 @@ class BufferConformance:
 
     async def test_fetch_after_close_is_disconnected(self, target: ConformanceTarget) -> None:
         driver = target.make_driver(DriverContext())
+        buffered = _buffered(driver, target)  # before connecting: a skip must leave nothing open
         await driver.connect()
-        buffered = _buffered(driver, target)
         await buffered.start_buffer(list(target.buffer_channels), target.buffer_rate, COUNT)
         await driver.close()
         with pytest.raises(InstrumentDisconnected):
