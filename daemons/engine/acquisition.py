@@ -175,6 +175,7 @@ class Acquisition:
         loop = asyncio.get_running_loop()
         taken = since_start = 0
         began = 0.0
+        ctx.log.info("acquiring on the instrument's clock", instrument=part.instrument, block=most)
 
         async def arrival() -> Scans:
             """The next scans: fetched once a block is due or a period has passed (but not
