@@ -206,16 +206,11 @@ class RunFile:
         was handed off (False otherwise), so a fast producer can write
         `if run.add_scan(...): await run.drain()` at no extra cost.
         """
-        buffer = self._by_instrument.get(instrument)
-        if buffer is None:
-            raise ValueError(f"{self.path}: instrument {instrument!r} was not declared")
+        buffer = self._buffer_of(instrument)
         try:
             buffer.add_scan(channels, t, values, point_index)
-        except KeyError as exc:
-            message = f"{self.path}: channel {exc.args[0]!r} is not of {instrument!r}"
-            raise ValueError(message) from None
-        except ValueError as exc:
-            raise ValueError(f"{self.path}: {instrument}: {exc}") from None
+        except (KeyError, ValueError) as exc:
+            raise self._refusal(instrument, exc) from None
         if buffer.count == buffer.rows:
             self._hand_off(buffer)
             return bool(self._backlog)
@@ -233,21 +228,29 @@ class RunFile:
         in the scan taken at `times[k]` (what an instrument sampling on its own clock hands
         over, `drivers.Scans`). The same as `add_scan` for each row, in slices of the block:
         full blocks go to the writer; the answer is `needs_drain`'s."""
-        buffer = self._by_instrument.get(instrument)
-        if buffer is None:
-            raise ValueError(f"{self.path}: instrument {instrument!r} was not declared")
+        buffer = self._buffer_of(instrument)
         done = 0
         while done < times.shape[0]:
             try:
                 done += buffer.add_scans(channels, times[done:], values[done:], point_index)
-            except KeyError as exc:
-                message = f"{self.path}: channel {exc.args[0]!r} is not of {instrument!r}"
-                raise ValueError(message) from None
-            except ValueError as exc:
-                raise ValueError(f"{self.path}: {instrument}: {exc}") from None
+            except (KeyError, ValueError) as exc:
+                raise self._refusal(instrument, exc) from None
             if buffer.count == buffer.rows:
                 self._hand_off(buffer)
         return bool(self._backlog)
+
+    def _buffer_of(self, instrument: str) -> ScanBuffer:
+        buffer = self._by_instrument.get(instrument)
+        if buffer is None:
+            raise ValueError(f"{self.path}: instrument {instrument!r} was not declared")
+        return buffer
+
+    def _refusal(self, instrument: str, exc: KeyError | ValueError) -> ValueError:
+        """What a scan the instrument's buffer refused says: the channel that is not the
+        instrument's (KeyError), or the shape that does not fit (ValueError)."""
+        if isinstance(exc, KeyError):
+            return ValueError(f"{self.path}: channel {exc.args[0]!r} is not of {instrument!r}")
+        return ValueError(f"{self.path}: {instrument}: {exc}")
 
     @property
     def needs_drain(self) -> bool:
