@@ -373,9 +373,10 @@ class Buffered(Protocol):
     DAQ card's buffer, a DMM's reading memory: the engine's path for fast acquisitions, one
     round trip per many scans instead of one per scan (decision 0089).
 
-    - `buffers(channels, rate)`: whether the instrument can take these channels at `rate`
-      scans per second on its own. No I/O; the engine asks before every acquisition and polls
-      (`read`/`read_block`, one round trip per scan) when the answer is no.
+    - `buffers(channels, rate, count)`: whether the instrument can take `count` scans of these
+      channels at `rate` scans per second on its own. No I/O; the engine asks before every
+      acquisition and polls (`read`/`read_block`, one round trip per scan) when the answer is
+      no, so an acquisition beyond the instrument's memory or pace still runs.
     - `start_buffer(channels, rate, count)`: arm and start `count` scans, `1 / rate` apart on
       the instrument's clock, the first at once. One attempt, like every call.
     - `fetch_buffer(most)`: the scans taken since the last fetch, at most `most`, oldest first;
@@ -390,7 +391,7 @@ class Buffered(Protocol):
     number).
     """
 
-    def buffers(self, channels: Sequence[str], rate: float) -> bool: ...
+    def buffers(self, channels: Sequence[str], rate: float, count: int) -> bool: ...
 
     async def start_buffer(self, channels: Sequence[str], rate: float, count: int) -> None: ...
 

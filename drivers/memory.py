@@ -170,9 +170,14 @@ class MemoryDriver:
         values[bad] = np.nan
         return Block(key, values, bad.astype(np.uint8) * np.uint8(BAD_CODE), now)
 
-    def buffers(self, channels: Sequence[str], rate: float) -> bool:
-        """Any number channels, at any rate, when configured with `buffer: true`."""
-        return self.config.buffer and rate > 0 and all(name in self._column for name in channels)
+    def buffers(self, channels: Sequence[str], rate: float, count: int) -> bool:
+        """Any number channels, at any rate, any count, when configured with `buffer: true`."""
+        return (
+            self.config.buffer
+            and rate > 0
+            and count >= 1
+            and all(name in self._column for name in channels)
+        )
 
     async def start_buffer(self, channels: Sequence[str], rate: float, count: int) -> None:
         self._require_connected()

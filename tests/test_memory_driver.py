@@ -105,14 +105,15 @@ async def test_a_buffered_acquisition_hands_over_the_scans_due_at_their_own_time
         "note": {"initial": "text"},
     }
     plain = make(channels, clock=lambda: now[0])
-    assert not plain.buffers(["pv"], 10.0)  # only when configured to
+    assert not plain.buffers(["pv"], 10.0, 5)  # only when configured to
     cls = driver_class("memory")
     config = cls.config_model.model_validate(
         {"driver": "memory", "buffer": True, "channels": channels}
     )
     driver = cls("mem", config, DriverContext(clock=lambda: now[0]))
-    assert driver.buffers(["pv", "sp"], 10.0)
-    assert not driver.buffers(["note"], 10.0)
+    assert driver.buffers(["pv", "sp"], 10.0, 5)
+    assert not driver.buffers(["note"], 10.0, 5)
+    assert not driver.buffers(["pv"], 10.0, 0)
     await driver.connect()
     await driver.write("sp", 100.0)
     with pytest.raises(ChannelError, match="not a number channel"):

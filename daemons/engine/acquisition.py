@@ -90,7 +90,7 @@ class Acquisition:
             await clock.sleep_until(began + count / rate)
             return
         reader = self._instruments.reader(channels)
-        if reader.buffers(rate):
+        if reader.buffers(rate, count):
             await self._buffered(reader, count, rate, ctx)
             return
         names, point = reader.channels, self._point

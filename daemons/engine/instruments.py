@@ -173,16 +173,16 @@ class Reader:
         deadline.reschedule(None)
         return _joined(columns)
 
-    def buffers(self, rate: float) -> bool:
-        """Whether these channels can be acquired at `rate` on their instrument's own clock:
-        they are one instrument's, and its driver is `Buffered` and says it can."""
+    def buffers(self, rate: float, count: int) -> bool:
+        """Whether `count` scans of these channels at `rate` can be taken on their instrument's
+        own clock: they are one instrument's, and its driver is `Buffered` and says it can."""
         if len(self._groups) != 1:
             return False
         group = self._groups[0]
-        return group.buffered is not None and group.buffered.buffers(group.names, rate)
+        return group.buffered is not None and group.buffered.buffers(group.names, rate, count)
 
     async def start_buffer(self, rate: float, count: int) -> None:
-        """Start the instrument's buffered acquisition (`buffers(rate)` said it can)."""
+        """Start the instrument's buffered acquisition (`buffers(rate, count)` said it can)."""
         group, driver = self._buffering()
         await self._once(group, driver.start_buffer(group.names, rate, count))
 

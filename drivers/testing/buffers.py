@@ -24,7 +24,7 @@ COUNT = 20
 def _buffered(driver: object, target: ConformanceTarget) -> Buffered:
     if not isinstance(driver, Buffered) or not target.buffer_channels:
         pytest.skip("the driver is not Buffered or the target names no buffer_channels")
-    assert driver.buffers(target.buffer_channels, target.buffer_rate), (
+    assert driver.buffers(target.buffer_channels, target.buffer_rate, COUNT), (
         "buffers() refuses the target's buffer_channels at its buffer_rate"
     )
     return driver
@@ -76,7 +76,7 @@ class BufferConformance:
     async def test_an_unknown_channel_is_refused(self, target: ConformanceTarget) -> None:
         async with connected(target) as driver:
             buffered = _buffered(driver, target)
-            assert not buffered.buffers(["no_such_channel"], target.buffer_rate)
+            assert not buffered.buffers(["no_such_channel"], target.buffer_rate, COUNT)
             with pytest.raises(ChannelError):
                 await buffered.start_buffer(["no_such_channel"], target.buffer_rate, COUNT)
 

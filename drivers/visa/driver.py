@@ -218,14 +218,16 @@ class VisaDriver:
 
     # --- Buffered: the instrument's reading memory
 
-    def buffers(self, channels: Sequence[str], rate: float) -> bool:
-        """Whether the reading memory takes these channels at `rate`: exactly the configured
-        `buffer.channel`, at up to `buffer.max_rate` scans/s. No I/O."""
+    def buffers(self, channels: Sequence[str], rate: float, count: int) -> bool:
+        """Whether the reading memory takes this acquisition: exactly the configured
+        `buffer.channel`, at up to `buffer.max_rate` scans/s, 1 to `buffer.max_count` scans.
+        No I/O."""
         buffer = self.config.buffer
         return (
             buffer is not None
             and list(channels) == [buffer.channel]
             and 0 < rate <= buffer.max_rate
+            and 1 <= count <= buffer.max_count
         )
 
     async def start_buffer(self, channels: Sequence[str], rate: float, count: int) -> None:
@@ -267,7 +269,7 @@ class VisaDriver:
         """The buffer config, when it can take this acquisition; ChannelError before the wire
         when it cannot (the engine asks `buffers` first, so this is a caller's mistake)."""
         buffer = self._buffer_config()
-        if not self.buffers(channels, rate):
+        if not self.buffers(channels, rate, 1):
             raise ChannelError(
                 self.name,
                 f"the reading memory takes only [{buffer.channel!r}] at up to"

@@ -29,13 +29,24 @@ class Counted(MemoryDriver):
     """The buffered memory driver, counting its calls; the listed (1-based) fetches time out,
     and with `silent` every fetch hands over nothing."""
 
-    def __init__(self, *args: object, failing: frozenset[int] = frozenset(), silent: bool = False):
+    def __init__(
+        self,
+        *args: object,
+        failing: frozenset[int] = frozenset(),
+        silent: bool = False,
+        memory: int | None = None,
+    ):
         super().__init__(*args)  # type: ignore[arg-type]
-        self.failing, self.silent = failing, silent
+        self.failing, self.silent, self.memory = failing, silent, memory
         self.starts: list[int] = []
         self.fetched: list[int] = []
         self.stops = 0
         self.fetching = asyncio.Event()
+
+    def buffers(self, channels: Sequence[str], rate: float, count: int) -> bool:
+        """As the memory driver, but holding at most `memory` scans when given."""
+        fits = self.memory is None or count <= self.memory
+        return fits and super().buffers(channels, rate, count)
 
     async def start_buffer(self, channels: Sequence[str], rate: float, count: int) -> None:
         self.starts.append(count)
@@ -97,6 +108,20 @@ async def test_an_instrument_that_cannot_buffer_is_polled(tmp_path: Path) -> Non
     assert driver.starts == []
     assert driver.fetched == []
     assert len(read_channel(path, "meter.hardness").value) == 20
+
+
+async def test_an_acquisition_beyond_the_instruments_memory_is_polled(tmp_path: Path) -> None:
+    instruments, clock = await connected(tmp_path)
+    driver = await buffered(instruments, "meter", memory=100)
+    fits = AcquireSpec(channels=["meter.hardness"], rate=1000, count=100)
+    _, _, error = await acquire(tmp_path, instruments, clock, fits)
+    assert error is None
+    assert driver.starts == [100]
+    beyond = AcquireSpec(channels=["meter.hardness"], rate=1000, count=150)
+    _, path, error = await acquire(tmp_path, instruments, clock, beyond)
+    assert error is None
+    assert driver.starts == [100]  # not started for 150: read scan by scan instead
+    assert len(read_channel(path, "meter.hardness").value) == 150
 
 
 async def test_a_failed_fetch_starts_again_for_the_missing_scans(tmp_path: Path) -> None:

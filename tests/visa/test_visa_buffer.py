@@ -223,27 +223,30 @@ async def test_a_fetch_after_close_is_disconnected(buffered: VisaDriver) -> None
 
 
 @pytest.mark.parametrize(
-    ("channels", "rate", "expected"),
+    ("channels", "rate", "count", "expected"),
     [
-        (["resistivity"], 50_000, True),
-        (["resistivity"], 0.5, True),
-        (["resistivity"], 50_001, False),
-        (["resistivity"], 0, False),
-        (["hardness"], 10, False),
-        (["resistivity", "hardness"], 10, False),
-        ([], 10, False),
+        (["resistivity"], 50_000, 10, True),
+        (["resistivity"], 0.5, 10, True),
+        (["resistivity"], 10, 1_000_000, True),
+        (["resistivity"], 10, 1_000_001, False),  # beyond the memory's max_count: polled
+        (["resistivity"], 10, 0, False),
+        (["resistivity"], 50_001, 10, False),
+        (["resistivity"], 0, 10, False),
+        (["hardness"], 10, 10, False),
+        (["resistivity", "hardness"], 10, 10, False),
+        ([], 10, 10, False),
     ],
 )
-def test_buffers(channels: list[str], rate: float, expected: bool) -> None:
+def test_buffers(channels: list[str], rate: float, count: int, expected: bool) -> None:
     driver = VisaDriver(
         "meter", instrument("TCPIP::127.0.0.1::1::SOCKET", buffer=BUFFER), DriverContext()
     )
-    assert driver.buffers(channels, rate) is expected
+    assert driver.buffers(channels, rate, count) is expected
 
 
 async def test_no_buffer_section_buffers_nothing() -> None:
     driver = VisaDriver("meter", instrument("TCPIP::127.0.0.1::1::SOCKET"), DriverContext())
-    assert not driver.buffers(RES, 1.0)
+    assert not driver.buffers(RES, 1.0, 10)
     with pytest.raises(ChannelError, match="no `buffer`"):
         await driver.start_buffer(RES, 1.0, 10)
 
