@@ -248,8 +248,10 @@ async def reorder(request: web.Request) -> web.Response:
 async def events(request: web.Request) -> web.StreamResponse:
     """NDJSON: one event per line until the client leaves or the daemon stops.
 
-    `?run=ID` keeps that run's events (and the readings while it executes). A heartbeat line
-    every few seconds lets a client tell a quiet daemon from a dead connection.
+    `?run=ID` keeps that run's events (and the readings while it executes); when the run had
+    started before the stream opened, its `run_start` comes first (once: the event published,
+    not a new one), so `submit --watch` never misses it for having subscribed a moment late. A
+    heartbeat line every few seconds lets a client tell a quiet daemon from a dead connection.
     """
     plane = _plane(request)
     only = request.query.get("run")
@@ -261,6 +263,9 @@ async def events(request: web.Request) -> web.StreamResponse:
     with plane.subscribe() as watched:
         # Tells the client it is subscribed: it may now read state without missing events.
         await response.write(_line(Subscribed()))
+        replayed = plane.run_started(only) if only is not None else None
+        if replayed is not None:
+            await response.write(_line(replayed))
         quiet_since = loop.time()
         while not plane.closing.is_set():
             event: Event
@@ -271,7 +276,7 @@ async def events(request: web.Request) -> web.StreamResponse:
                 if loop.time() - quiet_since < HEARTBEAT_SECONDS:
                     continue
                 event = plane.heartbeat()
-            if only is not None and not _concerns(event, only, plane):
+            if event is replayed or (only is not None and not _concerns(event, only, plane)):
                 continue
             quiet_since = loop.time()
             try:

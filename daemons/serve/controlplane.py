@@ -13,7 +13,7 @@ from contextlib import AbstractContextManager
 from typing import Protocol
 
 from mdfd.daemons.core.config import Control, LoadedConfig
-from mdfd.daemons.engine.events import Event, Heartbeat
+from mdfd.daemons.engine.events import Event, Heartbeat, RunStarted
 from mdfd.recipes.loader import LoadedRecipe
 
 from . import views
@@ -114,4 +114,9 @@ class ControlPlane(Protocol):
 
     def executing(self) -> str | None:
         """The id of the executing run, if any."""
+        ...
+
+    def run_started(self, run_id: str) -> RunStarted | None:
+        """The `run_start` event run `run_id` published, while it executes (None otherwise):
+        a stream of that run opened after it started begins with it."""
         ...

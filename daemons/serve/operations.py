@@ -16,7 +16,15 @@ from typing import Any
 from mdfd.daemons.analysis.handover import far_setpoints
 from mdfd.daemons.core.config import Control, LoadedConfig
 from mdfd.daemons.core.logging import get_logger
-from mdfd.daemons.engine.events import Dropped, Event, EventBus, Heartbeat, Queued, QueueOrder
+from mdfd.daemons.engine.events import (
+    Dropped,
+    Event,
+    EventBus,
+    Heartbeat,
+    Queued,
+    QueueOrder,
+    RunStarted,
+)
 from mdfd.daemons.launch.oneshot import create_run
 from mdfd.daemons.store import Origin, RunRow, StateDB
 from mdfd.daemons.upstream.service import UpstreamService
@@ -201,6 +209,10 @@ class Operations:
     def executing(self) -> str | None:
         active = self.scheduler.active
         return active.run.id if active is not None else None
+
+    def run_started(self, run_id: str) -> RunStarted | None:
+        active = self.scheduler.active
+        return active.started if active is not None and active.run.id == run_id else None
 
 
 def _run(row: RunRow) -> views.Run:

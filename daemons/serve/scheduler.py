@@ -69,6 +69,7 @@ class ActiveRun:
     points_done: int = 0
     latest: dict[str, float | None] = field(default_factory=dict)
     remaining_wall: float | None = None
+    started: RunStarted | None = None  # the run_start event, for streams opened after it
 
     @property
     def samples_written(self) -> int:
@@ -324,11 +325,10 @@ class Scheduler:
             run, control, executor, sequence=self.runs_executed, points_done=done
         )
         self._set_phase(RUNNING)
-        self.events.publish(
-            RunStarted(
-                run=run.id, recipe=run.recipe_name, points_total=run.points_total, points_done=done
-            )
+        active.started = RunStarted(
+            run=run.id, recipe=run.recipe_name, points_total=run.points_total, points_done=done
         )
+        self.events.publish(active.started)
         log = get_logger(run=run.id)
         log.info("run starting", resumed_at_point=done if done else None)
         outcome: RunOutcome | None = None

@@ -1,5 +1,6 @@
-"""Health probes on the event stream: an idle instrument's reading is a `readings` event of no
-point (what the operator page shows of it), and a run's own stream leaves such readings out."""
+"""The event stream: an idle instrument's health probe is a `readings` event of no point (what
+the operator page shows of it), a run's own stream leaves such readings out, and a run's stream
+opened after the run started begins with its `run_start`."""
 
 from __future__ import annotations
 
@@ -15,7 +16,15 @@ from mdfd.daemons.serve import api
 from mdfd.daemons.serve.controlplane import ControlPlane
 from tests.support import mdfd
 
-from .harness import WAIT, Daemon, _UnixConnection, environment, write_config
+from .harness import (
+    WAIT,
+    Daemon,
+    _UnixConnection,
+    environment,
+    submit,
+    write_config,
+    write_recipe,
+)
 
 
 def test_an_idle_instruments_probe_is_a_reading_of_no_point(tmp_path: Path) -> None:
@@ -57,3 +66,31 @@ def test_a_runs_stream_leaves_out_the_probes_of_idle_instruments() -> None:
     assert not api._concerns(probe, "run-1", plane)
     assert api._concerns(acquired, "run-1", plane)
     assert not api._concerns(acquired, "run-2", plane)
+
+
+def test_a_runs_stream_opened_after_it_started_begins_with_its_start(tmp_path: Path) -> None:
+    """`mdfctl submit --watch` subscribes a moment after the run is queued; a run that starts
+    in that moment must not lose its `run_start` (a CI run of the schema test did)."""
+    config = write_config(tmp_path)
+    daemon = Daemon(config, env=environment()).start()
+    schema = Draft202012Validator(json.loads(mdfd("schema", "events").stdout))
+    connection = _UnixConnection(daemon.socket)
+    try:
+        run = submit(config, write_recipe(tmp_path, temperatures="[1, 2, 3, 4, 5, 6]"))
+        daemon.wait_status(run, "running")
+        connection.request("GET", f"/events?run={run}")
+        response = connection.getresponse()
+        assert response.status == 200
+        events = [json.loads(response.readline()) for _ in range(2)]
+        while events[-1]["event"] != "point_end":  # on to a point's end: no second start
+            events.append(json.loads(response.readline()))
+    finally:
+        connection.close()
+        daemon.stop()
+    for event in events:
+        assert list(schema.iter_errors(event)) == [], event
+    kinds = [event["event"] for event in events]
+    assert kinds[:2] == ["subscribed", "run_start"], kinds
+    assert kinds.count("run_start") == 1, kinds
+    assert events[1]["run"] == run
+    assert events[1]["points_total"] == 6
