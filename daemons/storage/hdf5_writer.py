@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-import math
 import queue
 import threading
 from collections import deque
@@ -45,35 +44,16 @@ from .h5build import FilePlan, plan_instruments
 from .h5file import H5RunFile, PointRow
 from .layout import (
     CLOCKS,
-    COUNTS,
-    RESERVED,
-    STATS,
     ChannelSpec,
     Material,
     check_channel_name,
-    nexus_name,
+    check_nexus_names,
     series_group,
 )
 from .scans import ScanBlock, ScanBuffer
+from .summary import SummaryRows
 
 __all__ = ["ChannelSpec", "Material", "RunFile", "StorageError"]
-
-
-def _check_nexus_names(channels: list[ChannelSpec], parameters: list[str]) -> None:
-    """Refuse names that meet in the file: instruments that become the same group (`a-b` and
-    `a_b`), parameters named like a summary dataset (`mean`, `status`, ...)."""
-    instruments: dict[str, str] = {}
-    for spec in channels:
-        group = nexus_name(spec.instrument)
-        if instruments.setdefault(group, spec.instrument) != spec.instrument:
-            raise ValueError(
-                f"instruments {instruments[group]!r} and {spec.instrument!r} are both"
-                f" {group!r} in the data file; rename one"
-            )
-    taken = RESERVED | set(STATS) | {"mean_errors"}
-    clashes = [p for p in parameters if p in taken or "/" in p or "." in p]
-    if clashes:
-        raise ValueError(f"parameter names {clashes} clash with summary columns")
 
 
 @dataclass(slots=True)
@@ -119,14 +99,13 @@ class RunFile:
             check_channel_name(name)
         if len(set(names)) != len(names) or len(set(parameters)) != len(parameters):
             raise ValueError("channel and parameter names must be unique")
-        _check_nexus_names(channels, parameters)
+        check_nexus_names(channels, parameters)
         if clock not in CLOCKS:
             raise ValueError(f"clock {clock!r}: expected one of {', '.join(CLOCKS)}")
         self.path = Path(path)
         self.channels = list(channels)
         self.parameters = list(parameters)
-        self._column = {name: k for k, name in enumerate(names)}  # in the summary statistics
-        self._names = tuple(names)
+        self._summary = SummaryRows(self.path, names, self.parameters)
         plan = FilePlan(
             name=self.path.name,
             metadata=dict(metadata),
@@ -169,7 +148,7 @@ class RunFile:
         """Create the file, or (with resume counts) reopen it and cut it back to them."""
         if self._thread is not None or self._closed:
             raise StorageError(f"{self.path}: a RunFile opens once")
-        unknown = set(resume_rows or {}) - set(self._column)
+        unknown = set(resume_rows or {}) - set(self._summary.columns)
         if unknown:
             raise ValueError(f"resume_rows names unknown channels {sorted(unknown)}")
         self._loop = asyncio.get_running_loop()
@@ -302,8 +281,7 @@ class RunFile:
         is on disk until `commit()` returns.
         """
         self._raise_if_failed()
-        row = self._summary_row(point_index, parameters, stats, started, ended)
-        row.status = status.encode("ascii", "replace")[:16]
+        row = self._summary.row(point_index, parameters, stats, started, ended, status)
         self._marked.append(row)
         return {
             name: self._rows_handed[buffer.number] + buffer.count
@@ -366,38 +344,6 @@ class RunFile:
         return {spec.name: "/" + series_group(spec.instrument) for spec in self.channels}
 
     # -- the loop side of the hand-off -------------------------------------------------------
-
-    def _summary_row(
-        self,
-        point_index: int,
-        parameters: Mapping[str, float],
-        stats: PointStats | Mapping[str, Stats],
-        started: float,
-        ended: float,
-    ) -> PointRow:
-        """The row from the statistics' arrays: one assignment per statistic, whatever the
-        number of channels (the engine's channels are the file's, in its order: no lookup)."""
-        if not isinstance(stats, PointStats):
-            stats = PointStats.of(stats)
-        unknown = set(parameters) - set(self.parameters)
-        if stats.channels == self._names:
-            columns: slice | np.ndarray = slice(None)
-        else:
-            unknown |= set(stats.channels) - set(self._column)
-            columns = np.array([self._column.get(c, -1) for c in stats.channels], dtype=np.intp)
-        if unknown:
-            raise ValueError(f"{self.path}: point {point_index}: unknown names {sorted(unknown)}")
-        width = len(self.channels)
-        table = {}
-        for stat in STATS:
-            if isinstance(columns, slice):  # the file's channels: the arrays as they are
-                table[stat] = getattr(stats, stat)
-            else:
-                column = np.zeros(width, np.int64) if stat in COUNTS else np.full(width, math.nan)
-                column[columns] = getattr(stats, stat)
-                table[stat] = column
-        values = [float(parameters.get(name, math.nan)) for name in self.parameters]
-        return PointRow(int(point_index), values, table, float(started), float(ended), b"")
 
     def _hand_off_all(self) -> None:
         for buffer in self._scans:

@@ -112,6 +112,23 @@ def nexus_name(text: str) -> str:
     return re.sub(r"[^a-zA-Z0-9_]", "_", text.replace(".", "__"))
 
 
+def check_nexus_names(channels: list[ChannelSpec], parameters: list[str]) -> None:
+    """Refuse names that meet in the file: instruments that become the same group (`a-b` and
+    `a_b`), parameters named like a summary dataset (`mean`, `status`, ...)."""
+    instruments: dict[str, str] = {}
+    for spec in channels:
+        group = nexus_name(spec.instrument)
+        if instruments.setdefault(group, spec.instrument) != spec.instrument:
+            raise ValueError(
+                f"instruments {instruments[group]!r} and {spec.instrument!r} are both"
+                f" {group!r} in the data file; rename one"
+            )
+    taken = RESERVED | set(STATS) | {"mean_errors"}
+    clashes = [p for p in parameters if p in taken or "/" in p or "." in p]
+    if clashes:
+        raise ValueError(f"parameter names {clashes} clash with summary columns")
+
+
 def instrument_group(instrument: str) -> str:
     """Path of an instrument's group, e.g. entry/instrument/my_furnace."""
     return f"{INSTRUMENT}/{nexus_name(instrument)}"
