@@ -269,17 +269,12 @@ class VisaDriver:
         """The buffer config, when it can take this acquisition; ChannelError before the wire
         when it cannot (the engine asks `buffers` first, so this is a caller's mistake)."""
         buffer = self._buffer_config()
-        if not self.buffers(channels, rate, 1):
+        if not self.buffers(channels, rate, count):
             raise ChannelError(
                 self.name,
                 f"the reading memory takes only [{buffer.channel!r}] at up to"
-                f" {buffer.max_rate:g} scans/s, not {list(channels)} at {rate:g}",
-                channel=buffer.channel,
-            )
-        if not 1 <= count <= buffer.max_count:
-            raise ChannelError(
-                self.name,
-                f"{count} scans asked; the reading memory takes 1 to {buffer.max_count}",
+                f" {buffer.max_rate:g} scans/s, 1 to {buffer.max_count} scans; not"
+                f" {list(channels)} at {rate:g} scans/s, {count} scans",
                 channel=buffer.channel,
             )
         return buffer
