@@ -24,23 +24,55 @@ SMALL_BLOCK = 32  # samples: below this numpy's fixed cost per call exceeds a Py
 Positions = slice | np.ndarray
 """Where a step's channels are in a `ColumnStats`: all of them in order (a slice), or indices."""
 
+# The rows of a statistics table (`Summary.table`, `ColumnStats.table`): one column per
+# channel, one row per quantity. Counts are float64 there (exact up to 2**53 samples).
+N, MEAN, M2, MIN, MAX, LAST, INVALID = range(7)
+TABLE_ROWS = 7
+EMPTY = np.array([0.0, 0.0, 0.0, math.inf, -math.inf, math.nan, 0.0])[:, None]
+"""A channel's column before any sample: what `ColumnStats.reset` writes, in one assignment."""
+
 
 @dataclass(frozen=True, slots=True)
 class Summary:
-    """A block's statistics per channel (one entry per row of the block), ready to merge.
+    """A block's statistics per channel, ready to merge: a table of `TABLE_ROWS` rows (`N`,
+    `MEAN`, `M2`, `MIN`, `MAX`, `LAST`, `INVALID`) and a column per row of the block.
 
     `m2` is the sum of squared deviations from the block's own mean; `last` the last finite
-    sample (NaN when there is none); channels with `n == 0` have NaN mean and zero m2. The
-    arrays may be views of the block summarised: merge them before the block is reused.
+    sample (NaN when there is none); channels with `n == 0` have NaN mean and zero m2. One
+    table rather than seven arrays, because a point of one channel and one scan — a sweep
+    over a slow instrument — pays numpy's fixed cost per call, not per sample: merging and
+    resetting a table are one call each.
     """
 
-    n: np.ndarray
-    mean: np.ndarray
-    m2: np.ndarray
-    min: np.ndarray
-    max: np.ndarray
-    last: np.ndarray
-    invalid: np.ndarray
+    table: np.ndarray
+
+    @property
+    def n(self) -> np.ndarray:
+        return self.table[N]
+
+    @property
+    def mean(self) -> np.ndarray:
+        return self.table[MEAN]
+
+    @property
+    def m2(self) -> np.ndarray:
+        return self.table[M2]
+
+    @property
+    def min(self) -> np.ndarray:
+        return self.table[MIN]
+
+    @property
+    def max(self) -> np.ndarray:
+        return self.table[MAX]
+
+    @property
+    def last(self) -> np.ndarray:
+        return self.table[LAST]
+
+    @property
+    def invalid(self) -> np.ndarray:
+        return self.table[INVALID]
 
 
 def summarise(block: np.ndarray) -> Summary:
@@ -50,27 +82,35 @@ def summarise(block: np.ndarray) -> Summary:
     from the row's own mean (two passes), which is at least as stable as Welford.
     """
     width, k = block.shape
+    table = np.empty((TABLE_ROWS, width))
     if not k:
-        nan, zero = np.full(width, math.nan), np.zeros(width, dtype=np.int64)
-        return Summary(zero, nan, np.zeros(width), nan, nan, nan, zero)
+        table[:] = EMPTY
+        table[MEAN] = math.nan
+        return Summary(table)
     finite = np.isfinite(block)
     if finite.all():  # the usual case: no NaN or inf anywhere, no masking needed
-        n = np.full(width, k)
-        mean = block.sum(axis=1) / k
+        table[N] = k
+        table[INVALID] = 0
+        mean = np.add.reduce(block, axis=1, out=table[MEAN])
+        mean /= k
         deviations = block - mean[:, None]
-        low, high, last = block.min(axis=1), block.max(axis=1), block[:, -1]
+        np.minimum.reduce(block, axis=1, out=table[MIN])
+        np.maximum.reduce(block, axis=1, out=table[MAX])
+        table[LAST] = block[:, -1]
     else:
-        n = finite.sum(axis=1)
-        kept = np.where(finite, block, 0.0)
+        n = np.add.reduce(finite, axis=1, out=table[N])
+        table[INVALID] = k - n
         with np.errstate(invalid="ignore", divide="ignore"):
-            mean = kept.sum(axis=1) / n
+            mean = np.add.reduce(np.where(finite, block, 0.0), axis=1, out=table[MEAN])
+            mean /= n
         deviations = np.where(finite, block - mean[:, None], 0.0)
-        low = np.where(finite, block, math.inf).min(axis=1)
-        high = np.where(finite, block, -math.inf).max(axis=1)
+        table[MIN] = np.where(finite, block, math.inf).min(axis=1)
+        table[MAX] = np.where(finite, block, -math.inf).max(axis=1)
         at = k - 1 - np.argmax(finite[:, ::-1], axis=1)  # the last finite sample of each row
-        last = np.where(n > 0, block[np.arange(width), at], math.nan)
-    m2 = np.einsum("ij,ij->i", deviations, deviations)
-    return Summary(n, mean, m2, low, high, last, k - n)
+        table[LAST] = np.where(n > 0, block[np.arange(width), at], math.nan)
+    deviations *= deviations
+    np.add.reduce(deviations, axis=1, out=table[M2])
+    return Summary(table)
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,41 +196,31 @@ class RunningStats:
 
 
 class ColumnStats:
-    """The running statistics of many channels (a point's), as arrays: what `RunningStats` is
-    for one channel, merged a whole block at a time with numpy instead of channel by channel.
+    """The running statistics of many channels (a point's), as one table: what `RunningStats`
+    is for one channel, merged a whole block at a time with numpy instead of channel by channel.
 
     A point of ten thousand channels would otherwise make ten thousand `RunningStats` when it
-    begins and merge into each of them in a Python loop. Channels met that were not declared
-    when the point began are added on first use.
+    begins and merge into each of them in a Python loop. `table` has the rows of a `Summary`
+    and a column per channel, so that a point's reset, its first merge and its snapshot are one
+    numpy call each whatever the number of channels. Channels met that were not declared when
+    the point began are added on first use.
     """
 
     def __init__(self, channels: Sequence[str]) -> None:
         self.channels: list[str] = []
         self._index: dict[str, int] = {}
-        self.n = np.zeros(0, dtype=np.int64)
-        self.mean = np.zeros(0)
-        self.m2 = np.zeros(0)
-        self.min = np.zeros(0)
-        self.max = np.zeros(0)
-        self.last = np.zeros(0)
-        self.invalid = np.zeros(0, dtype=np.int64)
+        self.table = np.empty((TABLE_ROWS, 0))
         self._fresh = True  # no block merged since the point began
         self.positions(channels)
 
     def reset(self) -> None:
         """Forget every sample, keep the channels: a point like the last one begins without
         indexing its channels again (3 ms at 10,000 channels)."""
-        self.n[:] = 0
-        self.mean[:] = 0.0
-        self.m2[:] = 0.0
-        self.min[:] = math.inf
-        self.max[:] = -math.inf
-        self.last[:] = math.nan
-        self.invalid[:] = 0
+        self.table[:] = EMPTY
         self._fresh = True
 
     def positions(self, channels: Sequence[str]) -> Positions:
-        """Where `channels` are in the arrays (adding those not there yet): a step works it
+        """Where `channels` are in the table (adding those not there yet): a step works it
         out once and merges its blocks there. A step of all the point's channels, in order
         (the usual one), gets a slice: no lookup, and views instead of gathered copies."""
         if list(channels) == self.channels:
@@ -200,14 +230,7 @@ class ColumnStats:
             for channel in new:
                 self._index[channel] = len(self.channels)
                 self.channels.append(channel)
-            k = len(new)
-            self.n = np.concatenate([self.n, np.zeros(k, dtype=np.int64)])
-            self.mean = np.concatenate([self.mean, np.zeros(k)])
-            self.m2 = np.concatenate([self.m2, np.zeros(k)])
-            self.min = np.concatenate([self.min, np.full(k, math.inf)])
-            self.max = np.concatenate([self.max, np.full(k, -math.inf)])
-            self.last = np.concatenate([self.last, np.full(k, math.nan)])
-            self.invalid = np.concatenate([self.invalid, np.zeros(k, dtype=np.int64)])
+            self.table = np.concatenate([self.table, np.repeat(EMPTY, len(new), axis=1)], axis=1)
         return np.array([self._index[c] for c in channels], dtype=np.intp)
 
     def merge(self, at: Positions, s: Summary) -> None:
@@ -216,27 +239,29 @@ class ColumnStats:
 
         The first block of a point in which every channel has a sample — most points have
         one acquisition — is the statistics as they stand: it is copied in, not merged."""
-        self.invalid[at] += s.invalid
-        some = s.n > 0
+        block = s.table
+        some = block[N] > 0
+        if some.all() and self._fresh and isinstance(at, slice):
+            self._fresh = False
+            self.table[:, at] = block
+            return
+        self._fresh = False
+        table = self.table
+        table[INVALID, at] += block[INVALID]
         if not some.all():
             if isinstance(at, slice):
                 at = np.arange(len(self.channels))[at]
-            at, s = at[some], Summary(*(getattr(s, f)[some] for f in Summary.__slots__))
-        elif self._fresh and isinstance(at, slice):
-            self._fresh = False
-            self.n[at], self.mean[at], self.m2[at] = s.n, s.mean, s.m2
-            self.min[at], self.max[at], self.last[at] = s.min, s.max, s.last
-            return
-        self._fresh = False
-        before = self.n[at]
-        n = before + s.n
-        delta = s.mean - self.mean[at]
-        self.mean[at] += delta * s.n / n
-        self.m2[at] += s.m2 + delta * delta * before * s.n / n
-        self.n[at] = n
-        self.min[at] = np.minimum(self.min[at], s.min)
-        self.max[at] = np.maximum(self.max[at], s.max)
-        self.last[at] = s.last
+            at, block = at[some], block[:, some]
+        k = block[N]
+        before = table[N, at]
+        n = before + k
+        delta = block[MEAN] - table[MEAN, at]
+        table[MEAN, at] += delta * k / n
+        table[M2, at] += block[M2] + delta * delta * before * k / n
+        table[N, at] = n
+        table[MIN, at] = np.minimum(table[MIN, at], block[MIN])
+        table[MAX, at] = np.maximum(table[MAX, at], block[MAX])
+        table[LAST, at] = block[LAST]
 
     def snapshot(self) -> PointStats:
         """The statistics as they stand, as arrays (copies): what a point hands to its file,
@@ -252,24 +277,18 @@ class ColumnStats:
 
     def _columns(self, at: Positions) -> tuple[np.ndarray, ...]:
         """The `Stats` fields, in order, of the channels at `at` (copies)."""
-        n = self.n[at].copy()
+        table = self.table[:, at]
+        if isinstance(at, slice):
+            table = table.copy()
+        n = table[N]
+        counts = n.astype(np.int64), table[INVALID].astype(np.int64)
+        std = np.sqrt(table[M2] / np.maximum(n - 1, 1))  # m2 >= 0; 0 for n of 0 or 1
         if n.all():  # the usual case: every channel has a sample (m2 is 0 for one sample)
-            std = np.sqrt(self.m2[at] / np.maximum(n - 1, 1))
-            mean, low, high = self.mean[at].copy(), self.min[at].copy(), self.max[at].copy()
-            return mean, std, low, high, n, self.last[at].copy(), self.invalid[at].copy()
-        with np.errstate(invalid="ignore", divide="ignore"):
-            std = np.where(n > 1, np.sqrt(self.m2[at] / np.maximum(n - 1, 1)), 0.0)
+            return table[MEAN], std, table[MIN], table[MAX], counts[0], table[LAST], counts[1]
         empty = n == 0
-        nan = math.nan
-        return (
-            np.where(empty, nan, self.mean[at]),
-            np.where(empty, nan, std),
-            np.where(empty, nan, self.min[at]),
-            np.where(empty, nan, self.max[at]),
-            n,
-            self.last[at].copy(),
-            self.invalid[at].copy(),
-        )
+        table[MEAN:LAST, empty] = math.nan  # mean, m2 (std), min and max
+        std[empty] = math.nan
+        return table[MEAN], std, table[MIN], table[MAX], counts[0], table[LAST], counts[1]
 
 
 FLOAT_FIELDS = ("mean", "std", "min", "max", "last")
