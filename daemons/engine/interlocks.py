@@ -1,7 +1,10 @@
 """Interlocks: a channel above or below its bound stops the run in the safe state.
 
 Every reading the engine takes is checked as it arrives, in every step; between readings a
-monitor polls the interlocked channels so a dwell of hours is guarded too. The check works on
+monitor polls the interlocked channels so a dwell of hours is guarded too. The monitor polls
+only the channels nothing has checked for a period: a channel an acquisition is reading (or
+fetching in blocks from an instrument sampling on its own clock, which a query could disturb)
+is already checked as often, by the same check. The check works on
 an instrument's values as an array: per read plan the guard works out once which positions are
 interlocked and their tightest bounds, so a scan of a thousand channels costs two numpy
 comparisons; only a value past a bound goes on to find the interlock and its message.
@@ -79,7 +82,8 @@ class InterlockGuard:
         self._tripped = asyncio.Event()
         self._now = asyncio.get_running_loop().time
         started = self._now()
-        self._verified = dict.fromkeys(self._by_channel, started)
+        self._verified = dict.fromkeys(self._by_channel, started)  # or when the guard began
+        self._checked = dict.fromkeys(self._by_channel, -math.inf)  # a value was checked
         self._failing: dict[str, str] = {}
         instruments.on_block(self)
 
@@ -111,7 +115,7 @@ class InterlockGuard:
         def check(values: np.ndarray) -> None:
             now = self._now()
             for channel in watched:
-                self._verified[channel] = now
+                self._verified[channel] = self._checked[channel] = now
             if self._failing:
                 self._verified_again(watched)
             seen = values[..., positions]
@@ -179,10 +183,15 @@ class InterlockGuard:
             await asyncio.sleep(MONITOR_PERIOD_SECONDS)
 
     async def _poll(self, channels: list[str]) -> None:
-        """A poll is bounded by `unverifiable_after` as well as by the instruments' operation
+        """Read those of `channels` not checked for a monitor period (none: no request).
+
+        A poll is bounded by `unverifiable_after` as well as by the instruments' operation
         timeouts, so a read hanging in a driver cannot hide an interlock for longer than a
         failing one would."""
         began = self._now()
+        channels = [c for c in channels if began - self._checked[c] >= MONITOR_PERIOD_SECONDS]
+        if not channels:
+            return
         try:
             async with asyncio.timeout(self._unverifiable_after):
                 await self._instruments.read(channels)

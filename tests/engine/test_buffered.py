@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 
 from mdfd.daemons.engine.instruments import Instruments
-from mdfd.daemons.engine.interlocks import InterlockBreach, InterlockGuard
+from mdfd.daemons.engine.interlocks import MONITOR_PERIOD_SECONDS, InterlockBreach, InterlockGuard
 from mdfd.daemons.storage import read_channel
-from mdfd.drivers import DriverContext, InstrumentTimeout, Scans
+from mdfd.drivers import Block, DriverContext, InstrumentTimeout, Reading, Scans
 from mdfd.drivers.memory import MemoryDriver
 from mdfd.recipes.steps import AcquireSpec
 
@@ -41,7 +41,19 @@ class Counted(MemoryDriver):
         self.starts: list[int] = []
         self.fetched: list[int] = []
         self.stops = 0
+        self.reads = 0  # queries of current values (`read`, `read_block`): the monitor's polls
+        self.polled = asyncio.Event()
         self.fetching = asyncio.Event()
+
+    async def read(self, channels: Sequence[str]) -> dict[str, Reading]:
+        self.reads += 1
+        self.polled.set()
+        return await super().read(channels)
+
+    async def read_block(self, channels: Sequence[str]) -> Block:
+        self.reads += 1
+        self.polled.set()
+        return await super().read_block(channels)
 
     def buffers(self, channels: Sequence[str], rate: float, count: int) -> bool:
         """As the memory driver, but holding at most `memory` scans when given."""
@@ -181,3 +193,40 @@ async def test_a_breach_inside_a_block_trips_with_its_first_value_and_the_block_
     assert temperature[0] < 990.0
     assert np.all(temperature[: np.argmax(temperature > 990.0)] <= 990.0)
     assert max(driver.fetched) > 1  # the breach was inside a block of several scans
+
+
+async def test_the_monitor_leaves_alone_an_interlocked_channel_the_acquisition_checks(
+    tmp_path: Path,
+) -> None:
+    """A query could disturb an instrument sampling on its own clock (a DMM aborts its run on
+    a `MEASure?`), and each block fetched is checked against the interlocks anyway: while
+    blocks arrive, the monitor sends the instrument nothing; once they stop, it polls again."""
+    instruments, clock = await connected(tmp_path)
+    guard = InterlockGuard(list(instruments_config(tmp_path).safety.interlocks), instruments)
+    driver = await buffered(instruments, "furnace")
+    monitor = asyncio.create_task(guard.monitor())
+    loop = asyncio.get_running_loop()
+    try:
+        async with asyncio.timeout(5):
+            await driver.polled.wait()  # nothing has checked the channel yet: it is polled
+        before = driver.reads
+        # 45,000 scans at 10 Hz on a clock 3000 times fast: 1.5 s of wall time
+        spec = AcquireSpec(channels=["furnace.temperature"], rate=10, count=45_000)
+        began = loop.time()
+        _, path, error = await acquire(
+            tmp_path, instruments, clock, spec, check=guard.raise_if_breached
+        )
+        assert error is None
+        assert read_channel(path, "furnace.temperature").value.size == 45_000
+        assert loop.time() - began > 4 * MONITOR_PERIOD_SECONDS  # polls were due meanwhile
+        assert len(driver.fetched) > 4
+        assert driver.reads <= before + 1  # at most a poll already under way as it began
+        after = driver.reads
+        driver.polled.clear()
+        async with asyncio.timeout(5):
+            await driver.polled.wait()  # the blocks stopped: the monitor polls again
+        assert driver.reads > after
+    finally:
+        monitor.cancel()
+        await asyncio.gather(monitor, return_exceptions=True)
+        await instruments.close()
