@@ -15,9 +15,10 @@ import numpy as np
 import pytest
 import structlog
 
+from mdfd.daemons.core import stats as column_stats
 from mdfd.daemons.core.clock import EngineClock
 from mdfd.daemons.core.config import Interlock, load_config
-from mdfd.daemons.core.stats import ColumnStats, RunningStats, summarise
+from mdfd.daemons.core.stats import ColumnStats, RunningStats, Stats, summarise
 from mdfd.daemons.engine.instruments import Instruments
 from mdfd.daemons.engine.interlocks import InterlockBreach, InterlockGuard
 from mdfd.daemons.storage import read_channel
@@ -264,3 +265,28 @@ def test_statistics_reset_for_the_next_point_are_those_of_a_new_point() -> None:
     assert repr(used.snapshot()) == repr(fresh.snapshot())
     assert kept.n.tolist() == [2, 1, 1]  # the last point's snapshot is its own copy
     assert used.snapshot().n.tolist() == [0, 1, 1]
+
+
+def test_small_blocks_and_narrow_points_take_python_floats_to_the_same_statistics() -> None:
+    """A block of a few samples is summarised, and a point of a few channels snapshotted, with
+    Python floats (numpy's fixed cost per call exceeds the arithmetic there): both ways must
+    give the same numbers, invalid samples and channels without any number included."""
+    rng = np.random.default_rng(19)
+    for width, samples in ((1, 1), (2, 1), (3, 5), (8, 4), (2, 16), (4, 1)):
+        block = rng.normal(40.0, 3.0, (width, samples))
+        if samples > 1:
+            block[0, 0] = math.nan  # a channel with one invalid sample among numbers
+        if width > 2:
+            block[1, :] = [math.inf, -math.inf, math.nan, math.inf, math.nan][:samples]
+        small, wide = column_stats._summarise_small(block), column_stats._summarise_numpy(block)
+        assert small.table.shape == wide.table.shape == (column_stats.TABLE_ROWS, width)
+        np.testing.assert_allclose(small.table, wide.table, rtol=1e-12, atol=1e-12)
+        assert np.array_equal(np.isnan(small.table), np.isnan(wide.table))
+        table = ColumnStats([f"i.c{k}" for k in range(width)])
+        table.merge(slice(None), small)
+        assert width <= column_stats.SMALL_WIDTH  # the snapshot below takes the small path
+        fields = column_stats._fields_small(table.table.tolist())
+        expected = column_stats._fields_numpy(table.table.copy())
+        for name, got, want in zip(Stats.__slots__, fields, expected, strict=True):
+            assert got.dtype == want.dtype, name
+            np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12, err_msg=name)
