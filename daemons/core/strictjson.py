@@ -24,12 +24,19 @@ def finite(value: Any) -> Any:
     return value
 
 
+_PLAIN = json.JSONEncoder(allow_nan=False)
+"""The encoder of `dumps` without options, made once: `json.dumps` with any keyword argument
+builds a new one per call (measured: 2.0 against 1.2 µs for a point's parameters)."""
+
+
 def dumps(value: Any, **options: Any) -> str:
     """`json.dumps` with `allow_nan=False` semantics, never raising for a non-finite number.
 
     The common document has none and is encoded once; only one that has is walked and
     encoded again."""
     try:
+        if not options:
+            return _PLAIN.encode(value)
         return json.dumps(value, allow_nan=False, **options)
     except ValueError:
         return json.dumps(finite(value), allow_nan=False, **options)

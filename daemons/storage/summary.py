@@ -22,6 +22,7 @@ class SummaryRows:
         self._names = tuple(channels)
         self.columns = {name: k for k, name in enumerate(channels)}
         self._parameters = list(parameters)
+        self._known_parameters = frozenset(parameters)
 
     def row(
         self,
@@ -37,7 +38,7 @@ class SummaryRows:
         Channels without statistics are NaN (n 0); a name the file does not have is refused."""
         if not isinstance(stats, PointStats):
             stats = PointStats.of(stats)
-        unknown = set(parameters) - set(self._parameters)
+        unknown = parameters.keys() - self._known_parameters
         if stats.channels == self._names:
             columns: slice | np.ndarray = slice(None)
         else:
