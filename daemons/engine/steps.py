@@ -63,6 +63,11 @@ class StabilityTimeout(Exception):
         super().__init__(f"{channel} did not settle at {target:g} (last {last:g}) in time")
 
 
+def _bound_logger() -> structlog.typing.FilteringBoundLogger:
+    logger: structlog.typing.FilteringBoundLogger = structlog.get_logger().bind()
+    return logger
+
+
 @dataclass
 class StepContext:
     recipe: Recipe
@@ -73,17 +78,14 @@ class StepContext:
     point: Point
     acquisition: Acquisition
     check_interlocks: Callable[[], None]
-    log: structlog.typing.FilteringBoundLogger = field(default_factory=structlog.get_logger)
+    log: structlog.typing.FilteringBoundLogger = field(default_factory=_bound_logger)
+    """A bound logger: a lazy structlog proxy (`get_logger()`) builds a new logger on every
+    call, even a filtered-out debug. The engine passes the run's, bound once per run."""
 
     def unit(self, qualified: str) -> str:
         instrument, channel = split(qualified)
         spec: ChannelConfig = self.config.instruments[instrument].channels[channel]
         return spec.unit
-
-    def __post_init__(self) -> None:
-        # A lazy structlog proxy builds a new logger on every call, even a filtered-out
-        # debug; bound once here, a point's steps log for the price of a no-op when quiet.
-        self.log = self.log.bind()
 
     def retry_policy(self) -> RetryPolicy:
         policy: ErrorPolicy = self.recipe.on_error
