@@ -127,9 +127,9 @@ def _summarise_small(block: np.ndarray) -> Summary:
     """`summarise` in Python floats, for a block of at most `SMALL_BLOCK` samples.
 
     The usual point of a sweep over slow instruments reads a few channels once: numpy's dozen
-    calls then cost more than the arithmetic (each ~1 µs warm, 2-3 µs between the wire's
-    replies, measured), and this takes two. The same statistics, to rounding (the tests
-    summarise the same blocks both ways).
+    calls then cost more than the arithmetic (~1 µs each warm, more between a wire's replies),
+    and this takes two. The same statistics, to rounding (the tests summarise the same blocks
+    both ways).
     """
     columns = []
     for row in block.tolist():
