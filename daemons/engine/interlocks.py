@@ -12,12 +12,15 @@ comparisons; only a value past a bound goes on to find the interlock and its mes
 An interlock that cannot be read cannot protect anything: the first failed poll is a warning,
 and a channel left unverified for `safety.unverifiable_after` wall seconds (faults and
 reconnects happen in wall time, whatever the simulation's time scale) stops the run like a
-breach.
+breach. A reading that is no number (NaN, infinite: an open thermocouple, an overrange, a
+device's "no value") verifies nothing: to the guard it is a failed read (an infinite value past
+a bound still trips it).
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -114,11 +117,15 @@ class InterlockGuard:
 
         def check(values: np.ndarray) -> None:
             now = self._now()
-            for channel in watched:
+            seen = values[..., positions]
+            valued = np.isfinite(seen)
+            if valued.ndim == 2:  # a block of scans: a channel with a number in any of them
+                valued = valued.any(axis=0)
+            read = watched if valued.all() else list(itertools.compress(watched, valued.tolist()))
+            for channel in read:
                 self._verified[channel] = self._checked[channel] = now
             if self._failing:
-                self._verified_again(watched)
-            seen = values[..., positions]
+                self._verified_again(read)
             if (seen > above).any() or (seen < below).any():
                 for scan in np.atleast_2d(seen).tolist():  # the first breach in time trips
                     for channel, value in zip(watched, scan, strict=True):
@@ -197,6 +204,10 @@ class InterlockGuard:
                 await self._instruments.read(channels)
         except (InstrumentError, TimeoutError) as exc:
             self._poll_failed(channels, began, str(exc) or type(exc).__name__)
+            return
+        valueless = [c for c in channels if self._verified[c] < began]
+        if valueless:  # read, but no number to hold against the bounds (NaN, infinite, text)
+            self._poll_failed(valueless, began, "the instrument gave no number")
 
     def _poll_failed(self, channels: list[str], began: float, error: str) -> None:
         """Channels not read since the poll began are unverified; past the limit, trip."""

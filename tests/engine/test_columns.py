@@ -5,6 +5,7 @@ statistics summarised per block with numpy, to the same results as sample by sam
 
 from __future__ import annotations
 
+import asyncio
 import math
 import random
 from collections.abc import Sequence
@@ -20,7 +21,12 @@ from mdfd.daemons.core.clock import EngineClock
 from mdfd.daemons.core.config import Interlock, load_config
 from mdfd.daemons.core.stats import ColumnStats, RunningStats, Stats, summarise
 from mdfd.daemons.engine.instruments import Instruments
-from mdfd.daemons.engine.interlocks import InterlockBreach, InterlockGuard
+from mdfd.daemons.engine.interlocks import (
+    InterlockBreach,
+    InterlockGuard,
+    InterlockUnverifiable,
+    Unverified,
+)
 from mdfd.daemons.storage import read_channel
 from mdfd.drivers import Block, BlockReadable, InstrumentConfig, Reading, Value
 from mdfd.drivers.memory import MemoryDriver
@@ -150,6 +156,65 @@ async def test_a_nan_value_trips_no_interlock(tmp_path: Path) -> None:
     guard = InterlockGuard([Interlock(channel="meter.specimen", above=0.5)], instruments)
     scan = await instruments.reader(["meter.specimen"]).scan()
     assert math.isnan(scan.values[0])
+    guard.raise_if_breached()
+
+
+async def test_an_interlocked_channel_that_gives_no_number_stops_the_run_as_unverifiable(
+    tmp_path: Path,
+) -> None:
+    """An open thermocouple reads NaN: no bound can be held against it. It trips no breach,
+    and it verifies nothing either: the monitor reports it unverified at once and the guard
+    trips after `unverifiable_after`, exactly as for an instrument that does not answer."""
+    instruments, _ = await connected(tmp_path)
+    await instruments.write("meter.specimen", math.nan)
+    changes: list[list[Unverified]] = []
+    guard = InterlockGuard(
+        [Interlock(channel="meter.specimen", above=0.5)],
+        instruments,
+        unverifiable_after=0.5,
+        on_change=changes.append,
+    )
+    monitor = asyncio.create_task(guard.monitor())
+    try:
+        async with asyncio.timeout(10):
+            tripped = await guard.tripped()
+    finally:
+        monitor.cancel()
+        await asyncio.gather(monitor, return_exceptions=True)
+    assert isinstance(tripped, InterlockUnverifiable)
+    assert tripped.channels == ["meter.specimen"]
+    assert "gave no number" in str(tripped)
+    assert [u.channel for u in changes[0]] == ["meter.specimen"]  # said at the first poll
+
+
+async def test_an_interlocked_channel_is_verified_again_when_it_gives_a_number(
+    tmp_path: Path,
+) -> None:
+    instruments, _ = await connected(tmp_path)
+    await instruments.write("meter.specimen", math.nan)
+    changes: list[list[Unverified]] = []
+    changed = asyncio.Event()
+
+    def on_change(unverified: list[Unverified]) -> None:
+        changes.append(unverified)
+        changed.set()
+
+    guard = InterlockGuard(
+        [Interlock(channel="meter.specimen", above=0.5)], instruments, on_change=on_change
+    )
+    monitor = asyncio.create_task(guard.monitor())
+    try:
+        async with asyncio.timeout(10):
+            await changed.wait()
+            assert [u.channel for u in guard.unverified()] == ["meter.specimen"]
+            changed.clear()
+            await instruments.write("meter.specimen", 0.25)
+            await changed.wait()
+    finally:
+        monitor.cancel()
+        await asyncio.gather(monitor, return_exceptions=True)
+    assert changes[-1] == []  # verified again, and said so
+    assert guard.unverified() == []
     guard.raise_if_breached()
 
 
