@@ -35,6 +35,8 @@ from tenacity import (
     wait_exponential,
 )
 
+from .errors import ChannelError
+
 Value = float | int | bool | str | list[float]
 
 
@@ -427,8 +429,6 @@ class Browsable(Protocol):
 
 def check_writable(instrument: str, name: str, channel: ChannelConfig, value: Value) -> None:
     """Refuse a write before it reaches the wire: configured limits are a safety promise."""
-    from .errors import ChannelError
-
     if not channel.writable:
         raise ChannelError(instrument, "channel is not writable", channel=name)
     if (

@@ -72,6 +72,7 @@ class ModbusDriver:
         self._codecs = {ch: Codec(cfg) for ch, cfg in config.channels.items()}
         self._plans: dict[tuple[str, ...], list[PlannedRead]] = {}
         self._block_plans: dict[tuple[str, ...], BlockPlan] = {}
+        self._write_targets: dict[str, Target] = {}
         self._link: Link | None = None
         self._log = structlog.get_logger().bind(instrument=name, unit=config.unit)
         self.requests = 0
@@ -170,7 +171,10 @@ class ModbusDriver:
         link = self._require_link()
         config = self._channel(channel)
         check_writable(self.name, channel, config, value)
-        target = self._target(channel, config.table, config.address, config.type.registers)
+        target = self._write_targets.get(channel)
+        if target is None:  # what error messages name: worked out once per channel
+            target = self._target(channel, config.table, config.address, config.type.registers)
+            self._write_targets[channel] = target
         request: ModbusPDU
         if config.table is Table.COIL:
             bit = _as_bool(value)
