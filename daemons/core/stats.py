@@ -88,7 +88,7 @@ def summarise(block: np.ndarray) -> Summary:
         table[:] = EMPTY
         table[MEAN] = math.nan
         return Summary(table)
-    if width * k <= SMALL_BLOCK:
+    if width * k < SMALL_BLOCK:
         return _summarise_small(block)
     return _summarise_numpy(block)
 
@@ -124,7 +124,7 @@ def _summarise_numpy(block: np.ndarray) -> Summary:
 
 
 def _summarise_small(block: np.ndarray) -> Summary:
-    """`summarise` in Python floats, for a block of at most `SMALL_BLOCK` samples.
+    """`summarise` in Python floats, for a block of fewer than `SMALL_BLOCK` samples.
 
     The usual point of a sweep over slow instruments reads a few channels once: numpy's dozen
     calls then cost more than the arithmetic (~1 µs each warm, more between a wire's replies),
@@ -273,14 +273,15 @@ class ColumnStats:
         one acquisition — is the statistics as they stand: it is copied in, not merged."""
         block = s.table
         some = block[N] > 0
-        if some.all() and self._fresh and isinstance(at, slice):
+        every = bool(some.all())
+        if every and self._fresh and isinstance(at, slice):
             self._fresh = False
             self.table[:, at] = block
             return
         self._fresh = False
         table = self.table
         table[INVALID, at] += block[INVALID]
-        if not some.all():
+        if not every:
             if isinstance(at, slice):
                 at = np.arange(len(self.channels))[at]
             at, block = at[some], block[:, some]
