@@ -20,7 +20,6 @@ from dataclasses import dataclass
 import numpy as np
 
 SMALL_BLOCK = 32  # samples: below this numpy's fixed cost per call exceeds a Python loop
-SMALL_WIDTH = 8  # channels: a point's snapshot of this few is made with Python floats
 
 Positions = slice | np.ndarray
 """Where a step's channels are in a `ColumnStats`: all of them in order (a slice), or indices."""
@@ -240,6 +239,7 @@ class ColumnStats:
 
     def __init__(self, channels: Sequence[str]) -> None:
         self.channels: list[str] = []
+        self._names: tuple[str, ...] = ()  # `channels` as the snapshots name them
         self._index: dict[str, int] = {}
         self.table = np.empty((TABLE_ROWS, 0))
         self._fresh = True  # no block merged since the point began
@@ -262,6 +262,7 @@ class ColumnStats:
             for channel in new:
                 self._index[channel] = len(self.channels)
                 self.channels.append(channel)
+            self._names = tuple(self.channels)
             self.table = np.concatenate([self.table, np.repeat(EMPTY, len(new), axis=1)], axis=1)
         return np.array([self._index[c] for c in channels], dtype=np.intp)
 
@@ -297,88 +298,72 @@ class ColumnStats:
         table[LAST, at] = block[LAST]
 
     def snapshot(self) -> PointStats:
-        """The statistics as they stand, as arrays (copies): what a point hands to its file,
-        checkpoint and records when it ends, made without a Python object per channel."""
-        return PointStats(tuple(self.channels), *self._columns(slice(None)))
+        """The statistics as they stand (a copy of the table): what a point hands to its file,
+        checkpoint and records when it ends. One numpy call whatever the width; the `Stats`
+        fields are derived where they are read, for a whole commit at once (decision 0093)."""
+        return PointStats(self._names, self.table.copy())
 
     def results(self, channels: Sequence[str] | None = None) -> dict[str, Stats]:
         """Each channel's `Stats`, as `RunningStats.result` gives them."""
         names = self.channels if channels is None else list(channels)
         at = np.array([self._index[c] for c in names], dtype=np.intp)
-        rows = zip(*(column.tolist() for column in self._columns(at)), strict=True)
-        return {name: Stats(*row) for name, row in zip(names, rows, strict=True)}
-
-    def _columns(self, at: Positions) -> tuple[np.ndarray, ...]:
-        """The `Stats` fields, in order, of the channels at `at` (copies)."""
-        table = self.table[:, at]
-        if table.shape[1] <= SMALL_WIDTH:
-            return _fields_small(table.tolist())
-        return _fields_numpy(table.copy() if isinstance(at, slice) else table)
-
-
-def _fields_numpy(table: np.ndarray) -> tuple[np.ndarray, ...]:
-    """The `Stats` fields of a statistics table (a copy, changed in place) with numpy."""
-    n = table[N]
-    counts = n.astype(np.int64), table[INVALID].astype(np.int64)
-    std = np.sqrt(table[M2] / np.maximum(n - 1, 1))  # m2 >= 0; 0 for n of 0 or 1
-    if n.all():  # the usual case: every channel has a sample (m2 is 0 for one sample)
-        return table[MEAN], std, table[MIN], table[MAX], counts[0], table[LAST], counts[1]
-    empty = n == 0
-    table[MEAN:LAST, empty] = math.nan  # mean, m2 (std), min and max
-    std[empty] = math.nan
-    return table[MEAN], std, table[MIN], table[MAX], counts[0], table[LAST], counts[1]
-
-
-def _fields_small(table: list[list[float]]) -> tuple[np.ndarray, ...]:
-    """`ColumnStats._columns` in Python floats, for at most `SMALL_WIDTH` channels: two numpy
-    calls instead of ten (see `_summarise_small`)."""
-    n, mean, m2, low, high, last, invalid = table
-    floats: list[tuple[float, float, float, float, float]] = []
-    for k, mu, squares, lo, hi, latest in zip(n, mean, m2, low, high, last, strict=True):
-        if k:
-            std = math.sqrt(squares / (k - 1)) if k > 1 else 0.0
-            floats.append((mu, std, lo, hi, latest))
-        else:
-            floats.append((math.nan, math.nan, math.nan, math.nan, latest))
-    fields = np.array(list(zip(*floats, strict=True))).reshape(5, len(n))
-    counts = np.array([n, invalid], dtype=np.int64)
-    return fields[0], fields[1], fields[2], fields[3], counts[0], fields[4], counts[1]
+        stats = PointStats(tuple(names), self.table[:, at])
+        return {name: stats.at(k) for k, name in enumerate(names)}
 
 
 FLOAT_FIELDS = ("mean", "std", "min", "max", "last")
 COUNT_FIELDS = ("n", "invalid")
 
 
+def stat_field(table: np.ndarray, name: str) -> np.ndarray:
+    """One `Stats` field (`name`) of a statistics table, or of a stack of them: the table's
+    rows are its axis -2, so a commit's tables stacked along axis 0 give the field of every
+    point in one call. Counts come as int64; a channel without a sample has NaN mean, std, min
+    and max (its `last` is NaN already), as `RunningStats.result` says."""
+    n = table[..., N, :]
+    if name == "n":
+        return n.astype(np.int64)
+    if name == "invalid":
+        return table[..., INVALID, :].astype(np.int64)
+    if name == "last":
+        return table[..., LAST, :].copy()
+    if name == "std":
+        field = np.sqrt(table[..., M2, :] / np.maximum(n - 1, 1))  # m2 >= 0; 0 for one sample
+    else:
+        field = table[..., _FIELD_ROWS[name], :].copy()
+    field[n == 0] = math.nan
+    return field
+
+
+_FIELD_ROWS = {"mean": MEAN, "min": MIN, "max": MAX}
+
+
 @dataclass(frozen=True, slots=True)
 class PointStats:
-    """A point's statistics per channel as arrays, in `channels` order: the columnar form of a
+    """A point's statistics per channel, in `channels` order: the columnar form of a
     `dict[str, Stats]` (same fields, same NaN for a channel without a finite sample).
 
-    At ten thousand channels a dict of `Stats` costs tens of ms per point to build and again
-    to encode; the file's summary row, the checkpoint and the records take these arrays
-    instead, and only a reader that wants one channel (`get`) or all of them as JSON
-    (`fields`, for the control API) pays per channel.
+    `table` is the running form, as `ColumnStats.table` holds it (rows `N`, `MEAN`, `M2`,
+    `MIN`, `MAX`, `LAST`, `INVALID`, a column per channel), and the `Stats` fields are derived
+    from it when read (`stat_field`). A point ends by copying its table, nothing more: the
+    file's summary rows derive their fields for a whole commit at once, the checkpoint stores
+    the table as it is, and only a reader that wants one channel (`get`) or all of them as JSON
+    (`fields`, for the control API) pays per channel (decision 0093).
     """
 
     channels: tuple[str, ...]
-    mean: np.ndarray
-    std: np.ndarray
-    min: np.ndarray
-    max: np.ndarray
-    n: np.ndarray
-    last: np.ndarray
-    invalid: np.ndarray
+    table: np.ndarray
 
     @classmethod
     def of(cls, stats: Mapping[str, Stats]) -> PointStats:
-        """The arrays of per-channel `Stats` (writers and tests that summarise channel by
-        channel)."""
+        """From per-channel `Stats` (writers and tests that summarise channel by channel).
+
+        `std` goes back into the table as m2 = std² (n - 1), so a field read back may differ
+        from the one given in its last bit."""
         rows = list(stats.values())
-        columns = [
-            np.array([getattr(r, f) for r in rows], dtype=np.int64 if f in COUNT_FIELDS else float)
-            for f in Stats.__slots__
-        ]
-        return cls(tuple(stats), *columns)
+        return cls.from_arrays(
+            tuple(stats), *(np.array([getattr(r, f) for r in rows]) for f in Stats.__slots__)
+        )
 
     @classmethod
     def from_fields(cls, fields: Mapping[str, Mapping[str, float | int | None]]) -> PointStats:
@@ -386,12 +371,62 @@ class PointStats:
         absent field is NaN, an absent count 0."""
         columns = []
         for name in Stats.__slots__:
-            counts = name in COUNT_FIELDS
+            default = 0 if name in COUNT_FIELDS else math.nan
             values = [f.get(name) for f in fields.values()]
-            default = 0 if counts else math.nan
-            column = [default if v is None else v for v in values]
-            columns.append(np.array(column, dtype=np.int64 if counts else float))
-        return cls(tuple(fields), *columns)
+            columns.append(np.array([default if v is None else v for v in values], dtype=float))
+        return cls.from_arrays(tuple(fields), *columns)
+
+    @classmethod
+    def from_arrays(
+        cls,
+        channels: tuple[str, ...],
+        mean: np.ndarray,
+        std: np.ndarray,
+        low: np.ndarray,
+        high: np.ndarray,
+        n: np.ndarray,
+        last: np.ndarray,
+        invalid: np.ndarray,
+    ) -> PointStats:
+        """From the `Stats` fields as arrays, in `Stats`' order (see `of` on `std`)."""
+        n = np.asarray(n, dtype=float).reshape(len(channels))
+        table = np.empty((TABLE_ROWS, len(channels)))
+        table[N] = n
+        table[MEAN] = mean
+        table[M2] = np.where(n > 1, np.square(np.asarray(std, dtype=float)) * (n - 1), 0.0)
+        table[MIN] = low
+        table[MAX] = high
+        table[LAST] = last
+        table[INVALID] = invalid
+        return cls(channels, table)
+
+    @property
+    def mean(self) -> np.ndarray:
+        return stat_field(self.table, "mean")
+
+    @property
+    def std(self) -> np.ndarray:
+        return stat_field(self.table, "std")
+
+    @property
+    def min(self) -> np.ndarray:
+        return stat_field(self.table, "min")
+
+    @property
+    def max(self) -> np.ndarray:
+        return stat_field(self.table, "max")
+
+    @property
+    def n(self) -> np.ndarray:
+        return stat_field(self.table, "n")
+
+    @property
+    def last(self) -> np.ndarray:
+        return stat_field(self.table, "last")
+
+    @property
+    def invalid(self) -> np.ndarray:
+        return stat_field(self.table, "invalid")
 
     def get(self, channel: str) -> Stats | None:
         """One channel's `Stats`, or None when the point has no such channel."""
@@ -399,22 +434,23 @@ class PointStats:
             k = self.channels.index(channel)
         except ValueError:
             return None
-        return Stats(
-            float(self.mean[k]),
-            float(self.std[k]),
-            float(self.min[k]),
-            float(self.max[k]),
-            int(self.n[k]),
-            float(self.last[k]),
-            int(self.invalid[k]),
-        )
+        return self.at(k)
+
+    def at(self, k: int) -> Stats:
+        """The `Stats` of the channel in column `k`."""
+        n, mean, m2, low, high, last, invalid = self.table[:, k].tolist()
+        if not n:
+            nan = math.nan
+            return Stats(nan, nan, nan, nan, 0, last, int(invalid))
+        std = math.sqrt(m2 / (n - 1)) if n > 1 else 0.0
+        return Stats(mean, std, low, high, int(n), last, int(invalid))
 
     def fields(self) -> dict[str, dict[str, float | int | None]]:
         """Every channel's statistics as JSON-ready fields (`Stats`' names; None for NaN or
         infinite), for the control API and `mdfctl show`."""
         columns = []
         for name in Stats.__slots__:
-            column = getattr(self, name)
+            column = stat_field(self.table, name)
             values = column.astype(object)
             if column.dtype.kind == "f":
                 values[~np.isfinite(column)] = None

@@ -22,6 +22,7 @@ from h5py import h5s
 
 from mdfd.daemons.core import strictjson
 from mdfd.daemons.core.logging import get_logger
+from mdfd.daemons.core.stats import stat_field
 
 from .errors import DiskNearlyFull, StorageError
 from .h5build import FilePlan, layout_names, now_iso, plan_instruments, summary_rows_per_chunk
@@ -60,11 +61,12 @@ def write_at(dataset: h5py.Dataset, start: int, data: np.ndarray) -> None:
 
 @dataclass(slots=True)
 class PointRow:
-    """One point's summary row: scalars by column, statistics as one value per channel."""
+    """One point's summary row: scalars by column, and its statistics as a table of the file's
+    channels (`PointStats.table`: rows `N` to `INVALID`, a column per channel)."""
 
     point_index: int
     parameters: list[float]
-    stats: dict[str, np.ndarray]  # STATS -> [channels]
+    table: np.ndarray
     started: float
     ended: float
     status: bytes
@@ -312,9 +314,10 @@ class H5RunFile:
             for name, values in columns.items():
                 dataset = self._summary[name]
                 write_at(dataset, index, np.asarray(values, dtype=dataset.dtype))
+            tables = np.stack([r.table for r in rows])  # the batch's fields in one pass each
             for stat in STATS:
                 dataset = self._summary[stat]
-                block = np.stack([r.stats[stat] for r in rows]).astype(dataset.dtype, copy=False)
+                block = stat_field(tables, stat).astype(dataset.dtype, copy=False)
                 write_at(dataset, index, block)
             self.points = index + len(rows)
         self._sync()

@@ -8,10 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
-from mdfd.daemons.core.stats import PointStats, Stats
+from mdfd.daemons.core.stats import EMPTY, PointStats, Stats
 
 from .h5file import PointRow
-from .layout import COUNTS, STATS
 
 
 class SummaryRows:
@@ -33,9 +32,9 @@ class SummaryRows:
         ended: float,
         status: str,
     ) -> PointRow:
-        """The row from the statistics' arrays: one assignment per statistic, whatever the
-        number of channels (the engine's channels are the file's, in its order: no lookup).
-        Channels without statistics are NaN (n 0); a name the file does not have is refused."""
+        """The row from the statistics' table, whatever the number of channels (the engine's
+        channels are the file's, in its order: no lookup, no copy). Channels without
+        statistics are NaN (n 0); a name the file does not have is refused."""
         if not isinstance(stats, PointStats):
             stats = PointStats.of(stats)
         unknown = parameters.keys() - self._known_parameters
@@ -46,15 +45,11 @@ class SummaryRows:
             columns = np.array([self.columns.get(c, -1) for c in stats.channels], dtype=np.intp)
         if unknown:
             raise ValueError(f"{self._path}: point {point_index}: unknown names {sorted(unknown)}")
-        width = len(self._names)
-        table = {}
-        for stat in STATS:
-            if isinstance(columns, slice):  # the file's channels: the arrays as they are
-                table[stat] = getattr(stats, stat)
-            else:
-                column = np.zeros(width, np.int64) if stat in COUNTS else np.full(width, math.nan)
-                column[columns] = getattr(stats, stat)
-                table[stat] = column
+        if isinstance(columns, slice):  # the file's channels: the table as it is
+            table = stats.table
+        else:
+            table = np.repeat(EMPTY, len(self._names), axis=1)
+            table[:, columns] = stats.table
         values = [float(parameters.get(name, math.nan)) for name in self._parameters]
         encoded = status.encode("ascii", "replace")[:16]
         return PointRow(int(point_index), values, table, float(started), float(ended), encoded)

@@ -3,11 +3,12 @@
 Functions take the connection and run on the store's thread (`StateDB.transaction`/`read`).
 
 A point's statistics (`PointStats`) are kept in the `stats` column as one binary value (schema
-version 2, ADR 0087): a header line naming the format and, as JSON, the channels, then each
-`Stats` field as a little-endian array. At ten thousand channels the JSON `summary` that
-version 1 wrote took ~45 ms per point to encode, in one C call holding the GIL, and ~1.4 MB;
-the arrays take well under a millisecond and ~0.8 MB. Rows written before keep their JSON in
-`summary` (`stats` NULL) and read as before.
+version 2, ADR 0087): a header line naming the format and, as JSON, the channels, then the
+point's statistics table (`PointStats.table`: seven rows of little-endian float64, decision
+0093). At ten thousand channels the JSON `summary` that version 1 wrote took ~45 ms per point
+to encode, in one C call holding the GIL, and ~1.4 MB; the table takes well under a
+millisecond and ~0.6 MB. Older rows read as before: those of format 1 (each `Stats` field as
+an array) and those of schema version 1 (JSON in `summary`, `stats` NULL).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from mdfd.daemons.core import strictjson
-from mdfd.daemons.core.stats import COUNT_FIELDS, PointStats, Stats
+from mdfd.daemons.core.stats import COUNT_FIELDS, TABLE_ROWS, PointStats, Stats
 
 from .rows import PointCounts, PointRow, PointStatus, RecordedPoints, StatusCount, point_row
 
@@ -96,17 +97,16 @@ def count_by_status(connection: sqlite3.Connection) -> list[StatusCount]:
     return [StatusCount(row["status"], row["count"]) for row in rows]
 
 
-STATS_FORMAT = b"mdfd-point-stats/1"
+STATS_FORMAT = b"mdfd-point-stats/2"
+FIELDS_FORMAT = b"mdfd-point-stats/1"
+"""Rows written before decision 0093: each `Stats` field as an array, counts as int64."""
 
 
 def pack(stats: PointStats) -> bytes:
-    """`stats` as the `stats` column holds it (see the module's docstring)."""
-    header = _header(stats.channels)
-    arrays = [
-        np.ascontiguousarray(getattr(stats, name), dtype="<i8" if name in COUNT_FIELDS else "<f8")
-        for name in Stats.__slots__
-    ]
-    return b"\n".join((STATS_FORMAT, header, b"".join(a.tobytes() for a in arrays)))
+    """`stats` as the `stats` column holds it (see the module's docstring): the table as it
+    is, one copy, so a commit of many points spends no numpy call per field on them."""
+    table = np.ascontiguousarray(stats.table, dtype="<f8")
+    return b"\n".join((STATS_FORMAT, _header(stats.channels), table.tobytes()))
 
 
 @functools.lru_cache(maxsize=8)
@@ -116,17 +116,20 @@ def _header(channels: tuple[str, ...]) -> bytes:
 
 
 def unpack(blob: bytes) -> PointStats:
-    """The inverse of `pack`. JSON never holds a raw newline, so the first two lines are the
-    format and the header, and the rest is the arrays, each `8 * channels` bytes."""
+    """The inverse of `pack`, and the fields of rows written before it. JSON never holds a raw
+    newline, so the first two lines are the format and the header, and the rest is the
+    table's rows (or the fields), each `8 * channels` bytes."""
     form, header, body = blob.split(b"\n", 2)
-    if form != STATS_FORMAT:
+    if form not in (STATS_FORMAT, FIELDS_FORMAT):
         raise ValueError(f"point statistics in an unknown format {form[:40]!r}")
     channels = tuple(json.loads(header)["channels"])
     width = 8 * len(channels)
-    if len(body) != width * len(Stats.__slots__):
+    if len(body) != width * TABLE_ROWS:  # a table and the fields both have seven rows
         raise ValueError(f"point statistics of {len(body)} bytes for {len(channels)} channels")
+    if form == STATS_FORMAT:
+        return PointStats(channels, np.frombuffer(body, "<f8").reshape(TABLE_ROWS, -1).copy())
     columns = [
         np.frombuffer(body, "<i8" if name in COUNT_FIELDS else "<f8", len(channels), k * width)
         for k, name in enumerate(Stats.__slots__)
     ]
-    return PointStats(channels, *columns)
+    return PointStats.from_arrays(channels, *columns)

@@ -19,7 +19,7 @@ import structlog
 from mdfd.daemons.core import stats as column_stats
 from mdfd.daemons.core.clock import EngineClock
 from mdfd.daemons.core.config import Interlock, load_config
-from mdfd.daemons.core.stats import ColumnStats, RunningStats, Stats, summarise
+from mdfd.daemons.core.stats import COUNT_FIELDS, ColumnStats, RunningStats, Stats, summarise
 from mdfd.daemons.engine.instruments import Instruments
 from mdfd.daemons.engine.interlocks import (
     InterlockBreach,
@@ -332,10 +332,11 @@ def test_statistics_reset_for_the_next_point_are_those_of_a_new_point() -> None:
     assert used.snapshot().n.tolist() == [0, 1, 1]
 
 
-def test_small_blocks_and_narrow_points_take_python_floats_to_the_same_statistics() -> None:
-    """A block of a few samples is summarised, and a point of a few channels snapshotted, with
-    Python floats (numpy's fixed cost per call exceeds the arithmetic there): both ways must
-    give the same numbers, invalid samples and channels without any number included."""
+def test_small_blocks_take_python_floats_and_points_derive_fields_to_the_same_statistics() -> None:
+    """A block of a few samples is summarised with Python floats (numpy's fixed cost per call
+    exceeds the arithmetic there), and a point's fields are derived from its table with numpy
+    for a whole commit at once or in Python floats for one channel: every way must give the
+    same numbers, invalid samples and channels without any number included."""
     rng = np.random.default_rng(19)
     for width, samples in ((1, 1), (2, 1), (3, 5), (8, 4), (2, 16), (4, 1)):
         block = rng.normal(40.0, 3.0, (width, samples))
@@ -349,9 +350,19 @@ def test_small_blocks_and_narrow_points_take_python_floats_to_the_same_statistic
         assert np.array_equal(np.isnan(small.table), np.isnan(wide.table))
         table = ColumnStats([f"i.c{k}" for k in range(width)])
         table.merge(slice(None), small)
-        assert width <= column_stats.SMALL_WIDTH  # the snapshot below takes the small path
-        fields = column_stats._fields_small(table.table.tolist())
-        expected = column_stats._fields_numpy(table.table.copy())
-        for name, got, want in zip(Stats.__slots__, fields, expected, strict=True):
-            assert got.dtype == want.dtype, name
-            np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12, err_msg=name)
+        snapshot = table.snapshot()
+        commit = np.stack([snapshot.table, snapshot.table])  # two points of one commit
+        for k, channel in enumerate(snapshot.channels):
+            running = RunningStats()
+            running.add_block(block[k].tolist())
+            want, one = running.result(), snapshot.get(channel)
+            assert one is not None
+            for name in Stats.__slots__:
+                field = getattr(snapshot, name)
+                batch = column_stats.stat_field(commit, name)
+                assert field.dtype == batch.dtype == (np.int64 if name in COUNT_FIELDS else float)
+                assert batch.shape == (2, width)
+                for got in (field[k], batch[0, k], batch[1, k], getattr(one, name)):
+                    np.testing.assert_allclose(
+                        got, getattr(want, name), rtol=1e-12, atol=1e-12, err_msg=name
+                    )

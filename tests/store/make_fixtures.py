@@ -61,6 +61,21 @@ def _old_package(commit: str, into: Path) -> Any:
     return importlib.import_module("legacy.store")
 
 
+def _summary(state_module: Any, index: int) -> Any:
+    """The point's statistics in the form that version's `PointRow` takes: JSON-ready fields,
+    or from schema version 3 on (which packs them into a binary column) `PointStats` — today's
+    class, whose fields the old `pack` reads as it read its own."""
+    points = sys.modules.get(f"{state_module.__name__}.points")
+    if points is None or not hasattr(points, "pack"):
+        return {"furnace.temperature": {"mean": 300.0 + 50 * index}}
+    from mdfd.daemons.core.stats import PointStats, Stats
+
+    nan = float("nan")
+    completed = Stats(300.0, 0.5, 299.0, 301.0, 4, 300.25, 1)
+    stats = completed if index == 0 else Stats(nan, nan, nan, nan, 0)
+    return PointStats.of({"furnace.temperature": stats})
+
+
 async def _write(state_module: Any, outbox: Any, path: Path) -> None:
     state = state_module.StateDB(path)
     await state.open()
@@ -86,7 +101,7 @@ async def _write(state_module: Any, outbox: Any, path: Path) -> None:
             started_at=1000.0 + index,
             ended_at=1000.5 + index,
             rows={"furnace": 4 * (index + 1)},
-            summary={"furnace.temperature": {"mean": 300.0 + 50 * index}},
+            summary=_summary(state_module, index),
             message="" if index == 0 else "read timed out",
         )
         extra = None

@@ -66,8 +66,36 @@ def test_the_fixtures_cover_the_oldest_schema_with_runs_and_every_version() -> N
         "v0-573a7ed-main-no-upstream",
         "v1-e448483-main",
         "v2-932c3d5-main",
+        "v3-1378166-main",
     } <= set(SHIPPED)
     assert SCHEMA_VERSION == 3
+
+
+async def test_statistics_packed_field_by_field_read_as_they_were_written(tmp_path: Path) -> None:
+    """Schema version 3 before decision 0093 packed each `Stats` field as an array; such a row
+    reads to the same statistics, and a point checkpointed now beside it reads back as given."""
+    database = restore("v3-1378166-main", tmp_path / "state.sqlite3")
+    async with StateDB(database) as state:
+        [first, second] = await state.points("legacy-run")
+        assert first.summary.get("furnace.temperature") == Stats(
+            300.0, 0.5, 299.0, 301.0, 4, 300.25, 1
+        )
+        assert second.summary.fields()["furnace.temperature"]["n"] == 0
+        given = Stats(400.0, 2.0, 397.0, 403.0, 5, 401.0, 2)
+        point = PointRow(
+            run_id="legacy-run",
+            point_index=2,
+            status=PointStatus.COMPLETED,
+            parameters={"temperature": 400.0},
+            started_at=1002.0,
+            ended_at=1002.5,
+            rows={"furnace": 12},
+            summary=PointStats.of({"furnace.temperature": given}),
+            message="",
+        )
+        await state.complete_point(point)
+        *_, third = await state.points("legacy-run")
+        assert third.summary.get("furnace.temperature") == given
 
 
 @pytest.mark.parametrize("name", SHIPPED)
@@ -107,11 +135,10 @@ async def test_a_database_of_an_earlier_version_opens_lists_and_resumes(
             {"furnace": 4},
         )
         assert (second.status, second.message) == (PointStatus.FAILED, "read timed out")
-        # Version 1 kept the statistics as JSON; they read as the columnar form.
+        # Version 1 kept the statistics as JSON; they read as the columnar form. That row has
+        # a mean but no count: a mean of no sample is no statistic (`RunningStats.result`).
         assert second.summary.fields() == {
-            "furnace.temperature": dict.fromkeys(Stats.__slots__, None)
-            | {"mean": 350.0}
-            | {"n": 0, "invalid": 0}
+            "furnace.temperature": dict.fromkeys(Stats.__slots__, None) | {"n": 0, "invalid": 0}
         }
 
         # A daemon starting on it holds the person's run, an operator releases it, the daemon
