@@ -41,10 +41,12 @@ class Summary:
     sample (NaN when there is none); channels with `n == 0` have NaN mean and zero m2. One
     table rather than seven arrays, because a point of one channel and one scan — a sweep
     over a slow instrument — pays numpy's fixed cost per call, not per sample: merging and
-    resetting a table are one call each.
+    resetting a table are one call each. `every` says whether each channel had a finite
+    sample, which the summary knows anyway and a merge would otherwise ask numpy again.
     """
 
     table: np.ndarray
+    every: bool
 
     @property
     def n(self) -> np.ndarray:
@@ -86,7 +88,7 @@ def summarise(block: np.ndarray) -> Summary:
         table = np.empty((TABLE_ROWS, width))
         table[:] = EMPTY
         table[MEAN] = math.nan
-        return Summary(table)
+        return Summary(table, not width)
     if width * k < SMALL_BLOCK:
         return _summarise_small(block)
     return _summarise_numpy(block)
@@ -97,7 +99,8 @@ def _summarise_numpy(block: np.ndarray) -> Summary:
     width, k = block.shape
     table = np.empty((TABLE_ROWS, width))
     finite = np.isfinite(block)
-    if finite.all():  # the usual case: no NaN or inf anywhere, no masking needed
+    every = bool(finite.all())
+    if every:  # the usual case: no NaN or inf anywhere, no masking needed
         table[N] = k
         table[INVALID] = 0
         mean = np.add.reduce(block, axis=1, out=table[MEAN])
@@ -108,6 +111,7 @@ def _summarise_numpy(block: np.ndarray) -> Summary:
         table[LAST] = block[:, -1]
     else:
         n = np.add.reduce(finite, axis=1, out=table[N])
+        every = bool(n.all())
         table[INVALID] = k - n
         with np.errstate(invalid="ignore", divide="ignore"):
             mean = np.add.reduce(np.where(finite, block, 0.0), axis=1, out=table[MEAN])
@@ -119,7 +123,7 @@ def _summarise_numpy(block: np.ndarray) -> Summary:
         table[LAST] = np.where(n > 0, block[np.arange(width), at], math.nan)
     deviations *= deviations
     np.add.reduce(deviations, axis=1, out=table[M2])
-    return Summary(table)
+    return Summary(table, every)
 
 
 def _summarise_small(block: np.ndarray) -> Summary:
@@ -131,17 +135,19 @@ def _summarise_small(block: np.ndarray) -> Summary:
     both ways).
     """
     columns = []
+    every = True
     for row in block.tolist():
         values = [v for v in row if math.isfinite(v)]
         k = len(values)
         invalid = float(len(row) - k)
         if not k:
+            every = False
             columns.append((0.0, math.nan, 0.0, math.inf, -math.inf, math.nan, invalid))
             continue
         mean = sum(values) / k
         m2 = sum((v - mean) * (v - mean) for v in values)
         columns.append((float(k), mean, m2, min(values), max(values), values[-1], invalid))
-    return Summary(np.array(list(zip(*columns, strict=True))))
+    return Summary(np.array(list(zip(*columns, strict=True))), every)
 
 
 @dataclass(frozen=True, slots=True)
@@ -272,9 +278,7 @@ class ColumnStats:
 
         The first block of a point in which every channel has a sample — most points have
         one acquisition — is the statistics as they stand: it is copied in, not merged."""
-        block = s.table
-        some = block[N] > 0
-        every = bool(some.all())
+        block, every = s.table, s.every
         if every and self._fresh and isinstance(at, slice):
             self._fresh = False
             self.table[:, at] = block
@@ -283,6 +287,7 @@ class ColumnStats:
         table = self.table
         table[INVALID, at] += block[INVALID]
         if not every:
+            some = block[N] > 0
             if isinstance(at, slice):
                 at = np.arange(len(self.channels))[at]
             at, block = at[some], block[:, some]

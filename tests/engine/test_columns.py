@@ -348,6 +348,7 @@ def test_small_blocks_take_python_floats_and_points_derive_fields_to_the_same_st
         assert small.table.shape == wide.table.shape == (column_stats.TABLE_ROWS, width)
         np.testing.assert_allclose(small.table, wide.table, rtol=1e-12, atol=1e-12)
         assert np.array_equal(np.isnan(small.table), np.isnan(wide.table))
+        assert small.every == wide.every == bool((wide.table[column_stats.N] > 0).all())
         table = ColumnStats([f"i.c{k}" for k in range(width)])
         table.merge(slice(None), small)
         snapshot = table.snapshot()
