@@ -143,11 +143,14 @@ def _summarise_small(block: np.ndarray) -> Summary:
         if not k:
             every = False
             columns.append((0.0, math.nan, 0.0, math.inf, -math.inf, math.nan, invalid))
-            continue
-        mean = sum(values) / k
-        m2 = sum((v - mean) * (v - mean) for v in values)
-        columns.append((float(k), mean, m2, min(values), max(values), values[-1], invalid))
-    return Summary(np.array(list(zip(*columns, strict=True))), every)
+        elif k == 1:  # a point's single scan: the sample is its own statistics
+            v = values[0]
+            columns.append((1.0, v, 0.0, v, v, v, invalid))
+        else:
+            mean = sum(values) / k
+            m2 = sum((v - mean) * (v - mean) for v in values)
+            columns.append((float(k), mean, m2, min(values), max(values), values[-1], invalid))
+    return Summary(np.array(columns).T, every)  # a row per channel, viewed as a column
 
 
 @dataclass(frozen=True, slots=True)
