@@ -54,6 +54,21 @@ def restore(name: str, database: Path) -> Path:
     return database
 
 
+def last_point(stats: Stats) -> PointRow:
+    """The fixtures' run's third point, completed now with these statistics."""
+    return PointRow(
+        run_id="legacy-run",
+        point_index=2,
+        status=PointStatus.COMPLETED,
+        parameters={"temperature": 400.0},
+        started_at=1002.0,
+        ended_at=1002.5,
+        rows={"furnace": 12},
+        summary=PointStats.of({"furnace.temperature": stats}),
+        message="",
+    )
+
+
 def user_version(database: Path) -> int:
     with contextlib.closing(sqlite3.connect(database)) as connection:
         return int(connection.execute("PRAGMA user_version").fetchone()[0])
@@ -82,18 +97,7 @@ async def test_statistics_packed_field_by_field_read_as_they_were_written(tmp_pa
         )
         assert second.summary.fields()["furnace.temperature"]["n"] == 0
         given = Stats(400.0, 2.0, 397.0, 403.0, 5, 401.0, 2)
-        point = PointRow(
-            run_id="legacy-run",
-            point_index=2,
-            status=PointStatus.COMPLETED,
-            parameters={"temperature": 400.0},
-            started_at=1002.0,
-            ended_at=1002.5,
-            rows={"furnace": 12},
-            summary=PointStats.of({"furnace.temperature": given}),
-            message="",
-        )
-        await state.complete_point(point)
+        await state.complete_point(last_point(given))
         *_, third = await state.points("legacy-run")
         assert third.summary.get("furnace.temperature") == given
 
@@ -149,21 +153,8 @@ async def test_a_database_of_an_earlier_version_opens_lists_and_resumes(
         assert [r.id for r in await runqueue.pending(state)] == ["legacy-run"]
         assert await runqueue.claim(state, "legacy-run")
         await state.transaction(lambda c: outbox.register(c, ["spool"]))
-        point = PointRow(
-            run_id="legacy-run",
-            point_index=2,
-            status=PointStatus.COMPLETED,
-            parameters={"temperature": 400.0},
-            started_at=1002.0,
-            ended_at=1002.5,
-            rows={"furnace": 12},
-            summary=PointStats.of(
-                {"furnace.temperature": Stats(400.0, 0.5, 399.0, 401.0, 4, 400.5)}
-            ),
-            message="",
-        )
         await state.complete_point(
-            point,
+            last_point(Stats(400.0, 0.5, 399.0, 401.0, 4, 400.5)),
             extra=lambda c: outbox.enqueue(c, "legacy-run/2", "legacy-run", 2, '{"n": 2}'),
         )
         await state.set_status("legacy-run", RunStatus.COMPLETED_WITH_FAILURES)
