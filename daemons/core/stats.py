@@ -321,6 +321,7 @@ class ColumnStats:
 
 FLOAT_FIELDS = ("mean", "std", "min", "max", "last")
 COUNT_FIELDS = ("n", "invalid")
+_FIELD_ROWS = {"mean": MEAN, "min": MIN, "max": MAX}  # the fields that are a row as they are
 
 
 def stat_field(table: np.ndarray, name: str) -> np.ndarray:
@@ -341,9 +342,6 @@ def stat_field(table: np.ndarray, name: str) -> np.ndarray:
         field = table[..., _FIELD_ROWS[name], :].copy()
     field[n == 0] = math.nan
     return field
-
-
-_FIELD_ROWS = {"mean": MEAN, "min": MIN, "max": MAX}
 
 
 @dataclass(frozen=True, slots=True)
