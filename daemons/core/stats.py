@@ -321,21 +321,19 @@ class ColumnStats:
 
 FLOAT_FIELDS = ("mean", "std", "min", "max", "last")
 COUNT_FIELDS = ("n", "invalid")
-_FIELD_ROWS = {"mean": MEAN, "min": MIN, "max": MAX}  # the fields that are a row as they are
+_FIELD_ROWS = {"mean": MEAN, "min": MIN, "max": MAX, "last": LAST}  # fields that are a row
 
 
 def stat_field(table: np.ndarray, name: str) -> np.ndarray:
     """One `Stats` field (`name`) of a statistics table, or of a stack of them: the table's
     rows are its axis -2, so a commit's tables stacked along axis 0 give the field of every
-    point in one call. Counts come as int64; a channel without a sample has NaN mean, std, min
-    and max (its `last` is NaN already), as `RunningStats.result` says."""
+    point in one call. Counts come as int64; a channel without a sample has NaN mean, std,
+    min, max and last, as `RunningStats.result` says."""
     n = table[..., N, :]
     if name == "n":
         return n.astype(np.int64)
     if name == "invalid":
         return table[..., INVALID, :].astype(np.int64)
-    if name == "last":
-        return table[..., LAST, :].copy()
     if name == "std":
         field = np.sqrt(table[..., M2, :] / np.maximum(n - 1, 1))  # m2 >= 0; 0 for one sample
     else:
@@ -443,13 +441,10 @@ class PointStats:
         return self.at(k)
 
     def at(self, k: int) -> Stats:
-        """The `Stats` of the channel in column `k`."""
+        """The `Stats` of the channel in column `k`: its column is a `RunningStats`'s state
+        (the table's rows are that class's fields, in order), and `result` reads it."""
         n, mean, m2, low, high, last, invalid = self.table[:, k].tolist()
-        if not n:
-            nan = math.nan
-            return Stats(nan, nan, nan, nan, 0, last, int(invalid))
-        std = math.sqrt(m2 / (n - 1)) if n > 1 else 0.0
-        return Stats(mean, std, low, high, int(n), last, int(invalid))
+        return RunningStats(int(n), mean, m2, low, high, last, int(invalid)).result()
 
     def fields(self) -> dict[str, dict[str, float | int | None]]:
         """Every channel's statistics as JSON-ready fields (`Stats`' names; None for NaN or

@@ -3,12 +3,12 @@
 Functions take the connection and run on the store's thread (`StateDB.transaction`/`read`).
 
 A point's statistics (`PointStats`) are kept in the `stats` column as one binary value (schema
-version 2, ADR 0087): a header line naming the format and, as JSON, the channels, then the
+version 3, ADR 0087): a header line naming the format and, as JSON, the channels, then the
 point's statistics table (`PointStats.table`: seven rows of little-endian float64, decision
-0093). At ten thousand channels the JSON `summary` that version 1 wrote took ~45 ms per point
-to encode, in one C call holding the GIL, and ~1.4 MB; the table takes well under a
+0093). At ten thousand channels the JSON `summary` that earlier versions wrote took ~45 ms per
+point to encode, in one C call holding the GIL, and ~1.4 MB; the table takes well under a
 millisecond and ~0.6 MB. Older rows read as before: those of format 1 (each `Stats` field as
-an array) and those of schema version 1 (JSON in `summary`, `stats` NULL).
+an array) and those written before schema version 3 (JSON in `summary`, `stats` NULL).
 """
 
 from __future__ import annotations
